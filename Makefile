@@ -1,0 +1,37 @@
+# Two commands: `make run` brings the platform up, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-dev static bench clean
+
+run: install static ## Run web + worker + beat + embedded Redis + mail catcher
+	$(BIN)/python -m newsletter.devserver
+
+test: install-dev static ## Run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Front-end assets are pinned in package-lock.json and served from static/vendor (never a CDN).
+static: static/vendor/pico.min.css
+static/vendor/pico.min.css: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "newsletter: npm is needed once to install the pinned CSS (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache

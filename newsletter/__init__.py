@@ -1,0 +1,90 @@
+"""The newsletter platform: `create_app` builds the Flask app and binds Celery to it."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .celery_app import celery_init_app
+from .config import ROOT, build_config
+from .extensions import csrf, db, limiter, login, mail, migrate
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    config = build_config()
+    if test_config:
+        config.update(test_config)
+    app = Flask(
+        __name__,
+        instance_path=config["INSTANCE_PATH"],
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    celery_init_app(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login.init_app(app)
+    login.login_view = "auth.login"
+    login.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    from . import models  # noqa: F401  (registers the tables on db.metadata)
+
+    @login.user_loader
+    def load_user(user_id: str) -> models.User | None:
+        return db.session.get(models.User, int(user_id))
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Web, worker and beat share one SQLite file in development: WAL lets readers
+    # proceed during a write and busy_timeout waits for a lock instead of failing.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    from .web import admin, auth, health, imports, lists, public, subscribers
+
+    for module in (health, auth, public, admin, lists, subscribers, imports):
+        app.register_blueprint(module.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+    def render_error(error: Any) -> Any:
+        code = getattr(error, "code", 500) or 500
+        if code >= 500:
+            db.session.rollback()
+        description = getattr(error, "description", "Something went wrong on our side.")
+        if wants_json():
+            return jsonify(error=getattr(error, "name", "Error"), detail=description), code
+        return render_template("error.html", code=code, error=error, description=description), code
+
+    for code in (400, 401, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, render_error)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)

@@ -1,0 +1,28 @@
+"""Bind a Celery app to the Flask app: every task runs inside the Flask app context."""
+from __future__ import annotations
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+from .extensions import db
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    def dispose_pool(**_: object) -> None:
+        # A forked child must not share the parent's database sockets.
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    worker_process_init.connect(dispose_pool, weak=False, dispatch_uid="newsletter.dispose_pool")
+    return celery_app

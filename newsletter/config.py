@@ -1,0 +1,176 @@
+"""Settings read from environment variables, with an embedded default for development.
+
+Nothing set means: SQLite under instance/, an embedded Redis on a unix socket under
+instance/ (started by `make run`), and the dev mail catcher on 127.0.0.1:1025.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kombu import Exchange, Queue
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "production", "testing")
+QUEUES = ("default", "transactional", "bulk")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def database_uri(url: str) -> str:
+    """Use the psycopg 3 driver for PostgreSQL URLs however they are spelled."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def celery_redis_url(redis_url: str) -> str:
+    """Celery/kombu spell a unix socket `redis+socket://`; redis-py spells it `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://"):].split("?")[0]
+    return redis_url
+
+
+def limiter_storage_url(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+def dev_secret_key(instance: Path) -> str:
+    """A per-checkout random key so development sessions survive restarts."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]) -> dict:
+    visibility_timeout = _number(env, "BROKER_VISIBILITY_TIMEOUT", 3600)
+    exchange = Exchange("newsletter", type="direct")
+    return {
+        "broker_url": broker_url,
+        "result_backend": result_backend,
+        # JSON only: a pickle payload from a compromised broker must never execute.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # At-least-once delivery; every task is written to be safe to run twice.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": _number(env, "WORKER_PREFETCH_MULTIPLIER", 4),
+        "task_soft_time_limit": _number(env, "TASK_SOFT_TIME_LIMIT", 300),
+        "task_time_limit": _number(env, "TASK_TIME_LIMIT", 360),
+        "worker_max_tasks_per_child": _number(env, "WORKER_MAX_TASKS_PER_CHILD", 10000),
+        "result_expires": _number(env, "RESULT_EXPIRES", 86400),
+        "task_default_queue": "default",
+        "task_default_exchange": "newsletter",
+        "task_default_routing_key": "default",
+        "task_queues": [Queue(name, exchange, routing_key=name) for name in QUEUES],
+        "task_routes": {
+            "newsletter.tasks.email.*": {"queue": "transactional", "routing_key": "transactional"},
+            "newsletter.tasks.bulk.*": {"queue": "bulk", "routing_key": "bulk"},
+        },
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": _number(env, "BROKER_CONNECTION_TIMEOUT", 4),
+        "broker_transport_options": {"visibility_timeout": visibility_timeout},
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "redis_socket_timeout": 10,
+        "redis_socket_connect_timeout": 4,
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+        "beat_schedule": {},
+        "timezone": "UTC",
+    }
+
+
+def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every setting from `env` (os.environ by default) into a Flask config dict."""
+    env = os.environ if env is None else env
+    mode = env.get("NEWSLETTER_ENV", "development").strip().lower() or "development"
+    if mode not in ENVIRONMENTS:
+        raise ConfigError(f"NEWSLETTER_ENV must be one of {', '.join(ENVIRONMENTS)}, got {mode!r}")
+    production = mode == "production"
+    instance = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+
+    secret_key = env.get("SECRET_KEY", "")
+    if production and len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY must be set to a random string of at least 16 characters in production")
+    if not secret_key:
+        secret_key = dev_secret_key(instance)
+
+    redis_url = env.get("REDIS_URL") or f"unix://{instance / 'redis.sock'}?db=0"
+    # Celery itself reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from the environment at
+    # run time, ahead of this config; using the same names keeps the two in agreement.
+    broker_url = env.get("CELERY_BROKER_URL") or celery_redis_url(redis_url)
+    result_backend = env.get("CELERY_RESULT_BACKEND") or celery_redis_url(redis_url)
+    mail_ssl = _bool(env, "MAIL_USE_SSL", False)
+
+    return {
+        "ENV_NAME": mode,
+        "TESTING": mode == "testing",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_uri(
+            env.get("DATABASE_URL") or f"sqlite:///{instance / 'newsletter.db'}"
+        ),
+        "REDIS_URL": redis_url,
+        "EMBEDDED_REDIS": not env.get("REDIS_URL"),
+        "CELERY": celery_settings(broker_url, result_backend, env),
+        "MAIL_SERVER": env.get("MAIL_SERVER") or "127.0.0.1",
+        "MAIL_PORT": _number(env, "MAIL_PORT", 465 if mail_ssl else 1025),
+        "MAIL_USE_TLS": _bool(env, "MAIL_USE_TLS", False),
+        "MAIL_USE_SSL": mail_ssl,
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or "Newsletter <newsletter@localhost>",
+        "MAIL_TIMEOUT": _number(env, "MAIL_TIMEOUT", 10.0, float),
+        # Flask-Mail suppresses sending whenever TESTING is on; our tests use a real SMTP server.
+        "MAIL_SUPPRESS_SEND": False,
+        "EMBEDDED_MAIL_CATCHER": not env.get("MAIL_SERVER") and not production,
+        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
+        "OUTBOX_DIR": None if production else str(instance / "outbox"),
+        "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }

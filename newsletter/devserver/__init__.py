@@ -1,0 +1,1 @@
+"""Development helpers behind `make run`: embedded Redis, the mail catcher, the process runner."""

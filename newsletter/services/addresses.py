@@ -1,0 +1,59 @@
+"""Email address validation and normalisation (syntax only, no DNS).
+
+email-validator costs ~43 µs an address here, which alone would cap a CSV import at ~23,000
+rows/s. Plain ASCII addresses (the vast majority) take a conservative regex instead; anything
+the regex does not fully vouch for goes through email-validator. A test checks that the fast
+path never accepts what email-validator refuses and normalises identically.
+"""
+from __future__ import annotations
+
+import re
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
+from .errors import ValidationError
+
+MAX_LENGTH = 254
+_FAST = re.compile(
+    r"(?P<local>[a-z0-9_+-]{1,64}(?:\.[a-z0-9_+-]+)*)"
+    r"@(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})",
+    re.IGNORECASE,
+)
+_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _fast(raw: str) -> str | None:
+    match = _FAST.fullmatch(raw)
+    if match is None or len(raw) > MAX_LENGTH or len(match["local"]) > 64:
+        return None
+    domain = match["domain"].lower()
+    if "--" in domain:  # IDNA rules for "xx--" labels: let email-validator decide
+        return None
+    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL):
+        return None
+    return raw.lower()
+
+
+def normalize_email(raw: str, field: str = "email") -> str:
+    """The canonical (lower-case) form of `raw`, or ValidationError naming `field`."""
+    raw = (raw or "").strip()
+    if not raw:
+        raise ValidationError(field, "An email address is required.")
+    fast = _fast(raw)
+    if fast is not None:
+        return fast
+    try:
+        normalized = validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationError(field, str(exc)) from None
+    if len(normalized) > MAX_LENGTH:
+        raise ValidationError(field, f"An email address is at most {MAX_LENGTH} characters.")
+    return normalized
+
+
+def is_valid(raw: str) -> bool:
+    try:
+        normalize_email(raw)
+    except ValidationError:
+        return False
+    return True

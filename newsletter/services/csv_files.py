@@ -1,0 +1,115 @@
+"""Reading uploaded CSV files: refuse what is not CSV before anything is written.
+
+Handles a UTF-8 byte order mark, `,` `;` and tab delimiters, quoted fields with newlines.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ValidationError
+
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t")
+MAX_FIELD = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    delimiter: str
+    header: list[str]
+    email_index: int
+    name_index: int | None
+    attribute_columns: list[tuple[int, str]]  # (index, attribute key) for every other column
+
+
+def _header_line(sample: str) -> str:
+    # The header itself could be quoted and contain newlines; the csv module knows.
+    return sample.splitlines()[0] if sample else ""
+
+
+def inspect(path: Path | str) -> CsvLayout:
+    """Check that the file is UTF-8 CSV text with an `email` column; ValidationError("file") if not."""
+    with open(path, "rb") as raw:
+        head = raw.read(SNIFF_BYTES)
+    if not head.strip():
+        raise ValidationError("file", "The file is empty.")
+    if b"\x00" in head:
+        raise ValidationError("file", "This is not a CSV file (it contains binary data). Export it as CSV (UTF-8) and try again.")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise ValidationError("file", f"The file is not UTF-8 text (byte {exc.start}). Save it as CSV UTF-8 and try again.") from None
+    first = _header_line(sample)
+    delimiter = max(DELIMITERS, key=first.count)
+    header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+    return layout_from_header(header, delimiter)
+
+
+def layout_from_header(header: list[str], delimiter: str) -> CsvLayout:
+    names = [column.strip() for column in header]
+    lowered = [name.lower() for name in names]
+    if "email" not in lowered:
+        found = ", ".join(repr(n) for n in names[:8]) or "nothing"
+        raise ValidationError("file", f"The first row must name the columns and one must be 'email' (found {found}).")
+    if len(set(lowered)) != len(lowered):
+        duplicate = next(n for n in lowered if lowered.count(n) > 1)
+        raise ValidationError("file", f"The column {duplicate!r} appears twice in the first row.")
+    email_index = lowered.index("email")
+    name_index = lowered.index("name") if "name" in lowered else None
+    attributes = [(i, n) for i, n in enumerate(names) if i not in (email_index, name_index) and n]
+    return CsvLayout(delimiter, names, email_index, name_index, attributes)
+
+
+def check_utf8(path: Path | str, chunk: int = 1 << 20) -> None:
+    """A full pass over the bytes: a bad byte deep in the file fails the import up front."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as raw:
+        while block := raw.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                raise ValidationError("file", f"The file is not UTF-8 text (byte {offset + exc.start}).") from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ValidationError("file", "The file ends in the middle of a UTF-8 character.") from None
+
+
+class RowReader:
+    """Yields (row_number, fields) for data rows; `position` is the byte offset read so far.
+
+    Row numbers count the header as row 1, like a spreadsheet.
+    """
+
+    def __init__(self, path: Path | str, delimiter: str) -> None:
+        self._raw = open(path, "rb")
+        self._text = io.TextIOWrapper(self._raw, encoding="utf-8-sig", newline="")
+        csv.field_size_limit(MAX_FIELD)
+        self._reader = csv.reader(self._text, delimiter=delimiter)
+        self.header = next(self._reader, [])
+
+    @property
+    def position(self) -> int:
+        return self._raw.tell()
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        for number, fields in enumerate(self._reader, start=2):
+            if fields and any(field.strip() for field in fields):
+                yield number, fields
+
+    def close(self) -> None:
+        self._text.close()
+
+    def __enter__(self) -> "RowReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,70 @@
+"""GDPR: everything stored about a subscriber, and erasure of their personal data."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ConsentRecord, MailingList, Subscriber, SubscriberStatus, Subscription, SuppressionReason
+from . import suppressions
+from .errors import NotFound
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def export_subscriber(subscriber_id: int) -> dict[str, Any]:
+    """A JSON-ready dict of every row that concerns this subscriber."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    names = dict(db.session.execute(select(MailingList.id, MailingList.name)).all())
+    consents = db.session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)
+                                  .order_by(ConsentRecord.id))
+    return {
+        "subscriber": {
+            "id": subscriber.id, "email": subscriber.email, "name": subscriber.name,
+            "attributes": subscriber.attributes, "status": subscriber.status.value,
+            "created_at": _iso(subscriber.created_at), "confirmed_at": _iso(subscriber.confirmed_at),
+        },
+        "subscriptions": [
+            {"list_id": s.list_id, "list": names.get(s.list_id), "status": s.status.value,
+             "created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at)}
+            for s in subscriber.subscriptions
+        ],
+        "consent": [
+            {"action": c.action.value, "source": c.source.value, "list_id": c.list_id, "ip": c.ip,
+             "user_agent": c.user_agent, "at": _iso(c.created_at)}
+            for c in consents
+        ],
+        "suppressed": suppressions.is_suppressed(subscriber.email),
+        # Deliveries join here once the send pipeline records them.
+    }
+
+
+def erase_subscriber(subscriber_id: int) -> None:
+    """Remove personal data; keep an anonymous row so delivery counts stay correct.
+
+    The address is replaced by a non-reversible placeholder, name/attributes/consent details
+    are deleted, memberships end, and the original address is suppressed so that no later
+    import resubscribes it by accident.
+    """
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    original = subscriber.email
+    digest = hashlib.sha256(f"{subscriber.id}:{original}".encode()).hexdigest()[:16]
+    suppressions.suppress(original, SuppressionReason.MANUAL, note="erased on request (GDPR)")
+    subscriber.email = f"erased-{subscriber.id}-{digest}@erased.invalid"
+    subscriber.name = ""
+    subscriber.attributes = {}
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    for consent in db.session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)):
+        db.session.delete(consent)
+    db.session.execute(
+        Subscription.__table__.delete().where(Subscription.subscriber_id == subscriber_id)
+    )
+    db.session.commit()

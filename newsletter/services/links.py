@@ -1,0 +1,34 @@
+"""Absolute links for emails (confirm, unsubscribe, preferences, manage), signed and rooted at BASE_URL."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+
+from . import tokens
+
+
+def _external(endpoint: str, **values: Any) -> str:
+    # Workers build these links outside any request, and a request's Host header is
+    # attacker-controlled anyway: BASE_URL is the only trustworthy origin.
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def confirm_url(subscriber_id: int, list_ids: list[int]) -> str:
+    return _external("public.confirm", token=tokens.confirm_token(subscriber_id, list_ids))
+
+
+def unsubscribe_url(subscriber_id: int, list_ids: list[int] | None = None, campaign_id: int | None = None) -> str:
+    """No `list_ids` means "every list" (and a global suppression) when followed."""
+    return _external("public.unsubscribe", token=tokens.unsubscribe_token(subscriber_id, list_ids, campaign_id))
+
+
+def preferences_url(subscriber_id: int) -> str:
+    return _external("public.preferences", token=tokens.preferences_token(subscriber_id))
+
+
+def manage_url(subscriber_id: int) -> str:
+    return _external("public.manage_link", token=tokens.manage_token(subscriber_id))

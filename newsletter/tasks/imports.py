@@ -1,0 +1,40 @@
+"""The CSV import task (default queue): run the job, retry on infrastructure errors."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from celery import shared_task
+from flask import current_app
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..services import imports
+
+CONFIRMATION_TASK = "newsletter.tasks.email.send_confirmation"
+
+
+def _send_confirmations(memberships: list[tuple[int, int]]) -> None:
+    """Opt-in imports: one confirmation email per subscriber, after the batch committed."""
+    by_subscriber: dict[int, list[int]] = defaultdict(list)
+    for subscriber_id, list_id in memberships:
+        by_subscriber[subscriber_id].append(list_id)
+    celery_app = current_app.extensions["celery"]
+    for subscriber_id, list_ids in by_subscriber.items():
+        celery_app.send_task(CONFIRMATION_TASK, args=[subscriber_id, sorted(list_ids)])
+
+
+@shared_task(name="newsletter.tasks.imports.run_import", bind=True, max_retries=5,
+             soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60)
+def run_import(self, job_id: int) -> dict:
+    try:
+        job = imports.run(job_id, on_batch=_send_confirmations)
+    except (OperationalError, DBAPIError) as exc:
+        # The database went away or a concurrent signup raced a batch: the batch rolled
+        # back, and the job resumes after its last committed batch.
+        if self.request.retries >= self.max_retries:
+            imports.fail(job_id, f"Stopped after {self.max_retries} retries: {str(exc.orig or exc).splitlines()[0]}")
+            return {"status": "failed"}
+        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+    except Exception as exc:
+        imports.fail(job_id, f"Internal error: {type(exc).__name__}: {exc}")
+        raise
+    return {"status": job.status.value, "rows": job.rows}

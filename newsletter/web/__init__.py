@@ -1,0 +1,1 @@
+"""Blueprints by audience: health probes, sign-in, the admin UI (and later public, api)."""

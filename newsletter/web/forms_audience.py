@@ -1,0 +1,109 @@
+"""Forms for the lists and subscribers pages; the services do the real validation."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField,
+                     widgets)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from ..models import OptIn, SubscriberStatus
+
+STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in SubscriberStatus]
+
+
+class ListForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=5000)])
+    opt_in = SelectField("Opt-in", choices=[
+        (OptIn.DOUBLE.value, "Double: new subscribers confirm by email"),
+        (OptIn.SINGLE.value, "Single: subscribed at once"),
+    ])
+    public = BooleanField("Public: people can subscribe through a form")
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class SubscriberForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=254)])
+    name = StringField("Name", validators=[Length(max=200)])
+    status = SelectField("Status", choices=STATUS_CHOICES)
+    attributes = TextAreaField("Attributes (JSON object)", default="{}",
+                               description='For example {"city": "Lyon", "plan": "pro"}')
+    parsed_attributes: dict[str, Any] = {}
+
+    def validate_attributes(self, field: Any) -> None:
+        try:
+            value = json.loads(field.data or "{}")
+        except ValueError as exc:
+            raise ValidationError(f"This is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+        if not isinstance(value, dict):
+            raise ValidationError('Attributes must be a JSON object: {"key": "value"}.')
+        self.parsed_attributes = value
+
+    @staticmethod
+    def dump_attributes(attributes: dict[str, Any] | None) -> str:
+        return json.dumps(attributes or {}, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+class NewSubscriberForm(SubscriberForm):
+    # A new subscriber is either confirmed (the admin vouches for consent) or waits to confirm.
+    status = SelectField("Status", choices=[
+        (SubscriberStatus.CONFIRMED.value, "Confirmed: consent given"),
+        (SubscriberStatus.UNCONFIRMED.value, "Unconfirmed: has not confirmed yet"),
+    ])
+    lists = CheckboxesField("Lists", coerce=int, validate_choice=False)
+
+
+class SearchForm(FlaskForm):
+    """The GET search form: no CSRF token (it changes nothing and its URL must be shareable)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Email or name contains", validators=[Optional(), Length(max=254)])
+    status = SelectField("Status", choices=[("", "Any status")] + STATUS_CHOICES, validate_choice=False)
+    list_id = SelectField("List", choices=[("", "Any list")], validate_choice=False)
+    attr_key = StringField("Attribute", validators=[Optional(), Length(max=100)])
+    attr_value = StringField("equals", validators=[Optional(), Length(max=1000)])
+
+
+class BulkForm(FlaskForm):
+    action = SelectField("With the selected subscribers", choices=[
+        ("", "Choose an action…"), ("add", "Add to list"), ("remove", "Remove from list"),
+        ("unsubscribe", "Unsubscribe from all lists"), ("delete", "Delete"),
+    ], validate_choice=False)
+    target_list = SelectField("List", choices=[("", "List…")], validate_choice=False)
+    all_matching = BooleanField("All subscribers matching this search")
+    confirmed = HiddenField()
+
+
+class SuppressionForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=254)])
+    note = StringField("Note", validators=[Length(max=500)])
+
+
+class LiftForm(FlaskForm):
+    email = HiddenField(validators=[DataRequired()])
+
+
+# Shared by the lists and subscribers views.
+
+def apply_error(form: FlaskForm, exc: Exception, aliases: dict[str, str] | None = None) -> bool:
+    """Show a service's ValidationError/Conflict next to its field; False if no field matches."""
+    name = (aliases or {}).get(getattr(exc, "field", ""), getattr(exc, "field", ""))
+    field = form._fields.get(name)
+    if field is None:
+        return False
+    field.errors = [*field.errors, getattr(exc, "message", str(exc))]
+    return True
+
+
+def parse_id(text: str) -> int | None:
+    """A URL's id, or None for anything that is not one (the view answers 404)."""
+    return int(text) if text.isdigit() and int(text) < 2**31 else None

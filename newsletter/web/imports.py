@@ -1,0 +1,84 @@
+"""CSV import pages: upload, live progress, the final report and the invalid rows."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, send_file, url_for
+from flask_login import current_user
+
+from ..models import ImportJob, Role
+from ..services import imports
+from ..services import lists as lists_service
+from ..services.errors import NotFound, ValidationError
+from ..tasks import enqueue
+from ..tasks.imports import run_import
+from .forms import ImportForm
+from .roles import role_required
+
+bp = Blueprint("imports", __name__, url_prefix="/admin/imports")
+
+
+def _form() -> ImportForm:
+    form = ImportForm()
+    form.list_ids.choices = [(l.id, l.name) for l in lists_service.all_lists()]
+    return form
+
+
+def _job(job_id: int) -> ImportJob:
+    try:
+        return imports.get(job_id)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+
+
+@bp.get("/")
+@role_required(Role.VIEWER)
+def index():
+    return render_template("admin/imports/index.html", form=_form(), jobs=imports.recent())
+
+
+@bp.post("/")
+@role_required(Role.MARKETER)
+def upload():
+    form = _form()
+    if form.validate_on_submit():
+        try:
+            job = imports.start(form.file.data.stream, form.file.data.filename, list_ids=form.list_ids.data,
+                                mode=form.mode.data, overwrite_attributes=form.overwrite_attributes.data,
+                                created_by_id=current_user.id)
+        except ValidationError as exc:
+            getattr(form, exc.field, form.file).errors.append(exc.message)
+        else:
+            enqueue(run_import, job.id)  # after start() committed the job
+            return redirect(url_for("imports.detail", job_id=job.id))
+    return render_template("admin/imports/index.html", form=form, jobs=imports.recent()), 400
+
+
+def _status(job: ImportJob) -> dict:
+    return {
+        "id": job.id, "status": job.status.value, "progress": round(job.progress, 4),
+        "rows": job.rows, "created": job.created, "updated": job.updated, "unchanged": job.unchanged,
+        "suppressed": job.suppressed, "invalid": job.invalid, "duplicates": job.duplicates,
+        "not_found": job.not_found, "failure": job.failure,
+    }
+
+
+@bp.get("/<int:job_id>")
+@role_required(Role.VIEWER)
+def detail(job_id: int):
+    job = _job(job_id)
+    return render_template("admin/imports/detail.html", job=job, status=_status(job),
+                           list_names={l.id: l.name for l in lists_service.all_lists()})
+
+
+@bp.get("/<int:job_id>.json")
+@role_required(Role.VIEWER)
+def status(job_id: int):
+    return jsonify(_status(_job(job_id)))
+
+
+@bp.get("/<int:job_id>/invalid.csv")
+@role_required(Role.MARKETER)
+def invalid_rows(job_id: int):
+    path = imports.invalid_report_path(_job(job_id))
+    if not path.exists():
+        abort(404, description="This import has no report of invalid rows.")
+    return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{job_id}-invalid.csv")

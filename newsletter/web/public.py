@@ -1,0 +1,234 @@
+"""Pages for subscribers: subscribe, confirm, unsubscribe, preference center, manage link."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ..extensions import csrf, db, limiter
+from ..models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
+from ..services import addresses, gdpr, subscriptions, suppressions, tokens
+from ..services import lists as lists_service
+from ..services.errors import ValidationError
+from ..tasks import email as email_tasks
+from ..tasks import enqueue
+from .forms import ConfirmForm
+from .forms_public import EraseForm, ManageForm, PreferencesForm, SubscribeForm
+
+bp = Blueprint("public", __name__)
+ERASED_DOMAIN = "@erased.invalid"  # what gdpr.erase_subscriber leaves in place of the address
+
+
+def _client() -> dict[str, str | None]:
+    return {"ip": request.remote_addr, "user_agent": request.user_agent.string or None}
+
+
+def _address_key() -> str:
+    # A second limit keyed by the address typed in: an attacker rotating IPs must not be
+    # able to flood one victim's inbox with confirmation or manage-link emails.
+    return "address:" + (request.form.get("email") or "").strip().lower()
+
+
+def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: str | None = None) -> dict:
+    """The token's payload, or a 400 page saying whether the link expired or is not ours."""
+    try:
+        return tokens.load(purpose, token, max_age=max_age)
+    except tokens.TokenError as exc:
+        page = render_template("public/link_error.html", expired=exc.expired, purpose=purpose, max_age=max_age,
+                               retry_url=retry_url)
+        abort(make_response(page, 400))
+
+
+def _names(list_ids: list[int]) -> list[str]:
+    return list(db.session.scalars(select(MailingList.name).where(MailingList.id.in_(list_ids))
+                                   .order_by(MailingList.name)))
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Tokens sit in these URLs and the pages show personal data: keep both out of Referer
+    # headers and shared caches.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    return response
+
+
+@bp.errorhandler(429)
+def _too_many(error):
+    return render_template("public/message.html", title="Too many attempts",
+                           text="Please wait a minute, then try again."), 429
+
+
+@bp.get("/subscribe")
+def lists_index():
+    return render_template("public/lists.html", lists=lists_service.public_lists())
+
+
+def _public_list(list_id: int) -> MailingList:
+    mailing_list = db.session.get(MailingList, list_id)
+    if mailing_list is None or not mailing_list.public:
+        abort(404, description="There is no such list to subscribe to.")
+    return mailing_list
+
+
+@bp.route("/subscribe/<int:list_id>", methods=["GET", "POST"])
+@csrf.exempt  # embeddable on other sites; signups are throttled and confirmed by email instead
+@limiter.limit("5 per minute; 50 per hour", methods=["POST"])
+@limiter.limit("5 per hour", key_func=_address_key, methods=["POST"])
+def subscribe(list_id: int):
+    mailing_list = _public_list(list_id)
+    form = SubscribeForm()
+    if form.validate_on_submit():
+        if form.website.data:  # a bot: answer as if it worked, change nothing
+            return redirect(url_for("public.subscribed", list_id=list_id))
+        try:
+            result = subscriptions.subscribe(form.email.data, [list_id], source=ConsentSource.FORM,
+                                             name=form.name.data or "", **_client())
+        except ValidationError as exc:
+            form.email.errors.append(exc.message)
+        else:
+            # A suppressed address has nothing pending: same answer, no email, nothing revealed.
+            if result.pending_list_ids:
+                enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+            return redirect(url_for("public.subscribed", list_id=list_id))
+    status = 400 if form.errors else 200
+    return render_template("public/subscribe.html", form=form, mailing_list=mailing_list), status
+
+
+@bp.get("/subscribe/<int:list_id>/thanks")
+def subscribed(list_id: int):
+    # Depends on the list only, never on the address: the page must not tell who is known.
+    mailing_list = _public_list(list_id)
+    return render_template("public/subscribed.html", mailing_list=mailing_list,
+                           double=mailing_list.opt_in == OptIn.DOUBLE)
+
+
+@bp.get("/confirm/<token>")
+def confirm(token: str):
+    payload = _payload("confirm", token, tokens.CONFIRM_MAX_AGE, url_for("public.lists_index"))
+    confirmed = subscriptions.confirm(payload["s"], payload.get("l") or [], **_client())
+    if not confirmed:
+        return render_template("public/message.html", title="Nothing to confirm",
+                               text="This link no longer applies: the subscription was ended since.",
+                               action=("Subscribe again", url_for("public.lists_index"))), 400
+    return render_template("public/confirmed.html", names=_names(confirmed),
+                           preferences_url=url_for("public.preferences", token=tokens.preferences_token(payload["s"])))
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # the signed token is the authorisation; RFC 8058 one-click POSTs carry no cookie
+def unsubscribe(token: str):
+    payload = _payload("unsubscribe", token)
+    subscriber_id, list_ids = payload["s"], payload.get("l") or []
+    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
+        subscriptions.unsubscribe(subscriber_id, list_ids or None)
+        return Response("You are unsubscribed.\n", mimetype="text/plain")
+    preferences_url = url_for("public.preferences", token=tokens.preferences_token(subscriber_id))
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action not in ("lists", "all"):
+            abort(400, description="Choose which lists to leave.")
+        leave_all = action == "all" or not list_ids
+        subscriptions.unsubscribe(subscriber_id, None if leave_all else list_ids)
+        return render_template("public/unsubscribed.html", all=leave_all, names=_names(list_ids),
+                               preferences_url=preferences_url)
+    return render_template("public/unsubscribe.html", names=_names(list_ids), preferences_url=preferences_url)
+
+
+def _preferences_page(subscriber: Subscriber, form: PreferencesForm, erase_form: EraseForm, status: int = 200):
+    return render_template(
+        "public/preferences.html", subscriber=subscriber, form=form, erase_form=erase_form,
+        export_form=ConfirmForm(), suppressed=suppressions.is_suppressed(subscriber.email),
+        pending={s.list_id for s in subscriber.subscriptions if s.status == SubscriptionStatus.UNCONFIRMED},
+    ), status
+
+
+def _subscriber(token: str) -> Subscriber:
+    """The subscriber a preferences token names; a "your data was erased" page once erased."""
+    subscriber = db.session.get(Subscriber, _payload("preferences", token)["s"])
+    if subscriber is None or subscriber.email.endswith(ERASED_DOMAIN):
+        page = render_template("public/message.html", title="Your data was erased",
+                               text="We no longer hold your address or any other personal data, "
+                                    "and we will not email you again.")
+        abort(make_response(page, 410))
+    return subscriber
+
+
+def _lists_form(subscriber: Subscriber) -> PreferencesForm:
+    current = {s.list_id: s for s in subscriber.subscriptions if s.status != SubscriptionStatus.UNSUBSCRIBED}
+    shown = {m.id: m for m in lists_service.public_lists()}
+    shown.update({s.list_id: s.mailing_list for s in current.values()})
+    form = PreferencesForm()
+    form.mailing_lists = sorted(shown.values(), key=lambda m: (m.name, m.id))  # for the template
+    form.lists.choices = [(m.id, m.name) for m in form.mailing_lists]
+    if request.method == "GET":
+        form.name.data, form.lists.data = subscriber.name, sorted(current)
+    return form
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str):
+    subscriber = _subscriber(token)
+    form = _lists_form(subscriber)
+    if not form.validate_on_submit():
+        return _preferences_page(subscriber, form, EraseForm(formdata=None), 400 if form.errors else 200)
+    result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "", **_client())
+    if result.pending_list_ids:
+        enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+        flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")
+    elif result.suppressed:
+        flash("Saved, but your address is on our do-not-mail list, so you cannot join lists.", "info")
+    else:
+        flash("Your preferences are saved.", "success")
+    return redirect(url_for("public.preferences", token=token))
+
+
+@bp.post("/preferences/<token>/export")
+def export(token: str):
+    subscriber = _subscriber(token)  # the global CSRF check has vetted the form already
+    body = json.dumps(gdpr.export_subscriber(subscriber.id), indent=2, ensure_ascii=False)
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
+
+
+@bp.post("/preferences/<token>/erase")
+def erase(token: str):
+    subscriber = _subscriber(token)
+    erase_form = EraseForm()
+    if not erase_form.validate_on_submit():
+        return _preferences_page(subscriber, _lists_form(subscriber), erase_form, 400)
+    gdpr.erase_subscriber(subscriber.id)
+    return redirect(url_for("public.preferences", token=token))
+
+
+@bp.route("/manage", methods=["GET", "POST"])
+@limiter.limit("5 per minute; 30 per hour", methods=["POST"])
+@limiter.limit("5 per hour", key_func=_address_key, methods=["POST"])
+def manage():
+    form = ManageForm()
+    if form.validate_on_submit():
+        try:
+            email = addresses.normalize_email(form.email.data)
+        except ValidationError as exc:
+            form.email.errors.append(exc.message)
+        else:
+            subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+            if subscriber_id is not None:
+                enqueue(email_tasks.send_manage_link, subscriber_id)
+            # The same answer either way, so the form cannot tell who is on our lists.
+            return redirect(url_for("public.manage_sent"))
+    return render_template("public/manage.html", form=form), 400 if form.errors else 200
+
+
+@bp.get("/manage/sent")
+def manage_sent():
+    return render_template("public/message.html", title="Check your inbox",
+                           text="If we know this address, we have sent it a link to manage your "
+                                f"subscriptions. The link works for {tokens.MANAGE_MAX_AGE // 3600} hours.")
+
+
+@bp.get("/manage/<token>")
+def manage_link(token: str):
+    payload = _payload("manage", token, tokens.MANAGE_MAX_AGE, url_for("public.manage"))
+    return redirect(url_for("public.preferences", token=tokens.preferences_token(payload["s"])))

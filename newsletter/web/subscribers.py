@@ -1,0 +1,266 @@
+"""Admin pages for subscribers: search, bulk actions, CSV export, detail, GDPR, suppressions."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_template, request,
+                   stream_with_context, url_for)
+from werkzeug.datastructures import MultiDict
+
+from ..models import Role, Subscriber
+from ..services import exports, gdpr, lists, subscribers, suppressions
+from ..services.errors import Conflict, NotFound, ValidationError
+from .forms import ConfirmForm
+from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,
+                             apply_error, parse_id)
+from .lists import can_edit_context
+from .roles import role_required
+
+bp = Blueprint("subscribers", __name__, url_prefix="/admin/subscribers")
+bp.context_processor(can_edit_context)
+
+BULK_ACTIONS = {"add", "remove", "unsubscribe", "delete"}
+CONFIRM_FIRST = {"unsubscribe", "delete"}
+SUPPRESSIONS_PAGE = 100
+
+
+def _get_or_404(subscriber_id: str) -> Subscriber:
+    ident = parse_id(subscriber_id)
+    if ident is not None:
+        try:
+            return subscribers.get(ident)
+        except NotFound:
+            pass
+    abort(404, description=f"No subscriber with id {subscriber_id}.")
+
+
+def _filters(args: MultiDict) -> subscribers.Filters:
+    key, value = (args.get("attr_key") or "").strip(), args.get("attr_value") or ""
+    return subscribers.make_filters(q=args.get("q"), status=args.get("status"), list_id=args.get("list_id"),
+                                    attribute=(key, value) if key or value else None)
+
+
+def _list_choices(first: str) -> list[tuple[str, str]]:
+    return [("", first)] + [(str(item.id), item.name) for item in lists.all_lists()]
+
+
+@bp.get("/")
+@role_required(Role.VIEWER)
+def index():
+    form = SearchForm(formdata=request.args)
+    form.list_id.choices = _list_choices("Any list")
+    items, next_cursor, total, filters = [], None, None, None
+    try:
+        filters = _filters(request.args)
+        items, next_cursor = subscribers.search(filters=filters, cursor=request.args.get("cursor"))
+        total = subscribers.count(filters)
+    except ValidationError as exc:
+        if not apply_error(form, exc):
+            flash(exc.message, "error")
+    bulk = BulkForm()
+    bulk.target_list.choices = _list_choices("List…")
+    return render_template("admin/subscribers/index.html", form=form, bulk=bulk, items=items, total=total,
+                           args=filters.as_args() if filters else {}, next_cursor=next_cursor,
+                           paged=bool(request.args.get("cursor")))
+
+
+def _run_bulk(action: str, target: dict[str, Any], list_id: str | None) -> str:
+    if action in ("add", "remove"):
+        ident = parse_id(list_id or "")
+        if ident is None:
+            raise ValidationError("target_list", "Choose the list.")
+        name = lists.get(ident).name
+        if action == "add":
+            return f"Added {subscribers.bulk_add_to_list(ident, **target):,} subscribers to “{name}”."
+        return f"Removed {subscribers.bulk_remove_from_list(ident, **target):,} subscribers from “{name}”."
+    if action == "unsubscribe":
+        return f"Unsubscribed {subscribers.bulk_unsubscribe(**target):,} subscribers from every list."
+    return f"Deleted {subscribers.bulk_delete(**target):,} subscribers."
+
+
+@bp.post("/bulk")
+@role_required(Role.MARKETER)
+def bulk():
+    """Apply an action to the ticked rows or to every match; destructive ones confirm first."""
+    form = BulkForm()
+    back_to = request.form.get("back_to")
+    ids = request.form.getlist("ids")
+    try:
+        filters = _filters(request.form)
+    except ValidationError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    back = url_for(".detail", subscriber_id=ids[0]) if back_to == "detail" and len(ids) == 1 else \
+        url_for(".index", **filters.as_args())
+    action = form.action.data
+    if not form.validate_on_submit() or action not in BULK_ACTIONS:
+        flash("Choose an action for the selected subscribers.", "error")
+        return redirect(back)
+    target = {"filters": filters} if form.all_matching.data else {"ids": ids}
+    if not form.all_matching.data and not ids:
+        flash("Tick at least one subscriber, or “all subscribers matching this search”.", "error")
+        return redirect(back)
+    if action in CONFIRM_FIRST and form.confirmed.data != "yes":
+        how_many = subscribers.count(filters) if form.all_matching.data else len(set(ids))
+        return render_template("admin/subscribers/confirm_bulk.html", form=form, action=action, ids=ids,
+                               args=filters.as_args(), how_many=how_many, back=back, back_to=back_to)
+    try:
+        flash(_run_bulk(action, target, form.target_list.data), "success")
+    except (ValidationError, NotFound) as exc:
+        flash(getattr(exc, "message", "That list no longer exists."), "error")
+    if action == "delete" and back_to == "detail":
+        back = url_for(".index")
+    return redirect(back)
+
+
+@bp.get("/export.csv")
+@role_required(Role.MARKETER)
+def export_csv():
+    """The current search (or one list) as CSV, streamed while it is read in batches."""
+    try:
+        filters = _filters(request.args)
+    except ValidationError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    name = f"subscribers-{date.today().isoformat()}.csv"
+    if filters.list_id is not None and filters == subscribers.Filters(list_id=filters.list_id):
+        name = f"list-{filters.list_id}-{date.today().isoformat()}.csv"
+    response = Response(stream_with_context(exports.subscribers_csv(filters)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _save_new(form: NewSubscriberForm) -> Subscriber | None:
+    try:
+        return subscribers.create(form.email.data, name=form.name.data, attributes=form.parsed_attributes,
+                                  list_ids=form.lists.data or [], status=form.status.data)
+    except (ValidationError, Conflict) as exc:
+        if not apply_error(form, exc, {"list_ids": "lists"}):
+            flash(exc.message, "error")
+        return None
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def new():
+    form = NewSubscriberForm()
+    form.lists.choices = [(item.id, item.name) for item in lists.all_lists()]
+    if form.validate_on_submit() and (created := _save_new(form)):
+        flash(f"{created.email} added.", "success")
+        return redirect(url_for(".detail", subscriber_id=created.id))
+    return render_template("admin/subscribers/form.html", form=form, subscriber=None)
+
+
+@bp.get("/<subscriber_id>")
+@role_required(Role.VIEWER)
+def detail(subscriber_id: str):
+    subscriber = _get_or_404(subscriber_id)
+    bulk = BulkForm()
+    bulk.target_list.choices = _list_choices("List…")
+    return render_template("admin/subscribers/detail.html", subscriber=subscriber, bulk=bulk,
+                           list_names=dict(bulk.target_list.choices[1:]),
+                           memberships=subscribers.memberships(subscriber.id),
+                           consents=subscribers.consents(subscriber.id),
+                           suppressed=suppressions.is_suppressed(subscriber.email))
+
+
+@bp.route("/<subscriber_id>/edit", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def edit(subscriber_id: str):
+    subscriber = _get_or_404(subscriber_id)
+    form = SubscriberForm(obj=subscriber)
+    if not form.is_submitted():
+        form.status.data = subscriber.status.value
+        form.attributes.data = SubscriberForm.dump_attributes(subscriber.attributes)
+    if form.validate_on_submit():
+        try:
+            subscribers.update(subscriber.id, email=form.email.data, name=form.name.data,
+                               attributes=form.parsed_attributes, status=form.status.data)
+        except (ValidationError, Conflict) as exc:
+            if not apply_error(form, exc):
+                flash(exc.message, "error")
+        else:
+            flash("Subscriber saved.", "success")
+            return redirect(url_for(".detail", subscriber_id=subscriber.id))
+    return render_template("admin/subscribers/form.html", form=form, subscriber=subscriber)
+
+
+def _confirm_page(subscriber: Subscriber, what: str) -> str:
+    return render_template("admin/subscribers/confirm.html", subscriber=subscriber, what=what, form=ConfirmForm())
+
+
+@bp.route("/<subscriber_id>/delete", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def delete(subscriber_id: str):
+    subscriber = _get_or_404(subscriber_id)
+    if not ConfirmForm().validate_on_submit():
+        return _confirm_page(subscriber, "delete")
+    email = subscriber.email
+    subscribers.delete(subscriber.id)
+    flash(f"{email} deleted.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/<subscriber_id>/erase", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def erase(subscriber_id: str):
+    """GDPR erasure: anonymise the row and suppress the address (see services.gdpr)."""
+    subscriber = _get_or_404(subscriber_id)
+    if not ConfirmForm().validate_on_submit():
+        return _confirm_page(subscriber, "erase")
+    gdpr.erase_subscriber(subscriber.id)
+    flash("Personal data erased. The address is suppressed so no import or form adds it again.", "success")
+    return redirect(url_for(".detail", subscriber_id=subscriber.id))
+
+
+@bp.get("/<subscriber_id>/export.json")
+@role_required(Role.MARKETER)
+def export_json(subscriber_id: str):
+    """GDPR access request: everything stored about this person, as a JSON download."""
+    subscriber = _get_or_404(subscriber_id)
+    response = jsonify(gdpr.export_subscriber(subscriber.id))
+    response.headers["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber.id}.json"'
+    return response
+
+
+def _suppressions_page(form: SuppressionForm) -> str:
+    after = request.args.get("after") or None
+    rows = suppressions.list_suppressions(limit=SUPPRESSIONS_PAGE + 1, after=after)
+    next_after = rows[SUPPRESSIONS_PAGE - 1].email if len(rows) > SUPPRESSIONS_PAGE else None
+    return render_template("admin/subscribers/suppressions.html", form=form, rows=rows[:SUPPRESSIONS_PAGE],
+                           next_after=next_after, paged=bool(after), lift_form=LiftForm())
+
+
+@bp.get("/suppressions")
+@role_required(Role.VIEWER)
+def suppression_list():
+    return _suppressions_page(SuppressionForm())
+
+
+@bp.post("/suppressions")
+@role_required(Role.MARKETER)
+def suppression_add():
+    form = SuppressionForm()
+    if form.validate_on_submit():
+        try:
+            added = subscribers.suppress_address(form.email.data, form.note.data or "")
+        except ValidationError as exc:
+            apply_error(form, exc)
+        else:
+            flash(f"{added} is suppressed: it gets no more marketing email.", "success")
+            return redirect(url_for(".suppression_list"))
+    return _suppressions_page(form)
+
+
+@bp.post("/suppressions/lift")
+@role_required(Role.MARKETER)
+def suppression_lift():
+    form = LiftForm()
+    if form.validate_on_submit() and suppressions.lift(form.email.data):
+        flash(f"Suppression of {form.email.data} lifted. Imports and signup forms may subscribe it again.",
+              "success")
+    else:
+        flash("That address was not suppressed.", "error")
+    return redirect(url_for(".suppression_list"))
+

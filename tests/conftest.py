@@ -1,0 +1,159 @@
+"""Real-service fixtures.
+
+With nothing set, the suite runs on SQLite and an embedded redis-server it starts itself.
+With DATABASE_URL / REDIS_URL / CELERY_BROKER_URL / CELERY_RESULT_BACKEND set, it runs on
+those servers (a fresh PostgreSQL database is created for the session and dropped after).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, make_url
+
+from newsletter.config import database_uri
+from newsletter.devserver.embedded_redis import EmbeddedRedis
+from newsletter.devserver.mailcatcher import start_mail_catcher
+from tests.support.net import free_port
+from tests.support.processes import celery_worker, flask_cli
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
+
+
+def _create_postgres_database(url: str) -> tuple[str, str]:
+    """Create a throwaway database next to the one `url` names; return (its URL, admin URL)."""
+    import psycopg
+
+    base = make_url(database_uri(url))
+    name = f"nltest_{uuid.uuid4().hex[:10]}"
+    admin = base.set(drivername="postgresql", database=base.database or "postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base.set(database=name).render_as_string(hide_password=False), admin.render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(test_url: str, admin_url: str) -> None:
+    import psycopg
+
+    name = make_url(test_url).database
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def platform_env() -> Iterator[dict[str, str]]:
+    """Point this process and every subprocess at the session's servers."""
+    instance = Path(tempfile.mkdtemp(prefix="nl-"))  # short: unix socket paths are limited to 107 bytes
+    saved = dict(os.environ)
+    redis_server = None
+    pg = None
+    os.environ.update({"NEWSLETTER_ENV": "testing", "INSTANCE_PATH": str(instance)})
+    os.environ.pop("SECRET_KEY", None)
+
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
+        pg = _create_postgres_database(os.environ["DATABASE_URL"])
+        os.environ["DATABASE_URL"] = pg[0]
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{instance / 'test.db'}"
+    if not os.environ.get("REDIS_URL"):
+        redis_server = EmbeddedRedis(instance / "redis").start()
+        os.environ["REDIS_URL"] = redis_server.url
+
+    smtp_port = free_port()
+    os.environ.update({"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port)})
+    catcher = start_mail_catcher(instance / "outbox", "127.0.0.1", smtp_port)
+
+    upgrade = flask_cli("db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    try:
+        yield dict(os.environ)
+    finally:
+        catcher.stop()
+        if redis_server:
+            redis_server.stop()
+        if pg:
+            _drop_postgres_database(*pg)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def app(platform_env):
+    from newsletter import create_app
+
+    # No app context is held open: a test request would reuse it, and with it one
+    # SQLAlchemy session across requests. Tests open `app.app_context()` where they need one.
+    return create_app({"RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request) -> Iterator[None]:
+    """Every test starts from empty tables (the schema comes from the migrations)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    from newsletter.extensions import db
+
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(delete(table))
+        db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    from newsletter.extensions import limiter
+
+    with app.app_context():
+        limiter.reset()  # throttling counters must not carry over from earlier tests
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(app):
+    from newsletter.services import users
+
+    with app.app_context():
+        user, _ = users.create_or_reset_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+        return user.id
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    from tests.support.web import login
+
+    response = login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture(scope="session")
+def worker(platform_env):
+    """One real Celery worker subprocess for the session, consuming every queue."""
+    with celery_worker(platform_env) as (process, log):
+        yield log
+
+
+@pytest.fixture(scope="session")
+def outbox_dir(platform_env) -> str:
+    return str(Path(platform_env["INSTANCE_PATH"]) / "outbox")
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app on a real HTTP port (werkzeug, threaded), for the browser tests."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

@@ -1,0 +1,178 @@
+"""CSV imports: messy files, exact report counts, refusals, atomic resumable batches."""
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter.extensions import db
+from newsletter.models import (ConsentRecord, ImportStatus, Subscriber, SubscriberStatus, Subscription,
+                               SubscriptionStatus, SuppressionReason)
+from newsletter.services import import_writer, imports, lists, suppressions
+from newsletter.services.errors import ValidationError
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+def run_csv(content: bytes | str, batch_size: int = 1000, **options):
+    data = content.encode() if isinstance(content, str) else content
+    job = imports.start(io.BytesIO(data), "people.csv", **options)
+    return imports.run(job.id, batch_size=batch_size)
+
+
+def report(job) -> dict:
+    return {k: getattr(job, k) for k in ("rows", "created", "updated", "unchanged", "suppressed", "invalid",
+                                         "duplicates", "not_found")}
+
+
+def subscriber(email: str) -> Subscriber:
+    return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def test_messy_csv_with_bom_semicolons_quotes_newlines_and_duplicates(ctx):
+    content = ("\ufeffEmail;Name;City;Notes\r\n"
+               "Ana@Example.com;Ana Müller;Köln;\"first line\nsecond; line\"\r\n"
+               "bob@example.com;Bob;;\r\n"
+               "not-an-email;X;Y;Z\r\n"
+               "ANA@example.COM;Ana again;Bonn;dup\r\n"
+               ";no email;;\r\n"
+               "\r\n"
+               "chloé@exämple.com;Chloé;Paris;idn\r\n")
+    job = run_csv(content)
+    assert job.status == ImportStatus.DONE and job.delimiter == ";"
+    assert report(job) == {"rows": 6, "created": 3, "updated": 0, "unchanged": 0, "suppressed": 0,
+                           "invalid": 2, "duplicates": 1, "not_found": 0}
+    ana = subscriber("ana@example.com")
+    assert ana.name == "Ana Müller" and ana.status == SubscriberStatus.CONFIRMED
+    assert ana.attributes == {"City": "Köln", "Notes": "first line\nsecond; line"}
+    assert subscriber("bob@example.com").attributes == {}  # empty cells set nothing
+    assert subscriber("chloé@exämple.com").name == "Chloé"
+    assert [(e["row"], e["email"]) for e in job.errors] == [(4, "not-an-email"), (6, "")]
+    lines = imports.invalid_report_path(job).read_text().splitlines()
+    assert lines[0] == "row,email,reason" and lines[1].startswith("4,not-an-email,") and len(lines) == 3
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_comma_and_tab_delimiters(ctx, delimiter):
+    job = run_csv(f"name{delimiter}email\nA{delimiter}a@example.com\nB{delimiter}b@example.com\n")
+    assert job.delimiter == delimiter and job.created == 2
+    assert subscriber("b@example.com").name == "B"
+
+
+def test_suppressed_addresses_stay_out(ctx):
+    suppressions.suppress("gone@example.com", SuppressionReason.UNSUBSCRIBED_ALL)
+    db.session.commit()
+    job = run_csv("email\ngone@example.com\nGONE@example.com\nnew@example.com\n")
+    assert report(job) | {} == {"rows": 3, "created": 1, "updated": 0, "unchanged": 0, "suppressed": 1,
+                                "invalid": 0, "duplicates": 1, "not_found": 0}
+    assert subscriber("gone@example.com") is None
+
+
+def test_lists_memberships_and_consent(ctx):
+    news = lists.create("News", "single")
+    job = run_csv("email\na@example.com\nb@example.com\n", list_ids=[news.id])
+    assert job.created == 2
+    statuses = db.session.scalars(select(Subscription.status).where(Subscription.list_id == news.id)).all()
+    assert statuses == [SubscriptionStatus.CONFIRMED] * 2
+    assert db.session.scalar(select(func.count()).select_from(ConsentRecord)) == 2
+    # Someone who left the list is not put back by a later import.
+    a = subscriber("a@example.com")
+    db.session.execute(Subscription.__table__.update().where(Subscription.subscriber_id == a.id)
+                       .values(status=SubscriptionStatus.UNSUBSCRIBED.value))
+    db.session.commit()
+    again = run_csv("email\na@example.com\n", list_ids=[news.id])
+    assert report(again)["unchanged"] == 1
+    assert db.session.get(Subscription, (a.id, news.id)).status == SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_update_mode_merge_and_overwrite(ctx):
+    run_csv("email,name,plan,city\nx@example.com,X,free,Oslo\n")
+    job = run_csv("email,plan\nx@example.com,pro\nunknown@example.com,pro\n", mode="update")
+    assert report(job) == {"rows": 2, "created": 0, "updated": 1, "unchanged": 0, "suppressed": 0,
+                           "invalid": 0, "duplicates": 0, "not_found": 1}
+    db.session.expire_all()
+    assert subscriber("x@example.com").attributes == {"plan": "pro", "city": "Oslo"}  # merged
+    assert subscriber("unknown@example.com") is None
+    job = run_csv("email,plan\nx@example.com,team\n", mode="update", overwrite_attributes=True)
+    db.session.expire_all()
+    assert job.updated == 1 and subscriber("x@example.com").attributes == {"plan": "team"}
+    assert subscriber("x@example.com").name == "X"  # no name column: the name stays
+    assert run_csv("email,plan\nx@example.com,team\n", mode="update").unchanged == 1
+
+
+def test_optin_mode_adds_unconfirmed_and_reports_memberships(ctx):
+    weekly = lists.create("Weekly", "double")
+    job = imports.start(io.BytesIO(b"email\nq@example.com\n"), "q.csv", list_ids=[weekly.id], mode="optin")
+    seen = []
+    imports.run(job.id, on_batch=seen.extend)
+    q = subscriber("q@example.com")
+    assert q.status == SubscriberStatus.UNCONFIRMED
+    assert seen == [(q.id, weekly.id)]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV file"),
+    (b"name,phone\nAna,123\n", "one must be 'email'"),
+    (b"email,name\nana@example.com,Ana \xff\xfe\n", "not UTF-8"),
+    (b"", "empty"),
+    (b"email,Email\na@example.com,b\n", "appears twice"),
+])
+def test_unusable_files_are_refused_before_anything_is_written(ctx, app, content, message):
+    folder = Path(app.config["INSTANCE_PATH"]) / "imports"
+    before = set(folder.glob("*")) if folder.exists() else set()
+    with pytest.raises(ValidationError, match=message) as excinfo:
+        imports.start(io.BytesIO(content), "bad.csv")
+    assert excinfo.value.field == "file"
+    assert imports.recent() == []
+    assert set(folder.glob("*")) == before
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_bad_byte_deep_in_the_file_fails_the_job_with_nothing_written(ctx):
+    content = b"email\n" + b"".join(b"u%d@example.com\n" % i for i in range(20000)) + b"late@example.com \xff\n"
+    job = run_csv(content)
+    assert job.status == ImportStatus.FAILED and "not UTF-8" in job.failure
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_unknown_list_and_mode_name_their_field(ctx):
+    with pytest.raises(ValidationError) as excinfo:
+        imports.start(io.BytesIO(b"email\na@example.com\n"), "a.csv", list_ids=[999])
+    assert excinfo.value.field == "list_ids"
+    with pytest.raises(ValidationError) as excinfo:
+        imports.start(io.BytesIO(b"email\na@example.com\n"), "a.csv", mode="sideways")
+    assert excinfo.value.field == "mode"
+
+
+def test_a_batch_that_fails_halfway_leaves_nothing_and_the_job_resumes(ctx, monkeypatch):
+    content = "email,name\n" + "".join(f"p{i}@example.com,P{i}\n" for i in range(250))
+    job = imports.start(io.BytesIO(content.encode()), "p.csv")
+    real_apply, calls = import_writer.apply, []
+
+    def crash_on_third_batch(connection, rows, **kwargs):
+        calls.append(len(rows))
+        result = real_apply(connection, rows, **kwargs)  # the rows are written...
+        if len(calls) == 3:
+            raise RuntimeError("worker died")            # ...and the batch never commits
+        return result
+
+    monkeypatch.setattr(import_writer, "apply", crash_on_third_batch)
+    with pytest.raises(RuntimeError):
+        imports.run(job.id, batch_size=100)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 200  # two whole batches
+    assert imports.get(job.id).rows == 200 and imports.get(job.id).created == 200
+
+    monkeypatch.setattr(import_writer, "apply", real_apply)
+    done = imports.run(job.id, batch_size=100)
+    assert done.status == ImportStatus.DONE
+    assert report(done) == {"rows": 250, "created": 250, "updated": 0, "unchanged": 0, "suppressed": 0,
+                            "invalid": 0, "duplicates": 0, "not_found": 0}
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 250
+    assert done.progress == 1.0
+    assert not Path(done.path).exists()  # the upload (personal data) goes once applied

@@ -1,0 +1,75 @@
+"""Run platform processes (Celery workers, the flask CLI) as real subprocesses."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from .net import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def flask_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", *args],
+        cwd=ROOT, env=dict(env or os.environ), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+class ProcessLog:
+    """Drains a child's output into memory so the pipe never fills and tests can read it."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, process: subprocess.Popen) -> None:
+        for line in iter(process.stdout.readline, ""):
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+@contextmanager
+def celery_worker(
+    env: Mapping[str, str] | None = None,
+    queues: str = "transactional,bulk,default",
+    concurrency: int = 2,
+    pool: str = "prefork",
+    ready_timeout: float = 60,
+) -> Iterator[tuple[subprocess.Popen, ProcessLog]]:
+    """A `celery -A celery_worker worker` subprocess; yields once it says it is ready."""
+    hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", queues,
+         "--concurrency", str(concurrency), "--pool", pool, "--loglevel", "INFO",
+         "--hostname", hostname, "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=dict(env or os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    log = ProcessLog(process)
+    try:
+        wait_for(lambda: " ready." in log.text or process.poll() is not None, ready_timeout,
+                 message="the Celery worker to be ready")
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited with {process.returncode}:\n{log.text[-3000:]}")
+        yield process, log
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,57 @@
+"""Settings come from the environment; bad values fail with a message naming the variable."""
+import pytest
+
+from newsletter.config import ConfigError, build_config
+
+
+def test_defaults_are_the_embedded_setup(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'newsletter.db'}"
+    assert config["REDIS_URL"] == f"unix://{tmp_path / 'redis.sock'}?db=0"
+    assert config["CELERY"]["broker_url"] == f"redis+socket://{tmp_path / 'redis.sock'}"
+    assert config["EMBEDDED_REDIS"] and config["EMBEDDED_MAIL_CATCHER"]
+    assert (config["MAIL_SERVER"], config["MAIL_PORT"]) == ("127.0.0.1", 1025)
+    assert config["OUTBOX_DIR"] == str(tmp_path / "outbox")
+    # A development key is generated once and kept, so sessions survive restarts.
+    assert config["SECRET_KEY"] == build_config({"INSTANCE_PATH": str(tmp_path)})["SECRET_KEY"]
+
+
+def test_celery_is_json_only_with_late_acks_and_three_queues(tmp_path):
+    celery = build_config({"INSTANCE_PATH": str(tmp_path)})["CELERY"]
+    assert celery["accept_content"] == ["json"] and celery["task_serializer"] == "json"
+    assert celery["task_acks_late"] and celery["task_reject_on_worker_lost"]
+    assert [q.name for q in celery["task_queues"]] == ["default", "transactional", "bulk"]
+    assert celery["task_soft_time_limit"] < celery["task_time_limit"]
+
+
+def test_environment_overrides(tmp_path):
+    config = build_config({
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": "postgres://u:p@db.internal/news",
+        "REDIS_URL": "redis://127.0.0.1:6379/2",
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "MAIL_SERVER": "smtp.internal", "MAIL_PORT": "2525", "MAIL_USE_TLS": "yes",
+        "SEND_RATE": "12.5", "BASE_URL": "https://news.example.com/",
+    })
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.internal/news"
+    assert config["CELERY"]["broker_url"] == "amqp://guest:guest@127.0.0.1:5672//"
+    assert config["CELERY"]["result_backend"] == "redis://127.0.0.1:6379/2"
+    assert not config["EMBEDDED_REDIS"] and not config["EMBEDDED_MAIL_CATCHER"]
+    assert config["MAIL_PORT"] == 2525 and config["MAIL_USE_TLS"] is True
+    assert config["SEND_RATE"] == 12.5 and config["BASE_URL"] == "https://news.example.com"
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production"})
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production",
+                           "SECRET_KEY": "x" * 32})
+    assert config["SESSION_COOKIE_SECURE"] and config["OUTBOX_DIR"] is None
+
+
+@pytest.mark.parametrize("name, value", [
+    ("MAIL_USE_TLS", "maybe"), ("MAIL_PORT", "smtp"), ("SEND_RATE", "-1"), ("NEWSLETTER_ENV", "staging"),
+])
+def test_malformed_values_name_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        build_config({"INSTANCE_PATH": str(tmp_path), name: value})
