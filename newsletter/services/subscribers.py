@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy import String, case, cast, func, literal, or_, select
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
@@ -310,6 +311,12 @@ def _not_suppressed() -> Any:
 
 
 def _run(statement: Any) -> int:
+    if isinstance(statement, Insert):
+        # psycopg reports rowcount -1 for INSERT ... SELECT ... ON CONFLICT here: count the
+        # rows RETURNING gives back instead (exact on PostgreSQL and SQLite alike).
+        table = statement.table
+        first_key = list(table.primary_key.columns)[0]
+        return len(db.session.connection().execute(statement.returning(first_key)).all())
     # No ORM session synchronisation: "fetch" would pull every matched id into Python.
     return db.session.execute(statement, execution_options={"synchronize_session": False}).rowcount
 
