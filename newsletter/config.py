@@ -113,7 +113,11 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
         "redis_socket_connect_timeout": 4,
         "worker_send_task_events": True,
         "task_send_sent_event": False,
-        "beat_schedule": {},
+        "beat_schedule": {
+            "sweep-deliveries": {"task": "newsletter.tasks.campaigns.sweep",
+                                 "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
+            "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled", "schedule": 10.0},
+        },
         "timezone": "UTC",
     }
 
@@ -164,6 +168,17 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "EMBEDDED_MAIL_CATCHER": not env.get("MAIL_SERVER") and not production,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
+        # The send pipeline (README: "Sending campaigns").
+        "SEND_BATCH_SIZE": _number(env, "SEND_BATCH_SIZE", 100),
+        "SEND_WINDOW": _number(env, "SEND_WINDOW", 5000),
+        "SEND_MAX_ATTEMPTS": _number(env, "SEND_MAX_ATTEMPTS", 5),
+        "SEND_RETRY_BASE": _number(env, "SEND_RETRY_BASE", 30.0, float),
+        "SEND_RETRY_MAX": _number(env, "SEND_RETRY_MAX", 1800.0, float),
+        "SEND_PAUSE_AFTER_ERRORS": _number(env, "SEND_PAUSE_AFTER_ERRORS", 50),
+        "SEND_CLAIM_TIMEOUT": _number(env, "SEND_CLAIM_TIMEOUT", 300.0, float),
+        "SEND_QUEUED_TIMEOUT": _number(env, "SEND_QUEUED_TIMEOUT", 900.0, float),
+        "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),
+        "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -17,11 +17,17 @@ from sqlalchemy import delete, make_url
 
 from newsletter.config import database_uri
 from newsletter.devserver.embedded_redis import EmbeddedRedis
-from newsletter.devserver.mailcatcher import start_mail_catcher
 from tests.support.net import free_port
-from tests.support.processes import celery_worker, flask_cli
+from tests.support.processes import celery_beat, celery_worker, flask_cli
+from tests.support.smtp import RecordingSmtpServer
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
+_SMTP_SERVERS: list[RecordingSmtpServer] = []
+TEST_SEND_SETTINGS = {
+    "SEND_RATE": "1000", "SEND_BATCH_SIZE": "25", "SEND_WINDOW": "100", "SEND_RETRY_BASE": "0.5",
+    "SEND_RETRY_MAX": "1", "SEND_MAX_ATTEMPTS": "4", "SEND_CLAIM_TIMEOUT": "10", "SEND_QUEUED_TIMEOUT": "8",
+    "SWEEP_INTERVAL": "1", "SEND_PAUSE_AFTER_ERRORS": "30",
+}
 
 
 def _create_postgres_database(url: str) -> tuple[str, str]:
@@ -65,7 +71,10 @@ def platform_env() -> Iterator[dict[str, str]]:
 
     smtp_port = free_port()
     os.environ.update({"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port)})
-    catcher = start_mail_catcher(instance / "outbox", "127.0.0.1", smtp_port)
+    # Send-pipeline settings scaled down so retries, recovery and windows happen within seconds.
+    os.environ.update(TEST_SEND_SETTINGS)
+    catcher = RecordingSmtpServer(str(instance / "outbox"), smtp_port).start()
+    _SMTP_SERVERS.append(catcher)
 
     upgrade = flask_cli("db", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr
@@ -138,6 +147,22 @@ def worker(platform_env):
     """One real Celery worker subprocess for the session, consuming every queue."""
     with celery_worker(platform_env) as (process, log):
         yield log
+
+
+@pytest.fixture(scope="session")
+def beat(platform_env):
+    """Celery beat for the session: the sweeper every second, scheduled campaigns every 10 s."""
+    with celery_beat(platform_env) as (process, log):
+        yield log
+
+
+@pytest.fixture
+def smtp_server(platform_env):
+    """The session's SMTP server (records by recipient); scripted rules reset after each test."""
+    handler = _SMTP_SERVERS[-1].handler
+    handler.reset()
+    yield handler
+    handler.reset()
 
 
 @pytest.fixture(scope="session")

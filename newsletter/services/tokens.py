@@ -14,7 +14,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 MANAGE_MAX_AGE = 24 * 3600
-PURPOSES = ("confirm", "unsubscribe", "preferences", "manage")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "manage", "view")
 
 
 class TokenError(ValueError):

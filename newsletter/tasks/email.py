@@ -5,7 +5,7 @@ import smtplib
 
 from celery import shared_task
 
-from ..services import audience_mail, system_mail
+from ..services import audience_mail, campaign_send, system_mail
 
 # Only errors where the server may well accept the same message a little later.
 SMTP_RETRY = {
@@ -29,3 +29,9 @@ def send_confirmation(subscriber_id: int, list_ids: list[int]) -> str | None:
 @shared_task(name="newsletter.tasks.email.send_manage_link", **SMTP_RETRY)
 def send_manage_link(subscriber_id: int) -> str | None:
     return audience_mail.send_manage_link(int(subscriber_id))
+
+
+@shared_task(name="newsletter.tasks.email.send_campaign_test", **SMTP_RETRY)
+def send_campaign_test(campaign_id: int, addresses: list[str], subscriber_id: int | None = None) -> int:
+    return campaign_send.send_test(int(campaign_id), [str(a) for a in addresses][:10],
+                                   int(subscriber_id) if subscriber_id else None)

@@ -232,3 +232,24 @@ def manage_sent():
 def manage_link(token: str):
     payload = _payload("manage", token, tokens.MANAGE_MAX_AGE, url_for("public.manage"))
     return redirect(url_for("public.preferences", token=tokens.preferences_token(payload["s"])))
+
+
+@bp.get("/view/<token>")
+def web_view(token: str):
+    """The campaign as its recipient saw it (the `web_view_url` in every campaign email)."""
+    from ..services import campaigns
+
+    payload = _payload("view", token)
+    try:
+        campaign = campaigns.get(int(payload.get("c") or 0))
+        values = {**campaigns.current_values(campaign), "id": campaign.id}
+        subscriber_id = payload["s"] or None
+        if subscriber_id is not None and db.session.get(Subscriber, subscriber_id) is None:
+            subscriber_id = None  # erased since: show the sample rendering
+        rendered = campaigns.render_preview(values, subscriber_id)
+    except (LookupError, ValidationError):
+        abort(404, description="This email is no longer available.")
+    response = make_response(rendered.html)
+    # User-written HTML: no scripts, no forms posting anywhere, no plugins.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
+    return response

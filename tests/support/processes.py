@@ -73,3 +73,27 @@ def celery_worker(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@contextmanager
+def celery_beat(env: Mapping[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, ProcessLog]]:
+    """`celery beat` as a subprocess (its schedule file in a temp folder); stopped on exit."""
+    import tempfile
+
+    schedule = Path(tempfile.mkdtemp(prefix="beat-")) / "schedule"
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "INFO", "--schedule", str(schedule)],
+        cwd=ROOT, env=dict(env or os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    log = ProcessLog(process)
+    try:
+        yield process, log
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

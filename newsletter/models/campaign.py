@@ -1,0 +1,86 @@
+"""Campaigns: what is sent, to which lists, and where the send stands."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, enum_column, utcnow
+
+
+class CampaignStatus(str, enum.Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
+
+
+campaign_lists = Table(
+    "campaign_lists",
+    db.metadata,
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Campaign(db.Model):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        # Beat looks for due scheduled campaigns and for campaigns still sending.
+        Index("ix_campaigns_status_send_at", "status", "send_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(500))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_email: Mapped[str] = mapped_column(String(254))
+    reply_to: Mapped[str] = mapped_column(String(254), default="")
+    html: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")  # empty: generated from the HTML
+    layout_id: Mapped[int | None] = mapped_column(ForeignKey("layouts.id", ondelete="SET NULL"))
+    status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAFT)
+    status_reason: Mapped[str] = mapped_column(Text, default="")  # why it paused or failed
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # recipients frozen
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Totals, written by the chord callback from the Delivery table (never incremented).
+    recipients: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    totals_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who the snapshot left out, and why (each address counted once, first reason wins).
+    skipped_suppressed: Mapped[int] = mapped_column(default=0)
+    skipped_unsubscribed: Mapped[int] = mapped_column(default=0)
+    skipped_unconfirmed: Mapped[int] = mapped_column(default=0)
+    duplicates: Mapped[int] = mapped_column(default=0)  # on more than one target list: sent once
+
+    lists: Mapped[list["MailingList"]] = relationship(secondary=campaign_lists, order_by="MailingList.name")  # noqa: F821
+    layout: Mapped["Layout | None"] = relationship()  # noqa: F821
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_suppressed + self.skipped_unsubscribed + self.skipped_unconfirmed
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.recipients - self.sent - self.failed - self.cancelled)
+
+    def __repr__(self) -> str:
+        return f"<Campaign {self.id} {self.status.value}>"

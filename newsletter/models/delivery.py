@@ -1,0 +1,64 @@
+"""The delivery ledger: one row per (campaign, subscriber), the unit of sending and retry.
+
+A row moves pending -> queued (published to the broker) -> sending (claimed by one worker)
+-> committing (the worker is about to hand the message's final dot to the SMTP server)
+-> sent, or back to pending for a retry, or to failed / cancelled. Every move is a
+conditional UPDATE, so two workers can never both own a row.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime, enum_column, utcnow
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    COMMITTING = "committing"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED})
+IN_FLIGHT = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.COMMITTING})
+
+
+class Delivery(db.Model):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
+        # Publishing windows, progress counts and the sweeper all read one campaign by status.
+        Index("ix_deliveries_campaign_status_id", "campaign_id", "status", "id"),
+    )
+
+    # BIGINT on PostgreSQL (millions of rows a campaign); SQLite only autoincrements INTEGER.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # NULL once the subscriber is erased: the row stays, anonymised, so totals still add up.
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claim: Mapped[str | None] = mapped_column(String(40))  # the owning batch run's token
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    smtp_code: Mapped[int | None] = mapped_column()
+    smtp_message: Mapped[str] = mapped_column(String(500), default="")
+    worker: Mapped[str] = mapped_column(String(200), default="")
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} c{self.campaign_id} {self.status.value}>"

@@ -1,0 +1,178 @@
+"""Sandboxed Jinja2 for everything a user writes: check at save time, compile once, render with caps.
+
+Marketers' subject, HTML and text are templates. They run in Jinja2's immutable sandbox,
+are refused at save time when they do not compile, reach for Python internals (any `_name`
+attribute or item) or fail on a sample subscriber, and render with a time budget and an
+output-size cap so one template cannot stall a worker or fill its memory.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .html_text import html_to_text
+
+MAX_OUTPUT = 2 * 1024 * 1024  # characters of one rendered part
+MAX_SECONDS = 2.0             # wall time of one render
+
+
+class RenderError(ValueError):
+    """A template that cannot be used: `field` names the part, `line` where it broke."""
+
+    def __init__(self, field: str, message: str, line: int | None = None) -> None:
+        where = f" (line {line})" if line else ""
+        super().__init__(f"{message}{where}")
+        self.field = field
+        self.line = line
+        self.message = f"{message}{where}"
+
+
+class _Budget(threading.local):
+    """Deadline for the render under way in this thread (sandbox calls check it)."""
+    deadline: float = float("inf")
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    budget = _Budget()
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # Loops that print nothing still call range() or a filter: stop them at the deadline.
+        if time.monotonic() > self.budget.deadline:
+            raise SecurityError("the template took too long to render")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+HTML_ENV = _Environment(autoescape=True)
+TEXT_ENV = _Environment(autoescape=False)
+
+
+def _check_no_private_access(source: str, field: str, env: _Environment) -> nodes.Template:
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise RenderError(field, f"Template error: {exc.message}", exc.lineno) from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            raise RenderError(field, f"“{name}” is not allowed: templates cannot reach Python internals",
+                              node.lineno)
+    return tree
+
+
+def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
+    _Environment.budget.deadline = time.monotonic() + MAX_SECONDS
+    size = 0
+    parts: list[str] = []
+    try:
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise RenderError(field, f"Rendered {field} is larger than {MAX_OUTPUT // 1024} KB")
+            if time.monotonic() > _Environment.budget.deadline:
+                raise RenderError(field, f"Rendering {field} took longer than {MAX_SECONDS:g} s")
+            parts.append(chunk)
+    except SecurityError as exc:
+        raise RenderError(field, f"Not allowed: {exc}", _lineno(exc)) from None
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        if isinstance(exc, RenderError):
+            raise
+        raise RenderError(field, f"Template error: {exc}", _lineno(exc)) from None
+    finally:
+        _Environment.budget.deadline = float("inf")
+    return "".join(parts)
+
+
+def _lineno(exc: BaseException) -> int | None:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:  # Jinja maps template frames to "<template>" with the source line
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return getattr(exc, "lineno", None) or line
+
+
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+def inline_css(source: str) -> str:
+    """Move <style> rules into style attributes, keeping Jinja tags byte for byte."""
+    if "<style" not in source.lower():
+        return source
+    import css_inline
+
+    tags: list[str] = []
+
+    def park(match: re.Match) -> str:
+        tags.append(match.group(0))
+        return f"JINJATAG{len(tags) - 1}X"
+
+    try:
+        inlined = css_inline.inline(_JINJA_TAG.sub(park, source))
+    except ValueError:
+        return source  # CSS the inliner cannot parse: send the HTML as written
+    return re.sub(r"JINJATAG(\d+)X", lambda m: tags[int(m.group(1))], inlined)
+
+
+def wrap_in_layout(layout_html: str | None, content: str) -> str:
+    """The layout's `{{ content }}` replaced by the campaign body, before compiling."""
+    if not layout_html:
+        return content
+    return re.sub(r"\{\{\s*content\s*\}\}", lambda _: content, layout_html, count=1)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+class CompiledMessage:
+    """Subject, HTML and text compiled once; `render(context)` per recipient."""
+
+    def __init__(self, subject: str, html: str, text: str = "", layout_html: str | None = None) -> None:
+        html_source = inline_css(wrap_in_layout(layout_html, html))
+        text_source = text if text.strip() else html_to_text(html_source)
+        self.subject = _compile(subject, "subject", TEXT_ENV)
+        self.html = _compile(html_source, "html", HTML_ENV)
+        self.text = _compile(text_source, "text", TEXT_ENV)
+
+    def render(self, context: Mapping[str, Any]) -> Rendered:
+        subject = " ".join(_render(self.subject, context, "subject").split())  # never a CR/LF
+        return Rendered(subject, _render(self.html, context, "html"), _render(self.text, context, "text"))
+
+
+def _compile(source: str, field: str, env: _Environment) -> Any:
+    _check_no_private_access(source, field, env)
+    try:
+        return env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise RenderError(field, f"Template error: {exc.message}", exc.lineno) from None
+
+
+def check(parts: Iterable[tuple[str, str]], sample: Mapping[str, Any], layout_html: str | None = None) -> None:
+    """Raise RenderError for the first part that would fail: compile, then render on `sample`."""
+    sources = dict(parts)
+    for field, source in sources.items():
+        _compile(source or "", field, TEXT_ENV if field != "html" else HTML_ENV)
+    compiled = CompiledMessage(sources.get("subject", ""), sources.get("html", ""), sources.get("text", ""),
+                               layout_html)
+    compiled.render(sample)
+
+
+def render_string(source: str, context: Mapping[str, Any], field: str = "template", html: bool = False) -> str:
+    """One-off render (layout previews, transactional templates)."""
+    return _render(_compile(source, field, HTML_ENV if html else TEXT_ENV), context, field)
+
+
+__all__ = ["CompiledMessage", "RenderError", "Rendered", "check", "inline_css", "render_string",
+           "wrap_in_layout", "UndefinedError"]

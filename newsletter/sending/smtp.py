@@ -1,0 +1,151 @@
+"""SMTP transport: one reused connection per worker thread, timeouts always set, and a fence.
+
+`send` speaks MAIL / RCPT / DATA itself so that it can stop right before the final dot:
+the server accepts a message only on that dot, so a caller-supplied `fence` (the ledger's
+sending -> committing move) decides there whether the message may still go. If the fence
+says no, the connection is dropped and the server discards the unfinished message.
+"""
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import Kind, SmtpFailure, classify, from_exception
+from .message import Envelope
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    timeout: float = 10.0
+    use_tls: bool = False
+    use_ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SmtpSettings":
+        return cls(config["MAIL_SERVER"], int(config["MAIL_PORT"]), float(config["MAIL_TIMEOUT"]),
+                   bool(config["MAIL_USE_TLS"]), bool(config["MAIL_USE_SSL"]),
+                   config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"))
+
+
+class FenceClosed(Exception):
+    """The ledger refused the final dot (the claim was taken over): nothing was sent."""
+
+
+class Connection:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.smtp: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.use_ssl:
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        # The body and the final dot go out as two writes (the fence sits between them):
+        # with Nagle on, the dot would wait ~40 ms for the server's delayed ACK every message.
+        smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        smtp.ehlo()
+        if s.use_tls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if s.username and s.password:
+            smtp.login(s.username, s.password)
+        return smtp
+
+    def close(self, polite: bool = True) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is None:
+            return
+        try:
+            if polite:
+                smtp.quit()
+            else:
+                smtp.close()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def send(self, envelope: Envelope, fence: Callable[[], bool] = lambda: True) -> tuple[int, str]:
+        """Deliver one message; returns (code, text) of the final reply or raises SmtpFailure/FenceClosed."""
+        try:
+            return self._send(envelope, fence)
+        except (FenceClosed, SmtpFailure):
+            raise
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close(polite=False)
+            raise from_exception(exc) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close(polite=False)
+            raise from_exception(exc) from None
+
+    def _command(self, smtp: smtplib.SMTP, sent: tuple[int, bytes], ok: tuple[int, ...]) -> None:
+        code, text = sent
+        if code not in ok:
+            message = text.decode("utf-8", "replace")
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self.close(polite=False)
+            raise SmtpFailure(classify(code, message), code, message)
+
+    def _send(self, envelope: Envelope, fence: Callable[[], bool]) -> tuple[int, str]:
+        if self.smtp is None:
+            self.smtp = self._open()
+            first = self.smtp.mail(envelope.sender)
+        else:
+            try:
+                first = self.smtp.mail(envelope.sender)
+            except smtplib.SMTPServerDisconnected:  # an idle connection the server closed: once more
+                self.close(polite=False)
+                self.smtp = self._open()
+                first = self.smtp.mail(envelope.sender)
+        smtp = self.smtp
+        self._command(smtp, first, (250,))
+        self._command(smtp, smtp.rcpt(envelope.recipient), (250, 251))
+        self._command(smtp, smtp.docmd("DATA"), (354,))
+        data = _LEADING_DOT.sub(b"..", envelope.data)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        smtp.send(data)
+        if not fence():
+            self.close(polite=False)  # no final dot: the server throws the message away
+            raise FenceClosed()
+        smtp.send(b".\r\n")
+        code, text = smtp.getreply()
+        message = text.decode("utf-8", "replace")
+        if classify(code, message) != Kind.SENT:
+            raise SmtpFailure(classify(code, message), code, message)
+        return code, message
+
+
+_local = threading.local()
+
+
+def connection(settings: SmtpSettings) -> Connection:
+    """This thread's connection for `settings` (reused across tasks; reopened when settings change)."""
+    current: Connection | None = getattr(_local, "connection", None)
+    if current is None or current.settings != settings:
+        if current is not None:
+            current.close()
+        current = _local.connection = Connection(settings)
+    return current
+
+
+def send_once(settings: SmtpSettings, envelope: Envelope) -> tuple[int, str]:
+    """A single message on its own connection (test sends, notifications)."""
+    conn = Connection(settings)
+    try:
+        return conn.send(envelope)
+    finally:
+        conn.close()

@@ -1,0 +1,271 @@
+"""Sending a campaign: prepare the ledger, send one batch of deliveries, send tests.
+
+`send_batch` is what a bulk worker runs for a batch of delivery ids. Per recipient it
+claims (as part of the batch), waits for the global rate limit, renders with the campaign's
+precompiled templates, and hands the message to the reused SMTP connection, moving its
+row to `committing` right before the final dot. Outcomes are written back in one statement
+per batch. One recipient's failure never raises: it is recorded and the batch goes on.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Campaign, CampaignStatus, DeliveryStatus, Layout, Subscriber
+from ..models.base import utcnow
+from ..sending import message as mime
+from ..sending import smtp
+from ..sending.errors import Kind, SmtpFailure
+from ..sending.limiter import RateLimiter
+from ..sending.render import CompiledMessage, RenderError
+from . import campaigns, deliveries, recipients
+from .campaign_context import campaign_fields, list_unsubscribe_mailto, recipient_context, sample_context
+from .deliveries import Claimed, Outcome
+
+D = DeliveryStatus
+STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
+
+
+def prepare(campaign_id: int) -> bool:
+    """Snapshot the recipients once (safe to repeat); True while the campaign is sending."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return False
+    if campaign.snapshot_at is None:
+        recipients.snapshot(campaign_id)
+    return True
+
+
+# Per-process caches: the compiled templates and the limiter ------------------------------------
+
+@dataclass
+class _Prepared:
+    key: tuple
+    compiled: CompiledMessage
+    fields: dict[str, Any]
+    list_ids: list[int]
+    list_id_header: str
+
+
+_cache: dict[int, _Prepared] = {}
+_cache_lock = threading.Lock()
+
+
+def _domain() -> str:
+    return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
+
+
+def prepared(campaign: Campaign) -> _Prepared:
+    """The campaign compiled once per worker process (recompiled only if it or its layout changed)."""
+    layout = db.session.get(Layout, campaign.layout_id) if campaign.layout_id else None
+    key = (campaign.updated_at, layout.updated_at if layout else None)
+    with _cache_lock:
+        hit = _cache.get(campaign.id)
+        if hit is not None and hit.key == key:
+            return hit
+    compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None)
+    list_ids = [m.id for m in campaign.lists]
+    names = ", ".join(m.name for m in campaign.lists)[:100]
+    entry = _Prepared(key, compiled, campaign_fields(campaign), list_ids,
+                      f"{names} <campaign-{campaign.id}.{_domain()}>")
+    with _cache_lock:
+        _cache[campaign.id] = entry
+    return entry
+
+
+_limiters: dict[tuple, RateLimiter] = {}
+
+
+def limiter() -> RateLimiter:
+    config = current_app.config
+    key = (config["REDIS_URL"], float(config["SEND_RATE"]), threading.get_ident())
+    if key not in _limiters:
+        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=4)
+        _limiters[key] = RateLimiter(client, config["SEND_RATE"])
+    return _limiters[key]
+
+
+# One message ----------------------------------------------------------------------------------
+
+def build_envelope(entry: _Prepared, campaign: Campaign, delivery_id: int | None, subscriber_id: int | None,
+                   email: str, name: str, attributes: dict | None, subject_prefix: str = "") -> mime.Envelope:
+    context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes)
+    rendered = entry.compiled.render(context)
+    headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
+    if subscriber_id is not None:
+        headers += [
+            ("List-Unsubscribe", f"<{context['unsubscribe_url']}>, <{list_unsubscribe_mailto(subscriber_id, campaign.id)}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+    if delivery_id is not None:
+        headers.append(("X-Newsletter-Delivery", f"{campaign.id}.{delivery_id}"))
+    return mime.build(
+        from_name=campaign.from_name, from_email=campaign.from_email, to=email,
+        subject=subject_prefix + rendered.subject, html=rendered.html, text=rendered.text,
+        reply_to=campaign.reply_to, extra_headers=headers,
+        message_id=mime.message_id(_domain(), campaign.id, delivery_id or "test"))
+
+
+def _retry_delay(attempts: int) -> float:
+    """Exponential backoff with jitter: half the step fixed, half random."""
+    config = current_app.config
+    step = min(config["SEND_RETRY_MAX"], config["SEND_RETRY_BASE"] * 2 ** max(0, attempts - 1))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outcome:
+    retryable = failure.kind in (Kind.TRANSIENT, Kind.THROTTLED)
+    if retryable and row.attempts < current_app.config["SEND_MAX_ATTEMPTS"]:
+        return Outcome(row.id, D.PENDING, failure.code, failure.message,
+                       retry_at=now + timedelta(seconds=_retry_delay(row.attempts)))
+    return Outcome(row.id, D.FAILED, failure.code, failure.message)
+
+
+# One batch ------------------------------------------------------------------------------------
+
+class _Batch:
+    def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
+        self.campaign, self.claimed, self.token = campaign, claimed, token
+        self.outcomes: list[Outcome] = []
+        self.errors_in_a_row = 0
+        self.stop_reason = ""
+        self.next_check = time.monotonic() + STATUS_CHECK_EVERY
+
+    def still_sending(self) -> bool:
+        if time.monotonic() < self.next_check:
+            return True
+        self.next_check = time.monotonic() + STATUS_CHECK_EVERY
+        status = db.session.scalar(select(Campaign.status).where(Campaign.id == self.campaign.id))
+        db.session.commit()  # end the read transaction: no snapshot held across sends
+        return status == CampaignStatus.SENDING
+
+    def release(self, rows: list[Claimed], retry_at: datetime | None = None) -> None:
+        status = D.PENDING
+        if retry_at is None and db.session.scalar(select(Campaign.status).where(
+                Campaign.id == self.campaign.id)) == CampaignStatus.CANCELLED:
+            status = D.CANCELLED
+        self.outcomes += [Outcome(r.id, status, retry_at=retry_at, release=True) for r in rows]
+
+
+def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "") -> dict[str, int]:
+    """Send the still-queued deliveries among `delivery_ids`; returns counts for the chord."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        return {"claimed": 0}
+    token = uuid.uuid4().hex
+    claimed = deliveries.claim(delivery_ids, token, worker)
+    if not claimed:
+        return {"claimed": 0}
+    batch = _Batch(campaign, claimed, token)
+    if campaign.status != CampaignStatus.SENDING:
+        batch.release(claimed)
+    else:
+        _send_claimed(batch)
+    deliveries.record(batch.outcomes, token)
+    if batch.stop_reason:
+        campaigns.transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason)
+    sent = sum(1 for o in batch.outcomes if o.status == D.SENT)
+    return {"claimed": len(claimed), "sent": sent, "failed": sum(1 for o in batch.outcomes if o.status == D.FAILED)}
+
+
+def _people(claimed: list[Claimed]) -> dict[int, tuple[str, dict]]:
+    ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
+    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes)
+                              .where(Subscriber.id.in_(ids))).all()
+    db.session.commit()
+    return {row.id: (row.name, row.attributes) for row in rows}
+
+
+def _send_claimed(batch: _Batch) -> None:
+    try:
+        entry = prepared(batch.campaign)
+    except RenderError as exc:  # a layout edited into something broken since the campaign was saved
+        batch.stop_reason = f"The template no longer renders: {exc.message}"
+        batch.release(batch.claimed)
+        return
+    people = _people(batch.claimed)
+    rate = limiter()
+    connection = smtp.connection(smtp.SmtpSettings.from_config(current_app.config))
+    pause_after = current_app.config["SEND_PAUSE_AFTER_ERRORS"]
+    rows, i = batch.claimed, 0
+    current_rate = rate.effective_rate()
+    while i < len(rows):
+        if not batch.still_sending():
+            batch.release(rows[i:])
+            return
+        n = rate.chunk(len(rows) - i, current_rate)
+        wait = rate.reserve(n, max_wait=1.0)
+        if wait is None:  # the cluster is at its rate: hand the rest back instead of sleeping on it
+            batch.release(rows[i:], retry_at=utcnow() + timedelta(seconds=max(1.0, rate.retry_after())))
+            return
+        if wait:
+            time.sleep(wait)
+        for row in rows[i:i + n]:
+            failure = _send_one(batch, entry, connection, row, people)
+            if failure is None:
+                batch.errors_in_a_row = 0
+                continue
+            if failure.kind == Kind.THROTTLED:
+                rate.penalise()
+            if failure.kind == Kind.AUTH:
+                batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
+            elif failure.kind != Kind.PERMANENT:
+                batch.errors_in_a_row += 1
+                if batch.errors_in_a_row >= pause_after:
+                    batch.stop_reason = (f"Paused after {batch.errors_in_a_row} failed sends in a row; "
+                                         f"last: {failure.code or ''} {failure.message}".strip())
+            if batch.stop_reason:
+                done = {o.id for o in batch.outcomes}
+                batch.release([r for r in rows if r.id not in done])
+                return
+        i += n
+
+
+def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row: Claimed,
+              people: dict[int, tuple[str, dict]]) -> SmtpFailure | None:
+    name, attributes = people.get(row.subscriber_id, ("", {}))
+    try:
+        envelope = build_envelope(entry, batch.campaign, row.id, row.subscriber_id, row.email, name, attributes)
+    except RenderError as exc:
+        batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
+        return None
+    try:
+        code, text = connection.send(envelope, fence=lambda: deliveries.fence(row.id, batch.token))
+    except smtp.FenceClosed:
+        return None  # the row was taken over by a recovery: its new owner sends it
+    except SmtpFailure as failure:
+        if failure.kind == Kind.AUTH:
+            batch.outcomes.append(Outcome(row.id, D.PENDING, failure.code, failure.message, release=True))
+        else:
+            batch.outcomes.append(_failure_outcome(row, failure, utcnow()))
+        return failure
+    batch.outcomes.append(Outcome(row.id, D.SENT, code, text))
+    return None
+
+
+# Test sends -----------------------------------------------------------------------------------
+
+def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None = None) -> int:
+    """The saved campaign to typed addresses, as a chosen subscriber or the sample one."""
+    campaign = campaigns.get(campaign_id)
+    entry = prepared(campaign)
+    person = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+    sample = sample_context()["subscriber"]
+    settings = smtp.SmtpSettings.from_config(current_app.config)
+    for address in addresses:
+        envelope = build_envelope(
+            entry, campaign, None, person.id if person else None, address,
+            person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ")
+        smtp.send_once(settings, envelope)
+    return len(addresses)

@@ -1,0 +1,310 @@
+"""Campaigns: compose, validate, clone, and every status change (one state machine)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy import update as update_rows
+
+from ..extensions import db
+from ..models import Campaign, CampaignStatus, Layout, Subscriber
+from ..models.base import utcnow
+from ..sending.render import RenderError, check
+from . import lists as lists_service
+from .addresses import normalize_email
+from .campaign_context import sample_context
+from .errors import NotFound, ValidationError
+
+S = CampaignStatus
+# Every allowed move; anything else is refused. Only the send engine moves sending -> sent.
+TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    S.DRAFT: frozenset({S.SCHEDULED, S.SENDING}),
+    S.SCHEDULED: frozenset({S.DRAFT, S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED, S.FAILED}),
+    S.PAUSED: frozenset({S.SENDING, S.CANCELLED, S.FAILED}),
+    S.SENT: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
+FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids")
+
+
+def get(campaign_id: int) -> Campaign:
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("campaign", campaign_id)
+    return campaign
+
+
+def recent(limit: int = 100, status: str | None = None) -> list[Campaign]:
+    query = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if status:
+        query = query.where(Campaign.status == CampaignStatus(status))
+    return list(db.session.scalars(query))
+
+
+def _one_line(value: Any, field: str, limit: int, required: bool = False) -> str:
+    value = (value or "").strip() if isinstance(value, str) or value is None else str(value)
+    if "\r" in value or "\n" in value:
+        raise ValidationError(field, "Line breaks are not allowed here (they could inject email headers).")
+    if required and not value:
+        raise ValidationError(field, "This field is required.")
+    if len(value) > limit:
+        raise ValidationError(field, f"At most {limit} characters.")
+    return value
+
+
+def _address(value: Any, field: str, required: bool) -> str:
+    value = _one_line(value, field, 254, required)
+    if not value:
+        return ""
+    try:
+        return normalize_email(value)
+    except ValueError as exc:
+        raise ValidationError(field, str(exc)) from None
+
+
+def _layout_html(layout_id: int | None) -> str | None:
+    if layout_id is None:
+        return None
+    layout = db.session.get(Layout, layout_id)
+    if layout is None:
+        raise ValidationError("layout_id", f"No layout with id {layout_id}.")
+    return layout.html
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
+    layout_id = values.get("layout_id") or None
+    try:
+        layout_id = int(layout_id) if layout_id is not None else None
+    except (TypeError, ValueError):
+        raise ValidationError("layout_id", "The layout id must be a number.") from None
+    clean = {
+        "name": _one_line(values.get("name"), "name", 200, required=True),
+        "subject": _one_line(values.get("subject"), "subject", 500, required=True),
+        "from_name": _one_line(values.get("from_name"), "from_name", 200),
+        "from_email": _address(values.get("from_email"), "from_email", required=True),
+        "reply_to": _address(values.get("reply_to"), "reply_to", required=False),
+        "html": values.get("html") or "",
+        "text": values.get("text") or "",
+        "layout_id": layout_id,
+    }
+    if not clean["html"].strip() and not clean["text"].strip():
+        raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")
+    try:
+        list_ids = lists_service.existing_ids(list(values.get("list_ids") or []))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("list_ids", "List ids must be numbers.") from None
+    try:
+        check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
+              sample_context(), _layout_html(layout_id))
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+    clean["list_ids"] = list_ids
+    return clean
+
+
+def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
+    list_ids = clean.pop("list_ids")
+    for key, value in clean.items():
+        setattr(campaign, key, value)
+    campaign.lists = [lists_service.get(i) for i in list_ids]
+
+
+def create(created_by_id: int | None = None, **values: Any) -> Campaign:
+    campaign = Campaign(created_by_id=created_by_id)
+    _apply(campaign, _clean(values))
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign
+
+
+def current_values(campaign: Campaign) -> dict[str, Any]:
+    values = {key: getattr(campaign, key) for key in FIELDS if key != "list_ids"}
+    values["list_ids"] = [m.id for m in campaign.lists]
+    return values
+
+
+def update(campaign_id: int, **changes: Any) -> Campaign:
+    campaign = get(campaign_id)
+    if campaign.status not in EDITABLE:
+        raise ValidationError("status", f"A {campaign.status.value} campaign cannot be edited; clone it instead.")
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "Unknown field.")
+    _apply(campaign, _clean({**current_values(campaign), **changes}))
+    db.session.commit()
+    return campaign
+
+
+def delete(campaign_id: int) -> None:
+    campaign = get(campaign_id)
+    if campaign.status in (S.SENDING, S.PAUSED):
+        raise ValidationError("status", "Cancel the campaign before deleting it.")
+    db.session.delete(campaign)
+    db.session.commit()
+
+
+def clone(campaign_id: int, created_by_id: int | None = None) -> Campaign:
+    values = current_values(get(campaign_id))
+    values["name"] = f"Copy of {values['name']}"[:200]
+    return create(created_by_id=created_by_id, **values)
+
+
+def estimate_recipients(list_ids: Iterable[int]) -> int:
+    """Distinct confirmed members of the lists; the send snapshot also drops suppressed addresses."""
+    from .recipients import eligible_subscribers
+
+    ids = lists_service.existing_ids(list(list_ids))
+    if not ids:
+        return 0
+    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids).subquery())) or 0
+
+
+# Status changes -------------------------------------------------------------------------------
+
+def transition(campaign_id: int, to: CampaignStatus, reason: str = "", **columns: Any) -> bool:
+    """Move the campaign to `to` if its current status allows it; atomic, safe under races."""
+    allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
+    row = db.session.execute(
+        update_rows(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(allowed_from))
+        .values(status=to, status_reason=reason, updated_at=utcnow(), **columns)
+        .returning(Campaign.id).execution_options(synchronize_session=False)
+    ).first()
+    db.session.commit()
+    return row is not None
+
+
+def _move(campaign_id: int, to: CampaignStatus, reason: str = "", **columns: Any) -> Campaign:
+    campaign = get(campaign_id)
+    if not transition(campaign_id, to, reason, **columns):
+        db.session.refresh(campaign)
+        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
+    db.session.refresh(campaign)
+    return campaign
+
+
+def _ready_to_send(campaign: Campaign) -> None:
+    if not campaign.lists:
+        raise ValidationError("list_ids", "Choose at least one list to send to.")
+    # Templates were checked when saved; a layout edited since could have broken them.
+    _clean(current_values(campaign))
+
+
+def send_now(campaign_id: int) -> Campaign:
+    """Commit the move to `sending`; the caller then enqueues the dispatcher (never before)."""
+    _ready_to_send(get(campaign_id))
+    return _move(campaign_id, S.SENDING, started_at=utcnow())
+
+
+def schedule(campaign_id: int, send_at: datetime) -> Campaign:
+    if send_at.tzinfo is None:
+        raise ValidationError("send_at", "Give the time with its timezone.")
+    if send_at <= datetime.now(timezone.utc):
+        raise ValidationError("send_at", "Pick a time in the future.")
+    _ready_to_send(get(campaign_id))
+    campaign = get(campaign_id)
+    if campaign.status == S.SCHEDULED:  # a new time for an already scheduled campaign
+        campaign.send_at = send_at
+        db.session.commit()
+        return campaign
+    return _move(campaign_id, S.SCHEDULED, send_at=send_at)
+
+
+def unschedule(campaign_id: int) -> Campaign:
+    return _move(campaign_id, S.DRAFT, send_at=None)
+
+
+def pause(campaign_id: int, reason: str = "Paused by a user.") -> Campaign:
+    return _move(campaign_id, S.PAUSED, reason)
+
+
+def resume(campaign_id: int) -> Campaign:
+    return _move(campaign_id, S.SENDING)
+
+
+def cancel(campaign_id: int) -> Campaign:
+    """Stop for good: deliveries not yet handed to the SMTP server end as cancelled."""
+    from .deliveries import cancel_unsent, record_totals
+
+    campaign = _move(campaign_id, S.CANCELLED, "Cancelled by a user.", finished_at=utcnow())
+    cancel_unsent(campaign_id)
+    record_totals(campaign_id)
+    return campaign
+
+
+def start_due(now: datetime | None = None) -> list[int]:
+    """Scheduled campaigns whose time has come move to `sending`; returns their ids."""
+    now = now or utcnow()
+    due = db.session.scalars(select(Campaign.id).where(Campaign.status == S.SCHEDULED, Campaign.send_at <= now))
+    return [campaign_id for campaign_id in list(due) if transition(campaign_id, S.SENDING, started_at=now)]
+
+
+def subscriber_choices(query: str = "", limit: int = 20) -> list[Subscriber]:
+    """Subscribers to preview as (an email substring, newest first)."""
+    statement = select(Subscriber).order_by(Subscriber.id.desc()).limit(limit)
+    if query:
+        statement = statement.where(Subscriber.email.contains(query.strip().lower(), autoescape=True))
+    return list(db.session.scalars(statement))
+
+
+
+# Preview and progress -----------------------------------------------------------------------
+
+def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None) -> Any:
+    """Render unsaved or saved content as the sample subscriber or a real one.
+
+    Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
+    """
+    from ..sending.render import CompiledMessage
+    from .campaign_context import campaign_fields, recipient_context
+
+    try:
+        layout_id = int(values.get("layout_id")) if values.get("layout_id") else None
+        compiled = CompiledMessage(values.get("subject") or "", values.get("html") or "", values.get("text") or "",
+                                   _layout_html(layout_id))
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+    except (TypeError, ValueError):
+        raise ValidationError("layout_id", "The layout id must be a number.") from None
+    campaign_id = values.get("id")
+    context = sample_context()
+    context["campaign"].update({"id": campaign_id or 0, "name": values.get("name") or "",
+                                "subject": values.get("subject") or ""})
+    if subscriber_id is not None:
+        subscriber = db.session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
+        campaign = context["campaign"]
+        context = recipient_context(campaign, list(values.get("list_ids") or []), subscriber.id, subscriber.email,
+                                    subscriber.name, subscriber.attributes)
+    try:
+        return compiled.render(context)
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+
+
+def progress(campaign_id: int) -> dict[str, Any]:
+    """Live numbers for the campaign page, straight from the Delivery table."""
+    from . import deliveries
+
+    campaign = get(campaign_id)
+    by_status = deliveries.counts(campaign_id)
+    total = sum(by_status.values())
+    done = by_status["sent"] + by_status["failed"] + by_status["cancelled"]
+    pending = total - done
+    rate = deliveries.rate(campaign_id) if campaign.status == S.SENDING else 0.0
+    return {
+        "id": campaign.id, "status": campaign.status.value, "reason": campaign.status_reason,
+        "recipients": total, "sent": by_status["sent"], "failed": by_status["failed"],
+        "cancelled": by_status["cancelled"], "pending": pending,
+        "skipped": campaign.skipped, "snapshot_done": campaign.snapshot_at is not None,
+        "rate": round(rate, 1), "eta_seconds": round(pending / rate) if rate > 0 else None,
+        "percent": round(100 * done / total, 1) if total else (100.0 if campaign.status.finished else 0.0),
+    }

@@ -1,0 +1,209 @@
+"""The delivery ledger's moves: publish, claim, fence, record, recover, and the totals.
+
+Every move is one conditional UPDATE (RETURNING the rows it took), so a duplicated task,
+a redelivered message or a second sweeper can never take a row another process owns.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from sqlalchemy import bindparam, func, or_, select, update
+
+from ..extensions import db
+from ..models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from ..models.base import utcnow
+
+D = DeliveryStatus
+_NO_SYNC = {"synchronize_session": False}
+
+
+def fast_commit() -> None:
+    """Ledger writes on PostgreSQL do not wait for the WAL flush.
+
+    A worker that dies loses nothing it committed; only a database crash can lose the last
+    few milliseconds, and the sweeper recovers those rows like any lost claim.
+    """
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(func.set_config("synchronous_commit", "off", True).select())
+
+
+def publish(campaign_id: int, limit: int) -> list[int]:
+    """Take up to `limit` pending rows whose time has come and mark them queued; ids in order."""
+    now = utcnow()
+    due = (select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == D.PENDING,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    ).order_by(Delivery.id).limit(limit))
+    if db.engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    fast_commit()
+    ids = db.session.scalars(
+        update(Delivery).where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == D.PENDING)
+        .values(status=D.QUEUED, updated_at=now).returning(Delivery.id).execution_options(**_NO_SYNC)).all()
+    db.session.commit()
+    return sorted(ids)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    subscriber_id: int | None
+    email: str
+    attempts: int
+
+
+def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
+    """queued -> sending for the rows still queued; the others belong to someone else."""
+    fast_commit()
+    rows = db.session.execute(
+        update(Delivery).where(Delivery.id.in_(list(ids)), Delivery.status == D.QUEUED)
+        .values(status=D.SENDING, claim=token, worker=worker[:200], attempts=Delivery.attempts + 1,
+                updated_at=utcnow())
+        .returning(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts)
+        .execution_options(**_NO_SYNC)).all()
+    db.session.commit()
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+def fence(delivery_id: int, token: str) -> bool:
+    """sending -> committing just before the final dot: False if the claim was lost meanwhile.
+
+    After this commit the message counts as handed over: if the worker dies now, the
+    sweeper records it as sent rather than sending it again.
+    """
+    fast_commit()
+    row = db.session.execute(
+        update(Delivery).where(Delivery.id == delivery_id, Delivery.claim == token, Delivery.status == D.SENDING)
+        .values(status=D.COMMITTING, updated_at=utcnow()).returning(Delivery.id)
+        .execution_options(**_NO_SYNC)).first()
+    db.session.commit()
+    return row is not None
+
+
+@dataclass
+class Outcome:
+    """What happened to one claimed row; written back in bulk by `record`."""
+    id: int
+    status: DeliveryStatus
+    smtp_code: int | None = None
+    smtp_message: str = ""
+    retry_at: datetime | None = None
+    release: bool = False  # handed back unsent (pause, rate limit): the claim's attempt is undone
+
+
+def record(outcomes: Iterable[Outcome], token: str) -> None:
+    """Write a batch's outcomes, only onto rows this claim still owns."""
+    now = utcnow()
+    rows = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
+             "b_next": o.retry_at, "b_sent": now if o.status == D.SENT else None,
+             "b_claim": None if o.status in (D.PENDING, D.CANCELLED) else token,
+             "b_undo": 1 if o.release else 0} for o in outcomes]
+    if not rows:
+        return
+    fast_commit()
+    table = Delivery.__table__
+    db.session.connection().execute(
+        # SENT too: the sweeper may have assumed a slow batch's committing row delivered; the
+        # batch's own answer from the server is the better record.
+        # (ORs, not IN: an expanding IN cannot go through executemany.)
+        table.update().where(table.c.id == bindparam("b_id"), table.c.claim == token,
+                             or_(*(table.c.status == s.value for s in (D.SENDING, D.COMMITTING, D.SENT))))
+        .values(status=bindparam("b_status"), smtp_code=bindparam("b_code"), smtp_message=bindparam("b_msg"),
+                next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
+                attempts=table.c.attempts - bindparam("b_undo"), updated_at=now),
+        rows)
+    db.session.commit()
+
+
+def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | None = None) -> dict[str, int]:
+    """Rows whose owner vanished (worker killed, broker message lost) get a next step.
+
+    - committing too long: the final dot had been handed to the server -> sent (assumed);
+    - sending too long: the message never reached its final dot -> pending, sent again;
+    - queued too long: the broker lost the message -> pending, published again.
+    A stale owner that is merely slow loses its claim and cannot pass `fence`.
+    """
+    now = now or utcnow()
+    claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
+    moves = {
+        "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now,
+                                                      smtp_message="Assumed delivered: the worker stopped after "
+                                                                   "handing the message to the SMTP server.")),
+        "reclaimed": (D.SENDING, claim_cut, dict(status=D.PENDING, claim=None)),
+        "republished": (D.QUEUED, queued_cut, dict(status=D.PENDING)),
+    }
+    counts = {}
+    for name, (status, cut, values) in moves.items():
+        counts[name] = len(db.session.execute(
+            update(Delivery).where(Delivery.status == status, Delivery.updated_at < cut)
+            .values(updated_at=now, **values).returning(Delivery.id).execution_options(**_NO_SYNC)).all())
+    db.session.commit()
+    return counts
+
+
+def cancel_unsent(campaign_id: int) -> int:
+    ids = db.session.scalars(
+        update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status.in_([D.PENDING, D.QUEUED]))
+        .values(status=D.CANCELLED, updated_at=utcnow(), claim=None).returning(Delivery.id)
+        .execution_options(**_NO_SYNC)).all()
+    db.session.commit()
+    return len(ids)
+
+
+def counts(campaign_id: int) -> dict[str, int]:
+    found = dict(db.session.execute(select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign_id)
+                                    .group_by(Delivery.status)).all())
+    return {status.value: int(found.get(status, 0)) for status in D}
+
+
+def record_totals(campaign_id: int) -> dict[str, int]:
+    """Totals on the campaign row, from the Delivery table (never incremented)."""
+    by_status = counts(campaign_id)
+    db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+        recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
+        cancelled=by_status["cancelled"], totals_at=utcnow()).execution_options(**_NO_SYNC))
+    db.session.commit()
+    return by_status
+
+
+def finish_if_done(campaign_id: int) -> bool:
+    """A sending campaign whose every delivery is terminal becomes sent, with final totals."""
+    from . import campaigns
+
+    by_status = record_totals(campaign_id)
+    if any(by_status[s.value] for s in D if not s.terminal):
+        return False
+    return campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=utcnow())
+
+
+def campaigns_with_status(status: str, with_unsent: bool = False) -> list[int]:
+    query = select(Campaign.id).where(Campaign.status == CampaignStatus(status))
+    if with_unsent:
+        query = query.where(select(Delivery.id).where(
+            Delivery.campaign_id == Campaign.id, Delivery.status.in_([D.PENDING, D.QUEUED])).exists())
+    ids = list(db.session.scalars(query))
+    db.session.commit()
+    return ids
+
+
+def has_due_pending(campaign_id: int) -> bool:
+    now = utcnow()
+    return db.session.scalar(select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == D.PENDING,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)).limit(1)) is not None
+
+
+def in_flight(campaign_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.campaign_id == campaign_id,
+        Delivery.status.in_([D.QUEUED, D.SENDING, D.COMMITTING]))) or 0
+
+
+def rate(campaign_id: int, seconds: int = 10) -> float:
+    """Messages sent per second over the last `seconds`."""
+    since = utcnow() - timedelta(seconds=seconds)
+    sent = db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == D.SENT, Delivery.sent_at >= since)) or 0
+    return sent / seconds
+

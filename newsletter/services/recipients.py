@@ -1,0 +1,90 @@
+"""Who a campaign goes to: the set-based snapshot of its lists into the delivery ledger."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, literal, select, true
+from sqlalchemy.sql import Select
+
+from ..extensions import db
+from ..models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
+                      SubscriptionStatus, Suppression, campaign_lists)
+from ..models.base import utcnow
+
+
+def _not_suppressed() -> Any:
+    return ~select(literal(1)).where(Suppression.email == Subscriber.email).correlate(Subscriber).exists()
+
+
+def _confirmed_member_of(list_ids: Any) -> Any:
+    return select(literal(1)).where(
+        Subscription.subscriber_id == Subscriber.id, Subscription.list_id.in_(list_ids),
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+    ).correlate(Subscriber).exists()
+
+
+def eligible_subscribers(list_ids: Any) -> Select:
+    """Confirmed subscribers with a confirmed membership of any of the lists, not suppressed.
+
+    Each address appears once, however many of the lists it is on.
+    """
+    return select(Subscriber.id, Subscriber.email).where(
+        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), _not_suppressed())
+
+
+def _insert(table: Any) -> Any:
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def snapshot(campaign_id: int) -> int:
+    """Freeze the recipients into one pending Delivery each; safe to run twice. Returns the total."""
+    now = utcnow()
+    target = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id).scalar_subquery()
+    eligible = eligible_subscribers(target).subquery()
+    rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
+                  literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
+    # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
+    db.session.connection().execute(
+        _insert(Delivery.__table__).from_select(
+            ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
+             "smtp_message", "worker"], rows,
+        ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
+    campaign = db.session.get(Campaign, campaign_id)
+    _record_exclusions(campaign, target)
+    campaign.recipients = db.session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
+    campaign.snapshot_at = campaign.snapshot_at or now
+    db.session.commit()
+    return campaign.recipients
+
+
+def _record_exclusions(campaign: Campaign, target: Any) -> None:
+    """Count everyone on the lists who is not sent to, by reason, and the addresses on several lists."""
+    confirmed = func.sum(case((Subscription.status == SubscriptionStatus.CONFIRMED, 1), else_=0))
+    unconfirmed = func.sum(case((Subscription.status == SubscriptionStatus.UNCONFIRMED, 1), else_=0))
+    suppressed = select(literal(1)).where(Suppression.email == Subscriber.email).exists()
+    members = (select(Subscriber.id, Subscriber.status, suppressed.label("suppressed"),
+                      confirmed.label("confirmed"), unconfirmed.label("unconfirmed"))
+               .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+               .where(Subscription.list_id.in_(target))
+               .group_by(Subscriber.id, Subscriber.status, Subscriber.email).subquery())
+    reason = case(
+        (members.c.suppressed | members.c.status.in_([SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value]),
+         "suppressed"),
+        (members.c.status == SubscriberStatus.UNSUBSCRIBED.value, "unsubscribed"),
+        ((members.c.status == SubscriberStatus.CONFIRMED.value) & (members.c.confirmed > 0), "eligible"),
+        ((members.c.confirmed == 0) & (members.c.unconfirmed == 0), "unsubscribed"),
+        else_="unconfirmed",
+    )
+    counts = {row.reason: (row.people, row.memberships or 0) for row in db.session.execute(
+        select(reason.label("reason"), func.count().label("people"), func.sum(members.c.confirmed).label("memberships"))
+        .group_by(reason))}
+    campaign.skipped_suppressed = counts.get("suppressed", (0, 0))[0]
+    campaign.skipped_unsubscribed = counts.get("unsubscribed", (0, 0))[0]
+    campaign.skipped_unconfirmed = counts.get("unconfirmed", (0, 0))[0]
+    people, memberships = counts.get("eligible", (0, 0))
+    campaign.duplicates = max(0, int(memberships) - people)

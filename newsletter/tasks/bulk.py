@@ -1,0 +1,21 @@
+"""The per-recipient send, carried in batches (bulk queue): one chord header task per batch."""
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+
+from ..services import campaign_send
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(name="newsletter.tasks.bulk.send_batch", bind=True, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=False)
+def send_batch(self, campaign_id: int, delivery_ids: list[int]) -> dict:
+    # Never raises for a recipient's failure: a header task that raised would turn the
+    # chord callback into a ChordError. Infrastructure errors (database down) do raise,
+    # and the sweeper recovers the rows this batch had claimed.
+    return campaign_send.send_batch(int(campaign_id), [int(i) for i in delivery_ids],
+                                    worker=f"{WORKER} {self.request.hostname or ''}".strip())

@@ -1,0 +1,68 @@
+"""A recording SMTP server (aiosmtpd) whose answers a test can script per recipient."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from newsletter.devserver.mailcatcher import MaildirHandler
+
+from .net import free_port
+
+# rule(recipient, attempt_number) -> None to accept, or an SMTP reply such as "451 4.3.0 later"
+Rule = Callable[[str, int], "str | None"]
+
+
+class RecordingHandler(MaildirHandler):
+    """Keeps every accepted message in memory by recipient, and in the outbox Maildir."""
+
+    def __init__(self, maildir: str) -> None:
+        super().__init__(maildir)
+        self.lock = threading.Lock()
+        self.received: dict[str, list[bytes]] = defaultdict(list)
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.rule: Rule = lambda rcpt, attempt: None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content or b""
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.attempts[rcpt] += 1
+                reply = self.rule(rcpt, self.attempts[rcpt])
+                if reply:
+                    return reply
+            for rcpt in envelope.rcpt_tos:
+                self.received[rcpt].append(content)
+        return await super().handle_DATA(server, session, envelope)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.received.clear()
+            self.attempts.clear()
+            self.rule = lambda rcpt, attempt: None
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(v) for v in self.received.values())
+
+    def duplicates(self) -> dict[str, int]:
+        with self.lock:
+            return {rcpt: len(v) for rcpt, v in self.received.items() if len(v) > 1}
+
+
+class RecordingSmtpServer:
+    def __init__(self, maildir: str, port: int | None = None) -> None:
+        self.handler = RecordingHandler(maildir)
+        self.port = port or free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     data_size_limit=25 * 1024 * 1024)
+
+    def start(self) -> "RecordingSmtpServer":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
