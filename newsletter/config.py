@@ -116,7 +116,8 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
         "beat_schedule": {
             "sweep-deliveries": {"task": "newsletter.tasks.campaigns.sweep",
                                  "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
-            "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled", "schedule": 10.0},
+            "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled",
+                                          "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
         },
         "timezone": "UTC",
     }

@@ -26,7 +26,8 @@ _SMTP_SERVERS: list[RecordingSmtpServer] = []
 TEST_SEND_SETTINGS = {
     "SEND_RATE": "1000", "SEND_BATCH_SIZE": "25", "SEND_WINDOW": "100", "SEND_RETRY_BASE": "0.5",
     "SEND_RETRY_MAX": "1", "SEND_MAX_ATTEMPTS": "4", "SEND_CLAIM_TIMEOUT": "10", "SEND_QUEUED_TIMEOUT": "8",
-    "SWEEP_INTERVAL": "1", "SEND_PAUSE_AFTER_ERRORS": "30",
+    "SWEEP_INTERVAL": "1", "SCHEDULER_INTERVAL": "1", "SEND_PAUSE_AFTER_ERRORS": "30",
+    "WORKER_PREFETCH_MULTIPLIER": "1",  # batches wait in the broker, where a fault can lose them
 }
 
 
@@ -161,6 +162,7 @@ def smtp_server(platform_env):
     """The session's SMTP server (records by recipient); scripted rules reset after each test."""
     handler = _SMTP_SERVERS[-1].handler
     handler.reset()
+    handler.server = _SMTP_SERVERS[-1]  # lets a fault test stop and restart it
     yield handler
     handler.reset()
 

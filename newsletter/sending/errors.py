@@ -20,9 +20,11 @@ class Kind(str, enum.Enum):
 
 
 class SmtpFailure(Exception):
-    def __init__(self, kind: Kind, code: int | None, message: str) -> None:
+    def __init__(self, kind: Kind, code: int | None, message: str, unreachable: bool = False) -> None:
         super().__init__(f"{code} {message}")
         self.kind, self.code, self.message = kind, code, message
+        # No session could be opened: nothing reached the server, and no recipient is at fault.
+        self.unreachable = unreachable
 
 
 def classify(code: int, message: str = "") -> Kind:

@@ -12,9 +12,7 @@ import time
 
 import redis
 
-KEY = "newsletter:send-rate"
-PENALTY_KEY = "newsletter:send-rate:penalty"
-OVERRIDE_KEY = "newsletter:send-rate:setting"  # messages/s set at run time (no worker restart)
+KEY = "newsletter:send-rate"  # + ":penalty" (throttling factor), ":setting" (rate set at run time)
 
 # KEYS: tat, penalty, override. ARGV: interval (µs per message), tolerance (µs of burst), n, max_wait (µs).
 GCRA = """
@@ -37,8 +35,9 @@ return {1, wait}
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, rate: float, burst_seconds: float = 0.1) -> None:
+    def __init__(self, client: redis.Redis, rate: float, burst_seconds: float = 0.1, prefix: str = KEY) -> None:
         self.client = client
+        self.keys = [prefix, f"{prefix}:penalty", f"{prefix}:setting"]
         self.rate = max(0.01, float(rate))
         self.interval_us = 1_000_000 / self.rate
         self.tolerance_us = max(self.interval_us, burst_seconds * 1_000_000)
@@ -46,20 +45,20 @@ class RateLimiter:
 
     def reserve(self, n: int = 1, max_wait: float = 1.0) -> float | None:
         """Reserve `n` sends: the seconds to wait before sending them, or None (not reserved)."""
-        ok, wait_us = self.script(keys=[KEY, PENALTY_KEY, OVERRIDE_KEY],
+        ok, wait_us = self.script(keys=self.keys,
                                   args=[self.interval_us, self.tolerance_us, n, max_wait * 1_000_000])
         return float(wait_us) / 1_000_000 if ok else None
 
     def effective_rate(self) -> float:
-        setting = float(self.client.get(OVERRIDE_KEY) or 0)
+        setting = float(self.client.get(self.keys[2]) or 0)
         return setting if setting > 0 else self.rate
 
     def set_rate(self, rate: float | None) -> None:
         """Change the cluster's rate now for every worker (None: back to SEND_RATE)."""
         if rate is None:
-            self.client.delete(OVERRIDE_KEY)
+            self.client.delete(self.keys[2])
         else:
-            self.client.set(OVERRIDE_KEY, max(0.01, float(rate)))
+            self.client.set(self.keys[2], max(0.01, float(rate)))
 
     def acquire(self, n: int = 1, max_wait: float = 1.0) -> bool:
         """Reserve and sleep until the messages may go; False if the wait would exceed `max_wait`."""
@@ -72,7 +71,7 @@ class RateLimiter:
 
     def retry_after(self) -> float:
         """Roughly when a deferred reservation could succeed."""
-        tat = self.client.get(KEY)
+        tat = self.client.get(self.keys[0])
         if tat is None:
             return 0.0
         seconds, micros = self.client.time()
@@ -80,8 +79,8 @@ class RateLimiter:
 
     def penalise(self, factor: float = 0.5, seconds: int = 60) -> None:
         """The server is throttling us: slow every sender down by `factor` for `seconds`."""
-        current = float(self.client.get(PENALTY_KEY) or 1.0)
-        self.client.set(PENALTY_KEY, max(0.05, current * factor), ex=seconds)
+        current = float(self.client.get(self.keys[1]) or 1.0)
+        self.client.set(self.keys[1], max(0.05, current * factor), ex=seconds)
 
     def chunk(self, remaining: int, rate: float | None = None) -> int:
         """Messages to reserve at once: ~20 ms worth at this rate, at least one."""

@@ -159,11 +159,16 @@ def _compile(source: str, field: str, env: _Environment) -> Any:
         raise RenderError(field, f"Template error: {exc.message}", exc.lineno) from None
 
 
+def compile_each(parts: Iterable[tuple[str, str]]) -> None:
+    """Compile each part on its own, so an error's line is counted in that part (not in its layout)."""
+    for field, source in parts:
+        _compile(source or "", field, TEXT_ENV if field != "html" else HTML_ENV)
+
+
 def check(parts: Iterable[tuple[str, str]], sample: Mapping[str, Any], layout_html: str | None = None) -> None:
     """Raise RenderError for the first part that would fail: compile, then render on `sample`."""
     sources = dict(parts)
-    for field, source in sources.items():
-        _compile(source or "", field, TEXT_ENV if field != "html" else HTML_ENV)
+    compile_each(sources.items())
     compiled = CompiledMessage(sources.get("subject", ""), sources.get("html", ""), sources.get("text", ""),
                                layout_html)
     compiled.render(sample)

@@ -12,8 +12,8 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import Kind, SmtpFailure, classify, from_exception
 from .message import Envelope
@@ -38,6 +38,25 @@ class SmtpSettings:
                    config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"))
 
 
+class Fence(Protocol):
+    """The ledger's say over the final dot (deliveries.RowFence)."""
+
+    def acquire(self) -> bool: ...
+    def commit_async(self) -> None: ...
+    def confirm(self) -> None: ...
+
+
+class _Open:
+    def acquire(self) -> bool:
+        return True
+
+    def commit_async(self) -> None:
+        pass
+
+    def confirm(self) -> None:
+        pass
+
+
 class FenceClosed(Exception):
     """The ledger refused the final dot (the claim was taken over): nothing was sent."""
 
@@ -48,6 +67,16 @@ class Connection:
         self.smtp: smtplib.SMTP | None = None
 
     def _open(self) -> smtplib.SMTP:
+        try:
+            return self._connect()
+        except smtplib.SMTPAuthenticationError:
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            failure = from_exception(exc)
+            raise SmtpFailure(failure.kind, failure.code, f"Cannot reach the SMTP server: {failure.message}",
+                              unreachable=True) from None
+
+    def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.use_ssl:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
@@ -76,10 +105,10 @@ class Connection:
         except (smtplib.SMTPException, OSError):
             smtp.close()
 
-    def send(self, envelope: Envelope, fence: Callable[[], bool] = lambda: True) -> tuple[int, str]:
+    def send(self, envelope: Envelope, fence: Fence | None = None) -> tuple[int, str]:
         """Deliver one message; returns (code, text) of the final reply or raises SmtpFailure/FenceClosed."""
         try:
-            return self._send(envelope, fence)
+            return self._send(envelope, fence or _Open())
         except (FenceClosed, SmtpFailure):
             raise
         except smtplib.SMTPServerDisconnected as exc:
@@ -88,6 +117,9 @@ class Connection:
         except (smtplib.SMTPException, OSError) as exc:
             self.close(polite=False)
             raise from_exception(exc) from None
+        except BaseException:
+            self.close(polite=False)  # e.g. the database failed mid-DATA: never reuse a half-told session
+            raise
 
     def _command(self, smtp: smtplib.SMTP, sent: tuple[int, bytes], ok: tuple[int, ...]) -> None:
         code, text = sent
@@ -99,7 +131,7 @@ class Connection:
                 self.close(polite=False)
             raise SmtpFailure(classify(code, message), code, message)
 
-    def _send(self, envelope: Envelope, fence: Callable[[], bool]) -> tuple[int, str]:
+    def _send(self, envelope: Envelope, fence: Fence) -> tuple[int, str]:
         if self.smtp is None:
             self.smtp = self._open()
             first = self.smtp.mail(envelope.sender)
@@ -118,10 +150,16 @@ class Connection:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         smtp.send(data)
-        if not fence():
+        if not fence.acquire():
             self.close(polite=False)  # no final dot: the server throws the message away
             raise FenceClosed()
-        smtp.send(b".\r\n")
+        try:
+            fence.commit_async()
+        except Exception:
+            self.close(polite=False)  # the ledger could not record the hand-over: do not hand over
+            raise
+        smtp.send(b".\r\n")  # right after the COMMIT went out: the crash window is these two writes
+        fence.confirm()
         code, text = smtp.getreply()
         message = text.decode("utf-8", "replace")
         if classify(code, message) != Kind.SENT:

@@ -150,12 +150,12 @@ class _Batch:
         db.session.commit()  # end the read transaction: no snapshot held across sends
         return status == CampaignStatus.SENDING
 
-    def release(self, rows: list[Claimed], retry_at: datetime | None = None) -> None:
+    def release(self, rows: list[Claimed], retry_at: datetime | None = None, why: str = "") -> None:
         status = D.PENDING
         if retry_at is None and db.session.scalar(select(Campaign.status).where(
                 Campaign.id == self.campaign.id)) == CampaignStatus.CANCELLED:
             status = D.CANCELLED
-        self.outcomes += [Outcome(r.id, status, retry_at=retry_at, release=True) for r in rows]
+        self.outcomes += [Outcome(r.id, status, smtp_message=why, retry_at=retry_at, release=True) for r in rows]
 
 
 def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "") -> dict[str, int]:
@@ -216,6 +216,11 @@ def _send_claimed(batch: _Batch) -> None:
             if failure is None:
                 batch.errors_in_a_row = 0
                 continue
+            if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
+                done = {o.id for o in batch.outcomes}
+                retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
+                batch.release([r for r in rows if r.id not in done], retry_at=retry_at, why=failure.message)
+                return
             if failure.kind == Kind.THROTTLED:
                 rate.penalise()
             if failure.kind == Kind.AUTH:
@@ -241,10 +246,12 @@ def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
         return None
     try:
-        code, text = connection.send(envelope, fence=lambda: deliveries.fence(row.id, batch.token))
+        code, text = connection.send(envelope, fence=deliveries.fence(row.id, batch.token))
     except smtp.FenceClosed:
         return None  # the row was taken over by a recovery: its new owner sends it
     except SmtpFailure as failure:
+        if failure.unreachable:
+            return failure  # released with the rest of the batch by the caller
         if failure.kind == Kind.AUTH:
             batch.outcomes.append(Outcome(row.id, D.PENDING, failure.code, failure.message, release=True))
         else:

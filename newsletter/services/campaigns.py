@@ -42,7 +42,10 @@ def get(campaign_id: int) -> Campaign:
 def recent(limit: int = 100, status: str | None = None) -> list[Campaign]:
     query = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
     if status:
-        query = query.where(Campaign.status == CampaignStatus(status))
+        try:
+            query = query.where(Campaign.status == CampaignStatus(status))
+        except ValueError:
+            raise ValidationError("status", f"Unknown status {status!r}.") from None
     return list(db.session.scalars(query))
 
 
@@ -208,6 +211,7 @@ def schedule(campaign_id: int, send_at: datetime) -> Campaign:
         raise ValidationError("send_at", "Give the time with its timezone.")
     if send_at <= datetime.now(timezone.utc):
         raise ValidationError("send_at", "Pick a time in the future.")
+    send_at = send_at.astimezone(timezone.utc)  # SQLite keeps the digits and drops the offset
     _ready_to_send(get(campaign_id))
     campaign = get(campaign_id)
     if campaign.status == S.SCHEDULED:  # a new time for an already scheduled campaign
@@ -262,10 +266,11 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None) 
 
     Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
     """
-    from ..sending.render import CompiledMessage
-    from .campaign_context import campaign_fields, recipient_context
+    from ..sending.render import CompiledMessage, compile_each
+    from .campaign_context import recipient_context
 
     try:
+        compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
         layout_id = int(values.get("layout_id")) if values.get("layout_id") else None
         compiled = CompiledMessage(values.get("subject") or "", values.get("html") or "", values.get("text") or "",
                                    _layout_html(layout_id))

@@ -8,7 +8,7 @@ from celery import shared_task
 
 from ..services import campaign_send
 
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+HOST = socket.gethostname()
 
 
 @shared_task(name="newsletter.tasks.bulk.send_batch", bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -18,4 +18,5 @@ def send_batch(self, campaign_id: int, delivery_ids: list[int]) -> dict:
     # chord callback into a ChordError. Infrastructure errors (database down) do raise,
     # and the sweeper recovers the rows this batch had claimed.
     return campaign_send.send_batch(int(campaign_id), [int(i) for i in delivery_ids],
-                                    worker=f"{WORKER} {self.request.hostname or ''}".strip())
+                                    # pid read per call: the pool forks after this module is imported
+                                    worker=f"{self.request.hostname or HOST} pid {os.getpid()}")

@@ -75,3 +75,32 @@ def ctx(app):
     with app.app_context():
         yield app
 
+
+
+@pytest.fixture
+def send_rate(app):
+    """Set the cluster-wide rate for one test (the runtime override every worker reads)."""
+    from newsletter.services.campaign_send import limiter
+
+    def set_rate(rate: float | None) -> None:
+        with app.app_context():
+            limiter().set_rate(rate)
+
+    yield set_rate
+    set_rate(None)
+
+
+def received_for(smtp_server, emails: list[str]) -> dict[str, int]:
+    return {e: len(smtp_server.received.get(e, [])) for e in emails}
+
+
+def assert_exactly_once(smtp_server, emails: list[str]) -> None:
+    counts = received_for(smtp_server, emails)
+    missing = [e for e, n in counts.items() if n == 0]
+    twice = {e: n for e, n in counts.items() if n > 1}
+    assert (missing[:5], len(missing), twice) == ([], 0, {})
+
+
+def resume(app, campaign_id: int) -> None:
+    campaigns.resume(campaign_id)
+    app.extensions["celery"].send_task("newsletter.tasks.campaigns.dispatch_campaign", args=[campaign_id])

@@ -7,9 +7,9 @@ import email.policy
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import Delivery
-from tests.pipeline.conftest import (assert_totals_match_ledger, ledger, make_audience, make_campaign, start,
-                                     wait_until_status)
+from newsletter.models import Campaign, Delivery
+from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
+                                     make_campaign, resume, start, wait_until_status)
 
 
 def test_500_recipients_each_get_exactly_one_personalised_valid_email(ctx, worker, beat, smtp_server):
@@ -40,3 +40,56 @@ def test_500_recipients_each_get_exactly_one_personalised_valid_email(ctx, worke
     delivery = db.session.scalar(select(Delivery).where(Delivery.email == "r00042@example.com"))
     assert message["X-Newsletter-Delivery"] == f"{campaign_id}.{delivery.id}"
     assert (delivery.attempts, delivery.smtp_code) == (1, 250)
+
+
+def test_451_is_retried_and_delivered_550_fails_with_code_and_message(ctx, worker, beat, smtp_server):
+    list_id, emails = make_audience(60, prefix="t")
+    later, refused = set(emails[:10]), set(emails[10:15])
+
+    def rule(rcpt: str, attempt: int) -> str | None:
+        if rcpt in refused:
+            return "550 5.1.1 No such user here"
+        if rcpt in later and attempt == 1:
+            return "451 4.3.0 Try again later"
+        return None
+
+    smtp_server.rule = rule
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+
+    assert_exactly_once(smtp_server, [e for e in emails if e not in refused])
+    assert all(e not in smtp_server.received for e in refused)
+    rows = {d.email: d for d in db.session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
+    assert {(rows[e].status.value, rows[e].attempts, rows[e].smtp_code) for e in later} == {("sent", 2, 250)}
+    assert {(rows[e].status.value, rows[e].attempts, rows[e].smtp_code) for e in refused} == {("failed", 1, 550)}
+    assert all("No such user" in rows[e].smtp_message for e in refused)
+    campaign = assert_totals_match_ledger(campaign_id)
+    assert (campaign.sent, campaign.failed) == (55, 5)
+
+
+def test_a_transient_failure_that_never_clears_fails_after_the_attempt_limit(ctx, worker, beat, smtp_server):
+    list_id, emails = make_audience(3, prefix="x")
+    smtp_server.rule = lambda rcpt, attempt: "452 4.2.2 Mailbox full" if rcpt == emails[0] else None
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+    row = db.session.scalar(select(Delivery).where(Delivery.email == emails[0]))
+    assert (row.status.value, row.attempts, row.smtp_code) == ("failed", 4, 452)  # SEND_MAX_ATTEMPTS=4 in tests
+    assert smtp_server.attempts[emails[0]] == 4
+
+
+def test_a_refused_login_pauses_the_campaign_with_the_reason(ctx, worker, beat, smtp_server):
+    list_id, emails = make_audience(30, prefix="a")
+    smtp_server.rule = lambda rcpt, attempt: "535 5.7.8 Authentication credentials invalid"
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "paused")
+    campaign = db.session.get(Campaign, campaign_id)
+    assert "refused our login" in campaign.status_reason and "535" in campaign.status_reason
+    assert "failed" not in ledger(campaign_id)  # nobody's delivery is blamed for our credentials
+
+    smtp_server.rule = lambda rcpt, attempt: None  # credentials fixed: resume sends the rest once
+    resume(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+    assert_exactly_once(smtp_server, emails)

@@ -66,3 +66,9 @@ class RecordingSmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> None:
+        """Listen again on the same port (after `stop`, to simulate an outage)."""
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     data_size_limit=25 * 1024 * 1024)
+        self.controller.start()

@@ -1,0 +1,319 @@
+"""Admin pages for campaigns: compose with a live preview, test, send or schedule, follow the progress."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Campaign, CampaignStatus, Role, Subscriber
+from ..services import campaigns, layouts
+from ..services import lists as lists_service
+from ..services.addresses import normalize_email
+from ..services.errors import NotFound, ValidationError
+from .forms import ConfirmForm
+from .forms_audience import apply_error, parse_id
+from .forms_campaigns import CampaignForm, ScheduleForm, TestSendForm
+from .lists import can_edit_context
+from .roles import role_required
+
+bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
+bp.context_processor(can_edit_context)
+
+S = CampaignStatus
+DISPATCH_TASK = "newsletter.tasks.campaigns.dispatch_campaign"
+TEST_SEND_TASK = "newsletter.tasks.email.send_campaign_test"
+
+
+def enqueue_by_name(name: str, *args: Any) -> None:
+    """Queue a task by name on the Celery app bound to this Flask app; call only after the service committed.
+
+    By name, so the web process need not import the send engine's task modules.
+    """
+    current_app.extensions["celery"].send_task(name, args=list(args))
+
+
+@bp.app_template_filter("as_utc")
+def as_utc(value: datetime | None) -> datetime | None:
+    """Stored times in UTC for display (SQLite hands them back naive, already in UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _get_or_404(campaign_id: int) -> Campaign:
+    try:
+        return campaigns.get(campaign_id)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+
+
+def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
+    """The subscriber to personalise as, by address; None means the sample subscriber."""
+    if not (email or "").strip():
+        return None
+    address = normalize_email(email, field)
+    found = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+    if found is None:
+        raise ValidationError(field, f"No subscriber with the address {address}.")
+    return found
+
+
+def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
+    if campaign is not None:
+        values = campaigns.current_values(campaign)
+        form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or "")})
+    else:
+        form = CampaignForm(data=_sender_defaults())
+    counts = lists_service.counts_by_status()
+    form.list_ids.choices = [(l.id, f"{l.name} · {counts[l.id]['confirmed']:,} confirmed")
+                             for l in lists_service.all_lists()]
+    form.layout_id.choices = [("", "No layout")] + [(str(l.id), l.name) for l in layouts.all_layouts()]
+    return form
+
+
+def _sender_defaults() -> dict[str, str]:
+    """A new campaign starts from the platform's sender, when that is a usable address."""
+    from email.utils import parseaddr
+
+    name, address = parseaddr(current_app.config.get("MAIL_DEFAULT_SENDER") or "")
+    try:
+        return {"from_name": name, "from_email": normalize_email(address)}
+    except ValueError:
+        return {"from_name": name}
+
+
+def _save(form: CampaignForm, campaign_id: int | None = None) -> Campaign | None:
+    try:
+        if campaign_id:
+            return campaigns.update(campaign_id, **form.values())
+        return campaigns.create(created_by_id=current_user.id, **form.values())
+    except ValidationError as exc:
+        if not apply_error(form, exc):
+            flash(exc.message, "error")
+        return None
+
+
+@bp.get("/")
+@role_required(Role.VIEWER)
+def index():
+    status = request.args.get("status") or None
+    if status not in {s.value for s in S}:
+        status = None
+    return render_template("admin/campaigns/index.html", campaigns=campaigns.recent(limit=200, status=status),
+                           status=status, statuses=list(S), has_lists=bool(lists_service.all_lists()))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def new():
+    form = _editor_form()
+    if form.validate_on_submit() and (saved := _save(form)):
+        flash(f"Campaign “{saved.name}” saved as a draft.", "success")
+        return redirect(url_for(".detail", campaign_id=saved.id))
+    return render_template("admin/campaigns/form.html", form=form, campaign=None)
+
+
+@bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def edit(campaign_id: int):
+    campaign = _get_or_404(campaign_id)
+    if campaign.status not in campaigns.EDITABLE:
+        flash(f"A {campaign.status.value} campaign cannot be edited; clone it to reuse its content.", "info")
+        return redirect(url_for(".detail", campaign_id=campaign.id))
+    form = _editor_form(campaign)
+    if form.validate_on_submit() and (saved := _save(form, campaign.id)):
+        flash(f"Campaign “{saved.name}” saved.", "success")
+        return redirect(url_for(".detail", campaign_id=saved.id))
+    return render_template("admin/campaigns/form.html", form=form, campaign=campaign)
+
+
+@bp.post("/preview")
+@role_required(Role.MARKETER)
+def preview():
+    """The editor's live preview: the unsaved form rendered as JSON, or the broken field (422)."""
+    form = CampaignForm()  # no choices needed: nothing is validated against them here
+    values = {**form.values(), "id": parse_id(request.form.get("campaign_id", ""))}
+    try:
+        rendered = campaigns.render_preview(values, _subscriber_id(form.preview_as.data))
+    except ValidationError as exc:
+        return jsonify(error={"field": exc.field, "message": exc.message}), 422
+    return jsonify(subject=rendered.subject, html=rendered.html, text=rendered.text)
+
+
+@bp.get("/estimate.json")
+@role_required(Role.VIEWER)
+def estimate():
+    list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
+    try:
+        return jsonify(recipients=campaigns.estimate_recipients(list_ids))
+    except ValidationError as exc:
+        return jsonify(error={"field": exc.field, "message": exc.message}), 422
+
+
+@bp.get("/subscribers.json")
+@role_required(Role.MARKETER)
+def subscriber_options():
+    found = campaigns.subscriber_choices(request.args.get("q", "")[:254], limit=20)
+    return jsonify(subscribers=[{"id": s.id, "email": s.email, "name": s.name} for s in found])
+
+
+def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
+                 test_form: TestSendForm | None = None, code: int = 200) -> Any:
+    rendered, preview_error = None, None
+    try:
+        rendered = campaigns.render_preview({**campaigns.current_values(campaign), "id": campaign.id})
+    except ValidationError as exc:
+        preview_error = exc.message
+    if schedule_form is None:
+        schedule_form = ScheduleForm(formdata=None, data={
+            "send_at": as_utc(campaign.send_at).replace(tzinfo=None) if campaign.send_at else None, "timezone": "UTC"})
+    counts = lists_service.counts_by_status([l.id for l in campaign.lists])
+    live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
+    return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
+                           preview_error=preview_error, counts=counts, progress=live,
+                           schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
+                           confirm_form=ConfirmForm()), code
+
+
+@bp.get("/<int:campaign_id>")
+@role_required(Role.VIEWER)
+def detail(campaign_id: int):
+    return _detail_page(_get_or_404(campaign_id))
+
+
+@bp.get("/<int:campaign_id>/progress.json")
+@role_required(Role.VIEWER)
+def progress(campaign_id: int):
+    try:
+        return jsonify(campaigns.progress(campaign_id))
+    except NotFound as exc:
+        abort(404, description=str(exc))
+
+
+def _change(campaign: Campaign, change: Callable[[int], Any], done: str, dispatch: bool = False) -> Any:
+    """Run one status change; flash its result; queue the dispatcher once the change committed."""
+    try:
+        change(campaign.id)
+    except ValidationError as exc:
+        flash(exc.message, "error")
+    else:
+        if dispatch:
+            enqueue_by_name(DISPATCH_TASK, campaign.id)
+        flash(done, "success")
+    return redirect(url_for(".detail", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/send", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def send(campaign_id: int):
+    """GET shows who will get it; POST starts sending."""
+    campaign = _get_or_404(campaign_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        return _change(campaign, campaigns.send_now, f"“{campaign.name}” is sending.", dispatch=True)
+    if campaign.status not in campaigns.EDITABLE:
+        flash(f"A {campaign.status.value} campaign cannot be sent again; clone it instead.", "info")
+        return redirect(url_for(".detail", campaign_id=campaign.id))
+    list_ids = [l.id for l in campaign.lists]
+    return render_template("admin/campaigns/send.html", campaign=campaign, form=form,
+                           estimate=campaigns.estimate_recipients(list_ids),
+                           counts=lists_service.counts_by_status(list_ids))
+
+
+@bp.post("/<int:campaign_id>/schedule")
+@role_required(Role.MARKETER)
+def schedule(campaign_id: int):
+    campaign = _get_or_404(campaign_id)
+    form = ScheduleForm()
+    if form.validate_on_submit():
+        try:
+            campaigns.schedule(campaign.id, form.aware_send_at())
+        except ValidationError as exc:
+            if not apply_error(form, exc):
+                flash(exc.message, "error")
+        else:
+            flash(f"“{campaign.name}” is scheduled.", "success")
+            return redirect(url_for(".detail", campaign_id=campaign.id))
+    return _detail_page(campaign, schedule_form=form, code=400)
+
+
+@bp.post("/<int:campaign_id>/unschedule")
+@role_required(Role.MARKETER)
+def unschedule(campaign_id: int):
+    return _change(_get_or_404(campaign_id), campaigns.unschedule, "Unscheduled: the campaign is a draft again.")
+
+
+@bp.post("/<int:campaign_id>/pause")
+@role_required(Role.MARKETER)
+def pause(campaign_id: int):
+    return _change(_get_or_404(campaign_id), campaigns.pause,
+                   "Paused. Emails already handed to the mail server still go out.")
+
+
+@bp.post("/<int:campaign_id>/resume")
+@role_required(Role.MARKETER)
+def resume(campaign_id: int):
+    return _change(_get_or_404(campaign_id), campaigns.resume, "Resumed.", dispatch=True)
+
+
+@bp.route("/<int:campaign_id>/cancel", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def cancel(campaign_id: int):
+    campaign = _get_or_404(campaign_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        return _change(campaign, campaigns.cancel, f"“{campaign.name}” is cancelled.")
+    return render_template("admin/campaigns/confirm.html", campaign=campaign, form=form, action="cancel")
+
+
+@bp.post("/<int:campaign_id>/clone")
+@role_required(Role.MARKETER)
+def clone(campaign_id: int):
+    campaign = _get_or_404(campaign_id)
+    try:
+        copy = campaigns.clone(campaign.id, created_by_id=current_user.id)
+    except ValidationError as exc:
+        flash(f"Could not clone: {exc.message}", "error")
+        return redirect(url_for(".detail", campaign_id=campaign.id))
+    flash(f"Cloned into the draft “{copy.name}”.", "success")
+    return redirect(url_for(".edit", campaign_id=copy.id))
+
+
+@bp.route("/<int:campaign_id>/delete", methods=["GET", "POST"])
+@role_required(Role.MARKETER)
+def delete(campaign_id: int):
+    campaign = _get_or_404(campaign_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        name = campaign.name
+        try:
+            campaigns.delete(campaign.id)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+            return redirect(url_for(".detail", campaign_id=campaign.id))
+        flash(f"Campaign “{name}” deleted.", "success")
+        return redirect(url_for(".index"))
+    return render_template("admin/campaigns/confirm.html", campaign=campaign, form=form, action="delete")
+
+
+@bp.post("/<int:campaign_id>/test")
+@role_required(Role.MARKETER)
+def test_send(campaign_id: int):
+    """Send the saved version to a few addresses, optionally personalised as a real subscriber."""
+    campaign = _get_or_404(campaign_id)
+    form = TestSendForm()
+    if form.validate_on_submit():
+        try:
+            subscriber_id = _subscriber_id(form.preview_as.data)
+        except ValidationError as exc:
+            apply_error(form, exc)
+        else:
+            enqueue_by_name(TEST_SEND_TASK, campaign.id, form.parsed, subscriber_id)
+            flash(f"A test of the saved version is queued for {', '.join(form.parsed)}.", "success")
+            return redirect(url_for(".detail", campaign_id=campaign.id))
+    return _detail_page(campaign, test_form=form, code=400)

@@ -1,0 +1,125 @@
+"""Forms for the campaigns and layouts pages; the services do the real validation."""
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from ..services.addresses import normalize_email
+from .forms_audience import CheckboxesField
+
+MAX_TEST_ADDRESSES = 10
+
+STARTER_HTML = """<h1>Hello {{ subscriber.name or "there" }},</h1>
+
+<p>Write your news here.</p>
+
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+"""
+
+STARTER_LAYOUT = """<!doctype html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <style>
+    body { margin: 0; background: #f4f4f5; font-family: Helvetica, Arial, sans-serif; color: #18181b; }
+    .wrap { max-width: 600px; margin: 0 auto; padding: 24px; background: #ffffff; }
+    .footer { color: #71717a; font-size: 12px; padding: 16px 24px; text-align: center; }
+  </style>
+</head>
+<body>
+  <div class="wrap">
+    {{ content }}
+  </div>
+  <p class="footer">
+    You get this email as {{ subscriber.email }}.
+    <a href="{{ preferences_url }}">Preferences</a> · <a href="{{ unsubscribe_url }}">Unsubscribe</a>
+  </p>
+</body>
+</html>
+"""
+
+
+class CampaignForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)],
+                       description="Only you see it: for finding the campaign later.")
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=500)])
+    from_name = StringField("From name", validators=[Length(max=200)])
+    from_email = StringField("From email", validators=[DataRequired(), Length(max=254)])
+    reply_to = StringField("Reply-to", validators=[Length(max=254)], description="Optional: where replies go.")
+    list_ids = CheckboxesField("Lists", coerce=int, validate_choice=False)
+    layout_id = SelectField("Layout", choices=[("", "No layout")], validate_choice=False)
+    html = TextAreaField("HTML body", default=STARTER_HTML)
+    text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
+    # Not saved: whom the live preview is rendered for.
+    preview_as = StringField("Preview as", validators=[Length(max=254)])
+
+    def values(self) -> dict[str, Any]:
+        """What the campaigns service takes."""
+        return {"name": self.name.data, "subject": self.subject.data, "from_name": self.from_name.data,
+                "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
+                "text": self.text.data, "layout_id": self.layout_id.data or None,
+                "list_ids": self.list_ids.data or []}
+
+
+class LayoutForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    html = TextAreaField("HTML", default=STARTER_LAYOUT,
+                         description="Put {{ content }} where each campaign's body goes.")
+
+
+@cache
+def timezone_choices() -> list[tuple[str, str]]:
+    names = sorted(zoneinfo.available_timezones() - {"UTC"})
+    return [("UTC", "UTC")] + [(name, name.replace("_", " ")) for name in names]
+
+
+class ScheduleForm(FlaskForm):
+    send_at = DateTimeLocalField("Send at", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+                                 validators=[DataRequired("Pick a date and time.")])
+    timezone = SelectField("Timezone", default="UTC", validate_choice=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+    def validate_timezone(self, field: Any) -> None:
+        try:
+            zoneinfo.ZoneInfo(field.data or "")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Choose a timezone from the list.") from None
+
+    def aware_send_at(self) -> datetime:
+        """The wall-clock time the user typed, in the timezone they chose, as a UTC instant."""
+        local = self.send_at.data.replace(tzinfo=zoneinfo.ZoneInfo(self.timezone.data))
+        return local.astimezone(timezone.utc)  # SQLite keeps a datetime's digits, not its offset
+
+
+class TestSendForm(FlaskForm):
+    addresses = TextAreaField("Send a test to", validators=[DataRequired("Enter at least one address.")],
+                              description=f"Up to {MAX_TEST_ADDRESSES} addresses, separated by commas or new lines.")
+    preview_as = StringField("Personalise as", validators=[Length(max=254)],
+                             description="Optional: a subscriber's email; the sample subscriber otherwise.")
+    parsed: list[str] = []
+
+    def validate_addresses(self, field: Any) -> None:
+        raw = [part.strip() for part in re.split(r"[,;\s]+", field.data or "") if part.strip()]
+        if len(raw) > MAX_TEST_ADDRESSES:
+            raise ValidationError(f"At most {MAX_TEST_ADDRESSES} addresses at a time ({len(raw)} given).")
+        parsed: list[str] = []
+        for address in raw:
+            try:
+                normalized = normalize_email(address)
+            except ValueError as exc:
+                raise ValidationError(f"“{address}”: {getattr(exc, 'message', exc)}") from None
+            if normalized not in parsed:
+                parsed.append(normalized)
+        if not parsed:
+            raise ValidationError("Enter at least one address.")
+        self.parsed = parsed

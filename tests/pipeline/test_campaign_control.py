@@ -1,0 +1,84 @@
+"""Pause, resume, cancel, schedule, and the cluster-wide rate limit, on a real worker and beat."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from newsletter.extensions import db
+from newsletter.models import Campaign, Delivery
+from newsletter.services import campaigns
+from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
+                                     make_campaign, resume, start, status_of, wait_until_status)
+from tests.support.net import wait_for
+
+
+def test_pause_stops_sending_within_seconds_and_resume_sends_only_the_rest(ctx, worker, beat, smtp_server,
+                                                                           send_rate):
+    send_rate(100)
+    list_id, emails = make_audience(400, prefix="p")
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_for(lambda: smtp_server.count() >= 50, 30, message="the first sends")
+    campaigns.pause(campaign_id)
+    time.sleep(2)  # batches notice within STATUS_CHECK_EVERY (0.5 s) and hand their rows back
+    settled = smtp_server.count()
+    time.sleep(1.5)
+    assert smtp_server.count() == settled < 400
+    assert status_of(campaign_id) == "paused"
+
+    resume(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+    assert_exactly_once(smtp_server, emails)
+    assert_totals_match_ledger(campaign_id)
+    assert db.session.scalar(select(Delivery.attempts).where(Delivery.campaign_id == campaign_id)
+                             .order_by(Delivery.attempts.desc()).limit(1)) == 1  # a pause costs no attempt
+
+
+def test_cancel_marks_the_unsent_cancelled_and_totals_add_up(ctx, worker, beat, smtp_server, send_rate):
+    send_rate(100)
+    list_id, emails = make_audience(400, prefix="c")
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_for(lambda: smtp_server.count() >= 50, 30, message="the first sends")
+    campaigns.cancel(campaign_id)
+    wait_for(lambda: set(ledger(campaign_id)) <= {"sent", "cancelled"}, 30,
+             message=f"every delivery sent or cancelled ({ledger(campaign_id)})")
+    time.sleep(1)
+    counts = ledger(campaign_id)
+    assert counts["sent"] + counts["cancelled"] == 400 and counts["cancelled"] > 0
+    assert smtp_server.count() == counts["sent"]
+    assert smtp_server.duplicates() == {}
+    wait_for(lambda: assert_totals_match_ledger(campaign_id).cancelled == counts["cancelled"], 10,
+             message="the totals to include the cancelled deliveries")
+    assert status_of(campaign_id) == "cancelled"
+
+
+def test_a_scheduled_campaign_starts_on_time_from_the_database(ctx, worker, beat, smtp_server):
+    list_id, emails = make_audience(10, prefix="s")
+    campaign_id = make_campaign([list_id])
+    send_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    campaigns.schedule(campaign_id, send_at)
+    time.sleep(1)
+    assert status_of(campaign_id) == "scheduled" and smtp_server.count() == 0
+    wait_until_status(campaign_id, "sent", timeout=30)
+    campaign = db.session.get(Campaign, campaign_id)
+    started = campaign.started_at.replace(tzinfo=campaign.started_at.tzinfo or timezone.utc)
+    assert send_at <= started <= send_at + timedelta(seconds=5)  # beat checks every second in tests
+    assert_exactly_once(smtp_server, emails)
+
+
+def test_two_worker_processes_share_one_rate_of_50_per_second(ctx, worker, beat, smtp_server, send_rate):
+    send_rate(50)
+    list_id, emails = make_audience(750, prefix="g")
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent", timeout=60)
+    times = sorted(t.replace(tzinfo=None) for t in db.session.scalars(
+        select(Delivery.sent_at).where(Delivery.campaign_id == campaign_id)))
+    workers = set(db.session.scalars(select(Delivery.worker).where(Delivery.campaign_id == campaign_id)))
+    assert len(workers) >= 2  # both prefork processes sent
+    begin = times[0] + timedelta(seconds=2)  # measure a steady 10 s window
+    in_window = [t for t in times if begin <= t < begin + timedelta(seconds=10)]
+    assert 450 <= len(in_window) <= 550, len(in_window)

@@ -1,0 +1,94 @@
+"""Campaign rules: validation names the field, one state machine, and an exact snapshot."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from newsletter.extensions import db
+from newsletter.models import Campaign, CampaignStatus, Delivery, Subscriber, SubscriberStatus
+from newsletter.services import campaigns, lists, recipients, subscribers
+from newsletter.services.errors import ValidationError
+
+GOOD = dict(name="News", subject="Hello {{ subscriber.name }}", from_email="news@example.com",
+            html="<p>Hi {{ subscriber.name }}</p>")
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"subject": "Hi\r\nBcc: victim@example.com"}, "subject"),
+    ({"from_name": "Evil\nX-Injected: 1"}, "from_name"),
+    ({"from_email": "not an address"}, "from_email"),
+    ({"reply_to": "a@b\r\nc"}, "reply_to"),
+    ({"html": "{{ ''.__class__.__mro__ }}"}, "html"),
+    ({"text": "{% for x in %}"}, "text"),
+    ({"subject": ""}, "subject"),
+    ({"html": "", "text": ""}, "html"),
+    ({"list_ids": [10**6]}, "list_ids"),
+    ({"layout_id": 10**6}, "layout_id"),
+])
+def test_bad_input_is_refused_naming_its_field_and_nothing_is_saved(ctx, change, field):
+    with pytest.raises(ValidationError) as error:
+        campaigns.create(**{**GOOD, **change})
+    assert error.value.field == field
+    assert db.session.scalar(select(Campaign.id)) is None
+
+
+def test_status_moves_follow_the_state_machine(ctx):
+    campaign = campaigns.create(**GOOD)
+    with pytest.raises(ValidationError, match="list"):
+        campaigns.send_now(campaign.id)  # no lists yet
+    news = lists.create("News", "single")
+    campaigns.update(campaign.id, list_ids=[news.id])
+    with pytest.raises(ValidationError, match="future"):
+        campaigns.schedule(campaign.id, datetime.now(timezone.utc) - timedelta(minutes=1))
+    paris = timezone(timedelta(hours=1))
+    campaigns.schedule(campaign.id, datetime(2099, 1, 1, 9, 30, tzinfo=paris))
+    assert campaigns.get(campaign.id).send_at.replace(tzinfo=timezone.utc) == datetime(2099, 1, 1, 8, 30,
+                                                                                      tzinfo=timezone.utc)
+    campaigns.unschedule(campaign.id)
+    campaigns.send_now(campaign.id)
+    with pytest.raises(ValidationError):
+        campaigns.update(campaign.id, subject="changed while sending")
+    with pytest.raises(ValidationError):
+        campaigns.resume(campaign.id)  # sending -> sending is not a move
+    campaigns.pause(campaign.id)
+    campaigns.resume(campaign.id)
+    campaigns.cancel(campaign.id)
+    for move in (campaigns.resume, campaigns.pause, campaigns.send_now, campaigns.cancel):
+        with pytest.raises(ValidationError):
+            move(campaign.id)
+    assert campaigns.get(campaign.id).status == CampaignStatus.CANCELLED
+    assert campaigns.clone(campaign.id).status == CampaignStatus.DRAFT
+
+
+def test_snapshot_sends_each_address_once_and_counts_who_is_left_out_and_why(ctx):
+    a, b = lists.create("A", "single"), lists.create("B", "double")
+    people = {
+        "both@example.com": ("confirmed", [a.id, b.id]),
+        "one@example.com": ("confirmed", [a.id]),
+        "pending@example.com": ("unconfirmed", [a.id]),
+        "left@example.com": ("confirmed", [b.id]),
+        "blocked@example.com": ("confirmed", [a.id]),
+    }
+    for address, (status, list_ids) in people.items():
+        subscribers.create(address, list_ids=list_ids, status=status)
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == "left@example.com"))
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    db.session.commit()
+    subscribers.suppress_address("blocked@example.com", "asked by phone")
+    campaign = campaigns.create(**GOOD, list_ids=[a.id, b.id])
+    assert campaigns.estimate_recipients([a.id, b.id]) == 2
+    campaigns.send_now(campaign.id)
+
+    assert recipients.snapshot(campaign.id) == 2
+    assert recipients.snapshot(campaign.id) == 2  # safe to run twice
+    sent_to = set(db.session.scalars(select(Delivery.email).where(Delivery.campaign_id == campaign.id)))
+    assert sent_to == {"both@example.com", "one@example.com"}
+    campaign = campaigns.get(campaign.id)
+    assert (campaign.skipped_suppressed, campaign.skipped_unsubscribed, campaign.skipped_unconfirmed,
+            campaign.duplicates) == (1, 1, 1, 1)
