@@ -170,6 +170,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
         # The send pipeline (README: "Sending campaigns").
+        "SEND_PER_HOUR": _number(env, "SEND_PER_HOUR", 0),
+        "SEND_PER_DAY": _number(env, "SEND_PER_DAY", 0),
         "SEND_BATCH_SIZE": _number(env, "SEND_BATCH_SIZE", 100),
         "SEND_WINDOW": _number(env, "SEND_WINDOW", 5000),
         "SEND_MAX_ATTEMPTS": _number(env, "SEND_MAX_ATTEMPTS", 5),

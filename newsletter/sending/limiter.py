@@ -14,7 +14,10 @@ import redis
 
 KEY = "newsletter:send-rate"  # + ":penalty" (throttling factor), ":setting" (rate set at run time)
 
-# KEYS: tat, penalty, override. ARGV: interval (µs per message), tolerance (µs of burst), n, max_wait (µs).
+# KEYS: per-second tat, penalty, runtime rate, per-hour tat, per-day tat.
+# ARGV: interval (µs/message), tolerance (µs of burst), n, max_wait (µs), hour interval, day interval (0: no cap).
+# Every bucket must admit the n messages; then all are charged together, or none is. A bucket's
+# tolerance includes the message's own slot: a per-hour cap of H admits H at once, then one per 3600/H s.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -22,22 +25,35 @@ local factor = tonumber(redis.call('GET', KEYS[2]) or '1')
 local interval = tonumber(ARGV[1])
 local setting = tonumber(redis.call('GET', KEYS[3]) or '0')
 if setting and setting > 0 then interval = 1000000 / setting end
-interval = interval / factor
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval * tonumber(ARGV[3])
-local wait = new_tat - tonumber(ARGV[2]) - now
-if wait > tonumber(ARGV[4]) then return {0, wait} end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-if wait < 0 then wait = 0 end
-return {1, wait}
+local buckets = {{KEYS[1], interval / factor, tonumber(ARGV[2])}}
+local hour, day = tonumber(ARGV[5]), tonumber(ARGV[6])
+if hour > 0 then table.insert(buckets, {KEYS[4], hour, 3600000000}) end
+if day > 0 then table.insert(buckets, {KEYS[5], day, 86400000000}) end
+local n = tonumber(ARGV[3])
+local worst, tats = 0, {}
+for i, b in ipairs(buckets) do
+  local tat = tonumber(redis.call('GET', b[1]) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat + b[2] * n
+  local wait = tats[i] - b[3] - now
+  if wait > worst then worst = wait end
+end
+if worst > tonumber(ARGV[4]) then return {0, worst} end
+for i, b in ipairs(buckets) do
+  redis.call('SET', b[1], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1000)
+end
+return {1, worst}
 """
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, rate: float, burst_seconds: float = 0.1, prefix: str = KEY) -> None:
+    def __init__(self, client: redis.Redis, rate: float, burst_seconds: float = 0.1, prefix: str = KEY,
+                 per_hour: int = 0, per_day: int = 0) -> None:
         self.client = client
-        self.keys = [prefix, f"{prefix}:penalty", f"{prefix}:setting"]
+        self.keys = [prefix, f"{prefix}:penalty", f"{prefix}:setting", f"{prefix}:hour", f"{prefix}:day"]
+        self.hour_us = 3600e6 / per_hour if per_hour else 0
+        self.day_us = 86400e6 / per_day if per_day else 0
+        self.refused_wait = 0.0  # seconds the last refused reservation would have had to wait
         self.rate = max(0.01, float(rate))
         self.interval_us = 1_000_000 / self.rate
         self.tolerance_us = max(self.interval_us, burst_seconds * 1_000_000)
@@ -45,9 +61,12 @@ class RateLimiter:
 
     def reserve(self, n: int = 1, max_wait: float = 1.0) -> float | None:
         """Reserve `n` sends: the seconds to wait before sending them, or None (not reserved)."""
-        ok, wait_us = self.script(keys=self.keys,
-                                  args=[self.interval_us, self.tolerance_us, n, max_wait * 1_000_000])
-        return float(wait_us) / 1_000_000 if ok else None
+        ok, wait_us = self.script(keys=self.keys, args=[self.interval_us, self.tolerance_us, n, max_wait * 1_000_000,
+                                                        self.hour_us, self.day_us])
+        if not ok:
+            self.refused_wait = float(wait_us) / 1_000_000
+            return None
+        return float(wait_us) / 1_000_000
 
     def effective_rate(self) -> float:
         setting = float(self.client.get(self.keys[2]) or 0)
@@ -68,14 +87,6 @@ class RateLimiter:
         if wait > 0:
             time.sleep(wait)
         return True
-
-    def retry_after(self) -> float:
-        """Roughly when a deferred reservation could succeed."""
-        tat = self.client.get(self.keys[0])
-        if tat is None:
-            return 0.0
-        seconds, micros = self.client.time()
-        return max(0.0, (float(tat) - (seconds * 1_000_000 + micros)) / 1_000_000)
 
     def penalise(self, factor: float = 0.5, seconds: int = 60) -> None:
         """The server is throttling us: slow every sender down by `factor` for `seconds`."""

@@ -92,7 +92,8 @@ def limiter() -> RateLimiter:
     key = (config["REDIS_URL"], float(config["SEND_RATE"]), threading.get_ident())
     if key not in _limiters:
         client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=4)
-        _limiters[key] = RateLimiter(client, config["SEND_RATE"])
+        _limiters[key] = RateLimiter(client, config["SEND_RATE"], per_hour=config["SEND_PER_HOUR"],
+                                     per_day=config["SEND_PER_DAY"])
     return _limiters[key]
 
 
@@ -138,7 +139,7 @@ class _Batch:
     def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
         self.campaign, self.claimed, self.token = campaign, claimed, token
         self.outcomes: list[Outcome] = []
-        self.errors_in_a_row = 0
+        self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
         self.next_check = time.monotonic() + STATUS_CHECK_EVERY
 
@@ -207,14 +208,16 @@ def _send_claimed(batch: _Batch) -> None:
         n = rate.chunk(len(rows) - i, current_rate)
         wait = rate.reserve(n, max_wait=1.0)
         if wait is None:  # the cluster is at its rate: hand the rest back instead of sleeping on it
-            batch.release(rows[i:], retry_at=utcnow() + timedelta(seconds=max(1.0, rate.retry_after())))
+            batch.release(rows[i:], retry_at=utcnow() + timedelta(seconds=max(1.0, rate.refused_wait)))
             return
         if wait:
             time.sleep(wait)
         for row in rows[i:i + n]:
             failure = _send_one(batch, entry, connection, row, people)
             if failure is None:
-                batch.errors_in_a_row = 0
+                if batch.must_reset_errors:
+                    rate.client.delete(_errors_key(batch.campaign.id))
+                    batch.must_reset_errors = False
                 continue
             if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
                 done = {o.id for o in batch.outcomes}
@@ -226,15 +229,28 @@ def _send_claimed(batch: _Batch) -> None:
             if failure.kind == Kind.AUTH:
                 batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
             elif failure.kind != Kind.PERMANENT:
-                batch.errors_in_a_row += 1
-                if batch.errors_in_a_row >= pause_after:
-                    batch.stop_reason = (f"Paused after {batch.errors_in_a_row} failed sends in a row; "
+                in_a_row = _count_error(rate.client, batch.campaign.id)
+                batch.must_reset_errors = True
+                if in_a_row >= pause_after:
+                    batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
                                          f"last: {failure.code or ''} {failure.message}".strip())
             if batch.stop_reason:
                 done = {o.id for o in batch.outcomes}
                 batch.release([r for r in rows if r.id not in done])
                 return
         i += n
+
+
+def _errors_key(campaign_id: int) -> str:
+    return f"newsletter:campaign:{campaign_id}:errors-in-a-row"
+
+
+def _count_error(client: redis.Redis, campaign_id: int) -> int:
+    """Transient failures in a row across every worker (a success anywhere clears it)."""
+    pipe = client.pipeline()
+    pipe.incr(_errors_key(campaign_id))
+    pipe.expire(_errors_key(campaign_id), 3600)
+    return int(pipe.execute()[0])
 
 
 def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row: Claimed,

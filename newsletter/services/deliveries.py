@@ -240,6 +240,13 @@ def in_flight(campaign_id: int) -> int:
         Delivery.status.in_([D.QUEUED, D.SENDING, D.COMMITTING]))) or 0
 
 
+def for_subscriber(subscriber_id: int, limit: int = 50) -> list[tuple[Delivery, str]]:
+    """The newest deliveries to one subscriber, with their campaign's name."""
+    return list(db.session.execute(
+        select(Delivery, Campaign.name).join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id.desc()).limit(limit)).all())
+
+
 def rate(campaign_id: int, seconds: int = 10) -> float:
     """Messages sent per second over the last `seconds`."""
     since = utcnow() - timedelta(seconds=seconds)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
-from ..models import ConsentRecord, MailingList, Subscriber, SubscriberStatus, Subscription, SuppressionReason
+from ..models import Campaign, ConsentRecord, Delivery, MailingList, Subscriber, SubscriberStatus, Subscription, SuppressionReason
 from . import suppressions
 from .errors import NotFound
 
@@ -41,7 +41,13 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
             for c in consents
         ],
         "suppressed": suppressions.is_suppressed(subscriber.email),
-        # Deliveries join here once the send pipeline records them.
+        "deliveries": [
+            {"campaign_id": d.campaign_id, "campaign": name, "email": d.email, "status": d.status.value,
+             "attempts": d.attempts, "smtp_code": d.smtp_code, "sent_at": _iso(d.sent_at)}
+            for d, name in db.session.execute(
+                select(Delivery, Campaign.name).join(Campaign, Campaign.id == Delivery.campaign_id)
+                .where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id))
+        ],
     }
 
 
@@ -67,4 +73,7 @@ def erase_subscriber(subscriber_id: int) -> None:
     db.session.execute(
         Subscription.__table__.delete().where(Subscription.subscriber_id == subscriber_id)
     )
+    # The ledger keeps the rows (campaign totals must still add up) but not the address.
+    db.session.execute(update(Delivery).where(Delivery.subscriber_id == subscriber_id)
+                       .values(email=subscriber.email).execution_options(synchronize_session=False))
     db.session.commit()

@@ -16,7 +16,7 @@ from ..services import lists as lists_service
 from ..services.addresses import normalize_email
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
-from .forms_audience import apply_error, parse_id
+from .forms_audience import apply_error, parse_id, saved_or_form_error
 from .forms_campaigns import CampaignForm, ScheduleForm, TestSendForm
 from .lists import can_edit_context
 from .roles import role_required
@@ -88,14 +88,8 @@ def _sender_defaults() -> dict[str, str]:
 
 
 def _save(form: CampaignForm, campaign_id: int | None = None) -> Campaign | None:
-    try:
-        if campaign_id:
-            return campaigns.update(campaign_id, **form.values())
-        return campaigns.create(created_by_id=current_user.id, **form.values())
-    except ValidationError as exc:
-        if not apply_error(form, exc):
-            flash(exc.message, "error")
-        return None
+    return saved_or_form_error(form, lambda: campaigns.update(campaign_id, **form.values()) if campaign_id
+                               else campaigns.create(created_by_id=current_user.id, **form.values()))
 
 
 @bp.get("/")

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from flask import flash
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField,
                      widgets)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..models import OptIn, SubscriberStatus
+
+T = TypeVar("T")
 
 STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in SubscriberStatus]
 
@@ -102,6 +106,19 @@ def apply_error(form: FlaskForm, exc: Exception, aliases: dict[str, str] | None 
         return False
     field.errors = [*field.errors, getattr(exc, "message", str(exc))]
     return True
+
+
+def saved_or_form_error(form: FlaskForm, action: Callable[[], T], aliases: dict[str, str] | None = None) -> T | None:
+    """Run a service call; its ValidationError/Conflict shows next to its field (or as a flash)."""
+    from ..services.errors import Conflict
+    from ..services.errors import ValidationError as ServiceError
+
+    try:
+        return action()
+    except (ServiceError, Conflict) as exc:
+        if not apply_error(form, exc, aliases):
+            flash(exc.message, "error")
+        return None
 
 
 def parse_id(text: str) -> int | None:

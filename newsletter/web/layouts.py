@@ -7,7 +7,7 @@ from ..models import Layout, Role
 from ..services import layouts
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
-from .forms_audience import apply_error
+from .forms_audience import saved_or_form_error
 from .forms_campaigns import LayoutForm
 from .lists import can_edit_context
 from .roles import role_required
@@ -24,14 +24,8 @@ def _get_or_404(layout_id: int) -> Layout:
 
 
 def _save(form: LayoutForm, layout_id: int | None = None) -> Layout | None:
-    try:
-        if layout_id:
-            return layouts.update(layout_id, name=form.name.data, html=form.html.data)
-        return layouts.create(form.name.data, form.html.data)
-    except ValidationError as exc:
-        if not apply_error(form, exc):
-            flash(exc.message, "error")
-        return None
+    return saved_or_form_error(form, lambda: layouts.update(layout_id, name=form.name.data, html=form.html.data)
+                               if layout_id else layouts.create(form.name.data, form.html.data))
 
 
 def _preview_or_error(html: str) -> tuple[str, str | None]:

@@ -6,9 +6,9 @@ from flask_login import current_user
 
 from ..models import MailingList, OptIn, Role
 from ..services import lists
-from ..services.errors import NotFound, ValidationError
+from ..services.errors import NotFound
 from .forms import ConfirmForm
-from .forms_audience import ListForm, apply_error, parse_id
+from .forms_audience import ListForm, parse_id, saved_or_form_error
 from .roles import role_required
 
 bp = Blueprint("lists", __name__, url_prefix="/admin/lists")
@@ -33,12 +33,7 @@ def _get_or_404(list_id: str) -> MailingList:
 def _save(form: ListForm, list_id: int | None = None) -> MailingList | None:
     values = dict(name=form.name.data, description=form.description.data, opt_in=form.opt_in.data,
                   public=form.public.data)
-    try:
-        return lists.update(list_id, **values) if list_id else lists.create(**values)
-    except ValidationError as exc:
-        if not apply_error(form, exc):
-            flash(exc.message, "error")
-        return None
+    return saved_or_form_error(form, lambda: lists.update(list_id, **values) if list_id else lists.create(**values))
 
 
 @bp.get("/")

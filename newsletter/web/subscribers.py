@@ -9,11 +9,11 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
 from werkzeug.datastructures import MultiDict
 
 from ..models import Role, Subscriber
-from ..services import exports, gdpr, lists, subscribers, suppressions
+from ..services import deliveries, exports, gdpr, lists, subscribers, suppressions
 from ..services.errors import Conflict, NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,
-                             apply_error, parse_id)
+                             apply_error, parse_id, saved_or_form_error)
 from .lists import can_edit_context
 from .roles import role_required
 
@@ -132,13 +132,9 @@ def export_csv():
 
 
 def _save_new(form: NewSubscriberForm) -> Subscriber | None:
-    try:
-        return subscribers.create(form.email.data, name=form.name.data, attributes=form.parsed_attributes,
-                                  list_ids=form.lists.data or [], status=form.status.data)
-    except (ValidationError, Conflict) as exc:
-        if not apply_error(form, exc, {"list_ids": "lists"}):
-            flash(exc.message, "error")
-        return None
+    return saved_or_form_error(form, lambda: subscribers.create(
+        form.email.data, name=form.name.data, attributes=form.parsed_attributes, list_ids=form.lists.data or [],
+        status=form.status.data), {"list_ids": "lists"})
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -162,6 +158,7 @@ def detail(subscriber_id: str):
                            list_names=dict(bulk.target_list.choices[1:]),
                            memberships=subscribers.memberships(subscriber.id),
                            consents=subscribers.consents(subscriber.id),
+                           deliveries=deliveries.for_subscriber(subscriber.id),
                            suppressed=suppressions.is_suppressed(subscriber.email))
 
 

@@ -93,3 +93,19 @@ def test_a_refused_login_pauses_the_campaign_with_the_reason(ctx, worker, beat, 
     resume(ctx, campaign_id)
     wait_until_status(campaign_id, "sent")
     assert_exactly_once(smtp_server, emails)
+
+
+def test_many_transient_failures_in_a_row_pause_the_campaign(ctx, worker, beat, smtp_server):
+    list_id, emails = make_audience(80, prefix="e")
+    smtp_server.rule = lambda rcpt, attempt: "451 4.3.0 Local problem"
+    campaign_id = make_campaign([list_id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "paused")  # SEND_PAUSE_AFTER_ERRORS=30 in tests, across workers
+    campaign = db.session.get(Campaign, campaign_id)
+    assert "failed sends in a row" in campaign.status_reason and "451" in campaign.status_reason
+    assert "failed" not in ledger(campaign_id)  # the first attempts are retries, not failures
+
+    smtp_server.rule = lambda rcpt, attempt: None
+    resume(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+    assert_exactly_once(smtp_server, emails)

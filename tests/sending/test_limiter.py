@@ -35,3 +35,15 @@ def test_runtime_rate_and_throttling_penalty_apply_to_every_caller(limiter):
     assert wait_then > 0.1  # 100 messages at 500/s, not 1000/s (that would be ~0.05 s)
     limiter.set_rate(None)
     assert limiter.effective_rate() == 10
+
+
+def test_an_hourly_cap_admits_its_quota_then_refuses_with_the_wait(platform_env):
+    client = redis.Redis.from_url(platform_env["REDIS_URL"])
+    prefix = f"test-rate:{uuid.uuid4().hex}"
+    capped = RateLimiter(client, rate=100000, prefix=prefix, per_hour=30)
+    try:
+        assert capped.reserve(30, max_wait=1) is not None  # the hour's quota, at once
+        assert capped.reserve(1, max_wait=1) is None
+        assert 100 < capped.refused_wait <= 121  # the next one frees up after 3600/30 s
+    finally:
+        client.delete(*capped.keys)

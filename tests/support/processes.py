@@ -41,6 +41,17 @@ class ProcessLog:
         return "".join(self.lines)
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @contextmanager
 def celery_worker(
     env: Mapping[str, str] | None = None,
@@ -66,13 +77,7 @@ def celery_worker(
             raise RuntimeError(f"worker exited with {process.returncode}:\n{log.text[-3000:]}")
         yield process, log
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)
 
 
 @contextmanager
@@ -90,10 +95,4 @@ def celery_beat(env: Mapping[str, str] | None = None) -> Iterator[tuple[subproce
     try:
         yield process, log
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)

@@ -1,0 +1,53 @@
+"""GDPR export holds everything stored about a person; erasure removes exactly the personal data."""
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter.extensions import db
+from newsletter.models import ConsentRecord, Delivery, Subscriber, Subscription
+from newsletter.services import campaigns, gdpr, lists, recipients, subscribers, suppressions
+
+
+@pytest.fixture
+def person(app):
+    with app.app_context():
+        news = lists.create("News", "single")
+        other = subscribers.create("other@example.com", name="Other", list_ids=[news.id])
+        anna = subscribers.create("Anna@Example.com", name="Anna K", attributes={"city": "Oslo"}, list_ids=[news.id])
+        campaign = campaigns.create(name="C1", subject="Hi", from_email="n@example.com", html="<p>x</p>",
+                                    list_ids=[news.id])
+        campaigns.send_now(campaign.id)
+        recipients.snapshot(campaign.id)
+        yield anna.id, other.id, campaign.id
+
+
+def test_export_holds_profile_memberships_consent_and_deliveries(app, person):
+    anna_id, _, campaign_id = person
+    with app.app_context():
+        data = gdpr.export_subscriber(anna_id)
+    json.dumps(data)  # JSON-ready
+    assert data["subscriber"]["email"] == "anna@example.com" and data["subscriber"]["attributes"] == {"city": "Oslo"}
+    assert [s["list"] for s in data["subscriptions"]] == ["News"]
+    assert [c["source"] for c in data["consent"]] == ["admin"]
+    assert [(d["campaign"], d["email"], d["status"]) for d in data["deliveries"]] == [
+        ("C1", "anna@example.com", "pending")]
+
+
+def test_erasure_removes_personal_data_and_keeps_anonymous_counts(app, person):
+    anna_id, other_id, campaign_id = person
+    with app.app_context():
+        gdpr.erase_subscriber(anna_id)
+        anna = db.session.get(Subscriber, anna_id)
+        assert anna.email.endswith("@erased.invalid") and "anna" not in anna.email
+        assert (anna.name, anna.attributes) == ("", {})
+        assert db.session.scalar(select(func.count()).select_from(ConsentRecord)
+                                 .where(ConsentRecord.subscriber_id == anna_id)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Subscription)
+                                 .where(Subscription.subscriber_id == anna_id)) == 0
+        emails = set(db.session.scalars(select(Delivery.email).where(Delivery.campaign_id == campaign_id)))
+        assert emails == {anna.email, "other@example.com"}  # the ledger row stays, without the address
+        assert suppressions.is_suppressed("anna@example.com")  # never re-imported by accident
+        untouched = db.session.get(Subscriber, other_id)
+        assert (untouched.email, untouched.name) == ("other@example.com", "Other")
+        assert "anna@example.com" not in json.dumps(gdpr.export_subscriber(anna_id))
