@@ -33,6 +33,44 @@ def generate_csv(path: Path, rows: int, seed: int = 1) -> None:
                          f"{CITIES[i % len(CITIES)]},{'pro' if i % 7 == 0 else 'free'}\n")
 
 
+def measure_export(list_id: int, rows: int) -> dict:
+    """Stream the whole list as CSV (as the download does), counting rows and bytes."""
+    from newsletter.services import exports, subscribers
+
+    t = time.perf_counter()
+    lines = size = 0
+    for chunk in exports.subscribers_csv(subscribers.make_filters(list_id=list_id)):
+        size += len(chunk)
+        lines += chunk.count("\n")
+    elapsed = time.perf_counter() - t
+    assert lines - 1 >= rows, (lines, rows)  # header + one line a subscriber (names have no newlines)
+    return {"export_s": round(elapsed, 2), "export_rows_per_s": round(rows / elapsed), "export_bytes": size}
+
+
+def measure_search(list_id: int, repeat: int = 20) -> dict:
+    """Median ms of the admin search's first page and a deep page, for several filters."""
+    import statistics
+
+    from newsletter.services import subscribers
+
+    cases = {
+        "newest": {}, "substring": {"q": "person 4242"}, "rare_substring": {"q": "zzz-no-match"},
+        "status": {"status": "confirmed"}, "list": {"list_id": list_id},
+        "attribute": {"attribute": ("city", "Oslo")},
+    }
+    out = {}
+    for name, kwargs in cases.items():
+        timings = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            items, cursor = subscribers.search(limit=50, **kwargs)
+            if cursor is not None:  # and the page after, as "next" does
+                subscribers.search(limit=50, cursor=cursor, **kwargs)
+            timings.append((time.perf_counter() - t) * 1000 / (2 if cursor is not None else 1))
+        out[f"search_ms_{name}"] = round(statistics.median(timings), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -70,6 +108,8 @@ def main() -> None:
             assert job.created == args.rows, (job.created, job.failure)
             results["import_s"] = round(elapsed, 2)
             results["import_rows_per_s"] = round(args.rows / elapsed)
+            results.update(measure_export(list_id, args.rows))
+            results.update(measure_search(list_id))
         print(json.dumps(results, indent=2))
     finally:
         if not args.keep:
