@@ -33,5 +33,12 @@ static/vendor/pico.min.css: package.json package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
 
+# The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k.
+# BENCH_ARGS=--quick for a smoke check, --full to add 1M, --profile for py-spy.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/send_bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -1,0 +1,156 @@
+"""The platform variant's database: a throwaway PostgreSQL database, migrated, with N confirmed subscribers.
+
+Mirrors tests/conftest.py `_create_postgres_database` and tests/pipeline/conftest.py
+`make_audience` (kept here so that edits to the test suite cannot break the bench), with
+inserts in chunks so 1,000,000 rows stay under PostgreSQL's 65,535 parameters a statement.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHUNK = 5_000
+
+# A typical newsletter body (~3 KB as sent): a greeting, two short stories with links, a footer.
+HTML = """<h1>Spring news for {{ subscriber.name }}</h1>
+<p>Hello {{ subscriber.name }}, here is what happened in {{ subscriber.attributes.city }} this month.</p>
+<h2>The garden opens again</h2>
+<p>After a long winter the community garden opens on Saturday. Volunteers are welcome from nine;
+bring gloves, we bring coffee. <a href="https://example.com/garden">Read more</a></p>
+<h2>Workshops for beginners</h2>
+<p>Bread baking on Tuesdays, bicycle repair on Thursdays: twelve places a session, so book early.
+<a href="https://example.com/workshops">See the schedule</a></p>
+<p>See you soon,<br>The team</p>
+<p><a href="{{ web_view_url }}">View in your browser</a> · <a href="{{ preferences_url }}">Preferences</a> ·
+<a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+"""
+SUBJECT = "Spring news for {{ subscriber.name }}"
+
+
+def create_database() -> tuple[str, str]:
+    """Create `nlbench_<hex>` with I/O timing on; returns (its URL, its name)."""
+    name = f"nlbench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'ALTER DATABASE "{name}" SET track_io_timing = on')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drop_leftovers() -> list[str]:
+    """Databases left by a bench that was SIGKILLed (no finally ran): dropped at the next start."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nlbench\\_%'")]
+    for name in names:
+        drop_database(name)
+    return names
+
+
+def stat_database(name: str) -> dict:
+    """pg_stat_database counters for one database (times in milliseconds)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, xact_rollback, blks_read, blks_hit, tup_returned, tup_fetched, tup_inserted,"
+            " tup_updated, tup_deleted, blk_read_time, blk_write_time, session_time, active_time,"
+            " idle_in_transaction_time, sessions FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()
+        cols = ["xact_commit", "xact_rollback", "blks_read", "blks_hit", "tup_returned", "tup_fetched",
+                "tup_inserted", "tup_updated", "tup_deleted", "blk_read_time_ms", "blk_write_time_ms",
+                "session_time_ms", "active_time_ms", "idle_in_transaction_time_ms", "sessions"]
+    return {c: float(v or 0) for c, v in zip(cols, row or [0] * len(cols))}
+
+
+def backend_pids(conn: psycopg.Connection, name: str) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))]
+
+
+def migrate(env: dict[str, str]) -> None:
+    done = subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def make_audience(n: int) -> int:
+    """One single-opt-in list with `n` confirmed members; returns the list id (inside an app context)."""
+    from sqlalchemy import insert, select
+
+    from newsletter.extensions import db
+    from newsletter.models import (MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
+                                   SubscriptionStatus)
+    from newsletter.models.base import utcnow
+
+    mailing_list = MailingList(name="Bench list", opt_in=OptIn.SINGLE)
+    db.session.add(mailing_list)
+    db.session.flush()
+    now = utcnow()
+    cities = ["Berlin", "Köln", "Paris", "Lisboa", "Oslo", "Zürich", "Kraków", "Madrid"]
+    for start in range(0, n, CHUNK):
+        db.session.execute(insert(Subscriber), [
+            {"email": f"r{i:07d}@example.com", "name": f"Person {i}", "attributes": {"city": cities[i % 8]},
+             "status": SubscriberStatus.CONFIRMED, "created_at": now, "updated_at": now, "confirmed_at": now}
+            for i in range(start, min(n, start + CHUNK))])
+    ids = db.session.scalars(select(Subscriber.id).order_by(Subscriber.id)).all()  # a fresh database: all ours
+    for start in range(0, len(ids), CHUNK):
+        db.session.execute(insert(Subscription), [
+            {"subscriber_id": i, "list_id": mailing_list.id, "status": SubscriptionStatus.CONFIRMED,
+             "created_at": now, "updated_at": now} for i in ids[start:start + CHUNK]])
+    db.session.commit()
+    return mailing_list.id
+
+
+def make_campaign(list_id: int) -> int:
+    from newsletter.services import campaigns
+
+    return campaigns.create(name="Bench campaign", subject=SUBJECT, from_name="Ünïcode Sender",
+                            from_email="news@example.com", html=HTML, list_ids=[list_id]).id
+
+
+def sample_message(campaign_id: int) -> dict:
+    """Build one message exactly as a worker would (first subscriber) and return its size and parts.
+
+    Uses the send engine's internals (read-only); if they moved, falls back to a 3 KB estimate.
+    """
+    from sqlalchemy import select
+
+    from newsletter.extensions import db
+    from newsletter.models import Campaign, Subscriber
+
+    try:
+        from newsletter.services import campaign_send
+        from newsletter.services.campaign_context import recipient_context
+
+        campaign = db.session.get(Campaign, campaign_id)
+        person = db.session.scalars(select(Subscriber).order_by(Subscriber.id).limit(1)).one()
+        entry = campaign_send.prepared(campaign)
+        envelope = campaign_send.build_envelope(entry, campaign, 1, person.id, person.email, person.name,
+                                                person.attributes)
+        rendered = entry.compiled.render(recipient_context(entry.fields, entry.list_ids, person.id, person.email,
+                                                           person.name, person.attributes))
+        template = {k: getattr(rendered, k).replace(person.name, "%NAME%") for k in ("subject", "text", "html")}
+        return {"bytes": len(envelope.data), "template": template, "source": "platform build_envelope"}
+    except Exception as exc:  # the engine is being edited concurrently: keep the bench usable
+        return {"bytes": 3000, "template": {"subject": "Spring news for %NAME%", "text": "Hello %NAME%\n" * 60,
+                                            "html": "<p>Hello %NAME%</p>\n" * 60},
+                "source": f"fallback ({type(exc).__name__}: {exc})"}
+
+
+def platform_env(db_url: str, redis_url: str, instance: Path, smtp_port: int, secret: str,
+                 knobs: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "BASELINE_"))}
+    env.update({
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "NEWSLETTER_ENV": "production",
+        "SECRET_KEY": secret, "INSTANCE_PATH": str(instance), "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_port), "BASE_URL": "http://127.0.0.1:5000", "SEND_RATE": "1000000",
+    })
+    env.update({k: str(v) for k, v in knobs.items()})
+    return env

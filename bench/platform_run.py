@@ -1,0 +1,225 @@
+"""The `platform` variant: our real pipeline (PostgreSQL + Redis + celery worker + beat) into smtp-sink.
+
+`prepare` builds the throwaway database and the campaign (untimed); `run` starts the worker
+and beat, "calls send" the way the API will (send_now, then enqueue the dispatcher: there is
+no REST endpoint yet), and waits until the campaign row says `sent`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+import platform_db
+from procs import Children, GroupStats, Sampler, foreign_cpu, summarise_groups, tree, wait_for_quiet, watch_first
+from sink import Sink
+from variants import BIN, ROOT, Context, _ping_until_ready, _rates, redis_server_pid
+
+
+@dataclass
+class Setup:
+    n: int
+    db_name: str
+    db_url: str
+    instance: Path
+    secret: str
+    knobs: dict
+    app: object
+    campaign_id: int
+    sample: dict
+    setup_s: float
+
+
+def prepare(ctx: Context, n: int, knobs: dict) -> Setup:
+    started = time.perf_counter()
+    db_url, name = platform_db.create_database()
+    instance = Path(tempfile.mkdtemp(prefix="nlb-", dir=ctx.workdir))
+    secret = uuid.uuid4().hex
+    env = platform_db.platform_env(db_url, ctx.platform_redis, instance, 25, secret, knobs)
+    setup = Setup(n, name, db_url, instance, secret, knobs, None, 0, {}, 0.0)
+    ctx.databases.append(name)  # the driver drops it whatever happens next
+    platform_db.migrate(env)
+    os.environ.update(env)
+    from newsletter import create_app
+    from newsletter.extensions import db
+    from sqlalchemy import text
+
+    app = create_app()
+    with app.app_context():
+        list_id = platform_db.make_audience(n)
+        setup.campaign_id = platform_db.make_campaign(list_id)
+        setup.sample = platform_db.sample_message(setup.campaign_id)
+        db.session.execute(text("SELECT pg_stat_force_next_flush()"))  # setup's stats land before the run's
+        db.session.commit()
+    setup.app = app
+    setup.setup_s = round(time.perf_counter() - started, 2)
+    return setup
+
+
+def _every(seconds: float, fetch):
+    """`fetch()` at most once per `seconds` (the backend pid list changes rarely; the sampler asks 10x/s)."""
+    cache = {"at": -1e9, "value": []}
+
+    def cached():
+        if time.perf_counter() - cache["at"] >= seconds:
+            cache["value"], cache["at"] = fetch(), time.perf_counter()
+        return cache["value"]
+    return cached
+
+
+def _status(setup: Setup) -> str:
+    from sqlalchemy import select
+
+    from newsletter.extensions import db
+    from newsletter.models import Campaign
+
+    db.session.rollback()
+    value = db.session.scalar(select(Campaign.status).where(Campaign.id == setup.campaign_id))
+    db.session.commit()
+    return value.value
+
+
+def _ledger(setup: Setup) -> dict:
+    from newsletter.extensions import db
+    from newsletter.models import Campaign
+    from newsletter.services import deliveries
+
+    db.session.rollback()
+    campaign = db.session.get(Campaign, setup.campaign_id)
+    counts = {k: v for k, v in deliveries.counts(setup.campaign_id).items() if v}
+    times = {}
+    if campaign.started_at:
+        for key in ("snapshot_at", "finished_at"):
+            value = getattr(campaign, key)
+            if value is not None:
+                times[f"{key.replace('_at', '')}_after_start_s"] = round((value - campaign.started_at).total_seconds(), 3)
+    return {"deliveries": counts, "campaign_status": campaign.status.value, "status_reason": campaign.status_reason,
+            **times}
+
+
+def _start_profilers(ctx: Context, pid: int, n: int) -> list[tuple[subprocess.Popen, Path]]:
+    stem = f"profile-{ctx.tag}-n{n}"
+    specs = [("svg", ["--format", "flamegraph"], ctx.profile_dir / f"{stem}.svg"),
+             ("cpu", ["--format", "raw", "--nolineno"], ctx.profile_dir / f"{stem}-cpu.txt"),
+             ("wall", ["--format", "raw", "--nolineno", "--idle"], ctx.profile_dir / f"{stem}-wall.txt")]
+    started = []
+    for name, fmt, out in specs:
+        argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                "--rate", "50", *fmt, "-o", str(out)]
+        started.append((ctx.children.start(argv, ctx.workdir / f"py-spy-{name}-{n}.log"), out))
+    time.sleep(1.0)  # py-spy attaches to every process of the tree before t0
+    return started
+
+
+def _stop_profilers(profilers: list[tuple[subprocess.Popen, Path]]) -> list[str]:
+    for proc, _ in profilers:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # py-spy writes its output on SIGINT
+    for proc, _ in profilers:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            Children.stop(proc, grace=5)
+    return [str(out) for _, out in profilers if out.exists()]
+
+
+def run(ctx: Context, setup: Setup, timeout: float, profile: bool) -> dict:
+    n = setup.n
+    client = redis.Redis.from_url(ctx.platform_redis)
+    client.flushdb()  # this bench's own database number only
+    sink = Sink(ctx.children, ctx.workdir, f"platform-{n}")
+    env = platform_db.platform_env(setup.db_url, ctx.platform_redis, setup.instance, sink.port, setup.secret,
+                                   setup.knobs)
+    hostname = f"bench-{uuid.uuid4().hex[:6]}"
+    worker = ctx.children.start(
+        [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", "bulk,default,transactional",
+         "--concurrency", str(ctx.concurrency), "--pool", ctx.pool, "--loglevel", "WARNING",
+         "--hostname", f"{hostname}@%h", "--without-mingle", "--without-gossip"],
+        ctx.workdir / f"platform-worker-{n}.log", env=env, cwd=ROOT)
+    beat = ctx.children.start(
+        [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "WARNING",
+         "--schedule", str(setup.instance / "beat-schedule")],
+        ctx.workdir / f"platform-beat-{n}.log", env=env, cwd=ROOT)
+    pg = psycopg.connect(platform_db.ADMIN_URL, autocommit=True)
+    result: dict = {"n": n, "knobs": setup.knobs, "concurrency": ctx.concurrency, "pool": ctx.pool,
+                    "setup_s": setup.setup_s, "message_bytes": setup.sample.get("bytes")}
+    profilers: list = []
+    try:
+        from newsletter.services import campaigns
+
+        app = setup.app
+        celery_app = app.extensions["celery"]
+        result["worker_ready_s"] = round(_ping_until_ready(celery_app, hostname, worker), 2)
+        groups = [GroupStats("worker", lambda: [p.pid for p in tree(worker.pid)]),
+                  GroupStats("beat", lambda: [p.pid for p in tree(beat.pid)]),
+                  GroupStats("smtp_sink", lambda: [sink.proc.pid]),
+                  GroupStats("postgres_backends", _every(1.0, lambda: platform_db.backend_pids(pg, setup.db_name))),
+                  GroupStats("redis_server", lambda: redis_server_pid(client)),
+                  GroupStats("bench_process", lambda: [os.getpid()])]
+        if profile and ctx.profile_dir:
+            profilers = _start_profilers(ctx, worker.pid, n)
+        quiet = wait_for_quiet()
+        pg_before = platform_db.stat_database(setup.db_name)
+        sampler = Sampler(client, groups, sink.count)
+        sampler.start()
+        stop = threading.Event()
+        with app.app_context():
+            t0 = time.perf_counter()
+            sampler.begin(t0)
+            first = watch_first(sink.count, t0, stop)
+            try:
+                campaigns.send_now(setup.campaign_id)
+                send_now_s = time.perf_counter() - t0
+                celery_app.send_task("newsletter.tasks.campaigns.dispatch_campaign", args=[setup.campaign_id])
+                call_s = time.perf_counter() - t0
+                status = "sending"
+                while time.perf_counter() - t0 < timeout:
+                    status = _status(setup)
+                    if status != "sending":
+                        break
+                    time.sleep(0.25)  # one primary-key read a poll: negligible next to the run
+                done_s = time.perf_counter() - t0
+                received = sink.settle(n)
+            finally:
+                stop.set()
+                sampler.stop()
+            result["files"] = _stop_profilers(profilers) if profilers else []
+            ledger = _ledger(setup)
+        Children.stop(beat, grace=15)
+        Children.stop(worker, grace=30)
+        time.sleep(1.5)  # backends flush their statistics as they disconnect
+        pg_after = platform_db.stat_database(setup.db_name)
+        pg_delta = {k: round(pg_after[k] - pg_before[k], 1) for k in pg_after}
+        result.update({"received": received, "seconds": round(done_s, 3), "final_status": status,
+                       "send_call_latency_s": round(call_s, 4), "send_now_s": round(send_now_s, 4),
+                       "time_to_first_email_s": round(first.get("first", sampler.first_message_at or 0), 4),
+                       "redis_peak_mb": round(sampler.redis_peak_delta / 2**20, 2),
+                       "redis_used_before_mb": round(sampler.redis_base / 2**20, 2),
+                       "worker_rss_peak_mb": round(groups[0].rss_peak / 2**20, 1),
+                       "postgres": {**pg_delta, "active_time_s": round(pg_delta["active_time_ms"] / 1000, 2)},
+                       "cpu": summarise_groups(groups, n), "timeline": sampler.timeline,
+                       "machine": {**quiet, **foreign_cpu(sampler, groups)}, **ledger})
+        result.update(_rates(received, done_s, sampler.timeline))
+        if status != "sent":
+            result["error"] = f"campaign ended as {status!r} after {done_s:.0f}s (timeout {timeout:.0f}s)"
+        elif received != n:
+            result["error"] = f"the sink counted {received} messages, expected exactly {n}"
+    finally:
+        if profilers:
+            _stop_profilers(profilers)
+        Children.stop(beat, grace=10)
+        Children.stop(worker, grace=20)
+        sink.stop()
+        pg.close()
+        client.flushdb()
+        client.close()
+    return result

@@ -1,0 +1,296 @@
+"""Send bench: the SMTP limit, a tutorial Celery sender and our platform, side by side on this machine.
+
+    .venv/bin/python bench/send_bench.py                 # N = 10,000 and 100,000 (what `make bench` runs)
+    .venv/bin/python bench/send_bench.py --quick         # N = 2,000 smoke check
+    .venv/bin/python bench/send_bench.py --full          # adds N = 1,000,000
+    .venv/bin/python bench/send_bench.py --n 50000 --variants platform --profile --tag profile
+
+Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
+bench/results/README.md. Every process it starts and every database it creates is removed
+on the way out, Ctrl-C and failures included. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import platform as pyplatform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(BENCH), str(ROOT)]
+
+import psutil  # noqa: E402
+import redis  # noqa: E402
+
+import platform_db  # noqa: E402
+import platform_run  # noqa: E402
+import report  # noqa: E402
+from procs import Children  # noqa: E402
+from sink import ensure_postfix_tools  # noqa: E402
+from variants import Context, run_baseline, run_limit  # noqa: E402
+
+RESULTS = BENCH / "results"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", default="10000,100000", help="comma-separated recipient counts (default 10000,100000)")
+    p.add_argument("--quick", action="store_true", help="N = 2,000 only: a smoke check")
+    p.add_argument("--full", action="store_true", help="also N = 1,000,000")
+    p.add_argument("--variants", default="limit,baseline,platform")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 2)),
+                   help="worker processes, the same for baseline and platform (default 2 = cores)")
+    p.add_argument("--pool", default="prefork")
+    p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 100)")
+    p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
+    p.add_argument("--prefetch", help="platform WORKER_PREFETCH_MULTIPLIER (platform default 4)")
+    p.add_argument("--sessions", type=int, default=16, help="smtp-source parallel sessions for `limit`")
+    p.add_argument("--baseline-max-seconds", type=float, default=600,
+                   help="skip a baseline projected (from a smaller N) to take longer; it is capped and noted")
+    p.add_argument("--seconds-per-1000", type=float, default=12.0,
+                   help="timeout of a variant: 120 s + this per 1,000 messages")
+    p.add_argument("--profile", action="store_true", help="py-spy the platform worker tree during its run")
+    p.add_argument("--tag", default="", help="suffix for the result files (e.g. profile, tune-b500)")
+    p.add_argument("--refresh", metavar="JSON",
+                   help="redraw the PNG of an earlier results file, put its figures in bench/README.md, exit")
+    p.add_argument("--baseline-redis", default="redis://127.0.0.1:6379/9")
+    p.add_argument("--platform-redis", default="redis://127.0.0.1:6379/10")
+    args = p.parse_args()
+    ns = [2000] if args.quick else [int(x.replace("_", "")) for x in args.n.split(",") if x.strip()]
+    if args.full and 1_000_000 not in ns:
+        ns.append(1_000_000)
+    args.ns = sorted(ns)
+    args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    return args
+
+
+def git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def code_state() -> dict:
+    """The measured code: HEAD plus a fingerprint of uncommitted changes to the application."""
+    diff = git("diff", "HEAD", "--", "newsletter", "migrations", "celery_worker.py", "wsgi.py")
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", "newsletter", "migrations")
+    return {"commit": git("rev-parse", "--short", "HEAD") or "nogit", "dirty": bool(diff or untracked),
+            "app_diff_sha1": hashlib.sha1((diff + untracked).encode()).hexdigest()[:12] if diff or untracked else None}
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    info = {"nproc": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu_model": model or pyplatform.processor(), "kernel": pyplatform.release(),
+            "python": pyplatform.python_version(), "redis": client.info("server")["redis_version"]}
+    client.close()
+    try:
+        import celery
+        import psycopg
+
+        info["celery"] = celery.__version__
+        with psycopg.connect(platform_db.ADMIN_URL) as conn:
+            info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception:
+        pass
+    return info
+
+
+def knobs_from(args: argparse.Namespace) -> dict:
+    knobs = {}
+    for flag, name in (("batch_size", "SEND_BATCH_SIZE"), ("window", "SEND_WINDOW"),
+                       ("prefetch", "WORKER_PREFETCH_MULTIPLIER")):
+        if getattr(args, flag) is not None:
+            knobs[name] = str(getattr(args, flag))
+    return knobs
+
+
+def timeout_for(args: argparse.Namespace, n: int) -> float:
+    return 120 + args.seconds_per_1000 * n / 1000
+
+
+def baseline_projection(results: dict, n: int, limit_s: float) -> dict | None:
+    """Skip a baseline that a smaller N says would run longer than `limit_s`."""
+    smaller = [r for k, r in results.items() if int(k) < n and not r.get("skipped") and r.get("seconds")]
+    if not smaller:
+        return None
+    ref = max(smaller, key=lambda r: r["n"])
+    projected = ref["seconds"] * n / ref["n"]
+    if projected <= limit_s:
+        return None
+    return {"n": n, "skipped": True, "capped_at": ref["n"], "projected_seconds": round(projected),
+            "reason": f"projected {projected:.0f}s from N={ref['n']:,} > {limit_s:.0f}s: capped at N={ref['n']:,}"}
+
+
+def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict) -> None:
+    knobs = knobs_from(args)
+    setup = None
+    if "platform" in args.variant_list or "limit" in args.variant_list or "baseline" in args.variant_list:
+        print(f"[{n:,}] preparing the platform database and campaign ...", flush=True)
+        setup = platform_run.prepare(ctx, n, knobs)
+        print(f"[{n:,}] ready in {setup.setup_s}s; message {setup.sample['bytes']} bytes "
+              f"({setup.sample['source']})", flush=True)
+        results["message"] = {"bytes": setup.sample["bytes"], "source": setup.sample["source"]}
+    try:
+        if "limit" in args.variant_list:
+            r = run_limit(ctx, n, setup.sample["bytes"], timeout_for(args, n))
+            results["limit"][str(n)] = r
+            print(f"[{n:,}] limit: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+        if "baseline" in args.variant_list:
+            skip = baseline_projection(results["baseline"], n, args.baseline_max_seconds)
+            if skip:
+                r = skip
+            else:
+                r = run_baseline(ctx, n, setup.sample["template"],
+                                 min(timeout_for(args, n), args.baseline_max_seconds * 1.5 + 60))
+            results["baseline"][str(n)] = r
+            print(f"[{n:,}] baseline: {r.get('msgs_per_s', r.get('reason'))} msgs/s {r.get('error', '')}", flush=True)
+        if "platform" in args.variant_list:
+            r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
+            results["platform"][str(n)] = r
+            print(f"[{n:,}] platform: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+    finally:
+        if setup is not None:
+            with setup.app.app_context():
+                from newsletter.extensions import db
+
+                db.session.remove()
+                db.engine.dispose()
+            platform_db.drop_database(setup.db_name)
+            ctx.databases.remove(setup.db_name)
+
+
+def assemble(args: argparse.Namespace, results: dict, state: dict, started: datetime) -> dict:
+    payload = {"date": started.strftime("%Y-%m-%d"), "started_at": started.isoformat(timespec="seconds"),
+               "commit": state["commit"], "dirty": state["dirty"], "app_diff_sha1": state["app_diff_sha1"],
+               "n": args.ns, "tag": args.tag, "machine": machine(), "concurrency": args.concurrency,
+               "pool": args.pool, "message": results.get("message"),
+               "command": " ".join([Path(sys.executable).name, *sys.argv]),
+               "notes": ["The REST API send endpoint does not exist yet: the platform's send call is "
+                         "campaigns.send_now() + send_task('newsletter.tasks.campaigns.dispatch_campaign'), "
+                         "timed together (send_call_latency_s)."]}
+    largest = max(args.ns)
+    for v in ("limit", "baseline", "platform"):
+        by_n = results[v]
+        ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
+        entry = {"by_n": by_n, "msgs_per_s": by_n[str(max(ran))]["msgs_per_s"] if ran else None,
+                 "msgs_per_s_n": max(ran) if ran else None}
+        if ran and max(ran) < largest and str(largest) in by_n:
+            entry["capped_at"] = max(ran)
+            entry["note"] = by_n[str(largest)].get("reason")
+        payload[v] = entry
+    p, b, lim = (payload[v]["msgs_per_s"] for v in ("platform", "baseline", "limit"))
+    payload["ratios"] = {"platform_over_baseline": report.ratio(p, b), "platform_over_limit": report.ratio(p, lim),
+                         "baseline_over_limit": report.ratio(b, lim)}
+    payload["ratios_by_n"] = {
+        str(n): {"platform_over_baseline": report.ratio(results["platform"].get(str(n), {}).get("msgs_per_s"),
+                                                        results["baseline"].get(str(n), {}).get("msgs_per_s")),
+                 "platform_over_limit": report.ratio(results["platform"].get(str(n), {}).get("msgs_per_s"),
+                                                     results["limit"].get(str(n), {}).get("msgs_per_s"))}
+        for n in args.ns}
+    return payload
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    args = parse_args()
+    if args.refresh:
+        import json
+
+        source = Path(args.refresh)
+        payload = json.loads(source.read_text())
+        report.chart(source.with_suffix(".png"), payload)
+        report.update_marked_section(BENCH / "README.md", "figures", report.figures_markdown(payload, source.name))
+        return 0
+    ensure_postfix_tools()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
+    leftovers = platform_db.drop_leftovers()
+    if leftovers:
+        print(f"bench: dropped databases left by an earlier killed run: {leftovers}")
+    started = datetime.now(timezone.utc)
+    state = code_state()
+    stem = f"{started:%Y-%m-%d}-{state['commit']}" + (f"-{args.tag}" if args.tag else "")
+    RESULTS.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="nl-sendbench-"))
+    ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
+                  sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
+    results: dict = {"limit": {}, "baseline": {}, "platform": {}}
+    failed = False
+    t = time.perf_counter()
+    try:
+        for n in args.ns:
+            run_one_n(ctx, args, n, results)
+    except KeyboardInterrupt:
+        print("bench: interrupted; cleaning up", flush=True)
+        failed = True
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        failed = True
+        print(f"bench: failed; logs kept in {workdir}", flush=True)
+    finally:
+        ctx.children.stop_all()
+        for name in list(ctx.databases):
+            platform_db.drop_database(name)
+        for url in (args.baseline_redis, args.platform_redis):
+            client = redis.Redis.from_url(url)
+            client.flushdb()  # only the bench's own database numbers
+            client.close()
+    if not any(results[v] for v in ("limit", "baseline", "platform")):
+        return 1
+    payload = assemble(args, results, state, started)
+    payload["wall_seconds"] = round(time.perf_counter() - t, 1)
+    payload["complete"] = not failed
+    report.write_json(RESULTS / f"{stem}.json", payload)
+    report.chart(RESULTS / f"{stem}.png", payload)
+    report.append_readme(RESULTS / "README.md", payload, f"{stem}.json")
+    if not args.tag:  # a plain run is the reference: its figures go into bench/README.md
+        report.update_marked_section(BENCH / "README.md", "figures", report.figures_markdown(payload, f"{stem}.json"))
+    if args.profile:
+        write_profile(stem, results)
+    if not failed:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"bench: wrote {RESULTS / (stem + '.json')} and .png; ratios {payload['ratios']}")
+    return 1 if failed else 0
+
+
+def write_profile(stem: str, results: dict) -> None:
+    summaries, files = {}, []
+    for n, r in results["platform"].items():
+        files += r.get("files", [])
+        for kind in ("cpu", "wall"):
+            raw = RESULTS / f"profile-{stem}-n{n}-{kind}.txt"
+            if raw.exists():
+                report.shrink_raw(raw)
+                summaries[f"N={int(n):,}, {'on-CPU' if kind == 'cpu' else 'wall clock incl. waiting (--idle)'}"] = \
+                    report.profile_summary(raw)
+    for n in results["platform"]:
+        for kind in ("cpu", "wall"):
+            raw = RESULTS / f"profile-{stem}-n{n}-{kind}.txt"
+            if raw.exists():  # summarised above; kept compressed (read with zcat)
+                with open(raw, "rb") as src, gzip.open(f"{raw}.gz", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                raw.unlink()
+                files = [f"{f}.gz" if f == str(raw) else f for f in files]
+    if summaries:
+        md = report.profile_markdown(summaries, files)
+        (RESULTS / f"profile-{stem}.md").write_text(md + "\n")
+        report.update_marked_section(BENCH / "README.md", "profile", md)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
