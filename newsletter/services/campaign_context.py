@@ -42,8 +42,7 @@ def web_view_url(campaign_id: int, subscriber_id: int | None) -> str:
     return links._external("public.web_view", token=token)
 
 
-def list_unsubscribe_mailto(subscriber_id: int, campaign_id: int) -> str:
-    """The mailto: half of List-Unsubscribe (RFC 2369), carrying the signed token as subject."""
+def list_unsubscribe_mailto(unsubscribe_url: str) -> str:
+    """The mailto: half of List-Unsubscribe (RFC 2369): the one-click link's token as subject."""
     address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
-    token = tokens.unsubscribe_token(subscriber_id, None, campaign_id)
-    return f"mailto:{address}?subject=unsubscribe%20{token}"
+    return f"mailto:{address}?subject=unsubscribe%20{unsubscribe_url.rsplit('/', 1)[-1]}"

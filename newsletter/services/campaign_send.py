@@ -51,9 +51,11 @@ def prepare(campaign_id: int) -> bool:
 
 @dataclass
 class _Prepared:
+    """Everything a message needs from its campaign, read once (never per recipient)."""
     key: tuple
     compiled: CompiledMessage
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # id, name, subject, from_name, from_email (the template's `campaign`)
+    reply_to: str
     list_ids: list[int]
     list_id_header: str
 
@@ -77,7 +79,7 @@ def prepared(campaign: Campaign) -> _Prepared:
     compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None)
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
-    entry = _Prepared(key, compiled, campaign_fields(campaign), list_ids,
+    entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,
                       f"{names} <campaign-{campaign.id}.{_domain()}>")
     with _cache_lock:
         _cache[campaign.id] = entry
@@ -99,23 +101,25 @@ def limiter() -> RateLimiter:
 
 # One message ----------------------------------------------------------------------------------
 
-def build_envelope(entry: _Prepared, campaign: Campaign, delivery_id: int | None, subscriber_id: int | None,
-                   email: str, name: str, attributes: dict | None, subject_prefix: str = "") -> mime.Envelope:
+def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int | None, email: str, name: str,
+                   attributes: dict | None, subject_prefix: str = "") -> mime.Envelope:
     context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes)
     rendered = entry.compiled.render(context)
+    campaign_id = entry.fields["id"]
     headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
     if subscriber_id is not None:
+        unsubscribe = context["unsubscribe_url"]
         headers += [
-            ("List-Unsubscribe", f"<{context['unsubscribe_url']}>, <{list_unsubscribe_mailto(subscriber_id, campaign.id)}>"),
+            ("List-Unsubscribe", f"<{unsubscribe}>, <{list_unsubscribe_mailto(unsubscribe)}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
     if delivery_id is not None:
-        headers.append(("X-Newsletter-Delivery", f"{campaign.id}.{delivery_id}"))
+        headers.append(("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}"))
     return mime.build(
-        from_name=campaign.from_name, from_email=campaign.from_email, to=email,
+        from_name=entry.fields["from_name"], from_email=entry.fields["from_email"], to=email,
         subject=subject_prefix + rendered.subject, html=rendered.html, text=rendered.text,
-        reply_to=campaign.reply_to, extra_headers=headers,
-        message_id=mime.message_id(_domain(), campaign.id, delivery_id or "test"))
+        reply_to=entry.reply_to, extra_headers=headers,
+        message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
 
 
 def _retry_delay(attempts: int) -> float:
@@ -138,6 +142,7 @@ def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outco
 class _Batch:
     def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
         self.campaign, self.claimed, self.token = campaign, claimed, token
+        self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
         self.outcomes: list[Outcome] = []
         self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
@@ -147,14 +152,14 @@ class _Batch:
         if time.monotonic() < self.next_check:
             return True
         self.next_check = time.monotonic() + STATUS_CHECK_EVERY
-        status = db.session.scalar(select(Campaign.status).where(Campaign.id == self.campaign.id))
+        status = db.session.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
         db.session.commit()  # end the read transaction: no snapshot held across sends
         return status == CampaignStatus.SENDING
 
     def release(self, rows: list[Claimed], retry_at: datetime | None = None, why: str = "") -> None:
         status = D.PENDING
         if retry_at is None and db.session.scalar(select(Campaign.status).where(
-                Campaign.id == self.campaign.id)) == CampaignStatus.CANCELLED:
+                Campaign.id == self.campaign_id)) == CampaignStatus.CANCELLED:
             status = D.CANCELLED
         self.outcomes += [Outcome(r.id, status, smtp_message=why, retry_at=retry_at, release=True) for r in rows]
 
@@ -195,7 +200,7 @@ def _send_claimed(batch: _Batch) -> None:
         batch.stop_reason = f"The template no longer renders: {exc.message}"
         batch.release(batch.claimed)
         return
-    people = _people(batch.claimed)
+    people = _people(batch.claimed)  # commits: no transaction stays open across SMTP I/O
     rate = limiter()
     connection = smtp.connection(smtp.SmtpSettings.from_config(current_app.config))
     pause_after = current_app.config["SEND_PAUSE_AFTER_ERRORS"]
@@ -216,7 +221,7 @@ def _send_claimed(batch: _Batch) -> None:
             failure = _send_one(batch, entry, connection, row, people)
             if failure is None:
                 if batch.must_reset_errors:
-                    rate.client.delete(_errors_key(batch.campaign.id))
+                    rate.client.delete(_errors_key(batch.campaign_id))
                     batch.must_reset_errors = False
                 continue
             if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
@@ -229,7 +234,7 @@ def _send_claimed(batch: _Batch) -> None:
             if failure.kind == Kind.AUTH:
                 batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
             elif failure.kind != Kind.PERMANENT:
-                in_a_row = _count_error(rate.client, batch.campaign.id)
+                in_a_row = _count_error(rate.client, batch.campaign_id)
                 batch.must_reset_errors = True
                 if in_a_row >= pause_after:
                     batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
@@ -257,7 +262,7 @@ def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row:
               people: dict[int, tuple[str, dict]]) -> SmtpFailure | None:
     name, attributes = people.get(row.subscriber_id, ("", {}))
     try:
-        envelope = build_envelope(entry, batch.campaign, row.id, row.subscriber_id, row.email, name, attributes)
+        envelope = build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes)
     except RenderError as exc:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
         return None
@@ -288,7 +293,7 @@ def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None 
     settings = smtp.SmtpSettings.from_config(current_app.config)
     for address in addresses:
         envelope = build_envelope(
-            entry, campaign, None, person.id if person else None, address,
+            entry, None, person.id if person else None, address,
             person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ")
         smtp.send_once(settings, envelope)
     return len(addresses)

@@ -14,20 +14,11 @@ from sqlalchemy import bindparam, func, or_, select, update
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from ..models.delivery import IN_FLIGHT
 from ..models.base import utcnow
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
-
-
-def fast_commit() -> None:
-    """Ledger writes on PostgreSQL do not wait for the WAL flush.
-
-    A worker that dies loses nothing it committed; only a database crash can lose the last
-    few milliseconds, and the sweeper recovers those rows like any lost claim.
-    """
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(func.set_config("synchronous_commit", "off", True).select())
 
 
 def publish(campaign_id: int, limit: int) -> list[int]:
@@ -39,7 +30,6 @@ def publish(campaign_id: int, limit: int) -> list[int]:
     ).order_by(Delivery.id).limit(limit))
     if db.engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    fast_commit()
     ids = db.session.scalars(
         update(Delivery).where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == D.PENDING)
         .values(status=D.QUEUED, updated_at=now).returning(Delivery.id).execution_options(**_NO_SYNC)).all()
@@ -57,7 +47,6 @@ class Claimed:
 
 def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
     """queued -> sending for the rows still queued; the others belong to someone else."""
-    fast_commit()
     rows = db.session.execute(
         update(Delivery).where(Delivery.id.in_(list(ids)), Delivery.status == D.QUEUED)
         .values(status=D.SENDING, claim=token, worker=worker[:200], attempts=Delivery.attempts + 1,
@@ -66,6 +55,10 @@ def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
         .execution_options(**_NO_SYNC)).all()
     db.session.commit()
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+_FENCE_SQL = ("UPDATE deliveries SET status = 'committing', updated_at = %s "
+              "WHERE id = %s AND claim = %s AND status = 'sending' RETURNING id")
 
 
 class RowFence:
@@ -84,12 +77,17 @@ class RowFence:
         self._pgconn: Any = None
 
     def acquire(self) -> bool:
-        fast_commit()
-        row = db.session.execute(
-            update(Delivery).where(Delivery.id == self.delivery_id, Delivery.claim == self.token,
-                                   Delivery.status == D.SENDING)
-            .values(status=D.COMMITTING, updated_at=utcnow()).returning(Delivery.id)
-            .execution_options(**_NO_SYNC)).first()
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            # The hot path: one prepared statement on the driver, none of the ORM's per-call work.
+            raw = connection.connection.driver_connection
+            row = raw.execute(_FENCE_SQL, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
+        else:
+            row = db.session.execute(
+                update(Delivery).where(Delivery.id == self.delivery_id, Delivery.claim == self.token,
+                                       Delivery.status == D.SENDING)
+                .values(status=D.COMMITTING, updated_at=utcnow()).returning(Delivery.id)
+                .execution_options(**_NO_SYNC)).first()
         if row is None:
             db.session.rollback()
             return False
@@ -103,18 +101,29 @@ class RowFence:
         self._pgconn.send_query(b"COMMIT")  # written and flushed; the reply is read in confirm()
 
     def confirm(self) -> None:
+        """Read the COMMIT's reply. Never raises: the dot is already on its way.
+
+        If the database connection died meanwhile, nobody knows whether that COMMIT landed;
+        either way the row is still ours (`sending` or `committing` under this claim), and
+        the batch's `record` writes `sent` onto it once the server has answered.
+        """
         if self._pgconn is None:
             return
         pgconn, self._pgconn = self._pgconn, None
-        failed = None
-        while (result := pgconn.get_result()) is not None:
-            if result.status != 1:  # COMMAND_OK
-                failed = (result.error_message or b"").decode("utf-8", "replace")
-        db.session.commit()  # psycopg sees the transaction already ended: nothing more is sent
-        if failed:
-            # The message went out but the row is still `sending` under our claim: the
-            # batch's `record` still marks it sent (only a crash now would resend it).
-            current_app.logger.warning("delivery %s: fence commit failed: %s", self.delivery_id, failed)
+        try:
+            failed = None
+            while (result := pgconn.get_result()) is not None:
+                if result.status != 1:  # COMMAND_OK
+                    failed = (result.error_message or b"").decode("utf-8", "replace")
+            if failed:
+                raise RuntimeError(failed)
+            db.session.commit()  # psycopg sees the transaction already ended: nothing more is sent
+        except Exception as exc:  # noqa: BLE001  (any failure here must not lose the hand-over)
+            current_app.logger.warning("delivery %s: fence commit unconfirmed: %s", self.delivery_id, exc)
+            try:
+                db.session.rollback()
+            except Exception:  # noqa: BLE001
+                db.session.close()
 
 
 def fence(delivery_id: int, token: str) -> RowFence:
@@ -141,7 +150,6 @@ def record(outcomes: Iterable[Outcome], token: str) -> None:
              "b_undo": 1 if o.release else 0} for o in outcomes]
     if not rows:
         return
-    fast_commit()
     table = Delivery.__table__
     db.session.connection().execute(
         # SENT too: the sweeper may have assumed a slow batch's committing row delivered; the
@@ -202,19 +210,43 @@ def record_totals(campaign_id: int) -> dict[str, int]:
     by_status = counts(campaign_id)
     db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
         recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
-        cancelled=by_status["cancelled"], totals_at=utcnow()).execution_options(**_NO_SYNC))
+        cancelled=by_status["cancelled"], totals_at=utcnow(), updated_at=Campaign.updated_at)
+        .execution_options(**_NO_SYNC))
     db.session.commit()
     return by_status
 
 
+def unfinished(campaign_id: int) -> bool:
+    """Any delivery not yet terminal? (An index probe, not a count.)"""
+    found = db.session.scalar(select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status.in_([s for s in D if not s.terminal])).limit(1))
+    db.session.commit()
+    return found is not None
+
+
 def finish_if_done(campaign_id: int) -> bool:
-    """A sending campaign whose every delivery is terminal becomes sent, with final totals."""
+    """A sending campaign whose every delivery is terminal becomes sent, with exact totals
+    counted from the ledger (once, at the end: counting every window would cost O(N²))."""
     from . import campaigns
 
-    by_status = record_totals(campaign_id)
-    if any(by_status[s.value] for s in D if not s.terminal):
+    if unfinished(campaign_id):
         return False
-    return campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=utcnow())
+    by_status = counts(campaign_id)
+    now = utcnow()
+    # Totals and status in one UPDATE: a late chord callback's increment cannot slip between.
+    return campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=now, totals_at=now,
+                                recipients=sum(by_status.values()), sent=by_status["sent"],
+                                failed=by_status["failed"], cancelled=by_status["cancelled"])
+
+
+def add_to_totals(campaign_id: int, sent: int, failed: int) -> None:
+    """Running totals while sending, from the chord's results; `record_totals` makes them exact."""
+    db.session.execute(update(Campaign).where(Campaign.id == campaign_id,
+                                              Campaign.status == CampaignStatus.SENDING).values(
+        sent=Campaign.sent + sent, failed=Campaign.failed + failed, totals_at=utcnow(),
+        updated_at=Campaign.updated_at)  # totals are not an edit: keep the compiled-template cache key
+        .execution_options(**_NO_SYNC))
+    db.session.commit()
 
 
 def campaigns_with_status(status: str, with_unsent: bool = False) -> list[int]:
@@ -234,10 +266,10 @@ def has_due_pending(campaign_id: int) -> bool:
         or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)).limit(1)) is not None
 
 
-def in_flight(campaign_id: int) -> int:
-    return db.session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.campaign_id == campaign_id,
-        Delivery.status.in_([D.QUEUED, D.SENDING, D.COMMITTING]))) or 0
+def in_flight(campaign_id: int) -> bool:
+    """Anything published and not yet back? (An index probe, not a count.)"""
+    return db.session.scalar(select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status.in_(list(IN_FLIGHT))).limit(1)) is not None
 
 
 def for_subscriber(subscriber_id: int, limit: int = 50) -> list[tuple[Delivery, str]]:

@@ -38,20 +38,28 @@ def dispatch_campaign(campaign_id: int) -> int:
     if not campaign_send.prepare(campaign_id):
         return 0
     published = publish_windows(campaign_id, IN_FLIGHT_WINDOWS)
-    if not published and not deliveries.in_flight(campaign_id):
-        deliveries.finish_if_done(campaign_id)
+    if not published:
+        deliveries.finish_if_done(campaign_id)  # nobody to send to, or everything already done
     return published
 
 
 @shared_task(name="newsletter.tasks.campaigns.window_done")
 def window_done(results: list, campaign_id: int) -> dict:
-    """Chord callback: record the totals from the ledger, keep the pipeline full, finish."""
+    """Chord callback: add the window's counts to the totals, keep the pipeline full, finish.
+
+    The last callback recounts the totals from the ledger (`finish_if_done`), so what the
+    campaign finally shows always equals the Delivery table.
+    """
     campaign_id = int(campaign_id)
-    totals = deliveries.record_totals(campaign_id)
-    if campaigns.get(campaign_id).status.value == "sending":
+    window = {key: sum(int((r or {}).get(key, 0)) for r in results or []) for key in ("sent", "failed")}
+    status = campaigns.get(campaign_id).status.value
+    if status == "sending":
+        deliveries.add_to_totals(campaign_id, window["sent"], window["failed"])
         publish_windows(campaign_id, 1)
         deliveries.finish_if_done(campaign_id)
-    return totals
+    elif status in ("paused", "cancelled"):
+        deliveries.record_totals(campaign_id)  # the batches that were in flight when it stopped
+    return window
 
 
 @shared_task(name="newsletter.tasks.campaigns.sweep")
