@@ -132,7 +132,7 @@ def sample_message(campaign_id: int) -> dict:
         campaign = db.session.get(Campaign, campaign_id)
         person = db.session.scalars(select(Subscriber).order_by(Subscriber.id).limit(1)).one()
         entry = campaign_send.prepared(campaign)
-        envelope = campaign_send.build_envelope(entry, campaign, 1, person.id, person.email, person.name,
+        envelope = campaign_send.build_envelope(entry, 1, person.id, person.email, person.name,
                                                 person.attributes)
         rendered = entry.compiled.render(recipient_context(entry.fields, entry.list_ids, person.id, person.email,
                                                            person.name, person.attributes))

@@ -65,6 +65,7 @@ class Connection:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self.smtp: smtplib.SMTP | None = None
+        self.pipelining = False  # RFC 2920: MAIL, RCPT and DATA in one write
 
     def _open(self) -> smtplib.SMTP:
         try:
@@ -91,6 +92,7 @@ class Connection:
             smtp.ehlo()
         if s.username and s.password:
             smtp.login(s.username, s.password)
+        self.pipelining = smtp.has_extn("pipelining")
         return smtp
 
     def close(self, polite: bool = True) -> None:
@@ -131,21 +133,39 @@ class Connection:
                 self.close(polite=False)
             raise SmtpFailure(classify(code, message), code, message)
 
+    def _envelope_commands(self, envelope: Envelope) -> list[tuple[int, bytes]]:
+        """MAIL, RCPT, DATA: one write and three replies with PIPELINING, else one at a time."""
+        smtp = self.smtp
+        if not self.pipelining:
+            replies = [smtp.mail(envelope.sender)]
+            if replies[0][0] == 250:
+                replies.append(smtp.rcpt(envelope.recipient))
+                if replies[1][0] in (250, 251):
+                    replies.append(smtp.docmd("DATA"))
+            return replies
+        smtp.send(f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}\r\n"
+                  f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}\r\nDATA\r\n")
+        return [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+
     def _send(self, envelope: Envelope, fence: Fence) -> tuple[int, str]:
         if self.smtp is None:
             self.smtp = self._open()
-            first = self.smtp.mail(envelope.sender)
+            replies = self._envelope_commands(envelope)
         else:
             try:
-                first = self.smtp.mail(envelope.sender)
+                replies = self._envelope_commands(envelope)
             except smtplib.SMTPServerDisconnected:  # an idle connection the server closed: once more
                 self.close(polite=False)
                 self.smtp = self._open()
-                first = self.smtp.mail(envelope.sender)
+                replies = self._envelope_commands(envelope)
         smtp = self.smtp
-        self._command(smtp, first, (250,))
-        self._command(smtp, smtp.rcpt(envelope.recipient), (250, 251))
-        self._command(smtp, smtp.docmd("DATA"), (354,))
+        if len(replies) == 3 and replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
+            # A server that said 354 to DATA after refusing MAIL or RCPT: end the empty message.
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        self._command(smtp, replies[0], (250,))
+        self._command(smtp, replies[1], (250, 251))
+        self._command(smtp, replies[2], (354,))
         data = _LEADING_DOT.sub(b"..", envelope.data)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"

@@ -143,6 +143,7 @@ class _Batch:
     def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
         self.campaign, self.claimed, self.token = campaign, claimed, token
         self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
+        self.fences = deliveries.FenceLine()
         self.outcomes: list[Outcome] = []
         self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
@@ -177,7 +178,10 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "") -> d
     if campaign.status != CampaignStatus.SENDING:
         batch.release(claimed)
     else:
-        _send_claimed(batch)
+        try:
+            _send_claimed(batch)
+        finally:
+            batch.fences.close()
     deliveries.record(batch.outcomes, token)
     if batch.stop_reason:
         campaigns.transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason)
@@ -267,7 +271,7 @@ def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
         return None
     try:
-        code, text = connection.send(envelope, fence=deliveries.fence(row.id, batch.token))
+        code, text = connection.send(envelope, fence=batch.fences.fence(row.id, batch.token))
     except smtp.FenceClosed:
         return None  # the row was taken over by a recovery: its new owner sends it
     except SmtpFailure as failure:

@@ -61,6 +61,43 @@ _FENCE_SQL = ("UPDATE deliveries SET status = 'committing', updated_at = %s "
               "WHERE id = %s AND claim = %s AND status = 'sending' RETURNING id")
 
 
+class FenceLine:
+    """A batch's own database connection for its fences, held from the first message to the last.
+
+    On PostgreSQL every fence is then one prepared UPDATE and one pipelined COMMIT on the
+    driver connection: no pool checkout (and its pre-ping), no ORM. SQLite (development)
+    goes through the session.
+    """
+
+    def __init__(self) -> None:
+        self._pooled: Any = None
+
+    @property
+    def driver(self) -> Any:
+        if db.engine.dialect.name != "postgresql":
+            return None
+        if self._pooled is None:
+            self._pooled = db.engine.raw_connection()
+        return self._pooled.driver_connection
+
+    def broken(self) -> None:
+        """The connection failed mid-fence: never reuse it."""
+        if self._pooled is not None:
+            pooled, self._pooled = self._pooled, None
+            try:
+                pooled.invalidate()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def close(self) -> None:
+        if self._pooled is not None:
+            pooled, self._pooled = self._pooled, None
+            pooled.close()  # back to the pool, which rolls back anything left open
+
+    def fence(self, delivery_id: int, token: str) -> "RowFence":
+        return RowFence(self, delivery_id, token)
+
+
 class RowFence:
     """sending -> committing around the final dot, with the crash window cut to a few µs.
 
@@ -72,33 +109,37 @@ class RowFence:
     dies later, the sweeper records it as sent rather than sending it again.
     """
 
-    def __init__(self, delivery_id: int, token: str) -> None:
-        self.delivery_id, self.token = delivery_id, token
-        self._pgconn: Any = None
+    def __init__(self, line: FenceLine, delivery_id: int, token: str) -> None:
+        self.line, self.delivery_id, self.token = line, delivery_id, token
+        self._driver: Any = None
 
     def acquire(self) -> bool:
-        connection = db.session.connection()
-        if connection.dialect.name == "postgresql":
-            # The hot path: one prepared statement on the driver, none of the ORM's per-call work.
-            raw = connection.connection.driver_connection
-            row = raw.execute(_FENCE_SQL, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
-        else:
+        driver = self.line.driver
+        if driver is None:
             row = db.session.execute(
                 update(Delivery).where(Delivery.id == self.delivery_id, Delivery.claim == self.token,
                                        Delivery.status == D.SENDING)
                 .values(status=D.COMMITTING, updated_at=utcnow()).returning(Delivery.id)
                 .execution_options(**_NO_SYNC)).first()
-        if row is None:
-            db.session.rollback()
-            return False
-        return True
+            if row is None:
+                db.session.rollback()
+            return row is not None
+        try:
+            row = driver.execute(_FENCE_SQL, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
+            if row is None:
+                driver.rollback()
+        except Exception:
+            self.line.broken()
+            raise
+        return row is not None
 
     def commit_async(self) -> None:
-        if db.engine.dialect.name != "postgresql":
+        driver = self.line.driver
+        if driver is None:
             db.session.commit()  # SQLite: a local file, no network reply to overlap with
             return
-        self._pgconn = db.session.connection().connection.driver_connection.pgconn
-        self._pgconn.send_query(b"COMMIT")  # written and flushed; the reply is read in confirm()
+        self._driver = driver
+        driver.pgconn.send_query(b"COMMIT")  # written and flushed; the reply is read in confirm()
 
     def confirm(self) -> None:
         """Read the COMMIT's reply. Never raises: the dot is already on its way.
@@ -107,27 +148,19 @@ class RowFence:
         either way the row is still ours (`sending` or `committing` under this claim), and
         the batch's `record` writes `sent` onto it once the server has answered.
         """
-        if self._pgconn is None:
+        if self._driver is None:
             return
-        pgconn, self._pgconn = self._pgconn, None
+        driver, self._driver = self._driver, None
         try:
             failed = None
-            while (result := pgconn.get_result()) is not None:
+            while (result := driver.pgconn.get_result()) is not None:
                 if result.status != 1:  # COMMAND_OK
                     failed = (result.error_message or b"").decode("utf-8", "replace")
             if failed:
                 raise RuntimeError(failed)
-            db.session.commit()  # psycopg sees the transaction already ended: nothing more is sent
         except Exception as exc:  # noqa: BLE001  (any failure here must not lose the hand-over)
             current_app.logger.warning("delivery %s: fence commit unconfirmed: %s", self.delivery_id, exc)
-            try:
-                db.session.rollback()
-            except Exception:  # noqa: BLE001
-                db.session.close()
-
-
-def fence(delivery_id: int, token: str) -> RowFence:
-    return RowFence(delivery_id, token)
+            self.line.broken()
 
 
 @dataclass

@@ -9,12 +9,20 @@ from flask import current_app
 from . import tokens
 
 
-def _external(endpoint: str, **values: Any) -> str:
+def _adapter() -> Any:
     # Workers build these links outside any request, and a request's Host header is
-    # attacker-controlled anyway: BASE_URL is the only trustworthy origin.
-    base = urlsplit(current_app.config["BASE_URL"])
-    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
-    return adapter.build(endpoint, values, force_external=True)
+    # attacker-controlled anyway: BASE_URL is the only trustworthy origin. Bound once per app
+    # (a campaign builds three links per recipient).
+    cached = current_app.extensions.get("newsletter.link_adapter")
+    if cached is None or cached[0] != current_app.config["BASE_URL"]:
+        base = urlsplit(current_app.config["BASE_URL"])
+        adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+        cached = current_app.extensions["newsletter.link_adapter"] = (current_app.config["BASE_URL"], adapter)
+    return cached[1]
+
+
+def _external(endpoint: str, **values: Any) -> str:
+    return _adapter().build(endpoint, values, force_external=True)
 
 
 def confirm_url(subscriber_id: int, list_ids: list[int]) -> str:

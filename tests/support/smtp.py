@@ -19,12 +19,30 @@ Rule = Callable[[str, int], "str | None"]
 class RecordingHandler(MaildirHandler):
     """Keeps every accepted message in memory by recipient, and in the outbox Maildir."""
 
-    def __init__(self, maildir: str) -> None:
+    def __init__(self, maildir: str, pipelining: bool = True) -> None:
         super().__init__(maildir)
+        self.pipelining = pipelining
+        self.rcpt_rule: Callable[[str], "str | None"] = lambda rcpt: None
         self.lock = threading.Lock()
         self.received: dict[str, list[bytes]] = defaultdict(list)
         self.attempts: dict[str, int] = defaultdict(int)
         self.rule: Rule = lambda rcpt, attempt: None
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # Like Postfix, advertise PIPELINING (aiosmtpd reads pipelined commands one by one anyway).
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]  # the last line ends the reply
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        refused = self.rcpt_rule(address)
+        if refused:
+            return refused
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""
@@ -43,6 +61,7 @@ class RecordingHandler(MaildirHandler):
             self.received.clear()
             self.attempts.clear()
             self.rule = lambda rcpt, attempt: None
+            self.rcpt_rule = lambda rcpt: None
 
     def count(self) -> int:
         with self.lock:
@@ -54,8 +73,8 @@ class RecordingHandler(MaildirHandler):
 
 
 class RecordingSmtpServer:
-    def __init__(self, maildir: str, port: int | None = None) -> None:
-        self.handler = RecordingHandler(maildir)
+    def __init__(self, maildir: str, port: int | None = None, pipelining: bool = True) -> None:
+        self.handler = RecordingHandler(maildir, pipelining)
         self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      data_size_limit=25 * 1024 * 1024)

@@ -1,0 +1,84 @@
+"""The SMTP transport against a real server: pipelined or not, refusals classified, the fence obeyed."""
+import email
+import email.policy
+import tempfile
+
+import pytest
+
+from newsletter.sending.errors import Kind, SmtpFailure
+from newsletter.sending.message import build
+from newsletter.sending.smtp import Connection, FenceClosed, SmtpSettings
+from tests.support.smtp import RecordingSmtpServer
+
+
+class Fence:
+    def __init__(self, allow: bool = True) -> None:
+        self.allow, self.calls = allow, []
+
+    def acquire(self) -> bool:
+        self.calls.append("acquire")
+        return self.allow
+
+    def commit_async(self) -> None:
+        self.calls.append("commit")
+
+    def confirm(self) -> None:
+        self.calls.append("confirm")
+
+
+def message(to: str):
+    return build(from_name="News", from_email="news@example.com", to=to, subject="Hi", html="<p>.hi</p>",
+                 text=".starts with a dot\n.\n", message_id="<1@example.com>")
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def server(request):
+    server = RecordingSmtpServer(tempfile.mkdtemp(prefix="smtp-"), pipelining=request.param).start()
+    yield server
+    server.stop()
+
+
+def test_messages_go_out_on_one_reused_connection_in_either_mode(server):
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    fence = Fence()
+    for i in range(3):
+        assert connection.send(message(f"r{i}@example.com"), fence)[0] == 250
+    assert connection.pipelining is server.handler.pipelining
+    assert fence.calls == ["acquire", "commit", "confirm"] * 3
+    raw = server.handler.received["r1@example.com"][0]
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed.get_body(("plain",)).get_content() == ".starts with a dot\n.\n"  # a lone "." ends nothing
+    connection.close()
+
+
+@pytest.mark.parametrize("reply, kind", [
+    ("550 5.1.1 No such user", Kind.PERMANENT), ("450 4.2.0 Mailbox busy", Kind.TRANSIENT),
+    ("421 4.7.0 Slow down", Kind.THROTTLED),
+])
+def test_a_refused_recipient_is_classified_and_the_connection_stays_usable(server, reply, kind):
+    server.handler.rcpt_rule = lambda rcpt: reply if rcpt.startswith("bad") else None
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    with pytest.raises(SmtpFailure) as failure:
+        connection.send(message("bad@example.com"), Fence())
+    assert (failure.value.kind, failure.value.code) == (kind, int(reply[:3]))
+    assert "bad@example.com" not in server.handler.received
+    if kind != Kind.THROTTLED:  # 421 closes the session; the next send reconnects
+        assert connection.send(message("good@example.com"), Fence())[0] == 250
+        assert len(server.handler.received["good@example.com"]) == 1
+
+
+def test_a_closed_fence_sends_no_final_dot_and_nothing_is_delivered(server):
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    with pytest.raises(FenceClosed):
+        connection.send(message("lost-claim@example.com"), Fence(allow=False))
+    assert connection.send(message("next@example.com"), Fence())[0] == 250  # reconnects by itself
+    assert "lost-claim@example.com" not in server.handler.received
+    assert len(server.handler.received["next@example.com"]) == 1
+
+
+def test_an_unreachable_server_is_marked_so_nobody_is_blamed():
+    from tests.support.net import free_port
+
+    with pytest.raises(SmtpFailure) as failure:
+        Connection(SmtpSettings("127.0.0.1", free_port(), timeout=2)).send(message("a@example.com"), Fence())
+    assert failure.value.unreachable and failure.value.kind == Kind.TRANSIENT
