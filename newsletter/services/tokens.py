@@ -23,9 +23,16 @@ class TokenError(ValueError):
         self.expired = reason == "expired"
 
 
+_serializers: dict[tuple[str, str], URLSafeTimedSerializer] = {}
+
+
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    """One serializer per purpose and key (a campaign signs three links per recipient)."""
     assert purpose in PURPOSES
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"newsletter.{purpose}")
+    key = (purpose, current_app.config["SECRET_KEY"])
+    if key not in _serializers:
+        _serializers[key] = URLSafeTimedSerializer(key[1], salt=f"newsletter.{purpose}")
+    return _serializers[key]
 
 
 def make(purpose: str, payload: dict[str, Any]) -> str:
