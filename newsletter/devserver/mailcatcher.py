@@ -33,7 +33,8 @@ class MaildirHandler:
 
 def start_mail_catcher(directory: Path | str, host: str = "127.0.0.1", port: int = 1025) -> Controller:
     controller = Controller(
-        MaildirHandler(directory), hostname=host, port=port, data_size_limit=MAX_MESSAGE_BYTES
+        MaildirHandler(directory), hostname=host, port=port, data_size_limit=MAX_MESSAGE_BYTES,
+        enable_SMTPUTF8=True,  # internationalised addresses, like a real relay
     )
     controller.start()
     return controller

@@ -48,6 +48,7 @@ class Envelope:
     sender: str          # MAIL FROM
     recipient: str       # RCPT TO
     data: bytes          # the message, CRLF line ends, not yet dot-stuffed
+    smtputf8: bool = False  # an internationalised address (RFC 6531): the server must offer SMTPUTF8
 
 
 def build(*, from_name: str, from_email: str, to: str, subject: str, html: str, text: str,
@@ -75,7 +76,11 @@ def build(*, from_name: str, from_email: str, to: str, subject: str, html: str, 
         f"{_b64(html)}"
         f"--{boundary}--\r\n"
     )
-    return Envelope(from_email, to, (head + body).encode("ascii"))
+    text = head + body
+    # Only an address can be non-ASCII here (names and subjects are RFC 2047-encoded); such
+    # a message goes out as UTF-8 with SMTPUTF8.
+    international = not (text.isascii() and from_email.isascii() and to.isascii())
+    return Envelope(from_email, to, text.encode("utf-8"), international)
 
 
 def message_id(domain: str, *parts: object) -> str:

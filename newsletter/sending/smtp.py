@@ -136,15 +136,20 @@ class Connection:
     def _envelope_commands(self, envelope: Envelope) -> list[tuple[int, bytes]]:
         """MAIL, RCPT, DATA: one write and three replies with PIPELINING, else one at a time."""
         smtp = self.smtp
+        if envelope.smtputf8 and not smtp.has_extn("smtputf8"):
+            raise SmtpFailure(Kind.PERMANENT, None, "The address is internationalised (non-ASCII) and the SMTP "
+                                                    "server does not offer SMTPUTF8.")
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if envelope.smtputf8 else []
         if not self.pipelining:
-            replies = [smtp.mail(envelope.sender)]
+            replies = [smtp.mail(envelope.sender, options)]
             if replies[0][0] == 250:
                 replies.append(smtp.rcpt(envelope.recipient))
                 if replies[1][0] in (250, 251):
                     replies.append(smtp.docmd("DATA"))
             return replies
-        smtp.send(f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}\r\n"
-                  f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}\r\nDATA\r\n")
+        mail_options = "".join(" " + o for o in options)
+        smtp.send(f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}{mail_options}\r\n"
+                  f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}\r\nDATA\r\n".encode("utf-8"))
         return [smtp.getreply(), smtp.getreply(), smtp.getreply()]
 
     def _send(self, envelope: Envelope, fence: Fence) -> tuple[int, str]:

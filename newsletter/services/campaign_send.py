@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from psycopg import Error as PsycopgError
+from sqlalchemy.exc import SQLAlchemyError
 from flask import current_app
 from sqlalchemy import select
 
@@ -270,8 +272,13 @@ def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row:
     except RenderError as exc:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
         return None
+    except Exception as exc:  # noqa: BLE001  (e.g. a value the message cannot carry)
+        batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Could not build the message: {exc}"[:500]))
+        return None
     try:
         code, text = connection.send(envelope, fence=batch.fences.fence(row.id, batch.token))
+    except (SQLAlchemyError, PsycopgError):
+        raise  # the ledger is unreachable: the batch stops and the sweeper recovers its rows
     except smtp.FenceClosed:
         return None  # the row was taken over by a recovery: its new owner sends it
     except SmtpFailure as failure:

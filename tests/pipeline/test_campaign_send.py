@@ -109,3 +109,18 @@ def test_many_transient_failures_in_a_row_pause_the_campaign(ctx, worker, beat, 
     resume(ctx, campaign_id)
     wait_until_status(campaign_id, "sent")
     assert_exactly_once(smtp_server, emails)
+
+
+def test_internationalised_addresses_and_names_are_delivered(ctx, worker, beat, smtp_server):
+    from newsletter.services import lists, subscribers
+
+    news = lists.create("Nouvelles", "single")
+    people = {"chloé@example.org": "Chloé", "zoë@exämple.de": "Zoë Ünal", "plain@example.org": "Plain"}
+    for address, name in people.items():
+        subscribers.create(address, name=name, list_ids=[news.id])
+    campaign_id = make_campaign([news.id])
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+    assert_exactly_once(smtp_server, list(people))
+    message = email.message_from_bytes(smtp_server.received["zoë@exämple.de"][0], policy=email.policy.default)
+    assert message["Subject"] == "News for Zoë Ünal" and message["To"] == "zoë@exämple.de"

@@ -82,3 +82,22 @@ def test_an_unreachable_server_is_marked_so_nobody_is_blamed():
     with pytest.raises(SmtpFailure) as failure:
         Connection(SmtpSettings("127.0.0.1", free_port(), timeout=2)).send(message("a@example.com"), Fence())
     assert failure.value.unreachable and failure.value.kind == Kind.TRANSIENT
+
+
+def test_an_internationalised_address_goes_out_with_smtputf8(server):
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    assert connection.send(message("chloé@exämple.org"), Fence())[0] == 250
+    raw = server.handler.received["chloé@exämple.org"][0]
+    assert email.message_from_bytes(raw, policy=email.policy.default)["To"] == "chloé@exämple.org"
+
+
+def test_without_smtputf8_an_internationalised_address_fails_alone():
+    server = RecordingSmtpServer(tempfile.mkdtemp(prefix="smtp-"), smtputf8=False).start()
+    try:
+        connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+        with pytest.raises(SmtpFailure) as failure:
+            connection.send(message("chloé@example.org"), Fence())
+        assert failure.value.kind == Kind.PERMANENT and "SMTPUTF8" in failure.value.message
+        assert connection.send(message("plain@example.org"), Fence())[0] == 250  # nothing else is affected
+    finally:
+        server.stop()

@@ -73,11 +73,15 @@ class RecordingHandler(MaildirHandler):
 
 
 class RecordingSmtpServer:
-    def __init__(self, maildir: str, port: int | None = None, pipelining: bool = True) -> None:
+    def __init__(self, maildir: str, port: int | None = None, pipelining: bool = True, smtputf8: bool = True) -> None:
         self.handler = RecordingHandler(maildir, pipelining)
         self.port = port or free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=25 * 1024 * 1024)
+        self.smtputf8 = smtputf8
+        self.controller = self._controller()
+
+    def _controller(self) -> Controller:
+        return Controller(self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=25 * 1024 * 1024,
+                          enable_SMTPUTF8=self.smtputf8)
 
     def start(self) -> "RecordingSmtpServer":
         self.controller.start()
@@ -88,6 +92,5 @@ class RecordingSmtpServer:
 
     def restart(self) -> None:
         """Listen again on the same port (after `stop`, to simulate an outage)."""
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=25 * 1024 * 1024)
+        self.controller = self._controller()
         self.controller.start()
