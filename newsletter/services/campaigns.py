@@ -202,7 +202,11 @@ def _ready_to_send(campaign: Campaign) -> None:
 
 def send_now(campaign_id: int) -> Campaign:
     """Commit the move to `sending`; the caller then enqueues the dispatcher (never before)."""
-    _ready_to_send(get(campaign_id))
+    campaign = get(campaign_id)
+    if campaign.status not in (S.DRAFT, S.SCHEDULED):
+        hint = " Resume it instead." if campaign.status == S.PAUSED else ""
+        raise ValidationError("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
+    _ready_to_send(campaign)
     return _move(campaign_id, S.SENDING, started_at=utcnow())
 
 

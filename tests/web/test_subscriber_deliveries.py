@@ -8,7 +8,7 @@ def test_subscriber_page_lists_their_deliveries(app, admin_client):
         anna = subscribers.create("anna@example.com", list_ids=[news.id])
         campaign = campaigns.create(name="Autumn letter", subject="Hi", from_email="n@example.com",
                                     html="<p>x</p>", list_ids=[news.id])
-        campaigns.send_now(campaign.id)
+        # A draft: the session's beat sweeper only acts on campaigns that are sending.
         recipients.snapshot(campaign.id)
         anna_id, campaign_id = anna.id, campaign.id
     page = admin_client.get(f"/admin/subscribers/{anna_id}").get_data(as_text=True)
