@@ -184,3 +184,16 @@ def live_server(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def send_rate(app):
+    """Set the cluster-wide rate for one test (the runtime override every worker reads)."""
+    from newsletter.services.campaign_send import limiter
+
+    def set_rate(rate: float | None) -> None:
+        with app.app_context():
+            limiter().set_rate(rate)
+
+    yield set_rate
+    set_rate(None)

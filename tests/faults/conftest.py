@@ -1,2 +1,2 @@
 """The fault suite shares the send-pipeline fixtures."""
-from tests.pipeline.conftest import ctx, send_rate  # noqa: F401  (fixtures, found by pytest here)
+from tests.pipeline.conftest import ctx  # noqa: F401  (a fixture, found by pytest here)

@@ -77,19 +77,6 @@ def ctx(app):
 
 
 
-@pytest.fixture
-def send_rate(app):
-    """Set the cluster-wide rate for one test (the runtime override every worker reads)."""
-    from newsletter.services.campaign_send import limiter
-
-    def set_rate(rate: float | None) -> None:
-        with app.app_context():
-            limiter().set_rate(rate)
-
-    yield set_rate
-    set_rate(None)
-
-
 def received_for(smtp_server, emails: list[str]) -> dict[str, int]:
     return {e: len(smtp_server.received.get(e, [])) for e in emails}
 

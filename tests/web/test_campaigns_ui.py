@@ -50,6 +50,14 @@ def _count(app, model) -> int:
 
 
 @pytest.fixture(autouse=True)
+def _hold_sends(send_rate):
+    """These tests check pages and status moves, not sending. The session's beat sweeper acts
+    on any campaign left `sending`; at this rate the limiter hands its rows back unsent, so
+    no campaign finishes behind a test's back."""
+    send_rate(0.01)
+
+
+@pytest.fixture(autouse=True)
 def queued(app):
     """The tasks this test published, as (name, args). Afterwards the queues are purged (on Redis
     or RabbitMQ alike), so no worker of a later run executes them against another database."""
