@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import DateTime, Enum
 
@@ -25,6 +26,17 @@ def enum_column(enum_class: type[enum.Enum]) -> Enum:
         validate_strings=True,
         values_callable=lambda cls: [member.value for member in cls],
     )
+
+
+def upsert_insert(table: Any) -> Any:
+    """INSERT ... ON CONFLICT needs the dialect's own insert construct (PostgreSQL or SQLite)."""
+    from ..extensions import db
+
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 # Indexes that exist only in the migrations (expression indexes Alembic cannot render from

@@ -8,12 +8,9 @@ from sqlalchemy.sql import Select
 
 from ..extensions import db
 from ..models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
-                      SubscriptionStatus, Suppression, campaign_lists)
-from ..models.base import utcnow
-
-
-def _not_suppressed() -> Any:
-    return ~select(literal(1)).where(Suppression.email == Subscriber.email).correlate(Subscriber).exists()
+                      SubscriptionStatus, campaign_lists)
+from ..models.base import upsert_insert, utcnow
+from . import suppressions
 
 
 def _confirmed_member_of(list_ids: Any) -> Any:
@@ -29,15 +26,7 @@ def eligible_subscribers(list_ids: Any) -> Select:
     Each address appears once, however many of the lists it is on.
     """
     return select(Subscriber.id, Subscriber.email).where(
-        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), _not_suppressed())
-
-
-def _insert(table: Any) -> Any:
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), ~suppressions.address_suppressed())
 
 
 def snapshot(campaign_id: int) -> int:
@@ -49,7 +38,7 @@ def snapshot(campaign_id: int) -> int:
                   literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
     # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
     db.session.connection().execute(
-        _insert(Delivery.__table__).from_select(
+        upsert_insert(Delivery.__table__).from_select(
             ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
              "smtp_message", "worker"], rows,
         ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
@@ -66,7 +55,7 @@ def _record_exclusions(campaign: Campaign, target: Any) -> None:
     """Count everyone on the lists who is not sent to, by reason, and the addresses on several lists."""
     confirmed = func.sum(case((Subscription.status == SubscriptionStatus.CONFIRMED, 1), else_=0))
     unconfirmed = func.sum(case((Subscription.status == SubscriptionStatus.UNCONFIRMED, 1), else_=0))
-    suppressed = select(literal(1)).where(Suppression.email == Subscriber.email).exists()
+    suppressed = suppressions.address_suppressed()
     members = (select(Subscriber.id, Subscriber.status, suppressed.label("suppressed"),
                       confirmed.label("confirmed"), unconfirmed.label("unconfirmed"))
                .join(Subscription, Subscription.subscriber_id == Subscriber.id)

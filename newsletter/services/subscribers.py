@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
                       Subscription, SubscriptionStatus, Suppression, SuppressionReason)
-from ..models.base import utcnow
+from ..models.base import upsert_insert, utcnow
 from ..models.subscriber import search_text
 from . import lists as lists_service
 from . import suppressions
@@ -292,25 +292,12 @@ def _target(ids: Iterable[Any] | None, filters: Filters | None) -> list[Any]:
     return [Subscriber.id.in_(wanted)]
 
 
-def _insert(table: Any) -> Any:
-    """INSERT ... ON CONFLICT needs the dialect's own insert construct."""
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 def _member(list_id: int, status: SubscriptionStatus | None = None) -> Any:
     member = Subscription.__table__.alias("already")
     where = [member.c.subscriber_id == Subscriber.id, member.c.list_id == list_id]
     if status is not None:
         where.append(member.c.status == status.value)
     return select(literal(1)).where(*where).correlate(Subscriber).exists()
-
-
-def _not_suppressed() -> Any:
-    return ~select(literal(1)).where(Suppression.email == Subscriber.email).correlate(Subscriber).exists()
 
 
 def _run(statement: Any) -> int:
@@ -333,12 +320,12 @@ def bulk_add_to_list(list_id: int, ids: Iterable[Any] | None = None, filters: Fi
     lists_service.get(list_id)
     where = _target(ids, filters)
     now = utcnow()
-    joining = [*where, Subscriber.status.in_(NEW_STATUSES), _not_suppressed()]
+    joining = [*where, Subscriber.status.in_(NEW_STATUSES), ~suppressions.address_suppressed()]
     _run(insert_rows(ConsentRecord).from_select(
         ["subscriber_id", "list_id", "action", "source", "created_at"],
         select(Subscriber.id, literal(list_id), literal(ConsentAction.SUBSCRIBED.value),
                literal(ConsentSource.ADMIN.value), literal(now)).where(*joining, ~_member(list_id))))
-    added = _run(_insert(Subscription.__table__).from_select(
+    added = _run(upsert_insert(Subscription.__table__).from_select(
         ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
         select(Subscriber.id, literal(list_id), literal(SubscriptionStatus.CONFIRMED.value), literal(now),
                literal(now)).where(*joining)).on_conflict_do_nothing())
@@ -367,7 +354,7 @@ def bulk_unsubscribe(ids: Iterable[Any] | None = None, filters: Filters | None =
     _run(update_rows(Subscription).where(Subscription.subscriber_id.in_(select(Subscriber.id).where(*where)),
                                     Subscription.status != SubscriptionStatus.UNSUBSCRIBED)
          .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now))
-    _run(_insert(Suppression.__table__).from_select(
+    _run(upsert_insert(Suppression.__table__).from_select(
         ["email", "reason", "note", "created_at"],
         select(Subscriber.email, literal(SuppressionReason.UNSUBSCRIBED_ALL.value),
                literal("unsubscribed by an admin"), literal(now)).where(*where)).on_conflict_do_nothing())

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import literal, select
 
 from ..extensions import db
-from ..models import Suppression, SuppressionReason
+from ..models import Subscriber, Suppression, SuppressionReason
 
 
 def is_suppressed(email: str) -> bool:
@@ -44,3 +46,8 @@ def list_suppressions(limit: int = 100, after: str | None = None) -> list[Suppre
     if after:
         query = query.where(Suppression.email > after)
     return list(db.session.scalars(query))
+
+
+def address_suppressed() -> Any:
+    """EXISTS(a suppression for Subscriber.email), correlated: negate it to keep the sendable."""
+    return select(literal(1)).where(Suppression.email == Subscriber.email).correlate(Subscriber).exists()
