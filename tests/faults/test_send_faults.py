@@ -13,8 +13,7 @@ from sqlalchemy import text
 from newsletter.extensions import db
 from newsletter.services import deliveries, recipients
 from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, make_audience, make_campaign,
-                                     start, wait_until_status)
-from tests.support.net import wait_for
+                                     start_sending, wait_until_status)
 from tests.support.processes import celery_worker
 
 pytestmark = pytest.mark.timeout(240)
@@ -29,9 +28,7 @@ def finished_exactly_once(campaign_id: int, smtp_server, emails: list[str], time
 
 def test_sigkill_a_worker_at_random_points_three_times(ctx, platform_env, worker, beat, smtp_server, send_rate):
     send_rate(150)
-    list_id, emails = make_audience(2000, prefix="k")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
+    campaign_id, emails = start_sending(ctx, 2000, "k")
     rng = random.Random()
     for kill in range(3):
         with celery_worker(platform_env, queues="bulk,default", concurrency=2) as (process, log):
@@ -43,10 +40,7 @@ def test_sigkill_a_worker_at_random_points_three_times(ctx, platform_env, worker
 
 def test_the_broker_loses_its_queue_mid_campaign(ctx, worker, beat, smtp_server, send_rate):
     send_rate(150)
-    list_id, emails = make_audience(1000, prefix="q")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
-    wait_for(lambda: smtp_server.count() >= 150, 30, message="the first sends")
+    campaign_id, emails = start_sending(ctx, 1000, "q", smtp_server, first_sends=150)
     purged = ctx.extensions["celery"].control.purge()  # what a Redis restart without persistence does
     assert purged > 0
     finished_exactly_once(campaign_id, smtp_server, emails)
@@ -54,10 +48,7 @@ def test_the_broker_loses_its_queue_mid_campaign(ctx, worker, beat, smtp_server,
 
 def test_the_smtp_server_down_for_a_while_then_back(ctx, worker, beat, smtp_server, send_rate):
     send_rate(150)
-    list_id, emails = make_audience(600, prefix="d")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
-    wait_for(lambda: smtp_server.count() >= 100, 30, message="the first sends")
+    campaign_id, emails = start_sending(ctx, 600, "d", smtp_server, first_sends=100)
     smtp_server.server.stop()
     try:
         time.sleep(8)
@@ -87,10 +78,7 @@ def test_the_database_connection_dropped_under_the_workers(ctx, worker, beat, sm
     if db.engine.dialect.name != "postgresql":
         pytest.skip("pg_terminate_backend needs PostgreSQL (run with DATABASE_URL=postgresql://...)")
     send_rate(150)
-    list_id, emails = make_audience(800, prefix="b")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
-    wait_for(lambda: smtp_server.count() >= 100, 30, message="the first sends")
+    campaign_id, emails = start_sending(ctx, 800, "b", smtp_server, first_sends=100)
     for _ in range(2):
         killed = db.session.execute(text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -45,6 +45,16 @@ def start(app, campaign_id: int) -> None:
     app.extensions["celery"].send_task("newsletter.tasks.campaigns.dispatch_campaign", args=[campaign_id])
 
 
+def start_sending(app, n: int, prefix: str, smtp_server=None, first_sends: int = 0) -> tuple[int, list[str]]:
+    """A list of `n` members, a campaign to it, sent; optionally wait for its first sends."""
+    list_id, emails = make_audience(n, prefix=prefix)
+    campaign_id = make_campaign([list_id])
+    start(app, campaign_id)
+    if first_sends:
+        wait_for(lambda: smtp_server.count() >= first_sends, 30, message="the first sends")
+    return campaign_id, emails
+
+
 def status_of(campaign_id: int) -> str:
     db.session.rollback()
     return db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)).value

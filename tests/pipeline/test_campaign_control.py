@@ -10,17 +10,14 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, Delivery
 from newsletter.services import campaigns
 from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
-                                     make_campaign, resume, start, status_of, wait_until_status)
+                                     make_campaign, resume, start_sending, status_of, wait_until_status)
 from tests.support.net import wait_for
 
 
 def test_pause_stops_sending_within_seconds_and_resume_sends_only_the_rest(ctx, worker, beat, smtp_server,
                                                                            send_rate):
     send_rate(100)
-    list_id, emails = make_audience(400, prefix="p")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
-    wait_for(lambda: smtp_server.count() >= 50, 30, message="the first sends")
+    campaign_id, emails = start_sending(ctx, 400, "p", smtp_server, first_sends=50)
     campaigns.pause(campaign_id)
     time.sleep(2)  # batches notice within STATUS_CHECK_EVERY (0.5 s) and hand their rows back
     settled = smtp_server.count()
@@ -38,10 +35,7 @@ def test_pause_stops_sending_within_seconds_and_resume_sends_only_the_rest(ctx, 
 
 def test_cancel_marks_the_unsent_cancelled_and_totals_add_up(ctx, worker, beat, smtp_server, send_rate):
     send_rate(100)
-    list_id, emails = make_audience(400, prefix="c")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
-    wait_for(lambda: smtp_server.count() >= 50, 30, message="the first sends")
+    campaign_id, emails = start_sending(ctx, 400, "c", smtp_server, first_sends=50)
     campaigns.cancel(campaign_id)
     wait_for(lambda: set(ledger(campaign_id)) <= {"sent", "cancelled"}, 30,
              message=f"every delivery sent or cancelled ({ledger(campaign_id)})")
@@ -71,9 +65,7 @@ def test_a_scheduled_campaign_starts_on_time_from_the_database(ctx, worker, beat
 
 def test_two_worker_processes_share_one_rate_of_50_per_second(ctx, worker, beat, smtp_server, send_rate):
     send_rate(50)
-    list_id, emails = make_audience(750, prefix="g")
-    campaign_id = make_campaign([list_id])
-    start(ctx, campaign_id)
+    campaign_id, emails = start_sending(ctx, 750, "g")
     wait_until_status(campaign_id, "sent", timeout=60)
     times = sorted(t.replace(tzinfo=None) for t in db.session.scalars(
         select(Delivery.sent_at).where(Delivery.campaign_id == campaign_id)))
