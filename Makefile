@@ -26,12 +26,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # Front-end assets are pinned in package-lock.json and served from static/vendor (never a CDN).
-static: static/vendor/pico.min.css
-static/vendor/pico.min.css: package.json package-lock.json
+static: static/vendor/.installed
+static/vendor/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "newsletter: npm is needed once to install the pinned CSS (apt-get install npm)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
-	mkdir -p static/vendor
+	mkdir -p static/vendor/swagger-ui
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js \
+	   node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
+	touch $@
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k.
 # BENCH_ARGS=--quick for a smoke check, --full to add 1M, --profile for py-spy.

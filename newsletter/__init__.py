@@ -64,27 +64,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, auth, campaigns, health, imports, layouts, lists, public, subscribers
+    from .web import admin, api, auth, campaigns, health, imports, layouts, lists, public, subscribers
 
     for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts):
         app.register_blueprint(module.bp)
+    api.register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    from .web.api import http_problem
+
     def wants_json() -> bool:
-        return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+        return request.accept_mimetypes.best == "application/json"
 
     def render_error(error: Any) -> Any:
         code = getattr(error, "code", 500) or 500
         if code >= 500:
             db.session.rollback()
+        if request.path.startswith("/api/"):
+            return http_problem(error)
         description = getattr(error, "description", "Something went wrong on our side.")
         if wants_json():
             return jsonify(error=getattr(error, "name", "Error"), detail=description), code
         return render_template("error.html", code=code, error=error, description=description), code
 
-    for code in (400, 401, 403, 404, 405, 413, 429, 500):
-        app.register_error_handler(code, render_error)
+    app.register_error_handler(HTTPException, render_error)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,0 +1,281 @@
+"""What every /api/v1 resource shares: the Api object, bearer-key auth, problem+json errors
+(RFC 9457) and cursor pagination.
+
+Resources are flask-smorest blueprints made with `resource_blueprint`, so the OpenAPI
+document is generated from the same schemas that parse requests and shape responses.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import http
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, g, jsonify, request
+from flask_login import current_user
+from flask_smorest import Api, Blueprint
+from flask_smorest.utils import prepare_response
+from werkzeug.exceptions import HTTPException
+
+from ...models import Role
+from ...services import api_keys
+from ...services.errors import Conflict, NotFound, ValidationError
+
+PREFIX = "/api/v1"
+PROBLEM = "application/problem+json"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Documentation routes a signed-in user may also open in the browser (reads only).
+DOC_ENDPOINTS = frozenset({"api-docs.openapi_json", "api-docs.openapi_swagger_ui"})
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+class FieldErrorSchema(ma.Schema):
+    field = ma.fields.String(required=True, metadata={"description": "Dotted path of the field."})
+    message = ma.fields.String(required=True)
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, with `errors` listing each refused field."""
+    type = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String()
+    errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema))
+
+
+def problem(status: int, detail: str = "", errors: Sequence[dict[str, str]] = (),
+            headers: dict[str, str] | None = None) -> Any:
+    body: dict[str, Any] = {"type": "about:blank", "title": http.HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = list(errors)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM
+    response.headers.update(headers or {})
+    return response
+
+
+def _flatten(messages: Any, path: str = "") -> list[dict[str, str]]:
+    """webargs/marshmallow's nested {"json": {"email": ["..."]}} as [{field, message}]."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            if not path and key in ("json", "query", "form", "files", "headers", "path", "view_args"):
+                out += _flatten(value, "")
+            else:
+                out += _flatten(value, f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(messages, (list, tuple)) and messages and all(isinstance(m, str) for m in messages):
+        return [{"field": path or "body", "message": m} for m in messages]
+    if isinstance(messages, (list, tuple)):
+        return [e for m in messages for e in _flatten(m, path)]
+    return [{"field": path or "body", "message": str(messages)}]
+
+
+def http_problem(error: HTTPException) -> Any:
+    """Any HTTP error raised under /api/ (including webargs' 422) as problem+json."""
+    code = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = _flatten(data.get("messages") or data.get("errors") or {})
+    detail = data.get("message") or ("Some fields are invalid." if errors else error.description or "")
+    if code >= 500:
+        detail = "Something went wrong on our side."
+    headers = dict(data.get("headers") or {})
+    if code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    if code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return problem(code, detail, errors, headers)
+
+
+def _service_error(error: Exception) -> Any:
+    if isinstance(error, NotFound):
+        return problem(404, str(error))
+    status = 409 if isinstance(error, Conflict) else 422
+    return problem(status, error.message, [{"field": error.field, "message": error.message}])
+
+
+# The Api object -------------------------------------------------------------------------------
+
+class AuthResponses:
+    """An apispec plugin: every operation documents 401 and 403 (and 404 where it takes an id)."""
+
+    def init_spec(self, spec: Any) -> None:
+        self.spec = spec
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **_: Any) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", "UNAUTHORIZED")
+            responses.setdefault("403", "FORBIDDEN")
+            if path and "{" in path:
+                responses.setdefault("404", "NOT_FOUND")
+
+    # apispec calls these hooks on every plugin
+    def schema_helper(self, *a: Any, **k: Any) -> None: return None
+    def parameter_helper(self, *a: Any, **k: Any) -> None: return None
+    def response_helper(self, *a: Any, **k: Any) -> None: return None
+    def path_helper(self, *a: Any, **k: Any) -> None: return None
+    def header_helper(self, *a: Any, **k: Any) -> None: return None
+
+
+class PlatformApi(Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        """The app's own handler answers /api/ paths with problem+json (see `register_api`)."""
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as problem details (RFC 9457).", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+api = PlatformApi()
+
+
+def resource_blueprint(name: str, url_prefix: str, description: str) -> Blueprint:
+    """A blueprint under /api/v1 whose service errors become 404/409/422 problems."""
+    bp = Blueprint(f"api_{name}", __name__, url_prefix=f"{PREFIX}{url_prefix}", description=description)
+    for error in (NotFound, Conflict, ValidationError):
+        bp.register_error_handler(error, _service_error)
+    return bp
+
+
+# Auth -----------------------------------------------------------------------------------------
+
+def needed_role() -> Role:
+    return Role.VIEWER if request.method in SAFE_METHODS else Role.MARKETER
+
+
+def authenticate() -> Any:
+    """Runs before every /api/ request: a valid bearer key with a role allowing the method."""
+    if not request.path.startswith("/api/"):
+        return None
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    key = api_keys.authenticate(raw.strip()) if scheme.lower() == "bearer" and raw.strip() else None
+    if key is not None:
+        g.api_key_id, role = key.id, key.role
+    elif (request.endpoint in DOC_ENDPOINTS and request.method in SAFE_METHODS
+          and current_user.is_authenticated and current_user.active):
+        g.api_key_id, role = None, current_user.role
+    else:
+        return problem(401, "Send a valid API key as `Authorization: Bearer <key>`.",
+                       headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    if not role.allows(needed_role()):
+        return problem(403, f"This API key's role ({role.value}) may not do this; "
+                            f"it needs {needed_role().value} or above.")
+    return None
+
+
+# Schemas ------------------------------------------------------------------------------------
+
+def _bad_text(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(field, reason) for the first string a database cannot store (NUL, lone surrogates)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path, "Must not contain NUL characters."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, "Must be valid Unicode text."
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if (found := _bad_text(key, path)) and isinstance(key, str):
+            return found
+        if found := _bad_text(item, f"{path}.{key}" if path else str(key)):
+            return found
+    return None
+
+
+class InSchema(ma.Schema):
+    """Base for request schemas: text a database cannot store is a 422, never a 500."""
+
+    @ma.pre_load
+    def storable_text(self, data: Any, **_: Any) -> Any:
+        if hasattr(data, "to_dict"):  # query args / form: a MultiDict
+            found = _bad_text(data.to_dict(flat=False))
+        else:
+            found = _bad_text(data)
+        if found:
+            field, reason = found
+            raise ma.ValidationError({(field.split(".")[0] or "body"): [reason]})
+        return data
+
+
+# Cursor pagination ----------------------------------------------------------------------------
+
+class PageArgs(InSchema):
+    cursor = ma.fields.String(load_default=None, metadata={"description": "`next_cursor` of the previous page."})
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, 200))
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith("id:") and text[3:].isdigit():
+            return int(text[3:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ValidationError("cursor", "Not a cursor this API returned.")
+
+
+def page(rows: Sequence[Any], limit: int, key: Callable[[Any], int] = lambda row: row.id) -> dict[str, Any]:
+    """`rows` fetched with limit + 1: the extra row only says whether another page exists."""
+    more = len(rows) > limit
+    items = list(rows[:limit])
+    return {"items": items, "next_cursor": encode_cursor(key(items[-1])) if more and items else None}
+
+
+def page_schema(item: type[ma.Schema] | ma.Schema, name: str) -> type[ma.Schema]:
+    """`{items: [...], next_cursor}` for one item schema."""
+    return ma.Schema.from_dict({
+        "items": ma.fields.List(ma.fields.Nested(item), required=True),
+        "next_cursor": ma.fields.String(allow_none=True, required=True),
+    }, name=name)
+
+
+# Registration ---------------------------------------------------------------------------------
+
+def register_api(app: Flask, blueprints: Sequence[Blueprint]) -> None:
+    from ...extensions import csrf
+
+    app.config.setdefault("API_TITLE", "Newsletter platform API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/static/vendor/swagger-ui/")
+    api.init_app(app, spec_kwargs={
+        "extra_plugins": [AuthResponses()],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    })
+    app.before_request(authenticate)
+    for bp in blueprints:
+        api.register_blueprint(bp)
+        csrf.exempt(bp)
