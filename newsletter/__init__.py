@@ -64,9 +64,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, auth, campaigns, health, imports, layouts, lists, public, subscribers
+    from .web import (admin, api, api_keys, auth, campaigns, health, imports, layouts, lists, public,
+                      subscribers, webhooks)
 
-    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts):
+    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, webhooks,
+                   api_keys):
         app.register_blueprint(module.bp)
     api.register(app)
 

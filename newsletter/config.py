@@ -103,6 +103,8 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
         "task_queues": [Queue(name, exchange, routing_key=name) for name in QUEUES],
         "task_routes": {
             "newsletter.tasks.email.*": {"queue": "transactional", "routing_key": "transactional"},
+            "newsletter.tasks.notifications.send_notification": {"queue": "transactional",
+                                                                  "routing_key": "transactional"},
             "newsletter.tasks.bulk.*": {"queue": "bulk", "routing_key": "bulk"},
         },
         "broker_connection_retry_on_startup": True,
@@ -118,6 +120,10 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
                                  "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
             "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled",
                                           "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
+            "sweep-notifications": {"task": "newsletter.tasks.notifications.sweep",
+                                    "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
+            "deliver-webhooks": {"task": "newsletter.tasks.webhooks.deliver_due",
+                                 "schedule": _number(env, "WEBHOOK_POLL_INTERVAL", 2.0, float)},
         },
         "timezone": "UTC",
     }
@@ -181,6 +187,12 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SEND_CLAIM_TIMEOUT": _number(env, "SEND_CLAIM_TIMEOUT", 300.0, float),
         "SEND_QUEUED_TIMEOUT": _number(env, "SEND_QUEUED_TIMEOUT", 900.0, float),
         "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),
+        # Transactional notifications (README: "Notifications"): their own rate, never the campaigns'.
+        "NOTIFY_RATE": _number(env, "NOTIFY_RATE", 50.0, float),
+        # Outgoing webhooks (README: "Webhooks").
+        "WEBHOOK_TIMEOUT": _number(env, "WEBHOOK_TIMEOUT", 5.0, float),
+        "WEBHOOK_MAX_ATTEMPTS": _number(env, "WEBHOOK_MAX_ATTEMPTS", 8),
+        "WEBHOOK_RETRY_BASE": _number(env, "WEBHOOK_RETRY_BASE", 30.0, float),
         "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),

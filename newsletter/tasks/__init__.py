@@ -7,7 +7,7 @@ from celery import Task
 from celery.result import AsyncResult
 from flask import current_app
 
-from . import bulk, campaigns, email, imports, system  # noqa: F401  (registers the tasks)
+from . import bulk, campaigns, email, imports, notifications, system, webhooks  # noqa: F401  (registers the tasks)
 
 
 def enqueue(task: Task, *args: Any, **options: Any) -> AsyncResult:

@@ -7,9 +7,9 @@ from .core import api, http_problem, register_api
 
 
 def register(app: Flask) -> None:
-    from . import lists
+    from . import campaigns, imports, lists, notifications, subscribers, templates
 
-    register_api(app, [lists.bp])
+    register_api(app, [module.bp for module in (lists, subscribers, imports, campaigns, notifications, templates)])
 
 
 __all__ = ["api", "http_problem", "register"]

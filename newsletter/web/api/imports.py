@@ -1,0 +1,6 @@
+"""/api/v1/imports (being built)."""
+from __future__ import annotations
+
+from .core import resource_blueprint
+
+bp = resource_blueprint("imports", "/imports", "Imports.")
