@@ -38,6 +38,22 @@ def test_api_key_is_printed_alone_on_the_last_line_and_stored_hashed(app):
     assert "billing app" in listing.stdout and "revoked" in listing.stdout and raw not in listing.stdout
 
 
+def test_api_key_role_is_chosen_on_the_command_line(app):
+    from newsletter.models import Role
+
+    result = flask_cli("api-keys", "create", "--name", "reporting", "--role", "viewer")
+    assert result.returncode == 0, result.stderr
+    # Only the key goes to stdout (the note goes to stderr), so `$(flask ... api-keys create ...)` works.
+    assert len(result.stdout.splitlines()) == 1
+    with app.app_context():
+        assert api_keys.authenticate(result.stdout.strip()).role is Role.VIEWER
+    wrong = flask_cli("api-keys", "create", "--name", "x", "--role", "owner")
+    blank = flask_cli("api-keys", "create", "--name", "  ")
+    assert wrong.returncode == 2 and "--role" in wrong.stderr and "viewer" in wrong.stderr
+    assert blank.returncode == 2 and "--name" in blank.stderr
+    assert "Traceback" not in wrong.stderr + blank.stderr
+
+
 def test_check_command_reports_each_dependency(app):
     result = flask_cli("check")
     assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, Enum
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -13,8 +14,21 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def UTCDateTime() -> DateTime:
-    return DateTime(timezone=True)
+class _UTCDateTime(TypeDecorator):
+    """TIMESTAMP WITH TIME ZONE, and aware datetimes on the way out on every database:
+    SQLite keeps no offset, so what it hands back (stored as UTC) gets UTC attached."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def UTCDateTime() -> TypeDecorator:
+    return _UTCDateTime()
 
 
 def enum_column(enum_class: type[enum.Enum]) -> Enum:

@@ -41,6 +41,8 @@ class Delivery(db.Model):
         UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
         # Publishing windows, progress counts and the sweeper all read one campaign by status.
         Index("ix_deliveries_campaign_status_id", "campaign_id", "status", "id"),
+        # One campaign's ledger in id order (API and log pages across every status).
+        Index("ix_deliveries_campaign_id_id", "campaign_id", "id"),
     )
 
     # BIGINT on PostgreSQL (millions of rows a campaign); SQLite only autoincrements INTEGER.

@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import ApiKey, Role
 from ..models.base import utcnow
 
 KEY_PREFIX = "nl_"
+# last_used_at is for people ("used 3 hours ago"), so one write a minute per key is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _hash(raw: str) -> str:
@@ -33,13 +36,33 @@ def create_api_key(name: str, role: Role = Role.MARKETER) -> tuple[ApiKey, str]:
 
 
 def authenticate(raw: str) -> ApiKey | None:
-    """The active key matching `raw`, with its last-used time updated; else None."""
+    """The active key matching `raw`, its last-used time refreshed when a minute old; else None."""
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == raw[: len(KEY_PREFIX) + 8]))
     if key is None or not key.active or not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
-    key.last_used_at = utcnow()
-    db.session.commit()
+    now = utcnow()
+    if key.last_used_at is None or _as_utc(key.last_used_at) <= now - LAST_USED_RESOLUTION:
+        _touch(key, now)
     return key
+
+
+def _touch(key: ApiKey, now: datetime) -> None:
+    """One conditional UPDATE: of concurrent requests in the same minute, one writes."""
+    stale = now - LAST_USED_RESOLUTION
+    db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= stale))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False))
+    db.session.commit()  # expires `key`: its next read loads the new time
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def get_key(key_id: int) -> ApiKey | None:
+    return db.session.get(ApiKey, key_id)
 
 
 def revoke(key_id: int) -> ApiKey | None:

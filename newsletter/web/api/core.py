@@ -26,6 +26,8 @@ from ...services.errors import Conflict, NotFound, ValidationError
 PREFIX = "/api/v1"
 PROBLEM = "application/problem+json"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Ids are INTEGER columns: a larger number names no row (and would overflow the query).
+MAX_ID = 2**31 - 1
 # Documentation routes a signed-in user may also open in the browser (reads only).
 DOC_ENDPOINTS = frozenset({"api-docs.openapi_json", "api-docs.openapi_swagger_ui"})
 
@@ -82,7 +84,12 @@ def http_problem(error: HTTPException) -> Any:
     code = error.code or 500
     data = getattr(error, "data", None) or {}
     errors = _flatten(data.get("messages") or data.get("errors") or {})
-    detail = data.get("message") or ("Some fields are invalid." if errors else error.description or "")
+    if data.get("message"):
+        detail = data["message"]
+    elif errors:  # a 400 has one error ("Invalid JSON body."): say it rather than "invalid fields"
+        detail = "Some fields are invalid." if code == 422 else errors[0]["message"]
+    else:
+        detail = error.description or ""
     if code >= 500:
         detail = "Something went wrong on our side."
     headers = dict(data.get("headers") or {})
@@ -102,8 +109,12 @@ def _service_error(error: Exception) -> Any:
 
 # The Api object -------------------------------------------------------------------------------
 
-class AuthResponses:
-    """An apispec plugin: every operation documents 401 and 403 (and 404 where it takes an id)."""
+class StandardResponses:
+    """An apispec plugin: what every operation can answer besides its own statuses.
+
+    401 and 403 (auth runs first), 404 where the path takes an id, 400 where a body is read
+    (webargs refuses a body that is not JSON at all with 400; a wrong one is a 422).
+    """
 
     def init_spec(self, spec: Any) -> None:
         self.spec = spec
@@ -115,6 +126,8 @@ class AuthResponses:
             responses.setdefault("403", "FORBIDDEN")
             if path and "{" in path:
                 responses.setdefault("404", "NOT_FOUND")
+            if "requestBody" in operation:
+                responses.setdefault("400", "BAD_REQUEST")
 
     # apispec calls these hooks on every plugin
     def schema_helper(self, *a: Any, **k: Any) -> None: return None
@@ -126,6 +139,9 @@ class AuthResponses:
 
 class PlatformApi(Api):
     ERROR_SCHEMA = ProblemSchema
+    # No catch-all "default" response: each operation lists the statuses it can answer, so a
+    # client (and the contract test) learns of a new one from the document, not in production.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self) -> None:
         """The app's own handler answers /api/ paths with problem+json (see `register_api`)."""
@@ -179,6 +195,14 @@ def authenticate() -> Any:
     return None
 
 
+def ids_in_range() -> Any:
+    """Runs after `authenticate`: an id in the path beyond any row's id is a 404, not a DB error."""
+    if request.path.startswith("/api/") and any(
+            isinstance(value, int) and not 0 <= value <= MAX_ID for value in (request.view_args or {}).values()):
+        return problem(404, "No such id.")
+    return None
+
+
 # Schemas ------------------------------------------------------------------------------------
 
 def _bad_text(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -205,8 +229,21 @@ def _bad_text(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+INTEGER_RANGE = ma.validate.Range(-MAX_ID - 1, MAX_ID)
+
+
+def _fits_integer_column(field: ma.fields.Field) -> bool:
+    return any(isinstance(v, ma.validate.Range) and v.min is not None and v.max is not None
+               and INTEGER_RANGE.min <= v.min and v.max <= INTEGER_RANGE.max for v in field.validators)
+
+
 class InSchema(ma.Schema):
-    """Base for request schemas: text a database cannot store is a 422, never a 500."""
+    """Base for request schemas: text or numbers a database cannot store are a 422, never a 500."""
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        """Every integer is bounded to an INTEGER column's range (and the document says so)."""
+        if isinstance(field_obj, ma.fields.Integer) and not _fits_integer_column(field_obj):
+            field_obj.validators = [*field_obj.validators, INTEGER_RANGE]
 
     @ma.pre_load
     def storable_text(self, data: Any, **_: Any) -> Any:
@@ -236,7 +273,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("id:") and text[3:].isdigit():
+        if text.startswith("id:") and text[3:].isdigit() and int(text[3:]) < 2**63:  # BIGINT ids
             return int(text[3:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -271,11 +308,12 @@ def register_api(app: Flask, blueprints: Sequence[Blueprint]) -> None:
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/static/vendor/swagger-ui/")
     api.init_app(app, spec_kwargs={
-        "extra_plugins": [AuthResponses()],
+        "extra_plugins": [StandardResponses()],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     })
     app.before_request(authenticate)
+    app.before_request(ids_in_range)
     for bp in blueprints:
         api.register_blueprint(bp)
         csrf.exempt(bp)
