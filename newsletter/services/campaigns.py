@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy import update as update_rows
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Layout, Subscriber
@@ -46,6 +47,16 @@ def recent(limit: int = 100, status: str | None = None) -> list[Campaign]:
             query = query.where(Campaign.status == CampaignStatus(status))
         except ValueError:
             raise ValidationError("status", f"Unknown status {status!r}.") from None
+    return list(db.session.scalars(query))
+
+
+def oldest_first(after: int | None = None, limit: int = 50, status: CampaignStatus | None = None) -> list[Campaign]:
+    """Up to `limit` campaigns with ids above `after`, oldest first, lists loaded (API pages)."""
+    query = select(Campaign).options(selectinload(Campaign.lists)).order_by(Campaign.id).limit(limit)
+    if after is not None:
+        query = query.where(Campaign.id > after)
+    if status is not None:
+        query = query.where(Campaign.status == status)
     return list(db.session.scalars(query))
 
 
@@ -172,15 +183,19 @@ def estimate_recipients(list_ids: Iterable[int]) -> int:
 
 # Status changes -------------------------------------------------------------------------------
 
-def transition(campaign_id: int, to: CampaignStatus, reason: str = "", **columns: Any) -> bool:
-    """Move the campaign to `to` if its current status allows it; atomic, safe under races."""
+def transition(campaign_id: int, to: CampaignStatus, reason: str = "", commit: bool = True, **columns: Any) -> bool:
+    """Move the campaign to `to` if its current status allows it; atomic, safe under races.
+
+    `commit=False` leaves the transaction open for the caller to add to (an outbox event).
+    """
     allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
     row = db.session.execute(
         update_rows(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(allowed_from))
         .values(status=to, status_reason=reason, updated_at=utcnow(), **columns)
         .returning(Campaign.id).execution_options(synchronize_session=False)
     ).first()
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return row is not None
 
 
@@ -234,6 +249,10 @@ def pause(campaign_id: int, reason: str = "Paused by a user.") -> Campaign:
 
 
 def resume(campaign_id: int) -> Campaign:
+    # Only from paused: draft -> sending is `send_now`, which checks the campaign first.
+    campaign = get(campaign_id)
+    if campaign.status != S.PAUSED:
+        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become sending.")
     return _move(campaign_id, S.SENDING)
 
 
@@ -297,6 +316,15 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None) 
         return compiled.render(context)
     except RenderError as exc:
         raise ValidationError(exc.field, exc.message) from None
+
+
+def totals(campaign: Campaign) -> dict[str, int]:
+    """Live from the ledger while sending or paused; otherwise the totals the pipeline recorded."""
+    keys = ("recipients", "sent", "failed", "cancelled", "skipped", "pending")
+    if campaign.status in (S.SENDING, S.PAUSED):
+        live = progress(campaign.id)
+        return {key: live[key] for key in keys}
+    return {key: getattr(campaign, key) for key in keys}
 
 
 def progress(campaign_id: int) -> dict[str, Any]:

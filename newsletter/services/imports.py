@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ImportJob, ImportMode, ImportStatus
 from ..models.base import utcnow
-from . import csv_files, import_writer
+from . import csv_files, import_writer, webhooks
 from . import lists as lists_service
 from .addresses import normalize_email
 from .errors import NotFound, ValidationError
@@ -55,12 +55,18 @@ def start(stream: BinaryIO, filename: str, *, list_ids: Iterable[int] = (), mode
     except ValidationError:
         path.unlink(missing_ok=True)
         raise
-    job = ImportJob(filename=(filename or "upload.csv")[:255], path=str(path), size_bytes=path.stat().st_size,
+    job = ImportJob(filename=_display_name(filename), path=str(path), size_bytes=path.stat().st_size,
                     mode=mode_value, overwrite_attributes=overwrite_attributes, list_ids=wanted,
                     delimiter=layout.delimiter, created_by_id=created_by_id)
     db.session.add(job)
     db.session.commit()
     return job
+
+
+def _display_name(filename: str | None) -> str:
+    """The upload's name as sent, minus what the database cannot store (NUL, lone surrogates)."""
+    name = (filename or "").replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
+    return name[:255] or "upload.csv"
 
 
 def get(job_id: int) -> ImportJob:
@@ -72,6 +78,14 @@ def get(job_id: int) -> ImportJob:
 
 def recent(limit: int = 50) -> list[ImportJob]:
     return list(db.session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(limit)))
+
+
+def oldest_first(after: int | None = None, limit: int = 50) -> list[ImportJob]:
+    """Up to `limit` jobs with ids above `after`, oldest first (API pages)."""
+    query = select(ImportJob).order_by(ImportJob.id).limit(limit)
+    if after is not None:
+        query = query.where(ImportJob.id > after)
+    return list(db.session.scalars(query))
 
 
 def invalid_report_path(job: ImportJob) -> Path:
@@ -236,6 +250,8 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     new_count = sum(1 for row in stage if row[3])
     memberships = import_writer.apply(connection, stage, list_ids=job.list_ids,
                                       confirmed=job.mode != ImportMode.OPTIN, now=utcnow())
+    # One subscriber.created per new address, set-based and only if an endpoint listens.
+    webhooks.emit_created_subscribers([row[0] for row in stage if row[3]], "import", job.list_ids)
     with open(invalid_report_path(job), "a", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(batch.invalid)
     job.rows += batch.read

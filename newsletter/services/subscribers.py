@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
 from sqlalchemy import update as update_rows
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
@@ -19,7 +20,7 @@ from ..models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, 
 from ..models.base import upsert_insert, utcnow
 from ..models.subscriber import search_text
 from . import lists as lists_service
-from . import suppressions
+from . import suppressions, webhooks
 from .addresses import normalize_email
 from .errors import Conflict, NotFound, ValidationError
 
@@ -39,10 +40,12 @@ class Filters:
     status: SubscriberStatus | None = None
     list_id: int | None = None
     attribute: tuple[str, str] | None = None
+    email: str | None = None  # one exact (normalised) address
 
     def as_args(self) -> dict[str, Any]:
         """The filters as query-string arguments (the web pages round-trip them)."""
-        args: dict[str, Any] = {"q": self.q, "status": self.status and self.status.value, "list_id": self.list_id}
+        args: dict[str, Any] = {"q": self.q, "status": self.status and self.status.value, "list_id": self.list_id,
+                                "email": self.email}
         if self.attribute:
             args["attr_key"], args["attr_value"] = self.attribute
         return {key: value for key, value in args.items() if value not in (None, "")}
@@ -58,8 +61,9 @@ class Count:
 
 
 def make_filters(q: str | None = None, status: str | SubscriberStatus | None = None, list_id: Any = None,
-                 attribute: tuple[str, Any] | None = None) -> Filters:
+                 attribute: tuple[str, Any] | None = None, email: str | None = None) -> Filters:
     q = (q or "").strip() or None
+    email = normalize_email(email) if (email or "").strip() else None
     if q and len(q) > 254:
         raise ValidationError("q", "Search for at most 254 characters.")
     try:
@@ -80,7 +84,7 @@ def make_filters(q: str | None = None, status: str | SubscriberStatus | None = N
         if '"' in key or len(key) > 100:
             raise ValidationError("attr_key", 'An attribute name is at most 100 characters, without ".')
         attribute = (key, value)
-    return Filters(q, status, list_id, attribute)
+    return Filters(q, status, list_id, attribute, email)
 
 
 def _escape_like(text: str) -> str:
@@ -115,6 +119,8 @@ def conditions(filters: Filters) -> list[Any]:
         # One ILIKE over `email || ' ' || name`, spelled like ix_subscribers_search_trgm, so
         # PostgreSQL answers it from the trigram index (two ILIKEs on the columns never can).
         where.append(search_text().ilike(pattern, escape="\\"))
+    if filters.email:
+        where.append(Subscriber.email == filters.email)
     if filters.status:
         where.append(Subscriber.status == filters.status)
     if filters.list_id is not None:
@@ -143,6 +149,18 @@ def search(q: str | None = None, status: str | None = None, list_id: Any = None,
     more = len(items) > limit
     items = items[:limit]
     return items, (items[-1].id if more else None)
+
+
+def oldest_first(filters: Filters, after: int | None = None, limit: int = 50) -> list[Subscriber]:
+    """Up to `limit` matches with ids above `after`, oldest first, memberships loaded (API pages).
+
+    Ascending ids let a client that saved its last cursor pick up later additions.
+    """
+    query = (select(Subscriber).where(*conditions(filters)).order_by(Subscriber.id).limit(limit)
+             .options(selectinload(Subscriber.subscriptions).selectinload(Subscription.mailing_list)))
+    if after is not None:
+        query = query.where(Subscriber.id > after)
+    return list(db.session.scalars(query))
 
 
 def count(filters: Filters, cap: int = COUNT_CAP) -> Count:
@@ -181,7 +199,11 @@ def _clean_attributes(attributes: Any) -> dict[str, Any]:
         return {}
     if not isinstance(attributes, dict) or not all(isinstance(k, str) and k for k in attributes):
         raise ValidationError("attributes", "Attributes must be a JSON object with named keys.")
-    if len(json.dumps(attributes)) > 10_000:
+    try:
+        encoded = json.dumps(attributes, allow_nan=False)
+    except ValueError:  # NaN or Infinity: not JSON, and PostgreSQL's jsonb refuses them
+        raise ValidationError("attributes", "Attributes must hold finite numbers only.") from None
+    if len(encoded) > 10_000:
         raise ValidationError("attributes", "Attributes are at most 10,000 characters of JSON.")
     return attributes
 
@@ -207,8 +229,10 @@ def _free_address(email: str, subscriber_id: int | None = None) -> str:
     return email
 
 
-def _commit_or_conflict(email: str) -> None:
+def _commit_or_conflict(email: str, before_commit: Callable[[], Any] | None = None) -> None:
     try:
+        if before_commit is not None:  # may flush, which is where a concurrent duplicate shows
+            before_commit()
         db.session.commit()
     except IntegrityError:  # the same address added concurrently since the check
         db.session.rollback()
@@ -229,7 +253,8 @@ def create(email: str, name: str = "", attributes: dict[str, Any] | None = None,
         db.session.add(ConsentRecord(subscriber=subscriber, list_id=list_id, action=ConsentAction.SUBSCRIBED,
                                      source=source))
     db.session.add(subscriber)
-    _commit_or_conflict(email)
+    _commit_or_conflict(email, lambda: webhooks.emit_subscriber(
+        "subscriber.created", subscriber, source=source.value, list_ids=[s.list_id for s in subscriber.subscriptions]))
     return subscriber
 
 

@@ -1,6 +1,225 @@
-"""/api/v1/campaigns (being built)."""
+"""/api/v1/campaigns: compose, send or schedule, pause, resume, cancel, and follow the deliveries."""
 from __future__ import annotations
 
-from .core import resource_blueprint
+from datetime import datetime, timezone
+from typing import Any
 
-bp = resource_blueprint("campaigns", "/campaigns", "Campaigns.")
+import marshmallow as ma
+
+from ...models import Campaign, CampaignStatus, DeliveryStatus
+from ...services import campaigns, deliveries
+from ...services.errors import ValidationError
+from ..campaigns import DISPATCH_TASK, enqueue_by_name
+from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, problem, resource_blueprint
+
+bp = resource_blueprint("campaigns", "/campaigns", "Campaigns: compose, send, control and follow them.")
+
+ID = ma.validate.Range(1, MAX_ID)
+BODY = ma.validate.Length(max=1_000_000)
+
+
+@bp.errorhandler(ValidationError)
+def _refused(error: ValidationError) -> Any:
+    """The campaign service names `status` when the campaign's state forbids the change: a 409."""
+    status = 409 if error.field == "status" else 422
+    return problem(status, error.message, [{"field": error.field, "message": error.message}])
+
+
+class ListRef(ma.Schema):
+    id = ma.fields.Integer(required=True)
+
+
+class TotalsOut(ma.Schema):
+    recipients = ma.fields.Integer(required=True)
+    sent = ma.fields.Integer(required=True)
+    failed = ma.fields.Integer(required=True)
+    cancelled = ma.fields.Integer(required=True)
+    skipped = ma.fields.Integer(required=True, metadata={"description": "Left out at the snapshot "
+                                                                        "(suppressed, unsubscribed, unconfirmed)."})
+    pending = ma.fields.Integer(required=True)
+
+
+class Totals(ma.fields.Nested):
+    """A campaign's totals: live while it sends or is paused, final (from the ledger) after."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = ma.missing) -> Any:
+        return campaigns.totals(obj)
+
+
+class CampaignOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    subject = ma.fields.String(required=True)
+    from_name = ma.fields.String(required=True)
+    from_email = ma.fields.String(required=True)
+    reply_to = ma.fields.String(required=True)
+    html = ma.fields.String(required=True)
+    text = ma.fields.String(required=True)
+    layout_id = ma.fields.Integer(required=True, allow_none=True)
+    list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
+    status = ma.fields.Enum(CampaignStatus, by_value=True, required=True)
+    status_reason = ma.fields.String(required=True, metadata={"description": "Why it paused or failed."})
+    send_at = ma.fields.DateTime(required=True, allow_none=True)
+    totals = Totals(TotalsOut, required=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+    started_at = ma.fields.DateTime(required=True, allow_none=True)
+    finished_at = ma.fields.DateTime(required=True, allow_none=True)
+
+
+class CampaignPatch(InSchema):
+    name = ma.fields.String(validate=ma.validate.Length(1, 200))
+    subject = ma.fields.String(validate=ma.validate.Length(1, 500))
+    from_email = ma.fields.String(validate=ma.validate.Length(1, 254))
+    from_name = ma.fields.String(validate=ma.validate.Length(max=200))
+    reply_to = ma.fields.String(validate=ma.validate.Length(max=254))
+    html = ma.fields.String(validate=BODY, metadata={"description": "Jinja template of the HTML body."})
+    text = ma.fields.String(validate=BODY, metadata={"description": "Text body; empty: made from the HTML."})
+    list_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=1000))
+    layout_id = ma.fields.Integer(validate=ID, allow_none=True)
+
+
+class CampaignIn(CampaignPatch):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    subject = ma.fields.String(required=True, validate=ma.validate.Length(1, 500))
+    from_email = ma.fields.String(required=True, validate=ma.validate.Length(1, 254))
+    list_ids = ma.fields.List(ma.fields.Integer(validate=ID), required=True, validate=ma.validate.Length(max=1000))
+
+
+class SendIn(InSchema):
+    send_at = ma.fields.DateTime(load_default=None, allow_none=True, metadata={
+        "description": "Schedule for this time (ISO 8601 with an offset); absent: send now."})
+
+    @ma.validates("send_at")
+    def _aware(self, value: datetime | None, **_: Any) -> None:
+        if value is None:
+            return
+        if value.tzinfo is None:
+            raise ma.ValidationError("Give the time with its timezone offset.")
+        try:
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ma.ValidationError("Not a time that can be scheduled.") from None
+
+
+class CampaignArgs(PageArgs):
+    status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in CampaignStatus]))
+
+
+class DeliveryOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    email = ma.fields.String(required=True)
+    status = ma.fields.Enum(DeliveryStatus, by_value=True, required=True)
+    attempts = ma.fields.Integer(required=True)
+    smtp_code = ma.fields.Integer(required=True, allow_none=True)
+    smtp_message = ma.fields.String(required=True)
+    sent_at = ma.fields.DateTime(required=True, allow_none=True)
+
+
+class DeliveryArgs(PageArgs):
+    status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in DeliveryStatus]))
+
+
+# Compose ------------------------------------------------------------------------------------
+
+@bp.route("", methods=["POST"])
+@bp.arguments(CampaignIn)
+@bp.response(201, CampaignOut)
+def create(body: dict[str, Any]) -> Campaign:
+    """Create a draft; templates are checked (and test-rendered) now."""
+    return campaigns.create(**body)
+
+
+@bp.route("", methods=["GET"])
+@bp.arguments(CampaignArgs, location="query")
+@bp.response(200, page_schema(CampaignOut, "CampaignPage"))
+def index(args: dict[str, Any]) -> dict[str, Any]:
+    """All campaigns (or those of one status), oldest first."""
+    status = CampaignStatus(args["status"]) if args.get("status") else None
+    rows = campaigns.oldest_first(decode_cursor(args["cursor"]), args["limit"] + 1, status)
+    return page(rows, args["limit"])
+
+
+@bp.route("/<int:campaign_id>", methods=["GET"])
+@bp.response(200, CampaignOut)
+def read(campaign_id: int) -> Campaign:
+    """One campaign with its status and totals; `status` is "sent" once the final totals are in."""
+    return campaigns.get(campaign_id)
+
+
+@bp.route("/<int:campaign_id>", methods=["PATCH"])
+@bp.arguments(CampaignPatch)
+@bp.response(200, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def patch(body: dict[str, Any], campaign_id: int) -> Campaign:
+    """Change a draft or scheduled campaign (409 once it has started)."""
+    return campaigns.update(campaign_id, **body)
+
+
+@bp.route("/<int:campaign_id>", methods=["DELETE"])
+@bp.response(204)
+@bp.alt_response(409, response="CONFLICT")
+def delete(campaign_id: int) -> None:
+    """Delete a campaign that is not sending or paused (cancel it first)."""
+    campaigns.delete(campaign_id)
+
+
+# Status changes: a campaign in the wrong state for one is a 409 naming `status`. ----------
+
+@bp.route("/<int:campaign_id>/send", methods=["POST"])
+@bp.arguments(SendIn, required=False)
+@bp.response(202, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def send(body: dict[str, Any], campaign_id: int) -> Campaign:
+    """Send now, or schedule with `send_at`; exactly what the campaign page's buttons do."""
+    if body.get("send_at") is not None:
+        return campaigns.schedule(campaign_id, body["send_at"])
+    campaign = campaigns.send_now(campaign_id)
+    enqueue_by_name(DISPATCH_TASK, campaign.id)  # after send_now committed the move to sending
+    return campaign
+
+
+@bp.route("/<int:campaign_id>/unschedule", methods=["POST"])
+@bp.response(200, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def unschedule(campaign_id: int) -> Campaign:
+    """A scheduled campaign back to draft."""
+    return campaigns.unschedule(campaign_id)
+
+
+@bp.route("/<int:campaign_id>/pause", methods=["POST"])
+@bp.response(200, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def pause(campaign_id: int) -> Campaign:
+    """Pause sending; messages already handed to the mail server still go out."""
+    return campaigns.pause(campaign_id)
+
+
+@bp.route("/<int:campaign_id>/resume", methods=["POST"])
+@bp.response(202, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def resume(campaign_id: int) -> Campaign:
+    """Resume a paused campaign."""
+    campaign = campaigns.resume(campaign_id)
+    enqueue_by_name(DISPATCH_TASK, campaign.id)  # after resume committed
+    return campaign
+
+
+@bp.route("/<int:campaign_id>/cancel", methods=["POST"])
+@bp.response(200, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def cancel(campaign_id: int) -> Campaign:
+    """Stop for good: deliveries not yet handed to the mail server end as cancelled."""
+    return campaigns.cancel(campaign_id)
+
+
+# Deliveries -----------------------------------------------------------------------------------
+
+@bp.route("/<int:campaign_id>/deliveries", methods=["GET"])
+@bp.arguments(DeliveryArgs, location="query")
+@bp.response(200, page_schema(DeliveryOut, "DeliveryPage"))
+def delivery_index(args: dict[str, Any], campaign_id: int) -> dict[str, Any]:
+    """The campaign's deliveries (one per recipient) in id order, optionally of one status."""
+    status = DeliveryStatus(args["status"]) if args.get("status") else None
+    rows = deliveries.for_campaign(campaign_id, status, decode_cursor(args["cursor"]), args["limit"] + 1)
+    return page(rows, args["limit"])
