@@ -18,7 +18,7 @@ from sqlalchemy import delete, make_url
 from newsletter.config import database_uri
 from newsletter.devserver.embedded_redis import EmbeddedRedis
 from tests.support.net import free_port
-from tests.support.processes import celery_beat, celery_worker, flask_cli
+from tests.support.processes import celery_beat, flask_cli, platform_workers
 from tests.support.smtp import RecordingSmtpServer
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
@@ -145,10 +145,23 @@ def admin_client(client, admin):
 
 
 @pytest.fixture(scope="session")
-def worker(platform_env):
-    """One real Celery worker subprocess for the session, consuming every queue."""
-    with celery_worker(platform_env) as (process, log):
-        yield log
+def _workers(platform_env):
+    with platform_workers(platform_env) as logs:
+        yield logs
+
+
+@pytest.fixture(scope="session")
+def worker(_workers):
+    """Real Celery workers for the session, laid out as in production: one consuming `bulk` and
+    `default`, one consuming only `transactional` (see `transactional_worker`). Yields the
+    bulk worker's log."""
+    return _workers[0]
+
+
+@pytest.fixture(scope="session")
+def transactional_worker(_workers):
+    """The log of the session's dedicated `transactional` worker (started with `worker`)."""
+    return _workers[1]
 
 
 @pytest.fixture(scope="session")

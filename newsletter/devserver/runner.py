@@ -1,7 +1,9 @@
 """`make run`: migrate, make sure an admin exists, then run the whole platform together.
 
 Starts (as needed) the embedded Redis and the mail catcher in this process, and web
-(gunicorn), worker and beat (Celery) as children. Ctrl-C stops everything.
+(gunicorn), the workers and beat (Celery) as children, with the Procfile's layout: one
+worker for campaigns and housekeeping (`bulk`, `default`) and one for the transactional
+lane alone, so a campaign never delays a password reset. Ctrl-C stops everything.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from .mailcatcher import start_mail_catcher
 
 BIN = Path(sys.executable).parent
-COLORS = {"web": 36, "worker": 35, "beat": 33}
+COLORS = {"web": 36, "worker": 35, "tx": 32, "beat": 33}
 TTY = sys.stdout.isatty()
 
 
@@ -42,8 +44,10 @@ def commands(config: dict, web_port: int) -> dict[str, list[str]]:
         "web": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{web_port}",
                 "--workers", "2", "--threads", "4", "--access-logfile", "-", "--reload",
                 "--control-socket", str(instance / "gunicorn.ctl")],
-        "worker": celery + ["worker", "--queues", "transactional,bulk,default", "--concurrency", "2",
+        "worker": celery + ["worker", "--queues", "bulk,default", "--concurrency", "2",
                             "--loglevel", "INFO", "--hostname", "dev@%h"],
+        "tx": celery + ["worker", "--queues", "transactional", "--concurrency", "1",
+                        "--loglevel", "INFO", "--hostname", "dev-tx@%h"],
         "beat": celery + ["beat", "--loglevel", "INFO", "--schedule", str(instance / "celerybeat-schedule")],
     }
 

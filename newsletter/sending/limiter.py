@@ -96,3 +96,19 @@ class RateLimiter:
     def chunk(self, remaining: int, rate: float | None = None) -> int:
         """Messages to reserve at once: ~20 ms worth at this rate, at least one."""
         return max(1, min(remaining, int((rate or self.rate) * 0.02)))
+
+
+_clients: dict[tuple, RateLimiter] = {}
+
+
+def thread_limiter(redis_url: str, rate: float, prefix: str = KEY, per_hour: int = 0,
+                   per_day: int = 0) -> RateLimiter:
+    """This thread's client of one cluster-wide bucket (redis-py clients are not shared
+    across threads), made once per settings."""
+    import threading
+
+    key = (redis_url, float(rate), prefix, per_hour, per_day, threading.get_ident())
+    if key not in _clients:
+        client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=4)
+        _clients[key] = RateLimiter(client, rate, prefix=prefix, per_hour=per_hour, per_day=per_day)
+    return _clients[key]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -27,12 +27,13 @@ MAX_SECONDS = 2.0             # wall time of one render
 class RenderError(ValueError):
     """A template that cannot be used: `field` names the part, `line` where it broke."""
 
-    def __init__(self, field: str, message: str, line: int | None = None) -> None:
+    def __init__(self, field: str, message: str, line: int | None = None, undefined: bool = False) -> None:
         where = f" (line {line})" if line else ""
         super().__init__(f"{message}{where}")
         self.field = field
         self.line = line
         self.message = f"{message}{where}"
+        self.undefined = undefined  # a strict render met a name its context does not have
 
 
 class _Budget(threading.local):
@@ -52,6 +53,9 @@ class _Environment(ImmutableSandboxedEnvironment):
 
 HTML_ENV = _Environment(autoescape=True)
 TEXT_ENV = _Environment(autoescape=False)
+# Transactional templates: a name missing from the caller's `data` is an error, not "".
+STRICT_HTML_ENV = _Environment(autoescape=True, undefined=StrictUndefined)
+STRICT_TEXT_ENV = _Environment(autoescape=False, undefined=StrictUndefined)
 
 
 def _check_no_private_access(source: str, field: str, env: _Environment) -> nodes.Template:
@@ -84,7 +88,8 @@ def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         if isinstance(exc, RenderError):
             raise
-        raise RenderError(field, f"Template error: {exc}", _lineno(exc)) from None
+        raise RenderError(field, f"Template error: {exc}", _lineno(exc),
+                          undefined=isinstance(exc, UndefinedError)) from None
     finally:
         _Environment.budget.deadline = float("inf")
     return "".join(parts)
@@ -139,12 +144,14 @@ class Rendered:
 class CompiledMessage:
     """Subject, HTML and text compiled once; `render(context)` per recipient."""
 
-    def __init__(self, subject: str, html: str, text: str = "", layout_html: str | None = None) -> None:
+    def __init__(self, subject: str, html: str, text: str = "", layout_html: str | None = None,
+                 strict: bool = False) -> None:
         html_source = inline_css(wrap_in_layout(layout_html, html))
         text_source = text if text.strip() else html_to_text(html_source)
-        self.subject = _compile(subject, "subject", TEXT_ENV)
-        self.html = _compile(html_source, "html", HTML_ENV)
-        self.text = _compile(text_source, "text", TEXT_ENV)
+        html_env, text_env = (STRICT_HTML_ENV, STRICT_TEXT_ENV) if strict else (HTML_ENV, TEXT_ENV)
+        self.subject = _compile(subject, "subject", text_env)
+        self.html = _compile(html_source, "html", html_env)
+        self.text = _compile(text_source, "text", text_env)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         subject = " ".join(_render(self.subject, context, "subject").split())  # never a CR/LF

@@ -29,7 +29,7 @@ from ..models.base import utcnow
 from ..sending import message as mime
 from ..sending import smtp
 from ..sending.errors import Kind, SmtpFailure
-from ..sending.limiter import RateLimiter
+from ..sending.limiter import RateLimiter, thread_limiter
 from ..sending.render import CompiledMessage, RenderError
 from . import campaigns, deliveries, recipients
 from .campaign_context import campaign_fields, list_unsubscribe_mailto, recipient_context, sample_context
@@ -88,17 +88,11 @@ def prepared(campaign: Campaign) -> _Prepared:
     return entry
 
 
-_limiters: dict[tuple, RateLimiter] = {}
-
-
 def limiter() -> RateLimiter:
+    """The campaigns' cluster-wide bucket (SEND_RATE, with the optional hour/day caps)."""
     config = current_app.config
-    key = (config["REDIS_URL"], float(config["SEND_RATE"]), threading.get_ident())
-    if key not in _limiters:
-        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=4)
-        _limiters[key] = RateLimiter(client, config["SEND_RATE"], per_hour=config["SEND_PER_HOUR"],
-                                     per_day=config["SEND_PER_DAY"])
-    return _limiters[key]
+    return thread_limiter(config["REDIS_URL"], config["SEND_RATE"], per_hour=config["SEND_PER_HOUR"],
+                          per_day=config["SEND_PER_DAY"])
 
 
 # One message ----------------------------------------------------------------------------------

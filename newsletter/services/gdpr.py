@@ -4,10 +4,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from ..extensions import db
-from ..models import Campaign, ConsentRecord, Delivery, MailingList, Subscriber, SubscriberStatus, Subscription, SuppressionReason
+from ..models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
+                      Subscription, SuppressionReason)
 from . import suppressions
 from .errors import NotFound
 
@@ -48,7 +49,16 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
                 select(Delivery, Campaign.name).join(Campaign, Campaign.id == Delivery.campaign_id)
                 .where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id))
         ],
+        "notifications": [
+            {"id": n.id, "email": n.email, "subject": n.subject, "status": n.status.value, "data": n.data,
+             "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
+            for n in db.session.scalars(select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
+        ],
     }
+
+
+def _notifications_to(subscriber: Subscriber) -> Any:
+    return or_(Notification.subscriber_id == subscriber.id, Notification.email == subscriber.email)
 
 
 def erase_subscriber(subscriber_id: int) -> None:
@@ -76,4 +86,9 @@ def erase_subscriber(subscriber_id: int) -> None:
     # The ledger keeps the rows (campaign totals must still add up) but not the address.
     db.session.execute(update(Delivery).where(Delivery.subscriber_id == subscriber_id)
                        .values(email=subscriber.email).execution_options(synchronize_session=False))
+    # Transactional mail keeps its status and times; its address and content go.
+    db.session.execute(update(Notification).where(or_(Notification.subscriber_id == subscriber_id,
+                                                      Notification.email == original))
+                       .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
+                       .execution_options(synchronize_session=False))
     db.session.commit()

@@ -51,3 +51,24 @@ def test_erasure_removes_personal_data_and_keeps_anonymous_counts(app, person):
         untouched = db.session.get(Subscriber, other_id)
         assert (untouched.email, untouched.name) == ("other@example.com", "Other")
         assert "anna@example.com" not in json.dumps(gdpr.export_subscriber(anna_id))
+
+
+def test_notifications_are_exported_and_erased_with_the_person(app, person):
+    from newsletter.models import Notification
+
+    anna_id, other_id, _ = person
+    with app.app_context():
+        db.session.add_all([
+            Notification(email="anna@example.com", subject="Your receipt", text="Total 12", data={"total": 12}),
+            Notification(subscriber_id=anna_id, email="anna@example.com", subject="Reset", text="Link"),
+            Notification(email="other@example.com", subject="Hello other", text="Hi"),
+        ])
+        db.session.commit()
+        assert [n["subject"] for n in gdpr.export_subscriber(anna_id)["notifications"]] == ["Your receipt", "Reset"]
+        gdpr.erase_subscriber(anna_id)
+        rows = {n.subject: n for n in db.session.scalars(select(Notification))}
+        assert set(rows) == {"(erased)", "Hello other"}
+        erased = [n for n in db.session.scalars(select(Notification)) if n.subject == "(erased)"]
+        assert len(erased) == 2 and all(n.email.endswith("@erased.invalid") and n.data == {} and n.text == ""
+                                        for n in erased)
+        assert rows["Hello other"].email == "other@example.com"

@@ -59,9 +59,10 @@ def celery_worker(
     concurrency: int = 2,
     pool: str = "prefork",
     ready_timeout: float = 60,
+    name: str = "test",
 ) -> Iterator[tuple[subprocess.Popen, ProcessLog]]:
     """A `celery -A celery_worker worker` subprocess; yields once it says it is ready."""
-    hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
+    hostname = f"{name}-{uuid.uuid4().hex[:8]}@%h"
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", queues,
          "--concurrency", str(concurrency), "--pool", pool, "--loglevel", "INFO",
@@ -78,6 +79,20 @@ def celery_worker(
         yield process, log
     finally:
         stop(process)
+
+
+# The production layout (Procfile): bulk campaign work and housekeeping on one set of
+# workers, the transactional lane on its own, so a big campaign can never occupy it.
+BULK_QUEUES, TRANSACTIONAL_QUEUES = "bulk,default", "transactional"
+
+
+@contextmanager
+def platform_workers(env: Mapping[str, str] | None = None,
+                     concurrency: int = 2) -> Iterator[tuple[ProcessLog, ProcessLog]]:
+    """A bulk/default worker and a dedicated transactional worker; yields (bulk log, transactional log)."""
+    with celery_worker(env, queues=BULK_QUEUES, concurrency=concurrency, name="bulk") as (_, bulk_log):
+        with celery_worker(env, queues=TRANSACTIONAL_QUEUES, concurrency=concurrency, name="tx") as (_, tx_log):
+            yield bulk_log, tx_log
 
 
 @contextmanager
