@@ -16,6 +16,8 @@ from ..extensions import db
 from ..models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from ..models.delivery import IN_FLIGHT
 from ..models.base import utcnow
+from . import webhooks
+from .errors import NotFound
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
@@ -57,7 +59,8 @@ def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
-_FENCE_SQL = ("UPDATE deliveries SET status = 'committing', updated_at = %s "
+# Formatted with the table's name: deliveries, or notifications (same columns, same statuses).
+_FENCE_SQL = ("UPDATE {table} SET status = 'committing', updated_at = %s "
               "WHERE id = %s AND claim = %s AND status = 'sending' RETURNING id")
 
 
@@ -67,10 +70,17 @@ class FenceLine:
     On PostgreSQL every fence is then one prepared UPDATE and one pipelined COMMIT on the
     driver connection: no pool checkout (and its pre-ping), no ORM. SQLite (development)
     goes through the session.
+
+    `model` is the ledger whose rows are fenced: Delivery (campaigns) or Notification
+    (transactional mail); both have id, claim, status ('sending'/'committing') and updated_at.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, model: Any = Delivery) -> None:
         self._pooled: Any = None
+        self.model = model
+        self.sql = _FENCE_SQL.format(table=model.__tablename__)
+        statuses = model.__table__.c.status.type.enum_class
+        self.sending, self.committing = statuses("sending"), statuses("committing")
 
     @property
     def driver(self) -> Any:
@@ -114,18 +124,20 @@ class RowFence:
         self._driver: Any = None
 
     def acquire(self) -> bool:
-        driver = self.line.driver
+        line = self.line
+        driver = line.driver
         if driver is None:
+            model = line.model
             row = db.session.execute(
-                update(Delivery).where(Delivery.id == self.delivery_id, Delivery.claim == self.token,
-                                       Delivery.status == D.SENDING)
-                .values(status=D.COMMITTING, updated_at=utcnow()).returning(Delivery.id)
+                update(model).where(model.id == self.delivery_id, model.claim == self.token,
+                                    model.status == line.sending)
+                .values(status=line.committing, updated_at=utcnow()).returning(model.id)
                 .execution_options(**_NO_SYNC)).first()
             if row is None:
                 db.session.rollback()
             return row is not None
         try:
-            row = driver.execute(_FENCE_SQL, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
+            row = driver.execute(line.sql, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
             if row is None:
                 driver.rollback()
         except Exception:
@@ -194,6 +206,9 @@ def record(outcomes: Iterable[Outcome], token: str) -> None:
                 next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
                 attempts=table.c.attempts - bindparam("b_undo"), updated_at=now),
         rows)
+    # delivery.sent / delivery.failed in the same transaction (nobody listening: one tiny read).
+    webhooks.emit_delivery_outcomes([r["b_id"] for r in rows if r["b_status"] in (D.SENT.value, D.FAILED.value)],
+                                    token)
     db.session.commit()
 
 
@@ -266,10 +281,17 @@ def finish_if_done(campaign_id: int) -> bool:
         return False
     by_status = counts(campaign_id)
     now = utcnow()
+    totals = dict(recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
+                  cancelled=by_status["cancelled"])
     # Totals and status in one UPDATE: a late chord callback's increment cannot slip between.
-    return campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=now, totals_at=now,
-                                recipients=sum(by_status.values()), sent=by_status["sent"],
-                                failed=by_status["failed"], cancelled=by_status["cancelled"])
+    # Its campaign.finished event commits with it, and only when this call made the move.
+    moved = campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=now, totals_at=now, commit=False,
+                                 **totals)
+    if moved:
+        name = db.session.scalar(select(Campaign.name).where(Campaign.id == campaign_id))
+        webhooks.emit("campaign.finished", {"campaign_id": campaign_id, "name": name, "finished_at": now, **totals})
+    db.session.commit()
+    return moved
 
 
 def add_to_totals(campaign_id: int, sent: int, failed: int) -> None:
@@ -319,3 +341,15 @@ def rate(campaign_id: int, seconds: int = 10) -> float:
         Delivery.campaign_id == campaign_id, Delivery.status == D.SENT, Delivery.sent_at >= since)) or 0
     return sent / seconds
 
+
+def for_campaign(campaign_id: int, status: DeliveryStatus | None = None, after: int | None = None,
+                 limit: int = 50) -> list[Delivery]:
+    """Up to `limit` of one campaign's deliveries with ids above `after`, in id order (API pages)."""
+    if db.session.get(Campaign, campaign_id) is None:
+        raise NotFound("campaign", campaign_id)
+    query = select(Delivery).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id).limit(limit)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if after is not None:
+        query = query.where(Delivery.id > after)
+    return list(db.session.scalars(query))

@@ -17,7 +17,7 @@ from ..models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, 
                       SubscriberStatus, Subscription, SubscriptionStatus, SuppressionReason)
 from ..models.base import utcnow
 from . import lists as lists_service
-from . import suppressions
+from . import suppressions, webhooks
 from .addresses import normalize_email
 from .errors import NotFound
 
@@ -86,6 +86,9 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.CONFIRMED, utcnow()
     elif subscriber.status == SubscriberStatus.UNSUBSCRIBED and result.pending_list_ids:
         subscriber.status = SubscriberStatus.UNCONFIRMED
+    if result.created:
+        webhooks.emit_subscriber("subscriber.created", subscriber, source=source.value,
+                                 list_ids=result.confirmed_list_ids + result.pending_list_ids)
     db.session.commit()
     result.subscriber_id = subscriber.id
     return result
@@ -100,17 +103,20 @@ def confirm(subscriber_id: int, list_ids: list[int], ip: str | None = None,
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status in BLOCKED or suppressions.is_suppressed(subscriber.email):
         return []
-    confirmed = []
+    confirmed, newly = [], []
     for sub in subscriber.subscriptions:
         if sub.list_id not in list_ids:
             continue
         if sub.status == SubscriptionStatus.UNCONFIRMED:
             sub.status = SubscriptionStatus.CONFIRMED
+            newly.append(sub.list_id)
             _consent(subscriber, sub.list_id, ConsentAction.CONFIRMED, ConsentSource.FORM, ip, user_agent)
         if sub.status == SubscriptionStatus.CONFIRMED:
             confirmed.append(sub.list_id)
     if confirmed and subscriber.status != SubscriberStatus.CONFIRMED:
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.CONFIRMED, utcnow()
+    if newly:
+        webhooks.emit_subscriber("subscriber.confirmed", subscriber, list_ids=newly)
     db.session.commit()
     return confirmed
 
@@ -123,7 +129,7 @@ def unsubscribe(subscriber_id: int, list_ids: list[int] | None = None) -> list[i
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return []
-    left = []
+    left, was = [], subscriber.status
     for sub in subscriber.subscriptions:
         if (list_ids is None or sub.list_id in list_ids) and sub.status != SubscriptionStatus.UNSUBSCRIBED:
             sub.status = SubscriptionStatus.UNSUBSCRIBED
@@ -135,6 +141,8 @@ def unsubscribe(subscriber_id: int, list_ids: list[int] | None = None) -> list[i
     elif all(s.status == SubscriptionStatus.UNSUBSCRIBED for s in subscriber.subscriptions):
         if subscriber.status not in BLOCKED:
             subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    if left or subscriber.status != was:
+        webhooks.emit_subscriber("subscriber.unsubscribed", subscriber, list_ids=left, all_lists=list_ids is None)
     db.session.commit()
     return left
 

@@ -1,15 +1,145 @@
-"""Admin pages for outgoing webhooks (being built)."""
+"""Admin pages for outgoing webhooks: endpoints, their secret, the delivery log, replay, test."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import json
 
-from ..models import Role
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from ..models import Role, Webhook, WebhookDelivery
+from ..services import webhook_deliveries, webhooks
+from ..services.errors import NotFound
+from .forms import ConfirmForm
+from .forms_audience import parse_id, saved_or_form_error
+from .forms_webhooks import EVENT_HINTS, WebhookForm
 from .roles import role_required
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
 
+def _get_or_404(webhook_id: str) -> Webhook:
+    ident = parse_id(webhook_id)
+    if ident is not None:
+        try:
+            return webhooks.get(ident)
+        except NotFound:
+            pass
+    abort(404, description=f"No webhook with id {webhook_id}.")
+
+
+def _delivery_or_404(webhook: Webhook, delivery_id: str) -> WebhookDelivery:
+    ident = parse_id(delivery_id)
+    if ident is not None:
+        try:
+            return webhook_deliveries.get(webhook.id, ident)
+        except NotFound:
+            pass
+    abort(404, description=f"No delivery {delivery_id} for this webhook.")
+
+
+def _save(form: WebhookForm, webhook_id: int | None = None) -> Webhook | None:
+    values = dict(url=form.url.data, description=form.description.data, events=form.events.data or [],
+                  active=form.active.data)
+    return saved_or_form_error(form, lambda: webhooks.update_webhook(webhook_id, **values) if webhook_id
+                               else webhooks.create(**values))
+
+
 @bp.get("/")
 @role_required(Role.ADMIN)
 def index():
-    return render_template("admin/webhooks/index.html")
+    endpoints = webhooks.all_webhooks()
+    rates = webhook_deliveries.success_rates([w.id for w in endpoints])
+    return render_template("admin/webhooks/index.html", webhooks=endpoints, rates=rates)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def new():
+    form = WebhookForm()
+    if form.validate_on_submit() and (saved := _save(form)):
+        flash("Webhook created. Copy its signing secret to your receiver.", "success")
+        return redirect(url_for(".detail", webhook_id=saved.id))
+    return render_template("admin/webhooks/form.html", form=form, webhook=None, hints=EVENT_HINTS)
+
+
+@bp.get("/<webhook_id>")
+@role_required(Role.ADMIN)
+def detail(webhook_id: str):
+    webhook = _get_or_404(webhook_id)
+    before = parse_id(request.args.get("before", ""))
+    log, cursor = webhook_deliveries.log(webhook.id, before=before)
+    rate = webhook_deliveries.success_rates([webhook.id])[webhook.id]
+    return render_template("admin/webhooks/detail.html", webhook=webhook, secret=webhooks.secret_for(webhook),
+                           log=log, cursor=cursor, paged=before is not None, rate=rate, form=ConfirmForm())
+
+
+@bp.route("/<webhook_id>/edit", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def edit(webhook_id: str):
+    webhook = _get_or_404(webhook_id)
+    form = WebhookForm(obj=webhook)
+    if form.validate_on_submit() and (saved := _save(form, webhook.id)):
+        flash("Webhook saved.", "success")
+        return redirect(url_for(".detail", webhook_id=saved.id))
+    return render_template("admin/webhooks/form.html", form=form, webhook=webhook, hints=EVENT_HINTS)
+
+
+def _confirmed(webhook_id: str, action: str, change, message: str, done_url: str | None = None):
+    """GET asks for confirmation, naming the endpoint; a POST with the CSRF token does `change`."""
+    webhook = _get_or_404(webhook_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        change(webhook.id)
+        flash(message.format(url=webhook.url), "success")
+        return redirect(done_url or url_for(".detail", webhook_id=webhook.id))
+    return render_template("admin/webhooks/confirm.html", webhook=webhook, form=form, action=action)
+
+
+@bp.route("/<webhook_id>/delete", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def delete(webhook_id: str):
+    return _confirmed(webhook_id, "delete", webhooks.delete, "Webhook to {url} deleted, with its delivery log.",
+                      url_for(".index"))
+
+
+@bp.route("/<webhook_id>/rotate", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def rotate(webhook_id: str):
+    """Receivers must switch to the new secret, hence the confirmation."""
+    return _confirmed(webhook_id, "rotate", webhooks.rotate_secret,
+                      "New signing secret made. Update your receiver: deliveries from now on use it.")
+
+
+@bp.post("/<webhook_id>/test")
+@role_required(Role.ADMIN)
+def test(webhook_id: str):
+    webhook = _get_or_404(webhook_id)
+    if ConfirmForm().validate_on_submit():
+        webhook_deliveries.send_test(webhook.id)
+        note = "" if webhook.active else " It waits until you make the webhook active."
+        flash(f"Test event queued; it appears in the log below within seconds.{note}", "success")
+    return redirect(url_for(".detail", webhook_id=webhook.id))
+
+
+@bp.get("/<webhook_id>/deliveries/<delivery_id>")
+@role_required(Role.ADMIN)
+def delivery(webhook_id: str, delivery_id: str):
+    webhook = _get_or_404(webhook_id)
+    row = _delivery_or_404(webhook, delivery_id)
+    try:
+        pretty = json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        pretty = row.payload
+    return render_template("admin/webhooks/delivery.html", webhook=webhook, delivery=row, payload=pretty,
+                           form=ConfirmForm())
+
+
+@bp.post("/<webhook_id>/deliveries/<delivery_id>/replay")
+@role_required(Role.ADMIN)
+def replay(webhook_id: str, delivery_id: str):
+    webhook = _get_or_404(webhook_id)
+    row = _delivery_or_404(webhook, delivery_id)
+    if ConfirmForm().validate_on_submit():
+        copy = webhook_deliveries.replay(webhook.id, row.id)
+        flash(f"Replayed as delivery {copy.id}, with the same payload.", "success")
+        return redirect(url_for(".delivery", webhook_id=webhook.id, delivery_id=copy.id))
+    return redirect(url_for(".delivery", webhook_id=webhook.id, delivery_id=row.id))
