@@ -1,15 +1,60 @@
-"""Admin pages for API keys (being built)."""
+"""Admin pages for API keys: the list, create (the secret shown once), revoke."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 
-from ..models import Role
+from ..models import ApiKey, Role
+from ..services import api_keys
+from .forms import ConfirmForm
+from .forms_api_keys import ApiKeyForm
+from .forms_audience import parse_id
 from .roles import role_required
 
 bp = Blueprint("api_keys", __name__, url_prefix="/admin/api-keys")
 
 
+def _get_or_404(key_id: str) -> ApiKey:
+    ident = parse_id(key_id)
+    key = api_keys.get_key(ident) if ident is not None else None
+    if key is None:
+        abort(404, description=f"No API key with id {key_id}.")
+    return key
+
+
 @bp.get("/")
 @role_required(Role.ADMIN)
 def index():
-    return render_template("admin/api_keys/index.html")
+    return render_template("admin/api_keys/index.html", keys=api_keys.list_keys())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def new():
+    """On success the page itself shows the secret: it is in no redirect, session or log."""
+    form = ApiKeyForm()
+    if form.validate_on_submit():
+        try:
+            key, raw = api_keys.create_api_key(form.name.data, Role(form.role.data))
+        except ValueError:
+            form.name.errors.append("Name the key after what uses it.")
+        else:
+            response = make_response(render_template("admin/api_keys/created.html", key=key, raw=raw))
+            response.headers["Cache-Control"] = "no-store"  # the Back button must not bring it back
+            return response
+    return render_template("admin/api_keys/form.html", form=form)
+
+
+@bp.route("/<key_id>/revoke", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def revoke(key_id: str):
+    """GET asks for confirmation; POST revokes (at once: the next request with it gets a 401)."""
+    key = _get_or_404(key_id)
+    if not key.active:
+        flash(f"API key “{key.name}” was already revoked.", "info")
+        return redirect(url_for(".index"))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        api_keys.revoke(key.id)
+        flash(f"API key “{key.name}” revoked. Requests with it now get 401.", "success")
+        return redirect(url_for(".index"))
+    return render_template("admin/api_keys/revoke.html", key=key, form=form)

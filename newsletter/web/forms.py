@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectMultipleField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectMultipleField
 from wtforms.validators import DataRequired, Email, Length
 
 
@@ -19,10 +19,6 @@ class TestEmailForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: only the CSRF token, for buttons that change state."""
-
-
-class ApiKeyForm(FlaskForm):
-    name = StringField("Key name", validators=[DataRequired(), Length(max=200)])
 
 
 class ImportForm(FlaskForm):
