@@ -115,6 +115,13 @@ def make_campaign(list_id: int) -> int:
                             from_email="news@example.com", html=HTML, list_ids=[list_id]).id
 
 
+def make_api_key() -> str:
+    from newsletter.models import Role
+    from newsletter.services import api_keys
+
+    return api_keys.create_api_key("bench", Role.MARKETER)[1]
+
+
 def sample_message(campaign_id: int) -> dict:
     """Build one message exactly as a worker would (first subscriber) and return its size and parts.
 

@@ -176,9 +176,9 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                "n": args.ns, "tag": args.tag, "machine": machine(), "concurrency": args.concurrency,
                "pool": args.pool, "message": results.get("message"),
                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-               "notes": ["The REST API send endpoint does not exist yet: the platform's send call is "
-                         "campaigns.send_now() + send_task('newsletter.tasks.campaigns.dispatch_campaign'), "
-                         "timed together (send_call_latency_s)."]}
+               "notes": ["The platform's send call is POST /api/v1/campaigns/<id>/send with a bearer key, "
+                         "through the Flask app's WSGI stack in the bench process (no socket); "
+                         "send_call_latency_s times it."]}
     largest = max(args.ns)
     for v in ("limit", "baseline", "platform"):
         by_n = results[v]
