@@ -1,7 +1,9 @@
 """The database models, one noun per module."""
 from .api_key import ApiKey
+from .audit_event import AuditEvent
 from .campaign import Campaign, CampaignStatus, campaign_lists
 from .delivery import Delivery, DeliveryStatus
+from .delivery_attempt import DeliveryAttempt
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .layout import Layout
 from .import_job import ImportJob, ImportMode, ImportStatus
@@ -10,6 +12,7 @@ from .notification import Notification, NotificationStatus
 from .subscriber import Subscriber, SubscriberStatus
 from .subscription import Subscription, SubscriptionStatus
 from .suppression import Suppression, SuppressionReason
+from .setting import Setting
 from .template import Template
 from .user import Role, User
 from .webhook import EVENTS as WEBHOOK_EVENTS, Webhook, WebhookDelivery, WebhookDeliveryStatus
@@ -20,5 +23,5 @@ __all__ = [
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",
     "Notification", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook", "WebhookDelivery",
-    "WebhookDeliveryStatus",
+    "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting",
 ]
