@@ -97,12 +97,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        from newsletter.models.base import include_object
+        from newsletter.models.base import include_object, render_item
 
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             include_object=include_object,
+            render_item=render_item,
             **conf_args
         )
 

@@ -60,3 +60,11 @@ MIGRATION_ONLY_INDEXES = frozenset({"ix_subscribers_search_trgm"})
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
+
+def render_item(type_: str, obj: object, autogen_context: Any) -> str | bool:
+    """Autogenerate writes our UTC column type as the plain type it stores (migrations never
+    import the application)."""
+    if type_ == "type" and isinstance(obj, _UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
