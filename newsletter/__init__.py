@@ -64,11 +64,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import (admin, api, api_keys, auth, campaigns, health, imports, layouts, lists, public,
-                      subscribers, webhooks)
+    from .web import (admin, api, api_keys, audit, auth, campaigns, health, imports, layouts, lists, public,
+                      send_log, settings, subscribers, users, webhooks)
 
-    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, webhooks,
-                   api_keys):
+    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, send_log,
+                   webhooks, api_keys, users, settings, audit):
         app.register_blueprint(module.bp)
     api.register(app)
 

@@ -1,0 +1,15 @@
+"""Admin pages: Settings (being built)."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from ..models import Role
+from .roles import role_required
+
+bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
+
+
+@bp.get("/")
+@role_required(Role.ADMIN)
+def index():
+    return render_template("admin/settings/index.html")
