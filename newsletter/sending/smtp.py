@@ -12,7 +12,7 @@ import smtplib
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .errors import Kind, SmtpFailure, classify, from_exception
@@ -29,7 +29,7 @@ class SmtpSettings:
     use_tls: bool = False
     use_ssl: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
 
     @classmethod
     def from_config(cls, config: dict) -> "SmtpSettings":
@@ -203,6 +203,21 @@ def connection(settings: SmtpSettings) -> Connection:
             current.close()
         current = _local.connection = Connection(settings)
     return current
+
+
+def verify(settings: SmtpSettings, timeout: float = 5.0) -> str:
+    """Connect, EHLO, STARTTLS and log in as a send would, then QUIT; the server's greeting name.
+
+    Raises SmtpFailure (unreachable, TLS, refused login) with the server's own words."""
+    conn = Connection(replace(settings, timeout=min(settings.timeout, timeout)))
+    try:
+        conn.smtp = conn._open()
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SmtpFailure(Kind.AUTH, exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")) from None
+    try:
+        return (conn.smtp.ehlo_resp or b"").decode("utf-8", "replace").split("\n")[0]
+    finally:
+        conn.close()
 
 
 def send_once(settings: SmtpSettings, envelope: Envelope) -> tuple[int, str]:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..extensions import db, mail
 from ..models import MailingList, Subscriber, SubscriptionStatus
-from . import links, suppressions
+from . import links, settings, suppressions
 from .subscriptions import BLOCKED
 from .tokens import CONFIRM_MAX_AGE, MANAGE_MAX_AGE
 
@@ -16,10 +16,11 @@ def _send(to: str, subject: str, template: str, **context: object) -> str:
     message = Message(
         subject=subject,
         recipients=[to],
+        sender=settings.get("MAIL_DEFAULT_SENDER"),
         body=render_template(f"emails/{template}.txt", **context),
         html=render_template(f"emails/{template}.html", **context),
     )
-    mail.send(message)
+    mail.send(message, settings.smtp())
     return message.msgId
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import links, tokens
+from . import links, settings, tokens
 
 SAMPLE_SUBSCRIBER = {"id": 0, "email": "subscriber@example.com", "name": "Sam Sample", "attributes": {}}
 
@@ -44,5 +44,5 @@ def web_view_url(campaign_id: int, subscriber_id: int | None) -> str:
 
 def list_unsubscribe_mailto(unsubscribe_url: str) -> str:
     """The mailto: half of List-Unsubscribe (RFC 2369): the one-click link's token as subject."""
-    address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
+    address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or parseaddr(settings.get("MAIL_DEFAULT_SENDER"))[1]
     return f"mailto:{address}?subject=unsubscribe%20{unsubscribe_url.rsplit('/', 1)[-1]}"

@@ -1,15 +1,105 @@
-"""Admin pages: Settings (being built)."""
+"""Admin page: Settings (SMTP server, sender, sending limits) over the environment's defaults."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..models import Role
+from ..services import settings
+from ..tasks import email as email_tasks
+from ..tasks import enqueue
+from .forms import ConfirmForm
+from .forms_settings import SettingsForm, SettingsTestForm
 from .roles import role_required
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
 
 
-@bp.get("/")
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _page(form: SettingsForm, test_form: SettingsTestForm | None = None, status: int = 200):
+    current = settings.effective(fresh=True)
+    sections = {key: [s for s in settings.SPECS if s.section == key] for key in settings.SECTIONS}
+    for name, problem in current.problems.items():
+        field = getattr(form, name)
+        field.errors = [*field.errors, problem]
+    test_form = test_form or SettingsTestForm(to=current_user.email)
+    return render_template("admin/settings/index.html", form=form, test_form=test_form, reset_form=ConfirmForm(),
+                           current=current, sections=sections, section_names=settings.SECTIONS,
+                           password_set=bool(current["MAIL_PASSWORD"])), status
+
+
+@bp.route("/", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def index():
-    return render_template("admin/settings/index.html")
+    if request.method == "GET":
+        return _page(_filled_form())
+    form = SettingsForm()
+    if not form.validate_on_submit():
+        return _page(form, status=400)
+    changes = {spec.name: getattr(form, spec.name).data for spec in settings.SPECS}
+    if form.clear_password.data:
+        changes["MAIL_PASSWORD"] = settings.CLEAR
+    try:
+        changed = settings.save(changes, current_user.id)
+    except settings.SettingsInvalid as exc:
+        for name, message in exc.errors.items():
+            getattr(form, name).errors = [message]
+        flash("Nothing was saved: correct the fields marked below.", "error")
+        return _page(form, status=400)
+    return _done(changed, "Saved: {}. Every worker uses the new values within a second.", "Nothing changed.")
+
+
+@bp.post("/reset")
+@role_required(Role.ADMIN)
+def reset():
+    """Back to the environment's value: one setting (`name`) or a whole section (`section`)."""
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for(".index"))
+    section = request.form.get("section", "")
+    names = [s.name for s in settings.SPECS if s.section == section or s.name == request.form.get("name")]
+    changed = settings.save(dict.fromkeys(names), current_user.id) if names else []
+    return _done(changed, "Back to the environment's value: {}.", "Those settings already come from the environment.")
+
+
+@bp.post("/test")
+@role_required(Role.ADMIN)
+def send_test():
+    """Check the saved settings now (a short SMTP session), then queue a real test message."""
+    test_form = SettingsTestForm()
+    if not test_form.validate_on_submit():
+        return _page(_filled_form(), test_form, status=400)
+    problem = settings.check_smtp()
+    if problem:
+        current = settings.effective()
+        flash(f"The SMTP server {current.smtp.host}:{current.smtp.port} did not accept us: {problem}", "error")
+        return redirect(url_for(".index"))
+    enqueue(email_tasks.send_test_email, test_form.to.data)
+    flash(f"Connected and logged in to the SMTP server. A test email to {test_form.to.data} is queued on the "
+          "transactional lane.", "success")
+    return redirect(url_for(".index"))
+
+
+def _filled_form() -> SettingsForm:
+    form = SettingsForm(formdata=None)
+    current = settings.effective(fresh=True)
+    for spec in settings.SPECS:
+        if spec.kind != settings.SECRET:
+            getattr(form, spec.name).data = _shown(current[spec.name])
+    return form
+
+
+def _done(changed: list[str], done: str, nothing: str):
+    labels = {s.name: s.label for s in settings.SPECS}
+    if changed:
+        flash(done.format(", ".join(labels[n] for n in changed)), "success")
+    else:
+        flash(nothing, "info")
+    return redirect(url_for(".index"))

@@ -1,0 +1,359 @@
+"""Settings an admin edits on /admin/settings: a database row overrides the environment's value.
+
+Senders read them on every batch, so `effective()` answers from a per-process snapshot. A save
+writes a new random token to Redis (VERSION_KEY); each process compares its snapshot's token
+with Redis at most every CHECK_EVERY seconds (one GET) and reloads the small table when it
+differs, so a change reaches every worker within about a second, without a restart. The
+snapshot is also reloaded every MAX_AGE seconds whatever Redis says (rows edited by hand, a
+Redis that lost the key or is down).
+
+The SMTP password is stored encrypted (Fernet, key derived from SECRET_KEY by HKDF) and is
+never returned to the page; only senders see it, through `effective().smtp`.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
+from typing import Any
+
+import redis
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from sqlalchemy import delete, select
+
+from ..extensions import db
+from ..models.setting import Setting
+from ..sending import smtp as transport
+from ..sending.errors import SmtpFailure
+from ..sending.smtp import SmtpSettings
+from . import audit
+from .addresses import normalize_email
+from .errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "newsletter:settings:version"
+CHECK_EVERY = 1.0  # seconds between two looks at VERSION_KEY in one process
+MAX_AGE = 60.0  # seconds: reload regardless (covers a Redis that lost the key or is down)
+UNDECRYPTABLE = ("The stored SMTP password cannot be decrypted: SECRET_KEY has changed since it was saved. "
+                 "Enter the password again on the Settings page.")
+
+
+# What the page edits ----------------------------------------------------------------------------
+
+TLS_MODES = {"none": "None (plain SMTP)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
+SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending"}
+SECRET = "secret"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    label: str
+    section: str
+    kind: type | str  # int, float, str, "choice", "secret", "sender"
+    low: float = 0
+    high: float = 0
+    help: str = ""
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in (int, float)
+
+
+SPECS = (
+    Spec("MAIL_SERVER", "Host", "smtp", str, help="Name or address of the SMTP server."),
+    Spec("MAIL_PORT", "Port", "smtp", int, 1, 65535, "Usually 587 (STARTTLS), 465 (implicit TLS) or 25."),
+    Spec("MAIL_TLS", "TLS", "smtp", "choice"),
+    Spec("MAIL_USERNAME", "Username", "smtp", str, help="Leave empty when the server needs no login."),
+    Spec("MAIL_PASSWORD", "Password", "smtp", SECRET, help="Stored encrypted; never shown again."),
+    Spec("MAIL_DEFAULT_SENDER", "Default from address", "sender", "sender",
+         help="From of notifications and system mail, and new campaigns' default."),
+    Spec("SEND_RATE", "Campaign rate (messages/s)", "sending", float, 0.01, 100_000,
+         "For every worker together."),
+    Spec("NOTIFY_RATE", "Notification rate (messages/s)", "sending", float, 0.01, 100_000,
+         "Transactional mail's own limit."),
+    Spec("SEND_MAX_ATTEMPTS", "Attempts per message", "sending", int, 1, 100,
+         "A temporary failure is retried until this many attempts."),
+    Spec("SEND_RETRY_BASE", "First retry after (s)", "sending", float, 0.1, 86_400, "Doubles at each attempt."),
+    Spec("SEND_RETRY_MAX", "Longest retry delay (s)", "sending", float, 0.1, 7 * 86_400),
+    Spec("SEND_PAUSE_AFTER_ERRORS", "Pause a campaign after (failures in a row)", "sending", int, 1, 1_000_000,
+         "Temporary failures in a row, across every worker."),
+)
+NAMES = tuple(spec.name for spec in SPECS)
+
+
+def env_default(spec: Spec, config: dict) -> Any:
+    """The value the environment (app config) gives `spec`."""
+    if spec.name == "MAIL_TLS":
+        return "tls" if config.get("MAIL_USE_SSL") else "starttls" if config.get("MAIL_USE_TLS") else "none"
+    value = config.get(spec.name)
+    if spec.kind in (int, float):
+        return spec.kind(value)
+    return value or None  # an empty username or password is no login
+
+
+def parse(spec: Spec, raw: Any) -> Any:
+    """`raw` (a form's text or a typed value) as the setting's type; ValidationError naming it."""
+    text = "" if raw is None else str(raw).strip()
+    if "\r" in text or "\n" in text:
+        raise ValidationError(spec.name, "Must be on one line.")
+    if spec.kind in (int, float):
+        try:
+            value = spec.kind(text)
+        except ValueError:
+            raise ValidationError(spec.name, "Enter a whole number." if spec.kind is int else "Enter a number.") from None
+        if not spec.low <= value <= spec.high:
+            raise ValidationError(spec.name, f"Must be between {spec.low:g} and {spec.high:g}.")
+        return value
+    if spec.kind == "choice":
+        if text not in TLS_MODES:
+            raise ValidationError(spec.name, f"Choose one of: {', '.join(TLS_MODES.values())}.")
+        return text
+    if spec.kind == "sender":
+        return _sender(text)
+    if spec.name == "MAIL_SERVER" and (not text or " " in text or len(text) > 255):
+        raise ValidationError(spec.name, "Enter a host name or IP address.")
+    if len(text) > 255:
+        raise ValidationError(spec.name, "At most 255 characters.")
+    return text or None
+
+
+def _sender(text: str) -> str:
+    name, address = parseaddr(text)
+    if not address or "@" not in address:
+        raise ValidationError("MAIL_DEFAULT_SENDER", "Enter an address such as Newsletter <news@example.com>.")
+    address = normalize_email(address, "MAIL_DEFAULT_SENDER")
+    return formataddr((name, address)) if name else address
+
+
+class SettingsInvalid(ValidationError):
+    """Every refused field at once (`field`/`message` name the first, for generic handlers)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        first = next(iter(errors))
+        super().__init__(first, errors[first])
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    values: dict[str, Any]  # every spec's name -> its typed effective value (the password decrypted)
+    overridden: frozenset[str]  # names whose value comes from the database
+    problems: dict[str, str]  # name -> why the stored value could not be used
+    smtp: SmtpSettings
+    token: str | None = None  # VERSION_KEY when this snapshot was read
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+# Encryption -----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"newsletter.settings",
+               info=b"smtp-password-v1").derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt(plain: str, secret_key: str) -> str:
+    return _fernet(secret_key).encrypt(plain.encode()).decode()
+
+
+def decrypt(token: str, secret_key: str) -> str:
+    """The plain text; InvalidToken if SECRET_KEY is not the one it was encrypted with."""
+    return _fernet(secret_key).decrypt(token.encode()).decode()
+
+
+# Reading --------------------------------------------------------------------------------------
+
+def _stored() -> dict[str, Any]:
+    # Its own short connection: the caller's session may be mid-batch, and no transaction may
+    # stay open across SMTP I/O.
+    with db.engine.connect() as conn:
+        return {key: value for key, value in conn.execute(select(Setting.key, Setting.value))}
+
+
+def _load(config: dict, token: str | None) -> Snapshot:
+    stored = _stored()
+    values = {spec.name: env_default(spec, config) for spec in SPECS}
+    overridden, problems = set(), {}
+    for spec in SPECS:
+        if spec.name not in stored:
+            continue
+        raw = stored[spec.name]
+        if spec.kind == SECRET:
+            token_text = (raw or {}).get("encrypted")
+            try:
+                raw = decrypt(token_text, config["SECRET_KEY"]) if token_text else None
+            except (InvalidToken, ValueError, TypeError):
+                problems[spec.name] = UNDECRYPTABLE
+                log.error("settings: %s", UNDECRYPTABLE)
+                raw = None
+        values[spec.name] = raw
+        overridden.add(spec.name)
+    tls = values["MAIL_TLS"]
+    smtp = SmtpSettings(values["MAIL_SERVER"], int(values["MAIL_PORT"]), float(config["MAIL_TIMEOUT"]),
+                        use_tls=tls == "starttls", use_ssl=tls == "tls",
+                        username=values["MAIL_USERNAME"] or None, password=values["MAIL_PASSWORD"] or None)
+    return Snapshot(values, frozenset(overridden), problems, smtp, token)
+
+
+class _Cache:
+    def __init__(self, redis_url: str) -> None:
+        self.lock = threading.Lock()
+        self.snapshot: Snapshot | None = None
+        self.checked_at = 0.0
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def token(self) -> str | None:
+        try:
+            raw = self.client.get(VERSION_KEY)
+        except redis.RedisError as exc:
+            log.warning("settings: cannot read %s (%s); reloading every %.0f s", VERSION_KEY, exc, MAX_AGE)
+            return self.snapshot.token if self.snapshot else None
+        return raw.decode() if raw else None
+
+
+_caches: dict[tuple[int, int], _Cache] = {}  # (pid, id(app)): a forked worker never shares its parent's
+
+
+def _cache() -> _Cache:
+    app = current_app._get_current_object()
+    key = (os.getpid(), id(app))
+    if key not in _caches:
+        _caches[key] = _Cache(app.config["REDIS_URL"])
+    return _caches[key]
+
+
+def effective(fresh: bool = False) -> Snapshot:
+    """Database values over environment values; cheap enough to call per batch (see module doc)."""
+    cache = _cache()
+    now = time.monotonic()
+    snapshot = cache.snapshot
+    if not fresh and snapshot is not None and now - cache.checked_at < CHECK_EVERY:
+        return snapshot
+    with cache.lock:
+        snapshot = cache.snapshot
+        if not fresh and snapshot is not None and now - cache.checked_at < CHECK_EVERY:
+            return snapshot  # another thread looked meanwhile
+        token = cache.token()
+        stale = snapshot is None or token != snapshot.token or now - snapshot.loaded_at > MAX_AGE
+        if fresh or stale:
+            snapshot = cache.snapshot = _load(current_app.config, token)
+        cache.checked_at = now
+        return snapshot
+
+
+def get(name: str) -> Any:
+    return effective().values[name]
+
+
+def smtp() -> SmtpSettings:
+    return effective().smtp
+
+
+def default_sender() -> tuple[str, str]:
+    """(name, address) of the default From."""
+    name, address = parseaddr(get("MAIL_DEFAULT_SENDER"))
+    return name, address or "newsletter@localhost"
+
+
+def check_smtp(timeout: float = 5.0) -> str | None:
+    """Open a session with the effective settings as a send would (connect, TLS, login, QUIT,
+    at most `timeout` seconds a step): None if the server accepts us, else why not."""
+    current = effective(fresh=True)
+    if "MAIL_PASSWORD" in current.problems:
+        return current.problems["MAIL_PASSWORD"]
+    try:
+        transport.verify(current.smtp, timeout)
+    except SmtpFailure as failure:
+        return f"{failure.code or ''} {failure.message}".strip()
+    return None
+
+
+# Writing --------------------------------------------------------------------------------------
+
+CLEAR = object()  # MAIL_PASSWORD's value for "no password" (unlike "", which keeps the stored one)
+
+
+def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
+    """Apply `changes` (name -> new value, or None: back to the environment's) in one transaction.
+
+    A value equal to the current one is skipped, so a whole form can be posted. For
+    MAIL_PASSWORD, "" keeps the stored one and CLEAR stores "no password".
+    Returns the changed names; raises SettingsInvalid naming every refused field.
+    """
+    current = effective(fresh=True)
+    config = current_app.config
+    specs = {spec.name: spec for spec in SPECS}
+    resets, typed, errors = [], {}, {}
+    for name, raw in changes.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ValidationError(name, f"{name} is not a setting.")
+        if raw is None:
+            resets.append(name)
+        elif spec.kind == SECRET:
+            if raw is CLEAR or raw:
+                typed[name] = None if raw is CLEAR else str(raw)
+        elif spec.kind in (str, "sender") and str(raw).strip() == (current.values[name] or ""):
+            continue  # unchanged text: not re-validated (an environment value may be laxer)
+        else:
+            try:
+                typed[name] = parse(spec, raw)
+            except ValidationError as exc:
+                errors[name] = exc.message
+    merged = {**current.values, **typed, **{n: env_default(specs[n], config) for n in resets}}
+    if not errors.keys() & {"SEND_RETRY_BASE", "SEND_RETRY_MAX"} \
+            and merged["SEND_RETRY_MAX"] < merged["SEND_RETRY_BASE"]:
+        errors["SEND_RETRY_MAX"] = "Must not be shorter than the first retry delay."
+    if errors:
+        raise SettingsInvalid(errors)
+
+    resets = [n for n in resets if n in current.overridden]
+    updates = {n: v for n, v in typed.items() if v != current.values[n] or n in current.problems}
+    changed = sorted(set(resets) | set(updates))
+    if not changed:
+        return []
+    if resets:
+        db.session.execute(delete(Setting).where(Setting.key.in_(resets)))
+    for name, value in updates.items():
+        if specs[name].kind == SECRET:
+            value = {"encrypted": encrypt(value, config["SECRET_KEY"]) if value else None}
+        row = db.session.get(Setting, name) or Setting(key=name)
+        row.value, row.updated_by_id = value, user_id
+        db.session.add(row)
+    audit.record("settings.changed", "settings", "", changed=changed)  # names only: never a secret's value
+    db.session.commit()
+    _published(changed)
+    return changed
+
+
+def _published(changed: list[str]) -> None:
+    """Tell every process: a new version token, and the rate buckets' runtime override at once."""
+    from ..sending.limiter import KEY, RateLimiter
+    from .notifications import LIMITER_KEY
+
+    cache = _cache()
+    snapshot = effective(fresh=True)
+    buckets = {"SEND_RATE": KEY, "NOTIFY_RATE": LIMITER_KEY}
+    try:
+        for name in set(changed) & set(buckets):
+            bucket = RateLimiter(cache.client, snapshot[name], prefix=buckets[name])
+            bucket.set_rate(snapshot[name] if name in snapshot.overridden else None)
+        cache.client.set(VERSION_KEY, uuid.uuid4().hex)
+    except redis.RedisError as exc:  # saved all the same: workers pick it up within MAX_AGE
+        log.warning("settings: saved, but could not notify workers through Redis (%s)", exc)
+    effective(fresh=True)

@@ -1,0 +1,31 @@
+"""Forms of the Settings page; the settings service checks types, ranges and addresses."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length
+
+from ..services.settings import SECRET, SPECS, TLS_MODES, Spec
+
+
+class SettingsForm(FlaskForm):
+    """One field per setting, named as the setting (so a service error lands next to it)."""
+
+    clear_password = BooleanField("Remove the stored password (log in without one)")
+
+
+def _field(spec: Spec):
+    if spec.kind == "choice":
+        return SelectField(spec.label, choices=[SelectChoice(k, v) for k, v in TLS_MODES.items()], validate_choice=False)
+    if spec.kind == SECRET:
+        return PasswordField(spec.label, validators=[Length(max=255)])
+    return StringField(spec.label, validators=[Length(max=255)])
+
+
+for _spec in SPECS:
+    setattr(SettingsForm, _spec.name, _field(_spec))
+
+
+class SettingsTestForm(FlaskForm):
+    to = EmailField("Send a test email to", validators=[DataRequired(), Email(), Length(max=254)])
