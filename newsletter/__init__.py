@@ -44,8 +44,12 @@ def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (registers the tables on db.metadata)
 
     @login.user_loader
-    def load_user(user_id: str) -> models.User | None:
-        return db.session.get(models.User, int(user_id))
+    def load_user(session_id: str) -> models.User | None:
+        ident, _, version = session_id.partition(".")
+        if not (ident.isdigit() and version.isdigit()):
+            return None  # a cookie from before session versions: sign in again
+        user = db.session.get(models.User, int(ident))
+        return user if user is not None and user.session_version == int(version) else None
 
 
 @event.listens_for(Engine, "connect")
@@ -70,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
     for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, send_log,
                    webhooks, api_keys, users, settings, audit):
         app.register_blueprint(module.bp)
+    app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later
     api.register(app)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import ApiKey, Role
 from ..models.base import utcnow
+from . import audit
 
 KEY_PREFIX = "nl_"
 # last_used_at is for people ("used 3 hours ago"), so one write a minute per key is enough.
@@ -31,6 +32,8 @@ def create_api_key(name: str, role: Role = Role.MARKETER) -> tuple[ApiKey, str]:
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name[:200], prefix=raw[: len(KEY_PREFIX) + 8], key_hash=_hash(raw), role=role)
     db.session.add(key)
+    db.session.flush()
+    audit.record("api_key.created", "api_key", key.id, name=key.name, role=role, prefix=key.prefix)
     db.session.commit()
     return key, raw
 
@@ -69,6 +72,7 @@ def revoke(key_id: int) -> ApiKey | None:
     key = db.session.get(ApiKey, key_id)
     if key is not None and key.revoked_at is None:
         key.revoked_at = utcnow()
+        audit.record("api_key.revoked", "api_key", key.id, name=key.name, prefix=key.prefix)
         db.session.commit()
     return key
 

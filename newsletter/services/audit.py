@@ -1,10 +1,149 @@
-"""The audit log (being built): `record` appends who did what to the caller's transaction."""
+"""The audit log: `record` appends who did what to the caller's transaction; `search` reads it."""
 from __future__ import annotations
 
-from typing import Any
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from flask import g, has_app_context
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import ApiKey, AuditEvent
+
+if TYPE_CHECKING:
+    from ..models import User
+
+SYSTEM = "system"
+PAGE_SIZE = 50
+
+# Every action some service records, with the words the log page shows for it.
+ACTIONS: dict[str, str] = {
+    "user.login": "signed in",
+    "user.login_failed": "failed sign-in",
+    "user.created": "user created",
+    "user.role_changed": "role changed",
+    "user.deactivated": "user deactivated",
+    "user.reactivated": "user reactivated",
+    "user.password_reset": "password reset",
+    "campaign.sent": "campaign sent",
+    "campaign.scheduled": "campaign scheduled",
+    "campaign.unscheduled": "campaign unscheduled",
+    "campaign.paused": "campaign paused",
+    "campaign.resumed": "campaign resumed",
+    "campaign.cancelled": "campaign cancelled",
+    "subscriber.deleted": "subscriber deleted",
+    "subscriber.erased": "subscriber erased",
+    "import.started": "import started",
+    "api_key.created": "API key created",
+    "api_key.revoked": "API key revoked",
+    "webhook.created": "webhook created",
+    "webhook.deleted": "webhook deleted",
+    "settings.changed": "settings changed",
+}
+TARGET_TYPES = ("user", "campaign", "subscriber", "import", "api_key", "webhook", "settings")
 
 
-def record(action: str, target_type: str = "", target_id: Any = "", **details: Any) -> None:
+def set_actor(label: str) -> None:
+    """Name who acts outside a web request (a CLI command, a script); the default is "system"."""
+    g.audit_actor = label
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-storable copy of a detail value."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _key_label(key_id: int) -> str:
+    key = db.session.get(ApiKey, key_id)
+    return f"API key {key.prefix}… ({key.name})" if key else f"API key #{key_id}"
+
+
+def _actor(by_user: User | None) -> dict[str, Any]:
+    """Who acts, read when the event is recorded: the API key hook runs after the app's own
+    `before_request`, so nothing is copied at the start of the request."""
+    if by_user is not None:  # signing in: the request has no user yet
+        return {"user_id": by_user.id, "actor": by_user.email}
+    if not has_app_context():
+        return {"actor": SYSTEM}
+    key_id = g.get("api_key_id")
+    if key_id:
+        return {"api_key_id": key_id, "actor": _key_label(key_id)}
+    return {"user_id": g.get("audit_user_id"), "actor": g.get("audit_actor") or SYSTEM}
+
+
+def record(action: str, target_type: str = "", target_id: Any = "", *, by_user: User | None = None,
+           with_ip: bool = True, **details: Any) -> AuditEvent:
     """Append one audit event in the caller's transaction (the caller commits). The actor
-    (user or API key, and IP) comes from the request the app is serving, else "system"."""
-    return None
+    (user or API key, and IP) comes from the request the app is serving, else "system".
+    `by_user` names the actor when the request has none yet (signing in)."""
+    actor = _actor(by_user)
+    ip = g.get("audit_ip", "") if with_ip and has_app_context() else ""
+    event = AuditEvent(
+        action=action, target_type=target_type, target_id="" if target_id is None else str(target_id)[:64],
+        details=_plain(details), ip=ip[:64],
+        user_id=actor.get("user_id"), api_key_id=actor.get("api_key_id"), actor=actor["actor"][:254])
+    db.session.add(event)
+    return event
+
+
+# Reading the log ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    action: str = ""        # an action, or "campaign.*" for a family
+    actor: str = ""         # a part of the actor's label (email, key name, "system")
+    target_type: str = ""
+    target_id: str = ""
+    since: date | None = None  # UTC days, both inclusive
+    until: date | None = None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def conditions(filters: Filters) -> list[Any]:
+    where: list[Any] = []
+    if filters.action.endswith(".*"):
+        where.append(AuditEvent.action.like(_escape_like(filters.action[:-1]) + "%", escape="\\"))
+    elif filters.action:
+        where.append(AuditEvent.action == filters.action)
+    if filters.actor.strip():
+        needle = _escape_like(filters.actor.strip().lower())
+        where.append(func.lower(AuditEvent.actor).like(f"%{needle}%", escape="\\"))
+    if filters.target_type:
+        where.append(AuditEvent.target_type == filters.target_type)
+    if filters.target_id.strip():
+        where.append(AuditEvent.target_id == filters.target_id.strip())
+    if filters.since:
+        where.append(AuditEvent.at >= _day_start(filters.since))
+    if filters.until:
+        where.append(AuditEvent.at < _day_start(filters.until + timedelta(days=1)))
+    return where
+
+
+def search(filters: Filters, before: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[AuditEvent], int | None]:
+    """Newest first, a page at a time: (events, the id to pass as `before` for the next page)."""
+    query = select(AuditEvent).where(*conditions(filters)).order_by(AuditEvent.id.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)

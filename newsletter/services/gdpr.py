@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from ..extensions import db
 from ..models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
                       Subscription, SuppressionReason)
-from . import suppressions
+from . import audit, suppressions
 from .errors import NotFound
 
 
@@ -91,4 +91,6 @@ def erase_subscriber(subscriber_id: int) -> None:
                                                       Notification.email == original))
                        .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
                        .execution_options(synchronize_session=False))
+    # No personal data in the event, not even the IP: the person may be erasing themself.
+    audit.record("subscriber.erased", "subscriber", subscriber_id, with_ip=False)
     db.session.commit()

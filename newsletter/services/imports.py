@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ImportJob, ImportMode, ImportStatus
 from ..models.base import utcnow
-from . import csv_files, import_writer, webhooks
+from . import audit, csv_files, import_writer, webhooks
 from . import lists as lists_service
 from .addresses import normalize_email
 from .errors import NotFound, ValidationError
@@ -59,6 +59,8 @@ def start(stream: BinaryIO, filename: str, *, list_ids: Iterable[int] = (), mode
                     mode=mode_value, overwrite_attributes=overwrite_attributes, list_ids=wanted,
                     delimiter=layout.delimiter, created_by_id=created_by_id)
     db.session.add(job)
+    db.session.flush()
+    audit.record("import.started", "import", job.id, filename=job.filename, mode=mode_value, list_ids=wanted)
     db.session.commit()
     return job
 

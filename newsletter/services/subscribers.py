@@ -20,7 +20,7 @@ from ..models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, 
 from ..models.base import upsert_insert, utcnow
 from ..models.subscriber import search_text
 from . import lists as lists_service
-from . import suppressions, webhooks
+from . import audit, suppressions, webhooks
 from .addresses import normalize_email
 from .errors import Conflict, NotFound, ValidationError
 
@@ -287,6 +287,7 @@ def update(subscriber_id: int, *, name: Any = _UNSET, email: Any = _UNSET, attri
 def delete(subscriber_id: int) -> None:
     """Delete the row, its memberships and consent records; a suppression stays."""
     db.session.delete(get(subscriber_id))
+    audit.record("subscriber.deleted", "subscriber", subscriber_id)  # no address: the person is gone
     db.session.commit()
 
 
@@ -392,6 +393,9 @@ def bulk_unsubscribe(ids: Iterable[Any] | None = None, filters: Filters | None =
 def bulk_delete(ids: Iterable[Any] | None = None, filters: Filters | None = None) -> int:
     """Delete subscribers (memberships and consent records go by ON DELETE CASCADE)."""
     deleted = _run(delete_rows(Subscriber).where(*_target(ids, filters)))
+    if deleted:
+        audit.record("subscriber.deleted", "subscriber", count=deleted,
+                     selection="search" if filters is not None else "selected ids")
     db.session.commit()
     return deleted
 

@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import (WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery,
                       WebhookDeliveryStatus)
 from ..models.base import utcnow
+from . import audit
 from .errors import NotFound, ValidationError
 
 TEST_EVENT = "webhook.test"
@@ -100,6 +101,8 @@ def create(url: str, description: str = "", events: Iterable[str] = (), active: 
     webhook = Webhook(url=clean_url(url), description=(description or "").strip()[:200],
                       events=clean_events(events), active=bool(active), secret_salt=_new_salt())
     db.session.add(webhook)
+    db.session.flush()
+    audit.record("webhook.created", "webhook", webhook.id, url=webhook.url, events=webhook.events)
     db.session.commit()
     return webhook
 
@@ -123,7 +126,9 @@ def rotate_secret(webhook_id: int) -> Webhook:
 
 def delete(webhook_id: int) -> None:
     """The endpoint and its delivery log (ON DELETE CASCADE)."""
-    db.session.delete(get(webhook_id))
+    webhook = get(webhook_id)
+    db.session.delete(webhook)
+    audit.record("webhook.deleted", "webhook", webhook_id, url=webhook.url)
     db.session.commit()
 
 

@@ -1,15 +1,75 @@
-"""Admin pages: Audit log (being built)."""
+"""The audit log page (admins), and the hook that tells `services.audit` who is acting."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, g, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional
 
 from ..models import Role
+from ..services import audit
+from .forms_audience import parse_id
 from .roles import role_required
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
 
+def remember_actor() -> None:
+    """Runs before every request (registered in `create_app`): services never read `request`,
+    so the signed-in user and the client's address wait on `g` for `audit.record`. An API
+    key is set later, by the API's own hook, and `record` reads it then."""
+    if request.endpoint == "static":
+        return
+    g.audit_ip = request.remote_addr or ""
+    if current_user.is_authenticated:
+        g.audit_user_id, g.audit_actor = current_user.id, current_user.email
+    else:
+        g.audit_actor = "anonymous"
+
+
+def _action_choices() -> list[SelectChoice]:
+    """Any action; each family ("campaign.*"); then every action."""
+    prefixes = dict.fromkeys(action.split(".")[0] for action in audit.ACTIONS)
+    return ([SelectChoice("", "Any action")]
+            + [SelectChoice(f"{prefix}.*", f"Any {prefix.replace('_', ' ')} action") for prefix in prefixes]
+            + [SelectChoice(action, action) for action in audit.ACTIONS])
+
+
+class AuditFilterForm(FlaskForm):
+    """GET filters: no CSRF token (they change nothing, and the URL must be shareable)."""
+
+    class Meta:
+        csrf = False
+
+    action = SelectField("Action", validate_choice=False, choices=_action_choices())
+    actor = StringField("Who", validators=[Optional(), Length(max=254)])
+    target_type = SelectField("Target", validate_choice=False,
+                              choices=[SelectChoice("", "Anything")]
+                              + [SelectChoice(t, t.replace("_", " ")) for t in audit.TARGET_TYPES])
+    target_id = StringField("Target id", validators=[Optional(), Length(max=64)])
+    since = DateField("From (UTC)", validators=[Optional()])
+    until = DateField("To (UTC)", validators=[Optional()])
+
+
+FILTER_FIELDS = ("action", "actor", "target_type", "target_id", "since", "until")
+
+
 @bp.get("/")
 @role_required(Role.ADMIN)
 def index():
-    return render_template("admin/audit/index.html")
+    form = AuditFilterForm(formdata=request.args)
+    valid = form.validate()
+    args: dict[str, Any] = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name, "").strip()}
+    before = parse_id(request.args.get("before", ""))
+    events, cursor = [], None
+    if valid:
+        filters = audit.Filters(action=form.action.data or "", actor=form.actor.data or "",
+                                target_type=form.target_type.data or "", target_id=form.target_id.data or "",
+                                since=form.since.data, until=form.until.data)
+        events, cursor = audit.search(filters, before=before)
+    return render_template("admin/audit/index.html", form=form, events=events, cursor=cursor, args=args,
+                           paged=before is not None, labels=audit.ACTIONS)

@@ -1,6 +1,7 @@
-"""Sign in and out."""
+"""Sign in and out (failed sign-ins are throttled per IP here and per account in the service)."""
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -27,7 +28,14 @@ def login():
         return redirect(url_for("admin.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = users.authenticate(form.email.data, form.password.data)
+        try:
+            user = users.authenticate(form.email.data, form.password.data)
+        except users.LoginThrottled as exc:
+            minutes = math.ceil(exc.retry_after / 60)
+            form.password.errors.append(
+                f"Too many failed sign-ins for this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
+                "or ask an admin to reset your password.")
+            return render_template("auth/login.html", form=form), 429
         if user is None:
             form.password.errors.append("Wrong email or password, or the account is deactivated.")
         else:
