@@ -1,6 +1,9 @@
 """Readiness checks: is each backing service reachable? Each answer is one line."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import redis
 from flask import current_app
 from sqlalchemy import text
@@ -60,3 +63,61 @@ def workers(timeout: float = 0.5) -> list[str]:
     except Exception:
         return []
     return sorted(name for reply in replies for name in reply)
+
+
+def queue_depths(names: Sequence[str], timeout: float = 2) -> dict[str, int | None]:
+    """Messages waiting in each Celery queue; None where the broker did not answer.
+
+    A passive declare reports a queue's message count on RabbitMQ and on kombu's Redis
+    transport alike (the sum of the queue's priority lists); "not found" means nobody
+    declared or filled it yet, so nothing waits.
+    """
+    from kombu.exceptions import ChannelError
+
+    celery_app = current_app.extensions["celery"]
+    depths: dict[str, int | None] = {name: None for name in names}
+    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    try:
+        with celery_app.connection_for_read(connect_timeout=timeout) as connection:
+            if connection.transport.driver_type == "redis":
+                connection.transport_options.update(options)
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            for name in names:
+                channel = connection.channel()  # a failed passive declare closes the channel on AMQP
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except ChannelError:
+                    depths[name] = 0
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:
+                        pass
+    except Exception:  # broker unreachable: the depths stay unknown
+        pass
+    return depths
+
+
+def active_queues(timeout: float = 1) -> dict[str, list[str]]:
+    """Each live worker and the queues it consumes (the workers that answer within `timeout`)."""
+    celery_app = current_app.extensions["celery"]
+    try:
+        replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:
+        return {}
+    return {worker: sorted(q["name"] for q in queues or []) for worker, queues in sorted(replies.items())}
+
+
+def queue_status(names: Sequence[str], depths: dict[str, int | None],
+                 consumers: dict[str, list[str]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per queue: waiting messages and the workers consuming it; plus a warning per unserved queue."""
+    rows, warnings = [], []
+    for name in names:
+        served_by = [worker for worker, queues in consumers.items() if name in queues]
+        rows.append({"name": name, "depth": depths.get(name), "consumers": served_by})
+        if not served_by:
+            waiting = depths.get(name)
+            detail = f" ({waiting:,} waiting)" if waiting else ""
+            warnings.append(f"No worker consumes the {name} queue{detail}: its tasks wait until one starts "
+                            f"(celery -A celery_worker worker --queues {name}).")
+    return rows, warnings

@@ -3,29 +3,43 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
 
+from ..config import QUEUES
 from ..models import Role
-from ..services import health, outbox
+from ..services import health, outbox, reports
 from ..tasks import email as email_tasks
 from ..tasks import enqueue
+from . import charts
 from .forms import ConfirmForm, TestEmailForm
 from .roles import role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.add_app_template_global(charts.timeline_chart, "timeline_chart")
+bp.add_app_template_global(charts.bar_chart, "bar_chart")
+bp.add_app_template_global(charts.line_chart, "line_chart")
+bp.add_app_template_global(charts.Series, "ChartSeries")
 
 
 @bp.get("/")
 @role_required(Role.VIEWER)
 def dashboard():
-    return render_template("admin/dashboard.html", test_form=TestEmailForm())
+    return render_template(
+        "admin/dashboard.html", test_form=TestEmailForm(), recent=reports.recent_campaigns(limit=6),
+        last_day=reports.delivery_activity("hour", 24), last_month=reports.delivery_activity("day", 30),
+        growth=reports.subscriber_growth(days=90),
+    )
 
 
 @bp.get("/status.json")
 @role_required(Role.VIEWER)
 def status():
-    """Polled by the dashboard: dependency checks and the workers answering a ping."""
+    """Polled by the dashboard (a worker inspect waits up to a second, so never inline in the page):
+    dependency checks, the live workers with the queues each consumes, and each queue's depth."""
     checks = health.readiness()
-    workers = health.workers() if not checks["broker"] else []
-    return jsonify(checks=checks, workers=workers)
+    consumers = health.active_queues() if not checks["broker"] else {}
+    depths = health.queue_depths(QUEUES) if not checks["broker"] else {}
+    queues, warnings = health.queue_status(QUEUES, depths, consumers)
+    return jsonify(checks=checks, workers=sorted(consumers), worker_queues=consumers, queues=queues,
+                   warnings=warnings if not checks["broker"] else [f"The broker is unreachable: {checks['broker']}"])
 
 
 @bp.post("/test-email")

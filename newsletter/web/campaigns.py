@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Role, Subscriber
-from ..services import campaigns, layouts
+from ..services import campaigns, layouts, reports, settings
 from ..services import lists as lists_service
 from ..services.addresses import normalize_email
 from ..services.errors import NotFound, ValidationError
@@ -80,7 +80,7 @@ def _sender_defaults() -> dict[str, str]:
     """A new campaign starts from the platform's sender, when that is a usable address."""
     from email.utils import parseaddr
 
-    name, address = parseaddr(current_app.config.get("MAIL_DEFAULT_SENDER") or "")
+    name, address = parseaddr(settings.get("MAIL_DEFAULT_SENDER") or "")
     try:
         return {"from_name": name, "from_email": normalize_email(address)}
     except ValueError:
@@ -178,6 +178,18 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
 @role_required(Role.VIEWER)
 def detail(campaign_id: int):
     return _detail_page(_get_or_404(campaign_id))
+
+
+@bp.get("/<int:campaign_id>/report")
+@role_required(Role.VIEWER)
+def report(campaign_id: int):
+    try:
+        found = reports.campaign_report(campaign_id)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    return render_template("admin/campaigns/report.html", campaign=found.campaign, report=found,
+                           confirm_form=ConfirmForm(),
+                           can_retry="send_log.retry_failed" in current_app.view_functions)
 
 
 @bp.get("/<int:campaign_id>/progress.json")
