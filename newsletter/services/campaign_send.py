@@ -31,7 +31,7 @@ from ..sending import smtp
 from ..sending.errors import Kind, SmtpFailure
 from ..sending.limiter import RateLimiter, thread_limiter
 from ..sending.render import CompiledMessage, RenderError
-from . import campaigns, deliveries, recipients
+from . import audit, campaigns, deliveries, recipients, settings
 from .campaign_context import campaign_fields, list_unsubscribe_mailto, recipient_context, sample_context
 from .deliveries import Claimed, Outcome
 
@@ -91,7 +91,7 @@ def prepared(campaign: Campaign) -> _Prepared:
 def limiter() -> RateLimiter:
     """The campaigns' cluster-wide bucket (SEND_RATE, with the optional hour/day caps)."""
     config = current_app.config
-    return thread_limiter(config["REDIS_URL"], config["SEND_RATE"], per_hour=config["SEND_PER_HOUR"],
+    return thread_limiter(config["REDIS_URL"], settings.get("SEND_RATE"), per_hour=config["SEND_PER_HOUR"],
                           per_day=config["SEND_PER_DAY"])
 
 
@@ -120,14 +120,14 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
 
 def _retry_delay(attempts: int) -> float:
     """Exponential backoff with jitter: half the step fixed, half random."""
-    config = current_app.config
+    config = settings.effective()
     step = min(config["SEND_RETRY_MAX"], config["SEND_RETRY_BASE"] * 2 ** max(0, attempts - 1))
     return step / 2 + random.uniform(0, step / 2)
 
 
 def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outcome:
     retryable = failure.kind in (Kind.TRANSIENT, Kind.THROTTLED)
-    if retryable and row.attempts < current_app.config["SEND_MAX_ATTEMPTS"]:
+    if retryable and row.attempts < settings.get("SEND_MAX_ATTEMPTS"):
         return Outcome(row.id, D.PENDING, failure.code, failure.message,
                        retry_at=now + timedelta(seconds=_retry_delay(row.attempts)))
     return Outcome(row.id, D.FAILED, failure.code, failure.message)
@@ -161,8 +161,11 @@ class _Batch:
         self.outcomes += [Outcome(r.id, status, smtp_message=why, retry_at=retry_at, release=True) for r in rows]
 
 
-def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "") -> dict[str, int]:
-    """Send the still-queued deliveries among `delivery_ids`; returns counts for the chord."""
+def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task_id: str = "") -> dict[str, int]:
+    """Send the still-queued deliveries among `delivery_ids`; returns counts for the chord.
+
+    `worker` and `task_id` (the Celery task's id) go into every attempt this batch records.
+    """
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return {"claimed": 0}
@@ -178,9 +181,12 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "") -> d
             _send_claimed(batch)
         finally:
             batch.fences.close()
-    deliveries.record(batch.outcomes, token)
+    deliveries.record(batch.outcomes, token, {c.id: c.attempts for c in claimed}, worker, task_id)
     if batch.stop_reason:
-        campaigns.transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason)
+        # Of the batches that hit the error limit at once, the one that moves the campaign audits it.
+        if campaigns.transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason, commit=False):
+            audit.record("campaign.paused", "campaign", campaign_id, reason=batch.stop_reason, automatic=True)
+        db.session.commit()
     sent = sum(1 for o in batch.outcomes if o.status == D.SENT)
     return {"claimed": len(claimed), "sent": sent, "failed": sum(1 for o in batch.outcomes if o.status == D.FAILED)}
 
@@ -202,8 +208,8 @@ def _send_claimed(batch: _Batch) -> None:
         return
     people = _people(batch.claimed)  # commits: no transaction stays open across SMTP I/O
     rate = limiter()
-    connection = smtp.connection(smtp.SmtpSettings.from_config(current_app.config))
-    pause_after = current_app.config["SEND_PAUSE_AFTER_ERRORS"]
+    connection = smtp.connection(settings.smtp())
+    pause_after = settings.get("SEND_PAUSE_AFTER_ERRORS")
     rows, i = batch.claimed, 0
     current_rate = rate.effective_rate()
     while i < len(rows):
@@ -295,10 +301,10 @@ def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None 
     entry = prepared(campaign)
     person = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
     sample = sample_context()["subscriber"]
-    settings = smtp.SmtpSettings.from_config(current_app.config)
+    smtp_settings = settings.smtp()
     for address in addresses:
         envelope = build_envelope(
             entry, None, person.id if person else None, address,
             person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ")
-        smtp.send_once(settings, envelope)
+        smtp.send_once(smtp_settings, envelope)
     return len(addresses)

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..models import Campaign, CampaignStatus, Layout, Subscriber
 from ..models.base import utcnow
 from ..sending.render import RenderError, check
+from . import audit
 from . import lists as lists_service
 from .addresses import normalize_email
 from .campaign_context import sample_context
@@ -25,8 +26,9 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     S.SCHEDULED: frozenset({S.DRAFT, S.SENDING, S.CANCELLED}),
     S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED, S.FAILED}),
     S.PAUSED: frozenset({S.SENDING, S.CANCELLED, S.FAILED}),
-    S.SENT: frozenset(),
-    S.CANCELLED: frozenset(),
+    # Back to sending only to retry transient failures and cancelled rows (deliveries.retry_failed).
+    S.SENT: frozenset({S.SENDING}),
+    S.CANCELLED: frozenset({S.SENDING}),
     S.FAILED: frozenset(),
 }
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
@@ -199,12 +201,17 @@ def transition(campaign_id: int, to: CampaignStatus, reason: str = "", commit: b
     return row is not None
 
 
-def _move(campaign_id: int, to: CampaignStatus, reason: str = "", **columns: Any) -> Campaign:
+def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = "", **columns: Any) -> Campaign:
+    """A user's status change; `action` is audited in the same transaction when the move happens."""
     campaign = get(campaign_id)
-    if not transition(campaign_id, to, reason, **columns):
-        db.session.refresh(campaign)
-        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
+    moved = transition(campaign_id, to, reason, commit=False, **columns)
+    if moved and action:
+        details = {"send_at": columns["send_at"]} if columns.get("send_at") else {}
+        audit.record(action, "campaign", campaign_id, name=campaign.name, **details)
+    db.session.commit()
     db.session.refresh(campaign)
+    if not moved:
+        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
     return campaign
 
 
@@ -222,7 +229,7 @@ def send_now(campaign_id: int) -> Campaign:
         hint = " Resume it instead." if campaign.status == S.PAUSED else ""
         raise ValidationError("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
     _ready_to_send(campaign)
-    return _move(campaign_id, S.SENDING, started_at=utcnow())
+    return _move(campaign_id, S.SENDING, action="campaign.sent", started_at=utcnow())
 
 
 def schedule(campaign_id: int, send_at: datetime) -> Campaign:
@@ -235,17 +242,18 @@ def schedule(campaign_id: int, send_at: datetime) -> Campaign:
     campaign = get(campaign_id)
     if campaign.status == S.SCHEDULED:  # a new time for an already scheduled campaign
         campaign.send_at = send_at
+        audit.record("campaign.scheduled", "campaign", campaign_id, name=campaign.name, send_at=send_at)
         db.session.commit()
         return campaign
-    return _move(campaign_id, S.SCHEDULED, send_at=send_at)
+    return _move(campaign_id, S.SCHEDULED, action="campaign.scheduled", send_at=send_at)
 
 
 def unschedule(campaign_id: int) -> Campaign:
-    return _move(campaign_id, S.DRAFT, send_at=None)
+    return _move(campaign_id, S.DRAFT, action="campaign.unscheduled", send_at=None)
 
 
 def pause(campaign_id: int, reason: str = "Paused by a user.") -> Campaign:
-    return _move(campaign_id, S.PAUSED, reason)
+    return _move(campaign_id, S.PAUSED, reason, action="campaign.paused")
 
 
 def resume(campaign_id: int) -> Campaign:
@@ -253,14 +261,15 @@ def resume(campaign_id: int) -> Campaign:
     campaign = get(campaign_id)
     if campaign.status != S.PAUSED:
         raise ValidationError("status", f"A {campaign.status.value} campaign cannot become sending.")
-    return _move(campaign_id, S.SENDING)
+    return _move(campaign_id, S.SENDING, action="campaign.resumed")
 
 
 def cancel(campaign_id: int) -> Campaign:
     """Stop for good: deliveries not yet handed to the SMTP server end as cancelled."""
     from .deliveries import cancel_unsent, record_totals
 
-    campaign = _move(campaign_id, S.CANCELLED, "Cancelled by a user.", finished_at=utcnow())
+    campaign = _move(campaign_id, S.CANCELLED, "Cancelled by a user.", action="campaign.cancelled",
+                     finished_at=utcnow())
     cancel_unsent(campaign_id)
     record_totals(campaign_id)
     return campaign

@@ -5,19 +5,20 @@ a redelivered message or a second sweeper can never take a row another process o
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from ..models.delivery_attempt import DeliveryAttempt
 from ..models.delivery import IN_FLIGHT
 from ..models.base import utcnow
 from . import webhooks
-from .errors import NotFound
+from .errors import NotFound, ValidationError
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
@@ -186,9 +187,16 @@ class Outcome:
     release: bool = False  # handed back unsent (pause, rate limit): the claim's attempt is undone
 
 
-def record(outcomes: Iterable[Outcome], token: str) -> None:
-    """Write a batch's outcomes, only onto rows this claim still owns."""
+def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] | None = None,
+           worker: str = "", task_id: str = "") -> None:
+    """Write a batch's outcomes, only onto rows this claim still owns, and their attempts.
+
+    `attempts` maps a delivery id to its attempt number (from the claim). Every outcome that
+    was not handed back unsent is an attempt, even on a row a recovery has since taken over:
+    the send really was tried, so the history keeps it.
+    """
     now = utcnow()
+    outcomes = list(outcomes)
     rows = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
              "b_next": o.retry_at, "b_sent": now if o.status == D.SENT else None,
              "b_claim": None if o.status in (D.PENDING, D.CANCELLED) else token,
@@ -206,10 +214,33 @@ def record(outcomes: Iterable[Outcome], token: str) -> None:
                 next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
                 attempts=table.c.attempts - bindparam("b_undo"), updated_at=now),
         rows)
+    _add_attempts([o for o in outcomes if not o.release], attempts or {}, now, worker, task_id)
     # delivery.sent / delivery.failed in the same transaction (nobody listening: one tiny read).
     webhooks.emit_delivery_outcomes([r["b_id"] for r in rows if r["b_status"] in (D.SENT.value, D.FAILED.value)],
                                     token)
     db.session.commit()
+
+
+def _add_attempts(tried: list[Outcome], numbers: Mapping[int, int], at: datetime, worker: str,
+                  task_id: str) -> None:
+    """One multi-row INSERT for a batch's attempts (never one statement per message)."""
+    if tried:
+        db.session.execute(insert(DeliveryAttempt).values([
+            {"delivery_id": o.id, "attempt": numbers.get(o.id, 0), "status": o.status.value, "at": at,
+             "smtp_code": o.smtp_code, "smtp_message": (o.smtp_message or "")[:500], "worker": worker[:200],
+             "task_id": task_id[:64]} for o in tried]))
+
+
+def _note_attempts(where: Any, status: str, message: str, at: datetime, worker: str) -> None:
+    """A row in every matching delivery's history saying what a recovery or a retry did
+    (INSERT ... SELECT: one statement however many rows)."""
+    columns = ("delivery_id", "attempt", "status", "at", "smtp_message", "worker", "task_id")
+    db.session.execute(insert(DeliveryAttempt).from_select(columns, select(
+        Delivery.id, Delivery.attempts, literal(status), literal(at, DeliveryAttempt.at.type), literal(message),
+        literal(worker), literal("")).where(where)))
+
+
+_ASSUMED = "Assumed delivered: the worker stopped after handing the message to the SMTP server."
 
 
 def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | None = None) -> dict[str, int]:
@@ -223,17 +254,20 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     now = now or utcnow()
     claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
     moves = {
-        "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now,
-                                                      smtp_message="Assumed delivered: the worker stopped after "
-                                                                   "handing the message to the SMTP server.")),
+        "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now, smtp_message=_ASSUMED)),
         "reclaimed": (D.SENDING, claim_cut, dict(status=D.PENDING, claim=None)),
         "republished": (D.QUEUED, queued_cut, dict(status=D.PENDING)),
     }
+    notes = {"assumed_sent": ("sent", _ASSUMED),
+             "reclaimed": ("pending", "The worker stopped before the end of the message: sending again.")}
     counts = {}
     for name, (status, cut, values) in moves.items():
-        counts[name] = len(db.session.execute(
+        ids = db.session.scalars(
             update(Delivery).where(Delivery.status == status, Delivery.updated_at < cut)
-            .values(updated_at=now, **values).returning(Delivery.id).execution_options(**_NO_SYNC)).all())
+            .values(updated_at=now, **values).returning(Delivery.id).execution_options(**_NO_SYNC)).all()
+        counts[name] = len(ids)
+        if ids and name in notes:
+            _note_attempts(Delivery.id.in_(ids), *notes[name], now, "sweeper")
     db.session.commit()
     return counts
 
@@ -245,6 +279,57 @@ def cancel_unsent(campaign_id: int) -> int:
         .execution_options(**_NO_SYNC)).all()
     db.session.commit()
     return len(ids)
+
+
+# Failures a second try can fix: a 4xx, or no code at all (the connection broke) unless the
+# message itself could not be built (campaign_send's "Template error" / "Could not build").
+_TRANSIENT_FAILURE = and_(Delivery.status == D.FAILED,
+                          or_(Delivery.smtp_code.between(400, 499),
+                              and_(Delivery.smtp_code.is_(None), ~Delivery.smtp_message.startswith("Template error"),
+                                   ~Delivery.smtp_message.startswith("Could not build"))))
+RETRY_FROM = (CampaignStatus.SENT, CampaignStatus.CANCELLED)
+
+
+def retryable(campaign_id: int) -> int:
+    """How many of the campaign's deliveries `retry_failed` would send again."""
+    return db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.campaign_id == campaign_id, or_(_TRANSIENT_FAILURE, Delivery.status == D.CANCELLED))) or 0
+
+
+def retry_failed(campaign_id: int, by: str = "") -> int:
+    """Transiently failed and cancelled deliveries go back to pending with a fresh attempt
+    budget, and a sent or cancelled campaign back to sending; returns how many rows moved.
+
+    Row moves and the campaign's move commit together, so the sweeper never sees a cancelled
+    campaign with pending rows. The caller enqueues the dispatcher after this returns (> 0).
+    Permanent failures (5xx) stay as they are.
+    """
+    from . import campaigns
+
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if status is None:
+        raise NotFound("campaign", campaign_id)
+    if status not in RETRY_FROM:
+        raise ValidationError("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
+                                        "cancelled one can.")
+    if not campaigns.transition(campaign_id, CampaignStatus.SENDING, "Retrying failed deliveries.", commit=False,
+                                finished_at=None):
+        db.session.rollback()
+        raise ValidationError("status", "The campaign changed status meanwhile; reload and try again.")
+    now = utcnow()
+    which = and_(Delivery.campaign_id == campaign_id, or_(_TRANSIENT_FAILURE, Delivery.status == D.CANCELLED))
+    _note_attempts(which, "requeued", "Retry requested: back to pending with a fresh attempt budget.", now,
+                   by or "send log")
+    moved = len(db.session.execute(
+        update(Delivery).where(which).values(status=D.PENDING, attempts=0, claim=None, next_attempt_at=None,
+                                             updated_at=now).returning(Delivery.id)
+        .execution_options(**_NO_SYNC)).all())
+    if not moved:
+        db.session.rollback()  # nothing to send: the campaign stays as it was
+        return 0
+    db.session.commit()
+    record_totals(campaign_id)
+    return moved
 
 
 def counts(campaign_id: int) -> dict[str, int]:

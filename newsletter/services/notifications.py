@@ -16,7 +16,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ from ..sending import smtp
 from ..sending.errors import Kind, SmtpFailure
 from ..sending.limiter import RateLimiter, thread_limiter
 from ..sending.render import CompiledMessage, RenderError
-from . import templates, webhooks
+from . import settings, templates, webhooks
 from .addresses import normalize_email
 from .campaign_send import _retry_delay
 from .deliveries import FenceLine
@@ -164,7 +163,7 @@ def recent(limit: int, before: int | None = None, status: str | None = None) -> 
 def limiter() -> RateLimiter:
     """The lane's cluster-wide bucket (NOTIFY_RATE, its own Redis key)."""
     config = current_app.config
-    return thread_limiter(config["REDIS_URL"], config["NOTIFY_RATE"], prefix=LIMITER_KEY)
+    return thread_limiter(config["REDIS_URL"], settings.get("NOTIFY_RATE"), prefix=LIMITER_KEY)
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,7 @@ def _finish(notification_id: int, token: str, status: NotificationStatus, code: 
 
 def _envelope(row: Claimed) -> mime.Envelope:
     config = current_app.config
-    from_name, from_email = parseaddr(config["MAIL_DEFAULT_SENDER"])
+    from_name, from_email = settings.default_sender()
     domain = urlsplit(config["BASE_URL"]).hostname or "localhost"
     return mime.build(from_name=from_name, from_email=from_email or "newsletter@localhost", to=row.email,
                       subject=row.subject, html=row.html, text=row.text,
@@ -256,7 +255,7 @@ def send(notification_id: int, worker: str = "") -> str:
     fences = FenceLine(Notification)
     try:
         envelope = _envelope(row)
-        code, text = smtp.connection(smtp.SmtpSettings.from_config(current_app.config)).send(
+        code, text = smtp.connection(settings.smtp()).send(
             envelope, fence=fences.fence(row.id, token))
     except smtp.FenceClosed:
         return "taken-over"  # a recovery gave the row to someone else: its new owner sends it
@@ -281,7 +280,7 @@ def _failed(row: Claimed, token: str, failure: SmtpFailure, rate: RateLimiter) -
         retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
         _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at, undo_attempt=True)
         return "retry"
-    if failure.kind in (Kind.TRANSIENT, Kind.THROTTLED) and row.attempts < current_app.config["SEND_MAX_ATTEMPTS"]:
+    if failure.kind in (Kind.TRANSIENT, Kind.THROTTLED) and row.attempts < settings.get("SEND_MAX_ATTEMPTS"):
         retry_at = utcnow() + timedelta(seconds=_retry_delay(row.attempts))
         _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at)
         return "retry"

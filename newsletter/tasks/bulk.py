@@ -19,4 +19,5 @@ def send_batch(self, campaign_id: int, delivery_ids: list[int]) -> dict:
     # and the sweeper recovers the rows this batch had claimed.
     return campaign_send.send_batch(int(campaign_id), [int(i) for i in delivery_ids],
                                     # pid read per call: the pool forks after this module is imported
-                                    worker=f"{self.request.hostname or HOST} pid {os.getpid()}")
+                                    worker=f"{self.request.hostname or HOST} pid {os.getpid()}",
+                                    task_id=self.request.id or "")

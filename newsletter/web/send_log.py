@@ -1,15 +1,128 @@
-"""Admin pages: Send log (being built)."""
+"""Admin pages for the send log: every delivery with filters, its attempts, CSV export, retry failed."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import date
 
-from ..models import Role
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import Length, Optional
+
+from ..models import DeliveryStatus, Role
+from ..services import deliveries, send_log
+from ..services.errors import NotFound, ValidationError
+from .forms import ConfirmForm
+from .forms_audience import apply_error
+from .lists import can_edit_context
 from .roles import role_required
 
 bp = Blueprint("send_log", __name__, url_prefix="/admin/send-log")
+bp.context_processor(can_edit_context)
+
+DISPATCH_TASK = "newsletter.tasks.campaigns.dispatch_campaign"
+
+
+class FilterForm(FlaskForm):
+    """The GET filter form: no CSRF token (it changes nothing and its URL must be shareable)."""
+
+    class Meta:
+        csrf = False
+
+    campaign_id = SelectField("Campaign", choices=[("", "Any campaign")], validate_choice=False)
+    status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.value) for s in DeliveryStatus],
+                         validate_choice=False)
+    q = StringField("Recipient", validators=[Optional(), Length(max=254)])
+    code = StringField("SMTP code", validators=[Optional(), Length(max=3)])
+    since = StringField("From", render_kw={"type": "date"})
+    until = StringField("To", render_kw={"type": "date"})
+
+
+def _filters() -> send_log.Filters:
+    args = request.args
+    return send_log.make_filters(args.get("campaign_id"), args.get("status"), args.get("q"), args.get("code"),
+                                 args.get("since"), args.get("until"))
 
 
 @bp.get("/")
 @role_required(Role.VIEWER)
 def index():
-    return render_template("admin/send_log/index.html")
+    form = FilterForm(formdata=request.args)
+    form.campaign_id.choices = [("", "Any campaign")] + [(str(i), name) for i, name in send_log.campaign_choices()]
+    found, filters, retryable = None, None, 0
+    try:
+        filters = _filters()
+        found = send_log.page(filters, request.args.get("cursor"))
+    except ValidationError as exc:
+        if not apply_error(form, exc):
+            flash(exc.message, "error")
+    only_campaign = filters is not None and filters.campaign_id is not None
+    if only_campaign:
+        retryable = deliveries.retryable(filters.campaign_id)
+    return render_template("admin/send_log/index.html", form=form, page=found, args=filters.as_args() if filters else {},
+                           paged=bool(request.args.get("cursor")), retryable=retryable,
+                           campaign_status=_campaign_status(filters.campaign_id) if only_campaign else None,
+                           retry_form=ConfirmForm(), retry_from={s.value for s in deliveries.RETRY_FROM})
+
+
+def _campaign_status(campaign_id: int) -> str | None:
+    from ..services import campaigns
+
+    try:
+        return campaigns.get(campaign_id).status.value
+    except NotFound:
+        return None
+
+
+@bp.get("/<int:delivery_id>")
+@role_required(Role.VIEWER)
+def detail(delivery_id: int):
+    try:
+        delivery, campaign_name, attempts = send_log.detail(delivery_id)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    return render_template("admin/send_log/detail.html", delivery=delivery, campaign_name=campaign_name,
+                           attempts=attempts)
+
+
+@bp.get("/export.csv")
+@role_required(Role.VIEWER)
+def export_csv():
+    """The filtered view as CSV, streamed while it is read in keyset batches."""
+    try:
+        filters = _filters()
+    except ValidationError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    name = f"send-log-{date.today().isoformat()}.csv"
+    if filters.campaign_id is not None:
+        name = f"send-log-campaign-{filters.campaign_id}-{date.today().isoformat()}.csv"
+    response = Response(stream_with_context(send_log.export_csv(filters)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.post("/campaigns/<int:campaign_id>/retry-failed")
+@role_required(Role.MARKETER)
+def retry_failed(campaign_id: int):
+    """Send again what failed transiently or was cancelled; enqueue the dispatcher after the commit."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        moved = deliveries.retry_failed(campaign_id, by=f"retry by {current_user.email}")
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    except ValidationError as exc:
+        flash(exc.message, "error")
+    else:
+        if moved:
+            current_app.extensions["celery"].send_task(DISPATCH_TASK, args=[campaign_id])
+            flash(f"Sending {moved:,} {'delivery' if moved == 1 else 'deliveries'} again.", "success")
+        else:
+            flash("Nothing to retry: no transient failures or cancelled deliveries.", "info")
+    back = request.form.get("next") or ""
+    if not back.startswith("/") or back.startswith("//"):
+        back = url_for(".index", campaign_id=campaign_id)
+    return redirect(back)
+
