@@ -33,6 +33,7 @@ ACTIONS: dict[str, str] = {
     "campaign.paused": "campaign paused",
     "campaign.resumed": "campaign resumed",
     "campaign.cancelled": "campaign cancelled",
+    "campaign.retried": "failed deliveries retried",
     "subscriber.deleted": "subscriber deleted",
     "subscriber.erased": "subscriber erased",
     "import.started": "import started",

@@ -17,7 +17,7 @@ from ..models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from ..models.delivery_attempt import DeliveryAttempt
 from ..models.delivery import IN_FLIGHT
 from ..models.base import utcnow
-from . import webhooks
+from . import audit, webhooks
 from .errors import NotFound, ValidationError
 
 D = DeliveryStatus
@@ -327,6 +327,7 @@ def retry_failed(campaign_id: int, by: str = "") -> int:
     if not moved:
         db.session.rollback()  # nothing to send: the campaign stays as it was
         return 0
+    audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
     db.session.commit()
     record_totals(campaign_id)
     return moved

@@ -81,3 +81,7 @@ def test_retry_failed_resends_transient_failures_and_cancelled_rows_once_each(ct
     history = [(a.status, a.smtp_code) for a in _attempts(row.id)]
     assert history[-2:] == [("requeued", None), ("sent", 250)] and history.count(("failed", 452)) == 1
     assert campaigns.get(campaign_id).status.value == "sent"
+    from newsletter.models import AuditEvent
+
+    retried = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "campaign.retried")).all()
+    assert [(e.target_id, e.details["deliveries"]) for e in retried] == [(str(campaign_id), 7)]
