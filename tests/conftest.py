@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,12 +110,23 @@ def _clean_tables(request) -> Iterator[None]:
         return
     from newsletter.extensions import db
 
+    from sqlalchemy.exc import OperationalError
+
     app = request.getfixturevalue("app")
     with app.app_context():
-        db.session.rollback()
-        for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(delete(table))
-        db.session.commit()
+        # A worker may still be finishing a cancelled campaign's last batch: PostgreSQL can then
+        # pick this cleanup as a deadlock victim. It rolled back; doing it again is safe.
+        for attempt in range(5):
+            db.session.rollback()
+            try:
+                for table in reversed(db.metadata.sorted_tables):
+                    db.session.execute(delete(table))
+                db.session.commit()
+                return
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
 
 
 @pytest.fixture
