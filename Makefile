@@ -43,5 +43,13 @@ bench: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/send_bench.py $(BENCH_ARGS)
 
+# The soak (bench/README.md "Soak", not in CI): 30 minutes of campaigns and notifications, memory
+# checked for growth. SOAK_ARGS="--soak 5" for a shorter one, "--n 2000" for smaller campaigns.
+SOAK_ARGS ?= --soak 30
+.PHONY: soak
+soak: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

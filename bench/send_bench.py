@@ -4,6 +4,7 @@
     .venv/bin/python bench/send_bench.py --quick         # N = 2,000 smoke check
     .venv/bin/python bench/send_bench.py --full          # adds N = 1,000,000
     .venv/bin/python bench/send_bench.py --n 50000 --variants platform --profile --tag profile
+    .venv/bin/python bench/send_bench.py --soak 30       # the soak mode: bench/soak.py (own options, --help)
 
 Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
 bench/results/README.md. Every process it starts and every database it creates is removed
@@ -63,6 +64,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tag", default="", help="suffix for the result files (e.g. profile, tune-b500)")
     p.add_argument("--refresh", metavar="JSON",
                    help="redraw the PNG of an earlier results file, put its figures in bench/README.md, exit")
+    p.add_argument("--soak", metavar="MINUTES",
+                   help="the soak mode instead (bench/soak.py: campaigns and notifications for MINUTES, memory "
+                        "checked for growth); `bench/soak.py --help` lists its options")
     p.add_argument("--baseline-redis", default="redis://127.0.0.1:6379/9")
     p.add_argument("--platform-redis", default="redis://127.0.0.1:6379/10")
     args = p.parse_args()
@@ -206,6 +210,10 @@ def _interrupt(*_: object) -> None:
 
 
 def main() -> int:
+    if any(a == "--soak" or a.startswith("--soak=") for a in sys.argv[1:]):
+        import soak  # its own options (--n is one N there, default 5,000)
+
+        return soak.main(sys.argv[1:])
     args = parse_args()
     if args.refresh:
         import json
