@@ -272,13 +272,33 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     return counts
 
 
+CANCEL_CHUNK = 5000
+
+
 def cancel_unsent(campaign_id: int) -> int:
-    ids = db.session.scalars(
-        update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status.in_([D.PENDING, D.QUEUED]))
-        .values(status=D.CANCELLED, updated_at=utcnow(), claim=None).returning(Delivery.id)
-        .execution_options(**_NO_SYNC)).all()
-    db.session.commit()
-    return len(ids)
+    """pending/queued -> cancelled, in id-ordered chunks that skip rows another transaction holds.
+
+    One UPDATE over a big campaign would lock its rows in heap order while workers claim and
+    publish in id order: PostgreSQL then aborts one side as a deadlock (the user's cancel, say).
+    A skipped row is being claimed or published right now; its batch hands it back as cancelled,
+    or the sweeper cancels it on its next round (it repeats this for cancelled campaigns).
+    """
+    unsent = (Delivery.campaign_id == campaign_id, Delivery.status.in_([D.PENDING, D.QUEUED]))
+    total, after = 0, 0
+    while True:
+        chunk = select(Delivery.id).where(*unsent, Delivery.id > after).order_by(Delivery.id).limit(CANCEL_CHUNK)
+        if db.engine.dialect.name == "postgresql":
+            chunk = chunk.with_for_update(skip_locked=True)
+        ids = db.session.scalars(chunk).all()
+        if not ids:
+            db.session.commit()
+            return total
+        total += len(db.session.execute(
+            update(Delivery).where(Delivery.id.in_(ids), *unsent)
+            .values(status=D.CANCELLED, updated_at=utcnow(), claim=None).returning(Delivery.id)
+            .execution_options(**_NO_SYNC)).all())
+        db.session.commit()
+        after = ids[-1]
 
 
 # Failures a second try can fix: a 4xx, or no code at all (the connection broke) unless the
