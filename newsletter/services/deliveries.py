@@ -268,6 +268,8 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
         counts[name] = len(ids)
         if ids and name in notes:
             _note_attempts(Delivery.id.in_(ids), *notes[name], now, "sweeper")
+        if ids and name == "assumed_sent":  # final now: listeners hear of it like any other send
+            webhooks.emit_delivery_outcomes(ids, None)
     db.session.commit()
     return counts
 

@@ -224,8 +224,9 @@ def emit_created_subscribers(emails: Sequence[str], source: str, list_ids: Seque
     return write("subscriber.created", wanted, items)
 
 
-def emit_delivery_outcomes(delivery_ids: Sequence[int], token: str) -> int:
-    """delivery.sent / delivery.failed for the rows a batch (claim `token`) just made final.
+def emit_delivery_outcomes(delivery_ids: Sequence[int], token: str | None) -> int:
+    """delivery.sent / delivery.failed for the rows a batch (claim `token`) just made final
+    (`token` None: rows the sweeper made final, whoever had claimed them).
 
     The send path calls this once per batch: with nobody listening it is one read of
     `webhooks`; otherwise one read of the batch's rows and one INSERT.
@@ -236,7 +237,7 @@ def emit_delivery_outcomes(delivery_ids: Sequence[int], token: str) -> int:
     rows = db.session.execute(
         select(Delivery.id, Delivery.campaign_id, Delivery.subscriber_id, Delivery.email, Delivery.status,
                Delivery.attempts, Delivery.smtp_code, Delivery.smtp_message, Delivery.sent_at)
-        .where(Delivery.id.in_(list(delivery_ids)), Delivery.claim == token,
+        .where(Delivery.id.in_(list(delivery_ids)), True if token is None else Delivery.claim == token,
                Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED])).order_by(Delivery.id)).all()
     written = 0
     for event, status in (("delivery.sent", DeliveryStatus.SENT), ("delivery.failed", DeliveryStatus.FAILED)):

@@ -249,3 +249,26 @@ def test_only_http_and_https_urls_are_accepted(ctx, url):
     with pytest.raises(ValidationError) as refused:
         webhooks.create("https://example.com/hook", events=[])
     assert refused.value.field == "events"
+
+
+def test_a_delivery_the_sweeper_assumes_sent_is_announced_too(ctx, receiver):
+    """A worker that died after the final dot never records its send: the sweeper does, and
+    listeners hear `delivery.sent` for it like any other."""
+    from newsletter.models import Delivery, DeliveryStatus
+    from newsletter.services import deliveries, recipients
+    from tests.pipeline.conftest import make_audience, make_campaign
+
+    listening = hook(receiver.url, "delivery.sent")
+    list_id, emails = make_audience(1, prefix="assumed")
+    campaign_id = make_campaign([list_id])  # a draft: the session's sweeper leaves its campaign alone
+    recipients.snapshot(campaign_id)
+    stale = utcnow() - timedelta(minutes=30)
+    db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id)
+                       .values(status=DeliveryStatus.COMMITTING, claim="dead-batch", updated_at=stale))
+    db.session.commit()
+    deliveries.recover_stale(claim_timeout=60, queued_timeout=60)
+    row = db.session.scalar(select(Delivery).where(Delivery.campaign_id == campaign_id))
+    assert row.status == DeliveryStatus.SENT
+    events = [json.loads(d.payload) for d in deliveries_of(listening.id)]
+    assert [(e["event"], e["data"]["delivery_id"], e["data"]["email"]) for e in events] == [
+        ("delivery.sent", row.id, emails[0])]
