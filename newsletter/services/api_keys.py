@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -44,7 +44,7 @@ def authenticate(raw: str) -> ApiKey | None:
     if key is None or not key.active or not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
     now = utcnow()
-    if key.last_used_at is None or _as_utc(key.last_used_at) <= now - LAST_USED_RESOLUTION:
+    if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
         _touch(key, now)
     return key
 
@@ -59,9 +59,6 @@ def _touch(key: ApiKey, now: datetime) -> None:
         .execution_options(synchronize_session=False))
     db.session.commit()  # expires `key`: its next read loads the new time
 
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def get_key(key_id: int) -> ApiKey | None:

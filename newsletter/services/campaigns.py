@@ -17,7 +17,7 @@ from . import audit
 from . import lists as lists_service
 from .addresses import normalize_email
 from .campaign_context import sample_context
-from .errors import NotFound, ValidationError
+from .errors import NotFound, StateConflict, ValidationError
 
 S = CampaignStatus
 # Every allowed move; anything else is refused. Only the send engine moves sending -> sent.
@@ -150,7 +150,7 @@ def current_values(campaign: Campaign) -> dict[str, Any]:
 def update(campaign_id: int, **changes: Any) -> Campaign:
     campaign = get(campaign_id)
     if campaign.status not in EDITABLE:
-        raise ValidationError("status", f"A {campaign.status.value} campaign cannot be edited; clone it instead.")
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be edited; clone it instead.")
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ValidationError(sorted(unknown)[0], "Unknown field.")
@@ -162,7 +162,7 @@ def update(campaign_id: int, **changes: Any) -> Campaign:
 def delete(campaign_id: int) -> None:
     campaign = get(campaign_id)
     if campaign.status in (S.SENDING, S.PAUSED):
-        raise ValidationError("status", "Cancel the campaign before deleting it.")
+        raise StateConflict("status", "Cancel the campaign before deleting it.")
     db.session.delete(campaign)
     db.session.commit()
 
@@ -211,7 +211,7 @@ def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = 
     db.session.commit()
     db.session.refresh(campaign)
     if not moved:
-        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
     return campaign
 
 
@@ -227,7 +227,7 @@ def send_now(campaign_id: int) -> Campaign:
     campaign = get(campaign_id)
     if campaign.status not in (S.DRAFT, S.SCHEDULED):
         hint = " Resume it instead." if campaign.status == S.PAUSED else ""
-        raise ValidationError("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
     _ready_to_send(campaign)
     return _move(campaign_id, S.SENDING, action="campaign.sent", started_at=utcnow())
 
@@ -260,7 +260,7 @@ def resume(campaign_id: int) -> Campaign:
     # Only from paused: draft -> sending is `send_now`, which checks the campaign first.
     campaign = get(campaign_id)
     if campaign.status != S.PAUSED:
-        raise ValidationError("status", f"A {campaign.status.value} campaign cannot become sending.")
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become sending.")
     return _move(campaign_id, S.SENDING, action="campaign.resumed")
 
 

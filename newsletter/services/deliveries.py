@@ -18,7 +18,7 @@ from ..models.delivery_attempt import DeliveryAttempt
 from ..models.delivery import IN_FLIGHT
 from ..models.base import utcnow
 from . import audit, webhooks
-from .errors import NotFound, ValidationError
+from .errors import NotFound, StateConflict
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
@@ -332,12 +332,12 @@ def retry_failed(campaign_id: int, by: str = "") -> int:
     if status is None:
         raise NotFound("campaign", campaign_id)
     if status not in RETRY_FROM:
-        raise ValidationError("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
+        raise StateConflict("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
                                         "cancelled one can.")
     if not campaigns.transition(campaign_id, CampaignStatus.SENDING, "Retrying failed deliveries.", commit=False,
                                 finished_at=None):
         db.session.rollback()
-        raise ValidationError("status", "The campaign changed status meanwhile; reload and try again.")
+        raise StateConflict("status", "The campaign changed status meanwhile; reload and try again.")
     now = utcnow()
     which = and_(Delivery.campaign_id == campaign_id, or_(_TRANSIENT_FAILURE, Delivery.status == D.CANCELLED))
     _note_attempts(which, "requeued", "Retry requested: back to pending with a fresh attempt budget.", now,

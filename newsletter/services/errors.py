@@ -25,3 +25,13 @@ class Conflict(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class StateConflict(Conflict, ValidationError):
+    """The thing is in the wrong state for this (a sent campaign edited, say): a 409 for the
+    API, and still a ValidationError on `field` for the forms that show it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.field = field
+        self.message = message

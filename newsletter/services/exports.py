@@ -49,9 +49,7 @@ def attribute_keys(filters: Filters) -> list[str] | None:
 def _utc(value: datetime | None) -> str:
     if value is None:
         return ""
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=timezone.utc)
-    elif value.utcoffset():
+    if value.utcoffset():  # the column type hands back aware datetimes, on SQLite too
         value = value.astimezone(timezone.utc)
     return value.isoformat(timespec="seconds")[:19] + "Z"  # (isoformat is C; strftime was 7% of an export)
 

@@ -109,8 +109,7 @@ def _midnight(day: date) -> datetime:
 # Cursors: "<microseconds since the epoch>.<id>" of the last row shown --------------------------
 
 def cursor_of(row: Any) -> str:
-    at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=timezone.utc)
-    delta = at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = row.updated_at - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return f"{(delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds}.{row.id}"
 
 

@@ -8,21 +8,13 @@ import marshmallow as ma
 
 from ...models import Campaign, CampaignStatus, DeliveryStatus
 from ...services import campaigns, deliveries
-from ...services.errors import ValidationError
 from ..campaigns import DISPATCH_TASK, enqueue_by_name
-from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, problem, resource_blueprint
+from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("campaigns", "/campaigns", "Campaigns: compose, send, control and follow them.")
 
 ID = ma.validate.Range(1, MAX_ID)
 BODY = ma.validate.Length(max=1_000_000)
-
-
-@bp.errorhandler(ValidationError)
-def _refused(error: ValidationError) -> Any:
-    """The campaign service names `status` when the campaign's state forbids the change: a 409."""
-    status = 409 if error.field == "status" else 422
-    return problem(status, error.message, [{"field": error.field, "message": error.message}])
 
 
 class ListRef(ma.Schema):
