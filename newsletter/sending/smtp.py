@@ -39,9 +39,17 @@ class SmtpSettings:
 
 
 class Fence(Protocol):
-    """The ledger's say over the final dot (deliveries.RowFence)."""
+    """The ledger's say over the final dot of one message (deliveries.RowFence)."""
 
     def acquire(self) -> bool: ...
+    def commit_async(self) -> None: ...
+    def confirm(self) -> None: ...
+
+
+class GroupFence(Protocol):
+    """The same for several messages at once (deliveries.GroupFence): one database round trip."""
+
+    def acquire(self, keys: list[int]) -> set[int]: ...
     def commit_async(self) -> None: ...
     def confirm(self) -> None: ...
 
@@ -62,10 +70,16 @@ class FenceClosed(Exception):
 
 
 class Connection:
+    """One SMTP session. A message goes through `begin`, `write_body`, `finish` and `reply`;
+    `send` runs them in a row, `Sessions` runs them across several connections at once."""
+
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self.smtp: smtplib.SMTP | None = None
         self.pipelining = False  # RFC 2920: MAIL, RCPT and DATA in one write
+        self._envelope: Envelope | None = None
+        self._replies: list[tuple[int, bytes]] = []
+        self._fresh = False  # opened for the message under way (a reused one may have gone stale)
 
     def _open(self) -> smtplib.SMTP:
         try:
@@ -109,19 +123,83 @@ class Connection:
 
     def send(self, envelope: Envelope, fence: Fence | None = None) -> tuple[int, str]:
         """Deliver one message; returns (code, text) of the final reply or raises SmtpFailure/FenceClosed."""
+        fence = fence or _Open()
+        self.begin(envelope)
+        self.write_body()
+        self.guarded(self._fence, fence)
+        self.finish()
+        fence.confirm()
+        return self.reply()
+
+    def _fence(self, fence: Fence) -> None:
+        if not fence.acquire():
+            self.drop()
+            raise FenceClosed()
+        fence.commit_async()  # a failure here drops the session: the dot is never written
+
+    # The phases of one message ------------------------------------------------------------
+
+    def guarded(self, step, *args):
+        """Run one step; a broken session is closed and its error classified (SmtpFailure)."""
         try:
-            return self._send(envelope, fence or _Open())
+            return step(*args)
         except (FenceClosed, SmtpFailure):
             raise
-        except smtplib.SMTPServerDisconnected as exc:
-            self.close(polite=False)
-            raise from_exception(exc) from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close(polite=False)
             raise from_exception(exc) from None
         except BaseException:
             self.close(polite=False)  # e.g. the database failed mid-DATA: never reuse a half-told session
             raise
+
+    def drop(self) -> None:
+        """Abandon the message under way: without its final dot the server throws it away."""
+        self.close(polite=False)
+
+    def begin(self, envelope: Envelope) -> None:
+        """Open the session if needed and send MAIL, RCPT and DATA (one write with PIPELINING)."""
+        self._envelope, self._replies = envelope, []
+        self._fresh = self.smtp is None
+        if self._fresh:
+            self.smtp = self.guarded(self._open)
+        try:
+            self.guarded(self._envelope_commands, envelope)
+        except SmtpFailure as failure:
+            if not self._stale(failure):
+                raise
+            self._reopen()  # an idle connection the server closed: once more on a new one
+
+    def _stale(self, failure: SmtpFailure) -> bool:
+        """A reused session that broke without a word from the server (it timed us out)."""
+        return not self._fresh and failure.code is None and failure.kind == Kind.TRANSIENT
+
+    def _reopen(self) -> None:
+        self.close(polite=False)
+        self._fresh = True
+        self.smtp = self.guarded(self._open)
+        self.guarded(self._envelope_commands, self._envelope)
+
+    def write_body(self) -> None:
+        """Read the envelope's replies; if all were yes, write the message without its final dot."""
+        try:
+            replies = self.guarded(self._read_envelope_replies)
+        except SmtpFailure as failure:
+            if not self._stale(failure):
+                raise
+            self._reopen()
+            replies = self.guarded(self._read_envelope_replies)
+        self.guarded(self._check_and_write, replies)
+
+    def finish(self) -> None:
+        """The final dot: from here on the server owns the message."""
+        self.guarded(self.smtp.send, b".\r\n")
+
+    def reply(self) -> tuple[int, str]:
+        code, text = self.guarded(self.smtp.getreply)
+        message = text.decode("utf-8", "replace")
+        if classify(code, message) != Kind.SENT:
+            raise SmtpFailure(classify(code, message), code, message)
+        return code, message
 
     def _command(self, smtp: smtplib.SMTP, sent: tuple[int, bytes], ok: tuple[int, ...]) -> None:
         code, text = sent
@@ -133,8 +211,8 @@ class Connection:
                 self.close(polite=False)
             raise SmtpFailure(classify(code, message), code, message)
 
-    def _envelope_commands(self, envelope: Envelope) -> list[tuple[int, bytes]]:
-        """MAIL, RCPT, DATA: one write and three replies with PIPELINING, else one at a time."""
+    def _envelope_commands(self, envelope: Envelope) -> None:
+        """MAIL, RCPT, DATA: one write (replies read by `write_body`) with PIPELINING, else one at a time."""
         smtp = self.smtp
         if envelope.smtputf8 and not smtp.has_extn("smtputf8"):
             raise SmtpFailure(Kind.PERMANENT, None, "The address is internationalised (non-ASCII) and the SMTP "
@@ -146,23 +224,19 @@ class Connection:
                 replies.append(smtp.rcpt(envelope.recipient))
                 if replies[1][0] in (250, 251):
                     replies.append(smtp.docmd("DATA"))
-            return replies
+            self._replies = replies
+            return
         mail_options = "".join(" " + o for o in options)
         smtp.send(f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}{mail_options}\r\n"
                   f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}\r\nDATA\r\n".encode("utf-8"))
+
+    def _read_envelope_replies(self) -> list[tuple[int, bytes]]:
+        if self._replies:
+            return self._replies
+        smtp = self.smtp
         return [smtp.getreply(), smtp.getreply(), smtp.getreply()]
 
-    def _send(self, envelope: Envelope, fence: Fence) -> tuple[int, str]:
-        if self.smtp is None:
-            self.smtp = self._open()
-            replies = self._envelope_commands(envelope)
-        else:
-            try:
-                replies = self._envelope_commands(envelope)
-            except smtplib.SMTPServerDisconnected:  # an idle connection the server closed: once more
-                self.close(polite=False)
-                self.smtp = self._open()
-                replies = self._envelope_commands(envelope)
+    def _check_and_write(self, replies: list[tuple[int, bytes]]) -> None:
         smtp = self.smtp
         if len(replies) == 3 and replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
             # A server that said 354 to DATA after refusing MAIL or RCPT: end the empty message.
@@ -171,25 +245,84 @@ class Connection:
         self._command(smtp, replies[0], (250,))
         self._command(smtp, replies[1], (250, 251))
         self._command(smtp, replies[2], (354,))
-        data = _LEADING_DOT.sub(b"..", envelope.data)
+        data = _LEADING_DOT.sub(b"..", self._envelope.data)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         smtp.send(data)
-        if not fence.acquire():
-            self.close(polite=False)  # no final dot: the server throws the message away
-            raise FenceClosed()
+
+
+Result = tuple[int, str] | SmtpFailure | FenceClosed
+
+
+class Sessions:
+    """Several sessions to one server driven side by side: a round hands one message to each.
+
+    Every session gets its envelope and body before any final dot, then ONE fence (a single
+    database round trip) moves all of the round's rows to `committing`, and the dots follow.
+    The server works on all sessions at once, so a round costs about one message's latency,
+    and the ledger pays one transaction per round instead of one per message. The crash
+    window stays a few socket writes: those between the fence's COMMIT and the last dot.
+    """
+
+    def __init__(self, settings: SmtpSettings, size: int) -> None:
+        self.settings = settings
+        self.connections = [Connection(settings) for _ in range(max(1, size))]
+
+    @property
+    def size(self) -> int:
+        return len(self.connections)
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+    def send(self, items: list[tuple[int, Envelope]], fence: GroupFence) -> list[Result]:
+        """One round: at most `size` (key, envelope) pairs; a result per pair, in order.
+
+        A recipient's refusal is that pair's SmtpFailure; only a fence error (the ledger is
+        unreachable) raises, after every unfinished message was dropped.
+        """
+        assert len(items) <= self.size
+        results: list[Result | None] = [None] * len(items)
+        pairs = list(zip(self.connections, items))
+        for step in (lambda c, envelope: c.begin(envelope), lambda c, envelope: c.write_body()):
+            for index, (connection, (_, envelope)) in enumerate(pairs):
+                if results[index] is None:
+                    try:
+                        step(connection, envelope)
+                    except SmtpFailure as failure:
+                        results[index] = failure
+        ready = [index for index, result in enumerate(results) if result is None]
+        if not ready:
+            return results
         try:
-            fence.commit_async()
-        except Exception:
-            self.close(polite=False)  # the ledger could not record the hand-over: do not hand over
+            owned = fence.acquire([items[index][0] for index in ready])
+            if owned:
+                fence.commit_async()
+        except BaseException:
+            for index in ready:
+                pairs[index][0].drop()
             raise
-        smtp.send(b".\r\n")  # right after the COMMIT went out: the crash window is these two writes
-        fence.confirm()
-        code, text = smtp.getreply()
-        message = text.decode("utf-8", "replace")
-        if classify(code, message) != Kind.SENT:
-            raise SmtpFailure(classify(code, message), code, message)
-        return code, message
+        finishing = []
+        for index in ready:  # right after the COMMIT went out: the dots
+            connection = pairs[index][0]
+            if items[index][0] not in owned:
+                connection.drop()
+                results[index] = FenceClosed()
+                continue
+            try:
+                connection.finish()
+                finishing.append(index)
+            except SmtpFailure as failure:
+                results[index] = failure
+        if owned:
+            fence.confirm()
+        for index in finishing:
+            try:
+                results[index] = pairs[index][0].reply()
+            except SmtpFailure as failure:
+                results[index] = failure
+        return results
 
 
 _local = threading.local()
@@ -202,6 +335,16 @@ def connection(settings: SmtpSettings) -> Connection:
         if current is not None:
             current.close()
         current = _local.connection = Connection(settings)
+    return current
+
+
+def sessions(settings: SmtpSettings, size: int) -> Sessions:
+    """This thread's `size` sessions for `settings` (reused across tasks, replaced when either changes)."""
+    current: Sessions | None = getattr(_local, "sessions", None)
+    if current is None or current.settings != settings or current.size != max(1, size):
+        if current is not None:
+            current.close()
+        current = _local.sessions = Sessions(settings, size)
     return current
 
 

@@ -19,8 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from psycopg import Error as PsycopgError
-from sqlalchemy.exc import SQLAlchemyError
 from flask import current_app
 from sqlalchemy import select
 
@@ -216,7 +214,7 @@ def _send_claimed(batch: _Batch) -> None:
         return
     people = _people(batch.claimed)  # commits: no transaction stays open across SMTP I/O
     rate = limiter()
-    connection = smtp.connection(settings.smtp())
+    sessions = smtp.sessions(settings.smtp(), current_app.config["SEND_SESSIONS"])
     pause_after = settings.get("SEND_PAUSE_AFTER_ERRORS")
     rows, i = batch.claimed, 0
     current_rate = rate.effective_rate()
@@ -231,28 +229,27 @@ def _send_claimed(batch: _Batch) -> None:
             return
         if wait:
             time.sleep(wait)
-        for row in rows[i:i + n]:
-            failure = _send_one(batch, entry, connection, row, people)
-            if failure is None:
-                if batch.must_reset_errors:
-                    rate.client.delete(_errors_key(batch.campaign_id))
-                    batch.must_reset_errors = False
-                continue
-            if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
-                done = {o.id for o in batch.outcomes}
-                retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
-                batch.release([r for r in rows if r.id not in done], retry_at=retry_at, why=failure.message)
-                return
-            if failure.kind == Kind.THROTTLED:
-                rate.penalise()
-            if failure.kind == Kind.AUTH:
-                batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
-            elif failure.kind != Kind.PERMANENT:
-                in_a_row = _count_error(rate.client, batch.campaign_id)
-                batch.must_reset_errors = True
-                if in_a_row >= pause_after:
-                    batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
-                                         f"last: {failure.code or ''} {failure.message}".strip())
+        for start in range(i, i + n, sessions.size):
+            failures = _send_round(batch, entry, sessions, rows[start:min(start + sessions.size, i + n)], people)
+            if batch.must_reset_errors and len(failures) < min(sessions.size, i + n - start):
+                rate.client.delete(_errors_key(batch.campaign_id))  # a success since the last failure
+                batch.must_reset_errors = False
+            for failure in failures:
+                if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
+                    done = {o.id for o in batch.outcomes}
+                    retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
+                    batch.release([r for r in rows if r.id not in done], retry_at=retry_at, why=failure.message)
+                    return
+                if failure.kind == Kind.THROTTLED:
+                    rate.penalise()
+                if failure.kind == Kind.AUTH:
+                    batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
+                elif failure.kind != Kind.PERMANENT:
+                    in_a_row = _count_error(rate.client, batch.campaign_id)
+                    batch.must_reset_errors = True
+                    if in_a_row >= pause_after:
+                        batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
+                                             f"last: {failure.code or ''} {failure.message}".strip())
             if batch.stop_reason:
                 done = {o.id for o in batch.outcomes}
                 batch.release([r for r in rows if r.id not in done])
@@ -272,32 +269,50 @@ def _count_error(client: redis.Redis, campaign_id: int) -> int:
     return int(pipe.execute()[0])
 
 
-def _send_one(batch: _Batch, entry: _Prepared, connection: smtp.Connection, row: Claimed,
-              people: dict[int, tuple[str, dict]]) -> SmtpFailure | None:
+def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: list[Claimed],
+                people: dict[int, tuple[str, dict]]) -> list[SmtpFailure]:
+    """One message per session, fenced together; every outcome recorded, the SMTP failures returned.
+
+    An unreachable server's failure gets no outcome here: the caller hands the row back.
+    """
+    items, sending = [], []
+    for row in rows:
+        envelope = _envelope_for(batch, entry, row, people)
+        if envelope is not None:
+            items.append((row.id, envelope))
+            sending.append(row)
+    if not items:
+        return []
+    # A database error from the fence stops the batch (the sweeper recovers its rows).
+    results = sessions.send(items, batch.fences.group(batch.token))
+    failures = []
+    for row, result in zip(sending, results):
+        if isinstance(result, smtp.FenceClosed):
+            continue  # the row was taken over by a recovery: its new owner sends it
+        if isinstance(result, SmtpFailure):
+            failures.append(result)
+            if result.unreachable:
+                continue  # released with the rest of the batch by the caller
+            if result.kind == Kind.AUTH:
+                batch.outcomes.append(Outcome(row.id, D.PENDING, result.code, result.message, release=True))
+            else:
+                batch.outcomes.append(_failure_outcome(row, result, utcnow()))
+            continue
+        code, text = result
+        batch.outcomes.append(Outcome(row.id, D.SENT, code, text))
+    return failures
+
+
+def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
+                  people: dict[int, tuple[str, dict]]) -> mime.Envelope | None:
+    """The recipient's message, or None with the failure recorded (it cannot be built)."""
     name, attributes = people.get(row.subscriber_id, ("", {}))
     try:
-        envelope = build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes)
+        return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes)
     except RenderError as exc:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
-        return None
     except Exception as exc:  # noqa: BLE001  (e.g. a value the message cannot carry)
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Could not build the message: {exc}"[:500]))
-        return None
-    try:
-        code, text = connection.send(envelope, fence=batch.fences.fence(row.id, batch.token))
-    except (SQLAlchemyError, PsycopgError):
-        raise  # the ledger is unreachable: the batch stops and the sweeper recovers its rows
-    except smtp.FenceClosed:
-        return None  # the row was taken over by a recovery: its new owner sends it
-    except SmtpFailure as failure:
-        if failure.unreachable:
-            return failure  # released with the rest of the batch by the caller
-        if failure.kind == Kind.AUTH:
-            batch.outcomes.append(Outcome(row.id, D.PENDING, failure.code, failure.message, release=True))
-        else:
-            batch.outcomes.append(_failure_outcome(row, failure, utcnow()))
-        return failure
-    batch.outcomes.append(Outcome(row.id, D.SENT, code, text))
     return None
 
 

@@ -62,7 +62,7 @@ def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
 
 # Formatted with the table's name: deliveries, or notifications (same columns, same statuses).
 _FENCE_SQL = ("UPDATE {table} SET status = 'committing', updated_at = %s "
-              "WHERE id = %s AND claim = %s AND status = 'sending' RETURNING id")
+              "WHERE id = ANY(%s::bigint[]) AND claim = %s AND status = 'sending' RETURNING id")
 
 
 class FenceLine:
@@ -105,46 +105,49 @@ class FenceLine:
             pooled, self._pooled = self._pooled, None
             pooled.close()  # back to the pool, which rolls back anything left open
 
+    def group(self, token: str) -> "GroupFence":
+        """A fence for the rows of one round of messages (smtp.Sessions), all under `token`."""
+        return GroupFence(self, token)
+
     def fence(self, delivery_id: int, token: str) -> "RowFence":
         return RowFence(self, delivery_id, token)
 
 
-class RowFence:
-    """sending -> committing around the final dot, with the crash window cut to a few µs.
+class GroupFence:
+    """sending -> committing around the final dots, with the crash window cut to a few µs.
 
-    `acquire` moves the row (uncommitted, so it stays locked) and says whether this claim
-    still owns it. `commit_async` writes COMMIT to PostgreSQL without waiting for the reply;
-    the SMTP transport writes the final dot right after and then calls `confirm`. A worker
-    killed between those two writes is the only case left where the ledger and the SMTP
-    server can disagree. Once committed, the message counts as handed over: if the worker
-    dies later, the sweeper records it as sent rather than sending it again.
+    `acquire(ids)` moves the rows this claim still owns (uncommitted, so they stay locked)
+    and returns their ids. `commit_async` writes COMMIT to PostgreSQL without waiting for the
+    reply; the SMTP transport writes the final dots right after and then calls `confirm`. A
+    worker killed between those writes is the only case left where the ledger and the SMTP
+    server can disagree. Once committed, a message counts as handed over: if the worker dies
+    later, the sweeper records it as sent rather than sending it again.
     """
 
-    def __init__(self, line: FenceLine, delivery_id: int, token: str) -> None:
-        self.line, self.delivery_id, self.token = line, delivery_id, token
+    def __init__(self, line: FenceLine, token: str) -> None:
+        self.line, self.token = line, token
         self._driver: Any = None
 
-    def acquire(self) -> bool:
+    def acquire(self, ids: list[int]) -> set[int]:
         line = self.line
         driver = line.driver
         if driver is None:
             model = line.model
-            row = db.session.execute(
-                update(model).where(model.id == self.delivery_id, model.claim == self.token,
-                                    model.status == line.sending)
+            owned = set(db.session.scalars(
+                update(model).where(model.id.in_(ids), model.claim == self.token, model.status == line.sending)
                 .values(status=line.committing, updated_at=utcnow()).returning(model.id)
-                .execution_options(**_NO_SYNC)).first()
-            if row is None:
+                .execution_options(**_NO_SYNC)).all())
+            if not owned:
                 db.session.rollback()
-            return row is not None
+            return owned
         try:
-            row = driver.execute(line.sql, (utcnow(), self.delivery_id, self.token), prepare=True).fetchone()
-            if row is None:
+            owned = {row[0] for row in driver.execute(line.sql, (utcnow(), ids, self.token), prepare=True)}
+            if not owned:
                 driver.rollback()
         except Exception:
             self.line.broken()
             raise
-        return row is not None
+        return owned
 
     def commit_async(self) -> None:
         driver = self.line.driver
@@ -155,11 +158,11 @@ class RowFence:
         driver.pgconn.send_query(b"COMMIT")  # written and flushed; the reply is read in confirm()
 
     def confirm(self) -> None:
-        """Read the COMMIT's reply. Never raises: the dot is already on its way.
+        """Read the COMMIT's reply. Never raises: the dots are already on their way.
 
         If the database connection died meanwhile, nobody knows whether that COMMIT landed;
-        either way the row is still ours (`sending` or `committing` under this claim), and
-        the batch's `record` writes `sent` onto it once the server has answered.
+        either way the rows are still ours (`sending` or `committing` under this claim), and
+        the batch's `record` writes `sent` onto them once the server has answered.
         """
         if self._driver is None:
             return
@@ -172,8 +175,19 @@ class RowFence:
             if failed:
                 raise RuntimeError(failed)
         except Exception as exc:  # noqa: BLE001  (any failure here must not lose the hand-over)
-            current_app.logger.warning("delivery %s: fence commit unconfirmed: %s", self.delivery_id, exc)
+            current_app.logger.warning("claim %s: fence commit unconfirmed: %s", self.token, exc)
             self.line.broken()
+
+
+class RowFence(GroupFence):
+    """The fence of a single message (smtp.Connection.send): acquire() says yes or no."""
+
+    def __init__(self, line: FenceLine, delivery_id: int, token: str) -> None:
+        super().__init__(line, token)
+        self.delivery_id = delivery_id
+
+    def acquire(self) -> bool:  # type: ignore[override]
+        return bool(super().acquire([self.delivery_id]))
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 
 from newsletter.sending.errors import Kind, SmtpFailure
 from newsletter.sending.message import build
-from newsletter.sending.smtp import Connection, FenceClosed, SmtpSettings
+from newsletter.sending.smtp import Connection, FenceClosed, Sessions, SmtpSettings
 from tests.support.smtp import RecordingSmtpServer
 
 
@@ -99,5 +99,77 @@ def test_without_smtputf8_an_internationalised_address_fails_alone():
             connection.send(message("chloé@example.org"), Fence())
         assert failure.value.kind == Kind.PERMANENT and "SMTPUTF8" in failure.value.message
         assert connection.send(message("plain@example.org"), Fence())[0] == 250  # nothing else is affected
+    finally:
+        server.stop()
+
+
+# Sessions: several connections side by side, one fence per round ----------------------------
+
+class GroupFence:
+    def __init__(self, refuse: tuple[int, ...] = (), error: Exception | None = None) -> None:
+        self.refuse, self.error, self.calls = refuse, error, []
+
+    def acquire(self, keys: list[int]) -> set[int]:
+        self.calls.append(("acquire", list(keys)))
+        if self.error:
+            raise self.error
+        return {k for k in keys if k not in self.refuse}
+
+    def commit_async(self) -> None:
+        self.calls.append("commit")
+
+    def confirm(self) -> None:
+        self.calls.append("confirm")
+
+
+def _round(keys, prefix="r"):
+    return [(k, message(f"{prefix}{k}@example.com")) for k in keys]
+
+
+def test_a_round_hands_one_message_to_each_session_behind_one_fence(server):
+    sessions = Sessions(SmtpSettings("127.0.0.1", server.port, timeout=5), 4)
+    fence = GroupFence()
+    results = sessions.send(_round([1, 2, 3, 4]), fence)
+    assert [r[0] for r in results] == [250] * 4
+    assert fence.calls == [("acquire", [1, 2, 3, 4]), "commit", "confirm"]  # one database round trip
+    assert all(c.smtp is not None for c in sessions.connections)  # four sessions, side by side
+    assert sessions.send(_round([5, 6]), GroupFence())[1][0] == 250  # a short round reuses them
+    assert sorted(server.handler.received) == [f"r{k}@example.com" for k in range(1, 7)]
+    assert all(len(v) == 1 for v in server.handler.received.values())
+    raw = server.handler.received["r3@example.com"][0]
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed.get_body(("plain",)).get_content() == ".starts with a dot\n.\n"
+    sessions.close()
+
+
+def test_rows_the_fence_no_longer_owns_get_no_final_dot_and_the_others_go(server):
+    sessions = Sessions(SmtpSettings("127.0.0.1", server.port, timeout=5), 3)
+    results = sessions.send(_round([1, 2, 3]), GroupFence(refuse=(2,)))
+    assert isinstance(results[1], FenceClosed) and results[0][0] == results[2][0] == 250
+    assert sessions.send(_round([4, 5, 6]), GroupFence())[1][0] == 250  # the dropped session reconnects
+    assert "r2@example.com" not in server.handler.received
+    assert sorted(server.handler.received) == ["r1@example.com", "r3@example.com", "r4@example.com",
+                                               "r5@example.com", "r6@example.com"]
+
+
+def test_a_refused_recipient_fails_alone_and_is_never_fenced(server):
+    server.handler.rcpt_rule = lambda rcpt: "550 5.1.1 No such user" if rcpt.startswith("r2") else None
+    sessions = Sessions(SmtpSettings("127.0.0.1", server.port, timeout=5), 3)
+    fence = GroupFence()
+    results = sessions.send(_round([1, 2, 3]), fence)
+    assert isinstance(results[1], SmtpFailure) and results[1].kind == Kind.PERMANENT and results[1].code == 550
+    assert fence.calls[0] == ("acquire", [1, 3])
+    assert sorted(server.handler.received) == ["r1@example.com", "r3@example.com"]
+
+
+def test_a_fence_that_fails_drops_every_unfinished_message():
+    server = RecordingSmtpServer(tempfile.mkdtemp(prefix="smtp-")).start()
+    try:
+        sessions = Sessions(SmtpSettings("127.0.0.1", server.port, timeout=5), 3)
+        with pytest.raises(RuntimeError):
+            sessions.send(_round([1, 2, 3]), GroupFence(error=RuntimeError("database gone")))
+        assert all(c.smtp is None for c in sessions.connections)  # no dot was ever written
+        assert [r[0] for r in sessions.send(_round([4, 5, 6]), GroupFence())] == [250] * 3
+        assert sorted(server.handler.received) == ["r4@example.com", "r5@example.com", "r6@example.com"]
     finally:
         server.stop()
