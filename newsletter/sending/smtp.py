@@ -276,6 +276,15 @@ class Sessions:
         for connection in self.connections:
             connection.close()
 
+    @staticmethod
+    def _unreachable(results: list, pairs: list, failure: SmtpFailure) -> None:
+        """The server cannot be reached: the round's other messages wait too, without each
+        session spending its own connect timeout on finding that out."""
+        for index, (connection, _) in enumerate(pairs):
+            if results[index] is None:
+                connection.drop()  # it may be mid-envelope: never reuse a half-told session
+                results[index] = failure
+
     def send(self, items: list[tuple[int, Envelope]], fence: GroupFence) -> list[Result]:
         """One round: at most `size` (key, envelope) pairs; a result per pair, in order.
 
@@ -292,6 +301,8 @@ class Sessions:
                         step(connection, envelope)
                     except SmtpFailure as failure:
                         results[index] = failure
+                        if failure.unreachable:
+                            self._unreachable(results, pairs, failure)
         ready = [index for index, result in enumerate(results) if result is None]
         if not ready:
             return results

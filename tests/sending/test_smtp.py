@@ -173,3 +173,14 @@ def test_a_fence_that_fails_drops_every_unfinished_message():
         assert sorted(server.handler.received) == ["r4@example.com", "r5@example.com", "r6@example.com"]
     finally:
         server.stop()
+
+
+def test_an_unreachable_server_fails_the_whole_round_after_one_connect():
+    from tests.support.net import free_port
+
+    sessions = Sessions(SmtpSettings("127.0.0.1", free_port(), timeout=2), 4)
+    fence = GroupFence()
+    results = sessions.send(_round([1, 2, 3, 4]), fence)
+    assert all(isinstance(r, SmtpFailure) and r.unreachable for r in results)
+    assert len({id(r) for r in results}) == 1  # one connect attempt, its failure shared
+    assert fence.calls == []
