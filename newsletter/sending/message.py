@@ -10,6 +10,7 @@ import base64
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from email.header import Header
 from email.utils import formataddr, formatdate
 
@@ -35,6 +36,14 @@ def encode_header(value: str) -> str:
 
 
 def address(name: str, email: str) -> str:
+    if not name:
+        return _clean(email)
+    return _named_address(name, email)
+
+
+@lru_cache(maxsize=256)
+def _named_address(name: str, email: str) -> str:
+    """A campaign's From is the same for every recipient: RFC 2047-encode it once."""
     name, email = _clean(name), _clean(email)
     return formataddr((name, email), charset="utf-8") if name else email
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -39,10 +40,15 @@ def recipient_context(campaign: dict[str, Any], list_ids: list[int], subscriber_
 
 def web_view_url(campaign_id: int, subscriber_id: int | None) -> str:
     token = tokens.make("view", {"s": subscriber_id or 0, "c": campaign_id})
-    return links._external("public.web_view", token=token)
+    return links._tokened("public.web_view", token)
 
 
 def list_unsubscribe_mailto(unsubscribe_url: str) -> str:
     """The mailto: half of List-Unsubscribe (RFC 2369): the one-click link's token as subject."""
-    address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or parseaddr(settings.get("MAIL_DEFAULT_SENDER"))[1]
+    address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or _address(settings.get("MAIL_DEFAULT_SENDER"))
     return f"mailto:{address}?subject=unsubscribe%20{unsubscribe_url.rsplit('/', 1)[-1]}"
+
+
+@lru_cache(maxsize=8)
+def _address(sender: str) -> str:
+    return parseaddr(sender)[1]  # once per sender, not once per recipient

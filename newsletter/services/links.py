@@ -25,17 +25,32 @@ def _external(endpoint: str, **values: Any) -> str:
     return _adapter().build(endpoint, values, force_external=True)
 
 
+_TOKEN_MARK = "TOKEN0MARK"
+
+
+def _tokened(endpoint: str, token: str) -> str:
+    """`_external(endpoint, token=token)` without the router on every call: the URL around
+    the token is built once per app and endpoint. Tokens are URL-safe base64 and dots, which
+    the router leaves as they are (a test compares both)."""
+    cache = current_app.extensions.setdefault("newsletter.link_prefixes", {})
+    key = (endpoint, current_app.config["BASE_URL"])
+    parts = cache.get(key)
+    if parts is None:
+        parts = cache[key] = tuple(_external(endpoint, token=_TOKEN_MARK).split(_TOKEN_MARK))
+    return token.join(parts)
+
+
 def confirm_url(subscriber_id: int, list_ids: list[int]) -> str:
     return _external("public.confirm", token=tokens.confirm_token(subscriber_id, list_ids))
 
 
 def unsubscribe_url(subscriber_id: int, list_ids: list[int] | None = None, campaign_id: int | None = None) -> str:
     """No `list_ids` means "every list" (and a global suppression) when followed."""
-    return _external("public.unsubscribe", token=tokens.unsubscribe_token(subscriber_id, list_ids, campaign_id))
+    return _tokened("public.unsubscribe", tokens.unsubscribe_token(subscriber_id, list_ids, campaign_id))
 
 
 def preferences_url(subscriber_id: int) -> str:
-    return _external("public.preferences", token=tokens.preferences_token(subscriber_id))
+    return _tokened("public.preferences", tokens.preferences_token(subscriber_id))
 
 
 def manage_url(subscriber_id: int) -> str:
