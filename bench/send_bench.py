@@ -52,8 +52,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 2)),
                    help="worker processes, the same for baseline and platform (default 2 = cores)")
     p.add_argument("--pool", default="prefork")
-    p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 200)")
-    p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 8)")
+    p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 400)")
+    p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
     p.add_argument("--prefetch", help="platform WORKER_PREFETCH_MULTIPLIER (platform default 4)")
     p.add_argument("--sessions", type=int, default=16, help="smtp-source parallel sessions for `limit`")

@@ -181,9 +181,9 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # The send pipeline (README: "Sending campaigns").
         "SEND_PER_HOUR": _number(env, "SEND_PER_HOUR", 0),
         "SEND_PER_DAY": _number(env, "SEND_PER_DAY", 0),
-        "SEND_BATCH_SIZE": _number(env, "SEND_BATCH_SIZE", 200),
+        "SEND_BATCH_SIZE": _number(env, "SEND_BATCH_SIZE", 400),
         # SMTP sessions a worker process keeps open and sends on side by side (smtp.Sessions).
-        "SEND_SESSIONS": max(1, _number(env, "SEND_SESSIONS", 8)),
+        "SEND_SESSIONS": max(1, _number(env, "SEND_SESSIONS", 16)),
         "SEND_WINDOW": _number(env, "SEND_WINDOW", 5000),
         "SEND_MAX_ATTEMPTS": _number(env, "SEND_MAX_ATTEMPTS", 5),
         "SEND_RETRY_BASE": _number(env, "SEND_RETRY_BASE", 30.0, float),

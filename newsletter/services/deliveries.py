@@ -217,17 +217,20 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
              "b_undo": 1 if o.release else 0} for o in outcomes]
     if not rows:
         return
-    table = Delivery.__table__
-    db.session.connection().execute(
-        # SENT too: the sweeper may have assumed a slow batch's committing row delivered; the
-        # batch's own answer from the server is the better record.
-        # (ORs, not IN: an expanding IN cannot go through executemany.)
-        table.update().where(table.c.id == bindparam("b_id"), table.c.claim == token,
-                             or_(*(table.c.status == s.value for s in (D.SENDING, D.COMMITTING, D.SENT))))
-        .values(status=bindparam("b_status"), smtp_code=bindparam("b_code"), smtp_message=bindparam("b_msg"),
-                next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
-                attempts=table.c.attempts - bindparam("b_undo"), updated_at=now),
-        rows)
+    if db.engine.dialect.name == "postgresql":
+        _record_postgres(rows, token, now)
+    else:
+        table = Delivery.__table__
+        db.session.connection().execute(
+            # SENT too: the sweeper may have assumed a slow batch's committing row delivered; the
+            # batch's own answer from the server is the better record.
+            # (ORs, not IN: an expanding IN cannot go through executemany.)
+            table.update().where(table.c.id == bindparam("b_id"), table.c.claim == token,
+                                 or_(*(table.c.status == s.value for s in (D.SENDING, D.COMMITTING, D.SENT))))
+            .values(status=bindparam("b_status"), smtp_code=bindparam("b_code"), smtp_message=bindparam("b_msg"),
+                    next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
+                    attempts=table.c.attempts - bindparam("b_undo"), updated_at=now),
+            rows)
     _add_attempts([o for o in outcomes if not o.release], attempts or {}, now, worker, task_id)
     # delivery.sent / delivery.failed in the same transaction (nobody listening: one tiny read).
     webhooks.emit_delivery_outcomes([r["b_id"] for r in rows if r["b_status"] in (D.SENT.value, D.FAILED.value)],
@@ -235,18 +238,50 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
     db.session.commit()
 
 
+# PostgreSQL: a whole batch's outcomes and attempts as one statement each, the values passed
+# as arrays (one parameter per column, whatever the batch size). SENT is among the statuses
+# overwritten: the sweeper may have assumed a slow batch's committing row delivered, and the
+# batch's own answer from the server is the better record.
+_RECORD_SQL = (
+    "UPDATE deliveries AS d SET status = v.status, smtp_code = v.code, smtp_message = v.msg, "
+    "next_attempt_at = v.next_at, sent_at = v.sent_at, claim = v.claim, attempts = d.attempts - v.undo, "
+    "updated_at = %(now)s FROM unnest(%(id)s::bigint[], %(status)s::text[], %(code)s::int[], %(msg)s::text[], "
+    "%(next_at)s::timestamptz[], %(sent_at)s::timestamptz[], %(claim)s::text[], %(undo)s::int[]) "
+    "AS v(id, status, code, msg, next_at, sent_at, claim, undo) "
+    "WHERE d.id = v.id AND d.claim = %(token)s AND d.status IN ('sending', 'committing', 'sent')"
+)
+_ATTEMPTS_SQL = (
+    "INSERT INTO delivery_attempts (delivery_id, attempt, status, at, smtp_code, smtp_message, worker, task_id) "
+    "SELECT v.id, v.attempt, v.status, %(at)s, v.code, v.msg, %(worker)s, %(task_id)s "
+    "FROM unnest(%(id)s::bigint[], %(attempt)s::int[], %(status)s::text[], %(code)s::int[], %(msg)s::text[]) "
+    "AS v(id, attempt, status, code, msg)"
+)
+
+
+def _record_postgres(rows: list[dict], token: str, now: datetime) -> None:
+    columns = {"id": "b_id", "status": "b_status", "code": "b_code", "msg": "b_msg", "next_at": "b_next",
+               "sent_at": "b_sent", "claim": "b_claim", "undo": "b_undo"}
+    params: dict[str, Any] = {name: [row[key] for row in rows] for name, key in columns.items()}
+    db.session.connection().exec_driver_sql(_RECORD_SQL, {**params, "now": now, "token": token})
+
+
 def _add_attempts(tried: list[Outcome], numbers: Mapping[int, int], at: datetime, worker: str,
                   task_id: str) -> None:
-    """A batch's attempts as one executemany of one cached statement (psycopg pipelines it).
-
-    Not a multi-row VALUES: SQLAlchemy compiles that afresh for every batch (~1,600 bind
-    parameters at 200 rows), which cost more CPU than the sends themselves.
-    """
-    if tried:
-        db.session.connection().execute(DeliveryAttempt.__table__.insert(), [
-            {"delivery_id": o.id, "attempt": numbers.get(o.id, 0), "status": o.status.value, "at": at,
-             "smtp_code": o.smtp_code, "smtp_message": (o.smtp_message or "")[:500], "worker": worker[:200],
-             "task_id": task_id[:64]} for o in tried])
+    """A batch's attempts in one statement (never one per message, never a statement
+    compiled afresh per batch: SQLAlchemy's multi-row VALUES cost more CPU than the sends)."""
+    if not tried:
+        return
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection().exec_driver_sql(_ATTEMPTS_SQL, {
+            "id": [o.id for o in tried], "attempt": [numbers.get(o.id, 0) for o in tried],
+            "status": [o.status.value for o in tried], "code": [o.smtp_code for o in tried],
+            "msg": [(o.smtp_message or "")[:500] for o in tried], "at": at, "worker": worker[:200],
+            "task_id": task_id[:64]})
+        return
+    db.session.connection().execute(DeliveryAttempt.__table__.insert(), [
+        {"delivery_id": o.id, "attempt": numbers.get(o.id, 0), "status": o.status.value, "at": at,
+         "smtp_code": o.smtp_code, "smtp_message": (o.smtp_message or "")[:500], "worker": worker[:200],
+         "task_id": task_id[:64]} for o in tried])
 
 
 def _note_attempts(where: Any, status: str, message: str, at: datetime, worker: str) -> None:
