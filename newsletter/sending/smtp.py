@@ -38,6 +38,16 @@ class SmtpSettings:
                    config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"))
 
 
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _angle(address: str) -> str:
+    """`smtplib.quoteaddr` for the common case (a bare address) without its parser per call."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 class Fence(Protocol):
     """The ledger's say over the final dot of one message (deliveries.RowFence)."""
 
@@ -227,8 +237,8 @@ class Connection:
             self._replies = replies
             return
         mail_options = "".join(" " + o for o in options)
-        smtp.send(f"MAIL FROM:{smtplib.quoteaddr(envelope.sender)}{mail_options}\r\n"
-                  f"RCPT TO:{smtplib.quoteaddr(envelope.recipient)}\r\nDATA\r\n".encode("utf-8"))
+        smtp.send(f"MAIL FROM:{_angle(envelope.sender)}{mail_options}\r\n"
+                  f"RCPT TO:{_angle(envelope.recipient)}\r\nDATA\r\n".encode("utf-8"))
 
     def _read_envelope_replies(self) -> list[tuple[int, bytes]]:
         if self._replies:
@@ -245,7 +255,9 @@ class Connection:
         self._command(smtp, replies[0], (250,))
         self._command(smtp, replies[1], (250, 251))
         self._command(smtp, replies[2], (354,))
-        data = _LEADING_DOT.sub(b"..", self._envelope.data)
+        data = self._envelope.data
+        if data.startswith(b".") or b"\n." in data:  # a scan, not a regex pass over every message
+            data = _LEADING_DOT.sub(b"..", data)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         smtp.send(data)

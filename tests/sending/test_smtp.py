@@ -184,3 +184,23 @@ def test_an_unreachable_server_fails_the_whole_round_after_one_connect():
     assert all(isinstance(r, SmtpFailure) and r.unreachable for r in results)
     assert len({id(r) for r in results}) == 1  # one connect attempt, its failure shared
     assert fence.calls == []
+
+
+@pytest.mark.parametrize("address", ["a@b.com", "chloé@exämple.org", "x+y@z.io", "Name <a@b.com>", "a b@c.d", "",
+                                     "a\r\nRCPT TO:<x@y>@b.c", '"q"@x.com', "a@[1.2.3.4]", "weird@@x"])
+def test_envelope_addresses_are_quoted_as_smtplib_quotes_them(address):
+    import smtplib
+
+    from newsletter.sending.smtp import _angle
+
+    assert _angle(address) == smtplib.quoteaddr(address)
+
+
+def test_raw_lines_starting_with_a_dot_are_stuffed_and_arrive_intact(server):
+    from newsletter.sending.message import Envelope
+
+    data = b"Subject: dots\r\n\r\n.first\r\nmiddle\r\n.\r\n..two\r\nlast"
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    assert connection.send(Envelope("news@example.com", "dots@example.com", data), Fence())[0] == 250
+    raw = server.handler.received["dots@example.com"][0]
+    assert raw.replace(b"\r\n", b"\n").rstrip(b"\n").endswith(b".first\nmiddle\n.\n..two\nlast")
