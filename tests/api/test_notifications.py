@@ -166,21 +166,23 @@ def ctx(app):
 def test_stale_claims_are_recovered_like_deliveries(ctx):
     from newsletter.services import notifications
 
-    old = utcnow() - timedelta(seconds=60)
+    # Fresh rows, judged a minute from now: the session's beat sweeper (every second, with
+    # the real clock) leaves them alone while this test moves them by hand.
+    later = utcnow() + timedelta(seconds=60)
     rows = {status: Notification(email=f"{status}@example.com", subject="s", text="t", status=status,
-                                 claim="gone", updated_at=old)
+                                 claim="gone", updated_at=utcnow())
             for status in ("sending", "committing", "queued")}
     db.session.add_all(rows.values())
     db.session.commit()
     ids = {status: row.id for status, row in rows.items()}
 
-    assert notifications.recover_stale(claim_timeout=10) == {"assumed_sent": 1, "reclaimed": 1}
+    assert notifications.recover_stale(claim_timeout=10, now=later) == {"assumed_sent": 1, "reclaimed": 1}
     db.session.expire_all()
     assert db.session.get(Notification, ids["committing"]).status.value == "sent"
     assert db.session.get(Notification, ids["sending"]).status.value == "queued"
     # Due now (the reclaimed one) and lost in the broker (queued too long) are published again, once.
-    assert notifications.take_due(queued_timeout=30) == sorted([ids["sending"], ids["queued"]])
-    assert notifications.take_due(queued_timeout=30) == []
+    assert notifications.take_due(queued_timeout=30, now=later) == sorted([ids["sending"], ids["queued"]])
+    assert notifications.take_due(queued_timeout=30, now=later) == []
     # A stale owner that comes back cannot fence a row it lost.
     from newsletter.services.deliveries import FenceLine
 
