@@ -17,7 +17,9 @@ MAX_LENGTH = 254
 _FAST = re.compile(
     r"(?P<local>[a-z0-9_+-]{1,64}(?:\.[a-z0-9_+-]+)*)"
     r"@(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})",
-    re.IGNORECASE,
+    # ASCII: with IGNORECASE alone, [a-z] also matches "ſ" (U+017F) and the Kelvin sign, and
+    # "a@ſ.com" came out as itself where email-validator's IDNA step makes it "a@s.com".
+    re.IGNORECASE | re.ASCII,
 )
 _SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
