@@ -1,15 +1,17 @@
 """CSV imports: messy files, exact report counts, refusals, atomic resumable batches."""
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select, text
 
 from newsletter.extensions import db
 from newsletter.models import (ConsentRecord, ImportStatus, Subscriber, SubscriberStatus, Subscription,
                                SubscriptionStatus, SuppressionReason)
-from newsletter.services import import_writer, imports, lists, suppressions
+from newsletter.services import addresses, import_writer, imports, lists, suppressions
 from newsletter.services.errors import ValidationError
 
 
@@ -176,3 +178,45 @@ def test_a_batch_that_fails_halfway_leaves_nothing_and_the_job_resumes(ctx, monk
     assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 250
     assert done.progress == 1.0
     assert not Path(done.path).exists()  # the upload (personal data) goes once applied
+
+
+def test_names_and_attributes_keep_tabs_backslashes_and_line_breaks(ctx):
+    """Each row travels to PostgreSQL as COPY text; what needs escaping there comes back intact."""
+    name = 'Tab\there, back\\slash \\N "q"'
+    content = ('email,name,note\n'
+               f'"esc@example.com","{name.replace(chr(34), chr(34) * 2)}","a\\tb\r\nc \\ ü 🙂"\n')
+    job = run_csv(content)
+    assert job.created == 1
+    stored = subscriber("esc@example.com")
+    assert stored.name == name and stored.attributes == {"note": "a\\tb\r\nc \\ ü 🙂"}
+
+
+def test_a_big_import_refreshes_the_planner_statistics(ctx, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's (run with DATABASE_URL=postgresql://...)")
+    monkeypatch.setattr(imports, "ANALYZE_AFTER", 7)
+    run_csv("email\n" + "".join(f"s{i}@example.com\n" for i in range(6)))
+    reltuples = text("SELECT reltuples FROM pg_class WHERE relname = 'subscribers'")
+    stale = db.session.scalar(reltuples)
+    run_csv("email\n" + "".join(f"t{i}@example.com\n" for i in range(7)))
+    fresh = db.session.scalar(reltuples)
+    assert stale != 13 and fresh == 13  # ANALYZE counted every row, after the second import only
+
+
+# Letters outside ASCII that match [a-z] under a Unicode IGNORECASE (long s, Kelvin sign, dotted
+# and dotless i): the import's address fast path must leave them to email-validator, whose IDNA
+# step maps some of them ("a@ſ.com" is "a@s.com").
+CASE_FOLDING = [chr(c) for c in range(128, 0x10000) if re.fullmatch("[a-z]", chr(c), re.IGNORECASE)]
+
+
+def test_address_fast_path_takes_ascii_only():
+    assert {"\u017f", "\u212a", "\u0130", "\u0131"} <= set(CASE_FOLDING)
+    for char in CASE_FOLDING:
+        for raw in (f"{char}@example.com", f"a@{char}x.com", f"a@example.c{char}", f"a{char}b@x.io"):
+            assert addresses._fast(raw) is None, raw
+            try:
+                expected = validate_email(raw, check_deliverability=False).normalized.lower()
+            except EmailNotValidError:
+                expected = None
+            if expected is not None:
+                assert addresses.normalize_email(raw) == expected, raw
