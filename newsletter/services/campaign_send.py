@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from contextlib import contextmanager
 import threading
 import time
 import uuid
@@ -38,14 +39,42 @@ D = DeliveryStatus
 STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
 
 
-def prepare(campaign_id: int) -> bool:
-    """Snapshot the recipients once (safe to repeat); True while the campaign is sending."""
+def prepare(campaign_id: int, first_chunk_only: bool = False) -> bool:
+    """Snapshot the recipients once (safe to repeat); True while the campaign is sending.
+
+    `first_chunk_only`: freeze just the first chunk, so the dispatcher can publish the first
+    windows at once and freeze the rest while they send. One process snapshots a campaign
+    at a time (a lease in Redis): the sweeper, which calls this for every sending campaign,
+    takes over only if the dispatcher has stopped renewing it.
+    """
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return False
     if campaign.snapshot_at is None:
-        recipients.snapshot(campaign_id)
+        db.session.commit()  # end the read: no transaction waits on the lease
+        with _snapshot_lease(campaign_id) as renew:
+            if renew is not None:
+                while not recipients.snapshot_chunk(campaign_id) and not first_chunk_only:
+                    renew()
     return True
+
+
+SNAPSHOT_LEASE = 60  # seconds; renewed after every chunk
+
+
+@contextmanager
+def _snapshot_lease(campaign_id: int):
+    """Yield a renew() callable while this process holds the campaign's snapshot lease, else None."""
+    client = limiter().client
+    key, token = f"newsletter:campaign:{campaign_id}:snapshot", uuid.uuid4().hex
+    if not client.set(key, token, nx=True, ex=SNAPSHOT_LEASE):
+        yield None
+        return
+    try:
+        yield lambda: client.expire(key, SNAPSHOT_LEASE)
+    finally:
+        if client.get(key) == token.encode():
+            client.delete(key)
 
 
 # Per-process caches: the compiled templates and the limiter ------------------------------------

@@ -438,6 +438,9 @@ def finish_if_done(campaign_id: int) -> bool:
     counted from the ledger (once, at the end: counting every window would cost O(N²))."""
     from . import campaigns
 
+    if db.session.scalar(select(Campaign.snapshot_at).where(Campaign.id == campaign_id)) is None:
+        db.session.commit()
+        return False  # recipients are still being frozen: more rows are coming
     if unfinished(campaign_id):
         return False
     by_status = counts(campaign_id)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Connection
 
 from ..models import ConsentSource, SubscriberStatus, SubscriptionStatus
@@ -96,22 +95,6 @@ def suppressed(connection: Connection, emails: Sequence[str]) -> set[str]:
         rows = connection.execute(text("SELECT email FROM suppressions WHERE email IN "
                                        "(SELECT value FROM json_each(:e))"), {"e": json.dumps(list(emails))})
     return {row[0] for row in rows}
-
-
-def refresh_statistics(connection: Connection) -> None:
-    """ANALYZE the tables a big import grew, as PostgreSQL's docs advise after a bulk load,
-    instead of leaving the planner to autovacuum (if it runs) for a while. SQLite: nothing.
-
-    Best effort: if a (wraparound) vacuum holds the tables, the import does not wait for it.
-    """
-    if not _postgres(connection):
-        return
-    try:
-        with connection.begin_nested():
-            connection.execute(text("SET LOCAL lock_timeout = '2s'"))
-            connection.execute(text("ANALYZE subscribers, subscriptions"))
-    except OperationalError:
-        pass  # statistics stay as they were; autovacuum, where it runs, gets there later
 
 
 def apply(connection: Connection, rows: Sequence[StageRow], *, list_ids: Sequence[int], confirmed: bool,

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ImportJob, ImportMode, ImportStatus
 from ..models.base import utcnow
-from . import audit, csv_files, import_writer, webhooks
+from . import audit, csv_files, import_writer, statistics, webhooks
 from . import lists as lists_service
 from .addresses import normalize_email
 from .errors import NotFound, ValidationError
@@ -144,7 +144,7 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
     db.session.commit()
     Path(job.path).unlink(missing_ok=True)  # the upload holds personal data; the report stays
     if job.created + job.updated >= ANALYZE_AFTER:
-        import_writer.refresh_statistics(db.session.connection())
+        statistics.refresh(db.session.connection())
         db.session.commit()
     return job
 

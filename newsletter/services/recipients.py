@@ -10,7 +10,7 @@ from ..extensions import db
 from ..models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
                       SubscriptionStatus, campaign_lists)
 from ..models.base import upsert_insert, utcnow
-from . import suppressions
+from . import statistics, suppressions
 
 
 def _confirmed_member_of(list_ids: Any) -> Any:
@@ -29,11 +29,32 @@ def eligible_subscribers(list_ids: Any) -> Select:
         Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), ~suppressions.address_suppressed())
 
 
-def snapshot(campaign_id: int) -> int:
-    """Freeze the recipients into one pending Delivery each; safe to run twice. Returns the total."""
+SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement (the first chunk lets sending start)
+
+
+def snapshot(campaign_id: int, chunk: int = SNAPSHOT_CHUNK) -> int:
+    """Freeze every recipient into one pending Delivery each; safe to run twice. Returns the total."""
+    while not snapshot_chunk(campaign_id, chunk):
+        pass
+    return db.session.scalar(select(Campaign.recipients).where(Campaign.id == campaign_id)) or 0
+
+
+def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
+    """Freeze the next `limit` recipients, in subscriber id order after those already frozen.
+
+    True once nobody is left: then the exclusions, the total and `snapshot_at` are recorded
+    (a campaign is never finished before that). Each chunk commits on its own, so windows
+    can go out while the rest is frozen. Safe to run twice, and beside another run: the
+    unique (campaign, subscriber) key keeps each address once, and "done" is decided by
+    looking for anyone left, not by how many rows this call inserted.
+    """
     now = utcnow()
     target = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id).scalar_subquery()
-    eligible = eligible_subscribers(target).subquery()
+    after = _frozen_up_to(campaign_id)
+    if not after:
+        statistics.refresh_if_stale(db.session.connection())  # chunks are planned as index walks
+    eligible = (eligible_subscribers(target).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
+                .subquery())
     rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
                   literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
     # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
@@ -42,13 +63,23 @@ def snapshot(campaign_id: int) -> int:
             ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
              "smtp_message", "worker"], rows,
         ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
+    left = db.session.scalar(eligible_subscribers(target).with_only_columns(Subscriber.id)
+                             .where(Subscriber.id > _frozen_up_to(campaign_id)).order_by(Subscriber.id).limit(1))
+    if left is not None:
+        db.session.commit()
+        return False
     campaign = db.session.get(Campaign, campaign_id)
     _record_exclusions(campaign, target)
     campaign.recipients = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
     campaign.snapshot_at = campaign.snapshot_at or now
     db.session.commit()
-    return campaign.recipients
+    return True
+
+
+def _frozen_up_to(campaign_id: int) -> int:
+    """The highest subscriber id already in the campaign's ledger (an index probe)."""
+    return db.session.scalar(select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)) or 0
 
 
 def _record_exclusions(campaign: Campaign, target: Any) -> None:

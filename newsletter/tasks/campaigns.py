@@ -33,13 +33,22 @@ def publish_windows(campaign_id: int, windows: int) -> int:
 
 @shared_task(name="newsletter.tasks.campaigns.dispatch_campaign")
 def dispatch_campaign(campaign_id: int) -> int:
-    """Snapshot the recipients (once) and start the first windows; safe to run twice."""
+    """Snapshot the recipients (once) and start the first windows; safe to run twice.
+
+    The windows start after the first chunk of the snapshot, not after all of it: at
+    1,000,000 recipients the whole snapshot takes ~20 s that the first email no longer waits.
+    """
     campaign_id = int(campaign_id)
-    if not campaign_send.prepare(campaign_id):
+    if not campaign_send.prepare(campaign_id, first_chunk_only=True):
         return 0
-    published = publish_windows(campaign_id, IN_FLIGHT_WINDOWS)
-    if not published:
-        deliveries.finish_if_done(campaign_id)  # nobody to send to, or everything already done
+    published = publish_windows(campaign_id, IN_FLIGHT_WINDOWS)  # the first recipients start now
+    campaign_send.prepare(campaign_id)  # and the rest are frozen while they send
+    # Windows that finished before the last chunk was frozen published nothing more: go on here.
+    if not deliveries.in_flight(campaign_id):
+        more = publish_windows(campaign_id, IN_FLIGHT_WINDOWS)
+        published += more
+        if not more:
+            deliveries.finish_if_done(campaign_id)  # nobody to send to, or everything already done
     return published
 
 

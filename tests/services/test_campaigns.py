@@ -2,7 +2,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, Subscriber, SubscriberStatus
@@ -95,3 +95,86 @@ def test_snapshot_sends_each_address_once_and_counts_who_is_left_out_and_why(ctx
     campaign = campaigns.get(campaign.id)
     assert (campaign.skipped_suppressed, campaign.skipped_unsubscribed, campaign.skipped_unconfirmed,
             campaign.duplicates) == (1, 1, 1, 1)
+
+
+def _set_status(campaign_id: int, status: str) -> None:
+    db.session.execute(Campaign.__table__.update().where(Campaign.id == campaign_id).values(status=status))
+    db.session.commit()
+
+
+def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_the_end(ctx):
+    from newsletter.services import campaign_send, deliveries
+
+    a = lists.create("Chunked", "single")
+    for i in range(7):  # eligible ones with ineligible ones between them (unconfirmed)
+        subscribers.create(f"c{i}@example.com", list_ids=[a.id], status="confirmed" if i % 3 else "unconfirmed")
+    campaign = campaigns.create(**GOOD, list_ids=[a.id])
+    assert recipients.snapshot_chunk(campaign.id, limit=2) is False
+    frozen = set(db.session.scalars(select(Delivery.email).where(Delivery.campaign_id == campaign.id)))
+    assert frozen == {"c1@example.com", "c2@example.com"}  # the first two eligible, by subscriber id
+    db.session.execute(Delivery.__table__.update().where(Delivery.campaign_id == campaign.id).values(status="sent"))
+    db.session.commit()
+    assert campaigns.get(campaign.id).snapshot_at is None
+    # Every frozen row is sent, but more recipients are coming: the campaign is not finished.
+    # (Holding the snapshot lease keeps the session's beat sweeper from freezing the rest.)
+    with campaign_send._snapshot_lease(campaign.id):
+        _set_status(campaign.id, "sending")
+        assert deliveries.finish_if_done(campaign.id) is False
+        assert campaigns.get(campaign.id).status == CampaignStatus.SENDING
+        _set_status(campaign.id, "draft")
+    assert recipients.snapshot_chunk(campaign.id, limit=2) is True  # c4, c5 and nobody after them: done
+    assert recipients.snapshot(campaign.id, chunk=2) == 4  # again: nothing new
+    campaign = campaigns.get(campaign.id)
+    assert campaign.snapshot_at is not None and campaign.recipients == 4
+    assert campaign.skipped_unconfirmed == 3
+    assert sorted(db.session.scalars(select(Delivery.email).where(Delivery.campaign_id == campaign.id))) == [
+        "c1@example.com", "c2@example.com", "c4@example.com", "c5@example.com"]
+
+
+def test_only_one_process_freezes_a_campaign_at_a_time(ctx):
+    from newsletter.services import campaign_send
+
+    a = lists.create("Leased", "single")
+    subscribers.create("lease@example.com", list_ids=[a.id], status="unconfirmed")  # nobody to send to
+    campaign = campaigns.create(**GOOD, list_ids=[a.id])
+    with campaign_send._snapshot_lease(campaign.id) as renew:
+        assert renew is not None
+        with campaign_send._snapshot_lease(campaign.id) as second:
+            assert second is None
+        _set_status(campaign.id, "sending")
+        assert campaign_send.prepare(campaign.id) is True  # the lease is taken: it freezes nothing
+        assert campaigns.get(campaign.id).snapshot_at is None
+    assert campaign_send.prepare(campaign.id) is True
+    assert campaigns.get(campaign.id).snapshot_at is not None
+    _set_status(campaign.id, "cancelled")
+
+
+def test_the_first_chunk_refreshes_stale_planner_statistics_once(ctx, monkeypatch):
+    from newsletter.services import statistics
+
+    refreshed = []
+    monkeypatch.setattr(statistics, "stale", lambda connection: True)
+    monkeypatch.setattr(statistics, "refresh", refreshed.append)
+    a = lists.create("Stats", "single")
+    for i in range(2):
+        subscribers.create(f"st{i}@example.com", list_ids=[a.id], status="confirmed")
+    campaign = campaigns.create(**GOOD, list_ids=[a.id])
+    assert recipients.snapshot_chunk(campaign.id, limit=1) is False
+    assert recipients.snapshot_chunk(campaign.id, limit=1) is True
+    assert len(refreshed) == 1  # before the first chunk only
+
+
+def test_refreshing_statistics_counts_the_audience(ctx):
+    from sqlalchemy import text
+
+    from newsletter.services import statistics
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's (run with DATABASE_URL=postgresql://...)")
+    for i in range(3):
+        subscribers.create(f"count{i}@example.com")
+    statistics.refresh(db.session.connection())
+    db.session.commit()
+    live = db.session.scalar(select(func.count()).select_from(Subscriber))
+    assert db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'subscribers'")) == live
+    assert statistics.stale(db.session.connection()) is False  # just analyzed
