@@ -204,3 +204,17 @@ def test_raw_lines_starting_with_a_dot_are_stuffed_and_arrive_intact(server):
     assert connection.send(Envelope("news@example.com", "dots@example.com", data), Fence())[0] == 250
     raw = server.handler.received["dots@example.com"][0]
     assert raw.replace(b"\r\n", b"\n").rstrip(b"\n").endswith(b".first\nmiddle\n.\n..two\nlast")
+
+
+def test_sessions_the_server_closed_while_idle_reconnect_once_and_send(server):
+    connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
+    sessions = Sessions(SmtpSettings("127.0.0.1", server.port, timeout=5), 2)
+    assert connection.send(message("before@example.com"), Fence())[0] == 250
+    assert [r[0] for r in sessions.send(_round([1, 2]), GroupFence())] == [250, 250]
+    server.stop()  # every open session is cut, as a server's idle timeout would
+    server.restart()
+    assert connection.send(message("after@example.com"), Fence())[0] == 250
+    assert [r[0] for r in sessions.send(_round([3, 4]), GroupFence())] == [250, 250]
+    assert sorted(server.handler.received) == ["after@example.com", "before@example.com", "r1@example.com",
+                                               "r2@example.com", "r3@example.com", "r4@example.com"]
+    assert all(len(v) == 1 for v in server.handler.received.values())
