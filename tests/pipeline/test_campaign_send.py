@@ -124,3 +124,18 @@ def test_internationalised_addresses_and_names_are_delivered(ctx, worker, beat, 
     assert_exactly_once(smtp_server, list(people))
     message = email.message_from_bytes(smtp_server.received["zoë@exämple.de"][0], policy=email.policy.default)
     assert message["Subject"] == "News for Zoë Ünal" and message["To"] == "zoë@exämple.de"
+
+
+def test_send_batch_chords_complete_without_keeping_a_result_per_batch(app, worker):
+    """The chord callback gets every batch's counts from the backend's join, and no
+    per-batch result key stays behind (one would pile up at ~10 a second at full speed)."""
+    from celery import chord, group
+
+    celery = app.extensions["celery"]
+    header = [celery.signature("newsletter.tasks.bulk.send_batch", args=(999_999_999, [])) for _ in range(3)]
+    done = chord(group(header), app=celery)(celery.signature("newsletter.tasks.system.ping").set(immutable=True))
+    assert done.get(timeout=60) == {"app": "newsletter", "env": "testing"}
+    backend = celery.backend  # the Redis result backend, whichever URL form it was given
+    assert len(done.parent.results) == 3
+    assert not any(backend.client.exists(backend.get_key_for_task(task.id)) for task in done.parent.results)
+    assert backend.client.exists(backend.get_key_for_task(done.id))  # while the callback's own is kept
