@@ -210,6 +210,22 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def start_run(name: str, stem_prefix: str, tag: str | None) -> tuple[datetime, dict, str, Path]:
+    """What every bench run does first (this one and the soak): the Postfix tools, a SIGTERM
+    that cleans up like Ctrl-C, databases a killed run left dropped; then (start time, code
+    state, results file stem, a fresh work directory)."""
+    ensure_postfix_tools()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
+    leftovers = platform_db.drop_leftovers()
+    if leftovers:
+        print(f"{name}: dropped databases left by an earlier killed run: {leftovers}")
+    started = datetime.now(timezone.utc)
+    state = code_state()
+    stem = f"{stem_prefix}{started:%Y-%m-%d}-{state['commit']}" + (f"-{tag}" if tag else "")
+    RESULTS.mkdir(exist_ok=True)
+    return started, state, stem, Path(tempfile.mkdtemp(prefix=f"nl-{name}-"))
+
+
 def main() -> int:
     if any(a == "--soak" or a.startswith("--soak=") for a in sys.argv[1:]):
         import soak  # its own options (--n is one N there, default 5,000)
@@ -224,16 +240,7 @@ def main() -> int:
         report.chart(source.with_suffix(".png"), payload)
         report.update_marked_section(BENCH / "README.md", "figures", report.figures_markdown(payload, source.name))
         return 0
-    ensure_postfix_tools()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
-    leftovers = platform_db.drop_leftovers()
-    if leftovers:
-        print(f"bench: dropped databases left by an earlier killed run: {leftovers}")
-    started = datetime.now(timezone.utc)
-    state = code_state()
-    stem = f"{started:%Y-%m-%d}-{state['commit']}" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="nl-sendbench-"))
+    started, state, stem, workdir = start_run("bench", "", args.tag)
     ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
                   sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
     results: dict = {"limit": {}, "baseline": {}, "platform": {}}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import redis  # noqa: E402
 import platform_db  # noqa: E402
 import report  # noqa: E402
 from procs import Children, tree, wait_for_quiet  # noqa: E402
-from sink import Sink, ensure_postfix_tools  # noqa: E402
+from sink import Sink  # noqa: E402
 from variants import BIN, _ping_until_ready  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -492,24 +491,11 @@ def markdown(payload: dict, json_name: str) -> str:
 
 # the run ---------------------------------------------------------------------------------------
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from send_bench import code_state, machine
+    from send_bench import machine, start_run
 
-    ensure_postfix_tools()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
-    leftovers = platform_db.drop_leftovers()
-    if leftovers:
-        print(f"soak: dropped databases left by an earlier killed run: {leftovers}")
-    started_at = datetime.now(timezone.utc)
-    state = code_state()
-    stem = f"soak-{started_at:%Y-%m-%d}-{state['commit']}" + (f"-{args.tag}" if args.tag else "")
-    RESULTS.mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="nl-soak-"))
+    started_at, state, stem, workdir = start_run("soak", "soak-", args.tag)
     children = Children()
     client = redis.Redis.from_url(args.redis_url)
     stop = threading.Event()

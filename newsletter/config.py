@@ -97,8 +97,9 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
         "task_time_limit": _number(env, "TASK_TIME_LIMIT", 360),
         "worker_max_tasks_per_child": _number(env, "WORKER_MAX_TASKS_PER_CHILD", 10000),
         "result_expires": _number(env, "RESULT_EXPIRES", 86400),
-        # Results only where someone reads them (the chord's send_batch, the ping): one stored
-        # result per notification or per beat tick would grow Redis for a day (the soak bench).
+        # Results only where someone reads them (the health ping): one stored result per
+        # notification, send batch or beat tick would grow Redis for a day (the soak bench).
+        # Chords still work: the Redis backend joins their parts in a list of its own.
         "task_ignore_result": True,
         "task_default_queue": "default",
         "task_default_exchange": "newsletter",

@@ -1,4 +1,5 @@
-"""SMTP transport: one reused connection per worker thread, timeouts always set, and a fence.
+"""SMTP transport: reused connections per worker thread (one, or `Sessions` side by side),
+timeouts always set, and a fence.
 
 `send` speaks MAIL / RCPT / DATA itself so that it can stop right before the final dot:
 the server accepts a message only on that dot, so a caller-supplied `fence` (the ledger's
@@ -169,9 +170,10 @@ class Connection:
     def begin(self, envelope: Envelope) -> None:
         """Open the session if needed and send MAIL, RCPT and DATA (one write with PIPELINING)."""
         self._envelope, self._replies = envelope, []
-        self._fresh = self.smtp is None
-        if self._fresh:
-            self.smtp = self.guarded(self._open)
+        if self.smtp is None:
+            self._reopen()
+            return
+        self._fresh = False
         try:
             self.guarded(self._envelope_commands, envelope)
         except SmtpFailure as failure:
@@ -184,6 +186,7 @@ class Connection:
         return not self._fresh and failure.code is None and failure.kind == Kind.TRANSIENT
 
     def _reopen(self) -> None:
+        """A new session for the message under way, its envelope sent."""
         self.close(polite=False)
         self._fresh = True
         self.smtp = self.guarded(self._open)
