@@ -8,6 +8,7 @@ path never accepts what email-validator refuses and normalises identically.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -59,3 +60,25 @@ def is_valid(raw: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+# Providers known to ignore dots in the local part: every spelling reaches one inbox.
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox_key(raw: str) -> str:
+    """The inbox an address reaches, for per-address limits: every spelling of one inbox
+    gives one key, so `bomb@ｅxample.com`, `BOMB@example.com` and `bomb+1@example.com` share
+    a budget. Not for storing: it merges addresses that are distinct to the mail system."""
+    try:
+        address = normalize_email(raw)
+    except ValidationError:
+        address = (raw or "").strip()
+    # Full-width and other compatibility forms fold to their plain letters; the domain part
+    # already did in normalize_email (IDNA), the local part did not.
+    address = unicodedata.normalize("NFKC", address).casefold()
+    local, _, domain = address.rpartition("@")
+    local = local.split("+", 1)[0]  # sub-addressing: user+tag@ is delivered to user@
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"

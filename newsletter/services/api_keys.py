@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import ApiKey, Role
 from ..models.base import utcnow
 from . import audit
+from .text import one_line
 
 KEY_PREFIX = "nl_"
 # last_used_at is for people ("used 3 hours ago"), so one write a minute per key is enough.
@@ -26,11 +27,9 @@ def _hash(raw: str) -> str:
 
 
 def create_api_key(name: str, role: Role = Role.MARKETER) -> tuple[ApiKey, str]:
-    name = name.strip()
-    if not name:
-        raise ValueError("name must not be empty")
+    name = one_line(name, "name", 200, required=True, label="A key name")
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(name=name[:200], prefix=raw[: len(KEY_PREFIX) + 8], key_hash=_hash(raw), role=role)
+    key = ApiKey(name=name, prefix=raw[: len(KEY_PREFIX) + 8], key_hash=_hash(raw), role=role)
     db.session.add(key)
     db.session.flush()
     audit.record("api_key.created", "api_key", key.id, name=key.name, role=role, prefix=key.prefix)

@@ -18,6 +18,7 @@ from . import lists as lists_service
 from .addresses import normalize_email
 from .campaign_context import sample_context
 from .errors import NotFound, StateConflict, ValidationError
+from .text import one_line
 
 S = CampaignStatus
 # Every allowed move; anything else is refused. Only the send engine moves sending -> sent.
@@ -62,19 +63,8 @@ def oldest_first(after: int | None = None, limit: int = 50, status: CampaignStat
     return list(db.session.scalars(query))
 
 
-def _one_line(value: Any, field: str, limit: int, required: bool = False) -> str:
-    value = (value or "").strip() if isinstance(value, str) or value is None else str(value)
-    if "\r" in value or "\n" in value:
-        raise ValidationError(field, "Line breaks are not allowed here (they could inject email headers).")
-    if required and not value:
-        raise ValidationError(field, "This field is required.")
-    if len(value) > limit:
-        raise ValidationError(field, f"At most {limit} characters.")
-    return value
-
-
 def _address(value: Any, field: str, required: bool) -> str:
-    value = _one_line(value, field, 254, required)
+    value = one_line(value, field, 254, required=required)
     if not value:
         return ""
     try:
@@ -100,9 +90,9 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise ValidationError("layout_id", "The layout id must be a number.") from None
     clean = {
-        "name": _one_line(values.get("name"), "name", 200, required=True),
-        "subject": _one_line(values.get("subject"), "subject", 500, required=True),
-        "from_name": _one_line(values.get("from_name"), "from_name", 200),
+        "name": one_line(values.get("name"), "name", 200, required=True),
+        "subject": one_line(values.get("subject"), "subject", 500, required=True),
+        "from_name": one_line(values.get("from_name"), "from_name", 200),
         "from_email": _address(values.get("from_email"), "from_email", required=True),
         "reply_to": _address(values.get("reply_to"), "reply_to", required=False),
         "html": values.get("html") or "",

@@ -11,6 +11,7 @@ from ..models import Campaign, CampaignStatus, Layout
 from ..sending.render import RenderError, render_string
 from .campaign_context import sample_context
 from .errors import NotFound, ValidationError
+from .text import one_line
 
 CONTENT = re.compile(r"\{\{\s*content\s*\}\}")
 SAMPLE_CONTENT = "<p>Your campaign goes here.</p>"
@@ -46,11 +47,9 @@ def preview(html: str) -> str:
 
 
 def _clean(name: str | None, html: str | None) -> tuple[str, str]:
-    name = (name or "").strip()
+    name = one_line(name, "name", 200, label="A layout name")
     if not name:
         raise ValidationError("name", "A layout needs a name.")
-    if len(name) > 200:
-        raise ValidationError("name", "A layout name is at most 200 characters.")
     html = html or ""
     preview(html)
     return name, html

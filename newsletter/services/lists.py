@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import MailingList, OptIn, Subscription, SubscriptionStatus
 from .errors import NotFound, ValidationError
+from .text import one_line
 
 
 def get(list_id: int) -> MailingList:
@@ -18,11 +19,9 @@ def get(list_id: int) -> MailingList:
 
 
 def _clean(name: str, opt_in: str | OptIn, description: str) -> tuple[str, OptIn, str]:
-    name = (name or "").strip()
+    name = one_line(name, "name", 200, label="A list name")
     if not name:
         raise ValidationError("name", "A list needs a name.")
-    if len(name) > 200:
-        raise ValidationError("name", "A list name is at most 200 characters.")
     try:
         opt_in = OptIn(opt_in)
     except ValueError:

@@ -23,6 +23,7 @@ from . import lists as lists_service
 from . import audit, suppressions, webhooks
 from .addresses import normalize_email
 from .errors import Conflict, NotFound, ValidationError
+from .text import one_line
 
 MAX_LIMIT = 500
 # Counting every match of a broad filter over 1M rows takes seconds on PostgreSQL; counting
@@ -188,10 +189,7 @@ def consents(subscriber_id: int) -> list[ConsentRecord]:
 
 
 def _clean_name(name: str | None) -> str:
-    name = (name or "").strip()
-    if len(name) > 200:
-        raise ValidationError("name", "A name is at most 200 characters.")
-    return name
+    return one_line(name, "name", 200, label="A name")
 
 
 def _clean_attributes(attributes: Any) -> dict[str, Any]:

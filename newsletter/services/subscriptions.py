@@ -20,6 +20,7 @@ from . import lists as lists_service
 from . import suppressions, webhooks
 from .addresses import normalize_email
 from .errors import NotFound
+from .text import one_line
 
 BLOCKED = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 
@@ -50,19 +51,20 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
               ip: str | None = None, user_agent: str | None = None) -> SubscribeResult:
     """Subscribe `email` to `list_ids`; `confirmed` skips double opt-in (admin/import/API)."""
     email = normalize_email(email)
+    name = one_line(name, "name", 200, label="A name")
     wanted = lists_service.existing_ids(list_ids)
     if suppressions.is_suppressed(email):
         return SubscribeResult(subscriber_id=None, suppressed=True)
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
     result = SubscribeResult(subscriber_id=None, created=subscriber is None)
     if subscriber is None:
-        subscriber = Subscriber(email=email, name=(name or "").strip()[:200], attributes=attributes or {})
+        subscriber = Subscriber(email=email, name=name, attributes=attributes or {})
         db.session.add(subscriber)
     elif subscriber.status in BLOCKED:
         return SubscribeResult(subscriber_id=subscriber.id, suppressed=True)
     else:
         if name and not subscriber.name:
-            subscriber.name = name.strip()[:200]
+            subscriber.name = name
         if attributes:
             subscriber.attributes = {**(subscriber.attributes or {}), **attributes}
 
@@ -158,8 +160,8 @@ def set_lists(subscriber_id: int, list_ids: list[int], *, name: str | None = Non
     if subscriber is None:
         raise NotFound("subscriber", subscriber_id)
     wanted = set(lists_service.existing_ids(list_ids))
-    if name is not None and name.strip()[:200] != subscriber.name:
-        subscriber.name = name.strip()[:200]
+    if name is not None and one_line(name, "name", 200, label="A name") != subscriber.name:
+        subscriber.name = one_line(name, "name", 200, label="A name")
         db.session.commit()
     current = {s.list_id for s in subscriber.subscriptions if s.status != SubscriptionStatus.UNSUBSCRIBED}
     leave = sorted(current - wanted)

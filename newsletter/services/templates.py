@@ -13,6 +13,7 @@ from ..extensions import db
 from ..models import Template
 from ..sending.render import RenderError, compile_each
 from .errors import Conflict, NotFound, ValidationError
+from .text import one_line
 
 MAX_SUBJECT = 500
 
@@ -28,11 +29,10 @@ def get(template_id: int, field: str | None = None) -> Template:
 
 
 def _clean(name: str | None, subject: str | None, html: str | None, text: str | None) -> tuple[str, str, str, str]:
-    name, subject, html, text = (name or "").strip(), (subject or "").strip(), html or "", text or ""
+    name = one_line(name, "name", 200, label="A template name")
+    subject, html, text = (subject or "").strip(), html or "", text or ""
     if not name:
         raise ValidationError("name", "A template needs a name.")
-    if len(name) > 200:
-        raise ValidationError("name", "A template name is at most 200 characters.")
     if not subject:
         raise ValidationError("subject", "A template needs a subject.")
     if len(subject) > MAX_SUBJECT or "\n" in subject or "\r" in subject:

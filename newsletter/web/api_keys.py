@@ -5,6 +5,7 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 
 from ..models import ApiKey, Role
 from ..services import api_keys
+from ..services.errors import ValidationError
 from .forms import ConfirmForm
 from .forms_api_keys import ApiKeyForm
 from .forms_audience import parse_id
@@ -35,8 +36,8 @@ def new():
     if form.validate_on_submit():
         try:
             key, raw = api_keys.create_api_key(form.name.data, Role(form.role.data))
-        except ValueError:
-            form.name.errors.append("Name the key after what uses it.")
+        except ValidationError as exc:
+            form.name.errors.append(exc.message if form.name.data.strip() else "Name the key after what uses it.")
         else:
             response = make_response(render_template("admin/api_keys/created.html", key=key, raw=raw))
             response.headers["Cache-Control"] = "no-store"  # the Back button must not bring it back

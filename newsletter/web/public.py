@@ -27,7 +27,8 @@ def _client() -> dict[str, str | None]:
 def _address_key() -> str:
     # A second limit keyed by the address typed in: an attacker rotating IPs must not be
     # able to flood one victim's inbox with confirmation or manage-link emails.
-    return "address:" + (request.form.get("email") or "").strip().lower()
+    # Keyed on the inbox, not the text typed: `bomb@ｅxample.com` is the same victim.
+    return "address:" + addresses.mailbox_key(request.form.get("email") or "")
 
 
 def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: str | None = None) -> dict:
@@ -86,7 +87,7 @@ def subscribe(list_id: int):
             result = subscriptions.subscribe(form.email.data, [list_id], source=ConsentSource.FORM,
                                              name=form.name.data or "", **_client())
         except ValidationError as exc:
-            form.email.errors.append(exc.message)
+            (form.name if exc.field == "name" else form.email).errors.append(exc.message)
         else:
             # A suppressed address has nothing pending: same answer, no email, nothing revealed.
             if result.pending_list_ids:
@@ -173,7 +174,11 @@ def preferences(token: str):
     form = _lists_form(subscriber)
     if not form.validate_on_submit():
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400 if form.errors else 200)
-    result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "", **_client())
+    try:
+        result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "", **_client())
+    except ValidationError as exc:
+        form.name.errors.append(exc.message)
+        return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
     if result.pending_list_ids:
         enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
         flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")

@@ -162,3 +162,18 @@ def test_viewer_reads_but_may_not_write(api, api_as):
         assert response.status_code == 403 and response.mimetype == PROBLEM
     assert api.get(f"/api/v1/subscribers/{subscriber_id}").get_json()["name"] == ""
     assert api.get("/api/v1/subscribers?email=new@example.com").get_json()["items"] == []
+
+
+def test_names_with_control_characters_are_422_everywhere_a_name_is_set(api):
+    """Subscriber, list and template names: one rule (services/text.py), the field named."""
+    for bad in ("Eve\r\nBcc: x@example.org", "Eve\x1b[2J", "Eve\u202eexe.txt", "E\x85ve"):
+        made = api.post("/api/v1/subscribers", json={"email": "eve@example.org", "name": bad})
+        assert made.status_code == 422, (bad, made.get_json())
+        assert made.get_json()["errors"][0]["field"] == "name"
+        listed = api.post("/api/v1/lists", json={"name": bad, "opt_in": "single"})
+        assert listed.status_code == 422 and listed.get_json()["errors"][0]["field"] == "name"
+    assert api.get("/api/v1/subscribers").get_json()["items"] == []
+    ok = api.post("/api/v1/subscribers", json={"email": "eve@example.org", "name": "Ève d’Arc"})
+    assert ok.status_code == 201 and ok.get_json()["name"] == "Ève d’Arc"
+    patched = api.patch(f"/api/v1/subscribers/{ok.get_json()['id']}", json={"name": "Eve\tTab"})
+    assert patched.status_code == 422 and patched.get_json()["errors"][0]["field"] == "name"

@@ -215,6 +215,43 @@ def test_subscribe_is_rate_limited_per_address_across_ips(app, client):
     assert response.status_code == 429
 
 
+def test_per_address_limit_counts_every_spelling_of_one_inbox(app, client):
+    # Full-width letters, case and +tags reach one inbox: they must share its 5 a hour.
+    list_id = make_list(app)
+    spellings = ["bomb@ｅxample.com", "BOMB@example.com", "bomb+1@example.com", "ｂomb@example.com",
+                 "Bomb+news@EXAMPLE.com", "bomb@example.com"]
+    codes = [client.post(f"/subscribe/{list_id}", data={"email": spelling},
+                         environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code
+             for n, spelling in enumerate(spellings)]
+    assert codes == [302] * 5 + [429]
+
+
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: x@example.org", "Eve\x00", "Eve\x1b[31m", "Eve\u202egnp.exe",
+                                  "Eve\u2028Line"])
+def test_names_with_control_characters_are_refused_on_the_form(app, client, name):
+    list_id = make_list(app, opt_in=OptIn.SINGLE)
+    response = client.post(f"/subscribe/{list_id}", data={"email": address(), "name": name})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert re.search(r'class="field-error">[^<]*(Control characters|Line breaks) are not allowed', html)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_preference_center_refuses_a_name_with_control_characters(app, client):
+    list_id = make_list(app)
+    subscriber_id = make_subscriber(app, address(), [list_id], name="Ann")
+    with app.app_context():
+        url = links.preferences_url(subscriber_id)
+    path = urlsplit(url).path
+    before = state(app, subscriber_id)
+    page = client.get(path).get_data(as_text=True)
+    response = client.post(path, data={"csrf_token": csrf_token(page), "name": "Ann\rX-Evil: 1",
+                                       "lists": [str(list_id)]})
+    assert response.status_code == 400 and "Line breaks are not allowed" in response.get_data(as_text=True)
+    assert state(app, subscriber_id) == before
+
+
 def test_expired_and_altered_confirm_links_change_nothing(app, client):
     list_id = make_list(app)
     subscriber_id = make_subscriber(app, address(), [list_id], confirmed=False)
