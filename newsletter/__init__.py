@@ -24,12 +24,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.from_mapping(config)
+    register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
     celery_init_app(app)
     return app
+
+
+def register_proxy(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto/-Host from exactly TRUSTED_PROXIES hops (0: none), so per-IP
+    limits see the real client behind the reverse proxy and HSTS sees HTTPS. Trusting a hop that
+    is not there would let any client choose its own IP."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def register_extensions(app: Flask) -> None:
@@ -68,14 +80,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import (admin, api, api_keys, audit, auth, campaigns, health, imports, layouts, lists, public,
-                      send_log, settings, subscribers, users, webhooks)
+    from .web import (admin, api, api_keys, audit, auth, campaigns, headers, health, imports, layouts, lists,
+                      public, send_log, settings, subscribers, users, webhooks)
 
     for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, send_log,
                    webhooks, api_keys, users, settings, audit):
         app.register_blueprint(module.bp)
     app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later
     api.register(app)
+    headers.register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

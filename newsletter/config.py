@@ -207,6 +207,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
+        # Reverse proxies in front of gunicorn whose X-Forwarded-* headers are trusted (0: none).
+        "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

@@ -1,0 +1,55 @@
+"""Security headers on every response: CSP, framing, sniffing, referrer, HSTS and caching.
+
+The policy allows scripts only from our own static files or inline blocks carrying this
+request's nonce, so an injected `<script>` or event handler never runs. Inline styles stay
+allowed: email HTML (previews in sandboxed `srcdoc` frames inherit this policy, and the web
+view) is styled inline by design, and a style cannot run code.
+"""
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, request
+
+_POLICY = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+           "img-src 'self' data: https: http:; font-src 'self' data:; connect-src 'self'; frame-src 'self'; "
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'self'{form_origin}; object-src 'none'")
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def csp_nonce() -> str:
+    """This request's script nonce (templates: `<script nonce="{{ csp_nonce() }}">`)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _set_headers(response: Response) -> Response:
+    from flask import current_app
+
+    headers = response.headers
+    base = urlsplit(current_app.config["BASE_URL"])
+    # Forms on our pages may point at BASE_URL when the admin is opened under another name.
+    form_origin = f" {base.scheme}://{base.netloc}" if base.netloc else ""
+    headers.setdefault("Content-Security-Policy", _POLICY.format(nonce=csp_nonce(), form_origin=form_origin))
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:  # behind a TLS proxy, ProxyFix makes this true from X-Forwarded-Proto
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    if _private(request.path) and "Cache-Control" not in headers:
+        # Admin pages and API answers carry personal data and CSRF tokens: never stored by a
+        # browser or a shared cache, so Back after sign-out shows nothing.
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _private(path: str) -> bool:
+    return not path.startswith(("/static/", "/healthz", "/readyz"))
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.after_request(_set_headers)
