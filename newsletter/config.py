@@ -6,7 +6,9 @@ instance/ (started by `make run`), and the dev mail catcher on 127.0.0.1:1025.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,40 @@ def limiter_storage_url(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url[len("unix://"):]
     return redis_url
+
+
+# Words of the placeholders people copy from examples (.env.example, tutorials) instead of a key.
+# Whole words only: a random key can hold "todo" by chance, never "-todo-".
+_PLACEHOLDER_WORDS = frozenset({"change", "changeme", "replace", "example", "placeholder", "secret", "secretkey",
+                                "password", "insecure", "default", "development", "test", "your",
+                                "yourkey", "todo", "fixme"})
+MIN_SECRET_KEY = 32
+GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def check_secret_key(key: str) -> None:
+    """Refuse a production SECRET_KEY that is missing, short, a known placeholder or guessable:
+    it signs sessions and every link in every email, so whoever guesses it can forge both."""
+    if len(key) < MIN_SECRET_KEY:
+        raise ConfigError(f"SECRET_KEY must be set to a random string of at least {MIN_SECRET_KEY} characters "
+                          f"in production (generate one: {GENERATE_KEY})")
+    if _PLACEHOLDER_WORDS.intersection(re.split(r"[^a-z0-9]+", key.lower())):
+        raise ConfigError(f"SECRET_KEY is a placeholder, not a secret: generate one with {GENERATE_KEY}")
+    # Random text barely compresses; a repeated or patterned key ("abcabc…", "x" * 40) does.
+    packed = len(zlib.compress(key.encode(), 9)) - 8  # zlib's header and checksum
+    steps = sum(1 for a, b in zip(key, key[1:]) if abs(ord(b) - ord(a)) <= 1)  # "abcd…", "1234…"
+    if len(set(key)) < 8 or packed < len(key.encode()) * 0.6 or steps > len(key) * 0.7:
+        raise ConfigError(f"SECRET_KEY looks guessable (too few distinct characters or a repeating pattern): "
+                          f"generate one with {GENERATE_KEY}")
+
+
+def mode_reason(env: Mapping[str, str]) -> str:
+    """Why this process runs in the mode it does, for the start-up line."""
+    if env.get("NEWSLETTER_ENV", "").strip():
+        return f"NEWSLETTER_ENV={env['NEWSLETTER_ENV'].strip()}"
+    debug = env.get("FLASK_DEBUG", "").strip()
+    hint = f"; FLASK_DEBUG={debug} does not choose the mode" if debug else ""
+    return f"NEWSLETTER_ENV is not set, so the default{hint}"
 
 
 def dev_secret_key(instance: Path) -> str:
@@ -143,8 +179,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     instance = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
 
     secret_key = env.get("SECRET_KEY", "")
-    if production and len(secret_key) < 16:
-        raise ConfigError("SECRET_KEY must be set to a random string of at least 16 characters in production")
+    if production:
+        check_secret_key(secret_key)
     if not secret_key:
         secret_key = dev_secret_key(instance)
 
@@ -157,6 +193,7 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     return {
         "ENV_NAME": mode,
+        "ENV_REASON": mode_reason(env),
         "TESTING": mode == "testing",
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": secret_key,

@@ -45,12 +45,28 @@ def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType
         print(PREFIX + message, file=sys.stderr)
 
 
+def mode_line(app: Flask) -> str | None:
+    """The start-up line naming the mode and why (none for the test suite's own processes)."""
+    mode, reason = app.config["ENV_NAME"], app.config["ENV_REASON"]
+    if mode == "production":
+        return f"production mode ({reason})"
+    if mode == "development":
+        return (f"DEVELOPMENT mode ({reason}): session cookies are not Secure, every email is also kept in "
+                "the outbox, and a generated SECRET_KEY is used if none is set. Set NEWSLETTER_ENV=production "
+                "for a deployment.")
+    return None
+
+
 def app_or_exit() -> Flask:
-    """Used by wsgi.py and celery_worker.py: a misconfigured process says why in one line."""
+    """Used by wsgi.py and celery_worker.py: a misconfigured process says why in one line, and
+    every process says loudly which mode it runs in and why."""
     from . import create_app
 
     sys.excepthook = _excepthook
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as exc:
         sys.exit(PREFIX + f"configuration error: {exc}")
+    if line := mode_line(app):
+        print(PREFIX + line, file=sys.stderr)
+    return app

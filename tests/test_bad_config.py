@@ -62,3 +62,20 @@ def test_worker_with_unreachable_database(platform_env):
 def test_malformed_setting_names_the_variable(platform_env):
     line = one_line_error(flask_cli("check", env={**platform_env, "MAIL_PORT": "twenty-five"}))
     assert line == "newsletter: configuration error: MAIL_PORT must be a number, got 'twenty-five'"
+
+
+def test_every_process_says_which_mode_it_runs_and_why(platform_env):
+    """Without NEWSLETTER_ENV (FLASK_DEBUG=0 does not choose it) the app runs in development mode,
+    and says so loudly; production says so too."""
+    env = {**platform_env, "FLASK_DEBUG": "0"}
+    env.pop("NEWSLETTER_ENV")
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("newsletter: DEVELOPMENT mode (NEWSLETTER_ENV is not set, so the default; FLASK_DEBUG=0 does not "
+            "choose the mode): session cookies are not Secure") in result.stderr
+    env = {**platform_env, "NEWSLETTER_ENV": "production", "SECRET_KEY": "Hk3v9Q2xLm7Rt5Wz8Bc1Nd4Fg6Jp0Ys-_aE"}
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "newsletter: production mode (NEWSLETTER_ENV=production)" in result.stderr

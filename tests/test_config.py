@@ -1,7 +1,9 @@
 """Settings come from the environment; bad values fail with a message naming the variable."""
+import secrets
+
 import pytest
 
-from newsletter.config import ConfigError, build_config
+from newsletter.config import ROOT, ConfigError, build_config
 
 
 def test_defaults_are_the_embedded_setup(tmp_path):
@@ -45,7 +47,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production"})
     config = build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production",
-                           "SECRET_KEY": "x" * 32})
+                           "SECRET_KEY": secrets.token_urlsafe(48)})
     assert config["SESSION_COOKIE_SECURE"] and config["OUTBOX_DIR"] is None
 
 
@@ -55,3 +57,29 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 def test_malformed_values_name_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
         build_config({"INSTANCE_PATH": str(tmp_path), name: value})
+
+
+@pytest.mark.parametrize("key, error", [
+    ("short-Key-9f3", "at least 32 characters"),
+    ("change-me-to-a-long-random-string", "placeholder"),         # .env.example's own value
+    ("my-super-secret-production-key-2026!", "placeholder"),
+    ("x" * 40, "guessable"),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", "guessable"),
+    ("Qz8!Qz8!Qz8!Qz8!Qz8!Qz8!Qz8!Qz8!Qz8!", "guessable"),
+])
+def test_production_refuses_known_short_and_guessable_keys(tmp_path, key, error):
+    with pytest.raises(ConfigError, match=error):
+        build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production", "SECRET_KEY": key})
+
+
+def test_env_example_key_does_not_start_production(tmp_path):
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        build_config({**example, "INSTANCE_PATH": str(tmp_path)})
+
+
+def test_random_keys_of_every_usual_shape_are_accepted(tmp_path):
+    for _ in range(50):
+        for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
+            build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production", "SECRET_KEY": key})

@@ -1,4 +1,6 @@
 """The app boots in every mode; the probes tell what is reachable."""
+import secrets
+
 import pytest
 
 from newsletter import create_app
@@ -8,7 +10,7 @@ from tests.support.net import free_port
 @pytest.mark.parametrize("mode", ["development", "testing", "production"])
 def test_app_factory_boots_in_every_mode(platform_env, monkeypatch, mode):
     monkeypatch.setenv("NEWSLETTER_ENV", mode)
-    monkeypatch.setenv("SECRET_KEY", "a-real-secret-key-for-this-test")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
     app = create_app()
     assert app.config["ENV_NAME"] == mode
     assert "celery" in app.extensions
