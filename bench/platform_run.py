@@ -8,6 +8,7 @@ the worker and beat, calls `POST /api/v1/campaigns/<id>/send` through the app's 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import tempfile
@@ -45,7 +46,7 @@ def prepare(ctx: Context, n: int, knobs: dict) -> Setup:
     started = time.perf_counter()
     db_url, name = platform_db.create_database()
     instance = Path(tempfile.mkdtemp(prefix="nlb-", dir=ctx.workdir))
-    secret = uuid.uuid4().hex
+    secret = secrets.token_urlsafe(48)  # production refuses weak keys
     env = platform_db.platform_env(db_url, ctx.platform_redis, instance, 25, secret, knobs)
     setup = Setup(n, name, db_url, instance, secret, knobs, None, "", 0, {}, 0.0)
     ctx.databases.append(name)  # the driver drops it whatever happens next

@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import statistics
 import sys
 import tempfile
@@ -308,7 +309,7 @@ def main() -> None:
     url, name = create_database()
     log(f"database {name}")
     try:
-        env = {"DATABASE_URL": url, "NEWSLETTER_ENV": "production", "SECRET_KEY": uuid.uuid4().hex,
+        env = {"DATABASE_URL": url, "NEWSLETTER_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
                "INSTANCE_PATH": tempfile.mkdtemp(prefix="nlsendlog-"), "REDIS_URL": "redis://127.0.0.1:6379/15",
                "BASE_URL": "http://127.0.0.1:5000"}
         os.environ.update(env)
