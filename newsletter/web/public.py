@@ -31,7 +31,7 @@ def _address_key() -> str:
 
 
 def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: str | None = None) -> dict:
-    """The token's payload, or a 400 page saying whether the link expired or is not ours."""
+    """The token's payload, or a page saying why the link does nothing (expired, not ours, replaced, a preview)."""
     try:
         return tokens.load_current(purpose, token, max_age=max_age)
     except tokens.TokenError as exc:
