@@ -41,7 +41,9 @@ def commands(config: dict, web_port: int) -> dict[str, list[str]]:
     instance = Path(config["INSTANCE_PATH"])
     celery = [str(BIN / "celery"), "-A", "celery_worker"]
     return {
-        "web": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{web_port}",
+        # The Procfile's gunicorn.conf.py (its token-redacting access log), named, not left to the cwd.
+        "web": [str(BIN / "gunicorn"), "wsgi:app", "--config", str(ROOT / "gunicorn.conf.py"),
+                "--bind", f"127.0.0.1:{web_port}",
                 "--workers", "2", "--threads", "4", "--access-logfile", "-", "--reload",
                 "--control-socket", str(instance / "gunicorn.ctl")],
         "worker": celery + ["worker", "--queues", "bulk,default", "--concurrency", "2",

@@ -13,6 +13,9 @@ from ..extensions import db
 from .base import UTCDateTime, enum_column, utcnow
 
 
+ERASED_DOMAIN = "@erased.invalid"  # what GDPR erasure leaves in place of the address
+
+
 class SubscriberStatus(str, enum.Enum):
     UNCONFIRMED = "unconfirmed"
     CONFIRMED = "confirmed"
@@ -41,6 +44,9 @@ class Subscriber(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Signed in every link we mail (unsubscribe, preferences, web view, ...): raising it
+    # ("revoke links", erasure) makes all earlier links to this person stop working.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

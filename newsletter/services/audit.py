@@ -36,6 +36,7 @@ ACTIONS: dict[str, str] = {
     "campaign.retried": "failed deliveries retried",
     "subscriber.deleted": "subscriber deleted",
     "subscriber.erased": "subscriber erased",
+    "subscriber.links_revoked": "email links revoked",
     "import.started": "import started",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",

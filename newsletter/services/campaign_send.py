@@ -32,7 +32,8 @@ from ..sending.errors import Kind, SmtpFailure
 from ..sending.limiter import RateLimiter, thread_limiter
 from ..sending.render import CompiledMessage, RenderError
 from . import audit, campaigns, deliveries, recipients, settings
-from .campaign_context import campaign_fields, list_unsubscribe_mailto, recipient_context, sample_context
+from .campaign_context import (campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context,
+                               sample_context)
 from .deliveries import Claimed, Outcome
 
 D = DeliveryStatus
@@ -133,8 +134,14 @@ def limiter() -> RateLimiter:
 # One message ----------------------------------------------------------------------------------
 
 def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int | None, email: str, name: str,
-                   attributes: dict | None, subject_prefix: str = "") -> mime.Envelope:
-    context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes)
+                   attributes: dict | None, subject_prefix: str = "", token_version: int | None = None,
+                   inert_links: bool = False) -> mime.Envelope:
+    """`token_version`: the subscriber's (see `_people`); `inert_links`: a test send's preview links."""
+    if inert_links:
+        context = preview_context(entry.fields, subscriber_id, email, name, attributes)
+    else:
+        context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes,
+                                    token_version)
     rendered = entry.compiled.render(context)
     campaign_id = entry.fields["id"]
     headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
@@ -226,12 +233,13 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     return {"claimed": len(claimed), "sent": sent, "failed": sum(1 for o in batch.outcomes if o.status == D.FAILED)}
 
 
-def _people(claimed: list[Claimed]) -> dict[int, tuple[str, dict]]:
+def _people(claimed: list[Claimed]) -> dict[int, tuple[str, dict, int]]:
+    """Name, attributes and token version of the batch's subscribers, in one query."""
     ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
-    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes)
+    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes, Subscriber.token_version)
                               .where(Subscriber.id.in_(ids))).all()
     db.session.commit()
-    return {row.id: (row.name, row.attributes) for row in rows}
+    return {row.id: (row.name, row.attributes, row.token_version) for row in rows}
 
 
 def _send_claimed(batch: _Batch) -> None:
@@ -299,7 +307,7 @@ def _count_error(client: redis.Redis, campaign_id: int) -> int:
 
 
 def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: list[Claimed],
-                people: dict[int, tuple[str, dict]]) -> list[SmtpFailure]:
+                people: dict[int, tuple[str, dict, int]]) -> list[SmtpFailure]:
     """One message per session, fenced together; every outcome recorded, the SMTP failures returned.
 
     An unreachable server's failure gets no outcome here: the caller hands the row back.
@@ -333,11 +341,11 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
 
 
 def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
-                  people: dict[int, tuple[str, dict]]) -> mime.Envelope | None:
+                  people: dict[int, tuple[str, dict, int]]) -> mime.Envelope | None:
     """The recipient's message, or None with the failure recorded (it cannot be built)."""
-    name, attributes = people.get(row.subscriber_id, ("", {}))
+    name, attributes, version = people.get(row.subscriber_id, ("", {}, 0))
     try:
-        return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes)
+        return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes, token_version=version)
     except RenderError as exc:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
     except Exception as exc:  # noqa: BLE001  (e.g. a value the message cannot carry)
@@ -348,7 +356,10 @@ def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
 # Test sends -----------------------------------------------------------------------------------
 
 def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None = None) -> int:
-    """The saved campaign to typed addresses, as a chosen subscriber or the sample one."""
+    """The saved campaign to typed addresses, as a chosen subscriber or the sample one.
+
+    Its links are inert previews: a test email goes to people who are not the subscriber.
+    """
     campaign = campaigns.get(campaign_id)
     entry = prepared(campaign)
     person = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
@@ -357,6 +368,7 @@ def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None 
     for address in addresses:
         envelope = build_envelope(
             entry, None, person.id if person else None, address,
-            person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ")
+            person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ",
+            inert_links=True)
         smtp.send_once(smtp_settings, envelope)
     return len(addresses)

@@ -16,7 +16,7 @@ from ..sending.render import RenderError, check
 from . import audit
 from . import lists as lists_service
 from .addresses import normalize_email
-from .campaign_context import sample_context
+from .campaign_context import preview_context, recipient_context, sample_context
 from .errors import NotFound, StateConflict, ValidationError
 from .text import one_line
 
@@ -283,13 +283,13 @@ def subscriber_choices(query: str = "", limit: int = 20) -> list[Subscriber]:
 
 # Preview and progress -----------------------------------------------------------------------
 
-def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None) -> Any:
+def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, live_links: bool = False) -> Any:
     """Render unsaved or saved content as the sample subscriber or a real one.
 
+    The links in it are inert previews unless `live_links` (the recipient's own web view).
     Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
     """
     from ..sending.render import CompiledMessage, compile_each
-    from .campaign_context import recipient_context
 
     try:
         compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
@@ -309,8 +309,12 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None) 
         if subscriber is None:
             raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
         campaign = context["campaign"]
-        context = recipient_context(campaign, list(values.get("list_ids") or []), subscriber.id, subscriber.email,
-                                    subscriber.name, subscriber.attributes)
+        if live_links:
+            context = recipient_context(campaign, list(values.get("list_ids") or []), subscriber.id, subscriber.email,
+                                        subscriber.name, subscriber.attributes, subscriber.token_version)
+        else:
+            context = preview_context(campaign, subscriber.id, subscriber.email, subscriber.name,
+                                      subscriber.attributes)
     try:
         return compiled.render(context)
     except RenderError as exc:

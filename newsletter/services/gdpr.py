@@ -9,7 +9,8 @@ from sqlalchemy import or_, select, update
 from ..extensions import db
 from ..models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
                       Subscription, SuppressionReason)
-from . import audit, suppressions
+from ..models.subscriber import ERASED_DOMAIN
+from . import audit, suppressions, tokens
 from .errors import NotFound
 
 
@@ -66,7 +67,7 @@ def erase_subscriber(subscriber_id: int) -> None:
 
     The address is replaced by a non-reversible placeholder, name/attributes/consent details
     are deleted, memberships end, and the original address is suppressed so that no later
-    import resubscribes it by accident.
+    import resubscribes it by accident. Every link mailed to the person stops working.
     """
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
@@ -74,7 +75,7 @@ def erase_subscriber(subscriber_id: int) -> None:
     original = subscriber.email
     digest = hashlib.sha256(f"{subscriber.id}:{original}".encode()).hexdigest()[:16]
     suppressions.suppress(original, SuppressionReason.MANUAL, note="erased on request (GDPR)")
-    subscriber.email = f"erased-{subscriber.id}-{digest}@erased.invalid"
+    subscriber.email = f"erased-{subscriber.id}-{digest}{ERASED_DOMAIN}"
     subscriber.name = ""
     subscriber.attributes = {}
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
@@ -91,6 +92,7 @@ def erase_subscriber(subscriber_id: int) -> None:
                                                       Notification.email == original))
                        .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
                        .execution_options(synchronize_session=False))
+    tokens.bump_version(subscriber_id)  # every link mailed so far stops working
     # No personal data in the event, not even the IP: the person may be erasing themself.
     audit.record("subscriber.erased", "subscriber", subscriber_id, with_ip=False)
     db.session.commit()

@@ -40,18 +40,30 @@ def _tokened(endpoint: str, token: str) -> str:
     return token.join(parts)
 
 
-def confirm_url(subscriber_id: int, list_ids: list[int]) -> str:
-    return _external("public.confirm", token=tokens.confirm_token(subscriber_id, list_ids))
+def confirm_url(subscriber_id: int, list_ids: list[int], version: int | None = None) -> str:
+    return _external("public.confirm", token=tokens.confirm_token(subscriber_id, list_ids, version))
 
 
-def unsubscribe_url(subscriber_id: int, list_ids: list[int] | None = None, campaign_id: int | None = None) -> str:
-    """No `list_ids` means "every list" (and a global suppression) when followed."""
-    return _tokened("public.unsubscribe", tokens.unsubscribe_token(subscriber_id, list_ids, campaign_id))
+def unsubscribe_url(subscriber_id: int, list_ids: list[int] | None = None, campaign_id: int | None = None,
+                    version: int | None = None) -> str:
+    """No `list_ids` means "every list" (and a global suppression) when followed.
+
+    `version`: the subscriber's token_version (looked up when not given; the send path gives it)."""
+    return _tokened("public.unsubscribe", tokens.unsubscribe_token(subscriber_id, list_ids, campaign_id, version))
 
 
-def preferences_url(subscriber_id: int) -> str:
-    return _tokened("public.preferences", tokens.preferences_token(subscriber_id))
+def preferences_url(subscriber_id: int, version: int | None = None) -> str:
+    return _tokened("public.preferences", tokens.preferences_token(subscriber_id, version))
 
 
-def manage_url(subscriber_id: int) -> str:
-    return _external("public.manage_link", token=tokens.manage_token(subscriber_id))
+def manage_url(subscriber_id: int, version: int | None = None) -> str:
+    return _external("public.manage_link", token=tokens.manage_token(subscriber_id, version))
+
+
+def web_view_url(campaign_id: int, subscriber_id: int | None, version: int | None = None) -> str:
+    return _tokened("public.web_view", tokens.view_token(campaign_id, subscriber_id, version))
+
+
+def preview_url(endpoint: str) -> str:
+    """The inert link a preview or test email shows in place of a signed one (see tokens.PREVIEW)."""
+    return _tokened(endpoint, tokens.PREVIEW)

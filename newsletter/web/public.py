@@ -32,10 +32,13 @@ def _address_key() -> str:
 
 
 def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: str | None = None) -> dict:
-    """The token's payload, or a 400 page saying whether the link expired or is not ours."""
+    """The token's payload, or a page saying why the link does nothing (expired, not ours, replaced, a preview)."""
     try:
-        return tokens.load(purpose, token, max_age=max_age)
+        return tokens.load_current(purpose, token, max_age=max_age)
     except tokens.TokenError as exc:
+        if exc.reason in ("preview", "revoked", "erased"):  # nothing is changed either way
+            page = render_template("public/link_refused.html", reason=exc.reason, purpose=purpose)
+            abort(make_response(page, 200 if exc.reason == "preview" else 410))
         page = render_template("public/link_error.html", expired=exc.expired, purpose=purpose, max_age=max_age,
                                retry_url=retry_url)
         abort(make_response(page, 400))
@@ -251,7 +254,7 @@ def web_view(token: str):
         subscriber_id = payload["s"] or None
         if subscriber_id is not None and db.session.get(Subscriber, subscriber_id) is None:
             subscriber_id = None  # erased since: show the sample rendering
-        rendered = campaigns.render_preview(values, subscriber_id)
+        rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
         abort(404, description="This email is no longer available.")
     response = make_response(rendered.html)

@@ -9,7 +9,7 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
 from werkzeug.datastructures import MultiDict
 
 from ..models import Role, Subscriber
-from ..services import deliveries, exports, gdpr, lists, subscribers, suppressions
+from ..services import deliveries, exports, gdpr, lists, subscribers, suppressions, tokens
 from ..services.errors import Conflict, NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,
@@ -208,6 +208,18 @@ def erase(subscriber_id: str):
         return _confirm_page(subscriber, "erase")
     gdpr.erase_subscriber(subscriber.id)
     flash("Personal data erased. The address is suppressed so no import or form adds it again.", "success")
+    return redirect(url_for(".detail", subscriber_id=subscriber.id))
+
+
+@bp.post("/<subscriber_id>/revoke-links")
+@role_required(Role.MARKETER)
+def revoke_links(subscriber_id: str):
+    """End every unsubscribe/preferences/web-view link mailed to this person so far."""
+    subscriber = _get_or_404(subscriber_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    tokens.revoke_links(subscriber.id)
+    flash("Every link mailed to this subscriber so far no longer works. The next email carries new ones.", "success")
     return redirect(url_for(".detail", subscriber_id=subscriber.id))
 
 

@@ -1,0 +1,60 @@
+"""gunicorn, started as the Procfile starts it, keeps subscriber-link tokens out of its access log."""
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+from newsletter.devserver.runner import commands
+from newsletter.services import tokens
+from newsletter.services.subscribers import create as create_subscriber
+from tests.support.net import free_port, wait_for
+from tests.support.processes import BIN, ROOT, stop
+
+
+def fetch(url: str, **headers: str) -> int:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except urllib.error.URLError:
+        return 0  # not listening yet
+
+
+def test_the_access_log_shows_the_path_shape_but_never_the_token(app, platform_env, tmp_path):
+    with app.app_context():
+        subscriber_id = create_subscriber("logged@example.org", "Lou").id
+        preferences, unsubscribe = tokens.preferences_token(subscriber_id), tokens.unsubscribe_token(subscriber_id)
+    port, log = free_port(), tmp_path / "access.log"
+    # The Procfile's web line, with the log in a file: gunicorn finds gunicorn.conf.py in its cwd.
+    process = subprocess.Popen([str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                "--access-logfile", str(log)], cwd=ROOT, env=platform_env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: fetch(f"{base}/subscribe") == 200 if process.poll() is None else True, timeout=60,
+                 message="gunicorn to answer")
+        assert process.poll() is None, "gunicorn did not start"
+        assert fetch(f"{base}/preferences/{preferences}", Referer=f"{base}/unsubscribe/{unsubscribe}") == 200
+        assert fetch(f"{base}/unsubscribe/{unsubscribe}?utm=1") == 200
+        escaped = unsubscribe.replace(".", "%2E")
+        assert fetch(f"{base}/unsubscribe/{escaped}") == 200  # the router decodes it: still a working link
+        assert fetch(f"{base}/manage/sent") == 200
+        wait_for(lambda: log.exists() and log.read_text().count("\n") >= 5, timeout=30, message="the access lines")
+    finally:
+        stop(process)
+    text = log.read_text()
+    for secret in (preferences, unsubscribe, escaped, *preferences.split("."), *unsubscribe.split(".")):
+        assert secret not in text
+    assert '"GET /preferences/<redacted> HTTP/1.1" 200' in text
+    assert '"GET /unsubscribe/<redacted>?utm=1 HTTP/1.1" 200' in text
+    assert text.count("/unsubscribe/<redacted>") == 3  # the Referer too
+    assert '"GET /manage/sent HTTP/1.1" 200' in text  # plain pages stay readable
+
+
+def test_make_run_starts_gunicorn_with_the_same_config(platform_env):
+    web = commands({"INSTANCE_PATH": platform_env["INSTANCE_PATH"]}, 8000)["web"]
+    assert web[web.index("--config") + 1] == os.fspath(ROOT / "gunicorn.conf.py")
