@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from .celery_app import celery_init_app
 from .config import ROOT, build_config
 from .extensions import csrf, db, limiter, login, mail, migrate
+from .redaction import RedactFilter
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.from_mapping(config)
+    app.logger.addFilter(RedactFilter())  # "Exception on /unsubscribe/<token>" must not log the token
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)

@@ -58,3 +58,12 @@ def test_the_access_log_shows_the_path_shape_but_never_the_token(app, platform_e
 def test_make_run_starts_gunicorn_with_the_same_config(platform_env):
     web = commands({"INSTANCE_PATH": platform_env["INSTANCE_PATH"]}, 8000)["web"]
     assert web[web.index("--config") + 1] == os.fspath(ROOT / "gunicorn.conf.py")
+
+
+def test_the_apps_own_log_lines_are_redacted_too(app, caplog):
+    """Flask logs an unhandled error as "Exception on <path> [<method>]": the path's token goes."""
+    token = "eyJzIjo0Mn0.Zx1AbC.secretsignature123"
+    with caplog.at_level("ERROR"):
+        app.logger.error("Exception on /unsubscribe/%s [POST]", token)
+    assert "Exception on /unsubscribe/<redacted> [POST]" in caplog.text
+    assert "secretsignature123" not in caplog.text
