@@ -59,10 +59,10 @@ def test_edit_keeps_checked_events_and_saves(app, admin_client, endpoint):
     page = admin_client.get(f"/admin/webhooks/{endpoint}/edit").get_data(as_text=True)
     assert re.search(r'value="subscriber.created"\s+checked', page)
     post_form(admin_client, f"/admin/webhooks/{endpoint}/edit", f"/admin/webhooks/{endpoint}/edit",
-              {"url": "http://10.0.0.5:8080/in", "events": ["delivery.failed"]})
+              {"url": "http://crm.example.org:8080/in", "events": ["delivery.failed"]})
     with app.app_context():
         hook = db.session.get(Webhook, endpoint)
-        assert (hook.url, hook.events, hook.active) == ("http://10.0.0.5:8080/in", ["delivery.failed"], False)
+        assert (hook.url, hook.events, hook.active) == ("http://crm.example.org:8080/in", ["delivery.failed"], False)
 
 
 def test_log_delivery_page_replay_and_test_event(app, admin_client, endpoint):
