@@ -193,17 +193,21 @@ def check_url(url: str, allowed: Sequence[IPNetwork] = ()) -> Target:
     return Target(scheme, str(ip) if ip else host, port or (443 if scheme == "https" else 80), path, ip)
 
 
-def resolve(target: Target, allowed: Sequence[IPNetwork] = ()) -> list[IPAddress]:
-    """Every address `target` resolves to, all vetted (Refused if any one is forbidden: a name
-    that also points inside is not trusted with the others). socket.gaierror when DNS fails."""
-    if target.ip is not None:
-        found: list[IPAddress] = [target.ip]
-    else:
-        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        found = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
+def vetted(host: str, found: Sequence[IPAddress], allowed: Sequence[IPNetwork] = ()) -> list[IPAddress]:
+    """`found` (what `host` resolved to) if every address may be used; else Internal. A name
+    that also points inside is not trusted with its public addresses either."""
     for ip in found:
         if (reason := forbidden(ip, allowed)) is not None:
-            raise Internal(f"{target.host} resolves to a forbidden address: {reason}.")
+            raise Internal(f"{host} resolves to a forbidden address: {reason}.")
+    return list(found)
+
+
+def resolve(target: Target, allowed: Sequence[IPNetwork] = ()) -> list[IPAddress]:
+    """Every address `target` resolves to, vetted; socket.gaierror when DNS fails."""
+    if target.ip is not None:
+        return vetted(target.host, [target.ip], allowed)
+    infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    found = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
     if not found:
         raise socket.gaierror(f"{target.host} has no address")
-    return found
+    return vetted(target.host, found, allowed)
