@@ -40,7 +40,9 @@ def _connect(addresses: Sequence[net_policy.IPAddress], port: int, timeout: floa
     raise error
 
 
-class _PinnedHTTP(http.client.HTTPConnection):
+class PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to `target`, connecting only to `addresses` (already vetted), never resolving again."""
+
     def __init__(self, target: net_policy.Target, addresses: Sequence[net_policy.IPAddress], timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
         self.addresses = addresses
@@ -49,7 +51,9 @@ class _PinnedHTTP(http.client.HTTPConnection):
         self.sock = _connect(self.addresses, self.port, self.timeout)
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS likewise; the certificate is verified against the host name, sent as SNI too."""
+
     def __init__(self, target: net_policy.Target, addresses: Sequence[net_policy.IPAddress], timeout: float):
         self.tls = ssl.create_default_context()  # certificate and host name checked
         super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
@@ -85,7 +89,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
         return Reply(error=f"Refused, not sent: {exc}", refused=True)
     except OSError as exc:  # DNS failures: perhaps temporary, so retried
         return Reply(error=f"Cannot resolve {url}: {exc}")
-    connection = (_PinnedHTTPS if target.scheme == "https" else _PinnedHTTP)(target, addresses, timeout)
+    connection = (PinnedHTTPS if target.scheme == "https" else PinnedHTTP)(target, addresses, timeout)
     try:
         connection.request("POST", target.path, body=body.encode(), headers={
             "Content-Type": "application/json", "User-Agent": "newsletter-webhooks/1", **headers})

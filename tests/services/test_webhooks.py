@@ -286,7 +286,8 @@ def test_a_delivery_the_sweeper_assumes_sent_is_announced_too(ctx, receiver):
         ("delivery.sent", row.id, emails[0])]
 
 
-# The address policy (issue 12: SSRF). Only 127.0.0.1 ever receives anything.
+# The address policy (issue 12: SSRF). Only 127.0.0.1 ever receives anything. The tests take
+# `app` too: its fixture empties the tables after them.
 
 PROBE_URLS = ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:a9fe:a9fe]/", "http://2852039166/",
               "http://metadata.google.internal/computeMetadata/v1/", "http://10.0.0.1:6379", "http://127.1/",
@@ -326,7 +327,7 @@ def send_now(webhook_id: int, attempts: int = 1) -> WebhookDelivery:
     return db.session.get(WebhookDelivery, row.id)
 
 
-def test_saving_refuses_internal_receivers_unless_allow_listed(strict_app, loopback_app, receiver):
+def test_saving_refuses_internal_receivers_unless_allow_listed(app, strict_app, loopback_app, receiver):
     with strict_app.app_context():
         for url in PROBE_URLS + [receiver.url]:
             with pytest.raises(ValidationError) as refused:
@@ -354,7 +355,7 @@ def _refusal(url: str) -> str:
     return refused.value.message
 
 
-def test_a_loopback_receiver_is_refused_at_send_time_without_the_allow_list(strict_app, receiver):
+def test_a_loopback_receiver_is_refused_at_send_time_without_the_allow_list(app, strict_app, receiver):
     """Endpoints saved before the policy (or by hand) are checked again at every send."""
     with strict_app.app_context():
         by_address = Webhook(url=receiver.url, events=["delivery.sent"], secret_salt="a", active=True)
@@ -371,7 +372,7 @@ def test_a_loopback_receiver_is_refused_at_send_time_without_the_allow_list(stri
     assert receiver.requests == []
 
 
-def test_an_allow_listed_loopback_receiver_gets_the_signed_request(loopback_app, receiver):
+def test_an_allow_listed_loopback_receiver_gets_the_signed_request(app, loopback_app, receiver):
     with loopback_app.app_context():
         endpoint = webhooks.create(receiver.url, events=["delivery.sent"])
         row = send_now(endpoint.id)
@@ -384,7 +385,7 @@ def test_an_allow_listed_loopback_receiver_gets_the_signed_request(loopback_app,
                                request["headers"]["X-Newsletter-Signature"])
 
 
-def test_only_a_short_text_excerpt_of_a_reply_is_kept_and_redirects_are_not_followed(loopback_app, receiver):
+def test_only_a_short_text_excerpt_of_a_reply_is_kept_and_redirects_are_not_followed(app, loopback_app, receiver):
     with loopback_app.app_context():
         endpoint = webhooks.create(receiver.url, events=["delivery.sent"])
         last = loopback_app.config["WEBHOOK_MAX_ATTEMPTS"]  # a failure is then final: no worker retries it
