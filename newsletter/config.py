@@ -5,6 +5,7 @@ instance/ (started by `make run`), and the dev mail catcher on 127.0.0.1:1025.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -47,6 +48,18 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = int)
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated list of IP networks (`10.1.2.0/24`, `127.0.0.1`, `fd00::/8`), checked now."""
+    found = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(f"{name} must list IP networks such as 10.0.0.0/8, got {part.strip()!r}") from None
+    return found
 
 
 def database_uri(url: str) -> str:
@@ -236,6 +249,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_TIMEOUT": _number(env, "WEBHOOK_TIMEOUT", 5.0, float),
         "WEBHOOK_MAX_ATTEMPTS": _number(env, "WEBHOOK_MAX_ATTEMPTS", 8),
         "WEBHOOK_RETRY_BASE": _number(env, "WEBHOOK_RETRY_BASE", 30.0, float),
+        # Internal receivers an operator trusts; every other private/loopback/metadata address is refused.
+        "WEBHOOK_ALLOWED_NETWORKS": _networks(env, "WEBHOOK_ALLOWED_NETWORKS"),
         "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),

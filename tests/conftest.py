@@ -30,6 +30,7 @@ TEST_SEND_SETTINGS = {
     "SWEEP_INTERVAL": "1", "SCHEDULER_INTERVAL": "1", "SEND_PAUSE_AFTER_ERRORS": "30",
     "WORKER_PREFETCH_MULTIPLIER": "1",  # batches wait in the broker, where a fault can lose them
     "WEBHOOK_POLL_INTERVAL": "0.5", "WEBHOOK_RETRY_BASE": "0.5", "WEBHOOK_TIMEOUT": "2",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' receivers; net_policy refuses loopback otherwise
 }
 
 

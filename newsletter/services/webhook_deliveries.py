@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import random
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
@@ -22,13 +19,12 @@ from sqlalchemy import bindparam, func, select, update
 from ..extensions import db
 from ..models import Webhook, WebhookDelivery, WebhookDeliveryStatus
 from ..models.base import utcnow
-from . import webhooks
+from . import webhook_http, webhooks
 from .errors import NotFound
 
 S = WebhookDeliveryStatus
 BATCH = 50          # rows one run claims
 CONCURRENCY = 8     # POSTs in flight per run (network waits, not CPU)
-RESPONSE_KEEP = 1000
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -43,13 +39,14 @@ class Claimed:
 
 @dataclass
 class Attempt:
-    """One POST's result; `ok` means a 2xx answer."""
+    """One POST's result; `ok` means a 2xx answer, `final` a failure retrying cannot fix."""
     id: int
     attempts: int
     ok: bool
     code: int | None = None
     body: str = ""
     error: str = ""
+    final: bool = False
 
 
 def stale_after() -> float:
@@ -89,44 +86,21 @@ def claim_due(token: str, limit: int = BATCH) -> list[Claimed]:
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a 2xx: it fails the attempt (and cannot bounce the POST elsewhere)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> tuple[int | None, str, str]:
-    """POST `body`; returns (status code, response text, error). Never raises."""
-    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "newsletter-webhooks/1", **headers})
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            return response.status, response.read(4 * RESPONSE_KEEP).decode("utf-8", "replace"), ""
-    except urllib.error.HTTPError as exc:
-        text = exc.read(4 * RESPONSE_KEEP).decode("utf-8", "replace") if exc.fp else ""
-        return exc.code, text, f"HTTP {exc.code} {exc.reason}"
-    except Exception as exc:  # noqa: BLE001  (timeouts, refused connections, TLS, bad hosts)
-        reason = getattr(exc, "reason", exc)
-        return None, "", f"{type(exc).__name__}: {reason}"
-
-
-def _send(claimed: list[Claimed]) -> list[Attempt]:
+def send(claimed: list[Claimed]) -> list[Attempt]:
+    """POST each claimed row, signed, to its endpoint (webhook_http: vetted addresses only)."""
     endpoints = {w.id: (w.url, webhooks.secret_for(w)) for w in db.session.scalars(
         select(Webhook).where(Webhook.id.in_({c.webhook_id for c in claimed})))}
     db.session.commit()
-    timeout = current_app.config["WEBHOOK_TIMEOUT"]
+    timeout, allowed = current_app.config["WEBHOOK_TIMEOUT"], webhooks.allowed_networks()
 
     def one(row: Claimed) -> Attempt:
         url, secret = endpoints[row.webhook_id]
         headers = {webhooks.SIGNATURE_HEADER: webhooks.signature(secret, row.payload, int(time.time())),
                    webhooks.EVENT_HEADER: row.event, webhooks.DELIVERY_HEADER: str(row.id)}
-        code, body, error = post(url, row.payload, headers, timeout)
-        ok = code is not None and 200 <= code < 300
-        return Attempt(row.id, row.attempts, ok, code, body[:RESPONSE_KEEP], "" if ok else error[:500])
+        reply = webhook_http.post(url, row.payload, headers, timeout, allowed)
+        ok = reply.code is not None and 200 <= reply.code < 300
+        return Attempt(row.id, row.attempts, ok, reply.code, reply.excerpt, "" if ok else reply.error[:500],
+                       final=reply.refused)
 
     with ThreadPoolExecutor(max_workers=min(CONCURRENCY, len(claimed))) as pool:
         return list(pool.map(one, claimed))
@@ -143,7 +117,7 @@ def record(results: list[Attempt], token: str) -> None:
     now, limit = utcnow(), current_app.config["WEBHOOK_MAX_ATTEMPTS"]
     rows = []
     for r in results:
-        status = S.DELIVERED if r.ok else (S.FAILED if r.attempts >= limit else S.PENDING)
+        status = S.DELIVERED if r.ok else (S.FAILED if r.final or r.attempts >= limit else S.PENDING)
         rows.append({"b_id": r.id, "b_status": status.value, "b_code": r.code, "b_body": r.body, "b_error": r.error,
                      "b_next": None if status != S.PENDING else now + timedelta(seconds=retry_delay(r.attempts)),
                      "b_delivered": now if r.ok else None})
@@ -164,7 +138,7 @@ def deliver_due(limit: int = BATCH) -> dict[str, int]:
     recovered = recover_stale()
     token = uuid.uuid4().hex
     claimed = claim_due(token, limit)
-    results = _send(claimed) if claimed else []
+    results = send(claimed) if claimed else []
     record(results, token)
     return {"recovered": recovered, "claimed": len(claimed), "delivered": sum(r.ok for r in results)}
 

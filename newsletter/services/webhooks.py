@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import String, cast, insert, literal, select, update
@@ -24,7 +23,7 @@ from ..extensions import db
 from ..models import (WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery,
                       WebhookDeliveryStatus)
 from ..models.base import utcnow
-from . import audit
+from . import audit, net_policy
 from .errors import NotFound, ValidationError
 
 TEST_EVENT = "webhook.test"
@@ -62,13 +61,22 @@ def verify(secret: str, body: str, header: str, tolerance: float = 300, now: flo
 
 # Endpoints.
 
+def allowed_networks() -> tuple[net_policy.IPNetwork, ...]:
+    return net_policy.networks(current_app.config.get("WEBHOOK_ALLOWED_NETWORKS") or ())
+
+
 def clean_url(url: str | None) -> str:
+    """A URL the platform may POST to (net_policy: public http(s) receivers only), or ValidationError."""
     url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValidationError("url", "Enter a full http:// or https:// address, such as https://example.com/hooks.")
     if len(url) > 2000:
         raise ValidationError("url", "An address is at most 2,000 characters.")
+    try:
+        net_policy.check_url(url, allowed_networks())
+    except net_policy.Internal as exc:
+        raise ValidationError("url", f"{exc} Webhooks only go to public addresses; the operator can allow an "
+                                     f"internal receiver with {net_policy.SETTING}.") from None
+    except net_policy.Refused as exc:
+        raise ValidationError("url", str(exc)) from None
     return url
 
 

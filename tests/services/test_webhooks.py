@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import time
+import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,7 +24,7 @@ from tests.support.net import wait_for
 
 
 class Receiver(ThreadingHTTPServer):
-    """Records every POST; answers 500 to the first `fail_first` of them."""
+    """Records every POST; answers 500 to the first `fail_first` of them, else `reply` if set."""
 
     daemon_threads = True
 
@@ -31,6 +32,7 @@ class Receiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict] = []
         self.fail_first = 0
+        self.reply: tuple[int, dict[str, str], bytes] | None = None  # status, headers, body
         self.lock = threading.Lock()
 
     @property
@@ -50,9 +52,14 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
                                     "at": time.monotonic()})
             failing = len(server.requests) <= server.fail_first
-        self.send_response(500 if failing else 200)
+        status, headers, answer = server.reply or (200, {}, b"ok thanks")
+        if failing:
+            status, headers, answer = 500, {}, b"receiver says no"
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(b"receiver says no" if failing else b"ok thanks")
+        self.wfile.write(answer)
 
     def log_message(self, *args) -> None:
         pass
@@ -111,6 +118,8 @@ def test_signature_verifies_with_the_derived_secret_and_a_tampered_body_does_not
     assert payload["event"] == "subscriber.created"
     assert payload["data"] == {"subscriber_id": person.id, "email": "ana@example.com", "name": "Ana",
                                "status": "confirmed", "source": "admin", "list_ids": []}
+    wait_for(lambda: deliveries_of(endpoint.id)[0].status != WebhookDeliveryStatus.SENDING, 20,
+             message="the recorded answer")
     row = deliveries_of(endpoint.id)[0]
     assert (row.status, row.attempts, row.response_code, row.response_body) == (
         WebhookDeliveryStatus.DELIVERED, 1, 200, "ok thanks")
@@ -224,6 +233,9 @@ def test_test_event_and_a_row_abandoned_in_sending_are_delivered(ctx, worker, be
         status=WebhookDeliveryStatus.SENDING, claim="dead-worker", attempts=1, updated_at=long_ago))
     db.session.commit()
     wait_for(lambda: len(receiver.requests) == 2, 20, message="the recovered delivery")
+    # The receiver logs the POST before it answers; the worker records the answer after.
+    wait_for(lambda: deliveries_of(endpoint.id)[-1].status != WebhookDeliveryStatus.SENDING, 20,
+             message="the recorded answer")
     row = deliveries_of(endpoint.id)[-1]
     assert (row.status, row.attempts) == (WebhookDeliveryStatus.DELIVERED, 2)
 
@@ -272,3 +284,120 @@ def test_a_delivery_the_sweeper_assumes_sent_is_announced_too(ctx, receiver):
     events = [json.loads(d.payload) for d in deliveries_of(listening.id)]
     assert [(e["event"], e["data"]["delivery_id"], e["data"]["email"]) for e in events] == [
         ("delivery.sent", row.id, emails[0])]
+
+
+# The address policy (issue 12: SSRF). Only 127.0.0.1 ever receives anything. The tests take
+# `app` too: its fixture empties the tables after them.
+
+PROBE_URLS = ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:a9fe:a9fe]/", "http://2852039166/",
+              "http://metadata.google.internal/computeMetadata/v1/", "http://10.0.0.1:6379", "http://127.1/",
+              "http://localhost/hook", "http://user:secret@hooks.example.com/"]
+
+
+def _app_allowing(allowed: list[str]):
+    from newsletter import create_app
+
+    return create_app({"WEBHOOK_ALLOWED_NETWORKS": allowed, "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+
+
+@pytest.fixture(scope="module")
+def strict_app(platform_env):
+    """The default: no allow-list at all, whatever the test settings give the workers."""
+    return _app_allowing([])
+
+
+@pytest.fixture(scope="module")
+def loopback_app(platform_env):
+    return _app_allowing(["127.0.0.1/32"])
+
+
+def send_now(webhook_id: int, attempts: int = 1) -> WebhookDelivery:
+    """Write a test event already claimed by this test (the session's workers never see it
+    pending), then POST and record it here, in this app's configuration."""
+    token = uuid.uuid4().hex
+    webhooks.write(webhooks.TEST_EVENT, [webhook_id], [{"message": "hello"}])
+    db.session.execute(update(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
+                                                     WebhookDelivery.status == WebhookDeliveryStatus.PENDING)
+                       .values(status=WebhookDeliveryStatus.SENDING, claim=token, attempts=attempts))
+    db.session.commit()
+    row = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.claim == token))
+    claimed = webhook_deliveries.Claimed(row.id, row.webhook_id, row.event, row.payload, row.attempts)
+    webhook_deliveries.record(webhook_deliveries.send([claimed]), token)
+    db.session.rollback()
+    return db.session.get(WebhookDelivery, row.id)
+
+
+def test_saving_refuses_internal_receivers_unless_allow_listed(app, strict_app, loopback_app, receiver):
+    with strict_app.app_context():
+        for url in PROBE_URLS + [receiver.url]:
+            with pytest.raises(ValidationError) as refused:
+                webhooks.create(url, events=["delivery.sent"])
+            assert refused.value.field == "url", url
+        assert "169.254.169.254 is a link-local address" in _refusal(PROBE_URLS[0])
+        assert "WEBHOOK_ALLOWED_NETWORKS" in _refusal(receiver.url)
+        assert "127.0.0.1 is a loopback address" in _refusal(receiver.url)
+        assert "user names and passwords" in _refusal(PROBE_URLS[-1])
+        saved = webhooks.create("https://hooks.example.com/in", events=["delivery.sent"])
+        with pytest.raises(ValidationError):
+            webhooks.update_webhook(saved.id, "http://[::ffff:a9fe:a9fe]/", events=["delivery.sent"])
+        db.session.rollback()
+        assert [w.url for w in webhooks.all_webhooks()] == ["https://hooks.example.com/in"]
+    with loopback_app.app_context():
+        assert webhooks.create(receiver.url, events=["delivery.sent"]).url == receiver.url
+        for url in (u for u in PROBE_URLS if u != "http://127.1/"):  # 127.1 is 127.0.0.1: allowed
+            with pytest.raises(ValidationError):
+                webhooks.create(url, events=["delivery.sent"])
+
+
+def _refusal(url: str) -> str:
+    with pytest.raises(ValidationError) as refused:
+        webhooks.create(url, events=["delivery.sent"])
+    return refused.value.message
+
+
+def test_a_loopback_receiver_is_refused_at_send_time_without_the_allow_list(app, strict_app, receiver):
+    """Endpoints saved before the policy (or by hand) are checked again at every send."""
+    with strict_app.app_context():
+        by_address = Webhook(url=receiver.url, events=["delivery.sent"], secret_salt="a", active=True)
+        by_name = Webhook(url=f"http://localhost:{receiver.server_port}/hook", events=["delivery.sent"],
+                          secret_salt="b", active=True)
+        db.session.add_all([by_address, by_name])
+        db.session.commit()
+        for endpoint, reason in ((by_address, "127.0.0.1 is a loopback address."), (by_name, "localhost is this machine.")):
+            row = send_now(endpoint.id)
+            # Refused for good: failed on its first attempt, never retried, the reason on the row.
+            assert (row.status, row.attempts, row.response_code, row.next_attempt_at) == (
+                WebhookDeliveryStatus.FAILED, 1, None, None)
+            assert row.error == f"Refused, not sent: {reason}"
+    assert receiver.requests == []
+
+
+def test_an_allow_listed_loopback_receiver_gets_the_signed_request(app, loopback_app, receiver):
+    with loopback_app.app_context():
+        endpoint = webhooks.create(receiver.url, events=["delivery.sent"])
+        row = send_now(endpoint.id)
+        assert (row.status, row.response_code, row.response_body, row.error) == (
+            WebhookDeliveryStatus.DELIVERED, 200, "ok thanks", "")
+        [request] = receiver.requests
+        assert request["path"] == "/hook" and request["body"] == row.payload
+        assert request["headers"]["Host"] == f"127.0.0.1:{receiver.server_port}"
+        assert webhooks.verify(webhooks.secret_for(endpoint), request["body"],
+                               request["headers"]["X-Newsletter-Signature"])
+
+
+def test_only_a_short_text_excerpt_of_a_reply_is_kept_and_redirects_are_not_followed(app, loopback_app, receiver):
+    with loopback_app.app_context():
+        endpoint = webhooks.create(receiver.url, events=["delivery.sent"])
+        last = loopback_app.config["WEBHOOK_MAX_ATTEMPTS"]  # a failure is then final: no worker retries it
+        receiver.reply = (500, {"Content-Type": "text/html"}, b"<script>alert(1)</script>\x1b[31m\x00" + b"x" * 5000)
+        row = send_now(endpoint.id, attempts=last)
+        assert row.response_body == ("<script>alert(1)</script> [31m " + "x" * 200)[:200]
+        assert (row.status, row.error) == (WebhookDeliveryStatus.FAILED, "HTTP 500 Internal Server Error")
+
+        receiver.reply = (200, {"Content-Type": "image/png"}, b"\x89PNG\r\n" + bytes(3000))
+        assert send_now(endpoint.id).response_body == "(image/png reply not shown)"
+
+        receiver.reply = (302, {"Location": receiver.url.replace("/hook", "/elsewhere")}, b"")
+        row = send_now(endpoint.id, attempts=last)
+        assert row.error == "HTTP 302 Found (redirects are not followed)"
+        assert [r["path"] for r in receiver.requests] == ["/hook"] * 3

@@ -59,10 +59,10 @@ def test_edit_keeps_checked_events_and_saves(app, admin_client, endpoint):
     page = admin_client.get(f"/admin/webhooks/{endpoint}/edit").get_data(as_text=True)
     assert re.search(r'value="subscriber.created"\s+checked', page)
     post_form(admin_client, f"/admin/webhooks/{endpoint}/edit", f"/admin/webhooks/{endpoint}/edit",
-              {"url": "http://10.0.0.5:8080/in", "events": ["delivery.failed"]})
+              {"url": "http://crm.example.org:8080/in", "events": ["delivery.failed"]})
     with app.app_context():
         hook = db.session.get(Webhook, endpoint)
-        assert (hook.url, hook.events, hook.active) == ("http://10.0.0.5:8080/in", ["delivery.failed"], False)
+        assert (hook.url, hook.events, hook.active) == ("http://crm.example.org:8080/in", ["delivery.failed"], False)
 
 
 def test_log_delivery_page_replay_and_test_event(app, admin_client, endpoint):
@@ -123,3 +123,32 @@ def test_a_marketer_gets_403_everywhere(app, client, endpoint):
     for url in (base + "/test", f"{base}/deliveries/{delivery_id}/replay", base + "/delete", base + "/rotate"):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     assert "/admin/webhooks/" not in client.get("/admin/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("http://[::ffff:a9fe:a9fe]/", "stands for 169.254.169.254"),
+    ("http://2852039166/", "169.254.169.254 is a link-local address"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "metadata.google.internal is a cloud metadata service"),
+    ("http://10.0.0.1:6379", "10.0.0.1 is a private-network address"),
+    ("http://127.0.0.2:8080/", "127.0.0.2 is a loopback address"),  # the tests allow only 127.0.0.1/32
+    ("http://localhost:8080/", "localhost is this machine"),
+    ("http://admin:hunter2@hooks.example.com/", "Leave user names and passwords out"),
+])
+def test_internal_receivers_are_refused_next_to_the_url_field(app, admin_client, url, reason):
+    response = post_form(admin_client, "/admin/webhooks/new", "/admin/webhooks/new",
+                         {"url": url, "events": ["delivery.sent"], "active": "y"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'class="field-error"' in page and reason in page
+    with app.app_context():
+        assert db.session.scalar(select(Webhook)) is None
+
+
+def test_the_delivery_page_shows_an_escaped_excerpt_of_the_reply(app, admin_client, endpoint):
+    [row] = only_delivery(app, endpoint)
+    with app.app_context():  # a row stored before replies were cut: the page cuts it too
+        db.session.get(WebhookDelivery, row.id).response_body = "<img src=x onerror=alert(1)>" + "y" * 900
+        db.session.commit()
+    page = admin_client.get(f"/admin/webhooks/{endpoint}/deliveries/{row.id}").get_data(as_text=True)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+    assert "y" * (200 - len("<img src=x onerror=alert(1)>")) + "</code>" in page and "y" * 200 not in page
