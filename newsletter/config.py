@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # "Keep me signed in" lasts this long (Flask-Login's default is a year); signing out ends it at once.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_number(env, "REMEMBER_COOKIE_DAYS", 14)),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

@@ -22,6 +22,7 @@ PAGE_SIZE = 50
 ACTIONS: dict[str, str] = {
     "user.login": "signed in",
     "user.login_failed": "failed sign-in",
+    "user.logout": "signed out",
     "user.created": "user created",
     "user.role_changed": "role changed",
     "user.deactivated": "user deactivated",

@@ -92,10 +92,25 @@ def invite(email: str, name: str = "", role: Role = Role.VIEWER, password: str =
     return create_user(email, password or generated, role, name), generated
 
 
+def _end_sessions(user: User) -> None:
+    """Every session and "keep me signed in" cookie of `user` ends at its next request: both
+    carry the user id with the session version (User.get_id), which no longer matches."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def sign_out(user_id: int) -> None:
+    """Signing out ends the user's sessions on every device, so a copied or left-behind session
+    or remember cookie is worthless afterwards (the cookies themselves live in the browser)."""
+    user = get(user_id)
+    _end_sessions(user)
+    audit.record("user.logout", "user", user.id, email=user.email)
+    db.session.commit()
+
+
 def set_password(user: User, password: str) -> None:
     _check_password(password)
     user.password_hash = generate_password_hash(password)
-    user.session_version = (user.session_version or 0) + 1  # sessions opened with the old password end
+    _end_sessions(user)  # sessions opened with the old password end
     audit.record("user.password_reset", "user", user.id, email=user.email)
     db.session.commit()
 
@@ -162,7 +177,7 @@ def set_active(user_id: int, active: bool, by_user_id: int | None = None) -> Use
         return user
     if not active:
         _keeps_an_admin(user, by_user_id, "active", "deactivate")
-        user.session_version = (user.session_version or 0) + 1  # stays ended after a reactivation
+        _end_sessions(user)  # stays ended after a reactivation
     user.active = active
     audit.record("user.reactivated" if active else "user.deactivated", "user", user.id, email=user.email)
     db.session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
@@ -39,8 +39,12 @@ def login():
         if user is None:
             form.password.errors.append("Wrong email or password, or the account is deactivated.")
         else:
+            target = _safe_next(request.args.get("next"))
+            # A fresh session: nothing planted before sign-in (above all a CSRF token an attacker
+            # fixed in the victim's browser) carries over into the signed-in one.
+            session.clear()
             login_user(user, remember=form.remember.data)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(target)
     return render_template("auth/login.html", form=form)
 
 
@@ -48,6 +52,8 @@ def login():
 @login_required
 def logout():
     if ConfirmForm().validate_on_submit():
+        users.sign_out(current_user.id)  # the old session and remember cookies stop working, server-side
+        session.clear()
         logout_user()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
