@@ -37,6 +37,7 @@ ACTIONS: dict[str, str] = {
     "campaign.retried": "failed deliveries retried",
     "subscriber.deleted": "subscriber deleted",
     "subscriber.erased": "subscriber erased",
+    "suppression.lifted": "suppression lifted",
     "import.started": "import started",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
@@ -44,7 +45,7 @@ ACTIONS: dict[str, str] = {
     "webhook.deleted": "webhook deleted",
     "settings.changed": "settings changed",
 }
-TARGET_TYPES = ("user", "campaign", "subscriber", "import", "api_key", "webhook", "settings")
+TARGET_TYPES = ("user", "campaign", "subscriber", "suppression", "import", "api_key", "webhook", "settings")
 
 
 def set_actor(label: str) -> None:
