@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -66,7 +66,8 @@ def problem(password: str, email: str | None = "", name: str | None = "") -> str
     compact = re.sub(r"\s+", "", lowered)
     if len(set(lowered)) < MIN_DISTINCT or _is_repeated(compact) or _is_run(compact):
         return "This password is a repeated or sequential pattern, which is guessed first. Choose another."
-    core = _DECORATION.match(lowered).group(1)  # type: ignore[union-attr]  (the pattern always matches)
+    decorated = _DECORATION.match(lowered)
+    core = decorated.group(1) if decorated else lowered
     if lowered in common_passwords() or compact in common_passwords() or (len(core) >= 4 and (
             core in common_passwords() or _is_run(core) or _is_repeated(core))):
         return "This is one of the most common passwords, which attackers try first. Choose another."

@@ -77,8 +77,8 @@ def create_user(email: str, password: str, role: Role = Role.VIEWER, name: str =
 
 def invite(email: str, name: str = "", role: Role = Role.VIEWER, password: str = "") -> tuple[User, str | None]:
     """Create a user; without a password one is generated and returned (to be shown once)."""
-    generated = None if password else generate_password(email, name)
-    return create_user(email, password or generated, role, name), generated
+    generated = "" if password else generate_password(email, name)
+    return create_user(email, password or generated, role, name), generated or None
 
 
 def _end_sessions(user: User) -> None:
@@ -107,9 +107,9 @@ def set_password(user: User, password: str) -> None:
 def reset_password(user_id: int, password: str = "") -> str | None:
     """A new password (given, or generated and returned to be shown once)."""
     user = get(user_id)
-    generated = None if password else generate_password(user.email, user.name)
+    generated = "" if password else generate_password(user.email, user.name)
     set_password(user, password or generated)
-    return generated
+    return generated or None
 
 
 def create_or_reset_admin(email: str, password: str) -> tuple[User, bool]:
