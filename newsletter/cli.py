@@ -22,7 +22,8 @@ def register(app: Flask) -> None:
 
 @click.command("create-admin")
 @click.option("--email", required=True, help="The admin's email (the login).")
-@click.option("--password", required=True, help=f"At least {users.MIN_PASSWORD_LENGTH} characters.")
+@click.option("--password", required=True,
+              help=f"At least {users.MIN_PASSWORD_LENGTH} characters, not a common or patterned password.")
 def create_admin(email: str, password: str) -> None:
     """Create an admin user, or reset an existing user to admin with this password."""
     try:

@@ -11,6 +11,7 @@ import re
 import secrets
 import zlib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": production,
         # Reverse proxies in front of gunicorn whose X-Forwarded-* headers are trusted (0: none).
         "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # "Keep me signed in" lasts this long (Flask-Login's default is a year); signing out ends it at once.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_number(env, "REMEMBER_COOKIE_DAYS", 14)),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

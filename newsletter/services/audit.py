@@ -22,6 +22,7 @@ PAGE_SIZE = 50
 ACTIONS: dict[str, str] = {
     "user.login": "signed in",
     "user.login_failed": "failed sign-in",
+    "user.logout": "signed out",
     "user.created": "user created",
     "user.role_changed": "role changed",
     "user.deactivated": "user deactivated",
@@ -37,6 +38,7 @@ ACTIONS: dict[str, str] = {
     "subscriber.deleted": "subscriber deleted",
     "subscriber.erased": "subscriber erased",
     "subscriber.links_revoked": "email links revoked",
+    "suppression.lifted": "suppression lifted",
     "import.started": "import started",
     "api_key.created": "API key created",
     "api_key.revoked": "API key revoked",
@@ -44,7 +46,7 @@ ACTIONS: dict[str, str] = {
     "webhook.deleted": "webhook deleted",
     "settings.changed": "settings changed",
 }
-TARGET_TYPES = ("user", "campaign", "subscriber", "import", "api_key", "webhook", "settings")
+TARGET_TYPES = ("user", "campaign", "subscriber", "suppression", "import", "api_key", "webhook", "settings")
 
 
 def set_actor(label: str) -> None:

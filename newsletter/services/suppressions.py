@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-
 from typing import Any
 
 from sqlalchemy import literal, select
 
 from ..extensions import db
 from ..models import Subscriber, Suppression, SuppressionReason
+from . import audit
 
 
 def is_suppressed(email: str) -> bool:
@@ -32,10 +32,13 @@ def suppress(email: str, reason: SuppressionReason, note: str = "") -> Suppressi
 
 
 def lift(email: str) -> bool:
-    """Remove a suppression (an admin's decision); True if there was one."""
+    """Remove a suppression (an admin's decision, audited: the address may be mailed again);
+    True if there was one."""
     row = db.session.get(Suppression, email)
     if row is None:
         return False
+    audit.record("suppression.lifted", "suppression", email=row.email, reason=row.reason, note=row.note,
+                 since=row.created_at)
     db.session.delete(row)
     db.session.commit()
     return True

@@ -1,26 +1,19 @@
-"""Accounts: sign-in (throttled per account), create and manage users, make sure an admin exists."""
+"""Accounts: sign-in (throttled by login_guard), create and manage users, make sure an admin exists."""
 from __future__ import annotations
 
-import hashlib
-import math
 import secrets
-import time
 
-from flask import current_app
-from limits import RateLimitItem, parse
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models import Role, User
 from ..models.base import utcnow
-from . import addresses, audit
+from . import addresses, audit, login_guard, passwords
 from .errors import NotFound, ValidationError
 
-MIN_PASSWORD_LENGTH = 10
-# Failed sign-ins one account may take, from any number of addresses, before it is locked
-# for the rest of the window. The per-IP limit alone lets an attacker rotating IPs guess on.
-LOGIN_ACCOUNT_LIMIT = "5 per 15 minutes"
+MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
+LoginThrottled = login_guard.LoginThrottled
 # Checked against when the email is unknown, so a login takes as long either way.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -32,14 +25,6 @@ class AccountError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-class LoginThrottled(Exception):
-    """Too many failed sign-ins for this email; `retry_after` is in seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many failed sign-ins; retry in {retry_after} s.")
-        self.retry_after = retry_after
 
 
 def normalize_email(raw: str) -> str:
@@ -64,18 +49,22 @@ def all_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.email))))
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError("password", f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+def _check_password(password: str, email: str, name: str | None = "") -> None:
+    problem = passwords.problem(password, email, name)
+    if problem:
+        raise AccountError("password", problem)
 
 
-def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+def generate_password(email: str = "", name: str | None = "") -> str:
+    while True:  # 96 random bits: a second round is all but impossible, but the rules must hold
+        password = secrets.token_urlsafe(12)
+        if passwords.problem(password, email, name) is None:
+            return password
 
 
 def create_user(email: str, password: str, role: Role = Role.VIEWER, name: str = "") -> User:
     email = normalize_email(email)
-    _check_password(password)
+    _check_password(password, email, name)
     if find_by_email(email):
         raise AccountError("email", f"A user with the email {email} already exists.")
     user = User(email=email, name=(name or "").strip()[:200], role=role, password_hash=generate_password_hash(password))
@@ -88,23 +77,39 @@ def create_user(email: str, password: str, role: Role = Role.VIEWER, name: str =
 
 def invite(email: str, name: str = "", role: Role = Role.VIEWER, password: str = "") -> tuple[User, str | None]:
     """Create a user; without a password one is generated and returned (to be shown once)."""
-    generated = None if password else generate_password()
-    return create_user(email, password or generated, role, name), generated
+    generated = "" if password else generate_password(email, name)
+    return create_user(email, password or generated, role, name), generated or None
+
+
+def _end_sessions(user: User) -> None:
+    """Every session and "keep me signed in" cookie of `user` ends at its next request: both
+    carry the user id with the session version (User.get_id), which no longer matches."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def sign_out(user_id: int) -> None:
+    """Signing out ends the user's sessions on every device, so a copied or left-behind session
+    or remember cookie is worthless afterwards (the cookies themselves live in the browser)."""
+    user = get(user_id)
+    _end_sessions(user)
+    audit.record("user.logout", "user", user.id, email=user.email)
+    db.session.commit()
 
 
 def set_password(user: User, password: str) -> None:
-    _check_password(password)
+    _check_password(password, user.email, user.name)
     user.password_hash = generate_password_hash(password)
-    user.session_version = (user.session_version or 0) + 1  # sessions opened with the old password end
+    _end_sessions(user)  # sessions opened with the old password end
     audit.record("user.password_reset", "user", user.id, email=user.email)
     db.session.commit()
 
 
 def reset_password(user_id: int, password: str = "") -> str | None:
     """A new password (given, or generated and returned to be shown once)."""
-    generated = None if password else generate_password()
-    set_password(get(user_id), password or generated)
-    return generated
+    user = get(user_id)
+    generated = "" if password else generate_password(user.email, user.name)
+    set_password(user, password or generated)
+    return generated or None
 
 
 def create_or_reset_admin(email: str, password: str) -> tuple[User, bool]:
@@ -112,7 +117,7 @@ def create_or_reset_admin(email: str, password: str) -> tuple[User, bool]:
     user = find_by_email(normalize_email(email))
     if user is None:
         return create_user(email, password, Role.ADMIN, name="Admin"), True
-    _check_password(password)
+    _check_password(password, user.email, user.name)  # before the role changes: all or nothing
     user.role, user.active = Role.ADMIN, True
     set_password(user, password)
     return user, False
@@ -122,7 +127,7 @@ def ensure_admin(email: str = "admin@example.com") -> str | None:
     """Create a first admin if there is none; return its generated password, or None."""
     if db.session.scalar(select(User.id).where(User.role == Role.ADMIN).limit(1)) is not None:
         return None
-    password = generate_password()
+    password = generate_password(email, "Admin")
     create_or_reset_admin(email, password)
     return password
 
@@ -162,7 +167,7 @@ def set_active(user_id: int, active: bool, by_user_id: int | None = None) -> Use
         return user
     if not active:
         _keeps_an_admin(user, by_user_id, "active", "deactivate")
-        user.session_version = (user.session_version or 0) + 1  # stays ended after a reactivation
+        _end_sessions(user)  # stays ended after a reactivation
     user.active = active
     audit.record("user.reactivated" if active else "user.deactivated", "user", user.id, email=user.email)
     db.session.commit()
@@ -171,37 +176,28 @@ def set_active(user_id: int, active: bool, by_user_id: int | None = None) -> Use
 
 # Signing in -----------------------------------------------------------------------------------
 
-def _login_limit() -> tuple[RateLimitItem, tuple[str, ...]]:
-    """The per-account failure limit and its key (the address hashed: no emails in Redis keys)."""
-    item = parse(current_app.config.get("LOGIN_ACCOUNT_LIMIT", LOGIN_ACCOUNT_LIMIT))
-    return item, (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "login-account")
-
-
-def _account_key(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-def authenticate(email: str, password: str) -> User | None:
+def authenticate(email: str, password: str, client: login_guard.Client | None = None) -> User | None:
     """The active user with this email and password, else None (the failure is counted and
-    logged). Raises LoginThrottled once the address had too many failures, whoever asks:
-    the same for unknown addresses, so the answer tells nobody which accounts exist."""
-    item, scope = _login_limit()
-    key = _account_key(email)
-    if not limiter.limiter.test(item, *scope, key):
-        reset_at, _ = limiter.limiter.get_window_stats(item, *scope, key)
-        audit.record("user.login_failed", email=email.strip()[:254], reason="throttled")
+    logged). Raises LoginThrottled, without checking the password, when `client` failed too
+    often for this address (see login_guard): the same for unknown addresses, so the answer
+    tells nobody which accounts exist."""
+    client = client or login_guard.Client()
+    try:
+        login_guard.check(client, email)
+    except LoginThrottled as exc:
+        audit.record("user.login_failed", email=email.strip()[:254], reason="throttled", limit=exc.scope)
         db.session.commit()
-        raise LoginThrottled(max(1, math.ceil(reset_at - time.time())))
+        raise
     user = find_by_email(email)
     matches = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not user.active or not matches:
-        limiter.limiter.hit(item, *scope, key)
+        login_guard.failed(client, email)
         reason = "unknown email" if user is None else "deactivated" if not user.active else "wrong password"
         audit.record("user.login_failed", "user" if user else "", user.id if user else "",
                      email=email.strip()[:254], reason=reason)
         db.session.commit()
         return None
-    limiter.limiter.clear(item, *scope, key)
+    login_guard.succeeded(client, email)
     user.last_login_at = utcnow()
     audit.record("user.login", "user", user.id, by_user=user)
     db.session.commit()

@@ -1,14 +1,17 @@
-"""Sign in and out (failed sign-ins are throttled per IP here and per account in the service)."""
+"""Sign in and out (failed sign-ins are throttled per IP here, per account and device in login_guard)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
-from ..services import users
+from ..models import User
+from ..services import login_guard, users
 from .forms import ConfirmForm, LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -21,6 +24,40 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.dashboard")
 
 
+def _wait(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minutes"
+
+
+def _throttled(form: LoginForm, exc: users.LoginThrottled) -> Any:
+    wait = _wait(exc.retry_after)
+    if exc.scope == "account":
+        message = ("Too many failed sign-ins for this account from devices it was not used on. Sign in from a "
+                   f"device you signed in with before, try again in {wait}, or ask an admin to reset your password.")
+    else:
+        message = f"Too many failed sign-ins for this account from here. Try again in {wait}."
+    form.password.errors.append(message)
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _signed_in(user: User, client: login_guard.Client, remember: bool) -> Any:
+    target = _safe_next(request.args.get("next"))
+    # A fresh session: nothing planted before sign-in (above all a CSRF token an attacker
+    # fixed in the victim's browser) carries over into the signed-in one.
+    session.clear()
+    login_user(user, remember=remember)
+    response = redirect(target)
+    # Lets this browser past the per-account lock that others' failed guesses may set off.
+    response.set_cookie(login_guard.DEVICE_COOKIE, login_guard.device_cookie(client, user.email),
+                        max_age=login_guard.DEVICE_MAX_AGE, path=url_for("auth.login"), httponly=True,
+                        samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("10 per minute", methods=["POST"])
 def login():
@@ -28,19 +65,14 @@ def login():
         return redirect(url_for("admin.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
+        client = login_guard.Client(get_remote_address(), request.cookies.get(login_guard.DEVICE_COOKIE, ""))
         try:
-            user = users.authenticate(form.email.data, form.password.data)
+            user = users.authenticate(form.email.data, form.password.data, client)
         except users.LoginThrottled as exc:
-            minutes = math.ceil(exc.retry_after / 60)
-            form.password.errors.append(
-                f"Too many failed sign-ins for this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
-                "or ask an admin to reset your password.")
-            return render_template("auth/login.html", form=form), 429
-        if user is None:
-            form.password.errors.append("Wrong email or password, or the account is deactivated.")
-        else:
-            login_user(user, remember=form.remember.data)
-            return redirect(_safe_next(request.args.get("next")))
+            return _throttled(form, exc)
+        if user is not None:
+            return _signed_in(user, client, form.remember.data)
+        form.password.errors.append("Wrong email or password, or the account is deactivated.")
     return render_template("auth/login.html", form=form)
 
 
@@ -48,6 +80,8 @@ def login():
 @login_required
 def logout():
     if ConfirmForm().validate_on_submit():
+        users.sign_out(current_user.id)  # the old session and remember cookies stop working, server-side
+        session.clear()
         logout_user()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

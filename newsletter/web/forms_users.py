@@ -7,6 +7,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ..models import Role
+from ..services import passwords
 
 ROLE_HINTS = {
     Role.VIEWER: "reads lists, subscribers, campaigns and reports",
@@ -15,7 +16,7 @@ ROLE_HINTS = {
 }
 # Lowest first: the form's default and the advice are "the lowest role that does the job".
 ROLE_CHOICES = [SelectChoice(role.value, role.value.capitalize()) for role in sorted(Role, key=lambda r: r.rank)]
-PASSWORD_HINT = "At least 10 characters. Leave empty to generate one, shown once on the next page."
+PASSWORD_HINT = f"{passwords.HINT} Leave empty to generate one, shown once on the next page."
 
 
 class NewUserForm(FlaskForm):
@@ -23,7 +24,8 @@ class NewUserForm(FlaskForm):
                                                              Length(max=254)])
     name = StringField("Name", validators=[Length(max=200)])
     role = RadioField("Role", choices=ROLE_CHOICES, default=Role.VIEWER.value)
-    password = PasswordField("Initial password", description=PASSWORD_HINT, validators=[Length(max=200)])
+    password = PasswordField("Initial password", description=PASSWORD_HINT,
+                             validators=[Length(max=passwords.MAX_LENGTH)])
 
 
 class RoleForm(FlaskForm):
@@ -31,4 +33,4 @@ class RoleForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField("New password", description=PASSWORD_HINT, validators=[Length(max=200)])
+    password = PasswordField("New password", description=PASSWORD_HINT, validators=[Length(max=passwords.MAX_LENGTH)])

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_template, request,
                    stream_with_context, url_for)
+from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from ..models import Role, Subscriber
@@ -238,7 +239,8 @@ def _suppressions_page(form: SuppressionForm) -> str:
     rows = suppressions.list_suppressions(limit=SUPPRESSIONS_PAGE + 1, after=after)
     next_after = rows[SUPPRESSIONS_PAGE - 1].email if len(rows) > SUPPRESSIONS_PAGE else None
     return render_template("admin/subscribers/suppressions.html", form=form, rows=rows[:SUPPRESSIONS_PAGE],
-                           next_after=next_after, paged=bool(after), lift_form=LiftForm())
+                           next_after=next_after, paged=bool(after), lift_form=LiftForm(),
+                           can_lift=current_user.role.allows(Role.ADMIN))
 
 
 @bp.get("/suppressions")
@@ -263,7 +265,7 @@ def suppression_add():
 
 
 @bp.post("/suppressions/lift")
-@role_required(Role.MARKETER)
+@role_required(Role.ADMIN)  # mailing a suppressed address again is an admin's call (and audited)
 def suppression_lift():
     form = LiftForm()
     if form.validate_on_submit() and suppressions.lift(form.email.data):

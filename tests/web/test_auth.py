@@ -1,4 +1,6 @@
 """Sign-in, CSRF, throttling, and roles enforced on the server for every route."""
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from newsletter.models import Role
@@ -53,6 +55,56 @@ def test_logout_needs_post_with_csrf(admin_client):
     page = admin_client.get("/admin/").get_data(as_text=True)
     admin_client.post("/logout", data={"csrf_token": csrf_token(page)})
     assert admin_client.get("/admin/").status_code == 302
+
+
+def _sign_in_remembered(client) -> None:
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "remember": "y",
+                                           "csrf_token": token})
+    assert response.status_code == 302
+
+
+def _replayed(app, name: str, value: str):
+    """A fresh browser that holds only the copied cookie `name`."""
+    replay = app.test_client()
+    replay.set_cookie(name, value)
+    return replay.get("/admin/")
+
+
+def test_logout_ends_the_session_and_the_remember_cookie_server_side(app, client, admin):
+    _sign_in_remembered(client)
+    copied = {name: client.get_cookie(name).value for name in ("session", "remember_token")}
+    for name, value in copied.items():  # each cookie alone signs a browser in while the session lasts
+        assert _replayed(app, name, value).status_code == 200, name
+
+    page = client.get("/admin/").get_data(as_text=True)
+    assert client.post("/logout", data={"csrf_token": csrf_token(page)}).status_code == 302
+    assert client.get_cookie("remember_token") is None
+    for name, value in copied.items():
+        response = _replayed(app, name, value)
+        assert response.status_code == 302 and "/login" in response.location, name
+    assert login(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302  # signing in again works
+
+
+def test_the_remember_cookie_is_httponly_samesite_and_lasts_two_weeks(client, admin):
+    _sign_in_remembered(client)
+    cookie = client.get_cookie("remember_token")
+    assert cookie.http_only and cookie.same_site == "Lax"
+    lifetime = cookie.expires - datetime.now(timezone.utc)
+    assert timedelta(days=13) < lifetime <= timedelta(days=14)
+
+
+def test_the_csrf_token_from_before_sign_in_is_refused_after_it(client, admin):
+    """Someone who planted a session (and its CSRF token) in a browser cannot forge requests
+    once the victim signs in there: signing in starts a new session."""
+    planted = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": planted})
+    assert response.status_code == 302
+    assert client.post("/logout", data={"csrf_token": planted}).status_code == 400
+    assert client.get("/admin/").status_code == 200  # the forged sign-out did nothing
+    fresh = csrf_token(client.get("/admin/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": fresh}).status_code == 302
+    assert client.get("/admin/").status_code == 302
 
 
 def _placeholder(rule, arg):

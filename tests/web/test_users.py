@@ -1,4 +1,4 @@
-"""Accounts: sign-in throttled per account across IPs, and admins managing users (with the
+"""Accounts: sign-in throttled per account and client without locking the owner out, and admins managing users (with the
 guards that keep an admin from locking themself or everyone out)."""
 import re
 import time
@@ -47,45 +47,102 @@ def _signed_in(client) -> bool:
     return client.get("/admin/").status_code == 200
 
 
-# Per-account throttling -----------------------------------------------------------------------
+# Sign-in throttling (services/login_guard.py) -------------------------------------------------
 
-def test_failures_from_many_ips_lock_the_account_even_for_the_right_password(app, client, admin):
+@pytest.fixture(autouse=True)
+def _fresh_counters(client):
+    """The `client` fixture resets the sign-in counters; every test here starts from none."""
+
+
+def _browser(app, ip: str):
+    return _from(app.test_client(), ip)
+
+
+def _sign_out(client) -> None:
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
+
+
+def test_an_attacker_is_slowed_while_the_owner_signs_in_from_elsewhere(app, admin):
     victim = _make(app, "victim@example.com")
-    for i in range(5):  # five addresses, one guess each: the per-IP limit never fires
-        response = login(_from(client, f"203.0.113.{i}"), "victim@example.com", "guess number %d" % i)
+    attacker = _browser(app, "127.0.0.2")
+    for i in range(3):
+        response = login(attacker, "victim@example.com", f"guess number {i}")
         assert response.status_code == 200 and "Wrong email or password" in response.get_data(as_text=True)
+    for password in ("guess number 3", PASSWORD):  # now even the right one is not tried
+        response = login(attacker, "victim@example.com", password)
+        assert response.status_code == 429
+        assert f"{LOCKED} from here. Try again in" in response.get_data(as_text=True)
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert not _signed_in(attacker)
 
-    response = login(_from(client, "198.51.100.7"), "victim@example.com", PASSWORD)
-    assert response.status_code == 429
-    assert LOCKED in response.get_data(as_text=True) and "15 minutes" in response.get_data(as_text=True)
-    assert not _signed_in(client)
-    assert _user(app, victim).last_login_at is None
-
-    # Other accounts, even from an address that took part, are unaffected.
-    assert login(_from(client, "203.0.113.0"), ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
-    assert [(e.details["email"], e.details["reason"]) for e in _events(app, "user.login_failed")] == \
-        [("victim@example.com", "wrong password")] * 5 + [("victim@example.com", "throttled")]
-    assert [e.ip for e in _events(app, "user.login_failed")][:5] == [f"203.0.113.{i}" for i in range(5)]
-
-
-def test_an_unknown_address_is_locked_the_same_way(client, admin):
-    """The lock applies to any address typed, so its message reveals nothing about accounts."""
-    for i in range(5):
-        login(_from(client, f"203.0.113.{i}"), "nobody@example.com", "guess")
-    response = login(_from(client, "198.51.100.7"), "nobody@example.com", "guess")
-    assert response.status_code == 429 and LOCKED in response.get_data(as_text=True)
+    owner = _browser(app, "127.0.0.3")  # another address, never signed in there before
+    assert login(owner, "victim@example.com", PASSWORD).status_code == 302 and _signed_in(owner)
+    assert _user(app, victim).last_login_at is not None
+    assert [e.details["reason"] for e in _events(app, "user.login_failed")] == ["wrong password"] * 3 + ["throttled"] * 2
+    assert {e.ip for e in _events(app, "user.login_failed")} == {"127.0.0.2"}
 
 
-def test_the_lock_lifts_when_the_window_passes(app, client, admin):
+def test_the_owners_known_device_gets_in_while_unknown_devices_are_locked_out(app, admin):
+    _make(app, "victim@example.com")
+    owner = _browser(app, "127.0.0.3")
+    assert login(owner, "victim@example.com", PASSWORD).status_code == 302  # sets the known-device cookie
+    _sign_out(owner)
+
+    for i in range(20):  # an attacker rotating addresses: one guess each, no address is ever slowed
+        response = login(_browser(app, f"127.0.1.{i}"), "victim@example.com", f"guess number {i}")
+        assert response.status_code == 200, i
+    locked = login(_browser(app, "127.0.2.1"), "victim@example.com", PASSWORD)
+    assert locked.status_code == 429
+    text = locked.get_data(as_text=True)
+    assert f"{LOCKED} from devices it was not used on" in text and "minutes" in text
+
+    new_device = _browser(app, "127.0.0.3")  # the owner's address, but a browser without the cookie
+    assert login(new_device, "victim@example.com", PASSWORD).status_code == 429
+    forged = _browser(app, "127.0.0.4")
+    forged.set_cookie("known_device", owner.get_cookie("known_device", path="/login").value + "x", path="/login")
+    assert login(forged, "victim@example.com", PASSWORD).status_code == 429
+    other_account = _browser(app, "127.0.0.5")  # a known device, but of another account
+    assert login(other_account, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
+    _sign_out(other_account)
+    assert login(other_account, "victim@example.com", PASSWORD).status_code == 429
+
+    assert login(owner, "victim@example.com", PASSWORD).status_code == 302 and _signed_in(owner)
+
+
+def test_a_known_device_that_fails_is_slowed_too(app, admin):
+    _make(app, "victim@example.com")
+    device = _browser(app, "127.0.0.3")
+    assert login(device, "victim@example.com", PASSWORD).status_code == 302
+    _sign_out(device)
+    assert [login(device, "victim@example.com", "typo typo").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert login(device, "victim@example.com", PASSWORD).status_code == 429
+    # The same address without that device's cookie counts on its own.
+    assert login(_browser(app, "127.0.0.3"), "victim@example.com", PASSWORD).status_code == 302
+
+
+def test_an_unknown_address_is_slowed_the_same_way(app, admin):
+    """The limits apply to any address typed, so the answers reveal nothing about accounts."""
+    _make(app, "victim@example.com")
+    answers = {}
+    for email in ("victim@example.com", "nobody@example.com"):
+        browser = _browser(app, "127.0.0.2")
+        statuses = [login(browser, email, "guess guess").status_code for _ in range(4)]
+        error = re.search(r'class="field-error">([^<]+)<', login(browser, email, "guess").get_data(as_text=True))
+        answers[email] = statuses, re.sub(r"\d+ seconds", "N seconds", error.group(1))
+    assert answers["victim@example.com"][0] == [200, 200, 200, 429]
+    assert answers["victim@example.com"] == answers["nobody@example.com"]
+
+
+def test_the_account_lock_lifts_when_the_window_passes(app, admin):
     _make(app, "victim@example.com")
     saved = app.config.get("LOGIN_ACCOUNT_LIMIT")
     app.config["LOGIN_ACCOUNT_LIMIT"] = "3 per 2 seconds"
     try:
         for i in range(3):
-            login(_from(client, f"203.0.113.{i}"), "victim@example.com", "guess")
-        assert login(client, "victim@example.com", PASSWORD).status_code == 429
+            login(_browser(app, f"127.0.1.{i}"), "victim@example.com", "guess")
+        assert login(_browser(app, "127.0.0.3"), "victim@example.com", PASSWORD).status_code == 429
         time.sleep(2.2)
-        assert login(client, "victim@example.com", PASSWORD).status_code == 302
+        assert login(_browser(app, "127.0.0.3"), "victim@example.com", PASSWORD).status_code == 302
     finally:
         if saved is None:
             app.config.pop("LOGIN_ACCOUNT_LIMIT")
@@ -93,18 +150,20 @@ def test_the_lock_lifts_when_the_window_passes(app, client, admin):
             app.config["LOGIN_ACCOUNT_LIMIT"] = saved
 
 
-def test_a_successful_sign_in_resets_the_count_and_is_audited(app, client, admin):
+def test_a_successful_sign_in_resets_the_clients_count_and_is_audited(app, admin):
     ana = _make(app, "ana@example.com")
-    for i in range(4):
-        login(_from(client, f"203.0.113.{i}"), "ana@example.com", "typo")
-    assert login(client, "ana@example.com", PASSWORD).status_code == 302
-    client.post("/logout", data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
-    for i in range(4):  # four more typos: not locked, the count started again
-        assert login(_from(client, f"203.0.113.{i}"), "ana@example.com", "typo").status_code == 200
-    assert login(client, "ana@example.com", PASSWORD).status_code == 302
+    browser = _browser(app, "127.0.0.2")
+    for _ in range(2):
+        login(browser, "ana@example.com", "typo typo")
+    assert login(browser, "ana@example.com", PASSWORD).status_code == 302
+    _sign_out(browser)
+    browser.delete_cookie("known_device", path="/login")  # counted by address again
+    for _ in range(3):  # three more typos: not slowed, the count started again
+        assert login(browser, "ana@example.com", "typo typo").status_code == 200
+    assert login(browser, "ana@example.com", "typo typo").status_code == 429
     logins = _events(app, "user.login")
-    assert [(e.actor, e.action, e.target_type) for e in logins] == [("ana@example.com", "user.login", "user")] * 2
-    assert [e.user_id for e in logins] == [ana, ana]
+    assert [(e.actor, e.action, e.target_type, e.user_id) for e in logins] == [
+        ("ana@example.com", "user.login", "user", ana)]
 
 
 # Managing users -------------------------------------------------------------------------------
@@ -151,6 +210,28 @@ def test_bad_new_users_are_refused_next_to_the_field(app, admin_client, admin, d
     with app.app_context():
         assert db.session.scalar(select(User.id).where(User.email == "ana@example.com")) is None
     assert [e.target_id for e in _events(app, "user.created")] == [str(admin)]
+
+
+@pytest.mark.parametrize("password, error", [
+    ("aaaaaaaaaa", "repeated or sequential"),
+    ("1234567890", "repeated or sequential"),
+    ("qwertyuiop", "repeated or sequential"),
+    ("Password123!", "most common passwords"),
+    ("iloveyou2024", "most common passwords"),
+    ("ana.lima-rocks", "email address or name"),
+])
+def test_weak_passwords_are_refused_when_creating_and_resetting(app, admin_client, admin, password, error):
+    response = post_form(admin_client, "/admin/users/new", "/admin/users/new",
+                         {"email": "ana.lima@example.com", "role": "viewer", "password": password})
+    assert re.search(r'class="field-error">[^<]*' + error, response.get_data(as_text=True))
+    with app.app_context():
+        assert users.find_by_email("ana.lima@example.com") is None
+
+    ana = _make(app, "ana.lima@example.com")
+    response = post_form(admin_client, f"/admin/users/{ana}", f"/admin/users/{ana}/password", {"password": password})
+    assert response.status_code == 200 and error in response.get_data(as_text=True)
+    assert login(app.test_client(), "ana.lima@example.com", PASSWORD).status_code == 302  # unchanged
+    assert _events(app, "user.password_reset") == []
 
 
 def test_admin_changes_a_role(app, admin_client):
