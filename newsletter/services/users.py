@@ -11,6 +11,7 @@ from ..models import Role, User
 from ..models.base import utcnow
 from . import addresses, audit, login_guard, passwords
 from .errors import NotFound, ValidationError
+from .text import one_line
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 LoginThrottled = login_guard.LoginThrottled
@@ -25,6 +26,13 @@ class AccountError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def _clean_name(name: str | None) -> str:
+    try:
+        return one_line(name, "name", 200, label="A name")
+    except ValidationError as exc:
+        raise AccountError("name", exc.message) from None
 
 
 def normalize_email(raw: str) -> str:
@@ -67,7 +75,7 @@ def create_user(email: str, password: str, role: Role = Role.VIEWER, name: str =
     _check_password(password, email, name)
     if find_by_email(email):
         raise AccountError("email", f"A user with the email {email} already exists.")
-    user = User(email=email, name=(name or "").strip()[:200], role=role, password_hash=generate_password_hash(password))
+    user = User(email=email, name=_clean_name(name), role=role, password_hash=generate_password_hash(password))
     db.session.add(user)
     db.session.flush()
     audit.record("user.created", "user", user.id, email=email, role=role)

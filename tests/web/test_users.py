@@ -339,3 +339,12 @@ def test_a_reactivated_user_does_not_get_old_sessions_back(app, admin_client):
     assert other.get("/admin/campaigns/").status_code in (302, 401)  # signed out
     assert login(other, "kept@example.com", "long enough password").status_code == 302
     assert other.get("/admin/campaigns/").status_code == 200
+
+
+def test_a_user_name_with_control_characters_is_refused(app, admin_client):
+    response = post_form(admin_client, "/admin/users/new", "/admin/users/new",
+                         {"email": "ctl@example.com", "name": "Bob\x1b[31m red", "role": "viewer"})
+    assert re.search(r'class="field-error">[^<]*Control characters are not allowed',
+                     response.get_data(as_text=True))
+    with app.app_context():
+        assert users.find_by_email("ctl@example.com") is None
