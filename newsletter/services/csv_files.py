@@ -1,4 +1,5 @@
-"""Reading uploaded CSV files: refuse what is not CSV before anything is written.
+"""CSV files in and out: refuse an upload that is not CSV before anything is written, and
+defuse every cell the product writes so that a spreadsheet never runs it as a formula.
 
 Handles a UTF-8 byte order mark, `,` `;` and tab delimiters, quoted fields with newlines.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,25 @@ from .errors import ValidationError
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t")
 MAX_FIELD = 1024 * 1024
+# OWASP's CSV injection rule: a cell starting with one of these is a formula to Excel,
+# LibreOffice or Google Sheets (the full-width forms too: Japanese Excel converts them).
+FORMULA_START = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
+# ...except a plain number: "-5" or "+1.5" cannot run anything, and a prefixed "'-5" would
+# turn every negative number in an export into text. ASCII digits only, so that PostgreSQL's
+# regular expression (exports.py formats cells in SQL too) accepts exactly the same cells.
+PLAIN_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
+
+
+def safe_cell(cell: str) -> str:
+    """The cell as written to a CSV file: a leading apostrophe defuses a formula."""
+    if cell and cell[0] in FORMULA_START and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def safe_row(cells: list[str]) -> list[str]:
+    return [safe_cell(cell) for cell in cells]
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,8 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     # One subscriber.created per new address, set-based and only if an endpoint listens.
     webhooks.emit_created_subscribers(new_emails, "import", job.list_ids)
     with open(invalid_report_path(job), "a", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(batch.invalid)
+        # The report opens in a spreadsheet, and its cells are whatever the upload held.
+        csv.writer(handle).writerows(csv_files.safe_row([str(n), e, r]) for n, e, r in batch.invalid)
     job.rows += batch.read
     job.created += len(new_emails)
     job.updated += updated
