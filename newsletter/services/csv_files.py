@@ -97,11 +97,37 @@ def check_utf8(path: Path | str, chunk: int = 1 << 20) -> None:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise ValidationError("file", f"The file is not UTF-8 text (byte {offset + exc.start}).") from None
+            if (nul := block.find(b"\x00")) >= 0:  # text columns cannot hold NUL on PostgreSQL
+                raise ValidationError("file", f"The file contains binary data (a NUL byte at byte {offset + nul}).")
             offset += len(block)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise ValidationError("file", "The file ends in the middle of a UTF-8 character.") from None
+
+
+def check_rows(path: Path | str, delimiter: str) -> int:
+    """A full pass of the CSV parser: a row it cannot read fails the import before anything
+    is written, not after the batches before it were committed. Returns the data rows' count.
+
+    Costs about a tenth of a second per 100,000 rows (the C parser, no validation).
+    """
+    number = 1
+    with open(path, encoding="utf-8-sig", newline="") as text:
+        csv.field_size_limit(MAX_FIELD)
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            for number, _ in enumerate(reader, start=1):
+                pass
+        except csv.Error as exc:
+            raise ValidationError("file", f"Row {number + 1:,} cannot be read: {_csv_problem(exc)}.") from None
+    return number - 1
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return f"a field is longer than {MAX_FIELD:,} characters (the largest a cell may be)"
+    return f"it is not valid CSV ({exc})"
 
 
 class RowReader:
