@@ -1,4 +1,5 @@
-"""Reading uploaded CSV files: refuse what is not CSV before anything is written.
+"""CSV files in and out: refuse an upload that is not CSV before anything is written, and
+defuse every cell the product writes so that a spreadsheet never runs it as a formula.
 
 Handles a UTF-8 byte order mark, `,` `;` and tab delimiters, quoted fields with newlines.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,25 @@ from .errors import ValidationError
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t")
 MAX_FIELD = 1024 * 1024
+# OWASP's CSV injection rule: a cell starting with one of these is a formula to Excel,
+# LibreOffice or Google Sheets (the full-width forms too: Japanese Excel converts them).
+FORMULA_START = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
+# ...except a plain number: "-5" or "+1.5" cannot run anything, and a prefixed "'-5" would
+# turn every negative number in an export into text. ASCII digits only, so that PostgreSQL's
+# regular expression (exports.py formats cells in SQL too) accepts exactly the same cells.
+PLAIN_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
+
+
+def safe_cell(cell: str) -> str:
+    """The cell as written to a CSV file: a leading apostrophe defuses a formula."""
+    if cell and cell[0] in FORMULA_START and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def safe_row(cells: list[str]) -> list[str]:
+    return [safe_cell(cell) for cell in cells]
 
 
 @dataclass(frozen=True)
@@ -76,11 +97,37 @@ def check_utf8(path: Path | str, chunk: int = 1 << 20) -> None:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise ValidationError("file", f"The file is not UTF-8 text (byte {offset + exc.start}).") from None
+            if (nul := block.find(b"\x00")) >= 0:  # text columns cannot hold NUL on PostgreSQL
+                raise ValidationError("file", f"The file contains binary data (a NUL byte at byte {offset + nul}).")
             offset += len(block)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise ValidationError("file", "The file ends in the middle of a UTF-8 character.") from None
+
+
+def check_rows(path: Path | str, delimiter: str) -> int:
+    """A full pass of the CSV parser: a row it cannot read fails the import before anything
+    is written, not after the batches before it were committed. Returns the data rows' count.
+
+    Costs about a tenth of a second per 100,000 rows (the C parser, no validation).
+    """
+    number = 1
+    with open(path, encoding="utf-8-sig", newline="") as text:
+        csv.field_size_limit(MAX_FIELD)
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            for number, _ in enumerate(reader, start=1):
+                pass
+        except csv.Error as exc:
+            raise ValidationError("file", f"Row {number + 1:,} cannot be read: {_csv_problem(exc)}.") from None
+    return number - 1
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return f"a field is longer than {MAX_FIELD:,} characters (the largest a cell may be)"
+    return f"it is not valid CSV ({exc})"
 
 
 class RowReader:

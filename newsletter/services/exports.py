@@ -8,10 +8,8 @@ attributes, whose Python spelling SQL cannot reproduce). Both give the same byte
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
-import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONPATH, aggregate_order_by
 
 from ..extensions import db
 from ..models import MailingList, Subscriber, Subscription
+from .csv_files import FORMULA_START, PLAIN_NUMBER, safe_cell, safe_row
 from .subscribers import Filters, conditions
 
 BATCH = 5_000
@@ -29,10 +28,6 @@ FIXED_COLUMNS = ["email", "name", "status", "created_at", "lists"]
 # One column per attribute key suits a spreadsheet; past this many distinct keys (messy
 # imports) the file would be unreadable, so all attributes go to one JSON column instead.
 MAX_ATTRIBUTE_COLUMNS = 200
-# Cells a spreadsheet would run as a formula; names and attributes come from public forms.
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
-_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
-_FORMULA_START = frozenset("=+-@\t\r")
 # Any JSON number anywhere in the attributes (arrays and nested objects included).
 _NUMBERS = 'strict $.** ? (@.type() == "number")'
 
@@ -72,18 +67,12 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # numbers, booleans (true/false), objects
 
 
-def _safe(cell: str) -> str:
-    """Defuse a formula (CSV injection) with a leading apostrophe; plain numbers stay."""
-    if cell and cell[0] in _FORMULA_START and _FORMULA.match(cell) and not _NUMBER.match(cell):
-        return "'" + cell
-    return cell
-
-
 def _header(keys: list[str] | None) -> list[str]:
     if keys is None:
         return FIXED_COLUMNS + ["attributes"]
-    # A key named like a fixed column gets a prefix rather than a second "email" column.
-    return FIXED_COLUMNS + [f"attributes.{k}" if k in FIXED_COLUMNS else k for k in keys]
+    # A key named like a fixed column gets a prefix rather than a second "email" column;
+    # keys come from imports and the API, so they are defused like any other cell.
+    return FIXED_COLUMNS + [safe_cell(f"attributes.{k}" if k in FIXED_COLUMNS else k) for k in keys]
 
 
 def _memberships(ids: list[int], list_names: dict[int, str]) -> dict[int, str]:
@@ -148,7 +137,7 @@ def _python_chunks(filters: Filters, keys: list[str] | None, batch: int) -> Iter
             attributes = row.attributes if isinstance(row.attributes, dict) else {}
             extra = [_text(attributes.get(k)) for k in keys] if keys is not None else [_text(attributes)]
             cells = [row.email, row.name, row.status.value, _utc(row.created_at), lists.get(row.id, ""), *extra]
-            writer.writerow([_safe(cell) for cell in cells])
+            writer.writerow(safe_row(cells))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -172,19 +161,12 @@ def _has_fractions(filters: Filters) -> bool:
     return db.session.scalar(query) is not None
 
 
-@functools.cache
-def _number_pattern() -> str:
-    """_NUMBER for PostgreSQL: Python's \\d is every Unicode decimal digit, and its $ also
-    matches before a final newline."""
-    digits = "".join(c for c in map(chr, range(0x110000)) if c.isdecimal())
-    return f"^[+-]?[{digits}]+(\\.[{digits}]+)?\n?$"
-
-
 def _cell(value: Any) -> Any:
-    """_safe, then csv.writer's minimal quoting, of one text value (NULL: empty)."""
+    """safe_cell, then csv.writer's minimal quoting, of one text value (NULL: empty)."""
     value = func.coalesce(value, "")
-    starts = func.left(value, 1).in_(sorted(_FORMULA_START))
-    safe = case((and_(starts, ~value.regexp_match(_number_pattern())), func.concat("'", value)), else_=value)
+    starts = func.left(value, 1).in_(sorted(FORMULA_START))
+    number = value.regexp_match(f"^{PLAIN_NUMBER}$")  # a whole-string match, like re.fullmatch
+    safe = case((and_(starts, ~number), func.concat("'", value)), else_=value)
     quoted = func.concat('"', func.replace(safe, '"', '""'), '"')
     return case((safe.regexp_match('[,"\r\n]'), quoted), else_=safe)
 

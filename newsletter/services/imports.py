@@ -2,7 +2,10 @@
 
 Each batch commits together with the job's counters, so the report always matches what was
 written, a crash never leaves half a batch, and a retried task resumes after the last
-committed batch.
+committed batch. A row that breaks a limit (the address, or attributes past what the API and
+the admin form accept) is an invalid row in the report; a file the CSV parser cannot read to
+the end fails before anything is written. A job that stops halfway anyway (the database gone
+for good, a bug) says so: how many rows were applied and at which row it stopped.
 """
 from __future__ import annotations
 
@@ -24,11 +27,13 @@ from ..models import ImportJob, ImportMode, ImportStatus
 from ..models.base import utcnow
 from . import audit, csv_files, import_writer, statistics, webhooks
 from . import lists as lists_service
+from . import subscribers as subscribers_service
 from .addresses import normalize_email
 from .errors import NotFound, ValidationError
 
 BATCH_SIZE = 10_000
 SHOWN_ERRORS = 100
+SHOWN_CELL = 254  # characters of an invalid row's address cell kept in the report (the longest address)
 # Past this many rows written, the planner's statistics are refreshed at the end (a list
 # export planned on pre-import statistics sorted the whole list for every batch).
 ANALYZE_AFTER = 10_000
@@ -57,6 +62,7 @@ def start(stream: BinaryIO, filename: str, *, list_ids: Iterable[int] = (), mode
         shutil.copyfileobj(stream, target, 1 << 20)  # streamed: the upload never sits in memory
     try:
         layout = csv_files.inspect(path)
+        _check_columns(layout)
     except ValidationError:
         path.unlink(missing_ok=True)
         raise
@@ -74,6 +80,16 @@ def _display_name(filename: str | None) -> str:
     """The upload's name as sent, minus what the database cannot store (NUL, lone surrogates)."""
     name = (filename or "").replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
     return name[:255] or "upload.csv"
+
+
+def _check_columns(layout: csv_files.CsvLayout) -> None:
+    """Every other column becomes an attribute of that name: the same names the API takes."""
+    for _, key in layout.attribute_columns:
+        try:
+            subscribers_service.check_attribute_key(key)
+        except ValidationError as exc:
+            raise ValidationError("file", f"A column name in the first row cannot be an attribute. {exc.message}") \
+                from None
 
 
 def get(job_id: int) -> ImportJob:
@@ -100,18 +116,44 @@ def invalid_report_path(job: ImportJob) -> Path:
 
 
 def fail(job_id: int, reason: str) -> None:
+    """End the job as failed, saying what was applied: nothing, or the rows before row R.
+
+    `reason` is a sentence for the person who uploaded the file, never an exception's text.
+    """
     db.session.rollback()
     job = get(job_id)
-    job.status, job.failure, job.finished_at = ImportStatus.FAILED, reason[:2000], utcnow()
+    job.status, job.failure, job.finished_at = ImportStatus.FAILED, _failure(job, reason)[:2000], utcnow()
     db.session.commit()
     Path(job.path).unlink(missing_ok=True)
+
+
+def _failure(job: ImportJob, reason: str) -> str:
+    if not job.rows:
+        return f"Nothing was imported. {reason}"
+    stopped = _row_after(job)
+    where = f"stopped at row {stopped:,}" if stopped else "stopped after the last row"
+    return (f"Partially imported: the first {job.rows:,} rows were applied ({job.created:,} new, "
+            f"{job.updated:,} updated, {job.invalid:,} invalid), {where}. {reason} "
+            "Importing the same file again applies the rest; the rows already applied are not duplicated.")
+
+
+def _row_after(job: ImportJob) -> int | None:
+    """The spreadsheet row number of the first row not applied (None if it cannot be read)."""
+    try:
+        with csv_files.RowReader(job.path, job.delimiter) as reader:
+            for seen, (number, _) in enumerate(reader, start=1):
+                if seen > job.rows:
+                    return number
+    except (OSError, ValueError, csv.Error):  # the upload is gone or unreadable past this point
+        return None
+    return None
 
 
 class _Batch:
     """Rows of one batch, sorted into what happens to each."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, dict, str | None]] = []  # email, name, attributes, COPY line
+        self.rows: list[tuple[int, str, str, dict, str | None]] = []  # row, email, name, attributes, COPY line
         self.invalid: list[tuple[int, str, str]] = []
         self.duplicates = 0
         self.read = 0
@@ -126,8 +168,10 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
     db.session.commit()
     try:
         csv_files.check_utf8(job.path)
+        csv_files.check_rows(job.path, job.delimiter)  # before the first batch commits
         with csv_files.RowReader(job.path, job.delimiter) as reader:
             layout = csv_files.layout_from_header(reader.header, job.delimiter)
+            _check_columns(layout)
             rows = iter(reader)
             seen = _skip_done(job, rows, layout)
             _truncate_report(job)
@@ -150,9 +194,15 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
 
 
 def _parse(fields: list[str], layout: csv_files.CsvLayout) -> tuple[str, dict]:
+    """(name, attributes) of a row; ValidationError if the attributes break the API's limits."""
     name = fields[layout.name_index].strip() if layout.name_index is not None and layout.name_index < len(fields) else ""
     attributes = {key: fields[i].strip() for i, key in layout.attribute_columns if i < len(fields) and fields[i].strip()}
-    return name[:200], attributes
+    return name[:200], subscribers_service.clean_attributes(attributes)
+
+
+def _shown(cell: str) -> str:
+    """An invalid row's address cell as the report keeps it: a 1 MB cell is not worth keeping."""
+    return cell if len(cell) <= SHOWN_CELL else cell[:SHOWN_CELL] + "…"
 
 
 def _read_batch(rows, layout: csv_files.CsvLayout, seen: set[str], size: int,
@@ -166,15 +216,17 @@ def _read_batch(rows, layout: csv_files.CsvLayout, seen: set[str], size: int,
         raw = fields[index] if index < len(fields) else ""
         try:
             email = normalize_email(raw)
+            duplicate = email in seen
+            if not duplicate:
+                name, attributes = _parse(fields, layout)
         except ValidationError as exc:
-            batch.invalid.append((number, raw, exc.message))
+            batch.invalid.append((number, _shown(raw), exc.message))
         else:
-            if email in seen:
+            if duplicate:
                 batch.duplicates += 1
             else:
                 seen.add(email)
-                name, attributes = _parse(fields, layout)
-                batch.rows.append((email, name, attributes, line(email, name, attributes) if line else None))
+                batch.rows.append((number, email, name, attributes, line(email, name, attributes) if line else None))
         if batch.read >= size:
             break
     return batch
@@ -242,10 +294,11 @@ def _truncate_report(job: ImportJob) -> None:
 
 def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]]:
     connection = db.session.connection()
-    blocked, known = import_writer.lookup(connection, [row[0] for row in batch.rows])
+    blocked, known = import_writer.lookup(connection, [row[1] for row in batch.rows])
     stage: list[import_writer.StageRow] = []
+    invalid = list(batch.invalid)
     updated = unchanged = not_found = 0
-    for email, name, attributes, line in batch.rows:
+    for number, email, name, attributes, line in batch.rows:
         if email in blocked:
             continue
         if email not in known:
@@ -257,6 +310,12 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
         id_, old_name, old_attributes = known[email]
         new_name = name or old_name
         new_attributes = attributes if job.overwrite_attributes and attributes else {**old_attributes, **attributes}
+        if new_attributes is not attributes and new_attributes != old_attributes:
+            try:  # each part was within the limits; together they may not be
+                subscribers_service.clean_attributes(new_attributes)
+            except ValidationError as exc:
+                invalid.append((number, email, f"With the attributes already stored: {exc.message}"))
+                continue
         changed = new_name != old_name or new_attributes != old_attributes
         updated += changed
         unchanged += not changed
@@ -266,19 +325,21 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
                                       confirmed=job.mode != ImportMode.OPTIN, now=utcnow())
     # One subscriber.created per new address, set-based and only if an endpoint listens.
     webhooks.emit_created_subscribers(new_emails, "import", job.list_ids)
+    invalid.sort()
     with open(invalid_report_path(job), "a", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(batch.invalid)
+        # The report opens in a spreadsheet, and its cells are whatever the upload held.
+        csv.writer(handle).writerows(csv_files.safe_row([str(n), e, r]) for n, e, r in invalid)
     job.rows += batch.read
     job.created += len(new_emails)
     job.updated += updated
     job.unchanged += unchanged
     job.not_found += not_found
     job.suppressed += len(blocked)
-    job.invalid += len(batch.invalid)
+    job.invalid += len(invalid)
     job.duplicates += batch.duplicates
     job.bytes_done = position
-    if len(job.errors) < SHOWN_ERRORS and batch.invalid:
+    if len(job.errors) < SHOWN_ERRORS and invalid:
         room = SHOWN_ERRORS - len(job.errors)
-        job.errors = job.errors + [{"row": n, "email": e, "reason": r} for n, e, r in batch.invalid[:room]]
+        job.errors = job.errors + [{"row": n, "email": e, "reason": r} for n, e, r in invalid[:room]]
     db.session.commit()
     return memberships if job.mode == ImportMode.OPTIN else []

@@ -19,8 +19,9 @@ from sqlalchemy import select, tuple_
 from ..extensions import db
 from ..models import Campaign, Delivery, DeliveryStatus, Subscriber
 from ..models.delivery_attempt import DeliveryAttempt
+from .csv_files import safe_row
 from .errors import NotFound, ValidationError
-from .exports import _safe, _utc
+from .exports import _utc
 from .subscribers import _escape_like, search_text
 
 PAGE = 50
@@ -179,10 +180,10 @@ def export_csv(filters: Filters, batch: int = EXPORT_BATCH) -> Iterator[str]:
         missing = {r.campaign_id for r in found} - names.keys()
         names.update(campaign_names(missing))
         for r in found:
-            writer.writerow([_safe(cell) for cell in (
+            writer.writerow(safe_row([
                 _utc(r.updated_at), str(r.id), str(r.campaign_id), names.get(r.campaign_id, ""), r.email,
                 r.status.value, str(r.attempts), "" if r.smtp_code is None else str(r.smtp_code), r.smtp_message,
-                _utc(r.sent_at), r.worker)])
+                _utc(r.sent_at), r.worker]))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

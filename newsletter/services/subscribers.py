@@ -192,17 +192,43 @@ def _clean_name(name: str | None) -> str:
     return one_line(name, "name", 200, label="A name")
 
 
-def _clean_attributes(attributes: Any) -> dict[str, Any]:
+# The one set of limits on attributes, for the API, the admin form and CSV imports alike.
+MAX_ATTRIBUTE_KEY = 100        # characters in a name (the search by attribute takes as many)
+MAX_ATTRIBUTES_JSON = 10_000   # characters of JSON (ASCII-escaped) for all of one subscriber's
+
+
+def check_attribute_key(key: Any) -> None:
+    """ValidationError("attributes") unless `key` can name an attribute."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError("attributes", "Attributes must be a JSON object with named keys.")
+    if len(key) > MAX_ATTRIBUTE_KEY:
+        raise ValidationError("attributes", f"An attribute name is at most {MAX_ATTRIBUTE_KEY} characters "
+                                            f"({key[:20]!r}… has {len(key):,}).")
+
+
+def _json_bound(attributes: dict[str, str]) -> int:
+    """At least len(json.dumps(attributes)) for string values: a character is at most 12
+    characters of ASCII-escaped JSON (a surrogate pair), an item adds quotes, colon, comma."""
+    return 2 + sum(12 * (len(key) + len(value)) + 8 for key, value in attributes.items())
+
+
+def clean_attributes(attributes: Any) -> dict[str, Any]:
+    """The attributes to store, or ValidationError("attributes") saying which limit they break."""
     if attributes is None:
         return {}
-    if not isinstance(attributes, dict) or not all(isinstance(k, str) and k for k in attributes):
+    if not isinstance(attributes, dict):
         raise ValidationError("attributes", "Attributes must be a JSON object with named keys.")
+    for key in attributes:
+        check_attribute_key(key)
+    if all(type(value) is str for value in attributes.values()) and _json_bound(attributes) <= MAX_ATTRIBUTES_JSON:
+        return attributes  # an import's row: short strings need no encoding to be known to fit
     try:
         encoded = json.dumps(attributes, allow_nan=False)
     except ValueError:  # NaN or Infinity: not JSON, and PostgreSQL's jsonb refuses them
         raise ValidationError("attributes", "Attributes must hold finite numbers only.") from None
-    if len(encoded) > 10_000:
-        raise ValidationError("attributes", "Attributes are at most 10,000 characters of JSON.")
+    if len(encoded) > MAX_ATTRIBUTES_JSON:
+        raise ValidationError("attributes", f"Attributes are at most {MAX_ATTRIBUTES_JSON:,} characters of JSON "
+                                            f"(these are {len(encoded):,}).")
     return attributes
 
 
@@ -243,7 +269,7 @@ def create(email: str, name: str = "", attributes: dict[str, Any] | None = None,
     """Add one subscriber; its memberships take its status and each leaves a consent record."""
     email = _free_address(email)
     status = _clean_status(status, NEW_STATUSES)
-    subscriber = Subscriber(email=email, name=_clean_name(name), attributes=_clean_attributes(attributes),
+    subscriber = Subscriber(email=email, name=_clean_name(name), attributes=clean_attributes(attributes),
                             status=status, confirmed_at=utcnow() if status == SubscriberStatus.CONFIRMED else None)
     membership = SubscriptionStatus(status.value)
     for list_id in lists_service.existing_ids(list(list_ids)):
@@ -269,7 +295,7 @@ def update(subscriber_id: int, *, name: Any = _UNSET, email: Any = _UNSET, attri
     if name is not _UNSET:
         changes["name"] = _clean_name(name)
     if attributes is not _UNSET:
-        changes["attributes"] = _clean_attributes(attributes)
+        changes["attributes"] = clean_attributes(attributes)
     if status is not _UNSET:
         changes["status"] = _clean_status(status, SubscriberStatus)
         if changes["status"] in NEW_STATUSES and suppressions.is_suppressed(changes.get("email", subscriber.email)):

@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from celery import shared_task
+from celery.utils.log import get_task_logger
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..services import imports
 
 CONFIRMATION_TASK = "newsletter.tasks.email.send_confirmation"
+log = get_task_logger(__name__)
 
 
 def _send_confirmations(memberships: list[tuple[int, int]]) -> None:
@@ -31,10 +33,13 @@ def run_import(self, job_id: int) -> dict:
         # The database went away or a concurrent signup raced a batch: the batch rolled
         # back, and the job resumes after its last committed batch.
         if self.request.retries >= self.max_retries:
-            imports.fail(job_id, f"Stopped after {self.max_retries} retries: {str(exc.orig or exc).splitlines()[0]}")
+            log.error("import %s stopped after %s retries: %s", job_id, self.max_retries, exc)
+            imports.fail(job_id, f"The database refused the next batch {self.max_retries + 1} times "
+                                 "(the details are in the worker's log).")
             return {"status": "failed"}
         raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
     except Exception as exc:
-        imports.fail(job_id, f"Internal error: {type(exc).__name__}: {exc}")
+        # The exception's text is for the log (Celery logs it, re-raised), not for the page.
+        imports.fail(job_id, "An internal error stopped it (the details are in the worker's log).")
         raise
     return {"status": job.status.value, "rows": job.rows}

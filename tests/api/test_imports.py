@@ -84,6 +84,23 @@ def test_a_file_refused_as_a_whole_is_a_422_and_nothing_is_kept(api):
     assert api.get("/api/v1/imports").get_json() == {"items": [], "next_cursor": None}
 
 
+def test_the_api_limits_on_attributes_hold_for_imports_too(api, worker):
+    """A name the API refuses is refused as a column; a value the API refuses is an invalid row."""
+    long_key = "k" * 101
+    refused = api.post("/api/v1/subscribers", json={"email": "a@example.com", "attributes": {long_key: 1}})
+    assert refused.status_code == 422
+    column = _upload(api, f"email,{long_key}\na@example.com,1\n".encode())
+    assert column.status_code == 422 and _fields(column) == {"file"}
+    assert "at most 100 characters" in column.get_data(as_text=True)
+
+    too_big = {"note": "x" * 10_001}
+    assert api.post("/api/v1/subscribers", json={"email": "a@example.com", "attributes": too_big}).status_code == 422
+    report = _finished(api, _upload(api, f"email,note\na@example.com,{'x' * 10_001}\nb@example.com,ok\n"
+                                         .encode()).get_json()["id"])
+    assert (report["status"], report["created"], report["invalid"]) == ("done", 1, 1)
+    assert report["errors"][0]["row"] == 2 and "10,000 characters of JSON" in report["errors"][0]["reason"]
+
+
 def test_invalid_options_are_422s_naming_the_field(api):
     weekly = _list(api, "Weekly")
     cases = [

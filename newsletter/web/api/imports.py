@@ -73,7 +73,9 @@ class ImportOut(ma.Schema):
     errors = ma.fields.List(ma.fields.Nested(RowErrorOut), required=True,
                             metadata={"description": f"The first {imports.SHOWN_ERRORS} invalid rows."})
     failure = ma.fields.String(required=True, allow_none=True,
-                               metadata={"description": "Why a failed import stopped (nothing more was written)."})
+                               metadata={"description": "Why a failed import stopped: \"Nothing was imported.\" or "
+                                                           "\"Partially imported: the first N rows were applied "
+                                                           "…, stopped at row R.\", then the reason."})
     created_at = ma.fields.DateTime(required=True)
     started_at = ma.fields.DateTime(required=True, allow_none=True)
     finished_at = ma.fields.DateTime(required=True, allow_none=True)
