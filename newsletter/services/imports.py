@@ -30,6 +30,7 @@ from . import lists as lists_service
 from . import subscribers as subscribers_service
 from .addresses import normalize_email
 from .errors import NotFound, ValidationError
+from .text import one_line
 
 BATCH_SIZE = 10_000
 SHOWN_ERRORS = 100
@@ -194,10 +195,11 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
 
 
 def _parse(fields: list[str], layout: csv_files.CsvLayout) -> tuple[str, dict]:
-    """(name, attributes) of a row; ValidationError if the attributes break the API's limits."""
+    """(name, attributes) of a row; ValidationError if they break the API's limits."""
     name = fields[layout.name_index].strip() if layout.name_index is not None and layout.name_index < len(fields) else ""
     attributes = {key: fields[i].strip() for i, key in layout.attribute_columns if i < len(fields) and fields[i].strip()}
-    return name[:200], subscribers_service.clean_attributes(attributes)
+    # The API's rules for names too: control characters or more than 200 characters make the row invalid.
+    return one_line(name, "name", 200, label="A name") if name else "", subscribers_service.clean_attributes(attributes)
 
 
 def _shown(cell: str) -> str:

@@ -181,15 +181,16 @@ def test_a_batch_that_fails_halfway_leaves_nothing_and_the_job_resumes(ctx, monk
     assert not Path(done.path).exists()  # the upload (personal data) goes once applied
 
 
-def test_names_and_attributes_keep_tabs_backslashes_and_line_breaks(ctx):
-    """Each row travels to PostgreSQL as COPY text; what needs escaping there comes back intact."""
-    name = 'Tab\there, back\\slash \\N "q"'
+def test_names_and_attributes_keep_backslashes_tabs_and_line_breaks(ctx):
+    """Each row travels to PostgreSQL as COPY text; what needs escaping there comes back intact
+    (names hold no tab or line break: the one-line rule refuses them, see the test below)."""
+    name = 'Back\\slash, \\t \\N "q"'
     content = ('email,name,note\n'
-               f'"esc@example.com","{name.replace(chr(34), chr(34) * 2)}","a\\tb\r\nc \\ ü 🙂"\n')
+               f'"esc@example.com","{name.replace(chr(34), chr(34) * 2)}","a\\tb\ttab\r\nc \\ ü 🙂"\n')
     job = run_csv(content)
     assert job.created == 1
     stored = subscriber("esc@example.com")
-    assert stored.name == name and stored.attributes == {"note": "a\\tb\r\nc \\ ü 🙂"}
+    assert stored.name == name and stored.attributes == {"note": "a\\tb\ttab\r\nc \\ ü 🙂"}
 
 
 def test_a_big_import_refreshes_the_planner_statistics(ctx, monkeypatch):
@@ -306,3 +307,18 @@ def test_a_job_that_stops_halfway_says_what_was_applied_and_where_it_stopped(ctx
     assert failed.failure.startswith("Partially imported: the first 10,000 rows were applied (10,000 new, "
                                      "0 updated, 0 invalid), stopped at row 10,002. An internal error stopped it")
     assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 10_000
+
+
+def test_names_the_api_would_refuse_are_invalid_rows(ctx):
+    """The API's name rule (no control characters, at most 200 characters) holds for imports too."""
+    content = ("email,name\n"
+               "ctl@example.com,\"Eve\r\nBcc: x@example.org\"\n"
+               "esc@example.com,Eve\x1b[31m\n"
+               f"long@example.com,{'n' * 201}\n"
+               "ok@example.com,Ève d’Arc\n")
+    job = run_csv(content)
+    assert (job.rows, job.created, job.invalid) == (4, 1, 3)
+    assert subscriber("ok@example.com").name == "Ève d’Arc"
+    reasons = [e["reason"] for e in job.errors]
+    assert "Line breaks are not allowed" in reasons[0] and "Control characters are not allowed" in reasons[1]
+    assert "at most 200 characters" in reasons[2]
