@@ -208,5 +208,6 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
+        "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

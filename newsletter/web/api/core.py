@@ -116,7 +116,7 @@ class StandardResponses:
 
     401 and 403 (auth runs first), 404 where the path takes an id, 400 everywhere (a NUL
     character in any parameter, see web/input_guard.py; a body that is not JSON at all or is
-    nested too deeply; a wrong one is a 422).
+    nested too deeply; a wrong one is a 422), and 413 where a body is read (web/limits.py).
     """
 
     def init_spec(self, spec: Any) -> None:
@@ -130,6 +130,8 @@ class StandardResponses:
             if path and "{" in path:
                 responses.setdefault("404", "NOT_FOUND")
             responses.setdefault("400", "BAD_REQUEST")
+            if "requestBody" in operation:
+                responses.setdefault("413", http.HTTPStatus(413).name)
 
     # apispec calls these hooks on every plugin
     def schema_helper(self, *a: Any, **k: Any) -> None: return None
