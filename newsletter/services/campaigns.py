@@ -18,6 +18,7 @@ from . import lists as lists_service
 from .addresses import normalize_email
 from .campaign_context import preview_context, recipient_context, sample_context
 from .errors import NotFound, StateConflict, ValidationError
+from .numbers import whole_number
 from .text import one_line
 
 S = CampaignStatus
@@ -85,10 +86,7 @@ def _layout_html(layout_id: int | None) -> str | None:
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
-    try:
-        layout_id = int(layout_id) if layout_id is not None else None
-    except (TypeError, ValueError):
-        raise ValidationError("layout_id", "The layout id must be a number.") from None
+    layout_id = whole_number(layout_id, "layout_id", "layout id") if layout_id is not None else None
     clean = {
         "name": one_line(values.get("name"), "name", 200, required=True),
         "subject": one_line(values.get("subject"), "subject", 500, required=True),
@@ -293,7 +291,7 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
 
     try:
         compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
-        layout_id = int(values.get("layout_id")) if values.get("layout_id") else None
+        layout_id = whole_number(values["layout_id"], "layout_id", "layout id") if values.get("layout_id") else None
         compiled = CompiledMessage(values.get("subject") or "", values.get("html") or "", values.get("text") or "",
                                    _layout_html(layout_id))
     except RenderError as exc:

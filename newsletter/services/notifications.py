@@ -44,6 +44,7 @@ MAX_RATE_WAIT = 5.0  # seconds a transactional worker may wait for its rate befo
 # Transactional mail ignores marketing opt-outs, but never goes to an address that bounced or complained.
 BLOCKING_REASONS = (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT)
 BLOCKING_STATUSES = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+MAX_DATA_BYTES = 64 * 1024  # `data` is stored with every notification: values for a message, not a payload
 
 
 # Accepting ------------------------------------------------------------------------------------
@@ -67,6 +68,13 @@ def _replay(api_key_id: int | None, key: str, digest: str) -> Notification | Non
     if existing is not None and existing.request_hash != digest:
         raise Conflict("Idempotency-Key", "This Idempotency-Key was already used with a different request body.")
     return existing
+
+
+def _check_data_size(data: Any) -> None:
+    size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+    if size > MAX_DATA_BYTES:
+        raise ValidationError("data", f"At most {MAX_DATA_BYTES // 1024} KB of JSON; this is {size / 1024:,.0f} KB. "
+                                      "Send the values the templates use, not whole documents.")
 
 
 def _recipient(to: dict[str, Any]) -> tuple[str, Subscriber | None]:
@@ -125,6 +133,7 @@ def accept(body: dict[str, Any], api_key_id: int | None = None,
     The same Idempotency-Key (per API key) with the same body returns the first notification;
     with a different body it is a Conflict. The caller enqueues the send only when created.
     """
+    _check_data_size(body.get("data") or {})
     digest = request_hash(body)
     if idempotency_key and (existing := _replay(api_key_id, idempotency_key, digest)) is not None:
         return existing, False

@@ -22,6 +22,7 @@ from ..models.delivery_attempt import DeliveryAttempt
 from .csv_files import safe_row
 from .errors import NotFound, ValidationError
 from .exports import _utc
+from .numbers import MAX_BIGINT, whole_number
 from .subscribers import _escape_like, search_text
 
 PAGE = 50
@@ -60,10 +61,7 @@ def _day(value: Any, field: str) -> date | None:
 
 def make_filters(campaign_id: Any = None, status: Any = None, q: Any = None, code: Any = None, since: Any = None,
                  until: Any = None) -> Filters:
-    try:
-        campaign_id = int(campaign_id) if campaign_id not in (None, "") else None
-    except (TypeError, ValueError):
-        raise ValidationError("campaign_id", "The campaign id must be a number.") from None
+    campaign_id = whole_number(campaign_id, "campaign_id", "campaign id") if campaign_id not in (None, "") else None
     try:
         status = DeliveryStatus(status) if status else None
     except ValueError:
@@ -116,7 +114,7 @@ def cursor_of(row: Any) -> str:
 
 def parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
-        micros, ident = (int(part) for part in str(cursor).split("."))
+        micros, ident = (whole_number(part, "cursor", "cursor", MAX_BIGINT) for part in str(cursor).split("."))
     except ValueError:
         raise ValidationError("cursor", "That page link is broken; start from the newest.") from None
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros), ident

@@ -23,6 +23,7 @@ from . import lists as lists_service
 from . import audit, suppressions, webhooks
 from .addresses import normalize_email
 from .errors import Conflict, NotFound, ValidationError
+from .numbers import whole_number
 from .text import one_line
 
 MAX_LIMIT = 500
@@ -72,10 +73,7 @@ def make_filters(q: str | None = None, status: str | SubscriberStatus | None = N
     except ValueError:
         raise ValidationError("status", f"Unknown status {status!r}.") from None
     if list_id not in (None, ""):
-        try:
-            list_id = int(list_id)
-        except (TypeError, ValueError):
-            raise ValidationError("list_id", "The list id must be a number.") from None
+        list_id = whole_number(list_id, "list_id", "list id")
     else:
         list_id = None
     if attribute is not None:
@@ -142,10 +140,7 @@ def search(q: str | None = None, status: str | None = None, list_id: Any = None,
     limit = max(1, min(int(limit), MAX_LIMIT))
     query = select(Subscriber).where(*conditions(filters)).order_by(Subscriber.id.desc()).limit(limit + 1)
     if cursor not in (None, ""):
-        try:
-            query = query.where(Subscriber.id < int(cursor))
-        except (TypeError, ValueError):
-            raise ValidationError("cursor", "The cursor must be a number.") from None
+        query = query.where(Subscriber.id < whole_number(cursor, "cursor", "cursor"))
     items = list(db.session.scalars(query))
     more = len(items) > limit
     items = items[:limit]
@@ -333,10 +328,7 @@ def _target(ids: Iterable[Any] | None, filters: Filters | None) -> list[Any]:
         raise ValidationError("ids", "Choose some subscribers, or a whole search.")
     if filters is not None:
         return conditions(filters)
-    try:
-        wanted = sorted({int(i) for i in ids})
-    except (TypeError, ValueError):
-        raise ValidationError("ids", "Subscriber ids must be numbers.") from None
+    wanted = sorted({whole_number(i, "ids", "subscriber id") for i in ids})
     if not wanted:
         raise ValidationError("ids", "Select at least one subscriber.")
     return [Subscriber.id.in_(wanted)]

@@ -123,4 +123,5 @@ def saved_or_form_error(form: FlaskForm, action: Callable[[], T], aliases: dict[
 
 def parse_id(text: str) -> int | None:
     """A URL's id, or None for anything that is not one (the view answers 404)."""
-    return int(text) if text.isdigit() and int(text) < 2**31 else None
+    # isascii: str.isdigit() also accepts "²", which int() refuses
+    return int(text) if text.isascii() and text.isdigit() and int(text) < 2**31 else None

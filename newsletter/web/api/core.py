@@ -22,12 +22,14 @@ from werkzeug.exceptions import HTTPException
 from ...models import Role
 from ...services import api_keys
 from ...services.errors import Conflict, NotFound, ValidationError
+from ...services.numbers import MAX_ID
 
 PREFIX = "/api/v1"
 PROBLEM = "application/problem+json"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Ids are INTEGER columns: a larger number names no row (and would overflow the query).
-MAX_ID = 2**31 - 1
+# JSON nested deeper than any resource is refused before parsing recurses into it: the parser,
+# the NUL check and marshmallow all recurse, and at ~1,000 levels Python gives up (a 500).
+MAX_JSON_DEPTH = 64
 # Documentation routes a signed-in user may also open in the browser (reads only).
 DOC_ENDPOINTS = frozenset({"api-docs.openapi_json", "api-docs.openapi_swagger_ui"})
 
@@ -112,8 +114,9 @@ def _service_error(error: Exception) -> Any:
 class StandardResponses:
     """An apispec plugin: what every operation can answer besides its own statuses.
 
-    401 and 403 (auth runs first), 404 where the path takes an id, 400 where a body is read
-    (webargs refuses a body that is not JSON at all with 400; a wrong one is a 422).
+    401 and 403 (auth runs first), 404 where the path takes an id, 400 everywhere (a NUL
+    character in any parameter, see web/input_guard.py; a body that is not JSON at all or is
+    nested too deeply; a wrong one is a 422), and 413 where a body is read (web/limits.py).
     """
 
     def init_spec(self, spec: Any) -> None:
@@ -126,8 +129,9 @@ class StandardResponses:
             responses.setdefault("403", "FORBIDDEN")
             if path and "{" in path:
                 responses.setdefault("404", "NOT_FOUND")
+            responses.setdefault("400", "BAD_REQUEST")
             if "requestBody" in operation:
-                responses.setdefault("400", "BAD_REQUEST")
+                responses.setdefault("413", http.HTTPStatus(413).name)
 
     # apispec calls these hooks on every plugin
     def schema_helper(self, *a: Any, **k: Any) -> None: return None
@@ -195,11 +199,31 @@ def authenticate() -> Any:
     return None
 
 
-def ids_in_range() -> Any:
-    """Runs after `authenticate`: an id in the path beyond any row's id is a 404, not a DB error."""
-    if request.path.startswith("/api/") and any(
-            isinstance(value, int) and not 0 <= value <= MAX_ID for value in (request.view_args or {}).values()):
-        return problem(404, "No such id.")
+# JSON bodies --------------------------------------------------------------------------------
+
+def _depth_beyond(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than `limit` levels (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return True
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def bounded_json() -> Any:
+    """Runs after `authenticate`: a JSON body nested too deeply is a 400, whatever the route."""
+    if not (request.path.startswith("/api/") and request.is_json):
+        return None
+    try:  # silent: a body that is not JSON at all gets webargs' own 400 later
+        too_deep = _depth_beyond(request.get_json(silent=True), MAX_JSON_DEPTH)
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        return problem(400, f"The JSON body is nested too deeply: at most {MAX_JSON_DEPTH} levels of "
+                            "arrays and objects.", [{"field": "body", "message": "Nested too deeply."}])
     return None
 
 
@@ -313,7 +337,7 @@ def register_api(app: Flask, blueprints: Sequence[Blueprint]) -> None:
         "security": [{"bearer": []}],
     })
     app.before_request(authenticate)
-    app.before_request(ids_in_range)
+    app.before_request(bounded_json)
     for bp in blueprints:
         api.register_blueprint(bp)
         csrf.exempt(bp)

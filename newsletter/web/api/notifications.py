@@ -49,7 +49,8 @@ class NotificationIn(InSchema):
     text = ma.fields.String(validate=ma.validate.Length(max=1_000_000))
     template_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
     data = ma.fields.Dict(keys=ma.fields.String(), load_default=dict,
-                          metadata={"description": "Values the templates use: `{{ name }}`."})
+                          metadata={"description": "Values the templates use: `{{ name }}`. At most "
+                                                   f"{notifications.MAX_DATA_BYTES // 1024} KB as JSON."})
 
 
 class NotificationAccepted(ma.Schema):
