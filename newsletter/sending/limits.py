@@ -29,9 +29,25 @@ class LimitExceeded(SecurityError):
     """A render went past a cap; the message says which cap, for the marketer."""
 
 
+FOLD_MAX = 64 * 1024          # largest constant Jinja may fold into compiled code (outside a render)
+
+
 class _Budget(threading.local):
-    """Deadline of the render under way in this thread (infinite outside a render)."""
+    """Limits of the render under way in this thread.
+
+    Outside a render the only template code that runs is Jinja folding constants at compile
+    time (`{{ 'x'|center(9) }}` becomes a literal): that gets no deadline, but a small size
+    cap, so a short source cannot compile into megabytes of literals; past it, Jinja leaves
+    the expression to the render, where the real caps apply.
+    """
     deadline: float = float("inf")
+    max_size: int = FOLD_MAX
+
+    def start(self) -> None:
+        self.deadline, self.max_size = time.monotonic() + MAX_SECONDS, MAX_OUTPUT
+
+    def stop(self) -> None:
+        self.deadline, self.max_size = float("inf"), FOLD_MAX
 
 
 budget = _Budget()
@@ -47,9 +63,9 @@ def too_slow() -> LimitExceeded:
 
 
 def refuse_if_large(size: int | None, what: str) -> None:
-    if size is not None and size > MAX_OUTPUT:
+    if size is not None and size > budget.max_size:
         raise LimitExceeded(f"{what} would make {size:,} characters, larger than the "
-                            f"{MAX_OUTPUT // 1024} KB limit")
+                            f"{budget.max_size // 1024} KB limit")
 
 
 def size_of(value: Any) -> int:

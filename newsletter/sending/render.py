@@ -54,7 +54,7 @@ def _check_no_private_access(source: str, field: str, env: _Environment) -> node
 
 
 def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
-    budget.deadline = time.monotonic() + MAX_SECONDS
+    budget.start()
     size = 0
     parts: list[str] = []
     chunks: list[str] = []  # joined every 1,024: millions of tiny chunks would cost ~50 bytes each
@@ -84,7 +84,7 @@ def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
         raise RenderError(field, f"Template error: {exc}", _lineno(exc),
                           undefined=isinstance(exc, UndefinedError)) from None
     finally:
-        budget.deadline = float("inf")
+        budget.stop()
     return "".join(parts)
 
 

@@ -221,7 +221,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
                 refuse_if_large(_estimate(limits.METHOD_SIZES[name], owner, *args, **kwargs), f"{name}()")
         result = super().call(__context, __obj, *args, **kwargs)
         size = size_of(result)
-        if size > limits.MAX_OUTPUT:
+        if size > limits.budget.max_size:
             refuse_if_large(size, f"{getattr(__obj, '__name__', 'a call')}()")
         return result
 
@@ -339,7 +339,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if estimator is not None:
             refuse_if_large(_estimate(estimator, *args[first:], **kwargs), what)
         result = func(*args, **kwargs)
-        if (len(result) if type(result) is str else size_of(result)) > limits.MAX_OUTPUT:
+        if (len(result) if type(result) is str else size_of(result)) > limits.budget.max_size:
             refuse_if_large(size_of(result), what)
         return result
 

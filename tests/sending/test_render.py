@@ -159,3 +159,18 @@ def test_everyday_templates_render_exactly_as_in_the_plain_sandbox():
         expected = ImmutableSandboxedEnvironment(autoescape=autoescape).from_string(EVERYDAY).render(SAMPLE)
         rendered = render_string(EVERYDAY, SAMPLE, html=autoescape)
         assert rendered == expected and "TEA" in rendered and "5 = 5" in rendered
+
+
+def test_constants_folded_at_compile_time_stay_small():
+    import tracemalloc
+
+    source = "{{ 'x'|center(2000000) }}{{ 'y' * 2000000 }}" * 25  # 1.1 KB of source
+    tracemalloc.start()
+    try:
+        compiled = CompiledMessage("Hi", source)  # the old sandbox compiled this into 100 MB of literals
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+    with pytest.raises(RenderError, match="larger than 2048 KB"):
+        compiled.render(SAMPLE)
