@@ -8,7 +8,6 @@ output-size cap so one template cannot stall a worker or fill its memory.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,12 +15,10 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .html_text import html_to_text
-
-MAX_OUTPUT = 2 * 1024 * 1024  # characters of one rendered part
-MAX_SECONDS = 2.0             # wall time of one render
+from .limits import MAX_OUTPUT, MAX_SECONDS, LimitExceeded, budget
+from .sandbox import SandboxEnvironment as _Environment
 
 
 class RenderError(ValueError):
@@ -34,21 +31,6 @@ class RenderError(ValueError):
         self.line = line
         self.message = f"{message}{where}"
         self.undefined = undefined  # a strict render met a name its context does not have
-
-
-class _Budget(threading.local):
-    """Deadline for the render under way in this thread (sandbox calls check it)."""
-    deadline: float = float("inf")
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    budget = _Budget()
-
-    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        # Loops that print nothing still call range() or a filter: stop them at the deadline.
-        if time.monotonic() > self.budget.deadline:
-            raise SecurityError("the template took too long to render")
-        return super().call(__context, __obj, *args, **kwargs)
 
 
 HTML_ENV = _Environment(autoescape=True)
@@ -72,17 +54,28 @@ def _check_no_private_access(source: str, field: str, env: _Environment) -> node
 
 
 def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
-    _Environment.budget.deadline = time.monotonic() + MAX_SECONDS
+    budget.start()
     size = 0
     parts: list[str] = []
+    chunks: list[str] = []  # joined every 1,024: millions of tiny chunks would cost ~50 bytes each
     try:
         for chunk in template.generate(context):
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise RenderError(field, f"Rendered {field} is larger than {MAX_OUTPUT // 1024} KB")
-            if time.monotonic() > _Environment.budget.deadline:
+            if time.monotonic() > budget.deadline:
                 raise RenderError(field, f"Rendering {field} took longer than {MAX_SECONDS:g} s")
-            parts.append(chunk)
+            chunks.append(chunk)
+            if len(chunks) >= 1024:
+                parts.append("".join(chunks))
+                chunks.clear()
+        parts += chunks
+    except LimitExceeded as exc:  # stopped inside the template: say which cap, and where
+        raise RenderError(field, f"Rendering {field} stopped: {exc}", _lineno(exc)) from None
+    except RecursionError:
+        raise RenderError(field, f"Rendering {field} stopped: macros or values nested too deeply") from None
+    except MemoryError:  # a last resort: the limits above should stop a template long before
+        raise RenderError(field, f"Rendering {field} stopped: it needed too much memory") from None
     except SecurityError as exc:
         raise RenderError(field, f"Not allowed: {exc}", _lineno(exc)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
@@ -91,7 +84,7 @@ def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
         raise RenderError(field, f"Template error: {exc}", _lineno(exc),
                           undefined=isinstance(exc, UndefinedError)) from None
     finally:
-        _Environment.budget.deadline = float("inf")
+        budget.stop()
     return "".join(parts)
 
 

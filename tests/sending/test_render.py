@@ -1,7 +1,7 @@
 """Sandboxed templates: refused at save time with a line, capped at render time."""
 import pytest
 
-from newsletter.sending.render import CompiledMessage, RenderError, check, inline_css
+from newsletter.sending.render import CompiledMessage, RenderError, check, inline_css, render_string
 
 SAMPLE = {"subscriber": {"email": "s@example.com", "name": "Sam", "attributes": {"city": "Oslo"}},
           "unsubscribe_url": "https://x.test/u?a=1&b=2"}
@@ -52,3 +52,125 @@ def test_css_inlining_keeps_jinja_tags_byte_for_byte():
     source = '<style>p{padding:1px}</style><p title="{{ a|default("x") }}">{% if 1 < 2 %}{{ b }}{% endif %}</p>'
     inlined = inline_css(source)
     assert '{{ a|default("x") }}' in inlined and "{% if 1 < 2 %}" in inlined and "padding: 1px" in inlined
+
+
+# Resource limits: every way a template can grow a value or spin is stopped before the caps --------
+
+NESTED_LOOPS = "{% set s = 'x' * 12000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+BIG = "{% set s = 'x' * 2000000 %}"  # just under the 2 MB cap
+
+
+def test_loops_that_call_nothing_stop_at_the_deadline():
+    with pytest.raises(RenderError) as error:
+        check([("subject", "Hi"), ("html", "<p>hello</p>\n" + NESTED_LOOPS)], SAMPLE)
+    assert (error.value.field, error.value.line) == ("html", 2)
+    assert error.value.message == "Rendering html stopped: it took longer than 2 s (line 2)"
+
+
+def test_a_huge_intermediate_value_is_refused_before_it_is_built():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(RenderError) as error:
+            CompiledMessage("Hi", "{{ (subscriber.name * 30000000)|length }}").render(SAMPLE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert error.value.field == "html" and "“*” would make 90,000,000 characters" in error.value.message
+    assert "larger than the 2048 KB limit" in error.value.message
+    assert peak < 5_000_000  # the 90 MB string was never made (the old sandbox built it, then printed "9")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ([subscriber.name] * 30000000)|length }}",
+    BIG + "{{ ([s] * 1000)|length }}",  # a short list of references to one long string
+    BIG + "{% set a = [s, s] %}{% set b = [a, a] %}{{ b|length }}",
+    BIG + "{% set a = namespace(v=s) %}{% set b = namespace() %}{% set b.x = a %}{% set b.y = a %}{{ b|length }}",
+    BIG + "{{ (s ~ s)|length }}",
+    BIG + "{{ (s + s)|length }}",
+    BIG + "{{ dict(a=s, b=s)|length }}",
+    BIG + "{{ {}.fromkeys(range(1000), s)|length }}",
+    "{{ (10 ** 100000000) % 7 }}",
+    "{{ ('%99999999s' % 'a')|length }}",
+    "{{ ('%(a)s' * 10000 % {'a': 'x' * 1000})|length }}",
+    "{{ ('%.99999999f' % 1.5)|length }}",
+    "{{ '%99999999s'|format('a')|length }}",
+    "{{ '{:99999999}'.format('a')|length }}",
+    "{{ ('{0}' * 10000).format('x' * 1000)|length }}",
+    "{{ '{:{}}'.format('a', 99999999)|length }}",
+    "{{ 'a'.center(99999999)|length }}",
+    "{{ ('\t' * 1000).expandtabs(99999999)|length }}",
+    "{{ ('a' * 10000).replace('', 'x' * 1000)|length }}",
+    "{{ ('x' * 1000).join(range(10000)|map('string'))|length }}",
+    "{{ ('a' * 1000).translate({97: 'x' * 100000})|length }}",
+    "{{ (1).to_bytes(999999999, 'big')|length }}",
+    "{{ 'a'|center(99999999)|length }}",
+    "{{ ('\n' * 10000)|indent(1000)|length }}",
+    "{{ ('a ' * 10000)|wordwrap(1, wrapstring='x' * 1000)|length }}",
+    "{{ ('a' * 10000)|replace('', 'x' * 1000)|length }}",
+    "{{ range(10000)|join('x' * 1000)|length }}",
+    BIG + "{{ range(1000)|map('center', 2000000)|list|length }}",
+    BIG + "{{ s|list|length }}",
+    "{{ [1, 2]|batch(999999999, 'x')|list|length }}",
+    "{{ [1, 2]|slice(99999999)|list|length }}",
+    BIG + "{{ s|tojson(indent=8)|length }}",
+    BIG + "{{ s|urlencode|length }}",
+    "{{ lipsum(1000000)|length }}",
+    # output buffers: a macro, a {% set %} block, a {% filter %} block, a block called again
+    BIG + "{% macro m() %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endmacro %}{{ m()|length }}",
+    BIG + "{% set b %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endset %}{{ b|length }}",
+    BIG + "{% filter length %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endfilter %}",
+    BIG + "{% set ns = namespace(s='x') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+])
+def test_values_larger_than_a_part_are_refused_with_the_limit_named(source):
+    with pytest.raises(RenderError) as error:
+        check([("html", source)], SAMPLE)
+    assert error.value.field == "html" and error.value.message.startswith("Rendering html stopped: ")
+    assert "larger than" in error.value.message
+
+
+@pytest.mark.parametrize("source, words", [
+    ("{{ (10 ** 100000000) % 7 }}", "a number of about"),
+    ("{{ [[1], [2]]|sum(start=[]) }}", "only adds numbers"),
+    ("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", "nested too deeply"),
+])
+def test_other_runaway_operations_are_refused(source, words):
+    with pytest.raises(RenderError, match=words):
+        check([("text", source)], SAMPLE)
+
+
+EVERYDAY = """{% macro card(title) %}<h2>{{ title|title }}</h2>{{ caller() }}{% endmacro -%}
+{% set ns = namespace(total=0) %}{% set items = [('tea', 2), ('cake', 3)] %}
+{% for name, price in items %}{% set ns.total = ns.total + price %}{{ loop.index }}. {{ name|upper }}
+{{ '%-6s%5.2f' % (name, price) }} {{ '{:>8}'.format(name) }} {{ name|center(10) }}{% else %}none{% endfor %}
+{% call card('total') %}{{ ns.total }} = {{ items|map(attribute=1)|sum }}{% endcall %}
+{% set block %}Hi {{ subscriber.name ~ ' from ' ~ subscriber.attributes.city }}{% endset %}{{ block|indent(2) }}
+{% filter upper %}{{ subscriber.email|replace('@', ' at ') }}{% endfilter %} {{ [1, 2] + [3] }} {{ 2 ** 10 }}
+{{ ('ab' * 3)|wordwrap(2) }} {{ {'a': 1}|tojson }} {{ ['x', 'y']|join(', ') }} {{ 'x'.ljust(3) }}|
+{% for row in [[1, [2, 3]], [4]] recursive %}{{ row is iterable and loop(row) or row }}{% endfor %}
+{{ range(3)|batch(2, 0)|list }} {{ "%d%%"|format(20) }} {{ 7 * 6 }} {{ 10 % 4 }} {{ 'ab' % () }}"""
+
+
+def test_everyday_templates_render_exactly_as_in_the_plain_sandbox():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    for autoescape in (True, False):
+        expected = ImmutableSandboxedEnvironment(autoescape=autoescape).from_string(EVERYDAY).render(SAMPLE)
+        rendered = render_string(EVERYDAY, SAMPLE, html=autoescape)
+        assert rendered == expected and "TEA" in rendered and "5 = 5" in rendered
+
+
+def test_constants_folded_at_compile_time_stay_small():
+    import tracemalloc
+
+    source = "{{ 'x'|center(2000000) }}{{ 'y' * 2000000 }}" * 25  # 1.1 KB of source
+    tracemalloc.start()
+    try:
+        compiled = CompiledMessage("Hi", source)  # the old sandbox compiled this into 100 MB of literals
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+    with pytest.raises(RenderError, match="larger than 2048 KB"):
+        compiled.render(SAMPLE)
