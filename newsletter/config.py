@@ -267,6 +267,6 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # "Keep me signed in" lasts this long (Flask-Login's default is a year); signing out ends it at once.
         "REMEMBER_COOKIE_DURATION": timedelta(days=_number(env, "REMEMBER_COOKIE_DAYS", 14)),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
-        "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/limits.py)
+        "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/body_limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

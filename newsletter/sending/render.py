@@ -17,7 +17,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 
 from .html_text import html_to_text
-from .limits import MAX_OUTPUT, MAX_SECONDS, LimitExceeded, budget
+from .render_limits import MAX_OUTPUT, MAX_SECONDS, LimitExceeded, budget
 from .sandbox import SandboxEnvironment as _Environment
 
 

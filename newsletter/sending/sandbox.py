@@ -23,8 +23,8 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
-from . import limits
-from .limits import LimitExceeded, check_time, collect, refuse_if_large, size_of
+from . import render_limits as limits
+from .render_limits import LimitExceeded, check_time, collect, refuse_if_large, size_of
 
 
 class _CodeGenerator(CodeGenerator):

@@ -63,6 +63,6 @@ def test_the_campaign_preview_takes_a_large_email(admin_client):
 
 def test_endpoints_named_by_the_limits_exist(app):
     """A renamed view must not silently fall back to the 1 MB limit."""
-    from newsletter.web import limits
+    from newsletter.web import body_limits as limits
 
     assert (limits.UPLOAD_ENDPOINTS | limits.CONTENT_ENDPOINTS) <= set(app.view_functions)

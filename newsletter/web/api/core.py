@@ -116,7 +116,7 @@ class StandardResponses:
 
     401 and 403 (auth runs first), 404 where the path takes an id, 400 everywhere (a NUL
     character in any parameter, see web/input_guard.py; a body that is not JSON at all or is
-    nested too deeply; a wrong one is a 422), and 413 where a body is read (web/limits.py).
+    nested too deeply; a wrong one is a 422), and 413 where a body is read (web/body_limits.py).
     """
 
     def init_spec(self, spec: Any) -> None:
