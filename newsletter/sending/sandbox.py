@@ -1,6 +1,6 @@
 """The Jinja2 sandbox marketers' templates run in: immutable, and held to the render limits.
 
-How the limits reach every render (see limits.py for the sizing rules):
+How the limits reach every render (see render_limits.py for the sizing rules):
 - Time: the deadline is checked in every call, filter and intercepted operator, on every
   iteration of every `{% for %}` (the code generator wraps each loop's iterable, so a loop whose
   body calls nothing still stops), and on every chunk of output.
