@@ -64,9 +64,11 @@ def proxied(platform_env, tmp_path):
         wait_for(lambda: _up(base + "/healthz"), 60, 0.2, "gunicorn behind nginx")
         yield base, proxy_port
     finally:
-        stop(proxy)
-        stop(web)
-        web_log.close()
+        try:
+            stop(proxy)
+        finally:
+            stop(web)
+            web_log.close()
 
 
 def _trickle(port: int, stop_at: float) -> None:
