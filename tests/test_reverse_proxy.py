@@ -71,8 +71,10 @@ def proxied(platform_env, tmp_path):
             web_log.close()
 
 
-def _trickle(port: int, stop_at: float) -> None:
-    """A client that promises a 100 kB form body and sends it one byte at a time."""
+def _trickle(port: int, stop_at: float, trickled: list[int], me: int) -> None:
+    """A client that promises a 100 kB form body and sends it one byte at a time.
+
+    `trickled[me]` counts the body bytes sent so far."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                      b"Content-Length: 100000\r\n\r\nemail=")
@@ -81,16 +83,19 @@ def _trickle(port: int, stop_at: float) -> None:
                 sock.sendall(b"a")
             except OSError:
                 return  # nginx closed us (client_body_timeout): fine
-            time.sleep(0.5)
+            trickled[me] += 1
+            time.sleep(0.5)  # the point: a slow client, one byte every half second
 
 
 def test_slow_clients_do_not_starve_healthz(proxied):
     base, port = proxied
     stop_at = time.monotonic() + 12
-    threads = [threading.Thread(target=_trickle, args=(port, stop_at), daemon=True) for _ in range(TRICKLERS)]
+    trickled = [0] * TRICKLERS
+    threads = [threading.Thread(target=_trickle, args=(port, stop_at, trickled, i), daemon=True)
+               for i in range(TRICKLERS)]
     for thread in threads:
         thread.start()
-    time.sleep(2)  # every trickler is connected and mid-body
+    wait_for(lambda: min(trickled) >= 2, 8, message="every trickler connected and mid-body")
     answered = [_get(base + "/healthz", timeout=5) for _ in range(10)]
     assert answered == [200] * 10
     for thread in threads:

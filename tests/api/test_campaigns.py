@@ -2,7 +2,6 @@
 real send through the worker and SMTP server, followed by polling."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 from tests.support.net import wait_for
@@ -258,7 +257,10 @@ def test_pause_and_resume_through_the_api(api, worker, beat, smtp_server, send_r
 
     paused = api.post(f"/api/v1/campaigns/{campaign_id}/pause")
     assert paused.status_code == 200 and paused.get_json()["status"] == "paused"
-    time.sleep(1.5)  # batches notice the pause within a second and hand their rows back
+    # Batches notice the pause within a second and hand their rows back: wait until none is in flight.
+    wait_for(lambda: not any(api.get(f"/api/v1/campaigns/{campaign_id}/deliveries?status={status}&limit=1")
+                             .get_json()["items"] for status in ("queued", "sending", "committing")),
+             60, interval=0.25, message="every delivery handed back or sent")
     totals = api.get(f"/api/v1/campaigns/{campaign_id}").get_json()["totals"]
     assert totals["recipients"] == 60 and 0 < totals["pending"] < 60, totals
     assert api.post(f"/api/v1/campaigns/{campaign_id}/pause").status_code == 409

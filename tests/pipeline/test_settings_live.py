@@ -25,6 +25,7 @@ def defaults(app):
     with app.app_context():
         db.session.rollback()
         settings.save(dict.fromkeys(settings.NAMES), None)
+    # The workers' settings cache cannot be observed from here: its documented bound is the wait.
     time.sleep(settings.CHECK_EVERY + 0.2)
 
 
@@ -68,7 +69,7 @@ def test_campaign_follows_the_smtp_port_change_and_back(app, admin_client, worke
 
         # Reset to the environment's server: the same running worker goes back to it.
         assert post_form(admin_client, PAGE, "/admin/settings/reset", {"section": "smtp"}).status_code == 302
-        time.sleep(settings.CHECK_EVERY + 0.2)
+        time.sleep(settings.CHECK_EVERY + 0.2)  # the documented propagation delay, again
         list_id, emails = make_audience(30, prefix="back")
         campaign_id = make_campaign([list_id])
         start(app, campaign_id)

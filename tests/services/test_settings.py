@@ -140,7 +140,7 @@ def test_a_save_by_another_process_is_seen_within_a_second(ctx):
     deadline = time.monotonic() + settings.CHECK_EVERY + 0.5
     while settings.get("SEND_RETRY_BASE") != 12.0:
         assert time.monotonic() < deadline, "the new value was not picked up"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the poll interval of this bounded wait (its deadline is what is tested)
 
 
 def test_the_hot_path_costs_microseconds(ctx):

@@ -175,7 +175,7 @@ def test_subscriber_created_confirmed_and_unsubscribed_fire(ctx, worker, beat, r
     subscriptions.confirm(result.subscriber_id, [weekly.id])  # a second click changes nothing: no event
     subscriptions.unsubscribe(result.subscriber_id)
     wait_for(lambda: len(receiver.requests) >= 3, 20, message="three subscriber events")
-    time.sleep(1.5)  # room for a wrong fourth one to show up
+    time.sleep(1.5)  # a negative check: room for a wrong fourth one to show up
 
     events = sorted(receiver.bodies(), key=lambda p: p["id"])
     assert [p["event"] for p in events] == ["subscriber.created", "subscriber.confirmed", "subscriber.unsubscribed"]
@@ -192,7 +192,7 @@ def test_a_small_campaign_sends_one_delivery_event_per_recipient(ctx, worker, be
     campaign_id, emails = start_sending(ctx, 30, "wh")
     wait_until_status(campaign_id, "sent")
     wait_for(lambda: len(receiver.requests) >= 31, 30, message="31 webhook POSTs")
-    time.sleep(1)
+    time.sleep(1)  # a negative check: room for a wrong 32nd POST (a duplicate) to show up
 
     sent = receiver.bodies("delivery.sent")
     assert sorted(p["data"]["email"] for p in sent) == sorted(emails)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,21 @@ class ProcessLog:
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+    def tasks_in_progress(self) -> set[str]:
+        """Ids of the tasks a Celery worker logged as received and not yet as finished (INFO log)."""
+        running: set[str] = set()
+        for line in list(self.lines):
+            found = _TASK_EVENT.search(line)
+            if found and found.group(2) == "received":
+                running.add(found.group(1))
+            elif found:
+                running.discard(found.group(1))
+        return running
+
+
+# Celery's worker log: "Task <name>[<id>] received", then "... succeeded in", "raised", "retry:", ...
+_TASK_EVENT = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (received|succeeded|raised|retry|failed|ignored|rejected)")
 
 
 def stop(process: subprocess.Popen) -> None:
