@@ -344,7 +344,7 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
 def _published(changed: list[str]) -> None:
     """Tell every process: a new version token, and the rate buckets' runtime override at once."""
     from ..sending.limiter import KEY, RateLimiter
-    from .notifications import LIMITER_KEY
+    from .notifications.notifications import LIMITER_KEY
 
     cache = _cache()
     snapshot = effective(fresh=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from celery import chord, group, shared_task
 from flask import current_app
 
-from ..services import campaign_send, campaigns, deliveries
+from ..services.campaigns import send as campaign_send, campaigns
+from ..services.delivery import ledger as deliveries
 
 SEND_BATCH = "newsletter.tasks.bulk.send_batch"
 WINDOW_DONE = "newsletter.tasks.campaigns.window_done"

@@ -8,7 +8,7 @@ from celery.utils.log import get_task_logger
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..services import imports
+from ..services.audience import imports
 
 CONFIRMATION_TASK = "newsletter.tasks.email.send_confirmation"
 log = get_task_logger(__name__)

@@ -7,7 +7,7 @@ import socket
 from celery import shared_task
 from flask import current_app
 
-from ..services import notifications
+from ..services.notifications import notifications
 
 HOST = socket.gethostname()
 

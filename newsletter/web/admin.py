@@ -5,7 +5,8 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 
 from ..config import QUEUES
 from ..models import Role
-from ..services import health, outbox, reports
+from ..services import health, outbox
+from ..services.campaigns import reports
 from ..tasks import email as email_tasks
 from ..tasks import enqueue
 from . import charts

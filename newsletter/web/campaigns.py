@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Role, Subscriber
-from ..services import campaigns, layouts, reports, settings
-from ..services import lists as lists_service
+from ..services import settings
+from ..services.campaigns import campaigns, layouts, reports
+from ..services.audience import lists as lists_service
 from ..services.addresses import normalize_email
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm

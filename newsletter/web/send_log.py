@@ -11,7 +11,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ..models import DeliveryStatus, Role
-from ..services import deliveries, send_log
+from ..services.delivery import ledger as deliveries, send_log
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import apply_error
@@ -67,7 +67,7 @@ def index():
 
 
 def _campaign_status(campaign_id: int) -> str | None:
-    from ..services import campaigns
+    from ..services.campaigns import campaigns
 
     try:
         return campaigns.get(campaign_id).status.value

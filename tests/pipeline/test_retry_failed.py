@@ -6,7 +6,8 @@ from sqlalchemy import select, update
 from newsletter.extensions import db
 from newsletter.models import Delivery, DeliveryStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, deliveries
+from newsletter.services.campaigns import campaigns
+from newsletter.services.delivery import ledger as deliveries
 from tests.pipeline.conftest import (assert_totals_match_ledger, ledger, make_audience, make_campaign, start,
                                      wait_until_status)
 

@@ -8,7 +8,11 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent, Campaign, CampaignStatus
-from newsletter.services import api_keys, audit, campaigns, gdpr, imports, lists, subscribers, webhooks
+from newsletter.services import audit
+from newsletter.services.accounts import api_keys
+from newsletter.services.audience import gdpr, imports, lists, subscribers
+from newsletter.services.campaigns import campaigns
+from newsletter.services.webhooks import webhooks
 from newsletter.services.errors import ValidationError
 from tests.api.conftest import api, api_key  # noqa: F401  (fixtures: a marketer key's client)
 

@@ -14,7 +14,9 @@ from sqlalchemy import insert, select, update
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, deliveries, lists, send_log
+from newsletter.services.audience import lists
+from newsletter.services.campaigns import campaigns
+from newsletter.services.delivery import ledger as deliveries, send_log
 from newsletter.services.errors import ValidationError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -12,7 +12,9 @@ from sqlalchemy import insert, select
 from newsletter.extensions import db
 from newsletter.models import CampaignStatus, Delivery, DeliveryStatus, Role, Subscriber, SubscriberStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, lists, users
+from newsletter.services.accounts import users
+from newsletter.services.audience import lists
+from newsletter.services.campaigns import campaigns
 from tests.support.web import csrf_token, login
 from tests.web.test_browser import browser, shots  # noqa: F401  (fixtures)
 

@@ -7,7 +7,8 @@ from typing import Any
 import marshmallow as ma
 
 from ...models import Campaign, CampaignStatus, DeliveryStatus
-from ...services import campaigns, deliveries
+from ...services.campaigns import campaigns
+from ...services.delivery import ledger as deliveries
 from ..campaigns import DISPATCH_TASK, enqueue_by_name
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 

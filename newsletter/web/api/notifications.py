@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask import g, request
 
 from ...models import Notification, NotificationStatus
-from ...services import notifications
+from ...services.notifications import notifications
 from ...services.errors import ValidationError
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
