@@ -7,8 +7,8 @@ from ..config import QUEUES
 from ..models import Role
 from ..services import health, outbox
 from ..services.campaigns import reports
-from ..tasks import email as email_tasks
 from ..tasks import enqueue
+from ..tasks import email as email_tasks
 from . import charts
 from .forms import ConfirmForm, TestEmailForm
 from .roles import role_required

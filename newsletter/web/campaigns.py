@@ -12,9 +12,9 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Role, Subscriber
 from ..services import settings
-from ..services.campaigns import campaigns, layouts, reports
-from ..services.audience import lists as lists_service
 from ..services.addresses import normalize_email
+from ..services.audience import lists as lists_service
+from ..services.campaigns import campaigns, layouts, reports
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import apply_error, parse_id, saved_or_form_error

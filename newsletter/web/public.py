@@ -12,8 +12,8 @@ from ..services import addresses
 from ..services.audience import gdpr, subscriptions, suppressions, tokens
 from ..services.audience import lists as lists_service
 from ..services.errors import ValidationError
-from ..tasks import email as email_tasks
 from ..tasks import enqueue
+from ..tasks import email as email_tasks
 from .forms import ConfirmForm
 from .forms_public import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 

@@ -11,7 +11,9 @@ from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ..models import DeliveryStatus, Role
-from ..services.delivery import ledger as deliveries, send_log
+from ..services.campaigns import campaigns
+from ..services.delivery import send_log
+from ..services.delivery import ledger as deliveries
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import apply_error
@@ -63,12 +65,10 @@ def index():
     return render_template("admin/send_log/index.html", form=form, page=found, args=filters.as_args() if filters else {},
                            paged=bool(request.args.get("cursor")), retryable=retryable,
                            campaign_status=_campaign_status(filters.campaign_id) if only_campaign else None,
-                           retry_form=ConfirmForm(), retry_from={s.value for s in deliveries.RETRY_FROM})
+                           retry_form=ConfirmForm(), retry_from={s.value for s in campaigns.RETRY_FROM})
 
 
 def _campaign_status(campaign_id: int) -> str | None:
-    from ..services.campaigns import campaigns
-
     try:
         return campaigns.get(campaign_id).status.value
     except NotFound:
@@ -110,7 +110,7 @@ def retry_failed(campaign_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     try:
-        moved = deliveries.retry_failed(campaign_id, by=f"retry by {current_user.email}")
+        moved = campaigns.retry_failed(campaign_id, by=f"retry by {current_user.email}")
     except NotFound as exc:
         abort(404, description=str(exc))
     except ValidationError as exc:

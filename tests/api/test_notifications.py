@@ -184,7 +184,7 @@ def test_stale_claims_are_recovered_like_deliveries(ctx):
     assert notifications.take_due(queued_timeout=30, now=later) == sorted([ids["sending"], ids["queued"]])
     assert notifications.take_due(queued_timeout=30, now=later) == []
     # A stale owner that comes back cannot fence a row it lost.
-    from newsletter.services.delivery.ledger import FenceLine
+    from newsletter.services.delivery.fences import FenceLine
 
     line = FenceLine(Notification)
     assert line.fence(ids["sending"], "gone").acquire() is False

@@ -12,8 +12,8 @@ from newsletter.services import audit
 from newsletter.services.accounts import api_keys
 from newsletter.services.audience import gdpr, imports, lists, subscribers
 from newsletter.services.campaigns import campaigns
-from newsletter.services.webhooks import webhooks
 from newsletter.services.errors import ValidationError
+from newsletter.services.webhooks import webhooks
 from tests.api.conftest import api, api_key  # noqa: F401  (fixtures: a marketer key's client)
 
 GOOD = dict(name="News", subject="Hello", from_email="news@example.com", html="<p>Hi</p>")

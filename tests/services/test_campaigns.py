@@ -104,8 +104,8 @@ def _set_status(campaign_id: int, status: str) -> None:
 
 
 def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_the_end(ctx):
+    from newsletter.services.campaigns import dispatch
     from newsletter.services.campaigns import send as campaign_send
-    from newsletter.services.delivery import ledger as deliveries
 
     a = lists.create("Chunked", "single")
     for i in range(7):  # eligible ones with ineligible ones between them (unconfirmed)
@@ -121,7 +121,7 @@ def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_t
     # (Holding the snapshot lease keeps the session's beat sweeper from freezing the rest.)
     with campaign_send._snapshot_lease(campaign.id):
         _set_status(campaign.id, "sending")
-        assert deliveries.finish_if_done(campaign.id) is False
+        assert dispatch.finish_if_done(campaign.id) is False
         assert campaigns.get(campaign.id).status == CampaignStatus.SENDING
         _set_status(campaign.id, "draft")
     assert recipients.snapshot_chunk(campaign.id, limit=2) is True  # c4, c5 and nobody after them: done

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentSource, OptIn, Webhook, WebhookDelivery, WebhookDeliveryStatus)
+from newsletter.models import ConsentSource, OptIn, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from newsletter.models.base import utcnow
 from newsletter.services.audience import imports, lists, subscribers, subscriptions
-from newsletter.services.webhooks import webhook_deliveries, webhooks
 from newsletter.services.errors import ValidationError
+from newsletter.services.webhooks import webhook_deliveries, webhooks
 from tests.pipeline.conftest import start_sending, wait_until_status
 from tests.support.net import wait_for
 

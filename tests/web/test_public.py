@@ -14,8 +14,8 @@ from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptI
                                Subscription, SubscriptionStatus)
 from newsletter.services import outbox
 from newsletter.services.audience import links, lists, subscriptions, suppressions, tokens
-from newsletter.tasks import email as email_tasks
 from newsletter.tasks import enqueue
+from newsletter.tasks import email as email_tasks
 from tests.support.net import wait_for
 from tests.support.web import csrf_token, post_form
 

@@ -10,9 +10,9 @@ from ...extensions import db
 from ...models import Role, User
 from ...models.base import utcnow
 from .. import addresses, audit
-from . import login_guard, passwords
 from ..errors import NotFound, ValidationError
 from ..text import one_line
+from . import login_guard, passwords
 
 MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 LoginThrottled = login_guard.LoginThrottled

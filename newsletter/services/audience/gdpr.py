@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from ...extensions import db
-from ...models import Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus, Subscription, SuppressionReason
+from ...models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
+                       Subscription, SuppressionReason)
 from ...models.subscriber import ERASED_DOMAIN
 from .. import audit
-from . import suppressions, tokens
 from ..errors import NotFound
+from . import suppressions, tokens
 
 
 def _iso(value: Any) -> Any:

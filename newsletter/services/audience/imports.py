@@ -26,13 +26,13 @@ from ...extensions import db
 from ...models import ImportJob, ImportMode, ImportStatus
 from ...models.base import utcnow
 from .. import audit
-from . import csv_files, import_writer, statistics
-from ..webhooks import webhooks
-from . import lists as lists_service
-from . import subscribers as subscribers_service
 from ..addresses import normalize_email
 from ..errors import NotFound, ValidationError
 from ..text import one_line
+from ..webhooks import webhooks
+from . import csv_files, import_writer, statistics
+from . import lists as lists_service
+from . import subscribers as subscribers_service
 
 BATCH_SIZE = 10_000
 SHOWN_ERRORS = 100

@@ -15,17 +15,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ...extensions import db
-from ...models import ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus, Suppression, SuppressionReason
+from ...models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
+                       Subscription, SubscriptionStatus, Suppression, SuppressionReason)
 from ...models.base import upsert_insert, utcnow
 from ...models.subscriber import search_text
-from . import lists as lists_service
 from .. import audit
-from . import suppressions
-from ..webhooks import webhooks
 from ..addresses import normalize_email
 from ..errors import Conflict, NotFound, ValidationError
 from ..numbers import whole_number
-from ..text import one_line
+from ..text import escape_like, one_line
+from ..webhooks import webhooks
+from . import suppressions
+from . import lists as lists_service
 
 MAX_LIMIT = 500
 # Counting every match of a broad filter over 1M rows takes seconds on PostgreSQL; counting
@@ -87,10 +88,6 @@ def make_filters(q: str | None = None, status: str | SubscriberStatus | None = N
     return Filters(q, status, list_id, attribute, email)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _attribute_equals(key: str, value: str) -> Any:
     """Compare an attribute's text form with `value`: the same answer on both databases.
 
@@ -115,7 +112,7 @@ def conditions(filters: Filters) -> list[Any]:
     """
     where: list[Any] = []
     if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
+        pattern = f"%{escape_like(filters.q)}%"
         # One ILIKE over `email || ' ' || name`, spelled like ix_subscribers_search_trgm, so
         # PostgreSQL answers it from the trigram index (two ILIKEs on the columns never can).
         where.append(search_text().ilike(pattern, escape="\\"))

@@ -1,4 +1,6 @@
-"""Campaigns: compose, validate, clone, and every status change (one state machine)."""
+"""Campaigns: compose, validate, clone, preview; and what users do to them (send, pause, cancel, retry).
+
+Every status change these make goes through `status.transition`, the one state machine."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -6,33 +8,25 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy import update as update_rows
 from sqlalchemy.orm import selectinload
 
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, Layout, Subscriber
 from ...models.base import utcnow
-from ...sending.render import RenderError, check
+from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit
-from ..audience import lists as lists_service
 from ..addresses import normalize_email
-from .context import preview_context, recipient_context, sample_context
+from ..audience import lists as lists_service
+from ..delivery import ledger
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
+from .context import preview_context, recipient_context, sample_context
+from .recipients import eligible_subscribers
+from .status import transition
+from .totals import record_totals
 
 S = CampaignStatus
-# Every allowed move; anything else is refused. Only the send engine moves sending -> sent.
-TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
-    S.DRAFT: frozenset({S.SCHEDULED, S.SENDING}),
-    S.SCHEDULED: frozenset({S.DRAFT, S.SENDING, S.CANCELLED}),
-    S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED, S.FAILED}),
-    S.PAUSED: frozenset({S.SENDING, S.CANCELLED, S.FAILED}),
-    # Back to sending only to retry transient failures and cancelled rows (deliveries.retry_failed).
-    S.SENT: frozenset({S.SENDING}),
-    S.CANCELLED: frozenset({S.SENDING}),
-    S.FAILED: frozenset(),
-}
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids")
 
@@ -163,8 +157,6 @@ def clone(campaign_id: int, created_by_id: int | None = None) -> Campaign:
 
 def estimate_recipients(list_ids: Iterable[int]) -> int:
     """Distinct confirmed members of the lists; the send snapshot also drops suppressed addresses."""
-    from .recipients import eligible_subscribers
-
     ids = lists_service.existing_ids(list(list_ids))
     if not ids:
         return 0
@@ -172,22 +164,6 @@ def estimate_recipients(list_ids: Iterable[int]) -> int:
 
 
 # Status changes -------------------------------------------------------------------------------
-
-def transition(campaign_id: int, to: CampaignStatus, reason: str = "", commit: bool = True, **columns: Any) -> bool:
-    """Move the campaign to `to` if its current status allows it; atomic, safe under races.
-
-    `commit=False` leaves the transaction open for the caller to add to (an outbox event).
-    """
-    allowed_from = [status for status, targets in TRANSITIONS.items() if to in targets]
-    row = db.session.execute(
-        update_rows(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(allowed_from))
-        .values(status=to, status_reason=reason, updated_at=utcnow(), **columns)
-        .returning(Campaign.id).execution_options(synchronize_session=False)
-    ).first()
-    if commit:
-        db.session.commit()
-    return row is not None
-
 
 def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = "", **columns: Any) -> Campaign:
     """A user's status change; `action` is audited in the same transaction when the move happens."""
@@ -254,13 +230,42 @@ def resume(campaign_id: int) -> Campaign:
 
 def cancel(campaign_id: int) -> Campaign:
     """Stop for good: deliveries not yet handed to the SMTP server end as cancelled."""
-    from ..delivery.ledger import cancel_unsent, record_totals
-
     campaign = _move(campaign_id, S.CANCELLED, "Cancelled by a user.", action="campaign.cancelled",
                      finished_at=utcnow())
-    cancel_unsent(campaign_id)
+    ledger.cancel_unsent(campaign_id)
     record_totals(campaign_id)
     return campaign
+
+
+RETRY_FROM = (S.SENT, S.CANCELLED)  # the statuses a retry of failed deliveries starts from
+
+
+def retry_failed(campaign_id: int, by: str = "") -> int:
+    """Transiently failed and cancelled deliveries go back to pending with a fresh attempt
+    budget, and a sent or cancelled campaign back to sending; returns how many rows moved.
+
+    Row moves and the campaign's move commit together, so the sweeper never sees a cancelled
+    campaign with pending rows. The caller enqueues the dispatcher after this returns (> 0).
+    Permanent failures (5xx) stay as they are.
+    """
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if status is None:
+        raise NotFound("campaign", campaign_id)
+    if status not in RETRY_FROM:
+        raise StateConflict("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
+                                        "cancelled one can.")
+    if not transition(campaign_id, S.SENDING, "Retrying failed deliveries.", commit=False,
+                      finished_at=None):
+        db.session.rollback()
+        raise StateConflict("status", "The campaign changed status meanwhile; reload and try again.")
+    moved = ledger.requeue_retryable(campaign_id, by)
+    if not moved:
+        db.session.rollback()  # nothing to send: the campaign stays as it was
+        return 0
+    audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
+    db.session.commit()
+    record_totals(campaign_id)
+    return moved
 
 
 def start_due(now: datetime | None = None) -> list[int]:
@@ -287,8 +292,6 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
     The links in it are inert previews unless `live_links` (the recipient's own web view).
     Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
     """
-    from ...sending.render import CompiledMessage, compile_each
-
     try:
         compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
         layout_id = whole_number(values["layout_id"], "layout_id", "layout id") if values.get("layout_id") else None
@@ -330,14 +333,12 @@ def totals(campaign: Campaign) -> dict[str, int]:
 
 def progress(campaign_id: int) -> dict[str, Any]:
     """Live numbers for the campaign page, straight from the Delivery table."""
-    from ..delivery import ledger as deliveries
-
     campaign = get(campaign_id)
-    by_status = deliveries.counts(campaign_id)
+    by_status = ledger.counts(campaign_id)
     total = sum(by_status.values())
     done = by_status["sent"] + by_status["failed"] + by_status["cancelled"]
     pending = total - done
-    rate = deliveries.rate(campaign_id) if campaign.status == S.SENDING else 0.0
+    rate = ledger.rate(campaign_id) if campaign.status == S.SENDING else 0.0
     return {
         "id": campaign.id, "status": campaign.status.value, "reason": campaign.status_reason,
         "recipients": total, "sent": by_status["sent"], "failed": by_status["failed"],

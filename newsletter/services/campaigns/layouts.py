@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, Layout
 from ...sending.render import RenderError, render_string
-from .context import sample_context
 from ..errors import NotFound, ValidationError
 from ..text import one_line
+from .context import sample_context
 
 CONTENT = re.compile(r"\{\{\s*content\s*\}\}")
 SAMPLE_CONTENT = "<p>Your campaign goes here.</p>"

@@ -7,7 +7,8 @@ from sqlalchemy import case, func, literal, select, true
 from sqlalchemy.sql import Select
 
 from ...extensions import db
-from ...models import Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus, campaign_lists
+from ...models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
+                       SubscriptionStatus, campaign_lists)
 from ...models.base import upsert_insert, utcnow
 from ..audience import statistics, suppressions
 

@@ -2,13 +2,13 @@
 
 `send_batch` is what a bulk worker runs for a batch of delivery ids. Per recipient it
 claims (as part of the batch), waits for the global rate limit, renders with the campaign's
-precompiled templates, and hands the message to the reused SMTP connection, moving its
-row to `committing` right before the final dot. Outcomes are written back in one statement
+precompiled templates, and hands the message to one of the batch's SMTP sessions (a round of
+messages goes out over several connections at once), moving its row to `committing` right
+before the final dot. Outcomes are written back in one statement
 per batch. One recipient's failure never raises: it is recorded and the batch goes on.
 """
 from __future__ import annotations
 
-import random
 from collections import OrderedDict
 from contextlib import contextmanager
 import threading
@@ -26,16 +26,19 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, Subscriber
 from ...models.base import utcnow
-from ...sending import message as mime
 from ...sending import smtp
+from ...sending import message as mime
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import audit, settings
-from . import campaigns, recipients
-from ..delivery import ledger as deliveries
-from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
+from ..delivery import ledger
+from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
+from ..delivery.retries import retry_delay
+from . import campaigns, recipients
+from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
+from .status import transition
 
 D = DeliveryStatus
 STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
@@ -161,18 +164,11 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
 
 
-def _retry_delay(attempts: int) -> float:
-    """Exponential backoff with jitter: half the step fixed, half random."""
-    config = settings.effective()
-    step = min(config["SEND_RETRY_MAX"], config["SEND_RETRY_BASE"] * 2 ** max(0, attempts - 1))
-    return step / 2 + random.uniform(0, step / 2)
-
-
 def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outcome:
     retryable = failure.kind in (Kind.TRANSIENT, Kind.THROTTLED)
     if retryable and row.attempts < settings.get("SEND_MAX_ATTEMPTS"):
         return Outcome(row.id, D.PENDING, failure.code, failure.message,
-                       retry_at=now + timedelta(seconds=_retry_delay(row.attempts)))
+                       retry_at=now + timedelta(seconds=retry_delay(row.attempts)))
     return Outcome(row.id, D.FAILED, failure.code, failure.message)
 
 
@@ -182,7 +178,7 @@ class _Batch:
     def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
         self.campaign, self.claimed, self.token = campaign, claimed, token
         self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
-        self.fences = deliveries.FenceLine()
+        self.fences = FenceLine()
         self.outcomes: list[Outcome] = []
         self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
@@ -213,7 +209,7 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     if campaign is None:
         return {"claimed": 0}
     token = uuid.uuid4().hex
-    claimed = deliveries.claim(delivery_ids, token, worker)
+    claimed = ledger.claim(delivery_ids, token, worker)
     if not claimed:
         return {"claimed": 0}
     batch = _Batch(campaign, claimed, token)
@@ -224,10 +220,10 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
             _send_claimed(batch)
         finally:
             batch.fences.close()
-    deliveries.record(batch.outcomes, token, {c.id: c.attempts for c in claimed}, worker, task_id)
+    ledger.record(batch.outcomes, token, {c.id: c.attempts for c in claimed}, worker, task_id)
     if batch.stop_reason:
         # Of the batches that hit the error limit at once, the one that moves the campaign audits it.
-        if campaigns.transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason, commit=False):
+        if transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason, commit=False):
             audit.record("campaign.paused", "campaign", campaign_id, reason=batch.stop_reason, automatic=True)
         db.session.commit()
     sent = sum(1 for o in batch.outcomes if o.status == D.SENT)
@@ -275,7 +271,7 @@ def _send_claimed(batch: _Batch) -> None:
             for failure in failures:
                 if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
                     done = {o.id for o in batch.outcomes}
-                    retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
+                    retry_at = utcnow() + timedelta(seconds=retry_delay(1))
                     batch.release([r for r in rows if r.id not in done], retry_at=retry_at, why=failure.message)
                     return
                 if failure.kind == Kind.THROTTLED:

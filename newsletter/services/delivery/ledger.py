@@ -1,7 +1,9 @@
-"""The delivery ledger's moves: publish, claim, fence, record, recover, and the totals.
+"""The delivery ledger's moves: publish, claim, record, recover, cancel, requeue; and reads of it.
 
 Every move is one conditional UPDATE (RETURNING the rows it took), so a duplicated task,
 a redelivered message or a second sweeper can never take a row another process owns.
+The ledger knows rows, not campaign statuses: those are `campaigns.status`'s; the fence
+before a message's final dot is `fences`'s.
 """
 from __future__ import annotations
 
@@ -9,17 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from flask import current_app
+
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from ...models.delivery_attempt import DeliveryAttempt
-from ...models.delivery import IN_FLIGHT
+from ...models import Campaign, Delivery, DeliveryStatus
 from ...models.base import utcnow
-from .. import audit
+from ...models.delivery import IN_FLIGHT
+from ...models.delivery_attempt import DeliveryAttempt
+from ..errors import NotFound
 from ..webhooks import webhooks
-from ..errors import NotFound, StateConflict
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
@@ -59,136 +60,6 @@ def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
         .execution_options(**_NO_SYNC)).all()
     db.session.commit()
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
-
-
-# Formatted with the table's name: deliveries, or notifications (same columns, same statuses).
-_FENCE_SQL = ("UPDATE {table} SET status = 'committing', updated_at = %s "
-              "WHERE id = ANY(%s::bigint[]) AND claim = %s AND status = 'sending' RETURNING id")
-
-
-class FenceLine:
-    """A batch's own database connection for its fences, held from the first message to the last.
-
-    On PostgreSQL every fence is then one prepared UPDATE and one pipelined COMMIT on the
-    driver connection: no pool checkout (and its pre-ping), no ORM. SQLite (development)
-    goes through the session.
-
-    `model` is the ledger whose rows are fenced: Delivery (campaigns) or Notification
-    (transactional mail); both have id, claim, status ('sending'/'committing') and updated_at.
-    """
-
-    def __init__(self, model: Any = Delivery) -> None:
-        self._pooled: Any = None
-        self.model = model
-        self.sql = _FENCE_SQL.format(table=model.__tablename__)
-        statuses = model.__table__.c.status.type.enum_class
-        self.sending, self.committing = statuses("sending"), statuses("committing")
-
-    @property
-    def driver(self) -> Any:
-        if db.engine.dialect.name != "postgresql":
-            return None
-        if self._pooled is None:
-            self._pooled = db.engine.raw_connection()
-        return self._pooled.driver_connection
-
-    def broken(self) -> None:
-        """The connection failed mid-fence: never reuse it."""
-        if self._pooled is not None:
-            pooled, self._pooled = self._pooled, None
-            try:
-                pooled.invalidate()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def close(self) -> None:
-        if self._pooled is not None:
-            pooled, self._pooled = self._pooled, None
-            pooled.close()  # back to the pool, which rolls back anything left open
-
-    def group(self, token: str) -> "GroupFence":
-        """A fence for the rows of one round of messages (smtp.Sessions), all under `token`."""
-        return GroupFence(self, token)
-
-    def fence(self, delivery_id: int, token: str) -> "RowFence":
-        return RowFence(self, delivery_id, token)
-
-
-class GroupFence:
-    """sending -> committing around the final dots, with the crash window cut to a few µs.
-
-    `acquire(ids)` moves the rows this claim still owns (uncommitted, so they stay locked)
-    and returns their ids. `commit_async` writes COMMIT to PostgreSQL without waiting for the
-    reply; the SMTP transport writes the final dots right after and then calls `confirm`. A
-    worker killed between those writes is the only case left where the ledger and the SMTP
-    server can disagree. Once committed, a message counts as handed over: if the worker dies
-    later, the sweeper records it as sent rather than sending it again.
-    """
-
-    def __init__(self, line: FenceLine, token: str) -> None:
-        self.line, self.token = line, token
-        self._driver: Any = None
-
-    def acquire(self, ids: list[int]) -> set[int]:
-        line = self.line
-        driver = line.driver
-        if driver is None:
-            model = line.model
-            owned = set(db.session.scalars(
-                update(model).where(model.id.in_(ids), model.claim == self.token, model.status == line.sending)
-                .values(status=line.committing, updated_at=utcnow()).returning(model.id)
-                .execution_options(**_NO_SYNC)).all())
-            if not owned:
-                db.session.rollback()
-            return owned
-        try:
-            owned = {row[0] for row in driver.execute(line.sql, (utcnow(), ids, self.token), prepare=True)}
-            if not owned:
-                driver.rollback()
-        except Exception:
-            self.line.broken()
-            raise
-        return owned
-
-    def commit_async(self) -> None:
-        driver = self.line.driver
-        if driver is None:
-            db.session.commit()  # SQLite: a local file, no network reply to overlap with
-            return
-        self._driver = driver
-        driver.pgconn.send_query(b"COMMIT")  # written and flushed; the reply is read in confirm()
-
-    def confirm(self) -> None:
-        """Read the COMMIT's reply. Never raises: the dots are already on their way.
-
-        If the database connection died meanwhile, nobody knows whether that COMMIT landed;
-        either way the rows are still ours (`sending` or `committing` under this claim), and
-        the batch's `record` writes `sent` onto them once the server has answered.
-        """
-        if self._driver is None:
-            return
-        driver, self._driver = self._driver, None
-        try:
-            failed = None
-            while (result := driver.pgconn.get_result()) is not None:
-                if result.status != 1:  # COMMAND_OK
-                    failed = (result.error_message or b"").decode("utf-8", "replace")
-            if failed:
-                raise RuntimeError(failed)
-        except Exception as exc:  # noqa: BLE001  (any failure here must not lose the hand-over)
-            current_app.logger.warning("claim %s: fence commit unconfirmed: %s", self.token, exc)
-            self.line.broken()
-
-
-class RowFence(GroupFence):
-    """The fence of a single message (smtp.Connection.send): acquire() says yes or no."""
-
-    def __init__(self, line: FenceLine, delivery_id: int, token: str) -> None:
-        super().__init__(line, token)
-        self.delivery_id = delivery_id
-
-    def acquire(self) -> bool:  # type: ignore[override]
-        return bool(super().acquire([self.delivery_id]))
 
 
 @dataclass
@@ -358,55 +229,28 @@ def cancel_unsent(campaign_id: int) -> int:
 
 
 # Failures a second try can fix: a 4xx, or no code at all (the connection broke) unless the
-# message itself could not be built (campaign_send's "Template error" / "Could not build").
+# message itself could not be built (campaigns.send's "Template error" / "Could not build").
 _TRANSIENT_FAILURE = and_(Delivery.status == D.FAILED,
                           or_(Delivery.smtp_code.between(400, 499),
                               and_(Delivery.smtp_code.is_(None), ~Delivery.smtp_message.startswith("Template error"),
                                    ~Delivery.smtp_message.startswith("Could not build"))))
-RETRY_FROM = (CampaignStatus.SENT, CampaignStatus.CANCELLED)
-
-
 def retryable(campaign_id: int) -> int:
-    """How many of the campaign's deliveries `retry_failed` would send again."""
+    """How many of the campaign's deliveries `requeue_retryable` would send again."""
     return db.session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.campaign_id == campaign_id, or_(_TRANSIENT_FAILURE, Delivery.status == D.CANCELLED))) or 0
 
 
-def retry_failed(campaign_id: int, by: str = "") -> int:
-    """Transiently failed and cancelled deliveries go back to pending with a fresh attempt
-    budget, and a sent or cancelled campaign back to sending; returns how many rows moved.
-
-    Row moves and the campaign's move commit together, so the sweeper never sees a cancelled
-    campaign with pending rows. The caller enqueues the dispatcher after this returns (> 0).
-    Permanent failures (5xx) stay as they are.
-    """
-    from ..campaigns import campaigns
-
-    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-    if status is None:
-        raise NotFound("campaign", campaign_id)
-    if status not in RETRY_FROM:
-        raise StateConflict("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
-                                        "cancelled one can.")
-    if not campaigns.transition(campaign_id, CampaignStatus.SENDING, "Retrying failed deliveries.", commit=False,
-                                finished_at=None):
-        db.session.rollback()
-        raise StateConflict("status", "The campaign changed status meanwhile; reload and try again.")
+def requeue_retryable(campaign_id: int, by: str) -> int:
+    """Transiently failed and cancelled rows back to pending with a fresh attempt budget, each with
+    a note in its history; how many moved. Not committed: the caller moves the campaign with them."""
     now = utcnow()
     which = and_(Delivery.campaign_id == campaign_id, or_(_TRANSIENT_FAILURE, Delivery.status == D.CANCELLED))
     _note_attempts(which, "requeued", "Retry requested: back to pending with a fresh attempt budget.", now,
                    by or "send log")
-    moved = len(db.session.execute(
+    return len(db.session.execute(
         update(Delivery).where(which).values(status=D.PENDING, attempts=0, claim=None, next_attempt_at=None,
                                              updated_at=now).returning(Delivery.id)
         .execution_options(**_NO_SYNC)).all())
-    if not moved:
-        db.session.rollback()  # nothing to send: the campaign stays as it was
-        return 0
-    audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
-    db.session.commit()
-    record_totals(campaign_id)
-    return moved
 
 
 def counts(campaign_id: int) -> dict[str, int]:
@@ -415,68 +259,12 @@ def counts(campaign_id: int) -> dict[str, int]:
     return {status.value: int(found.get(status, 0)) for status in D}
 
 
-def record_totals(campaign_id: int) -> dict[str, int]:
-    """Totals on the campaign row, from the Delivery table (never incremented)."""
-    by_status = counts(campaign_id)
-    db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
-        recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
-        cancelled=by_status["cancelled"], totals_at=utcnow(), updated_at=Campaign.updated_at)
-        .execution_options(**_NO_SYNC))
-    db.session.commit()
-    return by_status
-
-
 def unfinished(campaign_id: int) -> bool:
     """Any delivery not yet terminal? (An index probe, not a count.)"""
     found = db.session.scalar(select(Delivery.id).where(
         Delivery.campaign_id == campaign_id, Delivery.status.in_([s for s in D if not s.terminal])).limit(1))
     db.session.commit()
     return found is not None
-
-
-def finish_if_done(campaign_id: int) -> bool:
-    """A sending campaign whose every delivery is terminal becomes sent, with exact totals
-    counted from the ledger (once, at the end: counting every window would cost O(N²))."""
-    from ..campaigns import campaigns
-
-    if db.session.scalar(select(Campaign.snapshot_at).where(Campaign.id == campaign_id)) is None:
-        db.session.commit()
-        return False  # recipients are still being frozen: more rows are coming
-    if unfinished(campaign_id):
-        return False
-    by_status = counts(campaign_id)
-    now = utcnow()
-    totals = dict(recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
-                  cancelled=by_status["cancelled"])
-    # Totals and status in one UPDATE: a late chord callback's increment cannot slip between.
-    # Its campaign.finished event commits with it, and only when this call made the move.
-    moved = campaigns.transition(campaign_id, CampaignStatus.SENT, finished_at=now, totals_at=now, commit=False,
-                                 **totals)
-    if moved:
-        name = db.session.scalar(select(Campaign.name).where(Campaign.id == campaign_id))
-        webhooks.emit("campaign.finished", {"campaign_id": campaign_id, "name": name, "finished_at": now, **totals})
-    db.session.commit()
-    return moved
-
-
-def add_to_totals(campaign_id: int, sent: int, failed: int) -> None:
-    """Running totals while sending, from the chord's results; `record_totals` makes them exact."""
-    db.session.execute(update(Campaign).where(Campaign.id == campaign_id,
-                                              Campaign.status == CampaignStatus.SENDING).values(
-        sent=Campaign.sent + sent, failed=Campaign.failed + failed, totals_at=utcnow(),
-        updated_at=Campaign.updated_at)  # totals are not an edit: keep the compiled-template cache key
-        .execution_options(**_NO_SYNC))
-    db.session.commit()
-
-
-def campaigns_with_status(status: str, with_unsent: bool = False) -> list[int]:
-    query = select(Campaign.id).where(Campaign.status == CampaignStatus(status))
-    if with_unsent:
-        query = query.where(select(Delivery.id).where(
-            Delivery.campaign_id == Campaign.id, Delivery.status.in_([D.PENDING, D.QUEUED])).exists())
-    ids = list(db.session.scalars(query))
-    db.session.commit()
-    return ids
 
 
 def has_due_pending(campaign_id: int) -> bool:
@@ -518,3 +306,4 @@ def for_campaign(campaign_id: int, status: DeliveryStatus | None = None, after: 
     if after is not None:
         query = query.where(Delivery.id > after)
     return list(db.session.scalars(query))
+

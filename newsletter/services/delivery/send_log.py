@@ -19,11 +19,11 @@ from sqlalchemy import select, tuple_
 from ...extensions import db
 from ...models import Campaign, Delivery, DeliveryStatus, Subscriber
 from ...models.delivery_attempt import DeliveryAttempt
-from ..audience.csv_files import safe_row
+from ...models.subscriber import search_text
+from ..audience.csv_files import iso_utc, safe_row
 from ..errors import NotFound, ValidationError
-from ..audience.exports import _utc
 from ..numbers import MAX_BIGINT, whole_number
-from ..audience.subscribers import _escape_like, search_text
+from ..text import escape_like
 
 PAGE = 50
 EXPORT_BATCH = 5_000
@@ -96,7 +96,7 @@ def conditions(filters: Filters) -> list[Any]:
         # The subscribers' trigram index finds the people (no trigram index on `deliveries`:
         # every pipeline move would write ~20 GIN entries per row); their deliveries come
         # from the subscriber_id index. Erased subscribers' rows are anonymised: not found.
-        people = select(Subscriber.id).where(search_text().ilike(f"%{_escape_like(filters.q)}%", escape="\\"))
+        people = select(Subscriber.id).where(search_text().ilike(f"%{escape_like(filters.q)}%", escape="\\"))
         where.append(Delivery.subscriber_id.in_(people))
     return where
 
@@ -179,9 +179,9 @@ def export_csv(filters: Filters, batch: int = EXPORT_BATCH) -> Iterator[str]:
         names.update(campaign_names(missing))
         for r in found:
             writer.writerow(safe_row([
-                _utc(r.updated_at), str(r.id), str(r.campaign_id), names.get(r.campaign_id, ""), r.email,
+                iso_utc(r.updated_at), str(r.id), str(r.campaign_id), names.get(r.campaign_id, ""), r.email,
                 r.status.value, str(r.attempts), "" if r.smtp_code is None else str(r.smtp_code), r.smtp_message,
-                _utc(r.sent_at), r.worker]))
+                iso_utc(r.sent_at), r.worker]))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

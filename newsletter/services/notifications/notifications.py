@@ -4,7 +4,7 @@
 from `data` is a 422 then, never a failure later) and commits it `queued`; the caller then
 enqueues `send_notification`. `send` claims the row with a token (conditional UPDATE), waits
 for the transactional lane's own rate limit (NOTIFY_RATE, never the campaigns' SEND_RATE),
-fences the row sending -> committing right before the final dot (deliveries.FenceLine),
+fences the row sending -> committing right before the final dot (delivery.fences.FenceLine),
 and records the outcome together with its webhook event. Retries and lost messages are
 driven from the database by the sweeper (`recover_stale`, `take_due`), as for campaigns.
 """
@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,22 +27,21 @@ from sqlalchemy.exc import IntegrityError
 from ...extensions import db
 from ...models import Notification, NotificationStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason
 from ...models.base import utcnow
-from ...sending import message as mime
 from ...sending import smtp
+from ...sending import message as mime
 from ...sending.errors import Kind, SmtpFailure
-from ...sending.limiter import RateLimiter, thread_limiter
+from ...sending.limiter import NOTIFY_KEY, RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
-from . import templates
-from ..webhooks import webhooks
 from ..addresses import normalize_email
-from ..campaigns.send import _retry_delay
-from ..delivery.ledger import FenceLine
+from ..delivery.fences import FenceLine
+from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
+from ..webhooks import webhooks
+from . import templates
 
 N = NotificationStatus
 _NO_SYNC = {"synchronize_session": False}
-LIMITER_KEY = "newsletter:notify-rate"  # its own GCRA bucket: campaigns can never use up this lane
 MAX_RATE_WAIT = 5.0  # seconds a transactional worker may wait for its rate before handing the row back
 # Transactional mail ignores marketing opt-outs, but never goes to an address that bounced or complained.
 BLOCKING_REASONS = (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT)
@@ -174,7 +174,8 @@ def recent(limit: int, before: int | None = None, status: str | None = None) -> 
 def limiter() -> RateLimiter:
     """The lane's cluster-wide bucket (NOTIFY_RATE, its own Redis key)."""
     config = current_app.config
-    return thread_limiter(config["REDIS_URL"], settings.get("NOTIFY_RATE"), prefix=LIMITER_KEY)
+    # Its own GCRA bucket: campaigns can never use up this lane.
+    return thread_limiter(config["REDIS_URL"], settings.get("NOTIFY_RATE"), prefix=NOTIFY_KEY)
 
 
 @dataclass(frozen=True)
@@ -288,11 +289,11 @@ def _failed(row: Claimed, token: str, failure: SmtpFailure, rate: RateLimiter) -
     # Nothing the recipient did: the server was down or refused our credentials. No attempt is spent.
     ours = failure.unreachable or failure.kind == Kind.AUTH
     if ours:
-        retry_at = utcnow() + timedelta(seconds=_retry_delay(1))
+        retry_at = utcnow() + timedelta(seconds=retry_delay(1))
         _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at, undo_attempt=True)
         return "retry"
     if failure.kind in (Kind.TRANSIENT, Kind.THROTTLED) and row.attempts < settings.get("SEND_MAX_ATTEMPTS"):
-        retry_at = utcnow() + timedelta(seconds=_retry_delay(row.attempts))
+        retry_at = utcnow() + timedelta(seconds=retry_delay(row.attempts))
         _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at)
         return "retry"
     _finish(row.id, token, N.FAILED, failure.code, failure.message)
@@ -302,7 +303,7 @@ def _failed(row: Claimed, token: str, failure: SmtpFailure, rate: RateLimiter) -
 # Recovery (beat) ------------------------------------------------------------------------------
 
 def recover_stale(claim_timeout: float, now: datetime | None = None) -> dict[str, int]:
-    """Claims whose worker vanished, as `deliveries.recover_stale` does for campaigns.
+    """Claims whose worker vanished, as `delivery.ledger.recover_stale` does for campaigns.
 
     - committing too long: the final dot had been handed to the server -> sent (assumed);
     - sending too long: the message never reached its final dot -> queued, due now.
@@ -322,6 +323,19 @@ def recover_stale(claim_timeout: float, now: datetime | None = None) -> dict[str
         .returning(Notification.id).execution_options(**_NO_SYNC)).all()
     db.session.commit()
     return {"assumed_sent": len(assumed), "reclaimed": len(reclaimed)}
+
+
+def sweep(publish: Callable[[int], Any]) -> dict[str, int]:
+    """Recover claims of vanished workers, then `publish` each due retry and lost message (beat).
+
+    Services never enqueue: the caller passes what puts a notification id on the broker.
+    """
+    config = current_app.config
+    recovered = recover_stale(config["SEND_CLAIM_TIMEOUT"])
+    due = take_due(config["SEND_QUEUED_TIMEOUT"])
+    for notification_id in due:  # each committed by take_due before it is published
+        publish(notification_id)
+    return {**recovered, "published": len(due)}
 
 
 def take_due(queued_timeout: float, limit: int = 1000, now: datetime | None = None) -> list[int]:

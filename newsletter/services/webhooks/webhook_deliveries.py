@@ -19,8 +19,8 @@ from sqlalchemy import bindparam, func, select, update
 from ...extensions import db
 from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus
 from ...models.base import utcnow
-from . import webhook_http, webhooks
 from ..errors import NotFound
+from . import webhook_http, webhooks
 
 S = WebhookDeliveryStatus
 BATCH = 50          # rows one run claims

@@ -20,11 +20,12 @@ from flask import current_app
 from sqlalchemy import String, cast, insert, literal, select, update
 
 from ...extensions import db
-from ...models import WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery, WebhookDeliveryStatus
+from ...models import (WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery,
+                       WebhookDeliveryStatus)
 from ...models.base import utcnow
 from .. import audit
-from . import net_policy
 from ..errors import NotFound, ValidationError
+from . import net_policy
 
 TEST_EVENT = "webhook.test"
 SIGNATURE_HEADER = "X-Newsletter-Signature"
