@@ -11,6 +11,7 @@ from ..models import ConsentSource, MailingList, OptIn, Subscriber, Subscription
 from ..services import addresses
 from ..services.audience import gdpr, subscriptions, suppressions, tokens
 from ..services.audience import lists as lists_service
+from ..services.campaigns import campaigns
 from ..services.errors import ValidationError
 from ..tasks import enqueue
 from ..tasks import email as email_tasks
@@ -246,8 +247,6 @@ def manage_link(token: str):
 @bp.get("/view/<token>")
 def web_view(token: str):
     """The campaign as its recipient saw it (the `web_view_url` in every campaign email)."""
-    from ..services.campaigns import campaigns
-
     payload = _payload("view", token)
     try:
         campaign = campaigns.get(int(payload.get("c") or 0))
