@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context,
+                   url_for)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -15,6 +15,8 @@ from ..services.campaigns import campaigns
 from ..services.delivery import send_log
 from ..services.delivery import ledger as deliveries
 from ..services.errors import NotFound, ValidationError
+from ..tasks import campaigns as campaign_tasks
+from ..tasks import enqueue
 from .forms import ConfirmForm
 from .forms_audience import apply_error
 from .lists import can_edit_context
@@ -22,9 +24,6 @@ from .roles import role_required
 
 bp = Blueprint("send_log", __name__, url_prefix="/admin/send-log")
 bp.context_processor(can_edit_context)
-
-DISPATCH_TASK = "newsletter.tasks.campaigns.dispatch_campaign"
-
 
 class FilterForm(FlaskForm):
     """The GET filter form: no CSRF token (it changes nothing and its URL must be shareable)."""
@@ -117,7 +116,7 @@ def retry_failed(campaign_id: int):
         flash(exc.message, "error")
     else:
         if moved:
-            current_app.extensions["celery"].send_task(DISPATCH_TASK, args=[campaign_id])
+            enqueue(campaign_tasks.dispatch_campaign, campaign_id)
             flash(f"Sending {moved:,} {'delivery' if moved == 1 else 'deliveries'} again.", "success")
         else:
             flash("Nothing to retry: no transient failures or cancelled deliveries.", "info")
