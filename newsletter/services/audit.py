@@ -51,7 +51,10 @@ TARGET_TYPES = ("user", "campaign", "subscriber", "suppression", "import", "api_
 
 
 def set_actor(label: str) -> None:
-    """Name who acts outside a web request (a CLI command, a script); the default is "system"."""
+    """Name who acts outside a web request or API call (a script, a shell); unnamed, it is "system".
+
+    Nothing in the package calls it: the flask CLI commands (create-admin, API keys) record as "system".
+    """
     g.audit_actor = label
 
 

@@ -1,7 +1,6 @@
 """The global suppression list: checked before any marketing send or (re)subscription."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import literal, select
@@ -13,13 +12,6 @@ from .. import audit
 
 def is_suppressed(email: str) -> bool:
     return db.session.get(Suppression, email) is not None
-
-
-def suppressed_among(emails: Iterable[str]) -> set[str]:
-    emails = list(emails)
-    if not emails:
-        return set()
-    return set(db.session.scalars(select(Suppression.email).where(Suppression.email.in_(emails))))
 
 
 def suppress(email: str, reason: SuppressionReason, note: str = "") -> Suppression:
