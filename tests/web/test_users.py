@@ -47,7 +47,7 @@ def _signed_in(client) -> bool:
     return client.get("/admin/").status_code == 200
 
 
-# Sign-in throttling (services/login_guard.py) -------------------------------------------------
+# Sign-in throttling (services/accounts/login_guard.py) ----------------------------------------
 
 @pytest.fixture(autouse=True)
 def _fresh_counters(client):
