@@ -35,7 +35,7 @@ def generate_csv(path: Path, rows: int, seed: int = 1) -> None:
 
 def measure_export(list_id: int, rows: int) -> dict:
     """Stream the whole list as CSV (as the download does), counting rows and bytes."""
-    from newsletter.services import exports, subscribers
+    from newsletter.services.audience import exports, subscribers
 
     t = time.perf_counter()
     lines = size = 0
@@ -51,7 +51,7 @@ def measure_search(list_id: int, repeat: int = 20) -> dict:
     """Median ms of the admin search's first page and a deep page, for several filters."""
     import statistics
 
-    from newsletter.services import subscribers
+    from newsletter.services.audience import subscribers
 
     cases = {
         "newest": {}, "substring": {"q": "person 4242"}, "rare_substring": {"q": "zzz-no-match"},
@@ -89,7 +89,7 @@ def main() -> None:
     try:
         assert flask_cli("db", "upgrade").returncode == 0
         from newsletter import create_app
-        from newsletter.services import imports, lists
+        from newsletter.services.audience import imports, lists
 
         app = create_app()
         csv_path = instance / "people.csv"

@@ -109,7 +109,7 @@ def make_audience(n: int) -> int:
 
 
 def make_campaign(list_id: int) -> int:
-    from newsletter.services import campaigns
+    from newsletter.services.campaigns import campaigns
 
     return campaigns.create(name="Bench campaign", subject=SUBJECT, from_name="Ünïcode Sender",
                             from_email="news@example.com", html=HTML, list_ids=[list_id]).id
@@ -117,7 +117,7 @@ def make_campaign(list_id: int) -> int:
 
 def make_api_key() -> str:
     from newsletter.models import Role
-    from newsletter.services import api_keys
+    from newsletter.services.accounts import api_keys
 
     return api_keys.create_api_key("bench", Role.MARKETER)[1]
 
@@ -133,8 +133,8 @@ def sample_message(campaign_id: int) -> dict:
     from newsletter.models import Campaign, Subscriber
 
     try:
-        from newsletter.services import campaign_send
-        from newsletter.services.campaign_context import recipient_context
+        from newsletter.services.campaigns import send as campaign_send
+        from newsletter.services.campaigns.context import recipient_context
 
         campaign = db.session.get(Campaign, campaign_id)
         person = db.session.scalars(select(Subscriber).order_by(Subscriber.id).limit(1)).one()

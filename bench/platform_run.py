@@ -95,7 +95,7 @@ def _status(setup: Setup) -> str:
 def _ledger(setup: Setup) -> dict:
     from newsletter.extensions import db
     from newsletter.models import Campaign
-    from newsletter.services import deliveries
+    from newsletter.services.delivery import ledger as deliveries
 
     db.session.rollback()
     campaign = db.session.get(Campaign, setup.campaign_id)

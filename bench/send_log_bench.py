@@ -228,7 +228,7 @@ def measure(app, name: str, filters_kw: dict, runs: int, deep_at: int) -> dict:
     from sqlalchemy import select
 
     from newsletter.extensions import db
-    from newsletter.services import send_log
+    from newsletter.services.delivery import send_log
 
     filters = send_log.make_filters(**filters_kw)
     # The deep page's cursor: the row `deep_at` rows in (found once, outside the timing).

@@ -8,7 +8,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from .models import Role
-from .services import api_keys, health, users
+from .services import health
+from .services.accounts import api_keys, users
 from .startup import redact
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])

@@ -141,7 +141,7 @@ def client(app):
 
 @pytest.fixture
 def admin(app):
-    from newsletter.services import users
+    from newsletter.services.accounts import users
 
     with app.app_context():
         user, _ = users.create_or_reset_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -216,7 +216,7 @@ def live_server(app):
 @pytest.fixture
 def send_rate(app):
     """Set the cluster-wide rate for one test (the runtime override every worker reads)."""
-    from newsletter.services.campaign_send import limiter
+    from newsletter.services.campaigns.send import limiter
 
     def set_rate(rate: float | None) -> None:
         with app.app_context():

@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 
 from newsletter.devserver.runner import commands
-from newsletter.services import tokens
-from newsletter.services.subscribers import create as create_subscriber
+from newsletter.services.audience import tokens
+from newsletter.services.audience.subscribers import create as create_subscriber
 from tests.support.net import free_port, wait_for
 from tests.support.processes import BIN, ROOT, stop
 

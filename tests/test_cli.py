@@ -1,5 +1,5 @@
 """The flask CLI commands, run as a user runs them."""
-from newsletter.services import api_keys
+from newsletter.services.accounts import api_keys
 from tests.support.processes import flask_cli
 from tests.support.web import login
 

@@ -104,7 +104,7 @@ def test_slow_clients_do_not_starve_healthz(proxied):
 
 def test_the_app_sees_the_client_nginx_saw_not_the_one_it_claims(app, proxied):
     from newsletter.models import OptIn
-    from newsletter.services import lists
+    from newsletter.services.audience import lists
 
     base, _ = proxied
     with app.app_context():

@@ -92,7 +92,7 @@ def prepare(env: dict[str, str]) -> None:
 
     app = app_or_exit()
     with app.app_context():
-        from ..services.users import ensure_admin
+        from ..services.accounts.users import ensure_admin
 
         password = ensure_admin()
     if password:

@@ -13,6 +13,7 @@ import time
 import redis
 
 KEY = "newsletter:send-rate"  # + ":penalty" (throttling factor), ":setting" (rate set at run time)
+NOTIFY_KEY = "newsletter:notify-rate"  # the transactional lane's own bucket (services/notifications)
 
 # KEYS: per-second tat, penalty, runtime rate, per-hour tat, per-day tat.
 # ARGV: interval (µs/message), tolerance (µs of burst), n, max_wait (µs), hour interval, day interval (0: no cap).

@@ -50,7 +50,7 @@ def _angle(address: str) -> str:
 
 
 class Fence(Protocol):
-    """The ledger's say over the final dot of one message (deliveries.RowFence)."""
+    """The ledger's say over the final dot of one message (services.delivery.fences.RowFence)."""
 
     def acquire(self) -> bool: ...
     def commit_async(self) -> None: ...
@@ -58,7 +58,7 @@ class Fence(Protocol):
 
 
 class GroupFence(Protocol):
-    """The same for several messages at once (deliveries.GroupFence): one database round trip."""
+    """The same for several messages at once (services.delivery.fences.GroupFence): one database round trip."""
 
     def acquire(self, keys: list[int]) -> set[int]: ...
     def commit_async(self) -> None: ...

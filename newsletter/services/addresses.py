@@ -54,14 +54,6 @@ def normalize_email(raw: str, field: str = "email") -> str:
     return normalized
 
 
-def is_valid(raw: str) -> bool:
-    try:
-        normalize_email(raw)
-    except ValidationError:
-        return False
-    return True
-
-
 # Providers known to ignore dots in the local part: every spelling reaches one inbox.
 _DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 

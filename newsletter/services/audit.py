@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import ApiKey, AuditEvent
+from .text import escape_like
 
 if TYPE_CHECKING:
     from ..models import User
@@ -50,7 +51,10 @@ TARGET_TYPES = ("user", "campaign", "subscriber", "suppression", "import", "api_
 
 
 def set_actor(label: str) -> None:
-    """Name who acts outside a web request (a CLI command, a script); the default is "system"."""
+    """Name who acts outside a web request or API call (a script, a shell); unnamed, it is "system".
+
+    Nothing in the package calls it: the flask CLI commands (create-admin, API keys) record as "system".
+    """
     g.audit_actor = label
 
 
@@ -118,18 +122,14 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def conditions(filters: Filters) -> list[Any]:
     where: list[Any] = []
     if filters.action.endswith(".*"):
-        where.append(AuditEvent.action.like(_escape_like(filters.action[:-1]) + "%", escape="\\"))
+        where.append(AuditEvent.action.like(escape_like(filters.action[:-1]) + "%", escape="\\"))
     elif filters.action:
         where.append(AuditEvent.action == filters.action)
     if filters.actor.strip():
-        needle = _escape_like(filters.actor.strip().lower())
+        needle = escape_like(filters.actor.strip().lower())
         where.append(func.lower(AuditEvent.actor).like(f"%{needle}%", escape="\\"))
     if filters.target_type:
         where.append(AuditEvent.target_type == filters.target_type)

@@ -34,6 +34,7 @@ from ..extensions import db
 from ..models.setting import Setting
 from ..sending import smtp as transport
 from ..sending.errors import SmtpFailure
+from ..sending.limiter import KEY, NOTIFY_KEY, RateLimiter
 from ..sending.smtp import SmtpSettings
 from . import audit
 from .addresses import normalize_email
@@ -343,12 +344,9 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
 
 def _published(changed: list[str]) -> None:
     """Tell every process: a new version token, and the rate buckets' runtime override at once."""
-    from ..sending.limiter import KEY, RateLimiter
-    from .notifications import LIMITER_KEY
-
     cache = _cache()
     snapshot = effective(fresh=True)
-    buckets = {"SEND_RATE": KEY, "NOTIFY_RATE": LIMITER_KEY}
+    buckets = {"SEND_RATE": KEY, "NOTIFY_RATE": NOTIFY_KEY}
     try:
         for name in set(changed) & set(buckets):
             bucket = RateLimiter(cache.client, snapshot[name], prefix=buckets[name])

@@ -32,3 +32,8 @@ def one_line(value: Any, field: str, limit: int = 200, *, required: bool = False
     if len(value) > limit:
         raise ValidationError(field, f"{label} is at most {limit} characters.")
     return value
+
+
+def escape_like(text: str) -> str:
+    """What someone typed into a search box, as a LIKE pattern's literal part (with `escape="\\"`)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

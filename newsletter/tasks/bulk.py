@@ -6,7 +6,7 @@ import socket
 
 from celery import shared_task
 
-from ..services import campaign_send
+from ..services.campaigns import send as campaign_send
 
 HOST = socket.gethostname()
 

@@ -5,7 +5,8 @@ import smtplib
 
 from celery import shared_task
 
-from ..services import audience_mail, campaign_send, system_mail
+from ..services.campaigns import send as campaign_send
+from ..services.notifications import audience_mail, system_mail
 
 # Only errors where the server may well accept the same message a little later.
 SMTP_RETRY = {

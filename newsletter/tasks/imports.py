@@ -5,12 +5,12 @@ from collections import defaultdict
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
-from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..services import imports
+from ..services.audience import imports
+from .email import send_confirmation
+from .publish import enqueue
 
-CONFIRMATION_TASK = "newsletter.tasks.email.send_confirmation"
 log = get_task_logger(__name__)
 
 
@@ -19,9 +19,8 @@ def _send_confirmations(memberships: list[tuple[int, int]]) -> None:
     by_subscriber: dict[int, list[int]] = defaultdict(list)
     for subscriber_id, list_id in memberships:
         by_subscriber[subscriber_id].append(list_id)
-    celery_app = current_app.extensions["celery"]
     for subscriber_id, list_ids in by_subscriber.items():
-        celery_app.send_task(CONFIRMATION_TASK, args=[subscriber_id, sorted(list_ids)])
+        enqueue(send_confirmation, subscriber_id, sorted(list_ids))
 
 
 @shared_task(name="newsletter.tasks.imports.run_import", bind=True, max_retries=5,

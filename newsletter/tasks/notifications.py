@@ -5,9 +5,9 @@ import os
 import socket
 
 from celery import shared_task
-from flask import current_app
 
-from ..services import notifications
+from ..services.notifications import notifications
+from .publish import enqueue
 
 HOST = socket.gethostname()
 
@@ -24,10 +24,4 @@ def send_notification(self, notification_id: int) -> str:
 @shared_task(name="newsletter.tasks.notifications.sweep")
 def sweep() -> dict:
     """Beat: recover claims of vanished workers, then publish due retries and lost messages."""
-    config = current_app.config
-    recovered = notifications.recover_stale(config["SEND_CLAIM_TIMEOUT"])
-    due = notifications.take_due(config["SEND_QUEUED_TIMEOUT"])
-    celery_app = current_app.extensions["celery"]
-    for notification_id in due:  # each committed by take_due before it is published
-        celery_app.send_task(send_notification.name, args=(notification_id,))
-    return {**recovered, "published": len(due)}
+    return notifications.sweep(lambda notification_id: enqueue(send_notification, notification_id))

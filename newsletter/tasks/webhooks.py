@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from ..services import webhook_deliveries
+from ..services.webhooks import webhook_deliveries
 
 
 @shared_task(name="newsletter.tasks.webhooks.deliver_due")

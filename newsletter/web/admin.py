@@ -5,9 +5,10 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 
 from ..config import QUEUES
 from ..models import Role
-from ..services import health, outbox, reports
-from ..tasks import email as email_tasks
+from ..services import health, outbox
+from ..services.campaigns import reports
 from ..tasks import enqueue
+from ..tasks import email as email_tasks
 from . import charts
 from .forms import ConfirmForm, TestEmailForm
 from .roles import role_required

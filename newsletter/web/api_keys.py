@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 
 from ..models import ApiKey, Role
-from ..services import api_keys
+from ..services.accounts import api_keys
 from ..services.errors import ValidationError
 from .forms import ConfirmForm
 from .forms_api_keys import ApiKeyForm

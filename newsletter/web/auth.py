@@ -11,7 +11,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
 from ..models import User
-from ..services import login_guard, users
+from ..services.accounts import login_guard, users
 from .forms import ConfirmForm, LoginForm
 
 bp = Blueprint("auth", __name__)

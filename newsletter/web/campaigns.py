@@ -11,10 +11,14 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Campaign, CampaignStatus, Role, Subscriber
-from ..services import campaigns, layouts, reports, settings
-from ..services import lists as lists_service
+from ..services import settings
 from ..services.addresses import normalize_email
+from ..services.audience import lists as lists_service
+from ..services.campaigns import campaigns, layouts, reports
 from ..services.errors import NotFound, ValidationError
+from ..tasks import campaigns as campaign_tasks
+from ..tasks import email as email_tasks
+from ..tasks import enqueue
 from .forms import ConfirmForm
 from .forms_audience import apply_error, parse_id, saved_or_form_error
 from .forms_campaigns import CampaignForm, ScheduleForm, TestSendForm
@@ -25,16 +29,6 @@ bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
 bp.context_processor(can_edit_context)
 
 S = CampaignStatus
-DISPATCH_TASK = "newsletter.tasks.campaigns.dispatch_campaign"
-TEST_SEND_TASK = "newsletter.tasks.email.send_campaign_test"
-
-
-def enqueue_by_name(name: str, *args: Any) -> None:
-    """Queue a task by name on the Celery app bound to this Flask app; call only after the service committed.
-
-    By name, so the web process need not import the send engine's task modules.
-    """
-    current_app.extensions["celery"].send_task(name, args=list(args))
 
 
 @bp.app_template_filter("as_utc")
@@ -209,7 +203,7 @@ def _change(campaign: Campaign, change: Callable[[int], Any], done: str, dispatc
         flash(exc.message, "error")
     else:
         if dispatch:
-            enqueue_by_name(DISPATCH_TASK, campaign.id)
+            enqueue(campaign_tasks.dispatch_campaign, campaign.id)
         flash(done, "success")
     return redirect(url_for(".detail", campaign_id=campaign.id))
 
@@ -319,7 +313,7 @@ def test_send(campaign_id: int):
         except ValidationError as exc:
             apply_error(form, exc)
         else:
-            enqueue_by_name(TEST_SEND_TASK, campaign.id, form.parsed, subscriber_id)
+            enqueue(email_tasks.send_campaign_test, campaign.id, form.parsed, subscriber_id)
             flash(f"A test of the saved version is queued for {', '.join(form.parsed)}.", "success")
             return redirect(url_for(".detail", campaign_id=campaign.id))
     return _detail_page(campaign, test_form=form, code=400)

@@ -12,6 +12,8 @@ from wtforms import (BooleanField, HiddenField, SelectField, SelectMultipleField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..models import OptIn, SubscriberStatus
+from ..services.errors import Conflict
+from ..services.errors import ValidationError as ServiceError
 
 T = TypeVar("T")
 
@@ -110,9 +112,6 @@ def apply_error(form: FlaskForm, exc: Exception, aliases: dict[str, str] | None 
 
 def saved_or_form_error(form: FlaskForm, action: Callable[[], T], aliases: dict[str, str] | None = None) -> T | None:
     """Run a service call; its ValidationError/Conflict shows next to its field (or as a flash)."""
-    from ..services.errors import Conflict
-    from ..services.errors import ValidationError as ServiceError
-
     try:
         return action()
     except (ServiceError, Conflict) as exc:

@@ -7,7 +7,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ..models import Role
-from ..services import passwords
+from ..services.accounts import passwords
 
 ROLE_HINTS = {
     Role.VIEWER: "reads lists, subscribers, campaigns and reports",

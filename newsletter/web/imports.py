@@ -5,8 +5,8 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, send_fil
 from flask_login import current_user
 
 from ..models import ImportJob, Role
-from ..services import imports
-from ..services import lists as lists_service
+from ..services.audience import imports
+from ..services.audience import lists as lists_service
 from ..services.errors import NotFound, ValidationError
 from ..tasks import enqueue
 from ..tasks.imports import run_import

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from ..models import Layout, Role
-from ..services import layouts
+from ..services.campaigns import layouts
 from ..services.errors import NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import saved_or_form_error

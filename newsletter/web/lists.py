@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from ..models import MailingList, OptIn, Role
-from ..services import lists
+from ..services.audience import lists
 from ..services.errors import NotFound
 from .forms import ConfirmForm
 from .forms_audience import ListForm, parse_id, saved_or_form_error

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context,
+                   url_for)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ..models import DeliveryStatus, Role
-from ..services import deliveries, send_log
+from ..services.campaigns import campaigns
+from ..services.delivery import send_log
+from ..services.delivery import ledger as deliveries
 from ..services.errors import NotFound, ValidationError
+from ..tasks import campaigns as campaign_tasks
+from ..tasks import enqueue
 from .forms import ConfirmForm
 from .forms_audience import apply_error
 from .lists import can_edit_context
@@ -20,9 +24,6 @@ from .roles import role_required
 
 bp = Blueprint("send_log", __name__, url_prefix="/admin/send-log")
 bp.context_processor(can_edit_context)
-
-DISPATCH_TASK = "newsletter.tasks.campaigns.dispatch_campaign"
-
 
 class FilterForm(FlaskForm):
     """The GET filter form: no CSRF token (it changes nothing and its URL must be shareable)."""
@@ -63,12 +64,10 @@ def index():
     return render_template("admin/send_log/index.html", form=form, page=found, args=filters.as_args() if filters else {},
                            paged=bool(request.args.get("cursor")), retryable=retryable,
                            campaign_status=_campaign_status(filters.campaign_id) if only_campaign else None,
-                           retry_form=ConfirmForm(), retry_from={s.value for s in deliveries.RETRY_FROM})
+                           retry_form=ConfirmForm(), retry_from={s.value for s in campaigns.RETRY_FROM})
 
 
 def _campaign_status(campaign_id: int) -> str | None:
-    from ..services import campaigns
-
     try:
         return campaigns.get(campaign_id).status.value
     except NotFound:
@@ -110,14 +109,14 @@ def retry_failed(campaign_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     try:
-        moved = deliveries.retry_failed(campaign_id, by=f"retry by {current_user.email}")
+        moved = campaigns.retry_failed(campaign_id, by=f"retry by {current_user.email}")
     except NotFound as exc:
         abort(404, description=str(exc))
     except ValidationError as exc:
         flash(exc.message, "error")
     else:
         if moved:
-            current_app.extensions["celery"].send_task(DISPATCH_TASK, args=[campaign_id])
+            enqueue(campaign_tasks.dispatch_campaign, campaign_id)
             flash(f"Sending {moved:,} {'delivery' if moved == 1 else 'deliveries'} again.", "success")
         else:
             flash("Nothing to retry: no transient failures or cancelled deliveries.", "info")

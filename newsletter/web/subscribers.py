@@ -10,7 +10,8 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from ..models import Role, Subscriber
-from ..services import deliveries, exports, gdpr, lists, subscribers, suppressions, tokens
+from ..services.audience import exports, gdpr, lists, subscribers, suppressions, tokens
+from ..services.delivery import ledger as deliveries
 from ..services.errors import Conflict, NotFound, ValidationError
 from .forms import ConfirmForm
 from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 from flask_login import current_user
 
 from ..models import Role, User
-from ..services import users
+from ..services.accounts import users
 from ..services.errors import NotFound
 from .forms import ConfirmForm
 from .forms_audience import parse_id

@@ -6,8 +6,8 @@ import json
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from ..models import Role, Webhook, WebhookDelivery
-from ..services import webhook_deliveries, webhooks
 from ..services.errors import NotFound
+from ..services.webhooks import webhook_deliveries, webhooks
 from .forms import ConfirmForm
 from .forms_audience import parse_id, saved_or_form_error
 from .forms_webhooks import EVENT_HINTS, WebhookForm

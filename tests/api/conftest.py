@@ -11,7 +11,7 @@ import pytest
 def api_key(app) -> Callable[[str], str]:
     """Create an API key with a role; returns the raw key."""
     from newsletter.models import Role
-    from newsletter.services import api_keys
+    from newsletter.services.accounts import api_keys
 
     def make(role: str = "marketer") -> str:
         with app.app_context():

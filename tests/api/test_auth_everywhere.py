@@ -52,7 +52,7 @@ def test_every_api_route_answers_401_without_a_valid_key(app, client, api_key, c
 
 
 def test_revoked_key_gets_401_everywhere(app, client, api_key):
-    from newsletter.services import api_keys
+    from newsletter.services.accounts import api_keys
 
     raw = api_key("admin")
     with app.app_context():

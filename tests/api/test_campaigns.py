@@ -167,7 +167,7 @@ def test_sending_without_lists_is_a_422(api):
 
 
 def test_deliveries_page_exactly_by_status_and_cancel_records_totals(app, api):
-    from newsletter.services import recipients
+    from newsletter.services.campaigns import recipients
 
     list_id = _list(api)
     _members(api, list_id, 7)

@@ -72,7 +72,7 @@ def test_viewer_reads_but_may_not_write(api_as):
 
 
 def test_revoked_key_is_refused(app, client, api_key):
-    from newsletter.services import api_keys
+    from newsletter.services.accounts import api_keys
 
     raw = api_key("admin")
     headers = {"Authorization": f"Bearer {raw}"}

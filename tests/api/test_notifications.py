@@ -117,7 +117,7 @@ def test_unsubscribes_do_not_block_but_bounces_and_complaints_do(app, api, worke
 
 
 def test_to_a_subscriber_by_id(app, api, worker, smtp_server):
-    from newsletter.services import lists, subscribers
+    from newsletter.services.audience import lists, subscribers
 
     with app.app_context():
         news = lists.create("News", "single")
@@ -164,7 +164,7 @@ def ctx(app):
 
 
 def test_stale_claims_are_recovered_like_deliveries(ctx):
-    from newsletter.services import notifications
+    from newsletter.services.notifications import notifications
 
     # Fresh rows, judged a minute from now: the session's beat sweeper (every second, with
     # the real clock) leaves them alone while this test moves them by hand.
@@ -184,7 +184,7 @@ def test_stale_claims_are_recovered_like_deliveries(ctx):
     assert notifications.take_due(queued_timeout=30, now=later) == sorted([ids["sending"], ids["queued"]])
     assert notifications.take_due(queued_timeout=30, now=later) == []
     # A stale owner that comes back cannot fence a row it lost.
-    from newsletter.services.deliveries import FenceLine
+    from newsletter.services.delivery.fences import FenceLine
 
     line = FenceLine(Notification)
     assert line.fence(ids["sending"], "gone").acquire() is False
@@ -206,7 +206,7 @@ def test_final_outcomes_emit_webhook_events(app, api, worker, smtp_server):
     import json
 
     from newsletter.models import WebhookDelivery
-    from newsletter.services import webhooks
+    from newsletter.services.webhooks import webhooks
 
     with app.app_context():
         webhooks.create("http://127.0.0.1:9/hooks", events=["notification.sent", "notification.failed"])

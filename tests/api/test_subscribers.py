@@ -97,7 +97,7 @@ def test_patch_refuses_bad_values(api):
 
 
 def test_a_suppressed_address_is_never_resubscribed(app, api):
-    from newsletter.services import subscriptions
+    from newsletter.services.audience import subscriptions
 
     weekly = _list(api)
     body = api.post("/api/v1/subscribers", json={"email": "fay@example.com", "list_ids": [weekly]}).get_json()

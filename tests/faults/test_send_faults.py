@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from newsletter.extensions import db
-from newsletter.services import deliveries, recipients
+from newsletter.services.campaigns import recipients
+from newsletter.services.delivery import ledger as deliveries
 from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, make_audience, make_campaign,
                                      start_sending, wait_until_status)
 from tests.support.processes import celery_worker
@@ -62,7 +63,7 @@ def test_the_smtp_server_down_for_a_while_then_back(ctx, worker, beat, smtp_serv
 def test_the_same_batch_message_delivered_twice(ctx, worker, beat, smtp_server):
     list_id, emails = make_audience(200, prefix="w")
     campaign_id = make_campaign([list_id])
-    from newsletter.services import campaigns
+    from newsletter.services.campaigns import campaigns
 
     campaigns.send_now(campaign_id)
     recipients.snapshot(campaign_id)

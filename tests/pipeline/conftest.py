@@ -8,7 +8,8 @@ from newsletter.extensions import db
 from newsletter.models import (Campaign, MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
                                SubscriptionStatus)
 from newsletter.models.base import utcnow
-from newsletter.services import campaigns, deliveries
+from newsletter.services.campaigns import campaigns
+from newsletter.services.delivery import ledger as deliveries
 from tests.support.net import wait_for
 
 HTML = ('<style>p { color: #123456 }</style><p>Hello {{ subscriber.name }} from {{ subscriber.attributes.city }}</p>'

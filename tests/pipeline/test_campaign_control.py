@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, Delivery
-from newsletter.services import campaigns
+from newsletter.services.campaigns import campaigns
 from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
                                      make_campaign, resume, start_sending, status_of, wait_until_status)
 from tests.support.net import wait_for

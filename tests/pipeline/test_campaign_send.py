@@ -112,7 +112,7 @@ def test_many_transient_failures_in_a_row_pause_the_campaign(ctx, worker, beat, 
 
 
 def test_internationalised_addresses_and_names_are_delivered(ctx, worker, beat, smtp_server):
-    from newsletter.services import lists, subscribers
+    from newsletter.services.audience import lists, subscribers
 
     news = lists.create("Nouvelles", "single")
     people = {"chloé@example.org": "Chloé", "zoë@exämple.de": "Zoë Ünal", "plain@example.org": "Plain"}

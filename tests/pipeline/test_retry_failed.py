@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from newsletter.extensions import db
 from newsletter.models import Delivery, DeliveryStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, deliveries
+from newsletter.services.campaigns import campaigns
 from tests.pipeline.conftest import (assert_totals_match_ledger, ledger, make_audience, make_campaign, start,
                                      wait_until_status)
 
@@ -65,7 +65,7 @@ def test_retry_failed_resends_transient_failures_and_cancelled_rows_once_each(ct
     tries_before = dict(smtp_server.attempts)
 
     refuse["now"] = False
-    assert deliveries.retry_failed(campaign_id) == 7
+    assert campaigns.retry_failed(campaign_id) == 7
     ctx.extensions["celery"].send_task("newsletter.tasks.campaigns.dispatch_campaign", args=[campaign_id])
     wait_until_status(campaign_id, "sent")
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Delivery, Notification, Role
-from newsletter.services import api_keys, campaigns
+from newsletter.services.accounts import api_keys
+from newsletter.services.campaigns import campaigns
 from tests.api.conftest import ApiClient
 from tests.pipeline.conftest import ledger, start_sending, status_of
 from tests.support.net import wait_for

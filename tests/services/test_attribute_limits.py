@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from newsletter.services import subscribers
+from newsletter.services.audience import subscribers
 from newsletter.services.errors import ValidationError
 
 

@@ -8,8 +8,12 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent, Campaign, CampaignStatus
-from newsletter.services import api_keys, audit, campaigns, gdpr, imports, lists, subscribers, webhooks
+from newsletter.services import audit
+from newsletter.services.accounts import api_keys
+from newsletter.services.audience import gdpr, imports, lists, subscribers
+from newsletter.services.campaigns import campaigns
 from newsletter.services.errors import ValidationError
+from newsletter.services.webhooks import webhooks
 from tests.api.conftest import api, api_key  # noqa: F401  (fixtures: a marketer key's client)
 
 GOOD = dict(name="News", subject="Hello", from_email="news@example.com", html="<p>Hi</p>")

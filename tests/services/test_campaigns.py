@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, Subscriber, SubscriberStatus
-from newsletter.services import campaigns, lists, recipients, subscribers
+from newsletter.services.audience import lists, subscribers
+from newsletter.services.campaigns import campaigns, recipients
 from newsletter.services.errors import ValidationError
 
 GOOD = dict(name="News", subject="Hello {{ subscriber.name }}", from_email="news@example.com",
@@ -103,7 +104,8 @@ def _set_status(campaign_id: int, status: str) -> None:
 
 
 def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_the_end(ctx):
-    from newsletter.services import campaign_send, deliveries
+    from newsletter.services.campaigns import dispatch
+    from newsletter.services.campaigns import send as campaign_send
 
     a = lists.create("Chunked", "single")
     for i in range(7):  # eligible ones with ineligible ones between them (unconfirmed)
@@ -119,7 +121,7 @@ def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_t
     # (Holding the snapshot lease keeps the session's beat sweeper from freezing the rest.)
     with campaign_send._snapshot_lease(campaign.id):
         _set_status(campaign.id, "sending")
-        assert deliveries.finish_if_done(campaign.id) is False
+        assert dispatch.finish_if_done(campaign.id) is False
         assert campaigns.get(campaign.id).status == CampaignStatus.SENDING
         _set_status(campaign.id, "draft")
     assert recipients.snapshot_chunk(campaign.id, limit=2) is True  # c4, c5 and nobody after them: done
@@ -132,7 +134,7 @@ def test_a_snapshot_in_chunks_freezes_the_same_recipients_and_finishes_only_at_t
 
 
 def test_only_one_process_freezes_a_campaign_at_a_time(ctx):
-    from newsletter.services import campaign_send
+    from newsletter.services.campaigns import send as campaign_send
 
     a = lists.create("Leased", "single")
     subscribers.create("lease@example.com", list_ids=[a.id], status="unconfirmed")  # nobody to send to
@@ -150,7 +152,7 @@ def test_only_one_process_freezes_a_campaign_at_a_time(ctx):
 
 
 def test_the_first_chunk_refreshes_stale_planner_statistics_once(ctx, monkeypatch):
-    from newsletter.services import statistics
+    from newsletter.services.audience import statistics
 
     refreshed = []
     monkeypatch.setattr(statistics, "stale", lambda connection: True)
@@ -167,7 +169,7 @@ def test_the_first_chunk_refreshes_stale_planner_statistics_once(ctx, monkeypatc
 def test_refreshing_statistics_counts_the_audience(ctx):
     from sqlalchemy import text
 
-    from newsletter.services import statistics
+    from newsletter.services.audience import statistics
 
     if db.engine.dialect.name != "postgresql":
         pytest.skip("planner statistics are PostgreSQL's (run with DATABASE_URL=postgresql://...)")

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from newsletter.extensions import db
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
-from newsletter.services import exports, lists, subscribers
+from newsletter.services.audience import exports, lists, subscribers
 
 
 def export(**filters) -> list[dict[str, str]]:

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import ConsentRecord, Delivery, Subscriber, Subscription
-from newsletter.services import campaigns, gdpr, lists, recipients, subscribers, suppressions
+from newsletter.services.audience import gdpr, lists, subscribers, suppressions
+from newsletter.services.campaigns import campaigns, recipients
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text
 from newsletter.extensions import db
 from newsletter.models import (ConsentRecord, ImportStatus, Subscriber, SubscriberStatus, Subscription,
                                SubscriptionStatus, SuppressionReason)
-from newsletter.services import addresses, import_writer, imports, lists, suppressions
+from newsletter.services import addresses
+from newsletter.services.audience import import_writer, imports, lists, suppressions
 from newsletter.services.errors import ValidationError
 
 
@@ -259,7 +260,7 @@ def test_attributes_past_the_api_limits_are_invalid_rows_and_the_rest_goes_on(ct
 
 
 def test_merged_attributes_past_the_limit_are_an_invalid_row(ctx):
-    from newsletter.services import subscribers
+    from newsletter.services.audience import subscribers
     subscribers.create("full@example.com", attributes={"bio": "b" * 9000})
     job = run_csv(f"email,extra\nfull@example.com,{'e' * 2000}\nother@example.com,{'e' * 2000}\n")
     assert (job.invalid, job.created, job.updated) == (1, 1, 0)

@@ -6,8 +6,8 @@ import ipaddress
 import pytest
 
 from newsletter.config import ConfigError, build_config
-from newsletter.services import net_policy
-from newsletter.services.net_policy import Internal, Refused, Target, check_url, networks
+from newsletter.services.webhooks import net_policy
+from newsletter.services.webhooks.net_policy import Internal, Refused, Target, check_url, networks
 
 INTERNAL_URLS = [
     # The probe's findings.

@@ -3,7 +3,7 @@ tests/web/test_users.py)."""
 import pytest
 
 from newsletter.models import Role
-from newsletter.services import passwords, users
+from newsletter.services.accounts import passwords, users
 from tests.conftest import ADMIN_PASSWORD
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber
-from newsletter.services import reports
+from newsletter.services.campaigns import reports
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 D = DeliveryStatus

@@ -14,7 +14,10 @@ from sqlalchemy import insert, select, update
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, deliveries, lists, send_log
+from newsletter.services.audience import lists
+from newsletter.services.campaigns import campaigns
+from newsletter.services.delivery import send_log
+from newsletter.services.delivery import ledger as deliveries
 from newsletter.services.errors import ValidationError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -181,7 +184,7 @@ def test_retry_moves_transient_failures_and_cancelled_rows_only(app, ledger):
         assert want and any(r.smtp_code in (550, 554) for r in rows.values())
         assert deliveries.retryable(campaign_id) == len(want)
 
-        assert deliveries.retry_failed(campaign_id, by="retry by a@example.com") == len(want)
+        assert campaigns.retry_failed(campaign_id, by="retry by a@example.com") == len(want)
         db.session.expire_all()
         after = {r.id: r for r in db.session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
         assert {i for i, r in after.items() if r.status == DeliveryStatus.PENDING and r.attempts == 0
@@ -197,10 +200,10 @@ def test_retry_moves_transient_failures_and_cancelled_rows_only(app, ledger):
 
         # Only sent or cancelled campaigns retry; and with nothing left to retry, nothing moves.
         with pytest.raises(ValidationError):
-            deliveries.retry_failed(campaign_id)
+            campaigns.retry_failed(campaign_id)
         other = ledger["campaigns"][0]
         db.session.execute(update(Delivery).where(Delivery.campaign_id == other).values(status=DeliveryStatus.SENT))
         db.session.execute(update(Campaign).where(Campaign.id == other).values(status=CampaignStatus.SENT))
         db.session.commit()
-        assert deliveries.retry_failed(other) == 0
+        assert campaigns.retry_failed(other) == 0
         assert db.session.get(Campaign, other).status == CampaignStatus.SENT

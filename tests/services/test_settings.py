@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models.setting import Setting
-from newsletter.services import campaign_send, notifications, settings
+from newsletter.services import settings
+from newsletter.services.campaigns import send as campaign_send
+from newsletter.services.notifications import notifications
 
 
 @pytest.fixture(autouse=True)

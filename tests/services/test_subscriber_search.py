@@ -11,7 +11,7 @@ from sqlalchemy import select
 from newsletter.extensions import db
 from newsletter.models import (ConsentRecord, MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
                                SubscriptionStatus, Suppression)
-from newsletter.services import subscribers
+from newsletter.services.audience import subscribers
 from newsletter.services.errors import Conflict, NotFound, ValidationError
 
 NAMES = ["Ann Lee", "ANNA Smith", "Bob Stone", "", "Zoë Ünicode", "joe_100%", "Hannah"]

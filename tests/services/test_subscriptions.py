@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from newsletter.extensions import db
 from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptIn, Subscriber, SubscriberStatus,
                                Subscription, SubscriptionStatus, SuppressionReason)
-from newsletter.services import lists, subscriptions, suppressions
+from newsletter.services.audience import lists, subscriptions, suppressions
 from newsletter.services.errors import NotFound, ValidationError
 
 FORM = ConsentSource.FORM

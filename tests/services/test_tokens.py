@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from newsletter.services import links, tokens
-from newsletter.services.campaign_context import web_view_url
+from newsletter.services.audience import links, tokens
+from newsletter.services.campaigns.context import web_view_url
 
 
 def _same_second(make_both):
@@ -62,7 +62,7 @@ def test_links_built_around_a_token_are_the_routers_own(app):
 # --- versions -----------------------------------------------------------------------------------
 
 def _subscriber(app) -> int:
-    from newsletter.services import subscribers
+    from newsletter.services.audience import subscribers
 
     with app.app_context():
         return subscribers.create(f"v-{time.monotonic_ns()}@example.org", "Vera").id

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from newsletter.services import net_policy, webhook_http
+from newsletter.services.webhooks import net_policy, webhook_http
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 

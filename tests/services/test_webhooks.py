@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentSource, OptIn, Webhook, WebhookDelivery, WebhookDeliveryStatus)
+from newsletter.models import ConsentSource, OptIn, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from newsletter.models.base import utcnow
-from newsletter.services import imports, lists, subscribers, subscriptions, webhook_deliveries, webhooks
+from newsletter.services.audience import imports, lists, subscribers, subscriptions
 from newsletter.services.errors import ValidationError
+from newsletter.services.webhooks import webhook_deliveries, webhooks
 from tests.pipeline.conftest import start_sending, wait_until_status
 from tests.support.net import wait_for
 
@@ -267,7 +268,8 @@ def test_a_delivery_the_sweeper_assumes_sent_is_announced_too(ctx, receiver):
     """A worker that died after the final dot never records its send: the sweeper does, and
     listeners hear `delivery.sent` for it like any other."""
     from newsletter.models import Delivery, DeliveryStatus
-    from newsletter.services import deliveries, recipients
+    from newsletter.services.campaigns import recipients
+    from newsletter.services.delivery import ledger as deliveries
     from tests.pipeline.conftest import make_audience, make_campaign
 
     listening = hook(receiver.url, "delivery.sent")

@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.extensions import db
 from newsletter.models import ApiKey, Role
-from newsletter.services import api_keys, users
+from newsletter.services.accounts import api_keys, users
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import csrf_token, login, post_form
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits, browser, shots  # noqa: F401 (fixtures)

@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import Subscriber
-from newsletter.services import imports
+from newsletter.services.audience import imports
 from tests.support.web import csrf_token
 from tests.web.test_imports import upload
 

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent
-from newsletter.services import audit, subscribers
+from newsletter.services import audit
+from newsletter.services.audience import subscribers
 from tests.conftest import ADMIN_EMAIL
 from tests.support.web import post_form
 

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from newsletter.models import Role
-from newsletter.services import users
+from newsletter.services.accounts import users
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import csrf_token, login
 

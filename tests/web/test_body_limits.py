@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.services import lists
+from newsletter.services.audience import lists
 from tests.support.web import csrf_token
 from tests.web.test_imports import upload
 

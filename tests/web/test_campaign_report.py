@@ -7,7 +7,7 @@ import pytest
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, Role
-from newsletter.services import users
+from newsletter.services.accounts import users
 from tests.services.test_reports import seed_campaign
 from tests.support.web import login
 

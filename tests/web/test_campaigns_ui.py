@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Layout, Role
-from newsletter.services import campaigns, lists, subscribers, users
+from newsletter.services.accounts import users
+from newsletter.services.audience import lists, subscribers
+from newsletter.services.campaigns import campaigns
 from tests.support.web import csrf_token, login, post_form
 
 NEW = "/admin/campaigns/new"

@@ -8,7 +8,8 @@ import pytest
 
 from newsletter.config import QUEUES
 from newsletter.models import Role
-from newsletter.services import health, users
+from newsletter.services import health
+from newsletter.services.accounts import users
 from newsletter.web import charts
 from tests.services.test_reports import seed_campaign
 from tests.support.web import login

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import ImportStatus, Role, Subscriber
-from newsletter.services import imports, lists, users
+from newsletter.services.accounts import users
+from newsletter.services.audience import imports, lists
 from tests.support.net import wait_for
 from tests.support.web import csrf_token, login
 

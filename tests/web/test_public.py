@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from newsletter.extensions import db
 from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptIn, Subscriber, SubscriberStatus,
                                Subscription, SubscriptionStatus)
-from newsletter.services import links, lists, outbox, subscriptions, suppressions, tokens
-from newsletter.tasks import email as email_tasks
+from newsletter.services import outbox
+from newsletter.services.audience import links, lists, subscriptions, suppressions, tokens
 from newsletter.tasks import enqueue
+from newsletter.tasks import email as email_tasks
 from tests.support.net import wait_for
 from tests.support.web import csrf_token, post_form
 

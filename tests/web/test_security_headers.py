@@ -28,7 +28,7 @@ def _assert_hardened(response, private: bool = True) -> None:
 
 def test_login_admin_and_api_carry_the_security_headers(app, admin_client):
     from newsletter.models import Role
-    from newsletter.services import api_keys
+    from newsletter.services.accounts import api_keys
 
     with app.app_context():
         _, api_key = api_keys.create_api_key("headers", Role.VIEWER)
@@ -62,7 +62,7 @@ def test_hsts_and_the_real_client_ip_only_through_a_trusted_proxy(app):
     assert "Strict-Transport-Security" not in app.test_client().get("/login", headers=https).headers
 
     with behind_proxy.app_context():
-        from newsletter.services import lists
+        from newsletter.services.audience import lists
 
         list_id = lists.create(f"Px {uuid.uuid4().hex[:6]}", OptIn.SINGLE, public=True).id
     client = behind_proxy.test_client()
@@ -80,7 +80,8 @@ def test_hsts_and_the_real_client_ip_only_through_a_trusted_proxy(app):
 def test_no_page_logs_a_csp_violation_in_a_browser(app, live_server, admin, worker):
     from playwright.sync_api import sync_playwright
 
-    from newsletter.services import campaigns, layouts, links, lists, subscriptions
+    from newsletter.services.audience import links, lists, subscriptions
+    from newsletter.services.campaigns import campaigns, layouts
 
     with app.app_context():
         list_id = lists.create("CSP weekly", OptIn.SINGLE, public=True).id

@@ -12,7 +12,9 @@ from sqlalchemy import insert, select
 from newsletter.extensions import db
 from newsletter.models import CampaignStatus, Delivery, DeliveryStatus, Role, Subscriber, SubscriberStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
-from newsletter.services import campaigns, lists, users
+from newsletter.services.accounts import users
+from newsletter.services.audience import lists
+from newsletter.services.campaigns import campaigns, status
 from tests.support.web import csrf_token, login
 from tests.web.test_browser import browser, shots  # noqa: F401  (fixtures)
 
@@ -41,8 +43,8 @@ def sent_campaign(app):
         db.session.execute(insert(DeliveryAttempt), [
             {"delivery_id": first, "attempt": 1, "status": "failed", "at": T0, "smtp_code": 550,
              "smtp_message": "5.1.1 No such user", "worker": "celery@box pid 42", "task_id": "task-abc-123"}])
-        campaigns.transition(campaign.id, CampaignStatus.SENDING)
-        campaigns.transition(campaign.id, CampaignStatus.SENT)
+        status.transition(campaign.id, CampaignStatus.SENDING)
+        status.transition(campaign.id, CampaignStatus.SENT)
         return campaign.id, first
 
 

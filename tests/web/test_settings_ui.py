@@ -130,7 +130,7 @@ def test_test_button_reports_an_unreachable_server(app, admin_client):
 
 def test_settings_are_admin_only(app, client):
     from newsletter.models import Role
-    from newsletter.services import users
+    from newsletter.services.accounts import users
 
     with app.app_context():
         users.create_user("marketer@example.com", "correct horse battery", Role.MARKETER)

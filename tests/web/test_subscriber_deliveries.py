@@ -1,5 +1,6 @@
 """A subscriber's page lists the deliveries of every campaign sent to them."""
-from newsletter.services import campaigns, lists, recipients, subscribers
+from newsletter.services.audience import lists, subscribers
+from newsletter.services.campaigns import campaigns, recipients
 
 
 def test_subscriber_page_lists_their_deliveries(app, admin_client):

@@ -4,7 +4,8 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent, Role, SuppressionReason
-from newsletter.services import suppressions, users
+from newsletter.services.accounts import users
+from newsletter.services.audience import suppressions
 from tests.conftest import ADMIN_EMAIL
 from tests.support.web import login, post_form
 

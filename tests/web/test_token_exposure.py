@@ -14,7 +14,9 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent, SubscriptionStatus
-from newsletter.services import campaign_send, campaigns, tokens
+from newsletter.services.audience import tokens
+from newsletter.services.campaigns import campaigns
+from newsletter.services.campaigns import send as campaign_send
 from tests.pipeline.conftest import wait_until_status
 from tests.support.web import csrf_token, post_form
 from tests.web.test_public import ONE_CLICK, address, make_list, make_subscriber, state, with_token

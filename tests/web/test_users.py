@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import AuditEvent, Role, User
-from newsletter.services import users
+from newsletter.services.accounts import users
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import csrf_token, login, post_form
 
@@ -47,7 +47,7 @@ def _signed_in(client) -> bool:
     return client.get("/admin/").status_code == 200
 
 
-# Sign-in throttling (services/login_guard.py) -------------------------------------------------
+# Sign-in throttling (services/accounts/login_guard.py) ----------------------------------------
 
 @pytest.fixture(autouse=True)
 def _fresh_counters(client):
@@ -324,7 +324,7 @@ def test_only_admins_manage_users(app, client):
 def test_a_reactivated_user_does_not_get_old_sessions_back(app, admin_client):
     """Deactivation ends sessions for good: the cookie's session version no longer matches."""
     from newsletter.models import Role
-    from newsletter.services import users as users_service
+    from newsletter.services.accounts import users as users_service
     from tests.support.web import login
 
     with app.app_context():

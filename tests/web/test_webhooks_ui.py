@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Role, Webhook, WebhookDelivery
-from newsletter.services import users, webhooks
+from newsletter.services.accounts import users
+from newsletter.services.webhooks import webhooks
 from tests.support.web import csrf_token, login, post_form
 
 

@@ -7,8 +7,10 @@ from typing import Any
 import marshmallow as ma
 
 from ...models import Campaign, CampaignStatus, DeliveryStatus
-from ...services import campaigns, deliveries
-from ..campaigns import DISPATCH_TASK, enqueue_by_name
+from ...services.campaigns import campaigns
+from ...services.delivery import ledger as deliveries
+from ...tasks import campaigns as campaign_tasks
+from ...tasks import enqueue
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("campaigns", "/campaigns", "Campaigns: compose, send, control and follow them.")
@@ -167,7 +169,7 @@ def send(body: dict[str, Any], campaign_id: int) -> Campaign:
     if body.get("send_at") is not None:
         return campaigns.schedule(campaign_id, body["send_at"])
     campaign = campaigns.send_now(campaign_id)
-    enqueue_by_name(DISPATCH_TASK, campaign.id)  # after send_now committed the move to sending
+    enqueue(campaign_tasks.dispatch_campaign, campaign.id)  # after send_now committed the move to sending
     return campaign
 
 
@@ -193,7 +195,7 @@ def pause(campaign_id: int) -> Campaign:
 def resume(campaign_id: int) -> Campaign:
     """Resume a paused campaign."""
     campaign = campaigns.resume(campaign_id)
-    enqueue_by_name(DISPATCH_TASK, campaign.id)  # after resume committed
+    enqueue(campaign_tasks.dispatch_campaign, campaign.id)  # after resume committed
     return campaign
 
 

@@ -20,7 +20,7 @@ from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from ...models import Role
-from ...services import api_keys
+from ...services.accounts import api_keys
 from ...services.errors import Conflict, NotFound, ValidationError
 from ...services.numbers import MAX_ID
 

@@ -9,7 +9,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from ...models import ImportJob, ImportMode, ImportStatus
-from ...services import imports
+from ...services.audience import imports
 from ...tasks import enqueue
 from ...tasks.imports import run_import
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint

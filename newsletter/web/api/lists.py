@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import MailingList
-from ...services import lists
+from ...services.audience import lists
 from .core import InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("lists", "/lists", "Mailing lists people subscribe to.")

@@ -7,8 +7,8 @@ import marshmallow as ma
 from flask import g, request
 
 from ...models import Notification, NotificationStatus
-from ...services import notifications
 from ...services.errors import ValidationError
+from ...services.notifications import notifications
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint

@@ -6,7 +6,7 @@ from typing import Any
 import marshmallow as ma
 
 from ...models import Subscriber, SubscriberStatus, SubscriptionStatus
-from ...services import subscribers
+from ...services.audience import subscribers
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("subscribers", "/subscribers", "Subscribers, their attributes and list memberships.")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Template
-from ...services import templates
+from ...services.notifications import templates
 from .core import InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("templates", "/templates",

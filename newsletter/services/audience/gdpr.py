@@ -1,0 +1,99 @@
+"""GDPR: everything stored about a subscriber, and erasure of their personal data."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from ...extensions import db
+from ...models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
+                       Subscription, SuppressionReason)
+from ...models.subscriber import ERASED_DOMAIN
+from .. import audit
+from ..errors import NotFound
+from . import suppressions, tokens
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def export_subscriber(subscriber_id: int) -> dict[str, Any]:
+    """A JSON-ready dict of every row that concerns this subscriber."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    names = dict(db.session.execute(select(MailingList.id, MailingList.name)).all())
+    consents = db.session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)
+                                  .order_by(ConsentRecord.id))
+    return {
+        "subscriber": {
+            "id": subscriber.id, "email": subscriber.email, "name": subscriber.name,
+            "attributes": subscriber.attributes, "status": subscriber.status.value,
+            "created_at": _iso(subscriber.created_at), "confirmed_at": _iso(subscriber.confirmed_at),
+        },
+        "subscriptions": [
+            {"list_id": s.list_id, "list": names.get(s.list_id), "status": s.status.value,
+             "created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at)}
+            for s in subscriber.subscriptions
+        ],
+        "consent": [
+            {"action": c.action.value, "source": c.source.value, "list_id": c.list_id, "ip": c.ip,
+             "user_agent": c.user_agent, "at": _iso(c.created_at)}
+            for c in consents
+        ],
+        "suppressed": suppressions.is_suppressed(subscriber.email),
+        "deliveries": [
+            {"campaign_id": d.campaign_id, "campaign": name, "email": d.email, "status": d.status.value,
+             "attempts": d.attempts, "smtp_code": d.smtp_code, "sent_at": _iso(d.sent_at)}
+            for d, name in db.session.execute(
+                select(Delivery, Campaign.name).join(Campaign, Campaign.id == Delivery.campaign_id)
+                .where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id))
+        ],
+        "notifications": [
+            {"id": n.id, "email": n.email, "subject": n.subject, "status": n.status.value, "data": n.data,
+             "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
+            for n in db.session.scalars(select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
+        ],
+    }
+
+
+def _notifications_to(subscriber: Subscriber) -> Any:
+    return or_(Notification.subscriber_id == subscriber.id, Notification.email == subscriber.email)
+
+
+def erase_subscriber(subscriber_id: int) -> None:
+    """Remove personal data; keep an anonymous row so delivery counts stay correct.
+
+    The address is replaced by a non-reversible placeholder, name/attributes/consent details
+    are deleted, memberships end, and the original address is suppressed so that no later
+    import resubscribes it by accident. Every link mailed to the person stops working.
+    """
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    original = subscriber.email
+    digest = hashlib.sha256(f"{subscriber.id}:{original}".encode()).hexdigest()[:16]
+    suppressions.suppress(original, SuppressionReason.MANUAL, note="erased on request (GDPR)")
+    subscriber.email = f"erased-{subscriber.id}-{digest}{ERASED_DOMAIN}"
+    subscriber.name = ""
+    subscriber.attributes = {}
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    for consent in db.session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)):
+        db.session.delete(consent)
+    db.session.execute(
+        Subscription.__table__.delete().where(Subscription.subscriber_id == subscriber_id)
+    )
+    # The ledger keeps the rows (campaign totals must still add up) but not the address.
+    db.session.execute(update(Delivery).where(Delivery.subscriber_id == subscriber_id)
+                       .values(email=subscriber.email).execution_options(synchronize_session=False))
+    # Transactional mail keeps its status and times; its address and content go.
+    db.session.execute(update(Notification).where(or_(Notification.subscriber_id == subscriber_id,
+                                                      Notification.email == original))
+                       .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
+                       .execution_options(synchronize_session=False))
+    tokens.bump_version(subscriber_id)  # every link mailed so far stops working
+    # No personal data in the event, not even the IP: the person may be erasing themself.
+    audit.record("subscriber.erased", "subscriber", subscriber_id, with_ip=False)
+    db.session.commit()

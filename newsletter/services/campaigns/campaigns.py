@@ -1,0 +1,349 @@
+"""Campaigns: compose, validate, clone, preview; and what users do to them (send, pause, cancel, retry).
+
+Every status change these make goes through `status.transition`, the one state machine."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ...extensions import db
+from ...models import Campaign, CampaignStatus, Layout, Subscriber
+from ...models.base import utcnow
+from ...sending.render import CompiledMessage, RenderError, check, compile_each
+from .. import audit
+from ..addresses import normalize_email
+from ..audience import lists as lists_service
+from ..delivery import ledger
+from ..errors import NotFound, StateConflict, ValidationError
+from ..numbers import whole_number
+from ..text import one_line
+from .context import preview_context, recipient_context, sample_context
+from .recipients import eligible_subscribers
+from .status import transition
+from .totals import record_totals
+
+S = CampaignStatus
+EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
+FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids")
+
+
+def get(campaign_id: int) -> Campaign:
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("campaign", campaign_id)
+    return campaign
+
+
+def recent(limit: int = 100, status: str | None = None) -> list[Campaign]:
+    query = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if status:
+        try:
+            query = query.where(Campaign.status == CampaignStatus(status))
+        except ValueError:
+            raise ValidationError("status", f"Unknown status {status!r}.") from None
+    return list(db.session.scalars(query))
+
+
+def oldest_first(after: int | None = None, limit: int = 50, status: CampaignStatus | None = None) -> list[Campaign]:
+    """Up to `limit` campaigns with ids above `after`, oldest first, lists loaded (API pages)."""
+    query = select(Campaign).options(selectinload(Campaign.lists)).order_by(Campaign.id).limit(limit)
+    if after is not None:
+        query = query.where(Campaign.id > after)
+    if status is not None:
+        query = query.where(Campaign.status == status)
+    return list(db.session.scalars(query))
+
+
+def _address(value: Any, field: str, required: bool) -> str:
+    value = one_line(value, field, 254, required=required)
+    if not value:
+        return ""
+    try:
+        return normalize_email(value)
+    except ValueError as exc:
+        raise ValidationError(field, str(exc)) from None
+
+
+def _layout_html(layout_id: int | None) -> str | None:
+    if layout_id is None:
+        return None
+    layout = db.session.get(Layout, layout_id)
+    if layout is None:
+        raise ValidationError("layout_id", f"No layout with id {layout_id}.")
+    return layout.html
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
+    layout_id = values.get("layout_id") or None
+    layout_id = whole_number(layout_id, "layout_id", "layout id") if layout_id is not None else None
+    clean = {
+        "name": one_line(values.get("name"), "name", 200, required=True),
+        "subject": one_line(values.get("subject"), "subject", 500, required=True),
+        "from_name": one_line(values.get("from_name"), "from_name", 200),
+        "from_email": _address(values.get("from_email"), "from_email", required=True),
+        "reply_to": _address(values.get("reply_to"), "reply_to", required=False),
+        "html": values.get("html") or "",
+        "text": values.get("text") or "",
+        "layout_id": layout_id,
+    }
+    if not clean["html"].strip() and not clean["text"].strip():
+        raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")
+    try:
+        list_ids = lists_service.existing_ids(list(values.get("list_ids") or []))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("list_ids", "List ids must be numbers.") from None
+    try:
+        check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
+              sample_context(), _layout_html(layout_id))
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+    clean["list_ids"] = list_ids
+    return clean
+
+
+def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
+    list_ids = clean.pop("list_ids")
+    for key, value in clean.items():
+        setattr(campaign, key, value)
+    campaign.lists = [lists_service.get(i) for i in list_ids]
+
+
+def create(created_by_id: int | None = None, **values: Any) -> Campaign:
+    campaign = Campaign(created_by_id=created_by_id)
+    _apply(campaign, _clean(values))
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign
+
+
+def current_values(campaign: Campaign) -> dict[str, Any]:
+    values = {key: getattr(campaign, key) for key in FIELDS if key != "list_ids"}
+    values["list_ids"] = [m.id for m in campaign.lists]
+    return values
+
+
+def update(campaign_id: int, **changes: Any) -> Campaign:
+    campaign = get(campaign_id)
+    if campaign.status not in EDITABLE:
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be edited; clone it instead.")
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "Unknown field.")
+    _apply(campaign, _clean({**current_values(campaign), **changes}))
+    db.session.commit()
+    return campaign
+
+
+def delete(campaign_id: int) -> None:
+    campaign = get(campaign_id)
+    if campaign.status in (S.SENDING, S.PAUSED):
+        raise StateConflict("status", "Cancel the campaign before deleting it.")
+    db.session.delete(campaign)
+    db.session.commit()
+
+
+def clone(campaign_id: int, created_by_id: int | None = None) -> Campaign:
+    values = current_values(get(campaign_id))
+    values["name"] = f"Copy of {values['name']}"[:200]
+    return create(created_by_id=created_by_id, **values)
+
+
+def estimate_recipients(list_ids: Iterable[int]) -> int:
+    """Distinct confirmed members of the lists; the send snapshot also drops suppressed addresses."""
+    ids = lists_service.existing_ids(list(list_ids))
+    if not ids:
+        return 0
+    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids).subquery())) or 0
+
+
+# Status changes -------------------------------------------------------------------------------
+
+def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = "", **columns: Any) -> Campaign:
+    """A user's status change; `action` is audited in the same transaction when the move happens."""
+    campaign = get(campaign_id)
+    moved = transition(campaign_id, to, reason, commit=False, **columns)
+    if moved and action:
+        details = {"send_at": columns["send_at"]} if columns.get("send_at") else {}
+        audit.record(action, "campaign", campaign_id, name=campaign.name, **details)
+    db.session.commit()
+    db.session.refresh(campaign)
+    if not moved:
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
+    return campaign
+
+
+def _ready_to_send(campaign: Campaign) -> None:
+    if not campaign.lists:
+        raise ValidationError("list_ids", "Choose at least one list to send to.")
+    # Templates were checked when saved; a layout edited since could have broken them.
+    _clean(current_values(campaign))
+
+
+def send_now(campaign_id: int) -> Campaign:
+    """Commit the move to `sending`; the caller then enqueues the dispatcher (never before)."""
+    campaign = get(campaign_id)
+    if campaign.status not in (S.DRAFT, S.SCHEDULED):
+        hint = " Resume it instead." if campaign.status == S.PAUSED else ""
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
+    _ready_to_send(campaign)
+    return _move(campaign_id, S.SENDING, action="campaign.sent", started_at=utcnow())
+
+
+def schedule(campaign_id: int, send_at: datetime) -> Campaign:
+    if send_at.tzinfo is None:
+        raise ValidationError("send_at", "Give the time with its timezone.")
+    if send_at <= datetime.now(timezone.utc):
+        raise ValidationError("send_at", "Pick a time in the future.")
+    send_at = send_at.astimezone(timezone.utc)  # SQLite keeps the digits and drops the offset
+    _ready_to_send(get(campaign_id))
+    campaign = get(campaign_id)
+    if campaign.status == S.SCHEDULED:  # a new time for an already scheduled campaign
+        campaign.send_at = send_at
+        audit.record("campaign.scheduled", "campaign", campaign_id, name=campaign.name, send_at=send_at)
+        db.session.commit()
+        return campaign
+    return _move(campaign_id, S.SCHEDULED, action="campaign.scheduled", send_at=send_at)
+
+
+def unschedule(campaign_id: int) -> Campaign:
+    return _move(campaign_id, S.DRAFT, action="campaign.unscheduled", send_at=None)
+
+
+def pause(campaign_id: int, reason: str = "Paused by a user.") -> Campaign:
+    return _move(campaign_id, S.PAUSED, reason, action="campaign.paused")
+
+
+def resume(campaign_id: int) -> Campaign:
+    # Only from paused: draft -> sending is `send_now`, which checks the campaign first.
+    campaign = get(campaign_id)
+    if campaign.status != S.PAUSED:
+        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become sending.")
+    return _move(campaign_id, S.SENDING, action="campaign.resumed")
+
+
+def cancel(campaign_id: int) -> Campaign:
+    """Stop for good: deliveries not yet handed to the SMTP server end as cancelled."""
+    campaign = _move(campaign_id, S.CANCELLED, "Cancelled by a user.", action="campaign.cancelled",
+                     finished_at=utcnow())
+    ledger.cancel_unsent(campaign_id)
+    record_totals(campaign_id)
+    return campaign
+
+
+RETRY_FROM = (S.SENT, S.CANCELLED)  # the statuses a retry of failed deliveries starts from
+
+
+def retry_failed(campaign_id: int, by: str = "") -> int:
+    """Transiently failed and cancelled deliveries go back to pending with a fresh attempt
+    budget, and a sent or cancelled campaign back to sending; returns how many rows moved.
+
+    Row moves and the campaign's move commit together, so the sweeper never sees a cancelled
+    campaign with pending rows. The caller enqueues the dispatcher after this returns (> 0).
+    Permanent failures (5xx) stay as they are.
+    """
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if status is None:
+        raise NotFound("campaign", campaign_id)
+    if status not in RETRY_FROM:
+        raise StateConflict("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
+                                        "cancelled one can.")
+    if not transition(campaign_id, S.SENDING, "Retrying failed deliveries.", commit=False,
+                      finished_at=None):
+        db.session.rollback()
+        raise StateConflict("status", "The campaign changed status meanwhile; reload and try again.")
+    moved = ledger.requeue_retryable(campaign_id, by)
+    if not moved:
+        db.session.rollback()  # nothing to send: the campaign stays as it was
+        return 0
+    audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
+    db.session.commit()
+    record_totals(campaign_id)
+    return moved
+
+
+def start_due(now: datetime | None = None) -> list[int]:
+    """Scheduled campaigns whose time has come move to `sending`; returns their ids."""
+    now = now or utcnow()
+    due = db.session.scalars(select(Campaign.id).where(Campaign.status == S.SCHEDULED, Campaign.send_at <= now))
+    return [campaign_id for campaign_id in list(due) if transition(campaign_id, S.SENDING, started_at=now)]
+
+
+def subscriber_choices(query: str = "", limit: int = 20) -> list[Subscriber]:
+    """Subscribers to preview as (an email substring, newest first)."""
+    statement = select(Subscriber).order_by(Subscriber.id.desc()).limit(limit)
+    if query:
+        statement = statement.where(Subscriber.email.contains(query.strip().lower(), autoescape=True))
+    return list(db.session.scalars(statement))
+
+
+
+# Preview and progress -----------------------------------------------------------------------
+
+def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, live_links: bool = False) -> Any:
+    """Render unsaved or saved content as the sample subscriber or a real one.
+
+    The links in it are inert previews unless `live_links` (the recipient's own web view).
+    Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
+    """
+    try:
+        compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
+        layout_id = whole_number(values["layout_id"], "layout_id", "layout id") if values.get("layout_id") else None
+        compiled = CompiledMessage(values.get("subject") or "", values.get("html") or "", values.get("text") or "",
+                                   _layout_html(layout_id))
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+    except (TypeError, ValueError):
+        raise ValidationError("layout_id", "The layout id must be a number.") from None
+    campaign_id = values.get("id")
+    context = sample_context()
+    context["campaign"].update({"id": campaign_id or 0, "name": values.get("name") or "",
+                                "subject": values.get("subject") or ""})
+    if subscriber_id is not None:
+        subscriber = db.session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
+        campaign = context["campaign"]
+        if live_links:
+            context = recipient_context(campaign, list(values.get("list_ids") or []), subscriber.id, subscriber.email,
+                                        subscriber.name, subscriber.attributes, subscriber.token_version)
+        else:
+            context = preview_context(campaign, subscriber.id, subscriber.email, subscriber.name,
+                                      subscriber.attributes)
+    try:
+        return compiled.render(context)
+    except RenderError as exc:
+        raise ValidationError(exc.field, exc.message) from None
+
+
+def totals(campaign: Campaign) -> dict[str, int]:
+    """Live from the ledger while sending or paused; otherwise the totals the pipeline recorded."""
+    keys = ("recipients", "sent", "failed", "cancelled", "skipped", "pending")
+    if campaign.status in (S.SENDING, S.PAUSED):
+        live = progress(campaign.id)
+        return {key: live[key] for key in keys}
+    return {key: getattr(campaign, key) for key in keys}
+
+
+def progress(campaign_id: int) -> dict[str, Any]:
+    """Live numbers for the campaign page, straight from the Delivery table."""
+    campaign = get(campaign_id)
+    by_status = ledger.counts(campaign_id)
+    total = sum(by_status.values())
+    done = by_status["sent"] + by_status["failed"] + by_status["cancelled"]
+    pending = total - done
+    rate = ledger.rate(campaign_id) if campaign.status == S.SENDING else 0.0
+    return {
+        "id": campaign.id, "status": campaign.status.value, "reason": campaign.status_reason,
+        "recipients": total, "sent": by_status["sent"], "failed": by_status["failed"],
+        "cancelled": by_status["cancelled"], "pending": pending,
+        "skipped": campaign.skipped, "snapshot_done": campaign.snapshot_at is not None,
+        "rate": round(rate, 1), "eta_seconds": round(pending / rate) if rate > 0 else None,
+        "percent": round(100 * done / total, 1) if total else (100.0 if campaign.status.finished else 0.0),
+    }

@@ -1,0 +1,77 @@
+"""What a campaign template sees: the subscriber, the campaign, and signed links."""
+from __future__ import annotations
+
+from email.utils import parseaddr
+from functools import lru_cache
+from typing import Any
+
+from flask import current_app
+
+from .. import settings
+from ..audience import links, tokens
+
+SAMPLE_SUBSCRIBER = {"id": 0, "email": "subscriber@example.com", "name": "Sam Sample", "attributes": {}}
+
+
+def campaign_fields(campaign: Any) -> dict[str, Any]:
+    return {"id": campaign.id, "name": campaign.name, "subject": campaign.subject,
+            "from_name": campaign.from_name, "from_email": campaign.from_email}
+
+
+def preview_links() -> dict[str, str]:
+    """Links that look like the real ones but do nothing: followed, they say "this is a preview"."""
+    return {"unsubscribe_url": links.preview_url("public.unsubscribe"),
+            "preferences_url": links.preview_url("public.preferences"),
+            "web_view_url": links.preview_url("public.web_view")}
+
+
+def sample_context(campaign: Any | None = None) -> dict[str, Any]:
+    """A stand-in subscriber: used to test-render templates when they are saved, and to preview."""
+    return {"subscriber": dict(SAMPLE_SUBSCRIBER),
+            "campaign": campaign_fields(campaign) if campaign is not None else
+            {"id": 0, "name": "", "subject": "", "from_name": "", "from_email": ""},
+            **preview_links()}
+
+
+def preview_context(campaign: dict[str, Any], subscriber_id: int | None, email: str, name: str,
+                    attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """A real subscriber's data with inert links: "preview as" and test sends.
+
+    Never a working link: whoever sees a preview or a test email (a marketer, a colleague it
+    was forwarded to) must not be able to unsubscribe or manage this person."""
+    return {"subscriber": {"id": subscriber_id, "email": email, "name": name or "", "attributes": attributes or {}},
+            "campaign": campaign, **preview_links()}
+
+
+def recipient_context(campaign: dict[str, Any], list_ids: list[int], subscriber_id: int | None, email: str,
+                      name: str, attributes: dict[str, Any] | None, token_version: int | None = None) -> dict[str, Any]:
+    """The context for one real recipient (links signed for this subscriber and campaign).
+
+    `token_version`: the subscriber's, from the rows the caller loaded (else looked up).
+    """
+    has_id = subscriber_id is not None
+    if has_id and token_version is None:
+        token_version = tokens.current_version(subscriber_id)
+    return {
+        "subscriber": {"id": subscriber_id, "email": email, "name": name or "", "attributes": attributes or {}},
+        "campaign": campaign,
+        "unsubscribe_url": links.unsubscribe_url(subscriber_id, list_ids, campaign["id"], token_version)
+        if has_id else "#",
+        "preferences_url": links.preferences_url(subscriber_id, token_version) if has_id else "#",
+        "web_view_url": web_view_url(campaign["id"], subscriber_id, token_version if has_id else 0),
+    }
+
+
+def web_view_url(campaign_id: int, subscriber_id: int | None, version: int | None = None) -> str:
+    return links.web_view_url(campaign_id, subscriber_id, version)
+
+
+def list_unsubscribe_mailto(unsubscribe_url: str) -> str:
+    """The mailto: half of List-Unsubscribe (RFC 2369): the one-click link's token as subject."""
+    address = current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or _address(settings.get("MAIL_DEFAULT_SENDER"))
+    return f"mailto:{address}?subject=unsubscribe%20{unsubscribe_url.rsplit('/', 1)[-1]}"
+
+
+@lru_cache(maxsize=8)
+def _address(sender: str) -> str:
+    return parseaddr(sender)[1]  # once per sender, not once per recipient

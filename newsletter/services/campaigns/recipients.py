@@ -1,0 +1,110 @@
+"""Who a campaign goes to: the set-based snapshot of its lists into the delivery ledger."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, literal, select, true
+from sqlalchemy.sql import Select
+
+from ...extensions import db
+from ...models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
+                       SubscriptionStatus, campaign_lists)
+from ...models.base import upsert_insert, utcnow
+from ..audience import statistics, suppressions
+
+
+def _confirmed_member_of(list_ids: Any) -> Any:
+    return select(literal(1)).where(
+        Subscription.subscriber_id == Subscriber.id, Subscription.list_id.in_(list_ids),
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+    ).correlate(Subscriber).exists()
+
+
+def eligible_subscribers(list_ids: Any) -> Select:
+    """Confirmed subscribers with a confirmed membership of any of the lists, not suppressed.
+
+    Each address appears once, however many of the lists it is on.
+    """
+    return select(Subscriber.id, Subscriber.email).where(
+        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), ~suppressions.address_suppressed())
+
+
+SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement (the first chunk lets sending start)
+
+
+def snapshot(campaign_id: int, chunk: int = SNAPSHOT_CHUNK) -> int:
+    """Freeze every recipient into one pending Delivery each; safe to run twice. Returns the total."""
+    while not snapshot_chunk(campaign_id, chunk):
+        pass
+    return db.session.scalar(select(Campaign.recipients).where(Campaign.id == campaign_id)) or 0
+
+
+def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
+    """Freeze the next `limit` recipients, in subscriber id order after those already frozen.
+
+    True once nobody is left: then the exclusions, the total and `snapshot_at` are recorded
+    (a campaign is never finished before that). Each chunk commits on its own, so windows
+    can go out while the rest is frozen. Safe to run twice, and beside another run: the
+    unique (campaign, subscriber) key keeps each address once, and "done" is decided by
+    looking for anyone left, not by how many rows this call inserted.
+    """
+    now = utcnow()
+    target = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id).scalar_subquery()
+    after = _frozen_up_to(campaign_id)
+    if not after:
+        statistics.refresh_if_stale(db.session.connection())  # chunks are planned as index walks
+    eligible = (eligible_subscribers(target).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
+                .subquery())
+    rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
+                  literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
+    # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
+    db.session.connection().execute(
+        upsert_insert(Delivery.__table__).from_select(
+            ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
+             "smtp_message", "worker"], rows,
+        ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
+    left = db.session.scalar(eligible_subscribers(target).with_only_columns(Subscriber.id)
+                             .where(Subscriber.id > _frozen_up_to(campaign_id)).order_by(Subscriber.id).limit(1))
+    if left is not None:
+        db.session.commit()
+        return False
+    campaign = db.session.get(Campaign, campaign_id)
+    _record_exclusions(campaign, target)
+    campaign.recipients = db.session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
+    campaign.snapshot_at = campaign.snapshot_at or now
+    db.session.commit()
+    return True
+
+
+def _frozen_up_to(campaign_id: int) -> int:
+    """The highest subscriber id already in the campaign's ledger (an index probe)."""
+    return db.session.scalar(select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)) or 0
+
+
+def _record_exclusions(campaign: Campaign, target: Any) -> None:
+    """Count everyone on the lists who is not sent to, by reason, and the addresses on several lists."""
+    confirmed = func.sum(case((Subscription.status == SubscriptionStatus.CONFIRMED, 1), else_=0))
+    unconfirmed = func.sum(case((Subscription.status == SubscriptionStatus.UNCONFIRMED, 1), else_=0))
+    suppressed = suppressions.address_suppressed()
+    members = (select(Subscriber.id, Subscriber.status, suppressed.label("suppressed"),
+                      confirmed.label("confirmed"), unconfirmed.label("unconfirmed"))
+               .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+               .where(Subscription.list_id.in_(target))
+               .group_by(Subscriber.id, Subscriber.status, Subscriber.email).subquery())
+    reason = case(
+        (members.c.suppressed | members.c.status.in_([SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value]),
+         "suppressed"),
+        (members.c.status == SubscriberStatus.UNSUBSCRIBED.value, "unsubscribed"),
+        ((members.c.status == SubscriberStatus.CONFIRMED.value) & (members.c.confirmed > 0), "eligible"),
+        ((members.c.confirmed == 0) & (members.c.unconfirmed == 0), "unsubscribed"),
+        else_="unconfirmed",
+    )
+    counts = {row.reason: (row.people, row.memberships or 0) for row in db.session.execute(
+        select(reason.label("reason"), func.count().label("people"), func.sum(members.c.confirmed).label("memberships"))
+        .group_by(reason))}
+    campaign.skipped_suppressed = counts.get("suppressed", (0, 0))[0]
+    campaign.skipped_unsubscribed = counts.get("unsubscribed", (0, 0))[0]
+    campaign.skipped_unconfirmed = counts.get("unconfirmed", (0, 0))[0]
+    people, memberships = counts.get("eligible", (0, 0))
+    campaign.duplicates = max(0, int(memberships) - people)

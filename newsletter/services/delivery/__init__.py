@@ -1,0 +1,4 @@
+"""The delivery ledger: one row per recipient and campaign, its fences, and the send log that reads it."""
+
+# What other packages may import (tests/test_import_graph.py holds them to it).
+__all__ = ["fences", "ledger", "retries", "send_log"]
