@@ -82,12 +82,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import (admin, api, api_keys, audit, auth, body_limits, campaigns, headers, health, imports,
-                      input_guard, layouts, lists, public, send_log, settings, subscribers, users, webhooks)
+    from .web import admin, api, auth, body_limits, headers, health, input_guard, public
+    from .web.admin import audit
 
-    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, send_log,
-                   webhooks, api_keys, users, settings, audit):
-        app.register_blueprint(module.bp)
+    for bp in (health.bp, auth.bp, public.bp, *admin.BLUEPRINTS):
+        app.register_blueprint(bp)
     body_limits.register(app)  # puts its hook first: CSRF and the limiter read the form in earlier hooks
     app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later
     api.register(app)

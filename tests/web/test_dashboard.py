@@ -9,7 +9,7 @@ import pytest
 from newsletter.config import QUEUES
 from newsletter.models import Role
 from newsletter.services import health, users
-from newsletter.web import charts
+from newsletter.web.admin import charts
 from tests.services.test_reports import seed_campaign
 from tests.support.web import login
 

@@ -8,7 +8,7 @@ import marshmallow as ma
 
 from ...models import Campaign, CampaignStatus, DeliveryStatus
 from ...services import campaigns, deliveries
-from ..campaigns import DISPATCH_TASK, enqueue_by_name
+from ..admin.campaigns import DISPATCH_TASK, enqueue_by_name
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
 
 bp = resource_blueprint("campaigns", "/campaigns", "Campaigns: compose, send, control and follow them.")

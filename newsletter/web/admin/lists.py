@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..models import MailingList, OptIn, Role
-from ..services import lists
-from ..services.errors import NotFound
-from .forms import ConfirmForm
-from .forms_audience import ListForm, parse_id, saved_or_form_error
-from .roles import role_required
+from ...models import MailingList, OptIn, Role
+from ...services import lists
+from ...services.errors import NotFound
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.audience import ListForm
 
 bp = Blueprint("lists", __name__, url_prefix="/admin/lists")
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 
-from ..models import ApiKey, Role
-from ..services import api_keys
-from ..services.errors import ValidationError
-from .forms import ConfirmForm
-from .forms_api_keys import ApiKeyForm
-from .forms_audience import parse_id
-from .roles import role_required
+from ...models import ApiKey, Role
+from ...services import api_keys
+from ...services.errors import ValidationError
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms.api_keys import ApiKeyForm
 
 bp = Blueprint("api_keys", __name__, url_prefix="/admin/api-keys")
 

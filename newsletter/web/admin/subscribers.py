@@ -9,14 +9,15 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from ..models import Role, Subscriber
-from ..services import deliveries, exports, gdpr, lists, subscribers, suppressions, tokens
-from ..services.errors import Conflict, NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,
-                             apply_error, parse_id, saved_or_form_error)
+from ...models import Role, Subscriber
+from ...services import deliveries, exports, gdpr, lists, subscribers, suppressions, tokens
+from ...services.errors import Conflict, NotFound, ValidationError
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms import apply_error, saved_or_form_error
+from .forms.audience import BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("subscribers", __name__, url_prefix="/admin/subscribers")
 bp.context_processor(can_edit_context)

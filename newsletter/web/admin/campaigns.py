@@ -9,17 +9,18 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import Campaign, CampaignStatus, Role, Subscriber
-from ..services import campaigns, layouts, reports, settings
-from ..services import lists as lists_service
-from ..services.addresses import normalize_email
-from ..services.errors import NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import apply_error, parse_id, saved_or_form_error
-from .forms_campaigns import CampaignForm, ScheduleForm, TestSendForm
+from ...extensions import db
+from ...models import Campaign, CampaignStatus, Role, Subscriber
+from ...services import campaigns, layouts, reports, settings
+from ...services import lists as lists_service
+from ...services.addresses import normalize_email
+from ...services.errors import NotFound, ValidationError
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms import apply_error, saved_or_form_error
+from .forms.campaigns import CampaignForm, ScheduleForm, TestSendForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
 bp.context_processor(can_edit_context)

@@ -6,13 +6,13 @@ from typing import Any
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..models import Role, User
-from ..services import users
-from ..services.errors import NotFound
-from .forms import ConfirmForm
-from .forms_audience import parse_id
-from .forms_users import ROLE_HINTS, NewUserForm, PasswordForm, RoleForm
-from .roles import role_required
+from ...models import Role, User
+from ...services import users
+from ...services.errors import NotFound
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms.users import ROLE_HINTS, NewUserForm, PasswordForm, RoleForm
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 

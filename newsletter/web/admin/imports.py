@@ -4,14 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, redirect, render_template, send_file, url_for
 from flask_login import current_user
 
-from ..models import ImportJob, Role
-from ..services import imports
-from ..services import lists as lists_service
-from ..services.errors import NotFound, ValidationError
-from ..tasks import enqueue
-from ..tasks.imports import run_import
-from .forms import ImportForm
-from .roles import role_required
+from ...models import ImportJob, Role
+from ...services import imports
+from ...services import lists as lists_service
+from ...services.errors import NotFound, ValidationError
+from ...tasks import enqueue
+from ...tasks.imports import run_import
+from ..roles import role_required
+from .forms.audience import ImportForm
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/imports")
 

@@ -5,13 +5,14 @@ import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from ..models import Role, Webhook, WebhookDelivery
-from ..services import webhook_deliveries, webhooks
-from ..services.errors import NotFound
-from .forms import ConfirmForm
-from .forms_audience import parse_id, saved_or_form_error
-from .forms_webhooks import EVENT_HINTS, WebhookForm
-from .roles import role_required
+from ...models import Role, Webhook, WebhookDelivery
+from ...services import webhook_deliveries, webhooks
+from ...services.errors import NotFound
+from ..forms import ConfirmForm
+from ..lookups import parse_id
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.webhooks import EVENT_HINTS, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 

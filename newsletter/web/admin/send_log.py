@@ -10,13 +10,13 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from ..models import DeliveryStatus, Role
-from ..services import deliveries, send_log
-from ..services.errors import NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import apply_error
+from ...models import DeliveryStatus, Role
+from ...services import deliveries, send_log
+from ...services.errors import NotFound, ValidationError
+from ..forms import ConfirmForm
+from ..roles import role_required
+from .forms import apply_error
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("send_log", __name__, url_prefix="/admin/send-log")
 bp.context_processor(can_edit_context)
@@ -67,7 +67,7 @@ def index():
 
 
 def _campaign_status(campaign_id: int) -> str | None:
-    from ..services import campaigns
+    from ...services import campaigns
 
     try:
         return campaigns.get(campaign_id).status.value

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from ..models import Layout, Role
-from ..services import layouts
-from ..services.errors import NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import saved_or_form_error
-from .forms_campaigns import LayoutForm
+from ...models import Layout, Role
+from ...services import layouts
+from ...services.errors import NotFound, ValidationError
+from ..forms import ConfirmForm
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.campaigns import LayoutForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("layouts", __name__, url_prefix="/admin/layouts")
 bp.context_processor(can_edit_context)

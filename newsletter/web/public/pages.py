@@ -6,15 +6,15 @@ import json
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from ..extensions import csrf, db, limiter
-from ..models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
-from ..services import addresses, gdpr, subscriptions, suppressions, tokens
-from ..services import lists as lists_service
-from ..services.errors import ValidationError
-from ..tasks import email as email_tasks
-from ..tasks import enqueue
-from .forms import ConfirmForm
-from .forms_public import EraseForm, ManageForm, PreferencesForm, SubscribeForm
+from ...extensions import csrf, db, limiter
+from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
+from ...services import addresses, gdpr, subscriptions, suppressions, tokens
+from ...services import lists as lists_service
+from ...services.errors import ValidationError
+from ...tasks import email as email_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 
 bp = Blueprint("public", __name__)
 ERASED_DOMAIN = "@erased.invalid"  # what gdpr.erase_subscriber leaves in place of the address
@@ -245,7 +245,7 @@ def manage_link(token: str):
 @bp.get("/view/<token>")
 def web_view(token: str):
     """The campaign as its recipient saw it (the `web_view_url` in every campaign email)."""
-    from ..services import campaigns
+    from ...services import campaigns
 
     payload = _payload("view", token)
     try:
