@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -95,25 +95,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from werkzeug.exceptions import HTTPException
+    from .web import errors
 
-    from .web.api import http_problem
-
-    def wants_json() -> bool:
-        return request.accept_mimetypes.best == "application/json"
-
-    def render_error(error: Any) -> Any:
-        code = getattr(error, "code", 500) or 500
-        if code >= 500:
-            db.session.rollback()
-        if request.path.startswith("/api/"):
-            return http_problem(error)
-        description = getattr(error, "description", "Something went wrong on our side.")
-        if wants_json():
-            return jsonify(error=getattr(error, "name", "Error"), detail=description), code
-        return render_template("error.html", code=code, error=error, description=description), code
-
-    app.register_error_handler(HTTPException, render_error)
+    errors.register(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -78,10 +78,7 @@ def _campaign_status(campaign_id: int) -> str | None:
 @bp.get("/<int:delivery_id>")
 @role_required(Role.VIEWER)
 def detail(delivery_id: int):
-    try:
-        delivery, campaign_name, attempts = send_log.detail(delivery_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    delivery, campaign_name, attempts = send_log.detail(delivery_id)
     return render_template("admin/send_log/detail.html", delivery=delivery, campaign_name=campaign_name,
                            attempts=attempts)
 
@@ -111,8 +108,6 @@ def retry_failed(campaign_id: int):
         abort(400, description="The form expired; reload the page and try again.")
     try:
         moved = deliveries.retry_failed(campaign_id, by=f"retry by {current_user.email}")
-    except NotFound as exc:
-        abort(404, description=str(exc))
     except ValidationError as exc:
         flash(exc.message, "error")
     else:

@@ -102,7 +102,8 @@ def http_problem(error: HTTPException) -> Any:
     return problem(code, detail, errors, headers)
 
 
-def _service_error(error: Exception) -> Any:
+def service_problem(error: Exception) -> Any:
+    """A service's NotFound as a 404, Conflict (StateConflict too) as a 409, ValidationError as a 422."""
     if isinstance(error, NotFound):
         return problem(404, str(error))
     status = 409 if isinstance(error, Conflict) else 422
@@ -169,7 +170,7 @@ def resource_blueprint(name: str, url_prefix: str, description: str) -> Blueprin
     """A blueprint under /api/v1 whose service errors become 404/409/422 problems."""
     bp = Blueprint(f"api_{name}", __name__, url_prefix=f"{PREFIX}{url_prefix}", description=description)
     for error in (NotFound, Conflict, ValidationError):
-        bp.register_error_handler(error, _service_error)
+        bp.register_error_handler(error, service_problem)
     return bp
 
 

@@ -14,6 +14,7 @@ from ...services.errors import ValidationError
 from ...tasks import email as email_tasks
 from ...tasks import enqueue
 from ..forms import ConfirmForm
+from ..lookups import subscriber_id_by_email
 from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -221,7 +222,7 @@ def manage():
         except ValidationError as exc:
             form.email.errors.append(exc.message)
         else:
-            subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+            subscriber_id = subscriber_id_by_email(email)
             if subscriber_id is not None:
                 enqueue(email_tasks.send_manage_link, subscriber_id)
             # The same answer either way, so the form cannot tell who is on our lists.
