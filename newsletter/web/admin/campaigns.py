@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -70,8 +71,6 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
 
 def _sender_defaults() -> dict[str, str]:
     """A new campaign starts from the platform's sender, when that is a usable address."""
-    from email.utils import parseaddr
-
     name, address = parseaddr(settings.get("MAIL_DEFAULT_SENDER") or "")
     try:
         return {"from_name": name, "from_email": normalize_email(address)}

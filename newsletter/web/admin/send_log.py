@@ -11,7 +11,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ...models import DeliveryStatus, Role
-from ...services import deliveries, send_log
+from ...services import campaigns, deliveries, send_log
 from ...services.errors import NotFound, ValidationError
 from ..forms import ConfirmForm
 from ..roles import role_required
@@ -67,8 +67,6 @@ def index():
 
 
 def _campaign_status(campaign_id: int) -> str | None:
-    from ...services import campaigns
-
     try:
         return campaigns.get(campaign_id).status.value
     except NotFound:

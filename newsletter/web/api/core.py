@@ -19,6 +19,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from ...extensions import csrf
 from ...models import Role
 from ...services import api_keys
 from ...services.errors import Conflict, NotFound, ValidationError
@@ -323,8 +324,6 @@ def page_schema(item: type[ma.Schema] | ma.Schema, name: str) -> type[ma.Schema]
 # Registration ---------------------------------------------------------------------------------
 
 def register_api(app: Flask, blueprints: Sequence[Blueprint]) -> None:
-    from ...extensions import csrf
-
     app.config.setdefault("API_TITLE", "Newsletter platform API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")

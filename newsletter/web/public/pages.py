@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
-from ...services import addresses, gdpr, subscriptions, suppressions, tokens
+from ...services import addresses, campaigns, gdpr, subscriptions, suppressions, tokens
 from ...services import lists as lists_service
 from ...services.errors import ValidationError
 from ...tasks import email as email_tasks
@@ -246,8 +246,6 @@ def manage_link(token: str):
 @bp.get("/view/<token>")
 def web_view(token: str):
     """The campaign as its recipient saw it (the `web_view_url` in every campaign email)."""
-    from ...services import campaigns
-
     payload = _payload("view", token)
     try:
         campaign = campaigns.get(int(payload.get("c") or 0))
