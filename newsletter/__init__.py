@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -82,12 +82,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import (admin, api, api_keys, audit, auth, body_limits, campaigns, headers, health, imports,
-                      input_guard, layouts, lists, public, send_log, settings, subscribers, users, webhooks)
+    from .web import admin, api, auth, body_limits, headers, health, input_guard, public
+    from .web.admin import audit
 
-    for module in (health, auth, public, admin, lists, subscribers, imports, campaigns, layouts, send_log,
-                   webhooks, api_keys, users, settings, audit):
-        app.register_blueprint(module.bp)
+    for bp in (health.bp, auth.bp, public.bp, *admin.BLUEPRINTS):
+        app.register_blueprint(bp)
     body_limits.register(app)  # puts its hook first: CSRF and the limiter read the form in earlier hooks
     app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later
     api.register(app)
@@ -96,25 +95,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from werkzeug.exceptions import HTTPException
+    from .web import errors
 
-    from .web.api import http_problem
-
-    def wants_json() -> bool:
-        return request.accept_mimetypes.best == "application/json"
-
-    def render_error(error: Any) -> Any:
-        code = getattr(error, "code", 500) or 500
-        if code >= 500:
-            db.session.rollback()
-        if request.path.startswith("/api/"):
-            return http_problem(error)
-        description = getattr(error, "description", "Something went wrong on our side.")
-        if wants_json():
-            return jsonify(error=getattr(error, "name", "Error"), detail=description), code
-        return render_template("error.html", code=code, error=error, description=description), code
-
-    app.register_error_handler(HTTPException, render_error)
+    errors.register(app)
 
 
 def register_commands(app: Flask) -> None:

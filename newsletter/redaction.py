@@ -9,7 +9,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-# The public routes whose next path segment is a signed token (newsletter/web/public.py).
+# The public routes whose next path segment is a signed token (newsletter/web/public/pages.py).
 TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "manage", "view")
 KEEP = ("sent", "preview")  # /manage/sent is a page; "preview" is the inert stand-in, no secret
 REDACTED = "<redacted>"

@@ -1,5 +1,4 @@
 """Misconfiguration ends a process with one line naming what to fix, never a traceback wall."""
-import os
 import subprocess
 import sys
 

@@ -1,6 +1,5 @@
 """The schema exists only through migrations; they run to head and agree with the models."""
 import os
-import tempfile
 
 import pytest
 from alembic.autogenerate import compare_metadata

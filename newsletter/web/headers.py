@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 _POLICY = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
            "img-src 'self' data: https: http:; font-src 'self' data:; connect-src 'self'; frame-src 'self'; "
@@ -26,8 +26,6 @@ def csp_nonce() -> str:
 
 
 def _set_headers(response: Response) -> Response:
-    from flask import current_app
-
     headers = response.headers
     base = urlsplit(current_app.config["BASE_URL"])
     # Forms on our pages may point at BASE_URL when the admin is opened under another name.

@@ -1,7 +1,6 @@
 """CSV imports: messy files, exact report counts, refusals, atomic resumable batches."""
 import csv
 import io
-import json
 import re
 from pathlib import Path
 

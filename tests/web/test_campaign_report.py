@@ -103,7 +103,7 @@ def _seed_showcase() -> int:
 
     from sqlalchemy import insert
 
-    from newsletter.models import CampaignStatus, Delivery, DeliveryStatus, Subscriber
+    from newsletter.models import CampaignStatus, Delivery, Subscriber
     from newsletter.models.base import utcnow
 
     rng = random.Random(7)

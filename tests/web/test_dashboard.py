@@ -10,7 +10,7 @@ from newsletter.config import QUEUES
 from newsletter.models import Role
 from newsletter.services import health
 from newsletter.services.accounts import users
-from newsletter.web import charts
+from newsletter.web.admin import charts
 from tests.services.test_reports import seed_campaign
 from tests.support.web import login
 

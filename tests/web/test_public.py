@@ -1,5 +1,4 @@
 """Public pages end to end: real worker, real SMTP server, real database, no mocks."""
-import json
 import re
 import time
 import uuid
@@ -11,13 +10,13 @@ from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptIn, Subscriber, SubscriberStatus,
-                               Subscription, SubscriptionStatus)
+                               SubscriptionStatus)
 from newsletter.services import outbox
 from newsletter.services.audience import links, lists, subscriptions, suppressions, tokens
 from newsletter.tasks import enqueue
 from newsletter.tasks import email as email_tasks
 from tests.support.net import wait_for
-from tests.support.web import csrf_token, post_form
+from tests.support.web import csrf_token
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .core import api, http_problem, register_api
+from .core import api, http_problem, register_api, service_problem
 
 
 def register(app: Flask) -> None:
@@ -12,4 +12,4 @@ def register(app: Flask) -> None:
     register_api(app, [module.bp for module in (lists, subscribers, imports, campaigns, notifications, templates)])
 
 
-__all__ = ["api", "http_problem", "register"]
+__all__ = ["api", "http_problem", "register", "service_problem"]

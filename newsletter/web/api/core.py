@@ -19,6 +19,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from ...extensions import csrf
 from ...models import Role
 from ...services.accounts import api_keys
 from ...services.errors import Conflict, NotFound, ValidationError
@@ -102,7 +103,8 @@ def http_problem(error: HTTPException) -> Any:
     return problem(code, detail, errors, headers)
 
 
-def _service_error(error: Exception) -> Any:
+def service_problem(error: Exception) -> Any:
+    """A service's NotFound as a 404, Conflict (StateConflict too) as a 409, ValidationError as a 422."""
     if isinstance(error, NotFound):
         return problem(404, str(error))
     status = 409 if isinstance(error, Conflict) else 422
@@ -169,7 +171,7 @@ def resource_blueprint(name: str, url_prefix: str, description: str) -> Blueprin
     """A blueprint under /api/v1 whose service errors become 404/409/422 problems."""
     bp = Blueprint(f"api_{name}", __name__, url_prefix=f"{PREFIX}{url_prefix}", description=description)
     for error in (NotFound, Conflict, ValidationError):
-        bp.register_error_handler(error, _service_error)
+        bp.register_error_handler(error, service_problem)
     return bp
 
 
@@ -322,8 +324,6 @@ def page_schema(item: type[ma.Schema] | ma.Schema, name: str) -> type[ma.Schema]
 # Registration ---------------------------------------------------------------------------------
 
 def register_api(app: Flask, blueprints: Sequence[Blueprint]) -> None:
-    from ...extensions import csrf
-
     app.config.setdefault("API_TITLE", "Newsletter platform API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
 
-from ..config import QUEUES
-from ..models import Role
-from ..services import health, outbox
-from ..services.campaigns import reports
-from ..tasks import enqueue
-from ..tasks import email as email_tasks
+from ...config import QUEUES
+from ...models import Role
+from ...services import health, outbox
+from ...services.campaigns import reports
+from ...tasks import email as email_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from ..roles import role_required
 from . import charts
-from .forms import ConfirmForm, TestEmailForm
-from .roles import role_required
+from .forms.settings import TestEmailForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.add_app_template_global(charts.timeline_chart, "timeline_chart")

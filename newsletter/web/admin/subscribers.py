@@ -9,15 +9,16 @@ from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from ..models import Role, Subscriber
-from ..services.audience import exports, gdpr, lists, subscribers, suppressions, tokens
-from ..services.delivery import ledger as deliveries
-from ..services.errors import Conflict, NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import (BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm,
-                             apply_error, parse_id, saved_or_form_error)
+from ...models import Role, Subscriber
+from ...services.audience import exports, gdpr, lists, subscribers, suppressions, tokens
+from ...services.delivery import ledger as deliveries
+from ...services.errors import Conflict, NotFound, ValidationError
+from ..forms import ConfirmForm
+from ..lookups import found, parse_id
+from ..roles import role_required
+from .forms import apply_error, saved_or_form_error
+from .forms.audience import BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("subscribers", __name__, url_prefix="/admin/subscribers")
 bp.context_processor(can_edit_context)
@@ -25,16 +26,6 @@ bp.context_processor(can_edit_context)
 BULK_ACTIONS = {"add", "remove", "unsubscribe", "delete"}
 CONFIRM_FIRST = {"unsubscribe", "delete"}
 SUPPRESSIONS_PAGE = 100
-
-
-def _get_or_404(subscriber_id: str) -> Subscriber:
-    ident = parse_id(subscriber_id)
-    if ident is not None:
-        try:
-            return subscribers.get(ident)
-        except NotFound:
-            pass
-    abort(404, description=f"No subscriber with id {subscriber_id}.")
 
 
 def _filters(args: MultiDict) -> subscribers.Filters:
@@ -153,7 +144,7 @@ def new():
 @bp.get("/<subscriber_id>")
 @role_required(Role.VIEWER)
 def detail(subscriber_id: str):
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     bulk = BulkForm()
     bulk.target_list.choices = _list_choices("List…")
     return render_template("admin/subscribers/detail.html", subscriber=subscriber, bulk=bulk,
@@ -167,7 +158,7 @@ def detail(subscriber_id: str):
 @bp.route("/<subscriber_id>/edit", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def edit(subscriber_id: str):
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     form = SubscriberForm(obj=subscriber)
     if not form.is_submitted():
         form.status.data = subscriber.status.value
@@ -192,7 +183,7 @@ def _confirm_page(subscriber: Subscriber, what: str) -> str:
 @bp.route("/<subscriber_id>/delete", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def delete(subscriber_id: str):
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     if not ConfirmForm().validate_on_submit():
         return _confirm_page(subscriber, "delete")
     email = subscriber.email
@@ -205,7 +196,7 @@ def delete(subscriber_id: str):
 @role_required(Role.MARKETER)
 def erase(subscriber_id: str):
     """GDPR erasure: anonymise the row and suppress the address (see services.gdpr)."""
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     if not ConfirmForm().validate_on_submit():
         return _confirm_page(subscriber, "erase")
     gdpr.erase_subscriber(subscriber.id)
@@ -217,7 +208,7 @@ def erase(subscriber_id: str):
 @role_required(Role.MARKETER)
 def revoke_links(subscriber_id: str):
     """End every unsubscribe/preferences/web-view link mailed to this person so far."""
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     if not ConfirmForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     tokens.revoke_links(subscriber.id)
@@ -229,7 +220,7 @@ def revoke_links(subscriber_id: str):
 @role_required(Role.MARKETER)
 def export_json(subscriber_id: str):
     """GDPR access request: everything stored about this person, as a JSON download."""
-    subscriber = _get_or_404(subscriber_id)
+    subscriber = found(subscribers.get, subscriber_id, "subscriber")
     response = jsonify(gdpr.export_subscriber(subscriber.id))
     response.headers["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber.id}.json"'
     return response

@@ -4,14 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, redirect, render_template, send_file, url_for
 from flask_login import current_user
 
-from ..models import ImportJob, Role
-from ..services.audience import imports
-from ..services.audience import lists as lists_service
-from ..services.errors import NotFound, ValidationError
-from ..tasks import enqueue
-from ..tasks.imports import run_import
-from .forms import ImportForm
-from .roles import role_required
+from ...models import ImportJob, Role
+from ...services.audience import imports
+from ...services.audience import lists as lists_service
+from ...services.errors import ValidationError
+from ...tasks import enqueue
+from ...tasks.imports import run_import
+from ..roles import role_required
+from .forms.audience import ImportForm
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/imports")
 
@@ -20,13 +20,6 @@ def _form() -> ImportForm:
     form = ImportForm()
     form.list_ids.choices = [(l.id, l.name) for l in lists_service.all_lists()]
     return form
-
-
-def _job(job_id: int) -> ImportJob:
-    try:
-        return imports.get(job_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
 
 
 @bp.get("/")
@@ -64,7 +57,7 @@ def _status(job: ImportJob) -> dict:
 @bp.get("/<int:job_id>")
 @role_required(Role.VIEWER)
 def detail(job_id: int):
-    job = _job(job_id)
+    job = imports.get(job_id)
     return render_template("admin/imports/detail.html", job=job, status=_status(job),
                            list_names={l.id: l.name for l in lists_service.all_lists()})
 
@@ -72,13 +65,13 @@ def detail(job_id: int):
 @bp.get("/<int:job_id>.json")
 @role_required(Role.VIEWER)
 def status(job_id: int):
-    return jsonify(_status(_job(job_id)))
+    return jsonify(_status(imports.get(job_id)))
 
 
 @bp.get("/<int:job_id>/invalid.csv")
 @role_required(Role.MARKETER)
 def invalid_rows(job_id: int):
-    path = imports.invalid_report_path(_job(job_id))
+    path = imports.invalid_report_path(imports.get(job_id))
     if not path.exists():
         abort(404, description="This import has no report of invalid rows.")
     return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{job_id}-invalid.csv")

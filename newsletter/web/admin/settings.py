@@ -6,13 +6,13 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..models import Role
-from ..services import settings
-from ..tasks import email as email_tasks
-from ..tasks import enqueue
-from .forms import ConfirmForm
-from .forms_settings import SettingsForm, SettingsTestForm
-from .roles import role_required
+from ...models import Role
+from ...services import settings
+from ...tasks import email as email_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from ..roles import role_required
+from .forms.settings import SettingsForm, TestEmailForm
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
 
@@ -23,13 +23,13 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _page(form: SettingsForm, test_form: SettingsTestForm | None = None, status: int = 200):
+def _page(form: SettingsForm, test_form: TestEmailForm | None = None, status: int = 200):
     current = settings.effective(fresh=True)
     sections = {key: [s for s in settings.SPECS if s.section == key] for key in settings.SECTIONS}
     for name, problem in current.problems.items():
         field = getattr(form, name)
         field.errors = [*field.errors, problem]
-    test_form = test_form or SettingsTestForm(to=current_user.email)
+    test_form = test_form or TestEmailForm(to=current_user.email)
     return render_template("admin/settings/index.html", form=form, test_form=test_form, reset_form=ConfirmForm(),
                            current=current, sections=sections, section_names=settings.SECTIONS,
                            password_set=bool(current["MAIL_PASSWORD"])), status
@@ -73,7 +73,7 @@ def reset():
 @role_required(Role.ADMIN)
 def send_test():
     """Check the saved settings now (a short SMTP session), then queue a real test message."""
-    test_form = SettingsTestForm()
+    test_form = TestEmailForm()
     if not test_form.validate_on_submit():
         return _page(_filled_form(), test_form, status=400)
     problem = settings.check_smtp()

@@ -3,28 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..models import Role, User
-from ..services.accounts import users
-from ..services.errors import NotFound
-from .forms import ConfirmForm
-from .forms_audience import parse_id
-from .forms_users import ROLE_HINTS, NewUserForm, PasswordForm, RoleForm
-from .roles import role_required
+from ...models import Role, User
+from ...services.accounts import users
+from ..forms import ConfirmForm
+from ..lookups import found
+from ..roles import role_required
+from .forms.users import ROLE_HINTS, NewUserForm, PasswordForm, RoleForm
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
-
-
-def _get_or_404(user_id: str) -> User:
-    ident = parse_id(user_id)
-    if ident is not None:
-        try:
-            return users.get(ident)
-        except NotFound:
-            pass
-    abort(404, description=f"No user with id {user_id}.")
 
 
 def _show_password_once(user: User, password: str, reset: bool) -> Any:
@@ -68,13 +57,13 @@ def new():
 @bp.get("/<user_id>")
 @role_required(Role.ADMIN)
 def detail(user_id: str):
-    return _detail(_get_or_404(user_id))
+    return _detail(found(users.get, user_id, "user"))
 
 
 @bp.post("/<user_id>/role")
 @role_required(Role.ADMIN)
 def change_role(user_id: str):
-    user = _get_or_404(user_id)
+    user = found(users.get, user_id, "user")
     form = RoleForm()
     if not form.validate_on_submit():
         return _detail(user, role_form=form)
@@ -93,7 +82,7 @@ def change_role(user_id: str):
 @role_required(Role.ADMIN)
 def toggle_active(user_id: str):
     """Deactivate an active user (their open sessions end at their next request), or reactivate."""
-    user = _get_or_404(user_id)
+    user = found(users.get, user_id, "user")
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
@@ -107,7 +96,7 @@ def toggle_active(user_id: str):
 @bp.post("/<user_id>/password")
 @role_required(Role.ADMIN)
 def reset_password(user_id: str):
-    user = _get_or_404(user_id)
+    user = found(users.get, user_id, "user")
     form = PasswordForm()
     if not form.validate_on_submit():
         return _detail(user, password_form=form)

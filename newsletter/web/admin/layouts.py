@@ -1,26 +1,19 @@
 """Admin pages for layouts: the reusable HTML around campaigns, with a live preview."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
-from ..models import Layout, Role
-from ..services.campaigns import layouts
-from ..services.errors import NotFound, ValidationError
-from .forms import ConfirmForm
-from .forms_audience import saved_or_form_error
-from .forms_campaigns import LayoutForm
+from ...models import Layout, Role
+from ...services.campaigns import layouts
+from ...services.errors import ValidationError
+from ..forms import ConfirmForm
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.campaigns import LayoutForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("layouts", __name__, url_prefix="/admin/layouts")
 bp.context_processor(can_edit_context)
-
-
-def _get_or_404(layout_id: int) -> Layout:
-    try:
-        return layouts.get(layout_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
 
 
 def _save(form: LayoutForm, layout_id: int | None = None) -> Layout | None:
@@ -59,7 +52,7 @@ def new():
 @bp.get("/<int:layout_id>")
 @role_required(Role.VIEWER)
 def detail(layout_id: int):
-    layout = _get_or_404(layout_id)
+    layout = layouts.get(layout_id)
     return render_template("admin/layouts/detail.html", layout=layout, preview=_preview_or_error(layout.html),
                            used_by=layouts.usage(layout.id))
 
@@ -67,7 +60,7 @@ def detail(layout_id: int):
 @bp.route("/<int:layout_id>/edit", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def edit(layout_id: int):
-    layout = _get_or_404(layout_id)
+    layout = layouts.get(layout_id)
     form = LayoutForm(obj=layout)
     if form.validate_on_submit() and (saved := _save(form, layout.id)):
         flash(f"Layout “{saved.name}” saved.", "success")
@@ -89,7 +82,7 @@ def preview():
 @role_required(Role.MARKETER)
 def delete(layout_id: int):
     """GET asks for confirmation, naming the campaigns that use it; POST deletes."""
-    layout = _get_or_404(layout_id)
+    layout = layouts.get(layout_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         name = layout.name

@@ -3,27 +3,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from email.utils import parseaddr
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from ..extensions import db
-from ..models import Campaign, CampaignStatus, Role, Subscriber
-from ..services import settings
-from ..services.addresses import normalize_email
-from ..services.audience import lists as lists_service
-from ..services.campaigns import campaigns, layouts, reports
-from ..services.errors import NotFound, ValidationError
-from ..tasks import campaigns as campaign_tasks
-from ..tasks import email as email_tasks
-from ..tasks import enqueue
-from .forms import ConfirmForm
-from .forms_audience import apply_error, parse_id, saved_or_form_error
-from .forms_campaigns import CampaignForm, ScheduleForm, TestSendForm
+from ...models import Campaign, CampaignStatus, Role
+from ...services import settings
+from ...services.campaigns import campaigns, layouts, reports
+from ...services.audience import lists as lists_service
+from ...services.addresses import normalize_email
+from ...services.errors import ValidationError
+from ...tasks import campaigns as campaign_tasks
+from ...tasks import email as email_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from ..lookups import parse_id, subscriber_id_by_email
+from ..roles import role_required
+from .forms import apply_error, saved_or_form_error
+from .forms.campaigns import CampaignForm, ScheduleForm, TestSendForm
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
 bp.context_processor(can_edit_context)
@@ -39,19 +39,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _get_or_404(campaign_id: int) -> Campaign:
-    try:
-        return campaigns.get(campaign_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
-
-
 def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
     """The subscriber to personalise as, by address; None means the sample subscriber."""
     if not (email or "").strip():
         return None
     address = normalize_email(email, field)
-    found = db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+    found = subscriber_id_by_email(address)
     if found is None:
         raise ValidationError(field, f"No subscriber with the address {address}.")
     return found
@@ -72,8 +65,6 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
 
 def _sender_defaults() -> dict[str, str]:
     """A new campaign starts from the platform's sender, when that is a usable address."""
-    from email.utils import parseaddr
-
     name, address = parseaddr(settings.get("MAIL_DEFAULT_SENDER") or "")
     try:
         return {"from_name": name, "from_email": normalize_email(address)}
@@ -109,7 +100,7 @@ def new():
 @bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def edit(campaign_id: int):
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     if campaign.status not in campaigns.EDITABLE:
         flash(f"A {campaign.status.value} campaign cannot be edited; clone it to reuse its content.", "info")
         return redirect(url_for(".detail", campaign_id=campaign.id))
@@ -171,28 +162,21 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
 @bp.get("/<int:campaign_id>")
 @role_required(Role.VIEWER)
 def detail(campaign_id: int):
-    return _detail_page(_get_or_404(campaign_id))
+    return _detail_page(campaigns.get(campaign_id))
 
 
 @bp.get("/<int:campaign_id>/report")
 @role_required(Role.VIEWER)
 def report(campaign_id: int):
-    try:
-        found = reports.campaign_report(campaign_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    found = reports.campaign_report(campaign_id)
     return render_template("admin/campaigns/report.html", campaign=found.campaign, report=found,
-                           confirm_form=ConfirmForm(),
-                           can_retry="send_log.retry_failed" in current_app.view_functions)
+                           confirm_form=ConfirmForm())
 
 
 @bp.get("/<int:campaign_id>/progress.json")
 @role_required(Role.VIEWER)
 def progress(campaign_id: int):
-    try:
-        return jsonify(campaigns.progress(campaign_id))
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    return jsonify(campaigns.progress(campaign_id))
 
 
 def _change(campaign: Campaign, change: Callable[[int], Any], done: str, dispatch: bool = False) -> Any:
@@ -212,7 +196,7 @@ def _change(campaign: Campaign, change: Callable[[int], Any], done: str, dispatc
 @role_required(Role.MARKETER)
 def send(campaign_id: int):
     """GET shows who will get it; POST starts sending."""
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         return _change(campaign, campaigns.send_now, f"“{campaign.name}” is sending.", dispatch=True)
@@ -228,7 +212,7 @@ def send(campaign_id: int):
 @bp.post("/<int:campaign_id>/schedule")
 @role_required(Role.MARKETER)
 def schedule(campaign_id: int):
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     form = ScheduleForm()
     if form.validate_on_submit():
         try:
@@ -245,26 +229,26 @@ def schedule(campaign_id: int):
 @bp.post("/<int:campaign_id>/unschedule")
 @role_required(Role.MARKETER)
 def unschedule(campaign_id: int):
-    return _change(_get_or_404(campaign_id), campaigns.unschedule, "Unscheduled: the campaign is a draft again.")
+    return _change(campaigns.get(campaign_id), campaigns.unschedule, "Unscheduled: the campaign is a draft again.")
 
 
 @bp.post("/<int:campaign_id>/pause")
 @role_required(Role.MARKETER)
 def pause(campaign_id: int):
-    return _change(_get_or_404(campaign_id), campaigns.pause,
+    return _change(campaigns.get(campaign_id), campaigns.pause,
                    "Paused. Emails already handed to the mail server still go out.")
 
 
 @bp.post("/<int:campaign_id>/resume")
 @role_required(Role.MARKETER)
 def resume(campaign_id: int):
-    return _change(_get_or_404(campaign_id), campaigns.resume, "Resumed.", dispatch=True)
+    return _change(campaigns.get(campaign_id), campaigns.resume, "Resumed.", dispatch=True)
 
 
 @bp.route("/<int:campaign_id>/cancel", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def cancel(campaign_id: int):
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         return _change(campaign, campaigns.cancel, f"“{campaign.name}” is cancelled.")
@@ -274,7 +258,7 @@ def cancel(campaign_id: int):
 @bp.post("/<int:campaign_id>/clone")
 @role_required(Role.MARKETER)
 def clone(campaign_id: int):
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     try:
         copy = campaigns.clone(campaign.id, created_by_id=current_user.id)
     except ValidationError as exc:
@@ -287,7 +271,7 @@ def clone(campaign_id: int):
 @bp.route("/<int:campaign_id>/delete", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def delete(campaign_id: int):
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         name = campaign.name
@@ -305,7 +289,7 @@ def delete(campaign_id: int):
 @role_required(Role.MARKETER)
 def test_send(campaign_id: int):
     """Send the saved version to a few addresses, optionally personalised as a real subscriber."""
-    campaign = _get_or_404(campaign_id)
+    campaign = campaigns.get(campaign_id)
     form = TestSendForm()
     if form.validate_on_submit():
         try:

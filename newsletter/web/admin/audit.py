@@ -10,10 +10,10 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
-from ..models import Role
-from ..services import audit
-from .forms_audience import parse_id
-from .roles import role_required
+from ...models import Role
+from ...services import audit
+from ..lookups import parse_id
+from ..roles import role_required
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 

@@ -1,21 +1,16 @@
-"""Forms for the lists and subscribers pages; the services do the real validation."""
+"""Forms for the lists, subscribers and imports pages; the services do the real validation."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import flash
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField,
-                     widgets)
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (BooleanField, HiddenField, RadioField, SelectField, SelectMultipleField, StringField,
+                     TextAreaField, widgets)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from ..models import OptIn, SubscriberStatus
-from ..services.errors import Conflict
-from ..services.errors import ValidationError as ServiceError
-
-T = TypeVar("T")
+from ....models import OptIn, SubscriberStatus
 
 STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in SubscriberStatus]
 
@@ -98,29 +93,12 @@ class LiftForm(FlaskForm):
     email = HiddenField(validators=[DataRequired()])
 
 
-# Shared by the lists and subscribers views.
-
-def apply_error(form: FlaskForm, exc: Exception, aliases: dict[str, str] | None = None) -> bool:
-    """Show a service's ValidationError/Conflict next to its field; False if no field matches."""
-    name = (aliases or {}).get(getattr(exc, "field", ""), getattr(exc, "field", ""))
-    field = form._fields.get(name)
-    if field is None:
-        return False
-    field.errors = [*field.errors, getattr(exc, "message", str(exc))]
-    return True
-
-
-def saved_or_form_error(form: FlaskForm, action: Callable[[], T], aliases: dict[str, str] | None = None) -> T | None:
-    """Run a service call; its ValidationError/Conflict shows next to its field (or as a flash)."""
-    try:
-        return action()
-    except (ServiceError, Conflict) as exc:
-        if not apply_error(form, exc, aliases):
-            flash(exc.message, "error")
-        return None
-
-
-def parse_id(text: str) -> int | None:
-    """A URL's id, or None for anything that is not one (the view answers 404)."""
-    # isascii: str.isdigit() also accepts "²", which int() refuses
-    return int(text) if text.isascii() and text.isdigit() and int(text) < 2**31 else None
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
+    list_ids = SelectMultipleField("Add to lists", coerce=int, validate_choice=False)
+    mode = RadioField("Mode", default="confirmed", choices=[
+        ("confirmed", "Add as confirmed subscribers"),
+        ("optin", "Add as unconfirmed and send the opt-in email"),
+        ("update", "Only update subscribers that already exist"),
+    ])
+    overwrite_attributes = BooleanField("Replace existing attributes (default: merge)")

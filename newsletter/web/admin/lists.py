@@ -1,15 +1,16 @@
 """Admin pages for mailing lists: overview with counts, create, edit, delete, embed snippet."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..models import MailingList, OptIn, Role
-from ..services.audience import lists
-from ..services.errors import NotFound
-from .forms import ConfirmForm
-from .forms_audience import ListForm, parse_id, saved_or_form_error
-from .roles import role_required
+from ...models import MailingList, OptIn, Role
+from ...services.audience import lists
+from ..forms import ConfirmForm
+from ..lookups import found
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.audience import ListForm
 
 bp = Blueprint("lists", __name__, url_prefix="/admin/lists")
 
@@ -18,16 +19,6 @@ bp = Blueprint("lists", __name__, url_prefix="/admin/lists")
 def can_edit_context() -> dict[str, bool]:
     """Templates hide the change buttons from viewers (the server refuses them anyway)."""
     return {"can_edit": current_user.is_authenticated and current_user.role.allows(Role.MARKETER)}
-
-
-def _get_or_404(list_id: str) -> MailingList:
-    ident = parse_id(list_id)
-    if ident is not None:
-        try:
-            return lists.get(ident)
-        except NotFound:
-            pass
-    abort(404, description=f"No list with id {list_id}.")
 
 
 def _save(form: ListForm, list_id: int | None = None) -> MailingList | None:
@@ -55,7 +46,7 @@ def new():
 @bp.get("/<list_id>")
 @role_required(Role.VIEWER)
 def detail(list_id: str):
-    mailing_list = _get_or_404(list_id)
+    mailing_list = found(lists.get, list_id, "list")
     counts = lists.counts_by_status([mailing_list.id])[mailing_list.id]
     # Rendered to a plain string first, so the page shows it escaped as code to copy.
     snippet = render_template("admin/lists/_embed_form.html", mailing_list=mailing_list,
@@ -66,7 +57,7 @@ def detail(list_id: str):
 @bp.route("/<list_id>/edit", methods=["GET", "POST"])
 @role_required(Role.MARKETER)
 def edit(list_id: str):
-    mailing_list = _get_or_404(list_id)
+    mailing_list = found(lists.get, list_id, "list")
     form = ListForm(obj=mailing_list)
     if not form.is_submitted():
         form.opt_in.data = OptIn(mailing_list.opt_in).value
@@ -80,7 +71,7 @@ def edit(list_id: str):
 @role_required(Role.MARKETER)
 def delete(list_id: str):
     """GET asks for confirmation, naming the list and its members; POST deletes."""
-    mailing_list = _get_or_404(list_id)
+    mailing_list = found(lists.get, list_id, "list")
     form = ConfirmForm()
     if form.validate_on_submit():
         name = mailing_list.name

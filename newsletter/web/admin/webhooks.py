@@ -3,37 +3,17 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from ..models import Role, Webhook, WebhookDelivery
-from ..services.errors import NotFound
-from ..services.webhooks import webhook_deliveries, webhooks
-from .forms import ConfirmForm
-from .forms_audience import parse_id, saved_or_form_error
-from .forms_webhooks import EVENT_HINTS, WebhookForm
-from .roles import role_required
+from ...models import Role, Webhook
+from ...services.webhooks import webhook_deliveries, webhooks
+from ..forms import ConfirmForm
+from ..lookups import found, parse_id
+from ..roles import role_required
+from .forms import saved_or_form_error
+from .forms.webhooks import EVENT_HINTS, WebhookForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
-
-
-def _get_or_404(webhook_id: str) -> Webhook:
-    ident = parse_id(webhook_id)
-    if ident is not None:
-        try:
-            return webhooks.get(ident)
-        except NotFound:
-            pass
-    abort(404, description=f"No webhook with id {webhook_id}.")
-
-
-def _delivery_or_404(webhook: Webhook, delivery_id: str) -> WebhookDelivery:
-    ident = parse_id(delivery_id)
-    if ident is not None:
-        try:
-            return webhook_deliveries.get(webhook.id, ident)
-        except NotFound:
-            pass
-    abort(404, description=f"No delivery {delivery_id} for this webhook.")
 
 
 def _save(form: WebhookForm, webhook_id: int | None = None) -> Webhook | None:
@@ -64,7 +44,7 @@ def new():
 @bp.get("/<webhook_id>")
 @role_required(Role.ADMIN)
 def detail(webhook_id: str):
-    webhook = _get_or_404(webhook_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
     before = parse_id(request.args.get("before", ""))
     log, cursor = webhook_deliveries.log(webhook.id, before=before)
     rate = webhook_deliveries.success_rates([webhook.id])[webhook.id]
@@ -75,7 +55,7 @@ def detail(webhook_id: str):
 @bp.route("/<webhook_id>/edit", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def edit(webhook_id: str):
-    webhook = _get_or_404(webhook_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
     form = WebhookForm(obj=webhook)
     if form.validate_on_submit() and (saved := _save(form, webhook.id)):
         flash("Webhook saved.", "success")
@@ -85,7 +65,7 @@ def edit(webhook_id: str):
 
 def _confirmed(webhook_id: str, action: str, change, message: str, done_url: str | None = None):
     """GET asks for confirmation, naming the endpoint; a POST with the CSRF token does `change`."""
-    webhook = _get_or_404(webhook_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
     form = ConfirmForm()
     if form.validate_on_submit():
         change(webhook.id)
@@ -112,7 +92,7 @@ def rotate(webhook_id: str):
 @bp.post("/<webhook_id>/test")
 @role_required(Role.ADMIN)
 def test(webhook_id: str):
-    webhook = _get_or_404(webhook_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
     if ConfirmForm().validate_on_submit():
         webhook_deliveries.send_test(webhook.id)
         note = "" if webhook.active else " It waits until you make the webhook active."
@@ -123,8 +103,8 @@ def test(webhook_id: str):
 @bp.get("/<webhook_id>/deliveries/<delivery_id>")
 @role_required(Role.ADMIN)
 def delivery(webhook_id: str, delivery_id: str):
-    webhook = _get_or_404(webhook_id)
-    row = _delivery_or_404(webhook, delivery_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
+    row = found(lambda ident: webhook_deliveries.get(webhook.id, ident), delivery_id, "delivery")
     try:
         pretty = json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
     except ValueError:
@@ -136,8 +116,8 @@ def delivery(webhook_id: str, delivery_id: str):
 @bp.post("/<webhook_id>/deliveries/<delivery_id>/replay")
 @role_required(Role.ADMIN)
 def replay(webhook_id: str, delivery_id: str):
-    webhook = _get_or_404(webhook_id)
-    row = _delivery_or_404(webhook, delivery_id)
+    webhook = found(webhooks.get, webhook_id, "webhook")
+    row = found(lambda ident: webhook_deliveries.get(webhook.id, ident), delivery_id, "delivery")
     if ConfirmForm().validate_on_submit():
         copy = webhook_deliveries.replay(webhook.id, row.id)
         flash(f"Replayed as delivery {copy.id}, with the same payload.", "success")

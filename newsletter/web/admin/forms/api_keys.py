@@ -6,7 +6,7 @@ from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from ..models import Role
+from ....models import Role
 
 ROLE_CHOICES = [
     SelectChoice(Role.VIEWER.value, "Viewer: read lists, subscribers, campaigns and reports"),

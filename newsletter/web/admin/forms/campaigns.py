@@ -11,8 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from ..services.addresses import normalize_email
-from .forms_audience import CheckboxesField
+from ....services.addresses import normalize_email
+from .audience import CheckboxesField
 
 MAX_TEST_ADDRESSES = 10
 

@@ -6,8 +6,8 @@ from wtforms import PasswordField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from ..models import Role
-from ..services.accounts import passwords
+from ....models import Role
+from ....services.accounts import passwords
 
 ROLE_HINTS = {
     Role.VIEWER: "reads lists, subscribers, campaigns and reports",

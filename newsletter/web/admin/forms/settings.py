@@ -6,7 +6,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
-from ..services.settings import SECRET, SPECS, TLS_MODES, Spec
+from ....services.settings import SECRET, SPECS, TLS_MODES, Spec
 
 
 class SettingsForm(FlaskForm):
@@ -27,5 +27,5 @@ for _spec in SPECS:
     setattr(SettingsForm, _spec.name, _field(_spec))
 
 
-class SettingsTestForm(FlaskForm):
+class TestEmailForm(FlaskForm):
     to = EmailField("Send a test email to", validators=[DataRequired(), Email(), Length(max=254)])

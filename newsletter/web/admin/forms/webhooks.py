@@ -5,8 +5,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..models import WEBHOOK_EVENTS
-from .forms_audience import CheckboxesField
+from ....models import WEBHOOK_EVENTS
+from .audience import CheckboxesField
 
 EVENT_HINTS = {
     "subscriber.created": "someone joined (form, API, admin or import)",

@@ -10,17 +10,16 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from ..models import DeliveryStatus, Role
-from ..services.campaigns import campaigns
-from ..services.delivery import send_log
-from ..services.delivery import ledger as deliveries
-from ..services.errors import NotFound, ValidationError
-from ..tasks import campaigns as campaign_tasks
-from ..tasks import enqueue
-from .forms import ConfirmForm
-from .forms_audience import apply_error
+from ...models import DeliveryStatus, Role
+from ...services.campaigns import campaigns
+from ...services.delivery import ledger as deliveries, send_log
+from ...services.errors import NotFound, ValidationError
+from ...tasks import campaigns as campaign_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from ..roles import role_required
+from .forms import apply_error
 from .lists import can_edit_context
-from .roles import role_required
 
 bp = Blueprint("send_log", __name__, url_prefix="/admin/send-log")
 bp.context_processor(can_edit_context)
@@ -77,10 +76,7 @@ def _campaign_status(campaign_id: int) -> str | None:
 @bp.get("/<int:delivery_id>")
 @role_required(Role.VIEWER)
 def detail(delivery_id: int):
-    try:
-        delivery, campaign_name, attempts = send_log.detail(delivery_id)
-    except NotFound as exc:
-        abort(404, description=str(exc))
+    delivery, campaign_name, attempts = send_log.detail(delivery_id)
     return render_template("admin/send_log/detail.html", delivery=delivery, campaign_name=campaign_name,
                            attempts=attempts)
 
@@ -110,8 +106,6 @@ def retry_failed(campaign_id: int):
         abort(400, description="The form expired; reload the page and try again.")
     try:
         moved = campaigns.retry_failed(campaign_id, by=f"retry by {current_user.email}")
-    except NotFound as exc:
-        abort(404, description=str(exc))
     except ValidationError as exc:
         flash(exc.message, "error")
     else:

@@ -6,17 +6,18 @@ import json
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from ..extensions import csrf, db, limiter
-from ..models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
-from ..services import addresses
-from ..services.audience import gdpr, subscriptions, suppressions, tokens
-from ..services.audience import lists as lists_service
-from ..services.campaigns import campaigns
-from ..services.errors import ValidationError
-from ..tasks import enqueue
-from ..tasks import email as email_tasks
-from .forms import ConfirmForm
-from .forms_public import EraseForm, ManageForm, PreferencesForm, SubscribeForm
+from ...extensions import csrf, db, limiter
+from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
+from ...services import addresses
+from ...services.audience import gdpr, subscriptions, suppressions, tokens
+from ...services.campaigns import campaigns
+from ...services.audience import lists as lists_service
+from ...services.errors import ValidationError
+from ...tasks import email as email_tasks
+from ...tasks import enqueue
+from ..forms import ConfirmForm
+from ..lookups import subscriber_id_by_email
+from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 
 bp = Blueprint("public", __name__)
 ERASED_DOMAIN = "@erased.invalid"  # what gdpr.erase_subscriber leaves in place of the address
@@ -223,7 +224,7 @@ def manage():
         except ValidationError as exc:
             form.email.errors.append(exc.message)
         else:
-            subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+            subscriber_id = subscriber_id_by_email(email)
             if subscriber_id is not None:
                 enqueue(email_tasks.send_manage_link, subscriber_id)
             # The same answer either way, so the form cannot tell who is on our lists.

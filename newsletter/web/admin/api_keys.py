@@ -1,25 +1,17 @@
 """Admin pages for API keys: the list, create (the secret shown once), revoke."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 
-from ..models import ApiKey, Role
-from ..services.accounts import api_keys
-from ..services.errors import ValidationError
-from .forms import ConfirmForm
-from .forms_api_keys import ApiKeyForm
-from .forms_audience import parse_id
-from .roles import role_required
+from ...models import Role
+from ...services.accounts import api_keys
+from ...services.errors import ValidationError
+from ..forms import ConfirmForm
+from ..lookups import found
+from ..roles import role_required
+from .forms.api_keys import ApiKeyForm
 
 bp = Blueprint("api_keys", __name__, url_prefix="/admin/api-keys")
-
-
-def _get_or_404(key_id: str) -> ApiKey:
-    ident = parse_id(key_id)
-    key = api_keys.get_key(ident) if ident is not None else None
-    if key is None:
-        abort(404, description=f"No API key with id {key_id}.")
-    return key
 
 
 @bp.get("/")
@@ -49,7 +41,7 @@ def new():
 @role_required(Role.ADMIN)
 def revoke(key_id: str):
     """GET asks for confirmation; POST revokes (at once: the next request with it gets a 401)."""
-    key = _get_or_404(key_id)
+    key = found(api_keys.get_key, key_id, "API key")
     if not key.active:
         flash(f"API key “{key.name}” was already revoked.", "info")
         return redirect(url_for(".index"))

@@ -1,0 +1,52 @@
+"""Error answers for the whole app: an HTTP error as a page (JSON for a JSON client, problem+json
+under /api/), and a service's NotFound or StateConflict that no view caught as a 404 or a 409.
+
+Views look rows up through the services and let NotFound rise to here instead of each writing
+its own `_get_or_404`. A view that shows a service error as a form error still catches it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug import exceptions as http
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+from ..services.errors import NotFound, StateConflict
+from .api import http_problem, service_problem
+
+
+def _under_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def render_error(error: Any) -> Any:
+    code = getattr(error, "code", 500) or 500
+    if code >= 500:
+        db.session.rollback()
+    if _under_api():
+        return http_problem(error)
+    description = getattr(error, "description", "Something went wrong on our side.")
+    if _wants_json():
+        return jsonify(error=getattr(error, "name", "Error"), detail=description), code
+    return render_template("error.html", code=code, error=error, description=description), code
+
+
+def not_found(error: NotFound) -> Any:
+    """What `abort(404, description=str(error))` answered in each view before."""
+    return service_problem(error) if _under_api() else render_error(http.NotFound(description=str(error)))
+
+
+def state_conflict(error: StateConflict) -> Any:
+    return service_problem(error) if _under_api() else render_error(http.Conflict(description=error.message))
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(NotFound, not_found)
+    app.register_error_handler(StateConflict, state_conflict)

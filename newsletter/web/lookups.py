@@ -1,0 +1,38 @@
+"""A URL's id or a typed-in address to a row, for the views: what names nothing raises NotFound,
+which the app's error handler answers with a 404 (web/errors.py)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Subscriber
+from ..services.errors import NotFound
+
+T = TypeVar("T")
+
+
+def parse_id(text: str) -> int | None:
+    """A URL's id, or None for anything that is not one."""
+    # isascii: str.isdigit() also accepts "²", which int() refuses
+    return int(text) if text.isascii() and text.isdigit() and int(text) < 2**31 else None
+
+
+def found(get: Callable[[int], T | None], raw_id: str, what: str) -> T:
+    """`get(id)` for the id in a URL. NotFound names `what` and the id as the URL spelled it, whether
+    the segment is no id at all, `get` answers None (api_keys.get_key) or raises NotFound itself."""
+    ident = parse_id(raw_id)
+    try:
+        item = get(ident) if ident is not None else None
+    except NotFound:
+        item = None
+    if item is None:
+        raise NotFound(what, raw_id)
+    return item
+
+
+def subscriber_id_by_email(address: str) -> int | None:
+    """The subscriber with this (already normalized) address, if any: a read-only query."""
+    return db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
