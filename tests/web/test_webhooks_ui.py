@@ -4,12 +4,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from newsletter.extensions import db
-from newsletter.models import Role, Webhook, WebhookDelivery
+from newsletter.models import Role, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from newsletter.services.accounts import users
 from newsletter.services.webhooks import webhooks
+from tests.support.net import wait_for
 from tests.support.web import csrf_token, login, post_form
 
 
@@ -147,9 +148,20 @@ def test_internal_receivers_are_refused_next_to_the_url_field(app, admin_client,
 
 def test_the_delivery_page_shows_an_escaped_excerpt_of_the_reply(app, admin_client, endpoint):
     [row] = only_delivery(app, endpoint)
-    with app.app_context():  # a row stored before replies were cut: the page cuts it too
-        db.session.get(WebhookDelivery, row.id).response_body = "<img src=x onerror=alert(1)>" + "y" * 900
-        db.session.commit()
+
+    def stored_long_reply() -> bool:
+        # A row stored before replies were cut: the page cuts it too. Marked failed in the same
+        # statement, and never while a worker holds it, so no attempt overwrites the reply after.
+        with app.app_context():
+            done = db.session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == row.id, WebhookDelivery.status != WebhookDeliveryStatus.SENDING)
+                .values(status=WebhookDeliveryStatus.FAILED,
+                        response_body="<img src=x onerror=alert(1)>" + "y" * 900)).rowcount == 1
+            db.session.commit()
+            return done
+
+    wait_for(stored_long_reply, 30, 0.2, "the delivery row out of a worker's hands")
     page = admin_client.get(f"/admin/webhooks/{endpoint}/deliveries/{row.id}").get_data(as_text=True)
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
     assert "y" * (200 - len("<img src=x onerror=alert(1)>")) + "</code>" in page and "y" * 200 not in page
