@@ -25,12 +25,18 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def _set_headers(response: Response) -> Response:
-    headers = response.headers
-    base = urlsplit(current_app.config["BASE_URL"])
+def _policy_template(base_url: str) -> str:
+    """The policy with only the nonce left to fill in (BASE_URL is fixed for the app's life)."""
+    base = urlsplit(base_url)
     # Forms on our pages may point at BASE_URL when the admin is opened under another name.
     form_origin = f" {base.scheme}://{base.netloc}" if base.netloc else ""
-    headers.setdefault("Content-Security-Policy", _POLICY.format(nonce=csp_nonce(), form_origin=form_origin))
+    return _POLICY.replace("{form_origin}", form_origin)
+
+
+def _set_headers(response: Response) -> Response:
+    headers = response.headers
+    policy = current_app.extensions["csp_policy"]
+    headers.setdefault("Content-Security-Policy", policy.replace("{nonce}", csp_nonce()))
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
@@ -49,5 +55,6 @@ def _private(path: str) -> bool:
 
 
 def register(app: Flask) -> None:
+    app.extensions["csp_policy"] = _policy_template(app.config["BASE_URL"])
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(_set_headers)
