@@ -55,3 +55,15 @@ def test_a_flusher_killed_mid_flush_loses_nothing_and_counts_nothing_twice(app, 
         report = stats.campaign_stats(campaign_id)["opens"]
         assert client.llen(events.EVENTS_KEY) == 0 and client.zcard(flush.BATCHES_KEY) == 0
     assert report == {"total": N - N // 3, "unique": None, "machine": N // 3}
+
+
+def test_a_malformed_event_is_skipped_not_a_poisoned_batch(app, audience):
+    list_id, _ = audience
+    with app.app_context():
+        campaign_id = make_campaign(list_id, "anonymous")
+        client = events.client()
+        client.rpush(events.EVENTS_KEY, b"not json", json.dumps(["open", "x"]), json.dumps(["peek", 1, 0, 0, 0, "", 1]),
+                     json.dumps(["open", campaign_id, 0, 0, 0, "", 1_800_000_000]))
+        flush.run()
+        assert client.llen(events.EVENTS_KEY) == 0 and client.zcard(flush.BATCHES_KEY) == 0
+        assert stats.campaign_stats(campaign_id)["opens"]["total"] == 1

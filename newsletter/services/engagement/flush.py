@@ -84,8 +84,7 @@ def run() -> dict[str, int]:
 
 def _process(key: str) -> int:
     redis_client = client()
-    raw = redis_client.lrange(key, 0, -1)
-    events = [json.loads(item) for item in raw]
+    events = [event for event in map(_parsed, redis_client.lrange(key, 0, -1)) if event is not None]
     if events:
         apply(key.removeprefix(BATCH_PREFIX), events)
     _crash_point("after_commit")
@@ -94,6 +93,16 @@ def _process(key: str) -> int:
     pipe.zrem(BATCHES_KEY, key)
     pipe.execute()
     return len(events)
+
+
+def _parsed(item: bytes) -> list[Any] | None:
+    """An event as `events` wrote it, or None: one malformed item must not block its batch forever."""
+    try:
+        kind, campaign_id, link_id, subscriber_id, machine, reason, at = json.loads(item)
+        return [EngagementKind(kind).value, int(campaign_id), int(link_id), int(subscriber_id), int(machine),
+                str(reason), int(at)]
+    except (ValueError, TypeError):
+        return None
 
 
 def _hour(at: float) -> datetime:
@@ -128,13 +137,7 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
                 uniques.add((campaign_id, kind, link_id, subscriber_id))
 
     db.session.add(EngagementBatch(id=batch_id, events=len(events)))
-    if counts:
-        statement = upsert_insert(EngagementCount.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["campaign_id", "kind", "link_id", "machine", "hour"],
-            set_={"count": EngagementCount.__table__.c.count + statement.excluded["count"]})
-        db.session.execute(statement, [{"campaign_id": c, "kind": k, "link_id": link, "machine": m, "hour": h,
-                                        "count": n} for (c, k, link, m, h), n in counts.items()])
+    _add(EngagementCount.__table__, ["campaign_id", "kind", "link_id", "machine", "hour"], counts)
     if rows:
         db.session.execute(EngagementEvent.__table__.insert(), rows)
     if uniques:
@@ -161,12 +164,15 @@ def _count_uniques(uniques: set[tuple]) -> None:
         EngagementUnique.campaign_id, EngagementUnique.kind, EngagementUnique.link_id)
     new = db.session.execute(statement, [{"campaign_id": c, "kind": k, "link_id": link, "subscriber_id": s}
                                          for c, k, link, s in sorted(uniques, key=str)]).all()
-    added = Counter((row.campaign_id, row.kind, row.link_id) for row in new)
-    if not added:
+    _add(EngagementUniqueCount.__table__, ["campaign_id", "kind", "link_id"],
+         Counter((row.campaign_id, row.kind, row.link_id) for row in new))
+
+
+def _add(table: Any, key: list[str], counts: Counter) -> None:
+    """Add each count to its counter row (created at 0 when missing): one statement for all of them."""
+    if not counts:
         return
-    statement = upsert_insert(EngagementUniqueCount.__table__)
-    statement = statement.on_conflict_do_update(
-        index_elements=["campaign_id", "kind", "link_id"],
-        set_={"count": EngagementUniqueCount.__table__.c.count + statement.excluded["count"]})
-    db.session.execute(statement, [{"campaign_id": c, "kind": k, "link_id": link, "count": n}
-                                   for (c, k, link), n in added.items()])
+    statement = upsert_insert(table)
+    statement = statement.on_conflict_do_update(index_elements=key,
+                                                set_={"count": table.c.count + statement.excluded["count"]})
+    db.session.execute(statement, [{**dict(zip(key, values)), "count": n} for values, n in counts.items()])
