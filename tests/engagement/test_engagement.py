@@ -12,7 +12,7 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignLink, EngagementEvent, EngagementUnique, Subscriber
 from newsletter.services.audience import gdpr
 from newsletter.services.campaigns import send
-from newsletter.services.engagement import events, flush, stats
+from newsletter.services.engagement import events, flush, stats, tokens
 
 from .conftest import make_campaign
 
@@ -79,6 +79,9 @@ def test_anonymous_mode_stores_no_subscriber_id_anywhere(app, client, audience):
         campaign_id = make_campaign(list_id, "anonymous")
         html, _ = message(campaign_id, people[0])
     clicks, pixels = tracked(html)
+    with app.app_context():
+        assert {tokens.load("click", t).subscriber_id for t in clicks} == {None}
+        assert tokens.load("open", pixels[0]).subscriber_id is None
     assert client.get(f"/o/{pixels[0]}", headers={"User-Agent": HUMAN_UA}).status_code == 200
     assert client.get(f"/c/{clicks[0]}", headers={"User-Agent": HUMAN_UA}).status_code == 302
     with app.app_context():
@@ -99,6 +102,8 @@ def test_individual_mode_counts_uniques_and_keeps_machine_apart(app, client, aud
     with app.app_context():
         campaign_id = make_campaign(list_id, "individual")
         mail = {p: message(campaign_id, p)[0] for p in people[:2]}
+        for person, html in mail.items():  # each recipient's tokens name them
+            assert {tokens.load("click", t).subscriber_id for t in tracked(html)[0]} == {person}
     for person, html in mail.items():
         clicks, pixels = tracked(html)
         for _ in range(3):  # the same person opening three times is one unique open

@@ -160,11 +160,11 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes,
                                     token_version)
     campaign_id = entry.fields["id"]
-    if entry.tracking != Tracking.OFF:
-        context.update(engagement_links.template_functions(
-            campaign_id, entry.tracking == Tracking.INDIVIDUAL, entry.link_ids, entry.urls, subscriber_id,
-            live=not inert_links and delivery_id is not None))
     rendered = entry.compiled.render(context)
+    html = rendered.html
+    if entry.tracking != Tracking.OFF:
+        html = engagement_links.fill(html, campaign_id, entry.tracking == Tracking.INDIVIDUAL, entry.link_ids,
+                                     entry.urls, subscriber_id, live=not inert_links and delivery_id is not None)
     headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
     if subscriber_id is not None:
         unsubscribe = context["unsubscribe_url"]
@@ -176,7 +176,7 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         headers.append(("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}"))
     return mime.build(
         from_name=entry.fields["from_name"], from_email=entry.fields["from_email"], to=email,
-        subject=subject_prefix + rendered.subject, html=rendered.html, text=rendered.text,
+        subject=subject_prefix + rendered.subject, html=html, text=rendered.text,
         reply_to=entry.reply_to, extra_headers=headers,
         message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
 
