@@ -1,11 +1,13 @@
 """Helpers for engagement tests: a tracked campaign, and a clean Redis buffer for each test."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.campaigns import campaigns
-from newsletter.services.engagement import events, flush
+from newsletter.services.engagement import events
 
 HTML = ('<html><body><p>Hi {{ subscriber.name }}</p>'
         '<a href="https://shop.example.com/spring?a=1&amp;b=2">Shop</a>'
@@ -19,14 +21,17 @@ HTML = ('<html><body><p>Hi {{ subscriber.name }}</p>'
 
 
 @pytest.fixture(autouse=True)
-def _empty_buffer(app):
-    """Events a previous test left in Redis must not count for a campaign that reuses an id."""
+def _own_buffer(app):
+    """Each test buffers and flushes under its own Redis keys: the session's worker flushes the
+    default ones every few seconds and must not take (or count) this test's events."""
+    app.config["ENGAGEMENT_KEY_PREFIX"] = f"test-engagement-{uuid.uuid4().hex[:8]}"
+    yield
     with app.app_context():
         client = events.client()
-        keys = [k for k in client.scan_iter(match="newsletter:engagement:*")]
+        keys = list(client.scan_iter(match=app.config["ENGAGEMENT_KEY_PREFIX"] + ":*"))
         if keys:
             client.delete(*keys)
-    yield
+    app.config.pop("ENGAGEMENT_KEY_PREFIX")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from .test_engagement import message, tracked
 
 def _buffered(app) -> int:
     with app.app_context():
-        return events.client().llen(events.EVENTS_KEY)
+        return events.client().llen(events.key("events"))
 
 
 def test_pixel_is_a_43_byte_gif_never_cached(app, client, audience):

@@ -85,7 +85,7 @@ def test_anonymous_mode_stores_no_subscriber_id_anywhere(app, client, audience):
     assert client.get(f"/o/{pixels[0]}", headers={"User-Agent": HUMAN_UA}).status_code == 200
     assert client.get(f"/c/{clicks[0]}", headers={"User-Agent": HUMAN_UA}).status_code == 302
     with app.app_context():
-        buffered = [json.loads(e) for e in events.client().lrange(events.EVENTS_KEY, 0, -1)]
+        buffered = [json.loads(e) for e in events.client().lrange(events.key("events"), 0, -1)]
         assert [e[3] for e in buffered] == [0, 0]  # the subscriber slot is empty in Redis
         flush.run()
         assert db.session.scalar(select(func.count()).select_from(EngagementEvent)) == 0

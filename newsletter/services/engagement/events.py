@@ -1,6 +1,6 @@
 """The request side of tracking: check the token, classify the hit, buffer it in Redis.
 
-No database row is written per hit: the event is RPUSHed as a compact JSON array to EVENTS_KEY
+No database row is written per hit: the event is RPUSHed as a compact JSON array to key("events")
 and counted later, in batches, by `flush`. The only database read is a click's URL, once per
 link per process (links.url_of). A Redis outage loses events but never breaks a link: the
 redirect still answers.
@@ -25,8 +25,7 @@ from . import classify, links, tokens
 
 log = logging.getLogger(__name__)
 
-EVENTS_KEY = "newsletter:engagement:events"
-BURST_PREFIX = "newsletter:engagement:burst:"
+PREFIX = "newsletter:engagement"  # ENGAGEMENT_KEY_PREFIX overrides it (tests keep their own buffer)
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
 
@@ -37,6 +36,11 @@ def client() -> redis.Redis:
     if key not in _clients:
         _clients[key] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     return _clients[key]
+
+
+def key(name: str) -> str:
+    """The Redis key `name` of the engagement buffer ("events", "batches", "batch:<id>", "burst:…")."""
+    return f"{current_app.config.get('ENGAGEMENT_KEY_PREFIX') or PREFIX}:{name}"
 
 
 def record_open(token: str, user_agent: str, ip: str, accept: str = "", referer: str = "") -> None:
@@ -64,12 +68,12 @@ def _burst_links(data: tokens.Token, user_agent: str, ip: str) -> int:
     agent (never stored beyond the window, and never the address itself)."""
     who = str(data.subscriber_id) if data.subscriber_id is not None else \
         hashlib.sha256(f"{ip}\0{user_agent}".encode()).hexdigest()[:20]
-    key = f"{BURST_PREFIX}{data.campaign_id}:{who}"
+    burst = key(f"burst:{data.campaign_id}:{who}")
     try:
         pipe = client().pipeline(transaction=False)
-        pipe.sadd(key, data.link_id)
-        pipe.expire(key, int(classify.BURST_WINDOW) + 1, nx=True)
-        pipe.scard(key)
+        pipe.sadd(burst, data.link_id)
+        pipe.expire(burst, int(classify.BURST_WINDOW) + 1, nx=True)
+        pipe.scard(burst)
         return int(pipe.execute()[2])
     except redis.RedisError as exc:
         log.warning("engagement: burst check skipped (%s)", exc)
@@ -81,6 +85,6 @@ def _push(data: tokens.Token, hit: classify.Hit) -> None:
     event = [hit.kind, data.campaign_id, data.link_id or 0, data.subscriber_id or 0, int(verdict.machine),
              verdict.reason, int(hit.at)]
     try:
-        client().rpush(EVENTS_KEY, json.dumps(event, separators=(",", ":")))
+        client().rpush(key("events"), json.dumps(event, separators=(",", ":")))
     except redis.RedisError as exc:  # the visitor still gets the image or the redirect
         log.warning("engagement: event lost, Redis refused it (%s)", exc)

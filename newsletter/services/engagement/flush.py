@@ -1,7 +1,7 @@
 """Counting buffered events: Redis list -> batch -> one database transaction (beat, every few seconds).
 
 Exactly once, whoever dies when:
-1. A Lua script moves up to BATCH_SIZE events from EVENTS_KEY into a new batch key and leases
+1. A Lua script moves up to BATCH_SIZE events from the events list into a new batch key and leases
    it (a sorted set of batch keys scored by lease expiry), atomically: an event is always in
    the list or in exactly one batch.
 2. The batch is aggregated and written in one transaction that also inserts the batch's id
@@ -30,10 +30,10 @@ from ...models import (Campaign, EngagementBatch, EngagementCount, EngagementEve
                        EngagementUniqueCount, Subscriber, Tracking)
 from ...models.base import upsert_insert
 from ...models.subscriber import ERASED_DOMAIN
-from .events import EVENTS_KEY, client
+from .events import client, key as redis_key
 
-BATCHES_KEY = "newsletter:engagement:batches"  # sorted set: batch key -> lease expiry (unix time)
-BATCH_PREFIX = "newsletter:engagement:batch:"
+# Keys (events.key): "events" (the list hits go to), "batches" (a sorted set: batch key -> lease
+# expiry, unix time), "batch:<id>" (one batch's events).
 BATCH_SIZE = 5000
 MAX_BATCHES = 20  # per run: a backlog is worked off over a few runs, never in one long task
 
@@ -69,12 +69,13 @@ def run() -> dict[str, int]:
     redis_client = client()
     done = {"batches": 0, "events": 0}
     now = time.time()
-    for key in redis_client.eval(_RECLAIM, 1, BATCHES_KEY, now, now + _lease(), MAX_BATCHES):
+    for key in redis_client.eval(_RECLAIM, 1, redis_key("batches"), now, now + _lease(), MAX_BATCHES):
         done["events"] += _process(key.decode())
         done["batches"] += 1
     while done["batches"] < MAX_BATCHES:
-        key = f"{BATCH_PREFIX}{uuid.uuid4().hex}"
-        if not redis_client.eval(_TAKE, 3, EVENTS_KEY, key, BATCHES_KEY, BATCH_SIZE, time.time() + _lease()):
+        key = redis_key(f"batch:{uuid.uuid4().hex}")
+        if not redis_client.eval(_TAKE, 3, redis_key("events"), key, redis_key("batches"), BATCH_SIZE,
+                                 time.time() + _lease()):
             break
         _crash_point("after_take")
         done["events"] += _process(key)
@@ -86,11 +87,11 @@ def _process(key: str) -> int:
     redis_client = client()
     events = [event for event in map(_parsed, redis_client.lrange(key, 0, -1)) if event is not None]
     if events:
-        apply(key.removeprefix(BATCH_PREFIX), events)
+        apply(key.rpartition(":")[2], events)
     _crash_point("after_commit")
     pipe = redis_client.pipeline()
     pipe.delete(key)
-    pipe.zrem(BATCHES_KEY, key)
+    pipe.zrem(redis_key("batches"), key)
     pipe.execute()
     return len(events)
 
