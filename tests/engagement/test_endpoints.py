@@ -6,7 +6,7 @@ import re
 from newsletter.extensions import db
 from newsletter.models import Campaign
 from newsletter.services.campaigns import campaigns
-from newsletter.services.engagement import events, tokens
+from newsletter.services.engagement import events, links, tokens
 
 from .conftest import make_campaign
 from .test_engagement import message, tracked
@@ -61,4 +61,7 @@ def test_a_deleted_campaigns_links_no_longer_redirect(app, client, audience):
         html, _ = message(campaign_id, people[1])
         campaigns.delete(campaign_id)
     clicks, _ = tracked(html)
-    assert client.get(f"/c/{clicks[1]}").status_code == 404  # never looked up in this process: a miss
+    # A process that already followed the link keeps it in its cache (ids are reused between
+    # tests on SQLite): start from an empty one, as a newly started web process would.
+    links._urls.clear()
+    assert client.get(f"/c/{clicks[1]}").status_code == 404
