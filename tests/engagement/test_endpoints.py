@@ -65,3 +65,14 @@ def test_a_deleted_campaigns_links_no_longer_redirect(app, client, audience):
     # tests on SQLite): start from an empty one, as a newly started web process would.
     links._urls.clear()
     assert client.get(f"/c/{clicks[1]}").status_code == 404
+
+
+def test_burst_counts_distinct_links_per_client_within_the_window(app):
+    with app.app_context():
+        first, second = (tokens.Token(7, link, None, 1_800_000_000) for link in (1, 2))
+        assert events._burst_links(first, "UA", "10.0.0.1") == 1
+        assert events._burst_links(first, "UA", "10.0.0.1") == 1  # the same link again
+        assert events._burst_links(second, "UA", "10.0.0.1") == 2
+        assert events._burst_links(second, "UA", "10.0.0.2") == 1  # another client
+        key = next(events.client().scan_iter(match=events.key("burst:7:*")))
+        assert 0 < events.client().ttl(key) <= 11 and b"10.0.0" not in key  # hashed, and gone soon
