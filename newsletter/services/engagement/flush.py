@@ -115,10 +115,10 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
     if db.session.get(EngagementBatch, batch_id) is not None:
         db.session.rollback()
         return False
-    campaign_ids = {int(e[1]) for e in events}
-    individual = {row.id for row in db.session.execute(
-        select(Campaign.id, Campaign.tracking).where(Campaign.id.in_(campaign_ids))) if row.tracking == Tracking.INDIVIDUAL}
-    existing = set(db.session.scalars(select(Campaign.id).where(Campaign.id.in_(campaign_ids))))
+    modes = dict(db.session.execute(select(Campaign.id, Campaign.tracking)
+                                    .where(Campaign.id.in_({int(e[1]) for e in events}))).all())
+    individual = {campaign_id for campaign_id, mode in modes.items() if mode == Tracking.INDIVIDUAL}
+    existing = set(modes)
     events = [e for e in events if int(e[1]) in existing]  # a deleted campaign's late events count nowhere
     people = _people({int(e[3]) for e in events if e[3] and int(e[1]) in individual})
 

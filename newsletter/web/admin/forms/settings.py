@@ -17,7 +17,8 @@ class SettingsForm(FlaskForm):
 
 def _field(spec: Spec):
     if spec.kind == "choice":
-        return SelectField(spec.label, choices=[SelectChoice(k, v) for k, v in CHOICES[spec.name].items()], validate_choice=False)
+        return SelectField(spec.label, choices=[SelectChoice(k, v) for k, v in CHOICES[spec.name].items()],
+                           validate_choice=False)
     if spec.kind == SECRET:
         return PasswordField(spec.label, validators=[Length(max=255)])
     return StringField(spec.label, validators=[Length(max=255)])
