@@ -119,15 +119,12 @@ def prepared(campaign: Campaign) -> _Prepared:
         if hit is not None and hit.key == key:
             _cache.move_to_end(campaign.id)
             return hit
-    tracking, urls = campaign.tracking, []
-    rewrite = None
-    if tracking != Tracking.OFF:  # the HTML rewritten once here; per recipient only tokens are made
-        def rewrite(source: str) -> str:
-            out, found = engagement_links.rewrite(source, current_app.config["BASE_URL"])
-            urls.extend(found)
-            return out
+    tracking = campaign.tracking
+    # Tracked: the HTML is rewritten once, here; per recipient only the tokens are made.
+    rewriter = engagement_links.Rewriter(current_app.config["BASE_URL"]) if tracking != Tracking.OFF else None
     compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None,
-                               html_transform=rewrite)
+                               html_transform=rewriter)
+    urls = rewriter.urls if rewriter else []
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
     entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,

@@ -72,6 +72,18 @@ def rewrite(source: str, base_url: str) -> tuple[str, list[str]]:
     return out, urls
 
 
+class Rewriter:
+    """`rewrite` as a CompiledMessage's html_transform, keeping the URLs it tracked."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.urls: list[str] = []
+
+    def __call__(self, source: str) -> str:
+        out, self.urls = rewrite(source, self.base_url)
+        return out
+
+
 def register(campaign_id: int, urls: list[str]) -> list[int]:
     """The link ids of `urls` (in order), inserting the ones not registered yet; commits."""
     if not urls:
