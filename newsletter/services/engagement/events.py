@@ -33,10 +33,10 @@ _clients: dict[tuple[int, str], redis.Redis] = {}
 def client() -> redis.Redis:
     """This process's Redis client for engagement (a forked worker never shares its parent's)."""
     url = current_app.config["REDIS_URL"]
-    key = (os.getpid(), url)
-    if key not in _clients:
-        _clients[key] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    return _clients[key]
+    slot = (os.getpid(), url)
+    if slot not in _clients:
+        _clients[slot] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    return _clients[slot]
 
 
 def key(name: str) -> str:
