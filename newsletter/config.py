@@ -178,6 +178,9 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
                                     "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
             "deliver-webhooks": {"task": "newsletter.tasks.webhooks.deliver_due",
                                  "schedule": _number(env, "WEBHOOK_POLL_INTERVAL", 2.0, float)},
+            # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
+            "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
+                                 "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
         },
         "timezone": "UTC",
     }
@@ -252,6 +255,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_RETRY_BASE": _number(env, "WEBHOOK_RETRY_BASE", 30.0, float),
         # Internal receivers an operator trusts; every other private/loopback/metadata address is refused.
         "WEBHOOK_ALLOWED_NETWORKS": _networks(env, "WEBHOOK_ALLOWED_NETWORKS"),
+        # Engagement tracking (README: "Opens and clicks"): new campaigns' default mode.
+        "TRACKING_DEFAULT": env.get("TRACKING_DEFAULT") or "anonymous",
         "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),

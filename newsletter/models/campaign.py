@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, enum_column, utcnow
+from .engagement import Tracking
 
 
 class CampaignStatus(str, enum.Enum):
@@ -49,6 +50,8 @@ class Campaign(db.Model):
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")  # empty: generated from the HTML
     layout_id: Mapped[int | None] = mapped_column(ForeignKey("layouts.id", ondelete="SET NULL"))
+    # How opens and clicks are tracked ; rows from before tracking: off.
+    tracking: Mapped[Tracking] = mapped_column(enum_column(Tracking), default=Tracking.OFF, server_default="off")
     status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAFT)
     status_reason: Mapped[str] = mapped_column(Text, default="")  # why it paused or failed
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

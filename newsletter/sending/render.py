@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,9 +138,11 @@ class CompiledMessage:
     """Subject, HTML and text compiled once; `render(context)` per recipient."""
 
     def __init__(self, subject: str, html: str, text: str = "", layout_html: str | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, html_transform: Callable[[str], str] | None = None) -> None:
         html_source = inline_css(wrap_in_layout(layout_html, html))
         text_source = text if text.strip() else html_to_text(html_source)
+        if html_transform is not None:  # after the text part is made: it stays as written (tracking)
+            html_source = html_transform(html_source)
         html_env, text_env = (STRICT_HTML_ENV, STRICT_TEXT_ENV) if strict else (HTML_ENV, TEXT_ENV)
         self.subject = _compile(subject, "subject", text_env)
         self.html = _compile(html_source, "html", html_env)

@@ -52,7 +52,11 @@ UNDECRYPTABLE = ("The stored SMTP password cannot be decrypted: SECRET_KEY has c
 # What the page edits ----------------------------------------------------------------------------
 
 TLS_MODES = {"none": "None (plain SMTP)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
-SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending"}
+SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending", "tracking": "Tracking"}
+TRACKING_MODES = {"off": "Off: no pixel, links as written",
+                  "anonymous": "Anonymous: counts per campaign and link, nobody named",
+                  "individual": "Individual: who opened and clicked (needs your subscribers' consent)"}
+CHOICES = {"MAIL_TLS": TLS_MODES, "TRACKING_DEFAULT": TRACKING_MODES}
 SECRET = "secret"
 
 
@@ -89,6 +93,8 @@ SPECS = (
     Spec("SEND_RETRY_MAX", "Longest retry delay (s)", "sending", float, 0.1, 7 * 86_400),
     Spec("SEND_PAUSE_AFTER_ERRORS", "Pause a campaign after (failures in a row)", "sending", int, 1, 1_000_000,
          "Temporary failures in a row, across every worker."),
+    Spec("TRACKING_DEFAULT", "Tracking of new campaigns", "tracking", "choice",
+         help="Each campaign can change it before it is sent."),
 )
 NAMES = tuple(spec.name for spec in SPECS)
 
@@ -117,8 +123,8 @@ def parse(spec: Spec, raw: Any) -> Any:
             raise ValidationError(spec.name, f"Must be between {spec.low:g} and {spec.high:g}.")
         return value
     if spec.kind == "choice":
-        if text not in TLS_MODES:
-            raise ValidationError(spec.name, f"Choose one of: {', '.join(TLS_MODES.values())}.")
+        if text not in CHOICES[spec.name]:
+            raise ValidationError(spec.name, f"Choose one of: {', '.join(CHOICES[spec.name].values())}.")
         return text
     if spec.kind == "sender":
         return _sender(text)

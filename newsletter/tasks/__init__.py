@@ -1,7 +1,8 @@
 """Thin Celery tasks: parse ids and plain values, call one service, return or retry."""
 from __future__ import annotations
 
-from . import bulk, campaigns, email, imports, notifications, system, webhooks  # noqa: F401  (registers the tasks)
+# Importing the modules registers their tasks.
+from . import bulk, campaigns, email, engagement, imports, notifications, system, webhooks  # noqa: F401
 from .publish import enqueue
 
 __all__ = ["enqueue"]

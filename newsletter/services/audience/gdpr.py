@@ -11,6 +11,7 @@ from ...models import (Campaign, ConsentRecord, Delivery, MailingList, Notificat
                        Subscription, SuppressionReason)
 from ...models.subscriber import ERASED_DOMAIN
 from .. import audit
+from ..engagement import stats as engagement
 from ..errors import NotFound
 from . import suppressions, tokens
 
@@ -56,6 +57,8 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
              "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
             for n in db.session.scalars(select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
         ],
+        # Opens and clicks of individually tracked campaigns (anonymous ones name nobody).
+        "tracking_events": engagement.subscriber_events(subscriber_id),
     }
 
 
@@ -93,6 +96,7 @@ def erase_subscriber(subscriber_id: int) -> None:
                                                       Notification.email == original))
                        .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
                        .execution_options(synchronize_session=False))
+    engagement.erase_subscriber(subscriber_id)  # campaign counts stay; who opened or clicked goes
     tokens.bump_version(subscriber_id)  # every link mailed so far stops working
     # No personal data in the event, not even the IP: the person may be erasing themself.
     audit.record("subscriber.erased", "subscriber", subscriber_id, with_ip=False)

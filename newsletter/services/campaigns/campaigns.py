@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, Layout, Subscriber
+from ...models import Campaign, CampaignStatus, Layout, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending.render import CompiledMessage, RenderError, check, compile_each
-from .. import audit
+from .. import audit, settings
 from ..addresses import normalize_email
 from ..audience import lists as lists_service
 from ..delivery import ledger
@@ -28,7 +28,7 @@ from .totals import record_totals
 
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
-FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids")
+FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -77,6 +77,16 @@ def _layout_html(layout_id: int | None) -> str | None:
     return layout.html
 
 
+def _tracking(value: Any) -> Tracking:
+    """A mode by name (or a Tracking); absent: the settings' default for new campaigns."""
+    if value is None or value == "":
+        value = settings.get("TRACKING_DEFAULT")
+    try:
+        return Tracking(value)
+    except ValueError:
+        raise ValidationError("tracking", f"Choose one of: {', '.join(t.value for t in Tracking)}.") from None
+
+
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
@@ -90,6 +100,7 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         "html": values.get("html") or "",
         "text": values.get("text") or "",
         "layout_id": layout_id,
+        "tracking": _tracking(values.get("tracking")),
     }
     if not clean["html"].strip() and not clean["text"].strip():
         raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, Subscriber
+from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending import smtp
 from ...sending import message as mime
@@ -36,6 +36,7 @@ from ..delivery import ledger
 from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
 from ..delivery.retries import retry_delay
+from ..engagement import links as engagement_links
 from . import campaigns, recipients
 from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
 from .status import transition
@@ -93,6 +94,9 @@ class _Prepared:
     reply_to: str
     list_ids: list[int]
     list_id_header: str
+    tracking: Tracking = Tracking.OFF
+    link_ids: list[int] = field(default_factory=list)  # the tracked links' ids, in template order
+    urls: list[str] = field(default_factory=list)  # and their URLs (test sends link to these)
 
 
 # Least recently used last; bounded, so a worker that sends campaign after campaign for weeks
@@ -115,11 +119,17 @@ def prepared(campaign: Campaign) -> _Prepared:
         if hit is not None and hit.key == key:
             _cache.move_to_end(campaign.id)
             return hit
-    compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None)
+    tracking = campaign.tracking
+    # Tracked: the HTML is rewritten once, here; per recipient only the tokens are made.
+    rewriter = engagement_links.Rewriter(current_app.config["BASE_URL"]) if tracking != Tracking.OFF else None
+    compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None,
+                               html_transform=rewriter)
+    urls = rewriter.urls if rewriter else []
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
     entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,
-                      f"{names} <campaign-{campaign.id}.{_domain()}>")
+                      f"{names} <campaign-{campaign.id}.{_domain()}>", tracking,
+                      engagement_links.register(campaign.id, urls), urls)
     with _cache_lock:
         _cache[campaign.id] = entry
         _cache.move_to_end(campaign.id)
@@ -146,8 +156,12 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
     else:
         context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes,
                                     token_version)
-    rendered = entry.compiled.render(context)
     campaign_id = entry.fields["id"]
+    rendered = entry.compiled.render(context)
+    html = rendered.html
+    if entry.tracking != Tracking.OFF:
+        html = engagement_links.fill(html, campaign_id, entry.tracking == Tracking.INDIVIDUAL, entry.link_ids,
+                                     entry.urls, subscriber_id, live=not inert_links and delivery_id is not None)
     headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
     if subscriber_id is not None:
         unsubscribe = context["unsubscribe_url"]
@@ -159,7 +173,7 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         headers.append(("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}"))
     return mime.build(
         from_name=entry.fields["from_name"], from_email=entry.fields["from_email"], to=email,
-        subject=subject_prefix + rendered.subject, html=rendered.html, text=rendered.text,
+        subject=subject_prefix + rendered.subject, html=html, text=rendered.text,
         reply_to=entry.reply_to, extra_headers=headers,
         message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
 

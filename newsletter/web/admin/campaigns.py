@@ -9,11 +9,12 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ...models import Campaign, CampaignStatus, Role
+from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.campaigns import campaigns, layouts, reports
 from ...services.audience import lists as lists_service
 from ...services.addresses import normalize_email
+from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import email as email_tasks
@@ -53,9 +54,10 @@ def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
 def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     if campaign is not None:
         values = campaigns.current_values(campaign)
-        form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or "")})
+        form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or ""),
+                                  "tracking": values["tracking"].value})
     else:
-        form = CampaignForm(data=_sender_defaults())
+        form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT")})
     counts = lists_service.counts_by_status()
     form.list_ids.choices = [(l.id, f"{l.name} · {counts[l.id]['confirmed']:,} confirmed")
                              for l in lists_service.all_lists()]
@@ -153,8 +155,9 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
             "send_at": as_utc(campaign.send_at).replace(tzinfo=None) if campaign.send_at else None, "timezone": "UTC"})
     counts = lists_service.counts_by_status([l.id for l in campaign.lists])
     live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
+    engagement = engagement_stats.campaign_stats(campaign.id) if campaign.tracking != Tracking.OFF else None
     return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
-                           preview_error=preview_error, counts=counts, progress=live,
+                           preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
                            schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
                            confirm_form=ConfirmForm()), code
 

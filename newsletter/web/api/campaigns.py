@@ -6,9 +6,10 @@ from typing import Any
 
 import marshmallow as ma
 
-from ...models import Campaign, CampaignStatus, DeliveryStatus
+from ...models import Campaign, CampaignStatus, DeliveryStatus, Tracking
 from ...services.campaigns import campaigns
 from ...services.delivery import ledger as deliveries
+from ...services.engagement import stats as engagement
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
 from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, resource_blueprint
@@ -17,6 +18,8 @@ bp = resource_blueprint("campaigns", "/campaigns", "Campaigns: compose, send, co
 
 ID = ma.validate.Range(1, MAX_ID)
 BODY = ma.validate.Length(max=1_000_000)
+TRACKING_HELP = ("Opens and clicks: `off`, `anonymous` (counts only, nobody named) or `individual` "
+                 "(per subscriber); absent at creation: the settings' default.")
 
 
 class ListRef(ma.Schema):
@@ -51,6 +54,7 @@ class CampaignOut(ma.Schema):
     text = ma.fields.String(required=True)
     layout_id = ma.fields.Integer(required=True, allow_none=True)
     list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
+    tracking = ma.fields.Enum(Tracking, by_value=True, required=True, metadata={"description": TRACKING_HELP})
     status = ma.fields.Enum(CampaignStatus, by_value=True, required=True)
     status_reason = ma.fields.String(required=True, metadata={"description": "Why it paused or failed."})
     send_at = ma.fields.DateTime(required=True, allow_none=True)
@@ -71,6 +75,8 @@ class CampaignPatch(InSchema):
     text = ma.fields.String(validate=BODY, metadata={"description": "Text body; empty: made from the HTML."})
     list_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=1000))
     layout_id = ma.fields.Integer(validate=ID, allow_none=True)
+    tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),
+                                metadata={"description": TRACKING_HELP})
 
 
 class CampaignIn(CampaignPatch):
@@ -94,6 +100,29 @@ class SendIn(InSchema):
             value.astimezone(timezone.utc)
         except OverflowError:
             raise ma.ValidationError("Not a time that can be scheduled.") from None
+
+
+class CountsOut(ma.Schema):
+    total = ma.fields.Integer(required=True, metadata={"description": "Human events."})
+    unique = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Distinct subscribers with a human event; null unless tracking is `individual`."})
+    machine = ma.fields.Integer(required=True, metadata={"description": "Events classified as machines "
+                                                                          "(privacy proxies, scanners)."})
+
+
+class LinkStatsOut(ma.Schema):
+    url = ma.fields.String(required=True)
+    clicks = ma.fields.Integer(required=True, metadata={"description": "Human clicks."})
+    unique = ma.fields.Integer(required=True, allow_none=True)
+    machine = ma.fields.Integer(required=True)
+
+
+class StatsOut(ma.Schema):
+    tracking = ma.fields.String(required=True, validate=ma.validate.OneOf([t.value for t in Tracking]))
+    opens = ma.fields.Nested(CountsOut, required=True)
+    clicks = ma.fields.Nested(CountsOut, required=True)
+    links = ma.fields.List(ma.fields.Nested(LinkStatsOut), required=True,
+                           metadata={"description": "Every tracked link, most clicked first."})
 
 
 class CampaignArgs(PageArgs):
@@ -205,6 +234,15 @@ def resume(campaign_id: int) -> Campaign:
 def cancel(campaign_id: int) -> Campaign:
     """Stop for good: deliveries not yet handed to the mail server end as cancelled."""
     return campaigns.cancel(campaign_id)
+
+
+# Engagement -----------------------------------------------------------------------------------
+
+@bp.route("/<int:campaign_id>/stats", methods=["GET"])
+@bp.response(200, StatsOut)
+def stats(campaign_id: int) -> dict[str, Any]:
+    """Opens and clicks, human and machine apart, and per link; counted within seconds of the event."""
+    return engagement.campaign_stats(campaign_id)
 
 
 # Deliveries -----------------------------------------------------------------------------------

@@ -2,5 +2,6 @@
 from __future__ import annotations
 
 from .pages import bp
+from .tracking import bp as tracking_bp
 
-__all__ = ["bp"]
+__all__ = ["bp", "tracking_bp"]

@@ -9,9 +9,11 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ....services.addresses import normalize_email
+from ....services.settings import TRACKING_MODES
 from .audience import CheckboxesField
 
 MAX_TEST_ADDRESSES = 10
@@ -55,6 +57,10 @@ class CampaignForm(FlaskForm):
     reply_to = StringField("Reply-to", validators=[Length(max=254)], description="Optional: where replies go.")
     list_ids = CheckboxesField("Lists", coerce=int, validate_choice=False)
     layout_id = SelectField("Layout", choices=[("", "No layout")], validate_choice=False)
+    tracking = SelectField("Tracking", choices=[SelectChoice(k, v) for k, v in TRACKING_MODES.items()],
+                           validate_choice=False,
+                           description="Opens come from a 1×1 image, clicks from links through this server. "
+                                       "Test sends are never tracked.")
     html = TextAreaField("HTML body", default=STARTER_HTML)
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
     # Not saved: whom the live preview is rendered for.
@@ -65,7 +71,7 @@ class CampaignForm(FlaskForm):
         return {"name": self.name.data, "subject": self.subject.data, "from_name": self.from_name.data,
                 "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
-                "list_ids": self.list_ids.data or []}
+                "list_ids": self.list_ids.data or [], "tracking": self.tracking.data}
 
 
 class LayoutForm(FlaskForm):

@@ -6,7 +6,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
-from ....services.settings import SECRET, SPECS, TLS_MODES, Spec
+from ....services.settings import CHOICES, SECRET, SPECS, Spec
 
 
 class SettingsForm(FlaskForm):
@@ -17,7 +17,8 @@ class SettingsForm(FlaskForm):
 
 def _field(spec: Spec):
     if spec.kind == "choice":
-        return SelectField(spec.label, choices=[SelectChoice(k, v) for k, v in TLS_MODES.items()], validate_choice=False)
+        return SelectField(spec.label, choices=[SelectChoice(k, v) for k, v in CHOICES[spec.name].items()],
+                           validate_choice=False)
     if spec.kind == SECRET:
         return PasswordField(spec.label, validators=[Length(max=255)])
     return StringField(spec.label, validators=[Length(max=255)])
