@@ -1,0 +1,1 @@
+"""Engagement: open and click tracking."""
