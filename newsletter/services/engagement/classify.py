@@ -101,9 +101,9 @@ _SCANNERS = (
     # Office's link probes before it hands a link to the browser (Microsoft KB838028 and the
     # "Office Existence Discovery" protocol note on MSDN); the browser's own request follows.
     "microsoft office existence discovery", "microsoft office protocol discovery",
-    # Bing's page previewer, used by Outlook.com / Microsoft 365 link previews.
+    # Bing's page previewer, listed with SafeLinks' fetches by other trackers' scanner tables.
     "bingpreview",
-    # Google's abuse and safe-browsing fetcher (Google's "special-case crawlers" list).
+    # Google's abuse and malware fetcher ("Google-Safety" in Google's special-case crawlers list).
     "google-safety",
 )
 
@@ -161,8 +161,8 @@ _APPLE_V6_FIRST = ("2620:", "2a01:", "2403:")
 
 # Rewriting hosts (safelinks.protection.outlook.com, urldefense.com, protect-*.mimecast.com,
 # linkprotect.cudasvc.com) are deliberately no rule: a person's click passes through the same
-# host, and where the gateway shows a page first (Mimecast's awareness check) the person's
-# browser even sends it as the Referer. The gateway's own fetch is caught by the rules above.
+# host, and where the gateway shows a page first (a warning or awareness page) the person's
+# browser may even send it as the Referer. The gateway's own fetch is caught by the rules above.
 
 _UA_MAX = 1024
 _IP_MAX = 64  # the longest IPv6 spelling with a zone is well under this
