@@ -9,8 +9,10 @@ import logging
 import re
 from urllib.parse import unquote
 
-# The public routes whose next path segment is a signed token (newsletter/web/public/pages.py).
-TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "manage", "view")
+# The public routes whose next path segment is a signed token (newsletter/web/public/pages.py),
+# and the tracking pixel and redirect (web/public/tracking.py): their tokens act for no one, but
+# in individual mode they name a subscriber, which an access log has no business keeping.
+TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "manage", "view", "o", "c")
 KEEP = ("sent", "preview")  # /manage/sent is a page; "preview" is the inert stand-in, no secret
 REDACTED = "<redacted>"
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 from newsletter.devserver.runner import commands
+from newsletter.redaction import redact
 from newsletter.services.audience import tokens
 from newsletter.services.audience.subscribers import create as create_subscriber
 from tests.support.net import free_port, wait_for
@@ -67,3 +68,11 @@ def test_the_apps_own_log_lines_are_redacted_too(app, caplog):
         app.logger.error("Exception on /unsubscribe/%s [POST]", token)
     assert "Exception on /unsubscribe/<redacted> [POST]" in caplog.text
     assert "secretsignature123" not in caplog.text
+
+
+def test_tracking_tokens_are_redacted_and_other_paths_kept():
+    """An individual-mode tracking token names a subscriber: the path shape stays, the token goes."""
+    line = '127.0.0.1 "GET /c/AQIDBAUGBwgJCgsMDQ4P HTTP/1.1" 302 / "GET /o/AbCdEf123 HTTP/1.1" 200'
+    assert redact(line) == '127.0.0.1 "GET /c/<redacted> HTTP/1.1" 302 / "GET /o/<redacted> HTTP/1.1" 200'
+    for kept in ("GET /admin/campaigns/12 HTTP/1.1", "GET /static/app.js HTTP/1.1", "GET /api/v1/campaigns/3/stats"):
+        assert redact(kept) == kept

@@ -1,6 +1,7 @@
 """The pixel and the redirect: what they answer, and that a bad token never redirects."""
 from __future__ import annotations
 
+import json
 import re
 
 from newsletter.extensions import db
@@ -76,3 +77,17 @@ def test_burst_counts_distinct_links_per_client_within_the_window(app):
         assert events._burst_links(second, "UA", "10.0.0.2") == 1  # another client
         key = next(events.client().scan_iter(match=events.key("burst:7:*")))
         assert 0 < events.client().ttl(key) <= 11 and b"10.0.0" not in key  # hashed, and gone soon
+
+
+def test_a_head_request_answers_but_counts_as_a_machine(app, client, audience):
+    """Link checkers send HEAD; a reader's mail client never does."""
+    list_id, people = audience
+    with app.app_context():
+        clicks, pixels = tracked(message(make_campaign(list_id, "anonymous"), people[0])[0])
+    browser = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+                             "(KHTML, like Gecko) Version/17.0 Safari/605.1.15", "Accept": "text/html,*/*"}
+    assert client.head(f"/c/{clicks[0]}", headers=browser).status_code == 302
+    assert client.head(f"/o/{pixels[0]}", headers=browser).status_code == 200
+    with app.app_context():
+        buffered = [json.loads(e) for e in events.client().lrange(events.key("events"), 0, -1)]
+    assert [(e[0], e[4], e[5]) for e in buffered] == [("click", 1, "bot"), ("open", 1, "bot")]

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "newsletter:engagement"  # ENGAGEMENT_KEY_PREFIX overrides it (tests keep their own buffer)
 _clients: dict[tuple[int, str], redis.Redis] = {}
+HEAD_VERDICT = classify.Verdict(True, classify.BOT)
 
 
 def client() -> redis.Redis:
@@ -44,13 +45,14 @@ def key(name: str) -> str:
     return f"{current_app.config.get('ENGAGEMENT_KEY_PREFIX') or PREFIX}:{name}"
 
 
-def record_open(token: str, user_agent: str, ip: str, accept: str = "", referer: str = "") -> None:
+def record_open(token: str, user_agent: str, ip: str, accept: str = "", referer: str = "", head: bool = False) -> None:
     """Count a pixel fetch; TokenInvalid for a token we did not sign."""
     data = tokens.load("open", token)
-    _push(data, classify.Hit("open", user_agent, ip, time.time(), data.built_at, 1, accept, referer))
+    _push(data, classify.Hit("open", user_agent, ip, time.time(), data.built_at, 1, accept, referer), head)
 
 
-def record_click(token: str, user_agent: str, ip: str, accept: str = "", referer: str = "") -> str:
+def record_click(token: str, user_agent: str, ip: str, accept: str = "", referer: str = "",
+                 head: bool = False) -> str:
     """Count a click and return where it goes; TokenInvalid, or NotFound for a link that is gone."""
     data = tokens.load("click", token)
     assert data.link_id is not None  # tokens.load guarantees it for clicks
@@ -58,7 +60,7 @@ def record_click(token: str, user_agent: str, ip: str, accept: str = "", referer
     if url is None:
         raise NotFound("link", data.link_id)
     burst = _burst_links(data, user_agent, ip)
-    _push(data, classify.Hit("click", user_agent, ip, time.time(), data.built_at, burst, accept, referer))
+    _push(data, classify.Hit("click", user_agent, ip, time.time(), data.built_at, burst, accept, referer), head)
     return url
 
 
@@ -94,8 +96,9 @@ def _burst_script() -> Any:
     return script
 
 
-def _push(data: tokens.Token, hit: classify.Hit) -> None:
-    verdict = classify.classify(hit)
+def _push(data: tokens.Token, hit: classify.Hit, head: bool = False) -> None:
+    # A HEAD request only checks that the link works: link checkers and scanners, never a reader.
+    verdict = HEAD_VERDICT if head else classify.classify(hit)
     event = [hit.kind, data.campaign_id, data.link_id or 0, data.subscriber_id or 0, int(verdict.machine),
              verdict.reason, int(hit.at)]
     try:

@@ -7,6 +7,7 @@ redirect cannot be used to send anyone anywhere else.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
 
@@ -20,8 +21,8 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEA
 NO_STORE = {"Cache-Control": "no-store, private", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
 
 
-def _client() -> dict[str, str]:
-    return {"user_agent": request.headers.get("User-Agent", "")[:512], "ip": request.remote_addr or "",
+def _client() -> dict[str, Any]:
+    return {"head": request.method == "HEAD", "user_agent": request.headers.get("User-Agent", "")[:512], "ip": request.remote_addr or "",
             "accept": request.headers.get("Accept", "")[:256], "referer": request.headers.get("Referer", "")[:512]}
 
 
