@@ -8,7 +8,7 @@ from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .layout import Layout
 from .import_job import ImportJob, ImportMode, ImportStatus
 from .mailing_list import MailingList, OptIn
-from .notification import Notification, NotificationStatus
+from .notification import Notification, NotificationKind, NotificationStatus
 from .subscriber import Subscriber, SubscriberStatus
 from .subscription import Subscription, SubscriptionStatus
 from .suppression import Suppression, SuppressionReason
@@ -22,6 +22,6 @@ __all__ = [
     "ConsentAction", "ConsentRecord", "ConsentSource", "ImportJob", "ImportMode",
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",
-    "Notification", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook", "WebhookDelivery",
+    "Notification", "NotificationKind", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook", "WebhookDelivery",
     "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting",
 ]

@@ -13,8 +13,9 @@ from ...services.audience import gdpr, subscriptions, suppressions, tokens
 from ...services.campaigns import campaigns
 from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
-from ...tasks import email as email_tasks
+from ...services.notifications import audience_mail
 from ...tasks import enqueue
+from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
 from ..lookups import subscriber_id_by_email
 from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
@@ -45,6 +46,13 @@ def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: st
         page = render_template("public/link_error.html", expired=exc.expired, purpose=purpose, max_age=max_age,
                                retry_url=retry_url)
         abort(make_response(page, 400))
+
+
+def _ask_to_confirm(subscriber_id: int, list_ids: list[int]) -> None:
+    """Queue the confirmation email (committed, so the admin's mail log has it), then its send."""
+    notification_id = audience_mail.queue_confirmation(subscriber_id, list_ids)
+    if notification_id is not None:
+        enqueue(send_notification, notification_id)
 
 
 def _names(list_ids: list[int]) -> list[str]:
@@ -97,7 +105,7 @@ def subscribe(list_id: int):
         else:
             # A suppressed address has nothing pending: same answer, no email, nothing revealed.
             if result.pending_list_ids:
-                enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+                _ask_to_confirm(result.subscriber_id, result.pending_list_ids)
             return redirect(url_for("public.subscribed", list_id=list_id))
     status = 400 if form.errors else 200
     return render_template("public/subscribe.html", form=form, mailing_list=mailing_list), status
@@ -186,7 +194,7 @@ def preferences(token: str):
         form.name.errors.append(exc.message)
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
     if result.pending_list_ids:
-        enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+        _ask_to_confirm(result.subscriber_id, result.pending_list_ids)
         flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")
     elif result.suppressed:
         flash("Saved, but your address is on our do-not-mail list, so you cannot join lists.", "info")
@@ -225,8 +233,9 @@ def manage():
             form.email.errors.append(exc.message)
         else:
             subscriber_id = subscriber_id_by_email(email)
-            if subscriber_id is not None:
-                enqueue(email_tasks.send_manage_link, subscriber_id)
+            notification_id = audience_mail.queue_manage_link(subscriber_id) if subscriber_id is not None else None
+            if notification_id is not None:
+                enqueue(send_notification, notification_id)
             # The same answer either way, so the form cannot tell who is on our lists.
             return redirect(url_for("public.manage_sent"))
     return render_template("public/manage.html", form=form), 400 if form.errors else 200
