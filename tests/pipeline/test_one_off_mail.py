@@ -14,13 +14,13 @@ import uuid
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import Notification, NotificationKind, Role, WebhookDelivery
+from newsletter.models import Notification, NotificationKind, Role, SuppressionReason, WebhookDelivery
 from newsletter.services.accounts import api_keys, users
 from newsletter.services.audience import gdpr, suppressions
 from newsletter.services.campaigns import campaigns
+from newsletter.services.campaigns import send as campaign_send
 from newsletter.services.notifications import audience_mail
 from newsletter.services.webhooks import webhooks
-from newsletter.models import SuppressionReason
 from newsletter.tasks import enqueue
 from newsletter.tasks.notifications import send_notification
 from tests.api.conftest import ApiClient
@@ -116,8 +116,12 @@ def test_a_confirmation_for_a_suppressed_or_erased_subscriber_sends_nothing(
     signup(client, list_id, blocked)
     assert rows(app, email=blocked) == []
 
-    # Suppressed, or erased, after the confirmation was queued: cancelled when its turn comes.
-    late, erased = address("late"), address("erased")
+    # Suppressed, or erased, after the confirmation was queued: cancelled when its turn comes;
+    # so is a campaign test personalised as the erased subscriber (erasure blanked it).
+    late, erased, colleague = address("late"), address("erased"), address("colleague")
+    with app.app_context():
+        campaign_id = campaigns.create(name="June", subject="Hi {{ subscriber.name }}", from_name="Acme",
+                                       from_email="news@example.org", html="<p>Hi</p>", list_ids=[list_id]).id
     queued = {}
     for to in (late, erased):
         subscriber_id = make_subscriber(app, to, [list_id], confirmed=False)
@@ -127,12 +131,15 @@ def test_a_confirmation_for_a_suppressed_or_erased_subscriber_sends_nothing(
                 suppressions.suppress(late, SuppressionReason.MANUAL)
                 db.session.commit()
             else:
+                [queued[colleague]] = campaign_send.queue_test(campaign_id, [colleague], subscriber_id)
                 gdpr.erase_subscriber(subscriber_id)
-            enqueue(send_notification, queued[to])
+    with app.app_context():
+        for notification_id in queued.values():
+            enqueue(send_notification, notification_id)
     for to, notification_id in queued.items():
         row = settled(app, notification_id)
         assert row.status.value == "cancelled" and row.smtp_message.startswith("Not sent"), (to, row.smtp_message)
-    assert not {blocked, late, erased} & set(smtp_server.received)
+    assert not {blocked, late, erased, colleague} & set(smtp_server.received)
     assert not [r for r in rows(app) if r.email.endswith("@erased.invalid") and r.status.value == "sent"]
 
 

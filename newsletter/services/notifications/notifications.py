@@ -286,7 +286,7 @@ def send(notification_id: int, worker: str = "") -> str:
     row = claim(notification_id, token, worker)
     if row is None:
         return "not-claimed"
-    reason = one_off.reason_to_cancel(row.kind, row.subscriber_id, row.data)
+    reason = one_off.reason_to_cancel(row.kind, row.email, row.subscriber_id, row.data)
     if reason:
         _finish(row.id, token, N.CANCELLED, None, reason)
         return "cancelled"
