@@ -30,10 +30,10 @@ def queue_confirmation(subscriber_id: int, list_ids: list[int], idempotency_key:
     erased): nothing is queued. The send checks the same again when its turn comes.
     `commit=False`: the caller commits (an import queues a whole batch's at once).
     """
-    pending = subscriptions.awaiting_confirmation(subscriber_id, list_ids)
-    if not pending:
-        return None
     subscriber = db.session.get(Subscriber, subscriber_id)
+    pending = subscriptions.awaiting_confirmation(subscriber_id, list_ids)
+    if subscriber is None or not pending:
+        return None
     names = list(db.session.scalars(select(MailingList.name).where(MailingList.id.in_(pending))
                                     .order_by(MailingList.name)))
     subject = f"Please confirm your subscription to {names[0]}" if len(names) == 1 else \

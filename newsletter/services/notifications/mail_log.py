@@ -79,7 +79,7 @@ def page(filters: Filters, cursor: str | None = None, limit: int = PAGE) -> Page
     query = select(*_COLUMNS).where(*_conditions(filters)).order_by(Notification.id.desc()).limit(limit + 1)
     if cursor:
         query = query.where(Notification.id < whole_number(cursor, "cursor", "page cursor", MAX_BIGINT))
-    rows = db.session.execute(query).all()
+    rows = list(db.session.execute(query).all())
     more = len(rows) > limit
     return Page(rows[:limit], str(rows[limit - 1].id) if more else None)
 

@@ -10,6 +10,7 @@ from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
 from ...services import addresses
 from ...services.audience import gdpr, subscriptions, suppressions, tokens
+from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
 from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
@@ -48,11 +49,15 @@ def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: st
         abort(make_response(page, 400))
 
 
-def _ask_to_confirm(subscriber_id: int, list_ids: list[int]) -> None:
-    """Queue the confirmation email (committed, so the admin's mail log has it), then its send."""
-    notification_id = audience_mail.queue_confirmation(subscriber_id, list_ids)
+def _ask_to_confirm(result: SubscribeResult) -> bool:
+    """Queue the confirmation email for the lists awaiting it (committed, so the admin's mail
+    log has it), then enqueue its send; False if there was nothing to ask."""
+    if result.subscriber_id is None or not result.pending_list_ids:
+        return False
+    notification_id = audience_mail.queue_confirmation(result.subscriber_id, result.pending_list_ids)
     if notification_id is not None:
         enqueue(send_notification, notification_id)
+    return True
 
 
 def _names(list_ids: list[int]) -> list[str]:
@@ -104,8 +109,7 @@ def subscribe(list_id: int):
             (form.name if exc.field == "name" else form.email).errors.append(exc.message)
         else:
             # A suppressed address has nothing pending: same answer, no email, nothing revealed.
-            if result.pending_list_ids:
-                _ask_to_confirm(result.subscriber_id, result.pending_list_ids)
+            _ask_to_confirm(result)
             return redirect(url_for("public.subscribed", list_id=list_id))
     status = 400 if form.errors else 200
     return render_template("public/subscribe.html", form=form, mailing_list=mailing_list), status
@@ -193,8 +197,7 @@ def preferences(token: str):
     except ValidationError as exc:
         form.name.errors.append(exc.message)
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
-    if result.pending_list_ids:
-        _ask_to_confirm(result.subscriber_id, result.pending_list_ids)
+    if _ask_to_confirm(result):
         flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")
     elif result.suppressed:
         flash("Saved, but your address is on our do-not-mail list, so you cannot join lists.", "info")
