@@ -79,6 +79,9 @@ def test_a_confirmation_after_a_signup_arrives_and_is_in_the_ledger_and_the_mail
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and to in html and "Opt-in confirmation" in html and "badge-sent" in html
     assert admin_client.get("/admin/send-log/mail/?kind=api").get_data(as_text=True).count(to) == 0
+    # The subscriber's page leads there.
+    subscriber_page = admin_client.get(f"/admin/subscribers/{row.subscriber_id}").get_data(as_text=True)
+    assert f'/admin/send-log/mail/?q={to}"' in subscriber_page
 
 
 def test_a_4xx_on_a_confirmation_is_retried_and_a_5xx_fails_with_the_reply_in_the_mail_log(
