@@ -148,11 +148,13 @@ def test_a_confirmation_for_a_suppressed_or_erased_subscriber_sends_nothing(
 
 def test_the_test_email_and_a_campaign_test_arrive_through_the_same_path(
         app, admin_client, transactional_worker, smtp_server):
-    to = address("check")
-    assert post_form(admin_client, "/admin/", "/admin/test-email", {"to": to}).status_code == 302
-    wait_for(lambda: smtp_server.received.get(to), 30, message="the test email")
-    [test_email] = rows(app, email=to)
-    assert (test_email.kind, settled(app, test_email.id).status.value) == (K.TEST_EMAIL, "sent")
+    # From the dashboard and from the settings page (which first checks the SMTP login).
+    for page, action in (("/admin/", "/admin/test-email"), ("/admin/settings/", "/admin/settings/test")):
+        to = address("check")
+        assert post_form(admin_client, page, action, {"to": to}).status_code == 302
+        wait_for(lambda: smtp_server.received.get(to), 30, message=f"the test email from {page}")
+        [test_email] = rows(app, email=to)
+        assert (test_email.kind, settled(app, test_email.id).status.value) == (K.TEST_EMAIL, "sent")
 
     list_id = make_list(app, "News")
     ana = address("ana")

@@ -38,7 +38,7 @@ class FilterForm(FlaskForm):
     q = StringField("Recipient", validators=[Optional(), Length(max=254)])
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _kind_labels() -> dict:
     return {"kind_labels": {k.value: label for k, label in KIND_LABELS.items()}}
 
