@@ -10,7 +10,7 @@ from .engagement import (CampaignLink, EngagementBatch, EngagementCount, Engagem
 from .layout import Layout
 from .import_job import ImportJob, ImportMode, ImportStatus
 from .mailing_list import MailingList, OptIn
-from .notification import Notification, NotificationStatus
+from .notification import Notification, NotificationKind, NotificationStatus
 from .subscriber import Subscriber, SubscriberStatus
 from .subscription import Subscription, SubscriptionStatus
 from .suppression import Suppression, SuppressionReason
@@ -24,7 +24,8 @@ __all__ = [
     "ConsentAction", "ConsentRecord", "ConsentSource", "ImportJob", "ImportMode",
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",
-    "Notification", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook", "WebhookDelivery",
-    "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting", "CampaignLink", "EngagementBatch",
-    "EngagementCount", "EngagementEvent", "EngagementKind", "EngagementUnique", "EngagementUniqueCount", "Tracking",
+    "Notification", "NotificationKind", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook",
+    "WebhookDelivery", "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting", "CampaignLink",
+    "EngagementBatch", "EngagementCount", "EngagementEvent", "EngagementKind", "EngagementUnique",
+    "EngagementUniqueCount", "Tracking",
 ]

@@ -387,12 +387,3 @@ def verify(settings: SmtpSettings, timeout: float = 5.0) -> str:
         return (conn.smtp.ehlo_resp or b"").decode("utf-8", "replace").split("\n")[0]
     finally:
         conn.close()
-
-
-def send_once(settings: SmtpSettings, envelope: Envelope) -> tuple[int, str]:
-    """A single message on its own connection (test sends, notifications)."""
-    conn = Connection(settings)
-    try:
-        return conn.send(envelope)
-    finally:
-        conn.close()

@@ -271,9 +271,9 @@ def smtp() -> SmtpSettings:
     return effective().smtp
 
 
-def default_sender() -> tuple[str, str]:
-    """(name, address) of the default From."""
-    name, address = parseaddr(get("MAIL_DEFAULT_SENDER"))
+def default_sender(current: Snapshot | None = None) -> tuple[str, str]:
+    """(name, address) of the default From (in `current`, else the effective settings)."""
+    name, address = parseaddr((current or effective())["MAIL_DEFAULT_SENDER"])
     return name, address or "newsletter@localhost"
 
 

@@ -8,19 +8,23 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..services.audience import imports
-from .email import send_confirmation
+from ..services.notifications import audience_mail
+from .notifications import send_notification
 from .publish import enqueue
 
 log = get_task_logger(__name__)
 
 
 def _send_confirmations(memberships: list[tuple[int, int]]) -> None:
-    """Opt-in imports: one confirmation email per subscriber, after the batch committed."""
+    """Opt-in imports: one confirmation email per subscriber, after the batch committed.
+
+    The batch's confirmations are queued in one transaction, then their sends enqueued."""
     by_subscriber: dict[int, list[int]] = defaultdict(list)
     for subscriber_id, list_id in memberships:
         by_subscriber[subscriber_id].append(list_id)
-    for subscriber_id, list_ids in by_subscriber.items():
-        enqueue(send_confirmation, subscriber_id, sorted(list_ids))
+    for notification_id in audience_mail.queue_confirmations(
+            {subscriber_id: sorted(list_ids) for subscriber_id, list_ids in by_subscriber.items()}):
+        enqueue(send_notification, notification_id)
 
 
 @shared_task(name="newsletter.tasks.imports.run_import", bind=True, max_retries=5,

@@ -9,7 +9,7 @@ import re
 from sqlalchemy import func, select
 
 from newsletter.extensions import db
-from newsletter.models import Campaign, CampaignLink, EngagementEvent, EngagementUnique, Subscriber
+from newsletter.models import Campaign, CampaignLink, EngagementEvent, EngagementUnique, Notification, Subscriber
 from newsletter.services.audience import gdpr
 from newsletter.services.campaigns import send
 from newsletter.services.engagement import events, flush, stats, tokens
@@ -70,6 +70,17 @@ def test_test_sends_are_never_tracked(app, audience):
         campaign_id = make_campaign(list_id, "individual")
         html, _ = message(campaign_id, people[0], delivery_id=None, test_send=True)
         assert tracked(html) == ([], [])
+        assert 'href="https://shop.example.com/spring?a=1&amp;b=2"' in html
+
+
+def test_a_queued_campaign_test_carries_the_original_links_and_no_marker(app, audience):
+    """Campaign tests go through the one-off path (a notification row): filled like a test send."""
+    list_id, people = audience
+    with app.app_context():
+        campaign_id = make_campaign(list_id, "individual")
+        [notification_id] = send.queue_test(campaign_id, ["tester@example.com"], people[0])
+        html = db.session.get(Notification, notification_id).html
+        assert tracked(html) == ([], []) and "nl-track" not in html and "\x00" not in html
         assert 'href="https://shop.example.com/spring?a=1&amp;b=2"' in html
 
 

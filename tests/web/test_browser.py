@@ -85,3 +85,39 @@ def test_sign_in_dashboard_and_outbox_in_a_browser(browser, live_server, admin, 
     assert_fits(page)
     page.screenshot(path=shots / f"outbox_message_{device}.png", full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_one_off_mail_log_in_a_browser(browser, live_server, admin, transactional_worker, smtp_server, shots,
+                                       device):
+    """A test email sent from the dashboard shows up in Send log -> One-off mail, on a phone too."""
+    page = browser.new_page(viewport=VIEWPORTS[device])
+    page.goto(live_server + "/login")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server + "/admin/")
+    to = f"log-{uuid.uuid4().hex[:6]}@example.org"
+    page.fill("#to", to)
+    page.click("text=Send test email")
+    wait_for(lambda: smtp_server.received.get(to), 30, message="the test email")
+
+    page.goto(live_server + "/admin/send-log/")
+    page.click("text=One-off mail")
+    page.select_option("#kind", "test_email")
+    page.fill("#q", to)
+    page.click("button:has-text('Filter')")
+
+    def sent():
+        page.reload()
+        return page.locator(f"tr:has-text('{to}') .badge-sent").count() == 1
+
+    wait_for(sent, 30, 0.5, "the test email listed as sent")
+    assert_fits(page)
+    page.screenshot(path=shots / f"mail_log_{device}.png", full_page=True)
+    page.locator(f"tr:has-text('{to}') a").first.click()
+    assert page.locator("h1").inner_text() == to
+    assert "this is a test email" in page.locator("pre").inner_text()  # an admin sees the (redacted) body
+    assert_fits(page)
+    page.screenshot(path=shots / f"mail_log_detail_{device}.png", full_page=True)
+    page.close()

@@ -8,7 +8,7 @@ from celery.signals import after_task_publish
 from sqlalchemy import func, select
 
 from newsletter.extensions import db
-from newsletter.models import Campaign, CampaignStatus, Layout, Role
+from newsletter.models import Campaign, CampaignStatus, Layout, Notification, NotificationKind, Role
 from newsletter.services.accounts import users
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.campaigns import campaigns
@@ -305,8 +305,14 @@ def test_test_send_checks_the_addresses(app, admin_client, queued):
     ok = post_form(admin_client, detail, f"{detail}/test",
                    {"addresses": "Me@Example.org\nyou@example.org", "preview_as": "ana@example.org"})
     assert ok.status_code == 302
-    assert queued() == [("newsletter.tasks.email.send_campaign_test",
-                         [campaign_id, ["me@example.org", "you@example.org"], ana])]
+    # The test sends are queued as notifications (kind campaign_test), then their sends enqueued.
+    with app.app_context():
+        tests = db.session.execute(select(Notification.id, Notification.email, Notification.subscriber_id,
+                                          Notification.data).where(Notification.kind == NotificationKind.CAMPAIGN_TEST)
+                                   .order_by(Notification.id)).all()
+    assert [(t.email, t.subscriber_id, t.data["campaign_id"]) for t in tests] == [
+        ("me@example.org", ana, campaign_id), ("you@example.org", ana, campaign_id)]
+    assert queued() == [("newsletter.tasks.notifications.send_notification", [t.id]) for t in tests]
     assert "queued for me@example.org, you@example.org" in admin_client.get(ok.location).get_data(as_text=True)
 
 

@@ -17,7 +17,10 @@ from newsletter.models import AuditEvent, SubscriptionStatus
 from newsletter.services.audience import tokens
 from newsletter.services.campaigns import campaigns
 from newsletter.services.campaigns import send as campaign_send
+from newsletter.tasks import enqueue
+from newsletter.tasks.notifications import send_notification
 from tests.pipeline.conftest import wait_until_status
+from tests.support.net import wait_for
 from tests.support.web import csrf_token, post_form
 from tests.web.test_public import ONE_CLICK, address, make_list, make_subscriber, state, with_token
 
@@ -73,12 +76,15 @@ def test_preview_as_a_real_subscriber_shows_only_inert_links(app, admin_client):
     assert_links_are_inert(app, subscriber_id, hrefs(html))
 
 
-def test_a_test_email_as_a_real_subscriber_carries_only_inert_links(app, smtp_server):
+def test_a_test_email_as_a_real_subscriber_carries_only_inert_links(app, transactional_worker, smtp_server):
     news = make_list(app, "News")
     subscriber_id = make_subscriber(app, address("ana"), [news], name="Ana")
     campaign_id = campaign_for(app, news)
     with app.app_context():
-        assert campaign_send.send_test(campaign_id, ["colleague@example.org"], subscriber_id) == 1
+        queued = campaign_send.queue_test(campaign_id, ["colleague@example.org"], subscriber_id)
+        assert len(queued) == 1
+        enqueue(send_notification, queued[0])
+    wait_for(lambda: smtp_server.received.get("colleague@example.org"), 30, message="the test email")
     message = email.message_from_bytes(smtp_server.received["colleague@example.org"][0], policy=email.policy.default)
     html = message.get_body(("html",)).get_content()
     assert "Hi Ana" in html

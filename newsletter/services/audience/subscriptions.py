@@ -124,6 +124,20 @@ def confirm(subscriber_id: int, list_ids: list[int], ip: str | None = None,
     return confirmed
 
 
+def awaiting_confirmation(subscriber_id: int, list_ids: list[int]) -> list[int]:
+    """The lists among `list_ids` this subscriber may still be asked to confirm, sorted.
+
+    None when they were confirmed or left meanwhile, or the subscriber bounced, complained,
+    was suppressed or erased: the confirmation email is checked against this when it is
+    queued and again when its turn to be sent comes.
+    """
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status in BLOCKED or suppressions.is_suppressed(subscriber.email):
+        return []
+    return sorted(s.list_id for s in subscriber.subscriptions
+                  if s.list_id in list_ids and s.status == SubscriptionStatus.UNCONFIRMED)
+
+
 def unsubscribe(subscriber_id: int, list_ids: list[int] | None = None) -> list[int]:
     """Leave `list_ids`, or every list (and suppress the address) when it is None.
 

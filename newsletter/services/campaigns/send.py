@@ -1,4 +1,4 @@
-"""Sending a campaign: prepare the ledger, send one batch of deliveries, send tests.
+"""Sending a campaign: prepare the ledger, send one batch of deliveries, queue test sends.
 
 `send_batch` is what a bulk worker runs for a batch of delivery ids. Per recipient it
 claims (as part of the batch), waits for the global rate limit, renders with the campaign's
@@ -6,6 +6,8 @@ precompiled templates, and hands the message to one of the batch's SMTP sessions
 messages goes out over several connections at once), moving its row to `committing` right
 before the final dot. Outcomes are written back in one statement
 per batch. One recipient's failure never raises: it is recorded and the batch goes on.
+A test send is rendered here and queued as notifications (kind `campaign_test`) that the
+transactional lane sends.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, Subscriber, Tracking
+from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, NotificationKind, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending import smtp
 from ...sending import message as mime
@@ -37,11 +39,14 @@ from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
 from ..delivery.retries import retry_delay
 from ..engagement import links as engagement_links
+from ..errors import ValidationError
+from ..notifications import one_off
 from . import campaigns, recipients
 from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
 from .status import transition
 
 D = DeliveryStatus
+MAX_TEST_ADDRESSES = 10
 STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
 
 
@@ -158,17 +163,8 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
                                     token_version)
     campaign_id = entry.fields["id"]
     rendered = entry.compiled.render(context)
-    html = rendered.html
-    if entry.tracking != Tracking.OFF:
-        html = engagement_links.fill(html, campaign_id, entry.tracking == Tracking.INDIVIDUAL, entry.link_ids,
-                                     entry.urls, subscriber_id, live=not inert_links and delivery_id is not None)
-    headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
-    if subscriber_id is not None:
-        unsubscribe = context["unsubscribe_url"]
-        headers += [
-            ("List-Unsubscribe", f"<{unsubscribe}>, <{list_unsubscribe_mailto(unsubscribe)}>"),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ]
+    html = _tracked_html(entry, rendered.html, subscriber_id, live=not inert_links and delivery_id is not None)
+    headers = _list_headers(entry, context, subscriber_id)
     if delivery_id is not None:
         headers.append(("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}"))
     return mime.build(
@@ -176,6 +172,27 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         subject=subject_prefix + rendered.subject, html=html, text=rendered.text,
         reply_to=entry.reply_to, extra_headers=headers,
         message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
+
+
+def _tracked_html(entry: _Prepared, html: str, subscriber_id: int | None, live: bool) -> str:
+    """The rendered HTML with its tracking markers filled: signed links and the pixel when `live`,
+    else (test sends) the original links and no pixel."""
+    if entry.tracking == Tracking.OFF:
+        return html
+    return engagement_links.fill(html, entry.fields["id"], entry.tracking == Tracking.INDIVIDUAL, entry.link_ids,
+                                 entry.urls, subscriber_id, live=live)
+
+
+def _list_headers(entry: _Prepared, context: dict[str, Any], subscriber_id: int | None) -> list[tuple[str, str]]:
+    """List-Id and Precedence; for a subscriber, List-Unsubscribe with the context's own link."""
+    headers = [("List-Id", entry.list_id_header), ("Precedence", "bulk")]
+    if subscriber_id is not None:
+        unsubscribe = context["unsubscribe_url"]
+        headers += [
+            ("List-Unsubscribe", f"<{unsubscribe}>, <{list_unsubscribe_mailto(unsubscribe)}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+    return headers
 
 
 def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outcome:
@@ -366,20 +383,33 @@ def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
 
 # Test sends -----------------------------------------------------------------------------------
 
-def send_test(campaign_id: int, addresses: list[str], subscriber_id: int | None = None) -> int:
-    """The saved campaign to typed addresses, as a chosen subscriber or the sample one.
+def queue_test(campaign_id: int, addresses: list[str], subscriber_id: int | None = None,
+               idempotency_key: str | None = None) -> list[int]:
+    """The saved campaign to typed addresses, as a chosen subscriber or the sample one: one
+    queued notification (kind `campaign_test`) per address, all or none; their ids.
 
-    Its links are inert previews: a test email goes to people who are not the subscriber.
+    Its links are inert previews (also in List-Unsubscribe): a test email goes to people who
+    are not the subscriber. The caller enqueues `send_notification` for each id.
     """
+    if len(addresses) > MAX_TEST_ADDRESSES:
+        raise ValidationError("addresses", f"At most {MAX_TEST_ADDRESSES} addresses.")
     campaign = campaigns.get(campaign_id)
-    entry = prepared(campaign)
     person = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
     sample = sample_context()["subscriber"]
-    smtp_settings = settings.smtp()
-    for address in addresses:
-        envelope = build_envelope(
-            entry, None, person.id if person else None, address,
-            person.name if person else sample["name"], person.attributes if person else {}, subject_prefix="[Test] ",
-            inert_links=True)
-        smtp.send_once(smtp_settings, envelope)
-    return len(addresses)
+    name, attributes = (person.name, person.attributes) if person else (sample["name"], {})
+    try:
+        entry = prepared(campaign)
+        messages = [(address, entry.compiled.render(context), context) for address, context in (
+            (address, preview_context(entry.fields, person.id if person else None, address, name, attributes))
+            for address in addresses)]
+    except RenderError as exc:  # a layout edited into something broken since the campaign was saved
+        raise ValidationError("html", f"The campaign does not render: {exc.message}") from None
+    ids = [one_off.queue(NotificationKind.CAMPAIGN_TEST, address, "[Test] " + rendered.subject,
+                         _tracked_html(entry, rendered.html, None, live=False), rendered.text, subscriber_id=person.id if person else None,
+                         data={"campaign_id": campaign.id}, from_name=entry.fields["from_name"],
+                         from_email=entry.fields["from_email"], reply_to=entry.reply_to,
+                         headers=_list_headers(entry, context, person.id if person else None),
+                         idempotency_key=f"{idempotency_key}:{n}" if idempotency_key else None, commit=False)
+           for n, (address, rendered, context) in enumerate(messages)]
+    db.session.commit()
+    return ids

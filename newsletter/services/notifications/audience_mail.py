@@ -1,57 +1,68 @@
-"""Transactional mail to subscribers: the double opt-in request and the "manage" magic link."""
+"""Mail to subscribers about their subscriptions: the double opt-in request and the "manage" magic link.
+
+Both are rendered now, with a signed link for the subscriber, and queued as notifications
+(one_off) that the transactional lane sends; the caller enqueues `send_notification` after
+this module committed.
+"""
 from __future__ import annotations
 
 from flask import render_template
-from flask_mail import Message
 from sqlalchemy import select
 
-from ...extensions import db, mail
-from ...models import MailingList, Subscriber, SubscriptionStatus
-from .. import settings
-from ..audience import links, suppressions
-from ..audience.subscriptions import BLOCKED
+from ...extensions import db
+from ...models import MailingList, NotificationKind, Subscriber
+from ..audience import links, subscriptions
 from ..audience.tokens import CONFIRM_MAX_AGE, MANAGE_MAX_AGE
+from . import one_off
 
 
-def _send(to: str, subject: str, template: str, **context: object) -> str:
-    message = Message(
-        subject=subject,
-        recipients=[to],
-        sender=settings.get("MAIL_DEFAULT_SENDER"),
-        body=render_template(f"emails/{template}.txt", **context),
-        html=render_template(f"emails/{template}.html", **context),
-    )
-    mail.send(message, settings.smtp())
-    return message.msgId
+def _bodies(template: str, **context: object) -> tuple[str, str]:
+    """(html, text) of templates/emails/<template>.html and .txt."""
+    return (render_template(f"emails/{template}.html", **context),
+            render_template(f"emails/{template}.txt", **context))
 
 
-def send_confirmation(subscriber_id: int, list_ids: list[int]) -> str | None:
-    """Ask the subscriber to confirm the still-pending lists among `list_ids`.
+def queue_confirmation(subscriber_id: int, list_ids: list[int], idempotency_key: str | None = None,
+                       commit: bool = True) -> int | None:
+    """Queue the request to confirm the still-pending lists among `list_ids`; the notification id.
 
-    Returns the Message-ID, or None when there is nothing to ask any more (confirmed or left
-    meanwhile, suppressed, erased): a retried or late task then sends nothing.
+    None when there is nothing to ask any more (confirmed or left meanwhile, suppressed,
+    erased): nothing is queued. The send checks the same again when its turn comes.
+    `commit=False`: the caller commits (an import queues a whole batch's at once).
     """
     subscriber = db.session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.status in BLOCKED or suppressions.is_suppressed(subscriber.email):
-        return None
-    pending = sorted(s.list_id for s in subscriber.subscriptions
-                     if s.list_id in list_ids and s.status == SubscriptionStatus.UNCONFIRMED)
-    if not pending:
+    pending = subscriptions.awaiting_confirmation(subscriber_id, list_ids)
+    if subscriber is None or not pending:
         return None
     names = list(db.session.scalars(select(MailingList.name).where(MailingList.id.in_(pending))
                                     .order_by(MailingList.name)))
     subject = f"Please confirm your subscription to {names[0]}" if len(names) == 1 else \
         "Please confirm your subscription"
-    return _send(subscriber.email, subject, "confirm", name=subscriber.name, lists=names,
-                 confirm_url=links.confirm_url(subscriber.id, pending),
-                 days=CONFIRM_MAX_AGE // 86400)
+    version = subscriber.token_version
+    html, text = _bodies("confirm", name=subscriber.name, lists=names,
+                         confirm_url=links.confirm_url(subscriber.id, pending, version),
+                         days=CONFIRM_MAX_AGE // 86400)
+    return one_off.queue(NotificationKind.CONFIRMATION, subscriber.email, subject, html, text,
+                         subscriber_id=subscriber.id, data={"list_ids": pending, "token_version": version},
+                         idempotency_key=idempotency_key, commit=commit)
 
 
-def send_manage_link(subscriber_id: int) -> str | None:
-    """Mail the magic link to the preference center; None if the subscriber is gone."""
+def queue_confirmations(pending: dict[int, list[int]]) -> list[int]:
+    """`queue_confirmation` for each subscriber id -> list ids, in one transaction (an import's
+    batch); the ids of the notifications queued."""
+    queued = [queue_confirmation(subscriber_id, list_ids, commit=False) for subscriber_id, list_ids in pending.items()]
+    db.session.commit()
+    return [notification_id for notification_id in queued if notification_id is not None]
+
+
+def queue_manage_link(subscriber_id: int, idempotency_key: str | None = None) -> int | None:
+    """Queue the magic link to the preference center; the notification id, None if the subscriber is gone."""
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return None
-    return _send(subscriber.email, "Your link to manage your subscriptions", "manage_link",
-                 name=subscriber.name, manage_url=links.manage_url(subscriber.id),
-                 hours=MANAGE_MAX_AGE // 3600)
+    version = subscriber.token_version
+    html, text = _bodies("manage_link", name=subscriber.name, manage_url=links.manage_url(subscriber.id, version),
+                         hours=MANAGE_MAX_AGE // 3600)
+    return one_off.queue(NotificationKind.MANAGE_LINK, subscriber.email, "Your link to manage your subscriptions",
+                         html, text, subscriber_id=subscriber.id, data={"token_version": version},
+                         idempotency_key=idempotency_key)

@@ -7,6 +7,12 @@ for the transactional lane's own rate limit (NOTIFY_RATE, never the campaigns' S
 fences the row sending -> committing right before the final dot (delivery.fences.FenceLine),
 and records the outcome together with its webhook event. Retries and lost messages are
 driven from the database by the sweeper (`recover_stale`, `take_due`), as for campaigns.
+
+The platform's one-off mail (confirmations, manage links, test emails, campaign tests) is
+queued into the same ledger by `one_off` with its own `kind` and sent by the same `send`:
+one send path. Only API notifications (kind `api`) are listed by the API and raise webhook
+events; one-off mail that acts for a subscriber is re-checked after its claim and cancelled
+when it is no longer wanted.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import Notification, NotificationStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason
+from ...models import (Notification, NotificationKind, NotificationStatus, Subscriber, SubscriberStatus, Suppression,
+                       SuppressionReason)
 from ...models.base import utcnow
 from ...sending import smtp
 from ...sending import message as mime
@@ -38,9 +45,10 @@ from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
 from ..webhooks import webhooks
-from . import templates
+from . import one_off, templates
 
 N = NotificationStatus
+K = NotificationKind
 _NO_SYNC = {"synchronize_session": False}
 MAX_RATE_WAIT = 5.0  # seconds a transactional worker may wait for its rate before handing the row back
 # Transactional mail ignores marketing opt-outs, but never goes to an address that bounced or complained.
@@ -51,9 +59,10 @@ MAX_DATA_BYTES = 64 * 1024  # `data` is stored with every notification: values f
 
 # Accepting ------------------------------------------------------------------------------------
 
-def get(notification_id: int) -> Notification:
+def get(notification_id: int, kind: NotificationKind | None = None) -> Notification:
+    """One notification (of `kind`, when given: the API sees only its own)."""
     notification = db.session.get(Notification, notification_id)
-    if notification is None:
+    if notification is None or (kind is not None and notification.kind != kind):
         raise NotFound("notification", notification_id)
     return notification
 
@@ -66,7 +75,7 @@ def request_hash(body: dict[str, Any]) -> str:
 
 def _replay(api_key_id: int | None, key: str, digest: str) -> Notification | None:
     existing = db.session.scalar(select(Notification).where(
-        Notification.api_key_id == api_key_id, Notification.idempotency_key == key))
+        Notification.api_key_id == api_key_id, Notification.idempotency_key == key, Notification.kind == K.API))
     if existing is not None and existing.request_hash != digest:
         raise Conflict("Idempotency-Key", "This Idempotency-Key was already used with a different request body.")
     return existing
@@ -160,8 +169,11 @@ def accept(body: dict[str, Any], api_key_id: int | None = None,
 
 
 def recent(limit: int, before: int | None = None, status: str | None = None) -> list[Notification]:
-    """Newest first, `limit` rows from below the id `before`."""
-    query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+    """API notifications, newest first, `limit` rows from below the id `before`.
+
+    One-off mail is not listed: its bodies carry subscribers' live links, and API clients
+    list what they sent (the admin's mail log shows every kind)."""
+    query = select(Notification).where(Notification.kind == K.API).order_by(Notification.id.desc()).limit(limit)
     if before is not None:
         query = query.where(Notification.id < before)
     if status:
@@ -186,6 +198,13 @@ class Claimed:
     html: str
     text: str
     attempts: int
+    kind: NotificationKind
+    subscriber_id: int | None
+    data: dict[str, Any]
+    from_name: str
+    from_email: str
+    reply_to: str
+    headers: list[list[str]]
 
 
 def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
@@ -197,7 +216,9 @@ def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
         .values(status=N.SENDING, claim=token, worker=worker[:200], attempts=Notification.attempts + 1,
                 updated_at=now)
         .returning(Notification.id, Notification.email, Notification.subject, Notification.html,
-                   Notification.text, Notification.attempts)
+                   Notification.text, Notification.attempts, Notification.kind, Notification.subscriber_id,
+                   Notification.data, Notification.from_name, Notification.from_email, Notification.reply_to,
+                   Notification.headers)
         .execution_options(**_NO_SYNC)).first()
     db.session.commit()
     return Claimed(*row) if row is not None else None
@@ -235,19 +256,28 @@ def _finish(notification_id: int, token: str, status: NotificationStatus, code: 
                                    Notification.status.in_([N.SENDING, N.COMMITTING, N.SENT]))
         .values(**values).returning(Notification.id).execution_options(**_NO_SYNC)).first() is not None
     if done and status.terminal:
-        webhooks.emit(f"notification.{status.value}", _event(_fresh(notification_id)))
+        _emit(f"notification.{status.value}", _fresh(notification_id))
     db.session.commit()
     return done
 
 
-def _envelope(row: Claimed) -> mime.Envelope:
+def _emit(event: str, notification: Notification) -> None:
+    # Only the API's own notifications: receivers correlate them with the ids their POSTs got
+    # back. One-off mail has its own events where it matters (subscriber.confirmed, ...).
+    if notification.kind == K.API:
+        webhooks.emit(event, _event(notification))
+
+
+def _envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
     config = current_app.config
-    from_name, from_email = settings.default_sender()
+    # A campaign test goes out as its campaign; everything else from the default sender.
+    from_name, from_email = (row.from_name, row.from_email) if row.from_email else settings.default_sender(current)
     domain = urlsplit(config["BASE_URL"]).hostname or "localhost"
+    headers = [("X-Newsletter-Notification", str(row.id)), ("Auto-Submitted", "auto-generated")]
     return mime.build(from_name=from_name, from_email=from_email or "newsletter@localhost", to=row.email,
-                      subject=row.subject, html=row.html, text=row.text,
+                      subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
                       message_id=mime.message_id(domain, "n", row.id),
-                      extra_headers=[("X-Newsletter-Notification", str(row.id)), ("Auto-Submitted", "auto-generated")])
+                      extra_headers=headers + [(name, value) for name, value in row.headers])
 
 
 def send(notification_id: int, worker: str = "") -> str:
@@ -256,6 +286,13 @@ def send(notification_id: int, worker: str = "") -> str:
     row = claim(notification_id, token, worker)
     if row is None:
         return "not-claimed"
+    reason = one_off.reason_to_cancel(row.kind, row.email, row.subscriber_id, row.data)
+    if reason:
+        _finish(row.id, token, N.CANCELLED, None, reason)
+        return "cancelled"
+    db.session.commit()  # end the read: no transaction stays open across SMTP I/O
+    # The test email checks the settings just saved, so it reads them fresh, not from the cache.
+    current = settings.effective(fresh=row.kind == K.TEST_EMAIL)
     rate = limiter()
     wait = rate.reserve(1, max_wait=MAX_RATE_WAIT)
     if wait is None:  # the lane is at NOTIFY_RATE: hand it back, the sweeper publishes it when due
@@ -266,9 +303,8 @@ def send(notification_id: int, worker: str = "") -> str:
         time.sleep(wait)
     fences = FenceLine(Notification)
     try:
-        envelope = _envelope(row)
-        code, text = smtp.connection(settings.smtp()).send(
-            envelope, fence=fences.fence(row.id, token))
+        envelope = _envelope(row, current)
+        code, text = smtp.connection(current.smtp).send(envelope, fence=fences.fence(row.id, token))
     except smtp.FenceClosed:
         return "taken-over"  # a recovery gave the row to someone else: its new owner sends it
     except SmtpFailure as failure:
@@ -316,7 +352,7 @@ def recover_stale(claim_timeout: float, now: datetime | None = None) -> dict[str
                 smtp_message="Assumed delivered: the worker stopped after handing the message to the SMTP server.")
         .returning(Notification.id).execution_options(**_NO_SYNC)).all()
     for notification_id in assumed:
-        webhooks.emit("notification.sent", _event(_fresh(notification_id)))
+        _emit("notification.sent", _fresh(notification_id))
     reclaimed = db.session.scalars(
         update(Notification).where(Notification.status == N.SENDING, Notification.updated_at < cut)
         .values(status=N.QUEUED, claim=None, next_attempt_at=now, updated_at=now)

@@ -12,13 +12,14 @@ from flask_login import current_user
 from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.campaigns import campaigns, layouts, reports
+from ...services.campaigns import send as campaign_send
 from ...services.audience import lists as lists_service
 from ...services.addresses import normalize_email
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
 from ...tasks import campaigns as campaign_tasks
-from ...tasks import email as email_tasks
 from ...tasks import enqueue
+from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
 from ..lookups import parse_id, subscriber_id_by_email
 from ..roles import role_required
@@ -300,7 +301,13 @@ def test_send(campaign_id: int):
         except ValidationError as exc:
             apply_error(form, exc)
         else:
-            enqueue(email_tasks.send_campaign_test, campaign.id, form.parsed, subscriber_id)
+            try:
+                queued = campaign_send.queue_test(campaign.id, form.parsed, subscriber_id)
+            except ValidationError as exc:
+                flash(exc.message, "error")
+                return _detail_page(campaign, test_form=form, code=400)
+            for notification_id in queued:
+                enqueue(send_notification, notification_id)
             flash(f"A test of the saved version is queued for {', '.join(form.parsed)}.", "success")
             return redirect(url_for(".detail", campaign_id=campaign.id))
     return _detail_page(campaign, test_form=form, code=400)

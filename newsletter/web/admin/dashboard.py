@@ -7,8 +7,10 @@ from ...config import QUEUES
 from ...models import Role
 from ...services import health, outbox
 from ...services.campaigns import reports
-from ...tasks import email as email_tasks
+from ...services.errors import ValidationError
+from ...services.notifications import system_mail
 from ...tasks import enqueue
+from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
 from ..roles import role_required
 from . import charts
@@ -52,7 +54,12 @@ def send_test_email():
         for field, errors in form.errors.items():
             flash(f"{getattr(form, field).label.text if hasattr(form, field) else field}: {errors[0]}", "error")
         return redirect(url_for("admin.dashboard"))
-    enqueue(email_tasks.send_test_email, form.to.data)
+    try:
+        notification_id = system_mail.queue_test_email(form.to.data)
+    except ValidationError as exc:  # an address the form's check let through but a send cannot use
+        flash(f"{form.to.label.text}: {exc.message}", "error")
+        return redirect(url_for("admin.dashboard"))
+    enqueue(send_notification, notification_id)  # committed: the mail log shows it queued
     flash(f"A test email to {form.to.data} is queued on the transactional lane.", "success")
     if current_app.config["OUTBOX_DIR"]:
         return redirect(url_for("admin.outbox_list"))

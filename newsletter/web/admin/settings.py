@@ -8,10 +8,13 @@ from flask_login import current_user
 
 from ...models import Role
 from ...services import settings
-from ...tasks import email as email_tasks
+from ...services.errors import ValidationError
+from ...services.notifications import system_mail
 from ...tasks import enqueue
+from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
 from ..roles import role_required
+from .forms import apply_error
 from .forms.settings import SettingsForm, TestEmailForm
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
@@ -81,7 +84,12 @@ def send_test():
         current = settings.effective()
         flash(f"The SMTP server {current.smtp.host}:{current.smtp.port} did not accept us: {problem}", "error")
         return redirect(url_for(".index"))
-    enqueue(email_tasks.send_test_email, test_form.to.data)
+    try:
+        notification_id = system_mail.queue_test_email(test_form.to.data)
+    except ValidationError as exc:  # an address the form's check let through but a send cannot use
+        apply_error(test_form, exc)
+        return _page(_filled_form(), test_form, status=400)
+    enqueue(send_notification, notification_id)  # committed: the mail log shows it queued
     flash(f"Connected and logged in to the SMTP server. A test email to {test_form.to.data} is queued on the "
           "transactional lane.", "success")
     return redirect(url_for(".index"))

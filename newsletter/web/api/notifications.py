@@ -6,7 +6,7 @@ from typing import Any
 import marshmallow as ma
 from flask import g, request
 
-from ...models import Notification, NotificationStatus
+from ...models import Notification, NotificationKind, NotificationStatus
 from ...services.errors import ValidationError
 from ...services.notifications import notifications
 from ...tasks import enqueue
@@ -18,7 +18,9 @@ bp = resource_blueprint("notifications", "/notifications",
                         "never delayed by campaigns.")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-STATUSES = [s.value for s in NotificationStatus]
+# Only one-off mail is ever cancelled, and the API lists only its own notifications (kind
+# `api`): the platform's confirmations and manage links carry subscribers' live links.
+STATUSES = [s.value for s in NotificationStatus if s is not NotificationStatus.CANCELLED]
 
 
 class Recipient(ma.fields.Field):
@@ -116,4 +118,4 @@ def index(args: dict[str, Any]) -> dict[str, Any]:
 @bp.response(200, NotificationOut)
 def read(notification_id: int) -> Notification:
     """One notification: its status, attempts and the SMTP server's last answer."""
-    return notifications.get(notification_id)
+    return notifications.get(notification_id, NotificationKind.API)

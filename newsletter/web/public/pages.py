@@ -10,11 +10,13 @@ from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
 from ...services import addresses
 from ...services.audience import gdpr, subscriptions, suppressions, tokens
+from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
 from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
-from ...tasks import email as email_tasks
+from ...services.notifications import audience_mail
 from ...tasks import enqueue
+from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
 from ..lookups import subscriber_id_by_email
 from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
@@ -45,6 +47,17 @@ def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: st
         page = render_template("public/link_error.html", expired=exc.expired, purpose=purpose, max_age=max_age,
                                retry_url=retry_url)
         abort(make_response(page, 400))
+
+
+def _ask_to_confirm(result: SubscribeResult) -> bool:
+    """Queue the confirmation email for the lists awaiting it (committed, so the admin's mail
+    log has it), then enqueue its send; False if there was nothing to ask."""
+    if result.subscriber_id is None or not result.pending_list_ids:
+        return False
+    notification_id = audience_mail.queue_confirmation(result.subscriber_id, result.pending_list_ids)
+    if notification_id is not None:
+        enqueue(send_notification, notification_id)
+    return True
 
 
 def _names(list_ids: list[int]) -> list[str]:
@@ -96,8 +109,7 @@ def subscribe(list_id: int):
             (form.name if exc.field == "name" else form.email).errors.append(exc.message)
         else:
             # A suppressed address has nothing pending: same answer, no email, nothing revealed.
-            if result.pending_list_ids:
-                enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+            _ask_to_confirm(result)
             return redirect(url_for("public.subscribed", list_id=list_id))
     status = 400 if form.errors else 200
     return render_template("public/subscribe.html", form=form, mailing_list=mailing_list), status
@@ -185,8 +197,7 @@ def preferences(token: str):
     except ValidationError as exc:
         form.name.errors.append(exc.message)
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
-    if result.pending_list_ids:
-        enqueue(email_tasks.send_confirmation, result.subscriber_id, result.pending_list_ids)
+    if _ask_to_confirm(result):
         flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")
     elif result.suppressed:
         flash("Saved, but your address is on our do-not-mail list, so you cannot join lists.", "info")
@@ -225,8 +236,9 @@ def manage():
             form.email.errors.append(exc.message)
         else:
             subscriber_id = subscriber_id_by_email(email)
-            if subscriber_id is not None:
-                enqueue(email_tasks.send_manage_link, subscriber_id)
+            notification_id = audience_mail.queue_manage_link(subscriber_id) if subscriber_id is not None else None
+            if notification_id is not None:
+                enqueue(send_notification, notification_id)
             # The same answer either way, so the form cannot tell who is on our lists.
             return redirect(url_for("public.manage_sent"))
     return render_template("public/manage.html", form=form), 400 if form.errors else 200

@@ -1,0 +1,72 @@
+"""One-off mail as rows of the notifications ledger: queued when asked for, re-checked when sent.
+
+Confirmations, manage links, test emails and campaign tests are rendered by the modules that
+know them (audience_mail, system_mail, campaigns.send) and queued here as a notification of
+their kind; `send_notification` then sends them like any notification: the claim and the
+fence, the lane's rate limit, error classification, retries and the sweeper, and a row the
+admin finds in the mail log. Mail that acts for a subscriber is checked again when its turn
+comes (`reason_to_cancel`): a confirmation for lists confirmed or left meanwhile, or a link
+for a subscriber suppressed, erased or whose links were revoked since, is cancelled, not sent.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from ...extensions import db
+from ...models import Notification, NotificationKind, NotificationStatus, Subscriber
+from ...models.subscriber import ERASED_DOMAIN
+from ..audience import subscriptions
+
+K = NotificationKind
+
+
+def queue(kind: NotificationKind, email: str, subject: str, html: str, text: str, *,
+          subscriber_id: int | None = None, data: dict[str, Any] | None = None, from_name: str = "",
+          from_email: str = "", reply_to: str = "", headers: Iterable[tuple[str, str]] = (),
+          idempotency_key: str | None = None, commit: bool = True) -> int:
+    """Add a rendered message as a queued notification of `kind`; its id (the caller enqueues the send).
+
+    `idempotency_key`: the same key (and kind) returns the row queued first, so a redelivered
+    task message queues nothing twice. Empty `from_email`: the default sender when it is sent.
+    """
+    if idempotency_key:
+        existing = db.session.scalar(select(Notification.id).where(
+            Notification.api_key_id.is_(None), Notification.idempotency_key == idempotency_key,
+            Notification.kind == kind))
+        if existing is not None:
+            return existing
+    notification = Notification(
+        kind=kind, email=email, subject=subject[:500], html=html, text=text, data=data or {},
+        subscriber_id=subscriber_id, idempotency_key=idempotency_key, request_hash="",
+        from_name=from_name, from_email=from_email, reply_to=reply_to,
+        headers=[[name, value] for name, value in headers], status=NotificationStatus.QUEUED)
+    db.session.add(notification)
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
+    return notification.id
+
+
+def reason_to_cancel(kind: NotificationKind, email: str, subscriber_id: int | None,
+                     data: dict[str, Any]) -> str | None:
+    """Why a claimed one-off message must not go out any more, or None to send it (always for the API's)."""
+    if kind == K.API:
+        return None
+    if email.endswith(ERASED_DOMAIN):
+        # Erasure blanks the rows about the person, a campaign test personalised as them too.
+        return "Not sent: the subscriber's data was erased since it was queued."
+    if not kind.carries_live_links:
+        return None  # test emails and campaign tests: nothing about them can go stale
+    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+    if subscriber is None:
+        return "Not sent: the subscriber no longer exists."
+    if subscriber.token_version != data.get("token_version", 0):
+        # Revoked or erased since it was queued: the link in it would only say "no longer works".
+        return "Not sent: the subscriber's email links were revoked (or the data erased) since it was queued."
+    if kind == K.CONFIRMATION and not subscriptions.awaiting_confirmation(subscriber.id, data.get("list_ids") or []):
+        return "Not sent: nothing left to confirm (confirmed or left meanwhile, or the address is suppressed)."
+    return None
