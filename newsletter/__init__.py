@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from .celery_app import celery_init_app
 from .config import ROOT, build_config
-from .extensions import csrf, db, limiter, login, migrate
+from .extensions import csrf, db, limiter, login, mail, migrate
 from .redaction import RedactFilter
 
 
@@ -54,6 +54,7 @@ def register_extensions(app: Flask) -> None:
     login.login_message_category = "info"
     csrf.init_app(app)
     limiter.init_app(app)
+    mail.init_app(app)
     from . import models  # noqa: F401  (registers the tables on db.metadata)
 
     @login.user_loader

@@ -228,6 +228,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or "Newsletter <newsletter@localhost>",
         "MAIL_TIMEOUT": _number(env, "MAIL_TIMEOUT", 10.0, float),
+        # Flask-Mail suppresses sending whenever TESTING is on; our tests use a real SMTP server.
+        "MAIL_SUPPRESS_SEND": False,
         "EMBEDDED_MAIL_CATCHER": not env.get("MAIL_SERVER") and not production,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
