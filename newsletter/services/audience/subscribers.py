@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy import String, case, cast, func, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
 from sqlalchemy import update as update_rows
@@ -16,8 +16,8 @@ from sqlalchemy.orm import selectinload
 
 from ...extensions import db
 from ...models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
-                       Subscription, SubscriptionStatus, Suppression, SuppressionReason)
-from ...models.base import upsert_insert, utcnow
+                       Subscription, SubscriptionStatus, Suppression, SuppressionReason, dialect)
+from ...models.base import utcnow
 from ...models.subscriber import search_text
 from .. import audit
 from ..addresses import normalize_email
@@ -95,12 +95,7 @@ def _attribute_equals(key: str, value: str) -> Any:
     (and the id order) reach, so on its own it scans. Numbers and booleans match their JSON
     text ("5", "true").
     """
-    if db.engine.dialect.name == "postgresql":
-        return Subscriber.attributes.op("->>")(literal(key)) == value
-    path = f'$."{key}"'
-    kind = func.json_type(Subscriber.attributes, path)
-    text = case((kind.in_(("true", "false")), kind), else_=cast(func.json_extract(Subscriber.attributes, path), String))
-    return text == value
+    return dialect.json_text(Subscriber.attributes, key) == value
 
 
 def conditions(filters: Filters) -> list[Any]:
@@ -365,7 +360,7 @@ def bulk_add_to_list(list_id: int, ids: Iterable[Any] | None = None, filters: Fi
         ["subscriber_id", "list_id", "action", "source", "created_at"],
         select(Subscriber.id, literal(list_id), literal(ConsentAction.SUBSCRIBED.value),
                literal(ConsentSource.ADMIN.value), literal(now)).where(*joining, ~_member(list_id))))
-    added = _run(upsert_insert(Subscription.__table__).from_select(
+    added = _run(dialect.insert(Subscription.__table__).from_select(
         ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
         select(Subscriber.id, literal(list_id), literal(SubscriptionStatus.CONFIRMED.value), literal(now),
                literal(now)).where(*joining)).on_conflict_do_nothing())
@@ -394,7 +389,7 @@ def bulk_unsubscribe(ids: Iterable[Any] | None = None, filters: Filters | None =
     _run(update_rows(Subscription).where(Subscription.subscriber_id.in_(select(Subscriber.id).where(*where)),
                                     Subscription.status != SubscriptionStatus.UNSUBSCRIBED)
          .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now))
-    _run(upsert_insert(Suppression.__table__).from_select(
+    _run(dialect.insert(Suppression.__table__).from_select(
         ["email", "reason", "note", "created_at"],
         select(Subscriber.email, literal(SuppressionReason.UNSUBSCRIBED_ALL.value),
                literal("unsubscribed by an admin"), literal(now)).where(*where)).on_conflict_do_nothing())

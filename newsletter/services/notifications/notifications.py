@@ -25,7 +25,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import Notification, NotificationStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason
+from ...models import (Notification, NotificationStatus, Subscriber, SubscriberStatus, Suppression, SuppressionReason,
+                       dialect)
 from ...models.base import utcnow
 from ...sending import smtp
 from ...sending import message as mime
@@ -347,12 +348,10 @@ def take_due(queued_timeout: float, limit: int = 1000, now: datetime | None = No
     """
     now = now or utcnow()
     lost_cut = now - timedelta(seconds=queued_timeout)
-    due = select(Notification.id).where(Notification.status == N.QUEUED, or_(
+    due = dialect.skip_locked(select(Notification.id).where(Notification.status == N.QUEUED, or_(
         Notification.next_attempt_at <= now,
         (Notification.next_attempt_at.is_(None)) & (Notification.updated_at < lost_cut),
-    )).order_by(Notification.id).limit(limit)
-    if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    )).order_by(Notification.id).limit(limit))
     ids = db.session.scalars(
         update(Notification).where(Notification.id.in_(due.scalar_subquery()), Notification.status == N.QUEUED)
         .values(next_attempt_at=None, updated_at=now).returning(Notification.id)

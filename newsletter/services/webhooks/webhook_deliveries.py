@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
 from ...extensions import db
-from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus
+from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus, dialect
 from ...models.base import utcnow
 from ..errors import NotFound
 from . import webhook_http, webhooks
@@ -69,12 +69,10 @@ def recover_stale(now: datetime | None = None) -> int:
 def claim_due(token: str, limit: int = BATCH) -> list[Claimed]:
     """pending -> sending for up to `limit` due rows of active endpoints; oldest due first."""
     now = utcnow()
-    due = (select(WebhookDelivery.id).where(
+    due = dialect.skip_locked(select(WebhookDelivery.id).where(
         WebhookDelivery.status == S.PENDING, WebhookDelivery.next_attempt_at <= now,
         WebhookDelivery.webhook_id.in_(select(Webhook.id).where(Webhook.active)))
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
-    if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     rows = db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id.in_(due.scalar_subquery()),
                                       WebhookDelivery.status == S.PENDING)
