@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import String, Text, and_, case, cast, func, literal, select
@@ -68,7 +68,7 @@ def _memberships(ids: list[int], list_names: dict[int, str]) -> dict[int, str]:
             for sid, lists in found.items()}
 
 
-def _batches(filters: Filters, batch: int) -> Iterator[list[Any]]:
+def _batches(filters: Filters, batch: int) -> Iterator[Sequence[Any]]:
     """Rows newest first, `batch` at a time by keyset (id < last), never all in memory."""
     where = conditions(filters)
     columns = (Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.created_at,

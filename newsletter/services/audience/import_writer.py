@@ -108,7 +108,9 @@ def _apply_postgres(connection: Connection, rows: Sequence[StageRow], lists_sql:
     INSERT's RETURNING), never by a join on email, so no step reads the whole table."""
     connection.execute(text("CREATE TEMP TABLE import_stage (email text, name text, attributes jsonb, "
                             "id integer, changed boolean) ON COMMIT DROP"))
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a connection in use has its driver's (psycopg) connection
+    cursor = driver.cursor()
     with cursor.copy("COPY import_stage (email, name, attributes, id, changed) FROM STDIN") as copy:
         copy.write("".join(row[5] or stage_line(*row[:5]) for row in rows))
     # No ON CONFLICT on subscribers: an address inserted concurrently (a form signup) fails

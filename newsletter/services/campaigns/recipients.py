@@ -69,6 +69,7 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
         db.session.commit()
         return False
     campaign = db.session.get(Campaign, campaign_id)
+    assert campaign is not None  # its rows were just frozen
     _record_exclusions(campaign, target)
     campaign.recipients = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0

@@ -81,7 +81,7 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
     """
     now = utcnow()
     outcomes = list(outcomes)
-    rows = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
+    rows: list[dict[str, Any]] = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
              "b_next": o.retry_at, "b_sent": now if o.status == D.SENT else None,
              "b_claim": None if o.status in (D.PENDING, D.CANCELLED) else token,
              "b_undo": 1 if o.release else 0} for o in outcomes]
@@ -176,7 +176,7 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     """
     now = now or utcnow()
     claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
-    moves = {
+    moves: dict[str, tuple[DeliveryStatus, datetime, dict[str, Any]]] = {
         "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now, smtp_message=_ASSUMED)),
         "reclaimed": (D.SENDING, claim_cut, dict(status=D.PENDING, claim=None)),
         "republished": (D.QUEUED, queued_cut, dict(status=D.PENDING)),

@@ -206,7 +206,9 @@ def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
 
 def _fresh(notification_id: int) -> Notification:
     """The row as the UPDATE just left it (the session may hold an older copy)."""
-    return db.session.get(Notification, notification_id, populate_existing=True)
+    notification = db.session.get(Notification, notification_id, populate_existing=True)
+    assert notification is not None  # the caller's UPDATE just returned it
+    return notification
 
 
 def _event(notification: Notification) -> dict[str, Any]:
