@@ -1,16 +1,22 @@
-# Two commands: `make run` brings the platform up, `make test` runs the suite.
+# Two commands: `make run` brings the platform up, `make test` runs the suite (`make lint`: ruff and mypy).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev static bench clean
+.PHONY: run test lint install install-dev static bench clean
 
 run: install static ## Run web + worker + beat + embedded Redis + mail catcher
 	$(BIN)/python -m newsletter.devserver
 
 test: install-dev static ## Run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks, configured in pyproject.toml; offline once install-dev has run. CI runs them
+# once, before the two test runs (.ci/run).
+lint: install-dev ## ruff (style, import order, likely bugs) and mypy (types of the package)
+	$(BIN)/ruff check .
+	$(BIN)/mypy newsletter
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -52,4 +58,4 @@ soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from .celery_app import celery_init_app
 from .config import ROOT, build_config
 from .extensions import csrf, db, limiter, login, mail, migrate
+from .models import dialect
 from .redaction import RedactFilter
 
 
@@ -66,19 +67,8 @@ def register_extensions(app: Flask) -> None:
         return user if user is not None and user.session_version == int(version) else None
 
 
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Web, worker and beat share one SQLite file in development: WAL lets readers
-    # proceed during a write and busy_timeout waits for a lock instead of failing.
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL never corrupts the file; it only skips an fsync per commit,
-        # which the send ledger does once per message.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+# Web, worker and beat share one SQLite file in development; every engine gets its settings.
+event.listen(Engine, "connect", dialect.sqlite_pragmas)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import flask_mail
 from flask import current_app
@@ -13,7 +13,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names so Alembic migrations behave the same on SQLite and PostgreSQL.
@@ -28,6 +28,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model maps one table (none maps a join or a select), so `Model.__table__` is a
+    # Table, with .insert(), .update() and .c, rather than DeclarativeBase's wider FromClause.
+    __table__: ClassVar[Table]
 
 
 class _TimeoutConnection(flask_mail.Connection):
@@ -45,6 +48,7 @@ class _TimeoutConnection(flask_mail.Connection):
         use_ssl, use_tls = (s.use_ssl, s.use_tls) if s else (m.use_ssl, m.use_tls)
         username, password = (s.username, s.password) if s else (m.username, m.password)
         timeout = s.timeout if s else current_app.config.get("MAIL_TIMEOUT", 10.0)
+        host: smtplib.SMTP
         if use_ssl:
             host = smtplib.SMTP_SSL(server, port, timeout=timeout, context=ssl.create_default_context())
         else:
@@ -68,6 +72,13 @@ class Mail(flask_mail.Mail):
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base class. db.Model is built at run time (Base plus Flask-SQLAlchemy's table and
+# bind handling), and a type checker cannot follow a base class read off an object
+# (python/mypy#8603); it checks the models against Base, which holds everything typed.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login = LoginManager()
 csrf = CSRFProtect()

@@ -42,17 +42,6 @@ def enum_column(enum_class: type[enum.Enum]) -> Enum:
     )
 
 
-def upsert_insert(table: Any) -> Any:
-    """INSERT ... ON CONFLICT needs the dialect's own insert construct (PostgreSQL or SQLite)."""
-    from ..extensions import db
-
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 # Indexes that exist only in the migrations (expression indexes Alembic cannot render from
 # the models); autogenerate and the drift test leave them alone.
 MIGRATION_ONLY_INDEXES = frozenset({"ix_subscribers_search_trgm"})

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model, db
 from .base import UTCDateTime, enum_column, utcnow
 from .engagement import Tracking
+
+if TYPE_CHECKING:
+    from .layout import Layout
+    from .mailing_list import MailingList
 
 
 class CampaignStatus(str, enum.Enum):
@@ -34,7 +39,7 @@ campaign_lists = Table(
 )
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     __tablename__ = "campaigns"
     __table_args__ = (
         # Beat looks for due scheduled campaigns and for campaigns still sending.
@@ -74,8 +79,8 @@ class Campaign(db.Model):
     skipped_unconfirmed: Mapped[int] = mapped_column(default=0)
     duplicates: Mapped[int] = mapped_column(default=0)  # on more than one target list: sent once
 
-    lists: Mapped[list["MailingList"]] = relationship(secondary=campaign_lists, order_by="MailingList.name")  # noqa: F821
-    layout: Mapped["Layout | None"] = relationship()  # noqa: F821
+    lists: Mapped[list["MailingList"]] = relationship(secondary=campaign_lists, order_by="MailingList.name")
+    layout: Mapped["Layout | None"] = relationship()
 
     @property
     def skipped(self) -> int:

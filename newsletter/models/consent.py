@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
+
+if TYPE_CHECKING:
+    from .subscriber import Subscriber
 
 
 class ConsentSource(str, enum.Enum):
@@ -23,7 +27,7 @@ class ConsentAction(str, enum.Enum):
     CONFIRMED = "confirmed"    # followed the double opt-in link
 
 
-class ConsentRecord(db.Model):
+class ConsentRecord(Model):
     __tablename__ = "consent_records"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,4 +40,4 @@ class ConsentRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     # Lets a new subscriber and its consent records be added in one flush (ids not known yet).
-    subscriber: Mapped["Subscriber"] = relationship()  # noqa: F821
+    subscriber: Mapped["Subscriber"] = relationship()

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -35,7 +35,7 @@ TERMINAL = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus
 IN_FLIGHT = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.COMMITTING})
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),

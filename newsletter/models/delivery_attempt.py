@@ -10,11 +10,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, utcnow
 
 
-class DeliveryAttempt(db.Model):
+class DeliveryAttempt(Model):
     __tablename__ = "delivery_attempts"
     __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id", "id"),)
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -25,7 +25,7 @@ class ImportMode(str, enum.Enum):
     UPDATE = "update"        # update existing subscribers only
 
 
-class ImportJob(db.Model):
+class ImportJob(Model):
     __tablename__ = "import_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, utcnow
 
 
-class Layout(db.Model):
+class Layout(Model):
     __tablename__ = "layouts"
 
     id: Mapped[int] = mapped_column(primary_key=True)

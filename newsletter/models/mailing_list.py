@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -16,7 +16,7 @@ class OptIn(str, enum.Enum):
     DOUBLE = "double"
 
 
-class MailingList(db.Model):
+class MailingList(Model):
     __tablename__ = "lists"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -27,7 +27,9 @@ class MailingList(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
+    # "Subscription" is resolved by SQLAlchemy at mapping time; subscription.py imports this module
+    # for its own annotations, so importing it back, even for type checking, would be a cycle.
+    subscriptions: Mapped[list["Subscription"]] = relationship(  # type: ignore[name-defined]  # noqa: F821
         back_populates="mailing_list", cascade="all, delete-orphan", passive_deletes=True
     )
 

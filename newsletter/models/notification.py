@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -49,7 +49,7 @@ class NotificationKind(str, enum.Enum):
         return self in (NotificationKind.CONFIRMATION, NotificationKind.MANAGE_LINK)
 
 
-class Notification(db.Model):
+class Notification(Model):
     __tablename__ = "notifications"
     __table_args__ = (
         # Idempotency keys are scoped to the API key that used them (NULL keys never clash).

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ColumnElement, Index, String, literal_column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -24,7 +24,7 @@ class SubscriberStatus(str, enum.Enum):
     COMPLAINED = "complained"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     __tablename__ = "subscribers"
     __table_args__ = (
         Index("ix_subscribers_status_id", "status", "id"),
@@ -48,7 +48,9 @@ class Subscriber(db.Model):
     # ("revoke links", erasure) makes all earlier links to this person stop working.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
-    subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
+    # "Subscription" is resolved by SQLAlchemy at mapping time; subscription.py imports this module
+    # for its own annotations, so importing it back, even for type checking, would be a cycle.
+    subscriptions: Mapped[list["Subscription"]] = relationship(  # type: ignore[name-defined]  # noqa: F821
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
 

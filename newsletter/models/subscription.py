@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
+
+if TYPE_CHECKING:
+    from .mailing_list import MailingList
+    from .subscriber import Subscriber
 
 
 class SubscriptionStatus(str, enum.Enum):
@@ -17,7 +22,7 @@ class SubscriptionStatus(str, enum.Enum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     __tablename__ = "subscriptions"
     __table_args__ = (
         # Campaign snapshots and list pages read a list's members by status.
@@ -30,5 +35,5 @@ class Subscription(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    subscriber: Mapped["Subscriber"] = relationship(back_populates="subscriptions")  # noqa: F821
-    mailing_list: Mapped["MailingList"] = relationship(back_populates="subscriptions")  # noqa: F821
+    subscriber: Mapped["Subscriber"] = relationship(back_populates="subscriptions")
+    mailing_list: Mapped["MailingList"] = relationship(back_populates="subscriptions")

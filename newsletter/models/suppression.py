@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -18,7 +18,7 @@ class SuppressionReason(str, enum.Enum):
     MANUAL = "manual"
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     __tablename__ = "suppressions"
 
     # Normalised like Subscriber.email; survives the subscriber's erasure on purpose.

@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, utcnow
 
 
-class Template(db.Model):
+class Template(Model):
     __tablename__ = "templates"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 EVENTS = (
@@ -29,7 +29,7 @@ class WebhookDeliveryStatus(str, enum.Enum):
     FAILED = "failed"        # out of attempts
 
 
-class Webhook(db.Model):
+class Webhook(Model):
     __tablename__ = "webhooks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,7 +46,7 @@ class Webhook(db.Model):
         return f"<Webhook {self.id} {self.url!r}>"
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
                       Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"))

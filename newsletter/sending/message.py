@@ -10,6 +10,7 @@ import base64
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from email.header import Header
@@ -63,7 +64,7 @@ class Envelope:
 
 
 def build(*, from_name: str, from_email: str, to: str, subject: str, html: str, text: str,
-          message_id: str, reply_to: str = "", extra_headers: list[tuple[str, str]] = ()) -> Envelope:
+          message_id: str, reply_to: str = "", extra_headers: Sequence[tuple[str, str]] = ()) -> Envelope:
     # Not a secret, only never in the parts: "=_" cannot occur in base64 (nor does a part
     # line start with "--"), and a process-local PRNG spares a getrandom() call per message.
     boundary = f"=_{_boundary_random.getrandbits(96):024x}"

@@ -46,7 +46,9 @@ def _check_no_private_access(source: str, field: str, env: _Environment) -> node
     except TemplateSyntaxError as exc:
         raise RenderError(field, f"Template error: {exc.message}", exc.lineno) from None
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        name = node.attr if isinstance(node, nodes.Getattr) else None
+        if isinstance(node, nodes.Getitem):  # obj["_x"]: a constant key is a name too
+            name = getattr(node.arg, "value", None)
         if isinstance(name, str) and name.startswith("_"):
             raise RenderError(field, f"“{name}” is not allowed: templates cannot reach Python internals",
                               node.lineno)

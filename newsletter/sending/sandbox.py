@@ -97,9 +97,11 @@ class _CodeGenerator(CodeGenerator):
 
     def _folded_binop(self, operator: str, node: nodes.BinExpr, frame: Frame) -> bool:
         """Write a constant `'%d%%' % 20` as its (sized) value, as Jinja does for operators it does not intercept."""
+        # The sandbox's own operator hook (this generator serves only the sandbox); no context needed.
+        environment: Any = self.environment
         try:
-            value = self.environment.call_binop(None, operator, node.left.as_const(frame.eval_ctx),
-                                                node.right.as_const(frame.eval_ctx))
+            value = environment.call_binop(None, operator, node.left.as_const(frame.eval_ctx),
+                                           node.right.as_const(frame.eval_ctx))
         except Exception:  # noqa: BLE001  (not constant, or refused: the render says why)
             return False
         if type(value) not in (str, int, float):
@@ -107,19 +109,19 @@ class _CodeGenerator(CodeGenerator):
         self.write(repr(value))
         return True
 
-    def visit_Mul(self, node: nodes.Mul, frame: Frame) -> None:
+    def visit_Mul(self, node: nodes.BinExpr, frame: Frame) -> None:
         if not self._folded_binop("*", node, frame):
             super().visit_Mul(node, frame)
 
-    def visit_Pow(self, node: nodes.Pow, frame: Frame) -> None:
+    def visit_Pow(self, node: nodes.BinExpr, frame: Frame) -> None:
         if not self._folded_binop("**", node, frame):
             super().visit_Pow(node, frame)
 
-    def visit_Add(self, node: nodes.Add, frame: Frame) -> None:
+    def visit_Add(self, node: nodes.BinExpr, frame: Frame) -> None:
         if not self._folded_binop("+", node, frame):
             super().visit_Add(node, frame)
 
-    def visit_Mod(self, node: nodes.Mod, frame: Frame) -> None:
+    def visit_Mod(self, node: nodes.BinExpr, frame: Frame) -> None:
         if not self._folded_binop("%", node, frame):
             super().visit_Mod(node, frame)
 
@@ -183,7 +185,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def output_buffer(self) -> list[str]:
         return _Buffer()
 
-    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[str]) -> str:
         if type(parts) is not _Buffer:  # a block's output (self.blockname()) arrives as a generator
             buffer = _Buffer()
             buffer.extend(parts)

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 from .errors import Kind, SmtpFailure, classify, from_exception
 from .message import Envelope
@@ -104,12 +104,14 @@ class Connection:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        smtp: smtplib.SMTP
         if s.use_ssl:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
         # The body and the final dot go out as two writes (the fence sits between them):
         # with Nagle on, the dot would wait ~40 ms for the server's delayed ACK every message.
+        assert smtp.sock is not None  # connected by the constructor (it was given a host)
         smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         smtp.ehlo()
         if s.use_tls:
@@ -163,6 +165,11 @@ class Connection:
             self.close(polite=False)  # e.g. the database failed mid-DATA: never reuse a half-told session
             raise
 
+    def _session(self) -> smtplib.SMTP:
+        """The open session: every phase after `begin` has one (only `close` takes it away)."""
+        assert self.smtp is not None, "no SMTP session: begin() opens it"
+        return self.smtp
+
     def drop(self) -> None:
         """Abandon the message under way: without its final dot the server throws it away."""
         self.close(polite=False)
@@ -205,10 +212,10 @@ class Connection:
 
     def finish(self) -> None:
         """The final dot: from here on the server owns the message."""
-        self.guarded(self.smtp.send, b".\r\n")
+        self.guarded(self._session().send, b".\r\n")
 
     def reply(self) -> tuple[int, str]:
-        code, text = self.guarded(self.smtp.getreply)
+        code, text = self.guarded(self._session().getreply)
         message = text.decode("utf-8", "replace")
         if classify(code, message) != Kind.SENT:
             raise SmtpFailure(classify(code, message), code, message)
@@ -226,7 +233,7 @@ class Connection:
 
     def _envelope_commands(self, envelope: Envelope) -> None:
         """MAIL, RCPT, DATA: one write (replies read by `write_body`) with PIPELINING, else one at a time."""
-        smtp = self.smtp
+        smtp = self._session()
         if envelope.smtputf8 and not smtp.has_extn("smtputf8"):
             raise SmtpFailure(Kind.PERMANENT, None, "The address is internationalised (non-ASCII) and the SMTP "
                                                     "server does not offer SMTPUTF8.")
@@ -246,11 +253,12 @@ class Connection:
     def _read_envelope_replies(self) -> list[tuple[int, bytes]]:
         if self._replies:
             return self._replies
-        smtp = self.smtp
+        smtp = self._session()
         return [smtp.getreply(), smtp.getreply(), smtp.getreply()]
 
     def _check_and_write(self, replies: list[tuple[int, bytes]]) -> None:
-        smtp = self.smtp
+        smtp, envelope = self._session(), self._envelope
+        assert envelope is not None  # set by begin()
         if len(replies) == 3 and replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
             # A server that said 354 to DATA after refusing MAIL or RCPT: end the empty message.
             smtp.send(b".\r\n")
@@ -258,7 +266,7 @@ class Connection:
         self._command(smtp, replies[0], (250,))
         self._command(smtp, replies[1], (250, 251))
         self._command(smtp, replies[2], (354,))
-        data = self._envelope.data
+        data = envelope.data
         if data.startswith(b".") or b"\n." in data:  # a scan, not a regex pass over every message
             data = _LEADING_DOT.sub(b"..", data)
         if not data.endswith(b"\r\n"):
@@ -320,7 +328,7 @@ class Sessions:
                             self._unreachable(results, pairs, failure)
         ready = [index for index, result in enumerate(results) if result is None]
         if not ready:
-            return results
+            return cast(list[Result], results)  # none left without a result
         try:
             owned = fence.acquire([items[index][0] for index in ready])
             if owned:
@@ -348,7 +356,7 @@ class Sessions:
                 results[index] = pairs[index][0].reply()
             except SmtpFailure as failure:
                 results[index] = failure
-        return results
+        return cast(list[Result], results)  # every ready pair got its reply, failure or FenceClosed
 
 
 _local = threading.local()
@@ -382,7 +390,9 @@ def verify(settings: SmtpSettings, timeout: float = 5.0) -> str:
     try:
         conn.smtp = conn._open()
     except smtplib.SMTPAuthenticationError as exc:
-        raise SmtpFailure(Kind.AUTH, exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")) from None
+        error = exc.smtp_error
+        raise SmtpFailure(Kind.AUTH, exc.smtp_code,
+                          error.decode("utf-8", "replace") if isinstance(error, bytes) else error) from None
     try:
         return (conn.smtp.ehlo_resp or b"").decode("utf-8", "replace").split("\n")[0]
     finally:

@@ -20,7 +20,7 @@ class OutboxMessage:
     raw: bytes
 
     def parsed(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
     def body(self, subtype: str) -> str | None:
         part = self.parsed().get_body(preferencelist=(subtype,))

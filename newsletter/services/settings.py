@@ -103,7 +103,7 @@ def env_default(spec: Spec, config: dict) -> Any:
     """The value the environment (app config) gives `spec`."""
     if spec.name == "MAIL_TLS":
         return "tls" if config.get("MAIL_USE_SSL") else "starttls" if config.get("MAIL_USE_TLS") else "none"
-    value = config.get(spec.name)
+    value: Any = config.get(spec.name)
     if spec.kind in (int, float):
         return spec.kind(value)
     return value or None  # an empty username or password is no login
@@ -230,14 +230,15 @@ class _Cache:
         except redis.RedisError as exc:
             log.warning("settings: cannot read %s (%s); reloading every %.0f s", VERSION_KEY, exc, MAX_AGE)
             return self.snapshot.token if self.snapshot else None
-        return raw.decode() if raw else None
+        return (raw.decode() if isinstance(raw, bytes) else raw) or None
 
 
 _caches: dict[tuple[int, int], _Cache] = {}  # (pid, id(app)): a forked worker never shares its parent's
 
 
 def _cache() -> _Cache:
-    app = current_app._get_current_object()
+    # current_app is typed as the Flask app it stands for, so its proxy method is invisible to mypy.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     key = (os.getpid(), id(app))
     if key not in _caches:
         _caches[key] = _Cache(app.config["REDIS_URL"])
@@ -260,6 +261,7 @@ def effective(fresh: bool = False) -> Snapshot:
         if fresh or stale:
             snapshot = cache.snapshot = _load(current_app.config, token)
         cache.checked_at = now
+        assert snapshot is not None  # none yet counts as stale
         return snapshot
 
 
@@ -337,10 +339,11 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
     if resets:
         db.session.execute(delete(Setting).where(Setting.key.in_(resets)))
     for name, value in updates.items():
+        stored: Any = value
         if specs[name].kind == SECRET:
-            value = {"encrypted": encrypt(value, config["SECRET_KEY"]) if value else None}
+            stored = {"encrypted": encrypt(value, config["SECRET_KEY"]) if value else None}
         row = db.session.get(Setting, name) or Setting(key=name)
-        row.value, row.updated_by_id = value, user_id
+        row.value, row.updated_by_id = stored, user_id
         db.session.add(row)
     audit.record("settings.changed", "settings", "", changed=changed)  # names only: never a secret's value
     db.session.commit()

@@ -1,6 +1,8 @@
 """Probes for load balancers and orchestrators."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify
 
 from ..extensions import csrf, limiter
@@ -22,7 +24,7 @@ def readyz():
     """Database, broker and Redis reachable: 200; otherwise 503 naming what is down."""
     results = health.readiness()
     down = {name: reason for name, reason in results.items() if reason}
-    body = {
+    body: dict[str, Any] = {
         "status": "unavailable" if down else "ok",
         "checks": {name: ("down: " + reason) if reason else "ok" for name, reason in results.items()},
     }

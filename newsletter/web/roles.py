@@ -22,7 +22,7 @@ def role_required(role: Role) -> Callable:
                 abort(403)
             return view(*args, **kwargs)
 
-        wrapped.required_role = role  # type: ignore[attr-defined]  (read by the route-walking test)
+        wrapped.required_role = role  # type: ignore[attr-defined]  # a mark the route-walking test reads
         return wrapped
 
     return decorator

@@ -10,14 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, and_, any_, bindparam, case, cast, func, literal, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, JSONPATH, aggregate_order_by
+from sqlalchemy import String, Text, and_, case, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONPATH, aggregate_order_by
 
 from ...extensions import db
-from ...models import MailingList, Subscriber, Subscription
+from ...models import MailingList, Subscriber, Subscription, dialect
 from .csv_files import FORMULA_START, PLAIN_NUMBER, iso_utc, safe_cell, safe_row
 from .subscribers import Filters, conditions
 
@@ -37,15 +37,7 @@ def attribute_keys(filters: Filters) -> list[str] | None:
     A first pass that reads only the keys (jsonb_object_keys / json_each), so the rows
     themselves can then stream in batches without knowing the header in advance.
     """
-    where = conditions(filters)
-    if db.engine.dialect.name == "postgresql":
-        query = select(func.jsonb_object_keys(Subscriber.attributes)).where(
-            *where, func.jsonb_typeof(Subscriber.attributes) == "object")
-    else:
-        # json_each may only read columns of tables to its left, hence the explicit join.
-        each = func.json_each(Subscriber.attributes).table_valued("key").alias("attribute")
-        query = select(each.c.key).select_from(Subscriber).join(each, true()).where(
-            *where, func.json_type(Subscriber.attributes) == "object")
+    query = dialect.json_object_keys(Subscriber, Subscriber.attributes).where(*conditions(filters))
     keys = sorted(db.session.scalars(query.distinct().limit(MAX_ATTRIBUTE_COLUMNS + 1)))
     return keys if len(keys) <= MAX_ATTRIBUTE_COLUMNS else None
 
@@ -67,13 +59,8 @@ def _header(keys: list[str] | None) -> list[str]:
 
 
 def _memberships(ids: list[int], list_names: dict[int, str]) -> dict[int, str]:
-    if db.engine.dialect.name == "postgresql":
-        # One array parameter: an IN list of 5,000 bound values cost 40% of an export.
-        among = Subscription.subscriber_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
-    else:
-        among = Subscription.subscriber_id.in_(ids)
     rows = db.session.execute(select(Subscription.subscriber_id, Subscription.list_id, Subscription.status)
-                              .where(among))
+                              .where(dialect.in_values(Subscription.subscriber_id, ids)))
     found: dict[int, list[tuple[str, int, str]]] = {}
     for subscriber_id, list_id, status in rows:
         found.setdefault(subscriber_id, []).append((list_names.get(list_id, ""), list_id, status.value))
@@ -81,7 +68,7 @@ def _memberships(ids: list[int], list_names: dict[int, str]) -> dict[int, str]:
             for sid, lists in found.items()}
 
 
-def _batches(filters: Filters, batch: int) -> Iterator[list[Any]]:
+def _batches(filters: Filters, batch: int) -> Iterator[Sequence[Any]]:
     """Rows newest first, `batch` at a time by keyset (id < last), never all in memory."""
     where = conditions(filters)
     columns = (Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.created_at,
@@ -104,15 +91,14 @@ def subscribers_csv(filters: Filters, batch: int | None = None) -> Iterator[str]
     Columns: email, name, status, created_at (UTC), lists ("Name (membership status); ..."),
     then one column per attribute key found among the matches.
     """
-    if db.engine.dialect.name == "postgresql":
-        # Each query below costs enough to be JIT-compiled, which took 300 ms a query (50
-        # queries at 1,000,000 rows) and saved nothing: the work is in functions JIT leaves be.
-        db.session.execute(text("SET LOCAL jit = off"))
+    # Each query below costs enough to be JIT-compiled, which took 300 ms a query (50 queries
+    # at 1,000,000 rows) and saved nothing: the work is in functions JIT leaves be.
+    dialect.without_jit()
     keys = attribute_keys(filters)
     buffer = io.StringIO()
     csv.writer(buffer).writerow(_header(keys))
     yield buffer.getvalue()
-    if db.engine.dialect.name == "postgresql" and not _has_fractions(filters):
+    if dialect.is_postgresql() and not _has_fractions(filters):
         yield from _postgres_chunks(filters, keys, batch or SQL_BATCH)
     else:
         yield from _python_chunks(filters, keys, batch or BATCH)

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ...models import ConsentSource, SubscriberStatus, SubscriptionStatus
+from ...models import ConsentSource, SubscriberStatus, SubscriptionStatus, dialect
 
 # email, name, attributes, id (None: new), changed, and the row as COPY text if already made
 StageRow = tuple[str, str, dict, int | None, bool, str | None]
@@ -29,10 +29,6 @@ _LOOKUP = text(
     "LEFT JOIN LATERAL (SELECT true AS blocked FROM suppressions WHERE email = e.email LIMIT 1) sup ON true "
     "WHERE s.id IS NOT NULL OR sup.blocked"
 )
-
-
-def _postgres(connection: Connection) -> bool:
-    return connection.dialect.name == "postgresql"
 
 
 def _copy_text(value: str) -> str:
@@ -57,7 +53,7 @@ def lookup(connection: Connection, emails: Sequence[str]) -> tuple[set[str], Kno
     """(suppressed addresses, stored subscribers) among `emails`, in one round trip on PostgreSQL."""
     if not emails:
         return set(), {}
-    if not _postgres(connection):
+    if not dialect.is_postgresql(connection):
         return suppressed(connection, emails), existing(connection, emails)
     blocked, known = set(), {}
     for email, id_, name, attributes, is_blocked in connection.execute(_LOOKUP, {"e": list(emails)}):
@@ -72,12 +68,9 @@ def existing(connection: Connection, emails: Sequence[str]) -> Known:
     """{email: (id, name, attributes)} for the addresses already stored."""
     if not emails:
         return {}
-    if _postgres(connection):
-        rows = connection.execute(text("SELECT id, email, name, attributes FROM subscribers WHERE email = ANY(:e)"),
-                                  {"e": list(emails)})
-    else:
-        rows = connection.execute(text("SELECT id, email, name, attributes FROM subscribers WHERE email IN "
-                                       "(SELECT value FROM json_each(:e))"), {"e": json.dumps(list(emails))})
+    among, values = dialect.in_list_sql("e", emails, connection)
+    rows = connection.execute(text(f"SELECT id, email, name, attributes FROM subscribers WHERE email {among}"),
+                              {"e": values})
     result = {}
     for id_, email, name, attributes in rows:
         if isinstance(attributes, str):
@@ -89,11 +82,8 @@ def existing(connection: Connection, emails: Sequence[str]) -> Known:
 def suppressed(connection: Connection, emails: Sequence[str]) -> set[str]:
     if not emails:
         return set()
-    if _postgres(connection):
-        rows = connection.execute(text("SELECT email FROM suppressions WHERE email = ANY(:e)"), {"e": list(emails)})
-    else:
-        rows = connection.execute(text("SELECT email FROM suppressions WHERE email IN "
-                                       "(SELECT value FROM json_each(:e))"), {"e": json.dumps(list(emails))})
+    among, values = dialect.in_list_sql("e", emails, connection)
+    rows = connection.execute(text(f"SELECT email FROM suppressions WHERE email {among}"), {"e": values})
     return {row[0] for row in rows}
 
 
@@ -107,7 +97,7 @@ def apply(connection: Connection, rows: Sequence[StageRow], *, list_ids: Sequenc
     params = {"status": status.value, "membership": membership.value, "now": now,
               "confirmed_at": now if confirmed else None, "source": ConsentSource.IMPORT.value}
     lists_sql = ", ".join(str(int(i)) for i in list_ids)
-    if _postgres(connection):
+    if dialect.is_postgresql(connection):
         return _apply_postgres(connection, rows, lists_sql, params)
     return _apply_sqlite(connection, rows, lists_sql, params)
 
@@ -118,7 +108,9 @@ def _apply_postgres(connection: Connection, rows: Sequence[StageRow], lists_sql:
     INSERT's RETURNING), never by a join on email, so no step reads the whole table."""
     connection.execute(text("CREATE TEMP TABLE import_stage (email text, name text, attributes jsonb, "
                             "id integer, changed boolean) ON COMMIT DROP"))
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a connection in use has its driver's (psycopg) connection
+    cursor = driver.cursor()
     with cursor.copy("COPY import_stage (email, name, attributes, id, changed) FROM STDIN") as copy:
         copy.write("".join(row[5] or stage_line(*row[:5]) for row in rows))
     # No ON CONFLICT on subscribers: an address inserted concurrently (a form signup) fails

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import ImportJob, ImportMode, ImportStatus
+from ...models import ImportJob, ImportMode, ImportStatus, dialect
 from ...models.base import utcnow
 from .. import audit
 from ..addresses import normalize_email
@@ -178,7 +178,7 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
             rows = iter(reader)
             seen = _skip_done(job, rows, layout)
             _truncate_report(job)
-            line = import_writer.stage_line if db.engine.dialect.name == "postgresql" else None
+            line = import_writer.stage_line if dialect.is_postgresql() else None
             for batch, position in _prefetch(rows, layout, seen, batch_size, lambda: reader.position, line):
                 created = _apply(job, batch, position)
                 if on_batch and created:

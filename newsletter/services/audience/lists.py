@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -37,7 +38,7 @@ def create(name: str, opt_in: str | OptIn = OptIn.DOUBLE, public: bool = False, 
     return mailing_list
 
 
-def update(list_id: int, **changes: object) -> MailingList:
+def update(list_id: int, **changes: Any) -> MailingList:
     mailing_list = get(list_id)
     name, opt_in, description = _clean(
         changes.get("name", mailing_list.name), changes.get("opt_in", mailing_list.opt_in),

@@ -11,6 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from ...models import dialect
+
 TABLES = ("subscribers", "subscriptions")
 
 
@@ -19,7 +21,7 @@ def refresh(connection: Connection) -> None:
 
     Best effort: if a (wraparound) vacuum holds the tables, nobody waits for it.
     """
-    if connection.dialect.name != "postgresql":
+    if not dialect.is_postgresql(connection):
         return
     try:
         with connection.begin_nested():
@@ -31,7 +33,7 @@ def refresh(connection: Connection) -> None:
 
 def stale(connection: Connection) -> bool:
     """Never analyzed, or a fifth of the rows changed since (autovacuum's own default is a tenth)."""
-    if connection.dialect.name != "postgresql":
+    if not dialect.is_postgresql(connection):
         return False
     return bool(connection.execute(text(
         "SELECT coalesce(bool_or(greatest(last_analyze, last_autoanalyze) IS NULL "

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy import String, case, cast, func, literal, select
+from sqlalchemy import CursorResult, func, literal, select
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
 from sqlalchemy import update as update_rows
@@ -16,8 +16,8 @@ from sqlalchemy.orm import selectinload
 
 from ...extensions import db
 from ...models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
-                       Subscription, SubscriptionStatus, Suppression, SuppressionReason)
-from ...models.base import upsert_insert, utcnow
+                       Subscription, SubscriptionStatus, Suppression, SuppressionReason, dialect)
+from ...models.base import utcnow
 from ...models.subscriber import search_text
 from .. import audit
 from ..addresses import normalize_email
@@ -67,7 +67,7 @@ class Count:
 def make_filters(q: str | None = None, status: str | SubscriberStatus | None = None, list_id: Any = None,
                  attribute: tuple[str, Any] | None = None, email: str | None = None) -> Filters:
     q = (q or "").strip() or None
-    email = normalize_email(email) if (email or "").strip() else None
+    email = normalize_email(email) if email and email.strip() else None
     if q and len(q) > 254:
         raise ValidationError("q", "Search for at most 254 characters.")
     try:
@@ -95,12 +95,7 @@ def _attribute_equals(key: str, value: str) -> Any:
     (and the id order) reach, so on its own it scans. Numbers and booleans match their JSON
     text ("5", "true").
     """
-    if db.engine.dialect.name == "postgresql":
-        return Subscriber.attributes.op("->>")(literal(key)) == value
-    path = f'$."{key}"'
-    kind = func.json_type(Subscriber.attributes, path)
-    text = case((kind.in_(("true", "false")), kind), else_=cast(func.json_extract(Subscriber.attributes, path), String))
-    return text == value
+    return dialect.json_text(Subscriber.attributes, key) == value
 
 
 def conditions(filters: Filters) -> list[Any]:
@@ -159,7 +154,7 @@ def oldest_first(filters: Filters, after: int | None = None, limit: int = 50) ->
 
 def count(filters: Filters, cap: int = COUNT_CAP) -> Count:
     capped = select(Subscriber.id).where(*conditions(filters)).limit(cap + 1).subquery()
-    found = db.session.scalar(select(func.count()).select_from(capped))
+    found = db.session.scalar(select(func.count()).select_from(capped)) or 0
     return Count(min(found, cap), found <= cap)
 
 
@@ -173,7 +168,7 @@ def get(subscriber_id: int) -> Subscriber:
 def memberships(subscriber_id: int) -> list[tuple[MailingList, Subscription]]:
     query = (select(MailingList, Subscription).join(Subscription, Subscription.list_id == MailingList.id)
              .where(Subscription.subscriber_id == subscriber_id).order_by(MailingList.name, MailingList.id))
-    return [tuple(row) for row in db.session.execute(query)]
+    return [(mailing_list, subscription) for mailing_list, subscription in db.session.execute(query)]
 
 
 def consents(subscriber_id: int) -> list[ConsentRecord]:
@@ -326,6 +321,7 @@ def _target(ids: Iterable[Any] | None, filters: Filters | None) -> list[Any]:
         raise ValidationError("ids", "Choose some subscribers, or a whole search.")
     if filters is not None:
         return conditions(filters)
+    assert ids is not None  # one of the two, checked above
     wanted = sorted({whole_number(i, "ids", "subscriber id") for i in ids})
     if not wanted:
         raise ValidationError("ids", "Select at least one subscriber.")
@@ -345,10 +341,11 @@ def _run(statement: Any) -> int:
         # psycopg reports rowcount -1 for INSERT ... SELECT ... ON CONFLICT here: count the
         # rows RETURNING gives back instead (exact on PostgreSQL and SQLite alike).
         table = statement.table
-        first_key = list(table.primary_key.columns)[0]
+        first_key = next(iter(table.primary_key))
         return len(db.session.connection().execute(statement.returning(first_key)).all())
     # No ORM session synchronisation: "fetch" would pull every matched id into Python.
-    return db.session.execute(statement, execution_options={"synchronize_session": False}).rowcount
+    result = db.session.execute(statement, execution_options={"synchronize_session": False})
+    return cast(CursorResult, result).rowcount  # UPDATE and DELETE give a cursor's result
 
 
 def bulk_add_to_list(list_id: int, ids: Iterable[Any] | None = None, filters: Filters | None = None) -> int:
@@ -365,7 +362,7 @@ def bulk_add_to_list(list_id: int, ids: Iterable[Any] | None = None, filters: Fi
         ["subscriber_id", "list_id", "action", "source", "created_at"],
         select(Subscriber.id, literal(list_id), literal(ConsentAction.SUBSCRIBED.value),
                literal(ConsentSource.ADMIN.value), literal(now)).where(*joining, ~_member(list_id))))
-    added = _run(upsert_insert(Subscription.__table__).from_select(
+    added = _run(dialect.insert(Subscription.__table__).from_select(
         ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
         select(Subscriber.id, literal(list_id), literal(SubscriptionStatus.CONFIRMED.value), literal(now),
                literal(now)).where(*joining)).on_conflict_do_nothing())
@@ -394,7 +391,7 @@ def bulk_unsubscribe(ids: Iterable[Any] | None = None, filters: Filters | None =
     _run(update_rows(Subscription).where(Subscription.subscriber_id.in_(select(Subscriber.id).where(*where)),
                                     Subscription.status != SubscriptionStatus.UNSUBSCRIBED)
          .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now))
-    _run(upsert_insert(Suppression.__table__).from_select(
+    _run(dialect.insert(Suppression.__table__).from_select(
         ["email", "reason", "note", "created_at"],
         select(Subscriber.email, literal(SuppressionReason.UNSUBSCRIBED_ALL.value),
                literal("unsubscribed by an admin"), literal(now)).where(*where)).on_conflict_do_nothing())

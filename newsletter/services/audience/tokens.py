@@ -21,10 +21,10 @@ import hmac
 import json
 import time
 import zlib
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
@@ -141,7 +141,7 @@ def bump_version(subscriber_id: int) -> None:
     result = db.session.execute(update(Subscriber).where(Subscriber.id == subscriber_id)
                                 .values(token_version=Subscriber.token_version + 1)
                                 .execution_options(synchronize_session="fetch"))
-    if result.rowcount == 0:
+    if cast(CursorResult, result).rowcount == 0:  # an UPDATE's result is a cursor's
         raise NotFound("subscriber", subscriber_id)
 
 

@@ -91,7 +91,7 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
     layout_id = whole_number(layout_id, "layout_id", "layout id") if layout_id is not None else None
-    clean = {
+    clean: dict[str, Any] = {
         "name": one_line(values.get("name"), "name", 200, required=True),
         "subject": one_line(values.get("subject"), "subject", 500, required=True),
         "from_name": one_line(values.get("from_name"), "from_name", 200),

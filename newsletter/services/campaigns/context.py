@@ -50,14 +50,14 @@ def recipient_context(campaign: dict[str, Any], list_ids: list[int], subscriber_
     `token_version`: the subscriber's, from the rows the caller loaded (else looked up).
     """
     has_id = subscriber_id is not None
-    if has_id and token_version is None:
+    if subscriber_id is not None and token_version is None:
         token_version = tokens.current_version(subscriber_id)
     return {
         "subscriber": {"id": subscriber_id, "email": email, "name": name or "", "attributes": attributes or {}},
         "campaign": campaign,
         "unsubscribe_url": links.unsubscribe_url(subscriber_id, list_ids, campaign["id"], token_version)
-        if has_id else "#",
-        "preferences_url": links.preferences_url(subscriber_id, token_version) if has_id else "#",
+        if subscriber_id is not None else "#",
+        "preferences_url": links.preferences_url(subscriber_id, token_version) if subscriber_id is not None else "#",
         "web_view_url": web_view_url(campaign["id"], subscriber_id, token_version if has_id else 0),
     }
 

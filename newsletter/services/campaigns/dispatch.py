@@ -9,6 +9,7 @@ before it freezes the rest of the recipients: the first email does not wait for 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -110,8 +111,8 @@ def finish_if_done(campaign_id: int) -> bool:
         return False
     by_status = ledger.counts(campaign_id)
     now = utcnow()
-    totals = dict(recipients=sum(by_status.values()), sent=by_status["sent"], failed=by_status["failed"],
-                  cancelled=by_status["cancelled"])
+    totals: dict[str, Any] = dict(recipients=sum(by_status.values()), sent=by_status["sent"],
+                                  failed=by_status["failed"], cancelled=by_status["cancelled"])
     # Totals and status in one UPDATE: a late chord callback's increment cannot slip between.
     # Its campaign.finished event commits with it, and only when this call made the move.
     moved = transition(campaign_id, S.SENT, finished_at=now, totals_at=now, commit=False, **totals)

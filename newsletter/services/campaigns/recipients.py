@@ -8,8 +8,8 @@ from sqlalchemy.sql import Select
 
 from ...extensions import db
 from ...models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
-                       SubscriptionStatus, campaign_lists)
-from ...models.base import upsert_insert, utcnow
+                       SubscriptionStatus, campaign_lists, dialect)
+from ...models.base import utcnow
 from ..audience import statistics, suppressions
 
 
@@ -59,7 +59,7 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
                   literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
     # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
     db.session.connection().execute(
-        upsert_insert(Delivery.__table__).from_select(
+        dialect.insert(Delivery.__table__).from_select(
             ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
              "smtp_message", "worker"], rows,
         ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
@@ -69,6 +69,7 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
         db.session.commit()
         return False
     campaign = db.session.get(Campaign, campaign_id)
+    assert campaign is not None  # its rows were just frozen
     _record_exclusions(campaign, target)
     campaign.recipients = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0

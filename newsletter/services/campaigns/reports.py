@@ -10,25 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber
+from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, dialect
 from ...models.base import utcnow
 from ..delivery import ledger as deliveries
 from .campaigns import get as get_campaign
 
 D = DeliveryStatus
 UNITS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
-_SQLITE_FORMATS = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
 MAX_POINTS = 240  # a longer send is drawn in wider buckets (5, 15, 60 … minutes)
-
-
-def bucket(column: Any, unit: str) -> ColumnElement:
-    """`column` truncated to the start of its minute, hour or day, in UTC, on either database."""
-    if db.engine.dialect.name == "postgresql":
-        return func.date_trunc(unit, func.timezone("UTC", column))  # UTC, whatever the session's zone
-    return func.strftime(_SQLITE_FORMATS[unit], column)
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -48,7 +40,7 @@ def truncate(moment: datetime, unit: str) -> datetime:
 
 
 def _counts_by_bucket(column: Any, unit: str, *where: Any) -> dict[datetime, int]:
-    key = bucket(column, unit)
+    key = dialect.time_bucket(column, unit)
     rows = db.session.execute(select(key, func.count()).where(column.is_not(None), *where).group_by(key))
     return {_as_datetime(moment): int(count) for moment, count in rows if moment is not None}
 

@@ -371,7 +371,8 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
 def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
                   people: dict[int, tuple[str, dict, int]]) -> mime.Envelope | None:
     """The recipient's message, or None with the failure recorded (it cannot be built)."""
-    name, attributes, version = people.get(row.subscriber_id, ("", {}, 0))
+    unknown: tuple[str, dict, int] = ("", {}, 0)  # an erased subscriber's row has no id
+    name, attributes, version = unknown if row.subscriber_id is None else people.get(row.subscriber_id, unknown)
     try:
         return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes, token_version=version)
     except RenderError as exc:

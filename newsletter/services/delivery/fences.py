@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import update
 
 from ...extensions import db
-from ...models import Delivery
+from ...models import Delivery, dialect
 from ...models.base import utcnow
 
 _NO_SYNC = {"synchronize_session": False}
@@ -41,7 +41,7 @@ class FenceLine:
 
     @property
     def driver(self) -> Any:
-        if db.engine.dialect.name != "postgresql":
+        if not dialect.is_postgresql():
             return None
         if self._pooled is None:
             self._pooled = db.engine.raw_connection()

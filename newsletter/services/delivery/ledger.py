@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from ...extensions import db
-from ...models import Campaign, Delivery, DeliveryStatus
+from ...models import Campaign, Delivery, DeliveryStatus, dialect
 from ...models.base import utcnow
 from ...models.delivery import IN_FLIGHT
 from ...models.delivery_attempt import DeliveryAttempt
@@ -29,12 +29,10 @@ _NO_SYNC = {"synchronize_session": False}
 def publish(campaign_id: int, limit: int) -> list[int]:
     """Take up to `limit` pending rows whose time has come and mark them queued; ids in order."""
     now = utcnow()
-    due = (select(Delivery.id).where(
+    due = dialect.skip_locked(select(Delivery.id).where(
         Delivery.campaign_id == campaign_id, Delivery.status == D.PENDING,
         or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
     ).order_by(Delivery.id).limit(limit))
-    if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     ids = db.session.scalars(
         update(Delivery).where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == D.PENDING)
         .values(status=D.QUEUED, updated_at=now).returning(Delivery.id).execution_options(**_NO_SYNC)).all()
@@ -83,13 +81,13 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
     """
     now = utcnow()
     outcomes = list(outcomes)
-    rows = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
+    rows: list[dict[str, Any]] = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
              "b_next": o.retry_at, "b_sent": now if o.status == D.SENT else None,
              "b_claim": None if o.status in (D.PENDING, D.CANCELLED) else token,
              "b_undo": 1 if o.release else 0} for o in outcomes]
     if not rows:
         return
-    if db.engine.dialect.name == "postgresql":
+    if dialect.is_postgresql():
         _record_postgres(rows, token, now)
     else:
         table = Delivery.__table__
@@ -143,7 +141,7 @@ def _add_attempts(tried: list[Outcome], numbers: Mapping[int, int], at: datetime
     compiled afresh per batch: SQLAlchemy's multi-row VALUES cost more CPU than the sends)."""
     if not tried:
         return
-    if db.engine.dialect.name == "postgresql":
+    if dialect.is_postgresql():
         db.session.connection().exec_driver_sql(_ATTEMPTS_SQL, {
             "id": [o.id for o in tried], "attempt": [numbers.get(o.id, 0) for o in tried],
             "status": [o.status.value for o in tried], "code": [o.smtp_code for o in tried],
@@ -178,7 +176,7 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     """
     now = now or utcnow()
     claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
-    moves = {
+    moves: dict[str, tuple[DeliveryStatus, datetime, dict[str, Any]]] = {
         "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now, smtp_message=_ASSUMED)),
         "reclaimed": (D.SENDING, claim_cut, dict(status=D.PENDING, claim=None)),
         "republished": (D.QUEUED, queued_cut, dict(status=D.PENDING)),
@@ -213,9 +211,8 @@ def cancel_unsent(campaign_id: int) -> int:
     unsent = (Delivery.campaign_id == campaign_id, Delivery.status.in_([D.PENDING, D.QUEUED]))
     total, after = 0, 0
     while True:
-        chunk = select(Delivery.id).where(*unsent, Delivery.id > after).order_by(Delivery.id).limit(CANCEL_CHUNK)
-        if db.engine.dialect.name == "postgresql":
-            chunk = chunk.with_for_update(skip_locked=True)
+        chunk = dialect.skip_locked(
+            select(Delivery.id).where(*unsent, Delivery.id > after).order_by(Delivery.id).limit(CANCEL_CHUNK))
         ids = db.session.scalars(chunk).all()
         if not ids:
             db.session.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -135,7 +135,7 @@ def _query(filters: Filters, cursor: str | None, limit: int) -> Any:
 
 @dataclass
 class Page:
-    rows: list[Any]
+    rows: Sequence[Any]
     campaigns: dict[int, str]  # id -> name, for the rows shown
     older: str | None  # the cursor of the next (older) page, if there is one
 
@@ -154,7 +154,7 @@ def page(filters: Filters, cursor: str | None = None, limit: int = PAGE) -> Page
     return Page(rows, campaign_names({r.campaign_id for r in rows}), cursor_of(rows[-1]) if more else None)
 
 
-def rows(filters: Filters, batch: int = EXPORT_BATCH) -> Iterator[list[Any]]:
+def rows(filters: Filters, batch: int = EXPORT_BATCH) -> Iterator[Sequence[Any]]:
     """Every matching row, newest first, `batch` at a time by keyset (never all in memory)."""
     cursor = None
     while True:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import (Notification, NotificationKind, NotificationStatus, Subscriber, SubscriberStatus, Suppression,
-                       SuppressionReason)
+                       SuppressionReason, dialect)
 from ...models.base import utcnow
 from ...sending import smtp
 from ...sending import message as mime
@@ -226,7 +226,9 @@ def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
 
 def _fresh(notification_id: int) -> Notification:
     """The row as the UPDATE just left it (the session may hold an older copy)."""
-    return db.session.get(Notification, notification_id, populate_existing=True)
+    notification = db.session.get(Notification, notification_id, populate_existing=True)
+    assert notification is not None  # the caller's UPDATE just returned it
+    return notification
 
 
 def _event(notification: Notification) -> dict[str, Any]:
@@ -383,12 +385,10 @@ def take_due(queued_timeout: float, limit: int = 1000, now: datetime | None = No
     """
     now = now or utcnow()
     lost_cut = now - timedelta(seconds=queued_timeout)
-    due = select(Notification.id).where(Notification.status == N.QUEUED, or_(
+    due = dialect.skip_locked(select(Notification.id).where(Notification.status == N.QUEUED, or_(
         Notification.next_attempt_at <= now,
         (Notification.next_attempt_at.is_(None)) & (Notification.updated_at < lost_cut),
-    )).order_by(Notification.id).limit(limit)
-    if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    )).order_by(Notification.id).limit(limit))
     ids = db.session.scalars(
         update(Notification).where(Notification.id.in_(due.scalar_subquery()), Notification.status == N.QUEUED)
         .values(next_attempt_at=None, updated_at=now).returning(Notification.id)

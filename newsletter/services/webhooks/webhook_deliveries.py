@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
 from ...extensions import db
-from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus
+from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus, dialect
 from ...models.base import utcnow
 from ..errors import NotFound
 from . import webhook_http, webhooks
@@ -69,12 +69,10 @@ def recover_stale(now: datetime | None = None) -> int:
 def claim_due(token: str, limit: int = BATCH) -> list[Claimed]:
     """pending -> sending for up to `limit` due rows of active endpoints; oldest due first."""
     now = utcnow()
-    due = (select(WebhookDelivery.id).where(
+    due = dialect.skip_locked(select(WebhookDelivery.id).where(
         WebhookDelivery.status == S.PENDING, WebhookDelivery.next_attempt_at <= now,
         WebhookDelivery.webhook_id.in_(select(Webhook.id).where(Webhook.active)))
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
-    if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     rows = db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id.in_(due.scalar_subquery()),
                                       WebhookDelivery.status == S.PENDING)
@@ -193,7 +191,7 @@ def success_rates(webhook_ids: list[int], recent: int = 100) -> dict[int, tuple[
         last = (select(WebhookDelivery.status).where(
             WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status.in_([S.DELIVERED, S.FAILED]))
             .order_by(WebhookDelivery.id.desc()).limit(recent).subquery())
-        counts = dict(db.session.execute(select(last.c.status, func.count()).group_by(last.c.status)).all())
+        counts: dict[S, int] = dict(db.session.execute(select(last.c.status, func.count()).group_by(last.c.status)).all())
         delivered = counts.get(S.DELIVERED, 0)
         rates[webhook_id] = (delivered, delivered + counts.get(S.FAILED, 0))
     return rates

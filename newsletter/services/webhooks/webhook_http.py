@@ -29,7 +29,7 @@ class Reply:
     refused: bool = False  # the policy refused the address: do not retry
 
 
-def _connect(addresses: Sequence[net_policy.IPAddress], port: int, timeout: float) -> socket.socket:
+def _connect(addresses: Sequence[net_policy.IPAddress], port: int, timeout: float | None) -> socket.socket:
     """A TCP connection to the first vetted address that answers."""
     error: OSError = OSError("no address to connect to")
     for ip in addresses:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, cast, insert, literal, select, update
+from sqlalchemy import Row, String, cast, insert, literal, select, true, update
 
 from ...extensions import db
 from ...models import (WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery,
@@ -205,7 +205,7 @@ def emit_many(event: str, items: Sequence[dict[str, Any]]) -> int:
     return write(event, wanted, items) if wanted else 0
 
 
-def subscriber_data(subscriber: Subscriber, **extra: Any) -> dict[str, Any]:
+def subscriber_data(subscriber: Subscriber | Row, **extra: Any) -> dict[str, Any]:
     return {"subscriber_id": subscriber.id, "email": subscriber.email, "name": subscriber.name,
             "status": subscriber.status.value if subscriber.status else None, **extra}
 
@@ -246,7 +246,7 @@ def emit_delivery_outcomes(delivery_ids: Sequence[int], token: str | None) -> in
     rows = db.session.execute(
         select(Delivery.id, Delivery.campaign_id, Delivery.subscriber_id, Delivery.email, Delivery.status,
                Delivery.attempts, Delivery.smtp_code, Delivery.smtp_message, Delivery.sent_at)
-        .where(Delivery.id.in_(list(delivery_ids)), True if token is None else Delivery.claim == token,
+        .where(Delivery.id.in_(list(delivery_ids)), true() if token is None else Delivery.claim == token,
                Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED])).order_by(Delivery.id)).all()
     written = 0
     for event, status in (("delivery.sent", DeliveryStatus.SENT), ("delivery.failed", DeliveryStatus.FAILED)):

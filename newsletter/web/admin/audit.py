@@ -65,7 +65,8 @@ def index():
     valid = form.validate()
     args: dict[str, Any] = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name, "").strip()}
     before = parse_id(request.args.get("before", ""))
-    events, cursor = [], None
+    events: list[Any] = []
+    cursor = None
     if valid:
         filters = audit.Filters(action=form.action.data or "", actor=form.actor.data or "",
                                 target_type=form.target_type.data or "", target_id=form.target_id.data or "",

@@ -43,7 +43,7 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
     """The subscriber to personalise as, by address; None means the sample subscriber."""
-    if not (email or "").strip():
+    if email is None or not email.strip():
         return None
     address = normalize_email(email, field)
     found = subscriber_id_by_email(address)
@@ -153,7 +153,8 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
         preview_error = exc.message
     if schedule_form is None:
         schedule_form = ScheduleForm(formdata=None, data={
-            "send_at": as_utc(campaign.send_at).replace(tzinfo=None) if campaign.send_at else None, "timezone": "UTC"})
+            "send_at": send_at.replace(tzinfo=None) if (send_at := as_utc(campaign.send_at)) else None,
+            "timezone": "UTC"})
     counts = lists_service.counts_by_status([l.id for l in campaign.lists])
     live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
     engagement = engagement_stats.campaign_stats(campaign.id) if campaign.tracking != Tracking.OFF else None

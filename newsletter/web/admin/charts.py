@@ -151,7 +151,7 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, em
     body = _grid(ticks, height)
     for i in range(n):
         x = i * slot + (slot - width) / 2
-        base = TOP + plot
+        base: float = TOP + plot
         for s in series:
             value = s.values[i]
             if not value:

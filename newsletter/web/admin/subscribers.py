@@ -43,7 +43,8 @@ def _list_choices(first: str) -> list[tuple[str, str]]:
 def index():
     form = SearchForm(formdata=request.args)
     form.list_id.choices = _list_choices("Any list")
-    items, next_cursor, total, filters = [], None, None, None
+    items: list[Any] = []
+    next_cursor, total, filters = None, None, None
     try:
         filters = _filters(request.args)
         items, next_cursor = subscribers.search(filters=filters, cursor=request.args.get("cursor"))

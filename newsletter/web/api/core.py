@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import http
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import marshmallow as ma
@@ -103,7 +103,7 @@ def http_problem(error: HTTPException) -> Any:
     return problem(code, detail, errors, headers)
 
 
-def service_problem(error: Exception) -> Any:
+def service_problem(error: NotFound | Conflict | ValidationError) -> Any:
     """A service's NotFound as a 404, Conflict (StateConflict too) as a 409, ValidationError as a 422."""
     if isinstance(error, NotFound):
         return problem(404, str(error))
@@ -241,6 +241,7 @@ def _bad_text(value: Any, path: str = "") -> tuple[str, str] | None:
         except UnicodeEncodeError:
             return path, "Must be valid Unicode text."
         return None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):

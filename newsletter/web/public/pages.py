@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypedDict
 
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -25,7 +26,12 @@ bp = Blueprint("public", __name__)
 ERASED_DOMAIN = "@erased.invalid"  # what gdpr.erase_subscriber leaves in place of the address
 
 
-def _client() -> dict[str, str | None]:
+class _Client(TypedDict):
+    ip: str | None
+    user_agent: str | None
+
+
+def _client() -> _Client:
     return {"ip": request.remote_addr, "user_agent": request.user_agent.string or None}
 
 

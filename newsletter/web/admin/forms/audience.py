@@ -41,7 +41,7 @@ class SubscriberForm(FlaskForm):
     def validate_attributes(self, field: Any) -> None:
         try:
             value = json.loads(field.data or "{}")
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValidationError(f"This is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
         if not isinstance(value, dict):
             raise ValidationError('Attributes must be a JSON object: {"key": "value"}.')

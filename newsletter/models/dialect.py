@@ -1,0 +1,142 @@
+"""The differences between PostgreSQL (production) and SQLite (development), in one place.
+
+The rest of the package asks for a construct or a capability here and never reads a
+dialect's name itself (tests/test_dialect.py holds it to that). Column types that differ
+(`with_variant(...)`) and partial-index options (`postgresql_where` / `sqlite_where`) stay on
+the models: they are declarations of one schema, not branches in code.
+
+`is_postgresql()` guards the code paths written in PostgreSQL's own SQL (COPY, unnest over
+array parameters, the fences' pipelined COMMIT, the exports' SQL-formatted CSV); each has a
+portable twin next to it that SQLite takes.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, String, any_, bindparam, case, cast, event, func, literal, select, text, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
+
+from ..extensions import db
+
+_SQLITE_TIME_FORMATS = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
+
+
+def is_postgresql(bind: Connection | Engine | None = None) -> bool:
+    """Whether `bind` (the app's engine by default) speaks PostgreSQL."""
+    return (bind if bind is not None else db.engine).dialect.name == "postgresql"
+
+
+def insert(table: Any) -> Any:
+    """The dialect's own INSERT, the one with `on_conflict_do_nothing()` (both databases have it)."""
+    return (postgresql if is_postgresql() else sqlite).insert(table)
+
+
+def skip_locked(query: Select) -> Select:
+    """FOR UPDATE SKIP LOCKED: take only rows no other transaction holds.
+
+    PostgreSQL locks rows; SQLite has no row locks (a writer holds the whole file), so the
+    query is left as it is there.
+    """
+    return query.with_for_update(skip_locked=True) if is_postgresql() else query
+
+
+def in_values(column: Any, values: list[int]) -> ColumnElement:
+    """`column IN values` for a long list of integers.
+
+    PostgreSQL: one array parameter (`= ANY(:ids)`); an IN list of 5,000 bound values cost 40%
+    of an export. SQLite has no arrays: a plain IN.
+    """
+    if is_postgresql():
+        return column == any_(bindparam("ids", values, type_=ARRAY(Integer)))
+    return column.in_(values)
+
+
+def time_bucket(column: Any, unit: str) -> ColumnElement:
+    """`column` truncated to the start of its minute, hour or day, in UTC.
+
+    PostgreSQL answers with a naive timestamp, SQLite with text: the caller reads both.
+    """
+    if is_postgresql():
+        return func.date_trunc(unit, func.timezone("UTC", column))  # UTC, whatever the session's zone
+    return func.strftime(_SQLITE_TIME_FORMATS[unit], column)
+
+
+def json_text(column: Any, key: str) -> ColumnElement:
+    """The text form of a JSON object's `key`: the same answer on both databases.
+
+    Strings as they are, numbers and booleans as their JSON text ("5", "true"), missing NULL.
+    """
+    if is_postgresql():
+        return column.op("->>")(literal(key))
+    path = f'$."{key}"'
+    kind = func.json_type(column, path)
+    return case((kind.in_(("true", "false")), kind), else_=cast(func.json_extract(column, path), String))
+
+
+def json_object_keys(table: Any, column: Any) -> Select:
+    """SELECT the keys of `column` on every row of `table` whose value is a JSON object."""
+    if is_postgresql():
+        return select(func.jsonb_object_keys(column)).where(func.jsonb_typeof(column) == "object")
+    # json_each may only read columns of tables to its left, hence the explicit join.
+    each = func.json_each(column).table_valued("key").alias("attribute")
+    return select(each.c.key).select_from(table).join(each, true()).where(func.json_type(column) == "object")
+
+
+def without_jit() -> None:
+    """Switch PostgreSQL's JIT off for the rest of the session's transaction (SQLite has none).
+
+    For queries that cost enough to be JIT-compiled but spend their time in functions JIT
+    leaves be: compiling took 300 ms a query and saved nothing.
+    """
+    if is_postgresql():
+        db.session.execute(text("SET LOCAL jit = off"))
+
+
+def commit_asynchronously(engine: Engine) -> None:
+    """New PostgreSQL connections of `engine` do not wait for the WAL flush at COMMIT.
+
+    For the workers: the send ledger commits once per message, and waiting for each fsync
+    would cap a worker at the disk's flush rate. A worker crash loses nothing it committed; a
+    PostgreSQL crash can lose the last fraction of a second of commits (never corrupts), which
+    the sweeper then handles like any lost claim. SQLite: its pragmas below already skip the
+    fsync per commit.
+    """
+    if is_postgresql(engine):
+        event.listen(engine, "connect", _asynchronous_commit)
+
+
+def _asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    dbapi_connection.commit()
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """On connect: SQLite's settings for a file shared by web, worker and beat (others: nothing).
+
+    WAL lets readers proceed during a write and busy_timeout waits for a lock instead of
+    failing. In WAL mode synchronous=NORMAL never corrupts the file; it only skips an fsync
+    per commit, which the send ledger does once per message.
+    """
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def in_list_sql(name: str, values: Sequence[Any], bind: Connection | Engine | None = None) -> tuple[str, Any]:
+    """For SQL text: `IN` over many values as one parameter `:name`; (the SQL, the parameter's value).
+
+    PostgreSQL takes an array (`= ANY(:name)`); SQLite a JSON list it unpacks with json_each.
+    """
+    if is_postgresql(bind):
+        return f"= ANY(:{name})", list(values)
+    return f"IN (SELECT value FROM json_each(:{name}))", json.dumps(list(values))
