@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
 
@@ -26,7 +26,7 @@ class EngagementKind(str, enum.Enum):
     CLICK = "click"
 
 
-class CampaignLink(db.Model):
+class CampaignLink(Model):
     """A static link of a tracked campaign, registered once when the campaign is compiled."""
     __tablename__ = "campaign_links"
     __table_args__ = (UniqueConstraint("campaign_id", "url", name="uq_campaign_links_campaign_url"),)
@@ -36,7 +36,7 @@ class CampaignLink(db.Model):
     url: Mapped[str] = mapped_column(Text)
 
 
-class EngagementCount(db.Model):
+class EngagementCount(Model):
     """Events per campaign, link (0: opens), kind, human/machine and hour; added to per flush."""
     __tablename__ = "engagement_counts"
 
@@ -48,7 +48,7 @@ class EngagementCount(db.Model):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class EngagementUniqueCount(db.Model):
+class EngagementUniqueCount(Model):
     """Distinct subscribers with a human event, per campaign, kind and link (0: any link)."""
     __tablename__ = "engagement_unique_counts"
 
@@ -58,7 +58,7 @@ class EngagementUniqueCount(db.Model):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class EngagementUnique(db.Model):
+class EngagementUnique(Model):
     """Who already counted as unique (individual mode): the primary key makes `unique` a counter."""
     __tablename__ = "engagement_uniques"
 
@@ -69,7 +69,7 @@ class EngagementUnique(db.Model):
                                                index=True)
 
 
-class EngagementEvent(db.Model):
+class EngagementEvent(Model):
     """One open or click of one subscriber (individual mode only)."""
     __tablename__ = "engagement_events"
     __table_args__ = (Index("ix_engagement_events_subscriber_id", "subscriber_id", "id"),
@@ -85,7 +85,7 @@ class EngagementEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class EngagementBatch(db.Model):
+class EngagementBatch(Model):
     """A flushed batch of events: written in the transaction that counted it, so a retry is a no-op."""
     __tablename__ = "engagement_batches"
 

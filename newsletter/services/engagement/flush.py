@@ -27,8 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import (Campaign, EngagementBatch, EngagementCount, EngagementEvent, EngagementKind, EngagementUnique,
-                       EngagementUniqueCount, Subscriber, Tracking)
-from ...models.base import upsert_insert
+                       EngagementUniqueCount, Subscriber, Tracking, dialect)
 from ...models.subscriber import ERASED_DOMAIN
 from .events import client, key as redis_key
 
@@ -96,7 +95,7 @@ def _process(key: str) -> int:
     return len(events)
 
 
-def _parsed(item: bytes) -> list[Any] | None:
+def _parsed(item: bytes | str) -> list[Any] | None:
     """An event as `events` wrote it, or None: one malformed item must not block its batch forever."""
     try:
         kind, campaign_id, link_id, subscriber_id, machine, reason, at = json.loads(item)
@@ -161,7 +160,7 @@ def _people(ids: set[int]) -> set[int]:
 
 def _count_uniques(uniques: set[tuple]) -> None:
     """Insert the first-time (campaign, kind, link, subscriber) rows; add the new ones to the counters."""
-    statement = upsert_insert(EngagementUnique.__table__).on_conflict_do_nothing().returning(
+    statement = dialect.insert(EngagementUnique.__table__).on_conflict_do_nothing().returning(
         EngagementUnique.campaign_id, EngagementUnique.kind, EngagementUnique.link_id)
     new = db.session.execute(statement, [{"campaign_id": c, "kind": k, "link_id": link, "subscriber_id": s}
                                          for c, k, link, s in sorted(uniques, key=str)]).all()
@@ -173,7 +172,7 @@ def _add(table: Any, key: list[str], counts: Counter) -> None:
     """Add each count to its counter row (created at 0 when missing): one statement for all of them."""
     if not counts:
         return
-    statement = upsert_insert(table)
+    statement = dialect.insert(table)
     statement = statement.on_conflict_do_update(index_elements=key,
                                                 set_={"count": table.c.count + statement.excluded["count"]})
     db.session.execute(statement, [{**dict(zip(key, values)), "count": n} for values, n in counts.items()])

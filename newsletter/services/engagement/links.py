@@ -23,8 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import CampaignLink
-from ...models.base import upsert_insert
+from ...models import CampaignLink, dialect
 from . import tokens
 
 _A_TAG = re.compile(r"<a\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.I)
@@ -88,7 +87,7 @@ def register(campaign_id: int, urls: list[str]) -> list[int]:
     """The link ids of `urls` (in order), inserting the ones not registered yet; commits."""
     if not urls:
         return []
-    statement = upsert_insert(CampaignLink.__table__).on_conflict_do_nothing(index_elements=["campaign_id", "url"])
+    statement = dialect.insert(CampaignLink.__table__).on_conflict_do_nothing(index_elements=["campaign_id", "url"])
     db.session.execute(statement, [{"campaign_id": campaign_id, "url": url} for url in urls])
     ids = dict(db.session.execute(select(CampaignLink.url, CampaignLink.id)
                                   .where(CampaignLink.campaign_id == campaign_id, CampaignLink.url.in_(urls))).all())

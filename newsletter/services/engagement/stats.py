@@ -41,14 +41,11 @@ def campaign_stats(campaign_id: int) -> dict[str, Any]:
 
     link_rows = db.session.execute(select(CampaignLink.id, CampaignLink.url)
                                    .where(CampaignLink.campaign_id == campaign_id)).all()
-    links = []
-    for link_id, url in link_rows:
-        counted = block(CLICK, link_id)
-        links.append({"url": url, "clicks": counted["total"], "unique": counted["unique"],
-                      "machine": counted["machine"], "id": link_id})
-    links.sort(key=lambda link: (-link["clicks"], -link["machine"], link["id"]))
-    for link in links:
-        del link["id"]
+    counted = sorted(((block(CLICK, link_id), link_id, url) for link_id, url in link_rows),
+                     key=lambda row: (-(row[0]["total"] or 0), -(row[0]["machine"] or 0), row[1]))
+    # Most clicked first, then most machine clicks, then the order the links were registered.
+    links = [{"url": url, "clicks": block_["total"], "unique": block_["unique"], "machine": block_["machine"]}
+             for block_, _, url in counted]
     return {"tracking": tracking.value, "opens": block(OPEN), "clicks": block(CLICK), "links": links}
 
 

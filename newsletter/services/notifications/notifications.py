@@ -221,7 +221,8 @@ def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
                    Notification.headers)
         .execution_options(**_NO_SYNC)).first()
     db.session.commit()
-    return Claimed(*row) if row is not None else None
+    # 13 columns: past the arity SQLAlchemy types a Row by, so it is unpacked as a plain tuple.
+    return Claimed(*tuple(row)) if row is not None else None
 
 
 def _fresh(notification_id: int) -> Notification:

@@ -10,6 +10,7 @@ import base64
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
+from flask.typing import ResponseReturnValue
 
 from ...services.engagement import events, tokens
 from ...services.errors import NotFound
@@ -36,7 +37,7 @@ def pixel(token: str) -> Response:
 
 
 @bp.get("/c/<token>")
-def click(token: str) -> Response:
+def click(token: str) -> ResponseReturnValue:
     try:
         url = events.record_click(token, **_client())
     except (tokens.TokenInvalid, NotFound):
