@@ -8,14 +8,12 @@ service the Celery task calls, then times an export and search pages. Prints JSO
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -85,8 +85,7 @@ def make_audience(n: int) -> int:
     from sqlalchemy import insert, select
 
     from newsletter.extensions import db
-    from newsletter.models import (MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
-                                   SubscriptionStatus)
+    from newsletter.models import MailingList, OptIn, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
     from newsletter.models.base import utcnow
 
     mailing_list = MailingList(name="Bench list", opt_in=OptIn.SINGLE)

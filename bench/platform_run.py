@@ -52,9 +52,10 @@ def prepare(ctx: Context, n: int, knobs: dict) -> Setup:
     ctx.databases.append(name)  # the driver drops it whatever happens next
     platform_db.migrate(env)
     os.environ.update(env)
+    from sqlalchemy import text
+
     from newsletter import create_app
     from newsletter.extensions import db
-    from sqlalchemy import text
 
     app = create_app()
     with app.app_context():

@@ -192,7 +192,7 @@ def wait_for_quiet(max_wait: float = 90, busy_below: float = 25.0) -> dict:
             "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
 
 
-def foreign_cpu(sampler: "Sampler", groups: list[GroupStats]) -> dict:
+def foreign_cpu(sampler: Sampler, groups: list[GroupStats]) -> dict:
     """CPU the whole machine spent during the run, and how much of it was not ours (other sessions)."""
     ours = sum(g.cpu_s for g in groups)
     return {"machine_busy_cpu_s": round(sampler.machine_busy_s, 2),

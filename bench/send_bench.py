@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -219,7 +219,7 @@ def start_run(name: str, stem_prefix: str, tag: str | None) -> tuple[datetime, d
     leftovers = platform_db.drop_leftovers()
     if leftovers:
         print(f"{name}: dropped databases left by an earlier killed run: {leftovers}")
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     state = code_state()
     stem = f"{stem_prefix}{started:%Y-%m-%d}-{state['commit']}" + (f"-{tag}" if tag else "")
     RESULTS.mkdir(exist_ok=True)

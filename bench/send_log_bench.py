@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -329,7 +329,7 @@ def main() -> None:
             from newsletter.extensions import db
             db.session.remove()
             db.engine.dispose()
-        report = {"date": date.today().isoformat(), "at": datetime.now(timezone.utc).isoformat(),
+        report = {"date": date.today().isoformat(), "at": datetime.now(UTC).isoformat(),
                   "rows": args.rows, "subscribers": args.subscribers, "campaigns": args.campaigns,
                   "runs": args.runs, "deep_at": args.deep_at, "postgres": postgres,
                   "seed": {"timings": seeded["timings"]}, "write_cost": cost, "queries": queries}

@@ -33,7 +33,7 @@ import threading
 import time
 import traceback
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -137,7 +137,7 @@ class Notifier(threading.Thread):
             body = {"to": f"tx{i:06d}@example.com", "template_id": self.template_id,
                     "data": {"name": f"Person {i}", "order": f"S-{i:06d}", "total": f"{i % 97 + 3}.50 EUR",
                              "link": f"https://example.com/orders/{i}"}}
-            posted = datetime.now(timezone.utc)
+            posted = datetime.now(UTC)
             started = time.perf_counter()
             try:
                 response = http.post("/api/v1/notifications", json=body,
@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
               f"waiting for a quiet machine ...", flush=True)
         quiet = wait_for_quiet()
 
-        t0, t0_wall = time.monotonic(), datetime.now(timezone.utc)
+        t0, t0_wall = time.monotonic(), datetime.now(UTC)
         deadline = t0 + duration
         notifier = Notifier(app, auth, template_id, args.notify_rate, stop, suffix)
         sampler = SoakSampler(args.sample_every, t0, {"bulk_worker": bulk.pid, "tx_worker": tx.pid,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -16,10 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import redis
 
-import platform_db
 from procs import Children, GroupStats, Sampler, foreign_cpu, summarise_groups, tree, wait_for_quiet, watch_first
 from sink import Sink, run_source
 

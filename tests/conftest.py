@@ -109,9 +109,9 @@ def _clean_tables(request) -> Iterator[None]:
     yield
     if "app" not in request.fixturenames:
         return
-    from newsletter.extensions import db
-
     from sqlalchemy.exc import OperationalError
+
+    from newsletter.extensions import db
 
     app = request.getfixturevalue("app")
     with app.app_context():

@@ -5,10 +5,10 @@ Revises: 0001
 Create Date: 2026-11-22 20:51:42.376409
 
 """
-from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from alembic import op
 from sqlalchemy import Text
+from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0002'

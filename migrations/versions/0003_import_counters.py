@@ -5,9 +5,8 @@ Revises: 0002
 Create Date: 2026-11-22 20:56:34.652881
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0003'

@@ -52,7 +52,7 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._already_running():
             raise EmbeddedRedisError(f"a Redis server already listens on {self.socket_path} (is another `make run` going?)")
@@ -88,7 +88,7 @@ class EmbeddedRedis:
         self.process = None
         self.socket_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

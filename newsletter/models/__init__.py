@@ -2,22 +2,31 @@
 from .api_key import ApiKey
 from .audit_event import AuditEvent
 from .campaign import Campaign, CampaignStatus, campaign_lists
+from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
-from .consent import ConsentAction, ConsentRecord, ConsentSource
-from .engagement import (CampaignLink, EngagementBatch, EngagementCount, EngagementEvent, EngagementKind,
-                         EngagementUnique, EngagementUniqueCount, Tracking)
-from .layout import Layout
+from .engagement import (
+                         CampaignLink,
+                         EngagementBatch,
+                         EngagementCount,
+                         EngagementEvent,
+                         EngagementKind,
+                         EngagementUnique,
+                         EngagementUniqueCount,
+                         Tracking,
+)
 from .import_job import ImportJob, ImportMode, ImportStatus
+from .layout import Layout
 from .mailing_list import MailingList, OptIn
 from .notification import Notification, NotificationKind, NotificationStatus
+from .setting import Setting
 from .subscriber import Subscriber, SubscriberStatus
 from .subscription import Subscription, SubscriptionStatus
 from .suppression import Suppression, SuppressionReason
-from .setting import Setting
 from .template import Template
 from .user import Role, User
-from .webhook import EVENTS as WEBHOOK_EVENTS, Webhook, WebhookDelivery, WebhookDeliveryStatus
+from .webhook import EVENTS as WEBHOOK_EVENTS
+from .webhook import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
     "ApiKey", "Campaign", "CampaignStatus", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",

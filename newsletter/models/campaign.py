@@ -79,8 +79,8 @@ class Campaign(Model):
     skipped_unconfirmed: Mapped[int] = mapped_column(default=0)
     duplicates: Mapped[int] = mapped_column(default=0)  # on more than one target list: sent once
 
-    lists: Mapped[list["MailingList"]] = relationship(secondary=campaign_lists, order_by="MailingList.name")
-    layout: Mapped["Layout | None"] = relationship()
+    lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists, order_by="MailingList.name")
+    layout: Mapped[Layout | None] = relationship()
 
     @property
     def skipped(self) -> int:

@@ -40,4 +40,4 @@ class ConsentRecord(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     # Lets a new subscriber and its consent records be added in one flush (ids not known yet).
-    subscriber: Mapped["Subscriber"] = relationship()
+    subscriber: Mapped[Subscriber] = relationship()

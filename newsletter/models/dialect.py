@@ -15,7 +15,21 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, any_, bindparam, case, cast, event, func, literal, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    case,
+    cast,
+    event,
+    func,
+    literal,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine

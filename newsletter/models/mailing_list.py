@@ -29,7 +29,7 @@ class MailingList(Model):
 
     # "Subscription" is resolved by SQLAlchemy at mapping time; subscription.py imports this module
     # for its own annotations, so importing it back, even for type checking, would be a cycle.
-    subscriptions: Mapped[list["Subscription"]] = relationship(  # type: ignore[name-defined]  # noqa: F821
+    subscriptions: Mapped[list[Subscription]] = relationship(  # type: ignore[name-defined]  # noqa: F821
         back_populates="mailing_list", cascade="all, delete-orphan", passive_deletes=True
     )
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
 
-
 ERASED_DOMAIN = "@erased.invalid"  # what GDPR erasure leaves in place of the address
 
 
@@ -50,7 +49,7 @@ class Subscriber(Model):
 
     # "Subscription" is resolved by SQLAlchemy at mapping time; subscription.py imports this module
     # for its own annotations, so importing it back, even for type checking, would be a cycle.
-    subscriptions: Mapped[list["Subscription"]] = relationship(  # type: ignore[name-defined]  # noqa: F821
+    subscriptions: Mapped[list[Subscription]] = relationship(  # type: ignore[name-defined]  # noqa: F821
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
 

@@ -35,5 +35,5 @@ class Subscription(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    subscriber: Mapped["Subscriber"] = relationship(back_populates="subscriptions")
-    mailing_list: Mapped["MailingList"] = relationship(back_populates="subscriptions")
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    mailing_list: Mapped[MailingList] = relationship(back_populates="subscriptions")

@@ -21,7 +21,7 @@ class Role(str, enum.Enum):
     def rank(self) -> int:
         return {"viewer": 0, "marketer": 1, "admin": 2}[self.value]
 
-    def allows(self, required: "Role") -> bool:
+    def allows(self, required: Role) -> bool:
         return self.rank >= required.rank
 
 

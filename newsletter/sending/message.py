@@ -12,9 +12,9 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from email.header import Header
 from email.utils import formataddr, formatdate
+from functools import lru_cache
 
 _date_cache: list = [0, ""]
 _boundary_random = random.Random()

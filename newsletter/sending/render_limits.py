@@ -13,8 +13,8 @@ import re
 import string
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace

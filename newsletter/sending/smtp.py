@@ -33,7 +33,7 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
 
     @classmethod
-    def from_config(cls, config: dict) -> "SmtpSettings":
+    def from_config(cls, config: dict) -> SmtpSettings:
         return cls(config["MAIL_SERVER"], int(config["MAIL_PORT"]), float(config["MAIL_TIMEOUT"]),
                    bool(config["MAIL_USE_TLS"]), bool(config["MAIL_USE_SSL"]),
                    config.get("MAIL_USERNAME"), config.get("MAIL_PASSWORD"))
@@ -248,7 +248,7 @@ class Connection:
             return
         mail_options = "".join(" " + o for o in options)
         smtp.send(f"MAIL FROM:{_angle(envelope.sender)}{mail_options}\r\n"
-                  f"RCPT TO:{_angle(envelope.recipient)}\r\nDATA\r\n".encode("utf-8"))
+                  f"RCPT TO:{_angle(envelope.recipient)}\r\nDATA\r\n".encode())
 
     def _read_envelope_replies(self) -> list[tuple[int, bytes]]:
         if self._replies:

@@ -5,7 +5,7 @@ import email
 import email.policy
 import mailbox
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def _load(box: mailbox.Maildir, key: str) -> OutboxMessage:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     return OutboxMessage(
         key=key,
-        received_at=datetime.fromtimestamp(message.get_date(), timezone.utc),
+        received_at=datetime.fromtimestamp(message.get_date(), UTC),
         sender=str(parsed.get("From", "")),
         recipients=str(parsed.get("X-Outbox-Rcpt-To") or parsed.get("To", "")),
         subject=str(parsed.get("Subject", "")),

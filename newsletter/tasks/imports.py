@@ -41,7 +41,7 @@ def run_import(self, job_id: int) -> dict:
                                  "(the details are in the worker's log).")
             return {"status": "failed"}
         raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
-    except Exception as exc:
+    except Exception:
         # The exception's text is for the log (Celery logs it, re-raised), not for the page.
         imports.fail(job_id, "An internal error stopped it (the details are in the worker's log).")
         raise

@@ -2,7 +2,7 @@
 real send through the worker and SMTP server, followed by polling."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.support.net import wait_for
 
@@ -106,7 +106,7 @@ def test_invalid_campaigns_are_422s_naming_the_field(api):
 def test_list_pages_exactly_and_filters_by_status(api):
     weekly = _list(api)
     ids = [_campaign(api, [weekly], name=f"C{i}")["id"] for i in range(5)]
-    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert api.post(f"/api/v1/campaigns/{ids[3]}/send", json={"send_at": future}).status_code == 202
     items, pages = _walk(api, "/api/v1/campaigns", 2)
     assert ([c["id"] for c in items], pages) == (ids, 3)
@@ -119,16 +119,16 @@ def test_list_pages_exactly_and_filters_by_status(api):
 
 def test_schedule_reschedule_and_unschedule(api):
     campaign_id = _campaign(api, [_list(api)])["id"]
-    at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     scheduled = api.post(f"/api/v1/campaigns/{campaign_id}/send", json={"send_at": at.isoformat()})
     assert scheduled.status_code == 202, scheduled.get_json()
     body = scheduled.get_json()
     assert body["status"] == "scheduled"
-    assert datetime.fromisoformat(body["send_at"]).replace(tzinfo=timezone.utc) == at
+    assert datetime.fromisoformat(body["send_at"]).replace(tzinfo=UTC) == at
 
     later = at + timedelta(hours=3)
     moved = api.post(f"/api/v1/campaigns/{campaign_id}/send", json={"send_at": later.isoformat()})
-    assert datetime.fromisoformat(moved.get_json()["send_at"]).replace(tzinfo=timezone.utc) == later
+    assert datetime.fromisoformat(moved.get_json()["send_at"]).replace(tzinfo=UTC) == later
     for send_at, field in [("2001-01-01T00:00:00+00:00", "send_at"), ("2999-01-01T00:00:00", "send_at"),
                            ("tomorrow", "send_at"), ("9999-12-31T23:59:59-14:00", "send_at")]:
         response = api.post(f"/api/v1/campaigns/{campaign_id}/send", json={"send_at": send_at})
@@ -147,7 +147,7 @@ def test_the_wrong_state_is_a_409_naming_status(api):
         assert response.status_code == 409, (action, response.get_json())
         assert list(_errors(response)) == ["status"] and "draft" in response.get_json()["detail"]
 
-    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     api.post(f"/api/v1/campaigns/{campaign_id}/send", json={"send_at": future})
     cancelled = api.post(f"/api/v1/campaigns/{campaign_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
@@ -174,7 +174,7 @@ def test_deliveries_page_exactly_by_status_and_cancel_records_totals(app, api):
     api.post("/api/v1/subscribers", json={"email": "later@example.com", "list_ids": [list_id],
                                           "status": "unconfirmed"})
     campaign_id = _campaign(api, [list_id])["id"]
-    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert api.post(f"/api/v1/campaigns/{campaign_id}/send", json={"send_at": future}).status_code == 202
     with app.app_context():  # the snapshot a send takes, without sending (it stays scheduled)
         assert recipients.snapshot(campaign_id) == 7
@@ -244,7 +244,7 @@ def test_send_through_the_api_until_sent_with_matching_totals(api, worker, beat,
     assert sorted(d["email"] for d in failed) == sorted(refused)
     assert all(d["smtp_code"] == 550 and "No such user" in d["smtp_message"] and d["sent_at"] is None
                for d in failed)
-    assert api.get(f"/api/v1/campaigns?status=sent").get_json()["items"][0]["totals"] == body["totals"]
+    assert api.get("/api/v1/campaigns?status=sent").get_json()["items"][0]["totals"] == body["totals"]
 
 
 def test_pause_and_resume_through_the_api(api, worker, beat, smtp_server, send_rate):

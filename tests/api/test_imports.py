@@ -124,8 +124,8 @@ def test_invalid_options_are_422s_naming_the_field(api):
 
 
 def test_list_pages_and_404(app, api):
-    from newsletter.models import ImportJob
     from newsletter.extensions import db
+    from newsletter.models import ImportJob
 
     with app.app_context():  # jobs without a worker: only the listing is under test
         jobs = [ImportJob(filename=f"f{i}.csv", path=f"/nonexistent/{i}.csv") for i in range(5)]

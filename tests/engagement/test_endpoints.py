@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import re
 
-from newsletter.extensions import db
-from newsletter.models import Campaign
 from newsletter.services.campaigns import campaigns
 from newsletter.services.engagement import events, links, tokens
 

@@ -13,8 +13,14 @@ from sqlalchemy import text
 from newsletter.extensions import db
 from newsletter.services.campaigns import recipients
 from newsletter.services.delivery import ledger as deliveries
-from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, make_audience, make_campaign,
-                                     start_sending, wait_until_status)
+from tests.pipeline.conftest import (
+    assert_exactly_once,
+    assert_totals_match_ledger,
+    make_audience,
+    make_campaign,
+    start_sending,
+    wait_until_status,
+)
 from tests.support.processes import celery_worker
 
 pytestmark = pytest.mark.timeout(240)

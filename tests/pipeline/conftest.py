@@ -5,8 +5,15 @@ import pytest
 from sqlalchemy import insert, select
 
 from newsletter.extensions import db
-from newsletter.models import (Campaign, MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
-                               SubscriptionStatus)
+from newsletter.models import (
+    Campaign,
+    MailingList,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
 from newsletter.models.base import utcnow
 from newsletter.services.campaigns import campaigns
 from newsletter.services.delivery import ledger as deliveries

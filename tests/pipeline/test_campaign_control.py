@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, Delivery
 from newsletter.services.campaigns import campaigns
-from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
-                                     make_campaign, resume, start_sending, status_of, wait_until_status)
+from tests.pipeline.conftest import (
+    assert_exactly_once,
+    assert_totals_match_ledger,
+    ledger,
+    make_audience,
+    make_campaign,
+    resume,
+    start_sending,
+    status_of,
+    wait_until_status,
+)
 from tests.support.net import wait_for
 
 
@@ -61,13 +70,13 @@ def test_cancel_marks_the_unsent_cancelled_and_totals_add_up(ctx, worker, beat, 
 def test_a_scheduled_campaign_starts_on_time_from_the_database(ctx, worker, beat, smtp_server):
     list_id, emails = make_audience(10, prefix="s")
     campaign_id = make_campaign([list_id])
-    send_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    send_at = datetime.now(UTC) + timedelta(seconds=3)
     campaigns.schedule(campaign_id, send_at)
     time.sleep(1)  # a negative check: beat runs every second here, and must not start it early
     assert status_of(campaign_id) == "scheduled" and smtp_server.count() == 0
     wait_until_status(campaign_id, "sent", timeout=30)
     campaign = db.session.get(Campaign, campaign_id)
-    started = campaign.started_at.replace(tzinfo=campaign.started_at.tzinfo or timezone.utc)
+    started = campaign.started_at.replace(tzinfo=campaign.started_at.tzinfo or UTC)
     assert send_at <= started <= send_at + timedelta(seconds=5)  # beat checks every second in tests
     assert_exactly_once(smtp_server, emails)
 

@@ -8,8 +8,16 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, Delivery
-from tests.pipeline.conftest import (assert_exactly_once, assert_totals_match_ledger, ledger, make_audience,
-                                     make_campaign, resume, start, wait_until_status)
+from tests.pipeline.conftest import (
+    assert_exactly_once,
+    assert_totals_match_ledger,
+    ledger,
+    make_audience,
+    make_campaign,
+    resume,
+    start,
+    wait_until_status,
+)
 
 
 def test_500_recipients_each_get_exactly_one_personalised_valid_email(ctx, worker, beat, smtp_server):

@@ -5,8 +5,14 @@ from sqlalchemy import select
 
 from newsletter.extensions import db
 from newsletter.models import Delivery
-from tests.pipeline.conftest import HTML, assert_totals_match_ledger, make_audience, make_campaign, start, \
-    wait_until_status
+from tests.pipeline.conftest import (
+    HTML,
+    assert_totals_match_ledger,
+    make_audience,
+    make_campaign,
+    start,
+    wait_until_status,
+)
 
 # Harmless for the sample subscriber used when the campaign is saved; runaway for two recipients.
 BOMBS = (HTML

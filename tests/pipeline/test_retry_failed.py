@@ -7,8 +7,14 @@ from newsletter.extensions import db
 from newsletter.models import Delivery, DeliveryStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
 from newsletter.services.campaigns import campaigns
-from tests.pipeline.conftest import (assert_totals_match_ledger, ledger, make_audience, make_campaign, start,
-                                     wait_until_status)
+from tests.pipeline.conftest import (
+    assert_totals_match_ledger,
+    ledger,
+    make_audience,
+    make_campaign,
+    start,
+    wait_until_status,
+)
 
 
 def _attempts(delivery_id: int) -> list[DeliveryAttempt]:

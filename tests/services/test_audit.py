@@ -1,7 +1,7 @@
 """The audit log: each audited change records exactly one event, in its own transaction, naming
 who did it (a user, an API key, or the system); a refused change records none."""
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -42,7 +42,7 @@ def _ready_campaign() -> int:
 
 
 def test_an_event_outside_a_request_is_by_the_system_and_commits_with_its_caller(ctx):
-    when = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     event = audit.record("settings.changed", "settings", None, changed=["SEND_RATE"], at_time=when,
                          status=CampaignStatus.SENT)
     db.session.rollback()  # the caller's change failed: no event either
@@ -67,7 +67,7 @@ def test_campaign_moves_through_the_api_are_by_the_key(app, api):  # noqa: F811
     with app.app_context():
         campaign_id = _ready_campaign()
         key_id = db.session.scalar(select(AuditEvent.target_id).where(AuditEvent.action == "api_key.created"))
-    later = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     for path, body in [("send", {"send_at": later}), ("unschedule", None), ("send", None), ("pause", None),
                        ("resume", None), ("cancel", None)]:
         response = api.post(f"/api/v1/campaigns/{campaign_id}/{path}", json=body)
@@ -105,7 +105,7 @@ def test_a_refused_change_records_nothing(ctx):
 
 def test_rescheduling_records_the_new_time(ctx):
     campaign_id = _ready_campaign()
-    first = datetime.now(timezone.utc) + timedelta(days=1)
+    first = datetime.now(UTC) + timedelta(days=1)
     campaigns.schedule(campaign_id, first)
     campaigns.schedule(campaign_id, first + timedelta(hours=2))
     rows = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "campaign.scheduled")).all()
@@ -165,7 +165,7 @@ def test_imports_keys_and_webhooks_are_recorded_once_each(ctx):
 
 
 def test_search_filters_and_pages(ctx):
-    day = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+    day = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     for i in range(7):
         event = audit.record("campaign.sent" if i % 2 else "user.login", "campaign" if i % 2 else "user", i)
         event.at, event.actor = day + timedelta(days=i), f"Person{i}@Example.com"

@@ -1,5 +1,5 @@
 """Campaign rules: validation names the field, one state machine, and an exact snapshot."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -49,11 +49,11 @@ def test_status_moves_follow_the_state_machine(ctx):
     subscribers.create("member@example.com", list_ids=[news.id])
     campaigns.update(campaign.id, list_ids=[news.id])
     with pytest.raises(ValidationError, match="future"):
-        campaigns.schedule(campaign.id, datetime.now(timezone.utc) - timedelta(minutes=1))
+        campaigns.schedule(campaign.id, datetime.now(UTC) - timedelta(minutes=1))
     paris = timezone(timedelta(hours=1))
     campaigns.schedule(campaign.id, datetime(2099, 1, 1, 9, 30, tzinfo=paris))
-    assert campaigns.get(campaign.id).send_at.replace(tzinfo=timezone.utc) == datetime(2099, 1, 1, 8, 30,
-                                                                                      tzinfo=timezone.utc)
+    assert campaigns.get(campaign.id).send_at.replace(tzinfo=UTC) == datetime(2099, 1, 1, 8, 30,
+                                                                                      tzinfo=UTC)
     campaigns.unschedule(campaign.id)
     campaigns.send_now(campaign.id)
     campaigns.pause(campaign.id)

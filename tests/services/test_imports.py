@@ -9,8 +9,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, text
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentRecord, ImportStatus, Subscriber, SubscriberStatus, Subscription,
-                               SubscriptionStatus, SuppressionReason)
+from newsletter.models import (
+    ConsentRecord,
+    ImportStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    SuppressionReason,
+)
 from newsletter.services import addresses
 from newsletter.services.audience import import_writer, imports, lists, suppressions
 from newsletter.services.errors import ValidationError

@@ -1,7 +1,7 @@
 """Campaign reports and dashboard series: exact numbers from a seeded delivery ledger (real database)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber
 from newsletter.services.campaigns import reports
 
-T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 D = DeliveryStatus
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 import itertools
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -16,11 +16,11 @@ from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from newsletter.models.delivery_attempt import DeliveryAttempt
 from newsletter.services.audience import lists
 from newsletter.services.campaigns import campaigns
-from newsletter.services.delivery import send_log
 from newsletter.services.delivery import ledger as deliveries
+from newsletter.services.delivery import send_log
 from newsletter.services.errors import ValidationError
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CODES = {"sent": [250], "failed": [550, 554, 451, 452, None], "pending": [None, 421], "cancelled": [None],
          "queued": [None], "sending": [None], "committing": [None]}
 
@@ -67,7 +67,7 @@ def ledger(app):
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def expected(seed, f: send_log.Filters) -> list[int]:

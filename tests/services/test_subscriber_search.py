@@ -9,8 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentRecord, MailingList, OptIn, Subscriber, SubscriberStatus, Subscription,
-                               SubscriptionStatus, Suppression)
+from newsletter.models import (
+    ConsentRecord,
+    MailingList,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 from newsletter.services.audience import subscribers
 from newsletter.services.errors import Conflict, NotFound, ValidationError
 

@@ -3,8 +3,17 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptIn, Subscriber, SubscriberStatus,
-                               Subscription, SubscriptionStatus, SuppressionReason)
+from newsletter.models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentSource,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    SuppressionReason,
+)
 from newsletter.services.audience import lists, subscriptions, suppressions
 from newsletter.services.errors import NotFound, ValidationError
 

@@ -22,7 +22,7 @@ class RecordingHandler(MaildirHandler):
     def __init__(self, maildir: str, pipelining: bool = True) -> None:
         super().__init__(maildir)
         self.pipelining = pipelining
-        self.rcpt_rule: Callable[[str], "str | None"] = lambda rcpt: None
+        self.rcpt_rule: Callable[[str], str | None] = lambda rcpt: None
         self.lock = threading.Lock()
         self.received: dict[str, list[bytes]] = defaultdict(list)
         self.attempts: dict[str, int] = defaultdict(int)
@@ -83,7 +83,7 @@ class RecordingSmtpServer:
         return Controller(self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=25 * 1024 * 1024,
                           enable_SMTPUTF8=self.smtputf8)
 
-    def start(self) -> "RecordingSmtpServer":
+    def start(self) -> RecordingSmtpServer:
         self.controller.start()
         return self
 

@@ -1,7 +1,7 @@
 """The audit log page: web actions are by the signed-in user (with their IP), and the filters
 and pages show exactly the matching events, newest first."""
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -46,7 +46,7 @@ def test_web_actions_are_by_the_signed_in_user_from_their_address(app, admin_cli
 
 def _seed(app, n: int = 120) -> datetime:
     """n events, one a day from `start`: campaigns by ana, users by bob, alternating."""
-    start = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     with app.app_context():
         for i in range(n):
             if i % 2:

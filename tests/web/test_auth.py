@@ -1,5 +1,5 @@
 """Sign-in, CSRF, throttling, and roles enforced on the server for every route."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -90,7 +90,7 @@ def test_the_remember_cookie_is_httponly_samesite_and_lasts_two_weeks(client, ad
     _sign_in_remembered(client)
     cookie = client.get_cookie("remember_token")
     assert cookie.http_only and cookie.same_site == "Lax"
-    lifetime = cookie.expires - datetime.now(timezone.utc)
+    lifetime = cookie.expires - datetime.now(UTC)
     assert timedelta(days=13) < lifetime <= timedelta(days=14)
 
 

@@ -1,7 +1,7 @@
 """The campaign and layout pages: forms, live preview JSON, status changes, roles (real database)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from celery.signals import after_task_publish
@@ -273,7 +273,7 @@ def test_schedule_in_a_timezone_stores_the_utc_instant(app, admin_client):
         campaign = campaigns.get(campaign_id)
         assert campaign.status == CampaignStatus.SCHEDULED
         stored = campaign.send_at  # SQLite gives it back naive (in UTC), PostgreSQL aware
-        assert stored.replace(tzinfo=stored.tzinfo or timezone.utc) == datetime(2031, 1, 15, 8, 30, tzinfo=timezone.utc)
+        assert stored.replace(tzinfo=stored.tzinfo or UTC) == datetime(2031, 1, 15, 8, 30, tzinfo=UTC)
     assert "2031-01-15 08:30 UTC" in admin_client.get(detail).get_data(as_text=True)
 
     past = post_form(admin_client, detail, f"{detail}/schedule", {"send_at": "2001-01-01T00:00", "timezone": "UTC"})

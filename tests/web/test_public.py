@@ -9,12 +9,19 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from newsletter.extensions import db
-from newsletter.models import (ConsentAction, ConsentRecord, ConsentSource, OptIn, Subscriber, SubscriberStatus,
-                               SubscriptionStatus)
+from newsletter.models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentSource,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    SubscriptionStatus,
+)
 from newsletter.services import outbox
 from newsletter.services.audience import links, lists, subscriptions, suppressions, tokens
-from newsletter.tasks import enqueue
 from newsletter.tasks import email as email_tasks
+from newsletter.tasks import enqueue
 from tests.support.net import wait_for
 from tests.support.web import csrf_token
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -18,7 +18,7 @@ from newsletter.services.campaigns import campaigns, status
 from tests.support.web import csrf_token, login
 from tests.web.test_browser import browser, shots  # noqa: F401  (fixtures)
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

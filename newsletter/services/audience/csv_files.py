@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ValidationError
@@ -156,7 +156,7 @@ class RowReader:
     def close(self) -> None:
         self._text.close()
 
-    def __enter__(self) -> "RowReader":
+    def __enter__(self) -> RowReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -168,5 +168,5 @@ def iso_utc(value: datetime | None) -> str:
     if value is None:
         return ""
     if value.utcoffset():  # the column type hands back aware datetimes, on SQLite too
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     return value.isoformat(timespec="seconds")[:19] + "Z"  # (isoformat is C; strftime was 7% of an export)

@@ -7,8 +7,17 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from ...extensions import db
-from ...models import (Campaign, ConsentRecord, Delivery, MailingList, Notification, Subscriber, SubscriberStatus,
-                       Subscription, SuppressionReason)
+from ...models import (
+    Campaign,
+    ConsentRecord,
+    Delivery,
+    MailingList,
+    Notification,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SuppressionReason,
+)
 from ...models.subscriber import ERASED_DOMAIN
 from .. import audit
 from ..engagement import stats as engagement

@@ -6,17 +6,28 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy import CursorResult, func, literal, select
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
 from sqlalchemy import update as update_rows
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.dml import Insert
 
 from ...extensions import db
-from ...models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, Subscriber, SubscriberStatus,
-                       Subscription, SubscriptionStatus, Suppression, SuppressionReason, dialect)
+from ...models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentSource,
+    MailingList,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+    dialect,
+)
 from ...models.base import utcnow
 from ...models.subscriber import search_text
 from .. import audit
@@ -25,8 +36,8 @@ from ..errors import Conflict, NotFound, ValidationError
 from ..numbers import whole_number
 from ..text import escape_like, one_line
 from ..webhooks import webhooks
-from . import suppressions
 from . import lists as lists_service
+from . import suppressions
 
 MAX_LIMIT = 500
 # Counting every match of a broad filter over 1M rows takes seconds on PostgreSQL; counting

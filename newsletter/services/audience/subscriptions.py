@@ -13,15 +13,25 @@ from typing import Any
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import (ConsentAction, ConsentRecord, ConsentSource, MailingList, OptIn, Subscriber, SubscriberStatus,
-                       Subscription, SubscriptionStatus, SuppressionReason)
+from ...models import (
+    ConsentAction,
+    ConsentRecord,
+    ConsentSource,
+    MailingList,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    SuppressionReason,
+)
 from ...models.base import utcnow
 from ..addresses import normalize_email
 from ..errors import NotFound
 from ..text import one_line
 from ..webhooks import webhooks
-from . import suppressions
 from . import lists as lists_service
+from . import suppressions
 
 BLOCKED = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 

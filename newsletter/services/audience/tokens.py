@@ -24,9 +24,9 @@ import zlib
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, select, update
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
+from sqlalchemy import CursorResult, select, update
 
 from ...extensions import db
 from ...models import Subscriber
@@ -50,7 +50,7 @@ class TokenError(ValueError):
 
 
 _serializers: dict[tuple[str, str], URLSafeTimedSerializer] = {}
-_signers: dict[tuple[str, str], "_Signer"] = {}
+_signers: dict[tuple[str, str], _Signer] = {}
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -4,7 +4,7 @@ Every status change these make goes through `status.transition`, the one state m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -210,9 +210,9 @@ def send_now(campaign_id: int) -> Campaign:
 def schedule(campaign_id: int, send_at: datetime) -> Campaign:
     if send_at.tzinfo is None:
         raise ValidationError("send_at", "Give the time with its timezone.")
-    if send_at <= datetime.now(timezone.utc):
+    if send_at <= datetime.now(UTC):
         raise ValidationError("send_at", "Pick a time in the future.")
-    send_at = send_at.astimezone(timezone.utc)  # SQLite keeps the digits and drops the offset
+    send_at = send_at.astimezone(UTC)  # SQLite keeps the digits and drops the offset
     _ready_to_send(get(campaign_id))
     campaign = get(campaign_id)
     if campaign.status == S.SCHEDULED:  # a new time for an already scheduled campaign

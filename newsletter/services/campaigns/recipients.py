@@ -7,8 +7,17 @@ from sqlalchemy import case, func, literal, select, true
 from sqlalchemy.sql import Select
 
 from ...extensions import db
-from ...models import (Campaign, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription,
-                       SubscriptionStatus, campaign_lists, dialect)
+from ...models import (
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    campaign_lists,
+    dialect,
+)
 from ...models.base import utcnow
 from ..audience import statistics, suppressions
 

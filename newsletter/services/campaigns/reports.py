@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,11 +27,11 @@ def _as_datetime(value: Any) -> datetime:
     """A bucket as an aware UTC datetime (SQLite answers with text, PostgreSQL with a naive timestamp)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def truncate(moment: datetime, unit: str) -> datetime:
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if unit == "day":
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if unit == "hour":

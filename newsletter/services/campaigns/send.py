@@ -11,11 +11,11 @@ transactional lane sends.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from contextlib import contextmanager
 import threading
 import time
 import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +28,8 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, NotificationKind, Subscriber, Tracking
 from ...models.base import utcnow
-from ...sending import smtp
 from ...sending import message as mime
+from ...sending import smtp
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError

@@ -61,11 +61,11 @@ class FenceLine:
             pooled, self._pooled = self._pooled, None
             pooled.close()  # back to the pool, which rolls back anything left open
 
-    def group(self, token: str) -> "GroupFence":
+    def group(self, token: str) -> GroupFence:
         """A fence for the rows of one round of messages (smtp.Sessions), all under `token`."""
         return GroupFence(self, token)
 
-    def fence(self, delivery_id: int, token: str) -> "RowFence":
+    def fence(self, delivery_id: int, token: str) -> RowFence:
         return RowFence(self, delivery_id, token)
 
 

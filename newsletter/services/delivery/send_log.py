@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -102,13 +102,13 @@ def conditions(filters: Filters) -> list[Any]:
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 # Cursors: "<microseconds since the epoch>.<id>" of the last row shown --------------------------
 
 def cursor_of(row: Any) -> str:
-    delta = row.updated_at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = row.updated_at - datetime(1970, 1, 1, tzinfo=UTC)
     return f"{(delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds}.{row.id}"
 
 
@@ -117,7 +117,7 @@ def parse_cursor(cursor: str) -> tuple[datetime, int]:
         micros, ident = (whole_number(part, "cursor", "cursor", MAX_BIGINT) for part in str(cursor).split("."))
     except ValueError:
         raise ValidationError("cursor", "That page link is broken; start from the newest.") from None
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros), ident
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros), ident
 
 
 _COLUMNS = (Delivery.id, Delivery.updated_at, Delivery.campaign_id, Delivery.email, Delivery.status,

@@ -18,7 +18,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -26,10 +26,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import (Campaign, EngagementBatch, EngagementCount, EngagementEvent, EngagementKind, EngagementUnique,
-                       EngagementUniqueCount, Subscriber, Tracking, dialect)
+from ...models import (
+    Campaign,
+    EngagementBatch,
+    EngagementCount,
+    EngagementEvent,
+    EngagementKind,
+    EngagementUnique,
+    EngagementUniqueCount,
+    Subscriber,
+    Tracking,
+    dialect,
+)
 from ...models.subscriber import ERASED_DOMAIN
-from .events import client, key as redis_key
+from .events import client
+from .events import key as redis_key
 
 # Keys (events.key): "events" (the list hits go to), "batches" (a sorted set: batch key -> lease
 # expiry, unix time), "batch:<id>" (one batch's events).
@@ -106,7 +117,7 @@ def _parsed(item: bytes | str) -> list[Any] | None:
 
 
 def _hour(at: float) -> datetime:
-    return datetime.fromtimestamp(at - at % 3600, timezone.utc)
+    return datetime.fromtimestamp(at - at % 3600, UTC)
 
 
 def apply(batch_id: str, events: list[list[Any]]) -> bool:
@@ -130,7 +141,7 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
             continue  # anonymous: counts only (and an erased subscriber is anonymous from then on)
         rows.append({"campaign_id": campaign_id, "subscriber_id": subscriber_id, "link_id": link_id or None,
                      "kind": kind, "machine": bool(machine), "reason": reason[:32],
-                     "at": datetime.fromtimestamp(at, timezone.utc)})
+                     "at": datetime.fromtimestamp(at, UTC)})
         if not machine:  # `unique` counts human events only
             uniques.add((campaign_id, kind, 0, subscriber_id))
             if link_id:

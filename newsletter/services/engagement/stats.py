@@ -7,8 +7,16 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from ...extensions import db
-from ...models import (Campaign, CampaignLink, EngagementCount, EngagementEvent, EngagementKind, EngagementUnique,
-                       EngagementUniqueCount, Tracking)
+from ...models import (
+    Campaign,
+    CampaignLink,
+    EngagementCount,
+    EngagementEvent,
+    EngagementKind,
+    EngagementUnique,
+    EngagementUniqueCount,
+    Tracking,
+)
 from ..errors import NotFound
 
 OPEN, CLICK = EngagementKind.OPEN, EngagementKind.CLICK

@@ -31,11 +31,19 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import (Notification, NotificationKind, NotificationStatus, Subscriber, SubscriberStatus, Suppression,
-                       SuppressionReason, dialect)
+from ...models import (
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    SuppressionReason,
+    dialect,
+)
 from ...models.base import utcnow
-from ...sending import smtp
 from ...sending import message as mime
+from ...sending import smtp
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import NOTIFY_KEY, RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError

@@ -20,8 +20,15 @@ from flask import current_app
 from sqlalchemy import Row, String, cast, insert, literal, select, true, update
 
 from ...extensions import db
-from ...models import (WEBHOOK_EVENTS, Delivery, DeliveryStatus, Subscriber, Webhook, WebhookDelivery,
-                       WebhookDeliveryStatus)
+from ...models import (
+    WEBHOOK_EVENTS,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    Webhook,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
 from ...models.base import utcnow
 from .. import audit
 from ..errors import NotFound, ValidationError

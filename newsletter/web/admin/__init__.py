@@ -1,8 +1,21 @@
 """The admin UI under /admin: one blueprint per noun, each in its own module (templates/admin/)."""
 from __future__ import annotations
 
-from . import (api_keys, audit, campaigns, dashboard, imports, layouts, lists, mail_log, send_log, settings, subscribers,
-               users, webhooks)
+from . import (
+               api_keys,
+               audit,
+               campaigns,
+               dashboard,
+               imports,
+               layouts,
+               lists,
+               mail_log,
+               send_log,
+               settings,
+               subscribers,
+               users,
+               webhooks,
+)
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,

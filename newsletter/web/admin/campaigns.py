@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -11,10 +11,10 @@ from flask_login import current_user
 
 from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
+from ...services.addresses import normalize_email
+from ...services.audience import lists as lists_service
 from ...services.campaigns import campaigns, layouts, reports
 from ...services.campaigns import send as campaign_send
-from ...services.audience import lists as lists_service
-from ...services.addresses import normalize_email
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
 from ...tasks import campaigns as campaign_tasks
@@ -38,7 +38,7 @@ def as_utc(value: datetime | None) -> datetime | None:
     """Stored times in UTC for display (SQLite hands them back naive, already in UTC)."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:

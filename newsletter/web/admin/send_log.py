@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context,
-                   url_for)
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -12,7 +11,8 @@ from wtforms.validators import Length, Optional
 
 from ...models import DeliveryStatus, Role
 from ...services.campaigns import campaigns
-from ...services.delivery import ledger as deliveries, send_log
+from ...services.delivery import ledger as deliveries
+from ...services.delivery import send_log
 from ...services.errors import NotFound, ValidationError
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue

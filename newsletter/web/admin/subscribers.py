@@ -4,8 +4,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import (Blueprint, Response, abort, flash, jsonify, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 

@@ -1,7 +1,7 @@
 """/api/v1/campaigns: compose, send or schedule, pause, resume, cancel, and follow the deliveries."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -97,7 +97,7 @@ class SendIn(InSchema):
         if value.tzinfo is None:
             raise ma.ValidationError("Give the time with its timezone offset.")
         try:
-            value.astimezone(timezone.utc)
+            value.astimezone(UTC)
         except OverflowError:
             raise ma.ValidationError("Not a time that can be scheduled.") from None
 

@@ -11,9 +11,9 @@ from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
 from ...services import addresses
 from ...services.audience import gdpr, subscriptions, suppressions, tokens
+from ...services.audience import lists as lists_service
 from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
-from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
 from ...services.notifications import audience_mail
 from ...tasks import enqueue

@@ -6,8 +6,16 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, HiddenField, RadioField, SelectField, SelectMultipleField, StringField,
-                     TextAreaField, widgets)
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ....models import OptIn, SubscriberStatus

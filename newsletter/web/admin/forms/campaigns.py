@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -104,7 +104,7 @@ class ScheduleForm(FlaskForm):
     def aware_send_at(self) -> datetime:
         """The wall-clock time the user typed, in the timezone they chose, as a UTC instant."""
         local = self.send_at.data.replace(tzinfo=zoneinfo.ZoneInfo(self.timezone.data))
-        return local.astimezone(timezone.utc)  # SQLite keeps a datetime's digits, not its offset
+        return local.astimezone(UTC)  # SQLite keeps a datetime's digits, not its offset
 
 
 class TestSendForm(FlaskForm):
