@@ -66,7 +66,7 @@ def stat_database(name: str) -> dict:
         cols = ["xact_commit", "xact_rollback", "blks_read", "blks_hit", "tup_returned", "tup_fetched",
                 "tup_inserted", "tup_updated", "tup_deleted", "blk_read_time_ms", "blk_write_time_ms",
                 "session_time_ms", "active_time_ms", "idle_in_transaction_time_ms", "sessions"]
-    return {c: float(v or 0) for c, v in zip(cols, row or [0] * len(cols))}
+    return {c: float(v or 0) for c, v in zip(cols, row or [0] * len(cols), strict=True)}
 
 
 def backend_pids(conn: psycopg.Connection, name: str) -> list[int]:

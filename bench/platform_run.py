@@ -106,7 +106,8 @@ def _ledger(setup: Setup) -> dict:
         for key in ("snapshot_at", "finished_at"):
             value = getattr(campaign, key)
             if value is not None:
-                times[f"{key.replace('_at', '')}_after_start_s"] = round((value - campaign.started_at).total_seconds(), 3)
+                since_start = (value - campaign.started_at).total_seconds()
+                times[f"{key.replace('_at', '')}_after_start_s"] = round(since_start, 3)
     return {"deliveries": counts, "campaign_status": campaign.status.value, "status_reason": campaign.status_reason,
             **times}
 

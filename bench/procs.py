@@ -155,7 +155,10 @@ class Sampler(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
         end = psutil.cpu_times()
-        idle = lambda t: t.idle + getattr(t, "iowait", 0.0)
+
+        def idle(t) -> float:
+            return t.idle + getattr(t, "iowait", 0.0)
+
         self.machine_busy_s = (sum(end) - idle(end)) - (sum(self.machine_start) - idle(self.machine_start))
         for group in self.groups:
             group.sample(started=True)

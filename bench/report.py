@@ -14,7 +14,7 @@ figure, the PNG the chart. msgs/s = N / (time from the first publish until the r
 
 | date | commit | N | limit msgs/s | baseline msgs/s | platform msgs/s | platform/baseline | platform/limit | Redis peak MB (baseline / platform) | platform first email s | platform send call ms | platform knobs | notes |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
-"""
+"""  # noqa: E501  (a Markdown table row is one line)
 
 
 def ratio(a, b) -> float | None:
@@ -45,7 +45,10 @@ def append_readme(path: Path, payload: dict, json_name: str) -> None:
         knobs = plat.get("knobs") or {}
         knob_text = ", ".join(f"{k}={v}" for k, v in knobs.items()) + (
             f", concurrency={plat.get('concurrency')}" if plat else "")
-        fmt = lambda x: "–" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.2f}")
+
+        def fmt(x: float | None) -> str:
+            return "–" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.2f}")
+
         rows.append("| " + " | ".join([
             payload["date"], payload["commit"] + ("+dirty" if payload.get("dirty") else ""), f"{n:,}",
             fmt(rate["limit"]), fmt(rate["baseline"]), fmt(rate["platform"]),
@@ -93,7 +96,7 @@ def chart(path: Path, payload: dict) -> None:
         for n in ns:
             r = payload.get(v, {}).get("by_n", {}).get(str(n), {})
             if r.get("timeline"):
-                ts, cs = zip(*r["timeline"])
+                ts, cs = zip(*r["timeline"], strict=True)
                 lines.plot(ts, cs, style, label=f"{v} N={n:,}")
     lines.set_xlabel("seconds since the send call")
     lines.set_ylabel("messages received by smtp-sink")
@@ -161,7 +164,10 @@ def profile_summary(raw: Path, top: int = 20) -> dict:
         for f in set(frames):
             if "(newsletter/" in f:
                 inclusive[f] += n
-    pct = lambda c: round(100 * c / total, 1) if total else 0
+
+    def pct(c: int) -> float:
+        return round(100 * c / total, 1) if total else 0
+
     return {"samples": total,
             "own": [(f, pct(c)) for f, c in own.most_common(top)],
             "inclusive": [(f, pct(c)) for f, c in inclusive.most_common(top)],
@@ -178,8 +184,10 @@ def profile_markdown(summaries: dict[str, dict], files: list[str]) -> str:
         out += [f"| {p} | {k} |" for k, p in s["categories"]]
         out.append("\n| own % | function (leaf) | | inclusive % | our function (newsletter/) |\n|---|---|---|---|---|")
         rows = max(len(s["own"]), len(s["inclusive"]))
-        pad = lambda xs: xs + [("", "")] * (rows - len(xs))
-        for (f1, p1), (f2, p2) in zip(pad(s["own"]), pad(s["inclusive"])):
+        def pad(xs: list, rows: int = rows) -> list:
+            return xs + [("", "")] * (rows - len(xs))
+
+        for (f1, p1), (f2, p2) in zip(pad(s["own"]), pad(s["inclusive"]), strict=True):
             out.append(f"| {p1} | {'`' + f1 + '`' if f1 else ''} | | {p2} | {'`' + f2 + '`' if f2 else ''} |")
         out.append("")
     out.append("Files: " + ", ".join(f"`results/{Path(f).name}`" for f in files))
@@ -188,8 +196,10 @@ def profile_markdown(summaries: dict[str, dict], files: list[str]) -> str:
 
 def figures_markdown(payload: dict, json_name: str) -> str:
     """The "Latest figures" section of bench/README.md, from one run's payload."""
+    dirty = (f" (with uncommitted application changes, fingerprint {payload.get('app_diff_sha1')})"
+             if payload.get("dirty") else "")
     head = (f"Run `{payload.get('command', '')}` on {payload['date']} at commit `{payload['commit']}`"
-            f"{' (with uncommitted application changes, fingerprint ' + str(payload.get('app_diff_sha1')) + ')' if payload.get('dirty') else ''}"
+            f"{dirty}"
             f"; {payload['machine'].get('nproc')} cores ({payload['machine'].get('cpu_model')}), "
             f"{payload['machine'].get('memory_gb')} GB; worker concurrency {payload.get('concurrency')} "
             f"({payload.get('pool')}); message {payload.get('message', {}).get('bytes')} bytes. "
@@ -208,7 +218,8 @@ def figures_markdown(payload: dict, json_name: str) -> str:
             cpu = ", ".join(f"{k} {g['cpu_s_per_1000_msgs']}" for k, g in r.get("cpu", {}).items()
                             if g.get("cpu_s_per_1000_msgs") is not None)
             pg = r.get("postgres", {}).get("active_time_s", "")
-            rows.append(" | ".join([f"| {n:,}", v, f"{r.get('msgs_per_s', 0):,.1f}", f"{r.get('steady_msgs_per_s', '') or ''}",
+            rows.append(" | ".join([f"| {n:,}", v, f"{r.get('msgs_per_s', 0):,.1f}",
+                                    f"{r.get('steady_msgs_per_s', '') or ''}",
                                     str(r.get("time_to_first_email_s", "")), str(r.get("send_call_latency_s") or "–"),
                                     str(r.get("redis_peak_mb", "–")), str(r.get("worker_rss_peak_mb", "–")), cpu,
                                     str(pg), str(r.get("machine", {}).get("not_measured_cpu_s", ""))]) + " |")

@@ -77,7 +77,8 @@ def seed(conn: psycopg.Connection, rows: int, subscribers: int, campaigns: int) 
     per_campaign = -(-rows // campaigns)
     t = time.perf_counter()
     conn.execute("INSERT INTO subscribers " + fill_row_sql(conn, "subscribers", {
-        "email": "'user' || lpad(g::text, 7, '0') || '@' || (ARRAY['example.org','mail.test','post.example'])[1 + g % 3]",
+        "email": "'user' || lpad(g::text, 7, '0') || '@' "
+                 "|| (ARRAY['example.org','mail.test','post.example'])[1 + g % 3]",
         "name": "(ARRAY['Anna','Bruno','Chloé','Dmitri','Eva','Farid'])[1 + g % 6] || ' ' || g",
         "status": "'confirmed'", "attributes": "'{}'", "created_at": "now()", "updated_at": "now()"})
         + f" FROM generate_series(1, {subscribers}) g")
@@ -112,7 +113,8 @@ def seed(conn: psycopg.Connection, rows: int, subscribers: int, campaigns: int) 
                          WHEN 452 THEN '4.2.2 Mailbox full' ELSE
                          CASE WHEN st = 'failed' THEN 'SMTPServerDisconnected: Connection unexpectedly closed'
                               ELSE '' END END,
-               CASE WHEN st IN ('sent', 'failed') THEN 'worker' || (g % 4) || '@bench pid ' || (1000 + g % 8) ELSE '' END
+               CASE WHEN st IN ('sent', 'failed') THEN 'worker' || (g % 4) || '@bench pid ' || (1000 + g % 8)
+                    ELSE '' END
         FROM (
             SELECT g, c, k, r, t0, t, s,
                    CASE WHEN c = {campaigns} AND k > {per_campaign // 3} THEN 'pending'
@@ -264,7 +266,8 @@ def readme_block(report: dict) -> str:
              f"Run {report['date']} on this machine (PostgreSQL {report['postgres']}, {os.cpu_count()} cores): "
              f"{report['rows']:,} deliveries, {report['subscribers']:,} subscribers, {report['campaigns']} campaigns. "
              f"Seeding took {sum(seedt.values()):.0f} s. Each query is `send_log.page` (50 rows + 1), "
-             f"median of {report['runs']} runs; the deep page starts at the keyset cursor of row {report['deep_at']:,}.",
+             f"median of {report['runs']} runs; the deep page starts at the keyset cursor of row "
+             f"{report['deep_at']:,}.",
              "", "| filters | first page (ms) | deep page (ms) |", "|---|---:|---:|"]
     for name, r in report["queries"].items():
         deep = f"{r['deep']['ms_median']:.1f}" if r["deep"] else "— (fewer rows)"

@@ -75,7 +75,7 @@ class Sink:
                 break
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"smtp-sink exited: {self.out.read_text(errors='replace')[-500:]}")
+                    raise RuntimeError(f"smtp-sink exited: {self.out.read_text(errors='replace')[-500:]}") from None
                 time.sleep(0.05)
         else:
             raise RuntimeError("smtp-sink did not start listening")

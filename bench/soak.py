@@ -199,7 +199,7 @@ class SoakSampler(threading.Thread):
         with self.redis.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 pipe.llen(queue)
-            for queue, depth in zip(QUEUES, pipe.execute()):
+            for queue, depth in zip(QUEUES, pipe.execute(), strict=True):
                 row[f"queue_{queue}"] = int(depth)
         rows = self.db.execute("SELECT status, count(*) FROM campaigns GROUP BY status").fetchall()
         row["campaigns"] = {status: count for status, count in rows}
@@ -456,10 +456,12 @@ def markdown(payload: dict, json_name: str) -> str:
              f"| notifications sent | {notes.get('by_status', {}).get('sent', 0):,} of {notes.get('posted', 0):,} "
              f"posted (sink {payload['sinks']['tx']:,}); POST -> sent p50 {notes['latency_ms']['p50']} ms, "
              f"p95 {notes['latency_ms']['p95']} ms | all | {'ok' if verdict.get('notifications_ok') else 'FAIL'} |"]
-    for key, label, limit in (("bulk_worker_rss_mb", "bulk worker RSS (tree)", f"< {payload['thresholds']['rss_growth_pct']:g} %"),
+    for key, label, limit in (("bulk_worker_rss_mb", "bulk worker RSS (tree)",
+                               f"< {payload['thresholds']['rss_growth_pct']:g} %"),
                               ("tx_worker_rss_mb", "transactional worker RSS (tree)",
                                f"< {payload['thresholds']['rss_growth_pct']:g} %"),
-                              ("redis_used_mb", "Redis used_memory", f"< {payload['thresholds']['redis_growth_mb']:g} MB"),
+                              ("redis_used_mb", "Redis used_memory",
+                               f"< {payload['thresholds']['redis_growth_mb']:g} MB"),
                               ("beat_rss_mb", "beat RSS", "(reported)")):
         r = flat.get(key) or {}
         if "first_median_mb" not in r:
@@ -475,7 +477,8 @@ def markdown(payload: dict, json_name: str) -> str:
     proj = payload.get("redis_projection") or {}
     if proj.get("keys_per_s"):
         lines[-1] += (f" Keys grew {proj['keys_per_s']}/s (Redis used_memory "
-                      f"{flat.get('redis_used_mb', {}).get('slope_mb_per_h')} MB/h); Celery keeps results RESULT_EXPIRES = "
+                      f"{flat.get('redis_used_mb', {}).get('slope_mb_per_h')} MB/h); "
+                      "Celery keeps results RESULT_EXPIRES = "
                       f"{proj['result_expires_s']:,} s, so at this rate the db would hold ≈ "
                       f"{proj['plateau_mb_if_kept_result_expires']:,} MB of them before the first expire.")
     other = payload.get("redis_keys_other_dbs_growth") or {}
@@ -485,7 +488,8 @@ def markdown(payload: dict, json_name: str) -> str:
     if cs:
         lines += ["", f"Campaigns took {cs.get('seconds_p50')} s each (median, max {cs.get('seconds_max')} s), "
                       f"{cs.get('msgs_per_s_overall')} msgs/s over the run; notification latency p99 "
-                      f"{notes['latency_ms'].get('p99')} ms, POST call p50 {notes.get('post_call_ms', {}).get('p50')} ms."]
+                      f"{notes['latency_ms'].get('p99')} ms, "
+                      f"POST call p50 {notes.get('post_call_ms', {}).get('p50')} ms."]
     return "\n".join(lines)
 
 
@@ -534,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "--loglevel", "INFO", "--hostname", f"bulk-{suffix}@%h"),
                               workdir / "worker-bulk.log", env=env, cwd=ROOT)
         tx = children.start(celery_argv("worker", "--queues", "transactional", "--concurrency",
-                                        str(args.tx_concurrency), "--loglevel", "INFO", "--hostname", f"tx-{suffix}@%h"),
+                                        str(args.tx_concurrency), "--loglevel", "INFO",
+                                        "--hostname", f"tx-{suffix}@%h"),
                             workdir / "worker-tx.log", env=env_tx, cwd=ROOT)
         beat = children.start(celery_argv("beat", "--loglevel", "INFO", "--schedule", str(instance / "beat-schedule")),
                               workdir / "beat.log", env=env, cwd=ROOT)

@@ -55,7 +55,8 @@ def list_keys() -> None:
     """List keys (prefix, role, last use); the secrets themselves are not stored."""
     for key in api_keys.list_keys():
         state = "revoked" if key.revoked_at else "active"
-        click.echo(f"{key.id}\t{key.prefix}…\t{key.role.value}\t{state}\t{key.name}\t{key.last_used_at or 'never used'}")
+        click.echo(f"{key.id}\t{key.prefix}…\t{key.role.value}\t{state}\t{key.name}\t"
+                   f"{key.last_used_at or 'never used'}")
 
 
 @keys.command("revoke")

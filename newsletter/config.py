@@ -103,7 +103,7 @@ def check_secret_key(key: str) -> None:
         raise ConfigError(f"SECRET_KEY is a placeholder, not a secret: generate one with {GENERATE_KEY}")
     # Random text barely compresses; a repeated or patterned key ("abcabc…", "x" * 40) does.
     packed = len(zlib.compress(key.encode(), 9)) - 8  # zlib's header and checksum
-    steps = sum(1 for a, b in zip(key, key[1:]) if abs(ord(b) - ord(a)) <= 1)  # "abcd…", "1234…"
+    steps = sum(1 for a, b in zip(key, key[1:], strict=False) if abs(ord(b) - ord(a)) <= 1)  # "abcd…", "1234…"
     if len(set(key)) < 8 or packed < len(key.encode()) * 0.6 or steps > len(key) * 0.7:
         raise ConfigError(f"SECRET_KEY looks guessable (too few distinct characters or a repeating pattern): "
                           f"generate one with {GENERATE_KEY}")

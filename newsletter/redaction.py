@@ -16,7 +16,7 @@ TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "manage", "view", "o", 
 KEEP = ("sent", "preview")  # /manage/sent is a page; "preview" is the inert stand-in, no secret
 REDACTED = "<redacted>"
 
-_segment = re.compile(r"(/(?:%s)/+)(?!(?:%s)(?:[/?#\s\"]|$))[^/?#\s\"]+" % ("|".join(TOKEN_ROUTES), "|".join(KEEP)))
+_segment = re.compile(rf"(/(?:{'|'.join(TOKEN_ROUTES)})/+)(?!(?:{'|'.join(KEEP)})(?:[/?#\s\"]|$))[^/?#\s\"]+")
 # A token in a query string, should a link ever carry one there.
 _query = re.compile(r"(?i)((?:^|[?&;])[\w.-]*token=)[^&;#\s\"]+")
 

@@ -194,7 +194,8 @@ def test_layering():
     assert not wrong, "imports against STYLE.md's layering:\n" + "\n".join(wrong)
 
 
-SERVICE_PACKAGES = sorted(m for m in MODULES if m.startswith(f"{PACKAGE}.services.") and MODULES[m].name == "__init__.py")
+SERVICE_PACKAGES = sorted(m for m in MODULES
+                          if m.startswith(f"{PACKAGE}.services.") and MODULES[m].name == "__init__.py")
 
 
 @pytest.mark.parametrize("module", SERVICE_PACKAGES or [pytest.param("", marks=pytest.mark.skip("flat services/"))])

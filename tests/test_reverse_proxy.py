@@ -51,14 +51,15 @@ def proxied(platform_env, tmp_path):
     env = {**platform_env, "TRUSTED_PROXIES": "1"}
     web_log = open(tmp_path / "gunicorn.log", "w")
     web = subprocess.Popen([str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{web_port}",
-                            "--workers", "2", "--threads", "4"], cwd=ROOT, env=env, stdout=web_log, start_new_session=True,
-                           stderr=subprocess.STDOUT)
+                            "--workers", "2", "--threads", "4"], cwd=ROOT, env=env, stdout=web_log,
+                           stderr=subprocess.STDOUT, start_new_session=True)
     run_dir = tmp_path / "nginx"
     # The Procfile's `proxy` process, as it runs in production.
     proxy = subprocess.Popen(["sh", str(ROOT / "deploy" / "run-nginx.sh")],
                              env={**env, "NGINX": NGINX, "NGINX_PORT": f"127.0.0.1:{proxy_port}",
                                   "WEB_PORT": str(web_port), "NGINX_RUN_DIR": str(run_dir)},
-                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nginx.log", "w"), start_new_session=True)
+                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nginx.log", "w"),
+                             start_new_session=True)
     base = f"http://127.0.0.1:{proxy_port}"
     try:
         wait_for(lambda: _up(base + "/healthz"), 60, 0.2, "gunicorn behind nginx")

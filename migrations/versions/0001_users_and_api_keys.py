@@ -1,7 +1,7 @@
 """users and api keys
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 20:38:15.141027
 
 """

@@ -55,7 +55,8 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._already_running():
-            raise EmbeddedRedisError(f"a Redis server already listens on {self.socket_path} (is another `make run` going?)")
+            raise EmbeddedRedisError(f"a Redis server already listens on {self.socket_path} "
+                                     "(is another `make run` going?)")
         self.socket_path.unlink(missing_ok=True)
         conf = self.directory / "redis.conf"
         conf.write_text(self._config())

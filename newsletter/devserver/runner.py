@@ -142,4 +142,5 @@ def main() -> None:
         if redis_server:
             redis_server.stop()
         say("Stopped.")
-    sys.exit(1 if any(p.returncode not in (0, -signal.SIGTERM) for p in children.values()) and not stopping.is_set() else 0)
+    failed = any(p.returncode not in (0, -signal.SIGTERM) for p in children.values())
+    sys.exit(1 if failed and not stopping.is_set() else 0)

@@ -39,7 +39,8 @@ class Subscriber(Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=dict)
-    status: Mapped[SubscriberStatus] = mapped_column(enum_column(SubscriberStatus), default=SubscriberStatus.UNCONFIRMED)
+    status: Mapped[SubscriberStatus] = mapped_column(enum_column(SubscriberStatus),
+                                                     default=SubscriberStatus.UNCONFIRMED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

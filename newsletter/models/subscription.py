@@ -31,7 +31,8 @@ class Subscription(Model):
 
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
-    status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus), default=SubscriptionStatus.UNCONFIRMED)
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus),
+                                                       default=SubscriptionStatus.UNCONFIRMED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

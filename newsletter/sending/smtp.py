@@ -316,7 +316,7 @@ class Sessions:
         """
         assert len(items) <= self.size
         results: list[Result | None] = [None] * len(items)
-        pairs = list(zip(self.connections, items))
+        pairs = list(zip(self.connections, items, strict=False))  # fewer items than sessions: the rest idle
         for step in (lambda c, envelope: c.begin(envelope), lambda c, envelope: c.write_body()):
             for index, (connection, (_, envelope)) in enumerate(pairs):
                 if results[index] is None:

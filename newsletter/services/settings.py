@@ -118,7 +118,8 @@ def parse(spec: Spec, raw: Any) -> Any:
         try:
             value = spec.kind(text)
         except ValueError:
-            raise ValidationError(spec.name, "Enter a whole number." if spec.kind is int else "Enter a number.") from None
+            raise ValidationError(spec.name,
+                                  "Enter a whole number." if spec.kind is int else "Enter a number.") from None
         if not spec.low <= value <= spec.high:
             raise ValidationError(spec.name, f"Must be between {spec.low:g} and {spec.high:g}.")
         return value

@@ -40,7 +40,7 @@ def run_import(self, job_id: int) -> dict:
             imports.fail(job_id, f"The database refused the next batch {self.max_retries + 1} times "
                                  "(the details are in the worker's log).")
             return {"status": "failed"}
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
     except Exception:
         # The exception's text is for the log (Celery logs it, re-raised), not for the page.
         imports.fail(job_id, "An internal error stopped it (the details are in the worker's log).")

@@ -99,7 +99,8 @@ def test_marketer_key_is_not_refused_anywhere(app, client, api_key):
 
 
 def test_ids_beyond_the_integer_columns_are_404_everywhere(app, client, api_key):
-    """An id no row can have answers 404 on every route, not a database error (PostgreSQL overflows at 2**31, SQLite at 2**63)."""
+    """An id no row can have answers 404 on every route, not a database error (PostgreSQL overflows
+    at 2**31, SQLite at 2**63)."""
     headers = {"Authorization": f"Bearer {api_key('admin')}"}
     wrong = []
     for rule in app.url_map.iter_rules():

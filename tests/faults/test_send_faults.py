@@ -37,7 +37,7 @@ def test_sigkill_a_worker_at_random_points_three_times(ctx, platform_env, worker
     send_rate(150)
     campaign_id, emails = start_sending(ctx, 2000, "k")
     rng = random.Random()
-    for kill in range(3):
+    for _ in range(3):
         with celery_worker(platform_env, queues="bulk,default", concurrency=2) as (process, log):
             time.sleep(rng.uniform(0.5, 2.5))  # the point: a kill at a random moment of the sending
             os.killpg(process.pid, signal.SIGKILL)  # the worker and its pool children, mid-batch
@@ -97,6 +97,7 @@ def test_the_database_connection_dropped_under_the_workers(ctx, worker, beat, sm
         assert killed > 0
         # Before the next drop, the workers are back: a send recorded on a new connection (or all done).
         recorded = ledger(campaign_id).get("sent", 0)
-        wait_for(lambda: ledger(campaign_id).get("sent", 0) > recorded or status_of(campaign_id) == "sent", 90,
+        wait_for(lambda recorded=recorded: ledger(campaign_id).get("sent", 0) > recorded
+                 or status_of(campaign_id) == "sent", 90,
                  message="a send recorded after the dropped connections")
     finished_exactly_once(campaign_id, smtp_server, emails)

@@ -31,7 +31,7 @@ def test_notifications_are_delivered_within_2s_while_a_20000_recipient_campaign_
             accepted = api.post("/api/v1/notifications", json={
                 "to": to, "subject": "Reset your password", "text": "Your code: {{ code }}", "data": {"code": i}})
             assert accepted.status_code == 202, accepted.get_json()
-            wait_for(lambda: smtp_server.received.get(to), 30, 0.005, f"the notification to {to}")
+            wait_for(lambda to=to: smtp_server.received.get(to), 30, 0.005, f"the notification to {to}")
             latencies.append(time.monotonic() - began)
         assert status_of(campaign_id) == "sending"  # the campaign really was sending all along
     finally:

@@ -83,7 +83,8 @@ def test_campaign_moves_through_the_api_are_by_the_key(app, api):  # noqa: F811
                                             "campaign.paused", "campaign.resumed", "campaign.cancelled"]
         assert {(e.api_key_id, e.user_id, e.target_id, e.ip) for e in rows} == {
             (int(key_id), None, str(campaign_id), "127.0.0.1")}
-        assert all(e.actor.startswith("API key nl_") and e.actor.endswith("(test marketer)") for e in rows), rows[0].actor
+        assert all(e.actor.startswith("API key nl_") and e.actor.endswith("(test marketer)") for e in rows), \
+            rows[0].actor
         assert rows[0].details["name"] == "News" and rows[0].details["send_at"].startswith(later[:16])
 
 
@@ -118,7 +119,8 @@ def test_deleting_a_subscriber_through_the_api_is_by_the_key(app, api):  # noqa:
     assert api.delete(f"/api/v1/subscribers/{created['id']}").status_code == 204
     assert api.delete(f"/api/v1/subscribers/{created['id']}").status_code == 404  # nothing left: no event
     deleted = [e for e in _events(app) if e[0] == "subscriber.deleted"]
-    assert len(deleted) == 1 and deleted[0][1].startswith("API key ") and deleted[0][2:] == ("subscriber", str(created["id"]))
+    assert len(deleted) == 1 and deleted[0][1].startswith("API key ")
+    assert deleted[0][2:] == ("subscriber", str(created["id"]))
     with app.app_context():
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "subscriber.deleted"))
         assert "ana@example.com" not in str(event.details)

@@ -85,7 +85,8 @@ def expected(rows: list[Row], q=None, status=None, list_id=None, attribute=None)
             return False
         if list_id is not None and list_id not in r.lists:
             return False
-        if attribute and (attribute[0] not in r.attributes or attribute_text(r.attributes[attribute[0]]) != attribute[1]):
+        if attribute and (attribute[0] not in r.attributes
+                          or attribute_text(r.attributes[attribute[0]]) != attribute[1]):
             return False
         return True
     return [r.id for r in rows if keep(r)]
@@ -274,7 +275,8 @@ def test_create_update_delete_and_their_errors(app):
     with app.app_context():
         created = subscribers.create(" New@Example.COM ", name="New", attributes={"a": 1}, list_ids=[list_ids[0]],
                                      status="unconfirmed")
-        assert (created.email, created.status, created.confirmed_at) == ("new@example.com", SubscriberStatus.UNCONFIRMED, None)
+        assert (created.email, created.status, created.confirmed_at) == \
+            ("new@example.com", SubscriberStatus.UNCONFIRMED, None)
         assert [(m.list_id, m.status.value) for m in created.subscriptions] == [(list_ids[0], "unconfirmed")]
         with pytest.raises(Conflict):
             subscribers.create("NEW@example.com")

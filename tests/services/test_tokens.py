@@ -85,7 +85,7 @@ def test_a_bump_refuses_every_earlier_token_and_new_ones_carry_the_version(app):
                   tokens.confirm_token(subscriber_id, [1])]
         purposes = ["unsubscribe", "preferences", "view", "manage", "confirm"]
         tokens.revoke_links(subscriber_id)
-        for purpose, token in zip(purposes, before):
+        for purpose, token in zip(purposes, before, strict=True):
             with pytest.raises(tokens.TokenError) as refused:
                 tokens.load_current(purpose, token)
             assert refused.value.reason == "revoked"

@@ -136,7 +136,7 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_backoff(ctx, worker, 
 
     assert len(receiver.requests) == 3
     assert len({r["body"] for r in receiver.requests}) == 1  # the same event each time
-    gaps = [b["at"] - a["at"] for a, b in zip(receiver.requests, receiver.requests[1:])]
+    gaps = [b["at"] - a["at"] for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
     assert gaps[0] >= 0.3 and gaps[1] >= 0.3  # WEBHOOK_RETRY_BASE is 0.5 s in the tests, ±25% jitter
     row = deliveries_of(endpoint.id)[0]
     assert (row.attempts, row.response_code, row.error, row.claim) == (3, 200, "", None)
@@ -155,7 +155,8 @@ def test_out_of_attempts_fails_with_the_last_answer(ctx, worker, beat, receiver,
     row = deliveries_of(endpoint.id)[0]
     assert (row.response_code, row.response_body, row.error) == (500, "receiver says no",
                                                                  "HTTP 500 Internal Server Error")
-    assert len(receiver.requests) == 1 and json.loads(receiver.requests[0]["body"])["data"]["subscriber_id"] == person.id
+    assert len(receiver.requests) == 1
+    assert json.loads(receiver.requests[0]["body"])["data"]["subscriber_id"] == person.id
 
 
 def test_events_nobody_listens_to_write_no_rows(ctx, receiver):
@@ -365,7 +366,8 @@ def test_a_loopback_receiver_is_refused_at_send_time_without_the_allow_list(app,
                           secret_salt="b", active=True)
         db.session.add_all([by_address, by_name])
         db.session.commit()
-        for endpoint, reason in ((by_address, "127.0.0.1 is a loopback address."), (by_name, "localhost is this machine.")):
+        for endpoint, reason in ((by_address, "127.0.0.1 is a loopback address."),
+                                 (by_name, "localhost is this machine.")):
             row = send_now(endpoint.id)
             # Refused for good: failed on its first attempt, never retried, the reason on the row.
             assert (row.status, row.attempts, row.response_code, row.next_attempt_at) == (

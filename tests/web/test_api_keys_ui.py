@@ -12,7 +12,7 @@ from newsletter.services.accounts import api_keys, users
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.net import wait_for
 from tests.support.web import csrf_token, login, post_form
-from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits, browser, shots  # noqa: F401 (fixtures)
+from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 INDEX, NEW = "/admin/api-keys/", "/admin/api-keys/new"
 KEY_RE = re.compile(r'id="api-key"[^>]*>(nl_[A-Za-z0-9_-]+)<')

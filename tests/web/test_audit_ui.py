@@ -41,7 +41,7 @@ def test_web_actions_are_by_the_signed_in_user_from_their_address(app, admin_cli
             ("subscriber.deleted", ADMIN_EMAIL, admin, None, "192.0.2.44"),
             ("api_key.created", ADMIN_EMAIL, admin, None, "192.0.2.44")]
     # The sign-in itself came first (from the test client's default address).
-    assert _rows(admin_client, "/admin/audit/?action=user.login") == [("user.login", "user #%d" % admin)]
+    assert _rows(admin_client, "/admin/audit/?action=user.login") == [("user.login", f"user #{admin}")]
 
 
 def _seed(app, n: int = 120) -> datetime:
@@ -72,7 +72,8 @@ def test_pages_walk_every_event_once_newest_first(app, admin_client):
 def test_filters_show_exactly_the_matching_events(app, admin_client):
     start = _seed(app, 20)
     get = lambda query: _rows(admin_client, "/admin/audit/?" + query)  # noqa: E731
-    assert get("action=user.role_changed&actor=BOB@") == [("user.role_changed", f"user #{i}") for i in range(18, -1, -2)]
+    assert get("action=user.role_changed&actor=BOB@") == [("user.role_changed", f"user #{i}")
+                                                          for i in range(18, -1, -2)]
     assert get("actor=ana") == [("campaign.sent", f"campaign #{i}") for i in range(19, 0, -2)]
     assert get("target_type=campaign&target_id=7") == [("campaign.sent", "campaign #7")]
     since, until = (start + timedelta(days=3)).date(), (start + timedelta(days=5)).date()

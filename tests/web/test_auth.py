@@ -145,5 +145,6 @@ def test_every_role_protected_route_enforces_its_role(app, client, role):
 def test_every_admin_route_is_protected(app):
     """No page under /admin may forget its role decorator."""
     unprotected = [rule.rule for rule in app.url_map.iter_rules()
-                   if rule.rule.startswith("/admin") and not hasattr(app.view_functions[rule.endpoint], "required_role")]
+                   if rule.rule.startswith("/admin")
+                   and not hasattr(app.view_functions[rule.endpoint], "required_role")]
     assert unprotected == []

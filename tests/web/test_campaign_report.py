@@ -31,7 +31,8 @@ def test_report_shows_the_numbers_chart_failures_and_exclusions(app, admin_clien
     assert "2024-05-01 10:00 UTC: 4 sent" in page and "2024-05-01 10:03 UTC: 2 failed" in page
     failures = re.findall(r"<li>\s*<span><strong>([^<]+)</strong> <small class=\"muted\">([^<]+)</small></span>\s*"
                           r"<strong class=\"num\">(\d+)</strong>\s*<code[^>]*>([^<]+)</code>", page)
-    assert failures == [("550", "permanent", "3", "550 5.1.1 User unknown"), ("421", "temporary", "1", "421 Try again later"),
+    assert failures == [("550", "permanent", "3", "550 5.1.1 User unknown"),
+                        ("421", "temporary", "1", "421 Try again later"),
                         ("No reply", "no answer", "1", "ConnectionRefusedError: [Errno 111]")]
     assert "4 min 30 s" in page and "1.6 emails/min" in page  # 7 in 270 s: per minute reads better than 0.0/s
     for label, count in (("Suppressed", 4), ("Unsubscribed", 3), ("Not confirmed", 2), ("Duplicates", 1)):
@@ -136,19 +137,22 @@ def _seed_showcase() -> int:
         at = start + timedelta(minutes=minute, seconds=rng.random() * 20)
         failed = rng.random() < 0.025
         code, message = rng.choices(codes, weights=[6, 2, 3, 1])[0] if failed else (250, "250 2.0.0 OK queued")
-        rows.append({"campaign_id": sent.id, "email": f"reader{i}@example.org", "status": "failed" if failed else "sent",
-                     "smtp_code": code, "smtp_message": message.format(f"reader{i}@example.org"), "attempts": 1,
+        rows.append({"campaign_id": sent.id, "email": f"reader{i}@example.org",
+                     "status": "failed" if failed else "sent", "smtp_code": code,
+                     "smtp_message": message.format(f"reader{i}@example.org"), "attempts": 1,
                      "created_at": start, "updated_at": at, "sent_at": None if failed else at, "worker": ""})
     for i in range(1200):
         done = i < 780
         at = now - timedelta(minutes=6) + timedelta(seconds=i * 0.45)
-        rows.append({"campaign_id": sending.id, "email": f"sale{i}@example.org", "status": "sent" if done else "pending",
-                     "smtp_code": 250 if done else None, "smtp_message": "", "attempts": int(done),
+        rows.append({"campaign_id": sending.id, "email": f"sale{i}@example.org",
+                     "status": "sent" if done else "pending", "smtp_code": 250 if done else None,
+                     "smtp_message": "", "attempts": int(done),
                      "created_at": now, "updated_at": at, "sent_at": at if done else None, "worker": ""})
     for i in range(1900):
         at = older.started_at + timedelta(seconds=i * 0.6)
         rows.append({"campaign_id": older.id, "email": f"may{i}@example.org", "status": "sent", "smtp_code": 250,
-                     "smtp_message": "", "attempts": 1, "created_at": at, "updated_at": at, "sent_at": at, "worker": ""})
+                     "smtp_message": "", "attempts": 1, "created_at": at, "updated_at": at, "sent_at": at,
+                     "worker": ""})
     db.session.execute(insert(Delivery), rows)
     db.session.commit()
     return sent.id
@@ -173,7 +177,8 @@ def test_dashboard_and_report_in_a_browser(app, live_server, admin, worker, tran
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        for device, viewport in {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}.items():
+        viewports = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+        for device, viewport in viewports.items():
             page = browser.new_page(viewport=viewport)
             page.goto(live_server + "/login")
             page.fill("#email", ADMIN_EMAIL)

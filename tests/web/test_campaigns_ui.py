@@ -90,7 +90,7 @@ def test_create_campaign_through_the_form(app, admin_client):
     assert response.status_code == 302
     with app.app_context():
         campaign = db.session.scalars(select(Campaign)).one()
-        assert (campaign.name, campaign.status, [l.id for l in campaign.lists]) == \
+        assert (campaign.name, campaign.status, [ml.id for ml in campaign.lists]) == \
             ("June news", CampaignStatus.DRAFT, [list_id])
         assert response.location.endswith(f"/admin/campaigns/{campaign.id}")
     detail = admin_client.get(response.location).get_data(as_text=True)
@@ -327,7 +327,7 @@ def test_clone_makes_an_editable_draft_copy(app, admin_client):
     assert response.status_code == 302 and response.location.endswith("/edit")
     with app.app_context():
         copy = db.session.scalars(select(Campaign).where(Campaign.id != campaign_id)).one()
-        assert (copy.name, copy.status, [l.id for l in copy.lists]) == ("Copy of June news", CampaignStatus.DRAFT,
+        assert (copy.name, copy.status, [ml.id for ml in copy.lists]) == ("Copy of June news", CampaignStatus.DRAFT,
                                                                          [list_id])
     assert admin_client.get(response.location).status_code == 200
 

@@ -16,7 +16,6 @@ from newsletter.services.accounts import users
 from newsletter.services.audience import lists
 from newsletter.services.campaigns import campaigns, status
 from tests.support.web import csrf_token, login
-from tests.web.test_browser import browser, shots  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -38,7 +37,7 @@ def sent_campaign(app):
             {"campaign_id": campaign.id, "subscriber_id": sid, "email": email, "status": DeliveryStatus(st),
              "smtp_code": code, "smtp_message": msg, "attempts": 1, "created_at": T0,
              "updated_at": T0 + timedelta(seconds=i), "worker": "w"}
-            for i, ((sid, email), (st, code, msg)) in enumerate(zip(people, outcome))])
+            for i, ((sid, email), (st, code, msg)) in enumerate(zip(people, outcome, strict=True))])
         first = db.session.scalar(select(Delivery.id).where(Delivery.email == "p52@example.com"))
         db.session.execute(insert(DeliveryAttempt), [
             {"delivery_id": first, "attempt": 1, "status": "failed", "at": T0, "smtp_code": 550,

@@ -61,12 +61,14 @@ def inspect(path: Path | str) -> CsvLayout:
     if not head.strip():
         raise ValidationError("file", "The file is empty.")
     if b"\x00" in head:
-        raise ValidationError("file", "This is not a CSV file (it contains binary data). Export it as CSV (UTF-8) and try again.")
+        raise ValidationError("file", "This is not a CSV file (it contains binary data). "
+                                      "Export it as CSV (UTF-8) and try again.")
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
         sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)
     except UnicodeDecodeError as exc:
-        raise ValidationError("file", f"The file is not UTF-8 text (byte {exc.start}). Save it as CSV UTF-8 and try again.") from None
+        raise ValidationError("file", f"The file is not UTF-8 text (byte {exc.start}). "
+                                      "Save it as CSV UTF-8 and try again.") from None
     first = _header_line(sample)
     delimiter = max(DELIMITERS, key=first.count)
     header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
@@ -118,7 +120,7 @@ def check_rows(path: Path | str, delimiter: str) -> int:
         csv.field_size_limit(MAX_FIELD)
         reader = csv.reader(text, delimiter=delimiter)
         try:
-            for number, _ in enumerate(reader, start=1):
+            for number, _ in enumerate(reader, start=1):  # noqa: B007  (read after the loop: the row that broke)
                 pass
         except csv.Error as exc:
             raise ValidationError("file", f"Row {number + 1:,} cannot be read: {_csv_problem(exc)}.") from None

@@ -64,7 +64,8 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
         "notifications": [
             {"id": n.id, "kind": n.kind.value, "email": n.email, "subject": n.subject, "status": n.status.value,
              "data": n.data, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
-            for n in db.session.scalars(select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
+            for n in db.session.scalars(
+                select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
         ],
         # Opens and clicks of individually tracked campaigns (anonymous ones name nobody).
         "tracking_events": engagement.subscriber_events(subscriber_id),

@@ -169,7 +169,7 @@ def _apply_sqlite(connection: Connection, rows: Sequence[StageRow], lists_sql: s
             connection.execute(
                 text("INSERT INTO consent_records (subscriber_id, list_id, action, source, created_at) "
                      "VALUES (:s, :l, 'subscribed', :source, :now)"),
-                [{"s": s, "l": l, "source": params["source"], "now": params["now"]} for s, l in created],
+                [{"s": s, "l": list_id, "source": params["source"], "now": params["now"]} for s, list_id in created],
             )
     connection.execute(text("DROP TABLE temp.import_stage"))
     return created

@@ -198,8 +198,10 @@ def run(job_id: int, on_batch: OnBatch | None = None, batch_size: int = BATCH_SI
 
 def _parse(fields: list[str], layout: csv_files.CsvLayout) -> tuple[str, dict]:
     """(name, attributes) of a row; ValidationError if they break the API's limits."""
-    name = fields[layout.name_index].strip() if layout.name_index is not None and layout.name_index < len(fields) else ""
-    attributes = {key: fields[i].strip() for i, key in layout.attribute_columns if i < len(fields) and fields[i].strip()}
+    index = layout.name_index
+    name = fields[index].strip() if index is not None and index < len(fields) else ""
+    attributes = {key: fields[i].strip() for i, key in layout.attribute_columns
+                  if i < len(fields) and fields[i].strip()}
     # The API's rules for names too: control characters or more than 200 characters make the row invalid.
     return one_line(name, "name", 200, label="A name") if name else "", subscribers_service.clean_attributes(attributes)
 

@@ -80,7 +80,8 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
             subscriber.attributes = {**(subscriber.attributes or {}), **attributes}
 
     existing = {s.list_id: s for s in subscriber.subscriptions}
-    opt_in = dict(db.session.execute(select(MailingList.id, MailingList.opt_in).where(MailingList.id.in_(wanted))).all())
+    opt_in = dict(db.session.execute(
+        select(MailingList.id, MailingList.opt_in).where(MailingList.id.in_(wanted))).all())
     for list_id in wanted:
         sub = existing.get(list_id)
         if sub is not None and sub.status == SubscriptionStatus.CONFIRMED:

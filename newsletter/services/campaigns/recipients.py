@@ -35,7 +35,8 @@ def eligible_subscribers(list_ids: Any) -> Select:
     Each address appears once, however many of the lists it is on.
     """
     return select(Subscriber.id, Subscriber.email).where(
-        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids), ~suppressions.address_suppressed())
+        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids),
+        ~suppressions.address_suppressed())
 
 
 SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement (the first chunk lets sending start)
@@ -103,8 +104,8 @@ def _record_exclusions(campaign: Campaign, target: Any) -> None:
                .where(Subscription.list_id.in_(target))
                .group_by(Subscriber.id, Subscriber.status, Subscriber.email).subquery())
     reason = case(
-        (members.c.suppressed | members.c.status.in_([SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value]),
-         "suppressed"),
+        (members.c.suppressed
+         | members.c.status.in_([SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value]), "suppressed"),
         (members.c.status == SubscriberStatus.UNSUBSCRIBED.value, "unsubscribed"),
         ((members.c.status == SubscriberStatus.CONFIRMED.value) & (members.c.confirmed > 0), "eligible"),
         ((members.c.confirmed == 0) & (members.c.unconfirmed == 0), "unsubscribed"),

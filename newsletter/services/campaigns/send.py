@@ -351,7 +351,7 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
     # A database error from the fence stops the batch (the sweeper recovers its rows).
     results = sessions.send(items, batch.fences.group(batch.token))
     failures = []
-    for row, result in zip(sending, results):
+    for row, result in zip(sending, results, strict=True):
         if isinstance(result, smtp.FenceClosed):
             continue  # the row was taken over by a recovery: its new owner sends it
         if isinstance(result, SmtpFailure):

@@ -81,7 +81,8 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
     """
     now = utcnow()
     outcomes = list(outcomes)
-    rows: list[dict[str, Any]] = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
+    rows: list[dict[str, Any]]
+    rows = [{"b_id": o.id, "b_status": o.status.value, "b_code": o.smtp_code, "b_msg": (o.smtp_message or "")[:500],
              "b_next": o.retry_at, "b_sent": now if o.status == D.SENT else None,
              "b_claim": None if o.status in (D.PENDING, D.CANCELLED) else token,
              "b_undo": 1 if o.release else 0} for o in outcomes]

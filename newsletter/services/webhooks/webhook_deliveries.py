@@ -191,7 +191,8 @@ def success_rates(webhook_ids: list[int], recent: int = 100) -> dict[int, tuple[
         last = (select(WebhookDelivery.status).where(
             WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status.in_([S.DELIVERED, S.FAILED]))
             .order_by(WebhookDelivery.id.desc()).limit(recent).subquery())
-        counts: dict[S, int] = dict(db.session.execute(select(last.c.status, func.count()).group_by(last.c.status)).all())
+        counts: dict[S, int] = dict(
+            db.session.execute(select(last.c.status, func.count()).group_by(last.c.status)).all())
         delivered = counts.get(S.DELIVERED, 0)
         rates[webhook_id] = (delivered, delivered + counts.get(S.FAILED, 0))
     return rates

@@ -60,9 +60,9 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     else:
         form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT")})
     counts = lists_service.counts_by_status()
-    form.list_ids.choices = [(l.id, f"{l.name} · {counts[l.id]['confirmed']:,} confirmed")
-                             for l in lists_service.all_lists()]
-    form.layout_id.choices = [("", "No layout")] + [(str(l.id), l.name) for l in layouts.all_layouts()]
+    form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
+                             for ml in lists_service.all_lists()]
+    form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
     return form
 
 
@@ -155,7 +155,7 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
         schedule_form = ScheduleForm(formdata=None, data={
             "send_at": send_at.replace(tzinfo=None) if (send_at := as_utc(campaign.send_at)) else None,
             "timezone": "UTC"})
-    counts = lists_service.counts_by_status([l.id for l in campaign.lists])
+    counts = lists_service.counts_by_status([ml.id for ml in campaign.lists])
     live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
     engagement = engagement_stats.campaign_stats(campaign.id) if campaign.tracking != Tracking.OFF else None
     return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
@@ -208,7 +208,7 @@ def send(campaign_id: int):
     if campaign.status not in campaigns.EDITABLE:
         flash(f"A {campaign.status.value} campaign cannot be sent again; clone it instead.", "info")
         return redirect(url_for(".detail", campaign_id=campaign.id))
-    list_ids = [l.id for l in campaign.lists]
+    list_ids = [ml.id for ml in campaign.lists]
     return render_template("admin/campaigns/send.html", campaign=campaign, form=form,
                            estimate=campaigns.estimate_recipients(list_ids),
                            counts=lists_service.counts_by_status(list_ids))

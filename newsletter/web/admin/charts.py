@@ -182,12 +182,13 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
 
     for s in series:
         xs = [i / (n - 1) * 1000 if n > 1 else 500 for i in range(n)]
-        points = " ".join(f"{x:.1f},{y(v):.2f}" for x, v in zip(xs, s.values))
+        points = " ".join(f"{x:.1f},{y(v):.2f}" for x, v in zip(xs, s.values, strict=False))
         # The line lives in a stretched inner SVG (0-1000 across); its stroke keeps its width.
         inner = [f'<svg x="0" y="{TOP}" width="100%" height="{plot}" viewBox="0 0 1000 {plot}" '
                  f'preserveAspectRatio="none" overflow="visible">']
         if area:
-            inner.append(f'<polygon class="area chart-{s.tone}" points="{xs[0]:.1f},{plot} {points} {xs[-1]:.1f},{plot}"/>')
+            inner.append(f'<polygon class="area chart-{s.tone}" '
+                         f'points="{xs[0]:.1f},{plot} {points} {xs[-1]:.1f},{plot}"/>')
         inner.append(f'<polyline class="line chart-{s.tone}" points="{points}" vector-effect="non-scaling-stroke"/>')
         body += inner + ["</svg>"]
         if n <= 40:

@@ -18,7 +18,7 @@ bp = Blueprint("imports", __name__, url_prefix="/admin/imports")
 
 def _form() -> ImportForm:
     form = ImportForm()
-    form.list_ids.choices = [(l.id, l.name) for l in lists_service.all_lists()]
+    form.list_ids.choices = [(ml.id, ml.name) for ml in lists_service.all_lists()]
     return form
 
 
@@ -59,7 +59,7 @@ def _status(job: ImportJob) -> dict:
 def detail(job_id: int):
     job = imports.get(job_id)
     return render_template("admin/imports/detail.html", job=job, status=_status(job),
-                           list_names={l.id: l.name for l in lists_service.all_lists()})
+                           list_names={ml.id: ml.name for ml in lists_service.all_lists()})
 
 
 @bp.get("/<int:job_id>.json")

@@ -30,7 +30,8 @@ def _preview_or_error(html: str) -> tuple[str, str | None]:
 
 def _form_page(form: LayoutForm, layout: Layout | None) -> str:
     """The editor, with the preview rendered up front (the page's script keeps it live)."""
-    return render_template("admin/layouts/form.html", form=form, layout=layout, preview=_preview_or_error(form.html.data))
+    return render_template("admin/layouts/form.html", form=form, layout=layout,
+                           preview=_preview_or_error(form.html.data))
 
 
 @bp.get("/")

@@ -60,7 +60,8 @@ def index():
     campaign_id = filters.campaign_id if filters is not None else None
     if campaign_id is not None:
         retryable = deliveries.retryable(campaign_id)
-    return render_template("admin/send_log/index.html", form=form, page=found, args=filters.as_args() if filters else {},
+    return render_template("admin/send_log/index.html", form=form, page=found,
+                           args=filters.as_args() if filters else {},
                            paged=bool(request.args.get("cursor")), retryable=retryable,
                            campaign_status=_campaign_status(campaign_id) if campaign_id is not None else None,
                            retry_form=ConfirmForm(), retry_from={s.value for s in campaigns.RETRY_FROM})

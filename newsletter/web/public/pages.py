@@ -278,5 +278,6 @@ def web_view(token: str):
         abort(404, description="This email is no longer available.")
     response = make_response(rendered.html)
     # User-written HTML: no scripts, no forms posting anywhere, no plugins.
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src * data:; "
+                                                   "style-src 'unsafe-inline'")
     return response
