@@ -63,7 +63,8 @@ def test_a_malformed_event_is_skipped_not_a_poisoned_batch(app, audience):
     with app.app_context():
         campaign_id = make_campaign(list_id, "anonymous")
         client = events.client()
-        client.rpush(events.key("events"), b"not json", json.dumps(["open", "x"]), json.dumps(["peek", 1, 0, 0, 0, "", 1]),
+        client.rpush(events.key("events"), b"not json", json.dumps(["open", "x"]),
+                     json.dumps(["peek", 1, 0, 0, 0, "", 1]),
                      json.dumps(["open", campaign_id, 0, 0, 0, "", 1_800_000_000]))
         flush.run()
         assert client.llen(events.key("events")) == 0 and client.zcard(events.key("batches")) == 0

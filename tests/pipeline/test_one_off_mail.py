@@ -152,7 +152,7 @@ def test_the_test_email_and_a_campaign_test_arrive_through_the_same_path(
     for page, action in (("/admin/", "/admin/test-email"), ("/admin/settings/", "/admin/settings/test")):
         to = address("check")
         assert post_form(admin_client, page, action, {"to": to}).status_code == 302
-        wait_for(lambda: smtp_server.received.get(to), 30, message=f"the test email from {page}")
+        wait_for(lambda to=to: smtp_server.received.get(to), 30, message=f"the test email from {page}")
         [test_email] = rows(app, email=to)
         assert (test_email.kind, settled(app, test_email.id).status.value) == (K.TEST_EMAIL, "sent")
 
@@ -170,7 +170,8 @@ def test_the_test_email_and_a_campaign_test_arrive_through_the_same_path(
                                                                  "preview_as": ana})
     assert response.status_code == 302
     for colleague in colleagues:
-        wait_for(lambda: smtp_server.received.get(colleague), 30, message=f"the campaign test to {colleague}")
+        wait_for(lambda colleague=colleague: smtp_server.received.get(colleague), 30,
+                 message=f"the campaign test to {colleague}")
         [row] = rows(app, email=colleague)
         assert (row.kind, settled(app, row.id).status.value, row.data["campaign_id"]) == (
             K.CAMPAIGN_TEST, "sent", campaign_id)

@@ -406,7 +406,8 @@ def queue_test(campaign_id: int, addresses: list[str], subscriber_id: int | None
     except RenderError as exc:  # a layout edited into something broken since the campaign was saved
         raise ValidationError("html", f"The campaign does not render: {exc.message}") from None
     ids = [one_off.queue(NotificationKind.CAMPAIGN_TEST, address, "[Test] " + rendered.subject,
-                         _tracked_html(entry, rendered.html, None, live=False), rendered.text, subscriber_id=person.id if person else None,
+                         _tracked_html(entry, rendered.html, None, live=False), rendered.text,
+                         subscriber_id=person.id if person else None,
                          data={"campaign_id": campaign.id}, from_name=entry.fields["from_name"],
                          from_email=entry.fields["from_email"], reply_to=entry.reply_to,
                          headers=_list_headers(entry, context, person.id if person else None),

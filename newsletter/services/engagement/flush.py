@@ -186,4 +186,4 @@ def _add(table: Any, key: list[str], counts: Counter) -> None:
     statement = dialect.insert(table)
     statement = statement.on_conflict_do_update(index_elements=key,
                                                 set_={"count": table.c.count + statement.excluded["count"]})
-    db.session.execute(statement, [{**dict(zip(key, values)), "count": n} for values, n in counts.items()])
+    db.session.execute(statement, [{**dict(zip(key, values, strict=True)), "count": n} for values, n in counts.items()])

@@ -3,8 +3,9 @@
 A token is base64url(payload + MAC). The payload holds a version byte, flags, the campaign id,
 the subscriber id (individual mode only), the build time in whole seconds and the link id
 (clicks only, last: a message's click tokens share everything before it); the MAC is
-HMAC-SHA256 over the payload with a key derived from SECRET_KEY for this purpose, cut to 12 bytes (96 bits: forging one still takes ~2^95 tries, and every try is an
-HTTP request). Opens and clicks use different keys, so a pixel token never works as a click.
+HMAC-SHA256 over the payload with a key derived from SECRET_KEY for this purpose, cut to 12 bytes
+(96 bits: forging one still takes ~2^95 tries, and every try is an HTTP request). Opens and
+clicks use different keys, so a pixel token never works as a click.
 
 The build time is in seconds rather than minutes: the same 4 bytes, and "too soon after
 delivery" needs seconds. A typical click token is about 30 characters.

@@ -23,8 +23,9 @@ NO_STORE = {"Cache-Control": "no-store, private", "Pragma": "no-cache", "Referre
 
 
 def _client() -> dict[str, Any]:
-    return {"head": request.method == "HEAD", "user_agent": request.headers.get("User-Agent", "")[:512], "ip": request.remote_addr or "",
-            "accept": request.headers.get("Accept", "")[:256], "referer": request.headers.get("Referer", "")[:512]}
+    return {"head": request.method == "HEAD", "user_agent": request.headers.get("User-Agent", "")[:512],
+            "ip": request.remote_addr or "", "accept": request.headers.get("Accept", "")[:256],
+            "referer": request.headers.get("Referer", "")[:512]}
 
 
 @bp.get("/o/<token>")
