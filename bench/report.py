@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -232,6 +233,15 @@ def _figures_row(n: int, label: str, r: dict) -> str:
                        str(pg), str(r.get("machine", {}).get("not_measured_cpu_s", ""))]) + " |"
 
 
+def _cpu_per_1000(entry: dict, group: str | None = None) -> float | None:
+    """Median over the runs of CPU s per 1,000 messages: one process group, or all the measured ones.
+    Nearer the code's own cost than msgs/s when other sessions share the cores (they take wall time
+    from a run, not CPU time from its processes; contention still adds some)."""
+    values = [sum(g.get("cpu_s_per_1000_msgs") or 0 for k, g in run.get("cpu", {}).items() if group in (None, k))
+              for run in runs_of(entry) if run.get("cpu") and not run.get("error")]
+    return round(statistics.median(values), 4) if values else None
+
+
 def compare_markdown(payload: dict) -> str:
     """The new-vs-old table of a --compare run: medians, every run in the order it ran, the ratio."""
     cmp = payload["compare"]
@@ -240,8 +250,9 @@ def compare_markdown(payload: dict) -> str:
             f"{cmp['subject']}), measured in this run on the same PostgreSQL, Redis and smtp-sink, interleaved "
             f"A B A B over {cmp['repeat']} round{'s' if cmp['repeat'] != 1 else ''} per N, each run a fresh database migrated by its own code:\n",
             f"| N | platform msgs/s, median (runs) | {old} msgs/s, median (runs) | **new/old** | new/old steady "
-            f"| other load CPU s, in run order | load average before, in run order |",
-            "|---|---|---|---|---|---|---|"]
+            f"| CPU s / 1,000 msgs, new / old: worker; all measured | other load CPU s, in run order "
+            f"| load average before, in run order |",
+            "|---|---|---|---|---|---|---|---|"]
     for n in payload["n"]:
         new_r = payload.get("platform", {}).get("by_n", {}).get(str(n), {})
         old_r = payload.get(old, {}).get("by_n", {}).get(str(n), {})
@@ -253,7 +264,9 @@ def compare_markdown(payload: dict) -> str:
         vs = cmp["by_n"].get(str(n), {})
         fmt = lambda x: "–" if x is None else f"{x:,.1f}"
         rows.append(f"| {n:,} | {fmt(new_r.get('msgs_per_s'))} ({each(new_r)}) | {fmt(old_r.get('msgs_per_s'))} "
-                    f"({each(old_r)}) | **{vs.get('new_over_old')}** | {vs.get('new_over_old_steady')} | {load} | {avg} |")
+                    f"({each(old_r)}) | **{vs.get('new_over_old')}** | {vs.get('new_over_old_steady')} "
+                    f"| {_cpu_per_1000(new_r, 'worker')} / {_cpu_per_1000(old_r, 'worker')}; "
+                    f"{_cpu_per_1000(new_r)} / {_cpu_per_1000(old_r)} | {load} | {avg} |")
     return "\n".join(rows)
 
 
