@@ -97,19 +97,24 @@ def chart(path: Path, payload: dict) -> None:
             if value:
                 bars.bar([x], [value], width, label=v if j == 0 or not bars.get_legend_handles_labels()[1].count(v)
                          else None, color=colour)
-                bars.annotate(f"{value:,.0f}", (x, value), ha="center", va="bottom", fontsize=8)
-                drawn_values.append(value)
-                if "runs" in r:  # the median's bar, each run as a dot
-                    each = [run["msgs_per_s"] for run in r["runs"] if run.get("msgs_per_s")]
+                each = [run["msgs_per_s"] for run in r.get("runs", []) if run.get("msgs_per_s")]
+                if each:  # the median's bar, each run as a dot
                     bars.plot([x] * len(each), each, "o", color="black", markersize=3)
+                bars.annotate(f"{value:,.0f}", (x, max([value, *each])), ha="center", va="bottom", fontsize=8,
+                              xytext=(0, 3), textcoords="offset points")
+                drawn_values += [value, *each]
             else:
                 why = "capped" if r and r.get("skipped") else "not run"
                 bars.annotate(why, (x, 1.3), ha="center", va="bottom", fontsize=8, rotation=90, color=colour)
-    bars.set_yscale("log")
-    bars.set_ylim(1, max(drawn_values or [10]) * 3)
+    if drawn_values and max(drawn_values) < 10 * min(drawn_values):  # e.g. platform against platform@<commit>
+        bars.set_ylim(0, max(drawn_values) * 1.3)
+        bars.set_ylabel("messages per second")
+    else:  # limit, baseline and platform span two orders of magnitude
+        bars.set_yscale("log")
+        bars.set_ylim(1, max(drawn_values or [10]) * 3)
+        bars.set_ylabel("messages per second (log scale)")
     bars.set_xlim(-0.6, len(ns) - 0.4)
     bars.set_xticks(range(len(ns)), [f"N = {n:,}" for n in ns])
-    bars.set_ylabel("messages per second (log scale)")
     bars.set_title("Throughput into smtp-sink" + (" (bar: median; dots: runs)" if payload.get("compare") else ""))
     bars.legend()
     if payload.get("compare"):  # colour by variant, line style by round
