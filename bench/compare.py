@@ -106,22 +106,22 @@ def run_in_child(ctx: Context, app_root: Path, label: str, n: int, knobs: dict, 
     child = ctx.children.start([sys.executable, str(Path(__file__)), "--child", str(spec_path)], log, env=env,
                                cwd=app_root)
     try:
-        try:
-            child.wait(timeout=timeout + SETUP_ALLOWANCE_S)
-        except subprocess.TimeoutExpired:
-            pass
-        # SIGTERM first: the child stops its worker, beat and sink in its `finally` (they are in
-        # sessions of their own, which a kill of the child's group would not reach).
+        child.wait(timeout=timeout + SETUP_ALLOWANCE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        # On a timeout or Ctrl-C too, and before its database goes: SIGTERM, and the child stops
+        # its worker, beat and sink in its own `finally` (they are in sessions of their own,
+        # which a kill of the child's group would not reach).
         Children.stop(child, grace=90)
         ctx.children.procs.remove(child)
-        if out_path.exists():
-            result = json.loads(out_path.read_text())
-        else:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            result = {"n": n, "error": f"the child exited {child.returncode} without a result; log tail:\n{tail}"}
-    finally:
         platform_db.drop_database(db_name)
         ctx.databases.remove(db_name)
+    if out_path.exists():
+        result = json.loads(out_path.read_text())
+    else:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        result = {"n": n, "error": f"the child exited {child.returncode} without a result; log tail:\n{tail}"}
     result.update({"variant": label, "round": round_no})
     return result
 
