@@ -43,7 +43,8 @@ static/vendor/.installed: package.json package-lock.json
 	touch $@
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k.
-# BENCH_ARGS=--quick for a smoke check, --full to add 1M, --profile for py-spy.
+# BENCH_ARGS=--quick for a smoke check, --full to add 1M, --profile for py-spy, "--variants platform
+# --compare REF" to measure the code at git ref REF beside today's in the same run.
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt

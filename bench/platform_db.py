@@ -6,16 +6,28 @@ inserts in chunks so 1,000,000 rows stay under PostgreSQL's 65,535 parameters a 
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 5_000
+
+# The service modules the bench calls: their path today, then their flat path before the services
+# restructure (issue 13), so that `--compare` can set up and read back the old code the same way.
+SERVICES = {
+    "campaigns": ("newsletter.services.campaigns.campaigns", "newsletter.services.campaigns"),
+    "api_keys": ("newsletter.services.accounts.api_keys", "newsletter.services.api_keys"),
+    "campaign_send": ("newsletter.services.campaigns.send", "newsletter.services.campaign_send"),
+    "campaign_context": ("newsletter.services.campaigns.context", "newsletter.services.campaign_context"),
+    "ledger": ("newsletter.services.delivery.ledger", "newsletter.services.deliveries"),
+}
 
 # A typical newsletter body (~3 KB as sent): a greeting, two short stories with links, a footer.
 HTML = """<h1>Spring news for {{ subscriber.name }}</h1>
@@ -73,8 +85,20 @@ def backend_pids(conn: psycopg.Connection, name: str) -> list[int]:
     return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))]
 
 
-def migrate(env: dict[str, str]) -> None:
-    done = subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+def service(name: str) -> ModuleType:
+    """The service module `name` of whichever layout the imported `newsletter` has."""
+    for path in SERVICES[name]:
+        try:
+            return importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not path.startswith(exc.name):
+                raise  # a missing dependency inside the module, not a module of another layout
+    raise ModuleNotFoundError(f"none of {SERVICES[name]} in {importlib.import_module('newsletter').__file__}")
+
+
+def migrate(env: dict[str, str], app_root: Path = ROOT) -> None:
+    """`flask db upgrade` with the code (and so the migrations) at `app_root`; the bench's venv."""
+    done = subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "db", "upgrade"], cwd=app_root, env=env,
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"flask db upgrade failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -108,17 +132,14 @@ def make_audience(n: int) -> int:
 
 
 def make_campaign(list_id: int) -> int:
-    from newsletter.services.campaigns import campaigns
-
-    return campaigns.create(name="Bench campaign", subject=SUBJECT, from_name="Ünïcode Sender",
+    return service("campaigns").create(name="Bench campaign", subject=SUBJECT, from_name="Ünïcode Sender",
                             from_email="news@example.com", html=HTML, list_ids=[list_id]).id
 
 
 def make_api_key() -> str:
     from newsletter.models import Role
-    from newsletter.services.accounts import api_keys
 
-    return api_keys.create_api_key("bench", Role.MARKETER)[1]
+    return service("api_keys").create_api_key("bench", Role.MARKETER)[1]
 
 
 def sample_message(campaign_id: int) -> dict:
@@ -132,9 +153,8 @@ def sample_message(campaign_id: int) -> dict:
     from newsletter.models import Campaign, Subscriber
 
     try:
-        from newsletter.services.campaigns import send as campaign_send
-        from newsletter.services.campaigns.context import recipient_context
-
+        campaign_send = service("campaign_send")
+        recipient_context = service("campaign_context").recipient_context
         campaign = db.session.get(Campaign, campaign_id)
         person = db.session.scalars(select(Subscriber).order_by(Subscriber.id).limit(1)).one()
         entry = campaign_send.prepared(campaign)
@@ -151,9 +171,10 @@ def sample_message(campaign_id: int) -> dict:
 
 
 def platform_env(db_url: str, redis_url: str, instance: Path, smtp_port: int, secret: str,
-                 knobs: dict[str, str]) -> dict[str, str]:
+                 knobs: dict[str, str], app_root: Path = ROOT) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "BASELINE_"))}
     env.update({
+        "PYTHONPATH": str(app_root),  # the worker, beat and `flask db upgrade` import this tree's newsletter
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "NEWSLETTER_ENV": "production",
         "SECRET_KEY": secret, "INSTANCE_PATH": str(instance), "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port), "BASE_URL": "http://127.0.0.1:5000", "SEND_RATE": "1000000",

@@ -24,7 +24,7 @@ import redis
 import platform_db
 from procs import Children, GroupStats, Sampler, foreign_cpu, summarise_groups, tree, wait_for_quiet, watch_first
 from sink import Sink
-from variants import BIN, ROOT, Context, _ping_until_ready, _rates, redis_server_pid
+from variants import BIN, Context, _ping_until_ready, _rates, redis_server_pid
 
 
 @dataclass
@@ -42,15 +42,18 @@ class Setup:
     setup_s: float
 
 
-def prepare(ctx: Context, n: int, knobs: dict) -> Setup:
+def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None = None) -> Setup:
+    """A migrated database with the audience, campaign and API key; `database` (URL, name) when
+    the caller made it (a `--compare` child: its parent drops it, whatever becomes of the child)."""
     started = time.perf_counter()
-    db_url, name = platform_db.create_database()
+    db_url, name = database or platform_db.create_database()
     instance = Path(tempfile.mkdtemp(prefix="nlb-", dir=ctx.workdir))
     secret = secrets.token_urlsafe(48)  # production refuses weak keys
-    env = platform_db.platform_env(db_url, ctx.platform_redis, instance, 25, secret, knobs)
+    env = platform_db.platform_env(db_url, ctx.platform_redis, instance, 25, secret, knobs, ctx.app_root)
     setup = Setup(n, name, db_url, instance, secret, knobs, None, "", 0, {}, 0.0)
-    ctx.databases.append(name)  # the driver drops it whatever happens next
-    platform_db.migrate(env)
+    if database is None:
+        ctx.databases.append(name)  # the driver drops it whatever happens next
+    platform_db.migrate(env, ctx.app_root)
     os.environ.update(env)
     from sqlalchemy import text
 
@@ -96,11 +99,10 @@ def _status(setup: Setup) -> str:
 def _ledger(setup: Setup) -> dict:
     from newsletter.extensions import db
     from newsletter.models import Campaign
-    from newsletter.services.delivery import ledger as deliveries
 
     db.session.rollback()
     campaign = db.session.get(Campaign, setup.campaign_id)
-    counts = {k: v for k, v in deliveries.counts(setup.campaign_id).items() if v}
+    counts = {k: v for k, v in platform_db.service("ledger").counts(setup.campaign_id).items() if v}
     times = {}
     if campaign.started_at:
         for key in ("snapshot_at", "finished_at"):
@@ -144,17 +146,17 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool) -> dict:
     client.flushdb()  # this bench's own database number only
     sink = Sink(ctx.children, ctx.workdir, f"platform-{n}")
     env = platform_db.platform_env(setup.db_url, ctx.platform_redis, setup.instance, sink.port, setup.secret,
-                                   setup.knobs)
+                                   setup.knobs, ctx.app_root)
     hostname = f"bench-{uuid.uuid4().hex[:6]}"
     worker = ctx.children.start(
         [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", "bulk,default,transactional",
          "--concurrency", str(ctx.concurrency), "--pool", ctx.pool, "--loglevel", "WARNING",
          "--hostname", f"{hostname}@%h", "--without-mingle", "--without-gossip"],
-        ctx.workdir / f"platform-worker-{n}.log", env=env, cwd=ROOT)
+        ctx.workdir / f"platform-worker-{n}.log", env=env, cwd=ctx.app_root)
     beat = ctx.children.start(
         [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "WARNING",
          "--schedule", str(setup.instance / "beat-schedule")],
-        ctx.workdir / f"platform-beat-{n}.log", env=env, cwd=ROOT)
+        ctx.workdir / f"platform-beat-{n}.log", env=env, cwd=ctx.app_root)
     pg = psycopg.connect(platform_db.ADMIN_URL, autocommit=True)
     result: dict = {"n": n, "knobs": setup.knobs, "concurrency": ctx.concurrency, "pool": ctx.pool,
                     "setup_s": setup.setup_s, "message_bytes": setup.sample.get("bytes")}

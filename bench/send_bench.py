@@ -4,6 +4,7 @@
     .venv/bin/python bench/send_bench.py --quick         # N = 2,000 smoke check
     .venv/bin/python bench/send_bench.py --full          # adds N = 1,000,000
     .venv/bin/python bench/send_bench.py --n 50000 --variants platform --profile --tag profile
+    .venv/bin/python bench/send_bench.py --variants platform --compare main~3   # today's code vs main~3's
     .venv/bin/python bench/send_bench.py --soak 30       # the soak mode: bench/soak.py (own options, --help)
 
 Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
@@ -33,6 +34,7 @@ sys.path[:0] = [str(BENCH), str(ROOT)]
 import psutil  # noqa: E402
 import redis  # noqa: E402
 
+import compare  # noqa: E402
 import platform_db  # noqa: E402
 import platform_run  # noqa: E402
 import report  # noqa: E402
@@ -62,6 +64,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds-per-1000", type=float, default=12.0,
                    help="timeout of a variant: 120 s + this per 1,000 messages")
     p.add_argument("--profile", action="store_true", help="py-spy the platform worker tree during its run")
+    p.add_argument("--compare", metavar="REF",
+                   help="also run the platform at git ref REF (a temporary worktree, the same venv) as variant "
+                        "platform@<commit>, interleaved with today's; both in the result files, with new/old")
+    p.add_argument("--repeat", type=int, default=2,
+                   help="with --compare: rounds of (today's, REF's) platform run per N (default 2); medians compared")
     p.add_argument("--tag", default="", help="suffix for the result files (e.g. profile, tune-b500)")
     p.add_argument("--refresh", metavar="JSON",
                    help="redraw the PNG of an earlier results file, put its figures in bench/README.md, exit")
@@ -76,6 +83,10 @@ def parse_args() -> argparse.Namespace:
         ns.append(1_000_000)
     args.ns = sorted(ns)
     args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.compare and "platform" not in args.variant_list:
+        p.error("--compare compares the platform: keep `platform` in --variants")
     return args
 
 
@@ -137,10 +148,12 @@ def baseline_projection(results: dict, n: int, limit_s: float) -> dict | None:
             "reason": f"projected {projected:.0f}s from N={ref['n']:,} > {limit_s:.0f}s: capped at N={ref['n']:,}"}
 
 
-def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict) -> None:
+def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
+              old: compare.OldTree | None = None) -> None:
     knobs = knobs_from(args)
     setup = None
-    if "platform" in args.variant_list or "limit" in args.variant_list or "baseline" in args.variant_list:
+    in_process = "platform" in args.variant_list and old is None
+    if in_process or "limit" in args.variant_list or "baseline" in args.variant_list:
         print(f"[{n:,}] preparing the platform database and campaign ...", flush=True)
         setup = platform_run.prepare(ctx, n, knobs)
         print(f"[{n:,}] ready in {setup.setup_s}s; message {setup.sample['bytes']} bytes "
@@ -160,10 +173,12 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict) -> 
                                  min(timeout_for(args, n), args.baseline_max_seconds * 1.5 + 60))
             results["baseline"][str(n)] = r
             print(f"[{n:,}] baseline: {r.get('msgs_per_s', r.get('reason'))} msgs/s {r.get('error', '')}", flush=True)
-        if "platform" in args.variant_list:
+        if in_process:
             r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
             results["platform"][str(n)] = r
             print(f"[{n:,}] platform: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+        elif old is not None:
+            run_compared(ctx, args, n, results, old, knobs)
     finally:
         if setup is not None:
             with setup.app.app_context():
@@ -175,7 +190,30 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict) -> 
             ctx.databases.remove(setup.db_name)
 
 
-def assemble(args: argparse.Namespace, results: dict, state: dict, started: datetime) -> dict:
+def run_compared(ctx: Context, args: argparse.Namespace, n: int, results: dict, old: compare.OldTree,
+                 knobs: dict) -> None:
+    """Today's platform and the old ref's, A B A B over --repeat rounds, each in a child process."""
+    runs: dict[str, list[dict]] = {"platform": [], old.label: []}
+    for round_no in range(1, args.repeat + 1):
+        for label, root in (("platform", ROOT), (old.label, old.path)):
+            print(f"[{n:,}] {label}, round {round_no} of {args.repeat} ...", flush=True)
+            tag = f"{ctx.tag}-{label.replace('@', '-')}-r{round_no}"
+            r = compare.run_in_child(ctx, root, label, n, knobs, timeout_for(args, n), args.profile, round_no, tag)
+            runs[label].append(r)
+            results[label][str(n)] = compare.summarise(runs[label])  # kept if a later run is interrupted
+            print(f"[{n:,}] {label}, round {round_no}: {r.get('msgs_per_s')} msgs/s "
+                  f"(other load {r.get('machine', {}).get('not_measured_cpu_s')} CPU s) "
+                  f"{r.get('error', '')[:300]}", flush=True)
+    if "message" not in results and runs["platform"][0].get("message_bytes"):
+        results["message"] = {"bytes": runs["platform"][0]["message_bytes"],
+                              "source": runs["platform"][0].get("message_source")}
+    ratio = compare.ratios(results["platform"][str(n)], results[old.label][str(n)])
+    print(f"[{n:,}] new/old {ratio['new_over_old']} (medians {ratio['new_msgs_per_s']} / {ratio['old_msgs_per_s']})",
+          flush=True)
+
+
+def assemble(args: argparse.Namespace, results: dict, state: dict, started: datetime,
+             old: compare.OldTree | None = None) -> dict:
     payload = {"date": started.strftime("%Y-%m-%d"), "started_at": started.isoformat(timespec="seconds"),
                "commit": state["commit"], "dirty": state["dirty"], "app_diff_sha1": state["app_diff_sha1"],
                "n": args.ns, "tag": args.tag, "machine": machine(), "concurrency": args.concurrency,
@@ -185,7 +223,8 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                          "through the Flask app's WSGI stack in the bench process (no socket); "
                          "send_call_latency_s times it."]}
     largest = max(args.ns)
-    for v in ("limit", "baseline", "platform"):
+    measured = ["limit", "baseline", "platform", *([old.label] if old else [])]
+    for v in measured:
         by_n = results[v]
         ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
         entry = {"by_n": by_n, "msgs_per_s": by_n[str(max(ran))]["msgs_per_s"] if ran else None,
@@ -203,6 +242,17 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                  "platform_over_limit": report.ratio(results["platform"].get(str(n), {}).get("msgs_per_s"),
                                                      results["limit"].get(str(n), {}).get("msgs_per_s"))}
         for n in args.ns}
+    if old is not None:
+        payload["variants"] = [v for v in measured if v in args.variant_list or v == old.label]
+        payload["notes"].append("--compare: every platform run (both variants) ran in a child process of the bench "
+                                "(bench/compare.py), which made the send call and polled; so did their sampling.")
+        payload["compare"] = {
+            "ref": old.ref, "commit": old.commit, "subject": old.subject, "variant": old.label,
+            "repeat": args.repeat,
+            "order": "per N, rounds of (platform, old) one after the other: A B A B; each run in a child "
+                     "process with a fresh database migrated by its own code",
+            "by_n": {str(n): compare.ratios(results["platform"].get(str(n), {}), results[old.label].get(str(n), {}))
+                     for n in args.ns}}
     return payload
 
 
@@ -246,9 +296,14 @@ def main() -> int:
     results: dict = {"limit": {}, "baseline": {}, "platform": {}}
     failed = False
     t = time.perf_counter()
+    old = None
     try:
+        if args.compare:
+            old = compare.checkout(args.compare)
+            results[old.label] = {}
+            print(f"bench: comparing with {old.label} ({args.compare}: {old.subject}) from {old.path}", flush=True)
         for n in args.ns:
-            run_one_n(ctx, args, n, results)
+            run_one_n(ctx, args, n, results, old)
     except KeyboardInterrupt:
         print("bench: interrupted; cleaning up", flush=True)
         failed = True
@@ -266,9 +321,11 @@ def main() -> int:
             client = redis.Redis.from_url(url)
             client.flushdb()  # only the bench's own database numbers
             client.close()
-    if not any(results[v] for v in ("limit", "baseline", "platform")):
+        if old is not None:
+            compare.remove(old)
+    if not any(results.values()):
         return 1
-    payload = assemble(args, results, state, started)
+    payload = assemble(args, results, state, started, old)
     payload["wall_seconds"] = round(time.perf_counter() - t, 1)
     payload["complete"] = not failed
     report.write_json(RESULTS / f"{stem}.json", payload)
@@ -284,28 +341,42 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def profiled_runs(stem: str, results: dict) -> list[tuple[str, str, dict]]:
+    """(title, file stem, run) of each platform run: one per N, or per variant, N and round (--compare)."""
+    out = []
+    for label, by_n in results.items():
+        if not label.startswith("platform"):  # "platform" and "platform@<commit>"
+            continue
+        for n, r in by_n.items():
+            if "runs" not in r:
+                out.append((f"N={int(n):,}", f"profile-{stem}-n{n}", r))
+            for run in r.get("runs", []):
+                out.append((f"{label}, N={int(n):,}, run {run.get('round')}",
+                            f"profile-{run.get('profile_tag') or stem}-n{n}", run))
+    return out
+
+
 def write_profile(stem: str, results: dict) -> None:
-    summaries, files = {}, []
-    for n, r in results["platform"].items():
-        files += r.get("files", [])
+    summaries, files, readme = {}, [], {}
+    for title, file_stem, run in profiled_runs(stem, results):
+        run_files = run.get("files", [])
         for kind in ("cpu", "wall"):
-            raw = RESULTS / f"profile-{stem}-n{n}-{kind}.txt"
-            if raw.exists():
-                report.shrink_raw(raw)
-                summaries[f"N={int(n):,}, {'on-CPU' if kind == 'cpu' else 'wall clock incl. waiting (--idle)'}"] = \
-                    report.profile_summary(raw)
-    for n in results["platform"]:
-        for kind in ("cpu", "wall"):
-            raw = RESULTS / f"profile-{stem}-n{n}-{kind}.txt"
-            if raw.exists():  # summarised above; kept compressed (read with zcat)
-                with open(raw, "rb") as src, gzip.open(f"{raw}.gz", "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                raw.unlink()
-                files = [f"{f}.gz" if f == str(raw) else f for f in files]
+            raw = RESULTS / f"{file_stem}-{kind}.txt"
+            if not raw.exists():
+                continue
+            report.shrink_raw(raw)
+            name = f"{title}, {'on-CPU' if kind == 'cpu' else 'wall clock incl. waiting (--idle)'}"
+            summaries[name] = report.profile_summary(raw)
+            if run.get("round", 1) == 1:  # bench/README.md shows the first round; the .md file has every run
+                readme[name] = summaries[name]
+            with open(raw, "rb") as src, gzip.open(f"{raw}.gz", "wb") as dst:  # kept compressed (zcat)
+                shutil.copyfileobj(src, dst)
+            raw.unlink()
+            run_files = [f"{f}.gz" if f == str(raw) else f for f in run_files]
+        files += run_files
     if summaries:
-        md = report.profile_markdown(summaries, files)
-        (RESULTS / f"profile-{stem}.md").write_text(md + "\n")
-        report.update_marked_section(BENCH / "README.md", "profile", md)
+        (RESULTS / f"profile-{stem}.md").write_text(report.profile_markdown(summaries, files) + "\n")
+        report.update_marked_section(BENCH / "README.md", "profile", report.profile_markdown(readme, files))
 
 
 if __name__ == "__main__":

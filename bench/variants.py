@@ -37,6 +37,7 @@ class Context:
     profile_dir: Path | None = None
     tag: str = ""
     databases: list[str] = field(default_factory=list)  # dropped by the driver whatever happens
+    app_root: Path = ROOT  # the platform code measured: this tree, or an old ref's worktree (--compare)
 
 
 def redis_server_pid(client: redis.Redis) -> list[int]:
