@@ -152,6 +152,10 @@ def test_create_copy_and_revoke_a_key_in_a_browser(app, browser, live_server, ad
     page.click("text=Done")
     assert raw not in page.content()
     page.click("text=Revoke…")
+    # The click starts a navigation: measured before the new page has loaded, the width is the
+    # half-torn-down old one's (seen as "473px wider" and as a null documentElement under load).
+    page.wait_for_url(re.compile(r".*/revoke$"))
+    page.wait_for_load_state("load")
     assert_fits(page)
     page.screenshot(path=shots / f"api_keys_revoke_{device}.png", full_page=True)
     page.click("button.danger")
