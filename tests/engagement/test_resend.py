@@ -5,28 +5,15 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.extensions import db
-from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, ResendTo, Subscriber, SubscriberStatus
+from newsletter.models import Campaign, CampaignStatus, Delivery, ResendTo, Subscriber, SubscriberStatus
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.campaigns import campaigns, recipients, resend
 from newsletter.services.errors import StateConflict, ValidationError
 from newsletter.services.engagement import flush
 
-from .conftest import make_campaign
+from .conftest import make_campaign, sent_campaign
 
 AT = 1_800_000_000
-
-
-def sent_campaign(list_id: int, tracking: str, failed: tuple[int, ...] = ()) -> int:
-    """A campaign whose snapshot ran and whose deliveries are final (sent, or failed for `failed`)."""
-    campaign_id = make_campaign(list_id, tracking)
-    recipients.snapshot(campaign_id)
-    db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id).values(status=DeliveryStatus.SENT))
-    if failed:
-        db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
-                                                  Delivery.subscriber_id.in_(failed)).values(status=DeliveryStatus.FAILED))
-    db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status=CampaignStatus.SENT))
-    db.session.commit()
-    return campaign_id
 
 
 def frozen(campaign_id: int) -> set[str]:

@@ -1,0 +1,74 @@
+"""Resend to non-openers on the campaign page: the form with how many it reaches, the disabled
+button with the reason where the campaign cannot know who opened, and the draft it makes."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from newsletter.extensions import db
+from newsletter.models import Campaign, ResendTo
+from newsletter.services.audience import lists, subscribers
+from newsletter.services.engagement import flush
+from tests.engagement.conftest import sent_campaign
+from tests.support.web import post_form
+
+
+def _sent(app, mode: str) -> int:
+    """Sent to four people; in individual mode one opened it and one clicked."""
+    with app.app_context():
+        news = lists.create(f"Resend {mode}", "single")
+        ids = [subscribers.create(f"{mode}{i}@example.com", list_ids=[news.id]).id for i in range(4)]
+        campaign_id = sent_campaign(news.id, mode)
+        flush.apply(f"ui-{mode}", [["open", campaign_id, 0, ids[0], 0, "", 1_800_000_000],
+                                   ["click", campaign_id, 0, ids[1], 0, "", 1_800_000_000]])
+        return campaign_id
+
+
+def test_a_sent_individual_campaign_offers_the_resend_with_its_reach(app, admin_client):
+    campaign_id = _sent(app, "individual")
+    page = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
+    section = page[page.index('<section id="resend">'):]
+    assert f'action="/admin/campaigns/{campaign_id}/resend"' in section and "disabled" not in section[:600]
+    assert re.search(r'value="non_openers"[^>]*>\s*Those who did not open it\s*<span[^>]*>\(2 now\)', section)
+    assert re.search(r'value="non_clickers"[^>]*>\s*Those who did not click a link\s*<span[^>]*>\(3 now\)', section)
+
+    response = post_form(admin_client, f"/admin/campaigns/{campaign_id}", f"/admin/campaigns/{campaign_id}/resend",
+                         {"to": "non_openers", "subject": "A second look"})
+    assert response.status_code == 302
+    with app.app_context():
+        draft = db.session.scalars(select(Campaign).where(Campaign.resend_of_id == campaign_id)).one()
+        assert (draft.resend_to, draft.subject) == (ResendTo.NON_OPENERS, "A second look")
+    assert response.location.endswith(f"/admin/campaigns/{draft.id}")
+    page = admin_client.get(response.location).get_data(as_text=True)
+    assert "non-openers" in page and re.search(r"would reach <strong data-resend-reach>2</strong>", page)
+
+
+def test_an_anonymous_campaign_shows_a_disabled_button_with_the_reason(app, admin_client):
+    campaign_id = _sent(app, "anonymous")
+    page = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
+    section = page[page.index('<section id="resend">'):]
+    assert "tracked anonymously" in section and re.search(r"<button[^>]*disabled[^>]*>Resend to non-openers", section)
+    assert "/resend" not in section.split("</section>")[0]
+    response = post_form(admin_client, f"/admin/campaigns/{campaign_id}", f"/admin/campaigns/{campaign_id}/resend",
+                         {"to": "non_openers", "subject": "Again"})
+    assert response.status_code == 400 and "tracked anonymously" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Campaign.id).where(Campaign.resend_of_id == campaign_id)) is None
+
+
+def test_a_bad_subject_is_a_form_error_and_a_draft_has_no_resend_section(app, admin_client):
+    campaign_id = _sent(app, "individual")
+    response = post_form(admin_client, f"/admin/campaigns/{campaign_id}", f"/admin/campaigns/{campaign_id}/resend",
+                         {"to": "non_openers", "subject": ""})
+    assert response.status_code == 400 and 'id="subject-error"' in response.get_data(as_text=True)
+    response = post_form(admin_client, f"/admin/campaigns/{campaign_id}", f"/admin/campaigns/{campaign_id}/resend",
+                         {"to": "someone", "subject": "x"})
+    assert response.status_code == 400 and "Choose one of: non_openers, non_clickers." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Campaign.id).where(Campaign.resend_of_id == campaign_id)) is None
+        draft = Campaign(name="d", subject="s", from_email="n@example.com", html="<p>x</p>")
+        db.session.add(draft)
+        db.session.commit()
+        draft_id = draft.id
+    assert 'id="resend"' not in admin_client.get(f"/admin/campaigns/{draft_id}").get_data(as_text=True)
