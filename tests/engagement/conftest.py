@@ -11,6 +11,7 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.campaigns import campaigns, recipients
+from newsletter.services.campaigns.totals import record_totals
 from newsletter.services.engagement import events
 
 HTML = ('<html><body><p>Hi {{ subscriber.name }}</p>'
@@ -62,6 +63,7 @@ def sent_campaign(list_id: int, tracking: str, failed: tuple[int, ...] = ()) -> 
     if failed:
         db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
                                                   Delivery.subscriber_id.in_(failed)).values(status=DeliveryStatus.FAILED))
+    record_totals(campaign_id)
     db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status=CampaignStatus.SENT))
     db.session.commit()
     return campaign_id

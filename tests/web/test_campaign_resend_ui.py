@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
@@ -11,7 +12,9 @@ from newsletter.models import Campaign, ResendTo
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.engagement import flush
 from tests.engagement.conftest import sent_campaign
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import post_form
+from tests.web.test_browser import CHROMIUM, VIEWPORTS, browser, shots  # noqa: F401  (fixtures)
 
 
 def _sent(app, mode: str) -> int:
@@ -42,6 +45,8 @@ def test_a_sent_individual_campaign_offers_the_resend_with_its_reach(app, admin_
     assert response.location.endswith(f"/admin/campaigns/{draft.id}")
     page = admin_client.get(response.location).get_data(as_text=True)
     assert "non-openers" in page and re.search(r"would reach <strong data-resend-reach>2</strong>", page)
+    confirm = admin_client.get(f"/admin/campaigns/{draft.id}/send").get_data(as_text=True)
+    assert "<strong data-estimate-value>2</strong>" in confirm and "have\n    not opened it" in confirm
 
 
 def test_an_anonymous_campaign_shows_a_disabled_button_with_the_reason(app, admin_client):
@@ -72,3 +77,30 @@ def test_a_bad_subject_is_a_form_error_and_a_draft_has_no_resend_section(app, ad
         db.session.commit()
         draft_id = draft.id
     assert 'id="resend"' not in admin_client.get(f"/admin/campaigns/{draft_id}").get_data(as_text=True)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_resend_from_the_campaign_page_in_a_browser(app, browser, live_server, admin, shots, device):
+    campaign_id = _sent(app, "individual")
+    page = browser.new_page(viewport=VIEWPORTS[device])
+    page.goto(live_server + "/login")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server}/admin/campaigns/{campaign_id}")
+    section = page.locator("#resend")
+    assert "(2 now)" in section.inner_text() and "(3 now)" in section.inner_text()
+    section.scroll_into_view_if_needed()
+    page.screenshot(path=shots / f"campaign_resend_{device}.png", full_page=True)
+    # The section itself fits a phone (the page as a whole: the opens table's business, not this one's).
+    assert page.evaluate("""[...document.querySelectorAll('#resend, #resend *')]
+                            .every(e => e.getBoundingClientRect().right <= window.innerWidth)""")
+    section.locator("input[value=non_clickers]").check()
+    section.locator("#subject").fill("Still interested?")
+    section.locator("button[type=submit]").click()
+    assert "Created the draft" in page.locator(".flash").first.inner_text()
+    assert "non-clickers" in page.locator("#resend").inner_text()
+    with app.app_context():
+        draft = db.session.scalars(select(Campaign).where(Campaign.resend_of_id == campaign_id)).one()
+        assert (draft.resend_to, draft.subject) == (ResendTo.NON_CLICKERS, "Still interested?")
