@@ -144,15 +144,16 @@ def subscriber_options():
 
 
 def _resend_block(campaign: Campaign, form: ResendForm | None = None) -> dict[str, Any] | None:
-    """What the resend partial shows: the form on a sent campaign (or why not), the origin on a resend."""
+    """What the resend partial shows: the form on a sent campaign (or why not), the origin on a resend.
+
+    No counts here: at 1M recipients they take seconds, so the page fetches them from `resend_reach`.
+    """
     if campaign.resend_to is not None:
         origin = campaigns.get(campaign.resend_of_id) if campaign.resend_of_id is not None else None
-        return {"origin": origin, "label": resend.LABELS[campaign.resend_to],
-                "reach": resend.recipients_now(campaign.id) if campaign.status in campaigns.EDITABLE else None}
+        return {"origin": origin, "label": resend.LABELS[campaign.resend_to]}
     if campaign.status != S.SENT:
         return None
-    refusal = resend.refusal(campaign)
-    return {"refusal": refusal, "reach": None if refusal else {t.value: n for t, n in resend.reach(campaign.id).items()},
+    return {"refusal": resend.refusal(campaign),
             "form": form or ResendForm(formdata=None, data={"subject": campaign.subject})}
 
 
@@ -283,6 +284,19 @@ def clone(campaign_id: int):
         return redirect(url_for(".detail", campaign_id=campaign.id))
     flash(f"Cloned into the draft “{copy.name}”.", "success")
     return redirect(url_for(".edit", campaign_id=copy.id))
+
+
+@bp.get("/<int:campaign_id>/resend-reach.json")
+@role_required(Role.VIEWER)
+def resend_reach(campaign_id: int):
+    """How many a resend would reach now: per target for a sent campaign, `now` for a resend draft."""
+    campaign = campaigns.get(campaign_id)
+    if campaign.resend_to is not None:
+        return jsonify(now=resend.recipients_now(campaign.id))
+    reason = resend.refusal(campaign)
+    if reason:
+        return jsonify(error=reason), 409
+    return jsonify({target.value: n for target, n in resend.reach(campaign.id).items()})
 
 
 @bp.post("/<int:campaign_id>/resend")
