@@ -1,7 +1,7 @@
 """The database models, one noun per module."""
 from .api_key import ApiKey
 from .audit_event import AuditEvent
-from .campaign import Campaign, CampaignStatus, campaign_lists
+from .campaign import Campaign, CampaignStatus, ResendTo, campaign_lists
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
@@ -29,7 +29,7 @@ from .webhook import EVENTS as WEBHOOK_EVENTS
 from .webhook import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
-    "ApiKey", "Campaign", "CampaignStatus", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",
+    "ApiKey", "Campaign", "CampaignStatus", "ResendTo", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",
     "ConsentAction", "ConsentRecord", "ConsentSource", "ImportJob", "ImportMode",
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",

@@ -31,6 +31,12 @@ class CampaignStatus(str, enum.Enum):
         return self in (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
 
+class ResendTo(str, enum.Enum):
+    """Whom a resend goes to: the original's recipients without a human open (or click)."""
+    NON_OPENERS = "non_openers"  # no human open and no human click (a click proves it was read)
+    NON_CLICKERS = "non_clickers"  # no human click
+
+
 campaign_lists = Table(
     "campaign_lists",
     db.metadata,
@@ -66,6 +72,10 @@ class Campaign(Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # recipients frozen
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A resend: the snapshot keeps only the original's recipients who did not engage (see
+    # services/campaigns/resend.py). The original deleted (NULL, `resend_to` kept): nobody.
+    resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    resend_to: Mapped[ResendTo | None] = mapped_column(enum_column(ResendTo))
 
     # Totals, written by the chord callback from the Delivery table (never incremented).
     recipients: Mapped[int] = mapped_column(default=0)

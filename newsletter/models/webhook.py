@@ -19,6 +19,7 @@ EVENTS = (
     "subscriber.created", "subscriber.confirmed", "subscriber.unsubscribed",
     "delivery.sent", "delivery.failed", "campaign.finished",
     "notification.sent", "notification.failed",
+    "email.opened", "email.clicked",  # one per counted open/click, humans and machines (flagged)
 )
 
 

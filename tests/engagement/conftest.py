@@ -4,9 +4,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import update
 
+from newsletter.extensions import db
+from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from newsletter.services.audience import lists, subscribers
-from newsletter.services.campaigns import campaigns
+from newsletter.services.campaigns import campaigns, recipients
+from newsletter.services.campaigns.totals import record_totals
 from newsletter.services.engagement import events
 
 HTML = ('<html><body><p>Hi {{ subscriber.name }}</p>'
@@ -48,3 +52,17 @@ def make_campaign(list_id: int, tracking: str | None, html: str = HTML) -> int:
     if tracking is not None:
         values["tracking"] = tracking
     return campaigns.create(**values).id
+
+
+def sent_campaign(list_id: int, tracking: str, failed: tuple[int, ...] = ()) -> int:
+    """A campaign whose snapshot ran and whose deliveries are final (sent, or failed for `failed`)."""
+    campaign_id = make_campaign(list_id, tracking)
+    recipients.snapshot(campaign_id)
+    db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id).values(status=DeliveryStatus.SENT))
+    if failed:
+        db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
+                                                  Delivery.subscriber_id.in_(failed)).values(status=DeliveryStatus.FAILED))
+    record_totals(campaign_id)
+    db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status=CampaignStatus.SENT))
+    db.session.commit()
+    return campaign_id

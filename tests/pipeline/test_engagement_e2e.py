@@ -10,6 +10,7 @@ import time
 
 from newsletter.models import Role
 from newsletter.services.accounts import api_keys
+from newsletter.services.webhooks import webhooks
 from tests.pipeline.conftest import make_audience, make_campaign, start, wait_until_status
 from tests.support.net import wait_for
 
@@ -54,3 +55,29 @@ def test_a_sent_tracked_campaigns_open_and_click_show_in_the_stats_within_10_s(c
     assert body["tracking"] == "individual"
     assert set(link["url"] for link in body["links"]) == {"https://shop.example.com/spring", "https://blog.example.com/"}
     assert body["clicks"]["total"] + body["clicks"]["machine"] == 1
+
+
+def test_an_open_and_a_click_reach_a_subscribed_webhook_once_each(ctx, worker, beat, smtp_server, receiver):
+    """The real worker sends, beat's flush on the worker writes the events to the outbox, the
+    worker POSTs them: one email.opened and one email.clicked, nothing twice."""
+    webhooks.create(receiver.url, "engagement", ["email.opened", "email.clicked"])
+    list_id, emails = make_audience(3, prefix="whe")
+    campaign_id = make_campaign([list_id], html=HTML, tracking="individual")
+    start(ctx, campaign_id)
+    wait_until_status(campaign_id, "sent")
+
+    html = _html(smtp_server, emails[1])
+    pixel = re.search(r'<img src="http://[^/"]+(/o/[A-Za-z0-9_-]+)"', html).group(1)
+    click = re.findall(r'href="http://[^/"]+(/c/[A-Za-z0-9_-]+)"', html)[0]
+    client = ctx.test_client()
+    assert client.get(pixel, headers={"User-Agent": BROWSER}).status_code == 200
+    assert client.get(click, headers={"User-Agent": BROWSER}).status_code == 302
+    wait_for(lambda: len(receiver.bodies("email.opened")) + len(receiver.bodies("email.clicked")) >= 2, 20,
+             interval=0.2, message="email.opened and email.clicked at the receiver")
+    time.sleep(2)  # a negative check: room for a duplicate to show up
+    [opened], [clicked] = receiver.bodies("email.opened"), receiver.bodies("email.clicked")
+    assert (opened["data"]["campaign_id"], opened["data"]["email"]) == (campaign_id, emails[1])
+    # Seconds after delivery: the classifier calls it a machine, and the payload says why.
+    assert opened["data"]["machine"] is True and opened["data"]["reason"]
+    assert (clicked["data"]["url"], clicked["data"]["email"]) == ("https://shop.example.com/spring", emails[1])
+    assert {"subscriber_id", "reason", "occurred_at"} <= set(opened["data"])

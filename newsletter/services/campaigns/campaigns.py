@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ...extensions import db
-from ...models import Campaign, CampaignStatus, Layout, Subscriber, Tracking
+from ...models import Campaign, CampaignStatus, Layout, ResendTo, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit, settings
@@ -126,8 +126,11 @@ def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
     campaign.lists = [lists_service.get(i) for i in list_ids]
 
 
-def create(created_by_id: int | None = None, **values: Any) -> Campaign:
+def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | None = None, **values: Any) -> Campaign:
+    """A draft; `resend_of` (original id, target) makes it a resend (resend.create decides when)."""
     campaign = Campaign(created_by_id=created_by_id)
+    if resend_of is not None:
+        campaign.resend_of_id, campaign.resend_to = resend_of
     _apply(campaign, _clean(values))
     db.session.add(campaign)
     db.session.commit()
@@ -193,6 +196,9 @@ def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = 
 def _ready_to_send(campaign: Campaign) -> None:
     if not campaign.lists:
         raise ValidationError("list_ids", "Choose at least one list to send to.")
+    if campaign.resend_to is not None and campaign.resend_of_id is None:
+        raise StateConflict("resend_of_id", "The campaign this resends was deleted: nobody is left to resend to. "
+                                            "Clone it to send to the whole lists instead.")
     # Templates were checked when saved; a layout edited since could have broken them.
     _clean(current_values(campaign))
 

@@ -11,6 +11,9 @@ from ...models import (
     Campaign,
     Delivery,
     DeliveryStatus,
+    EngagementKind,
+    EngagementUnique,
+    ResendTo,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -39,6 +42,33 @@ def eligible_subscribers(list_ids: Any) -> Select:
         ~suppressions.address_suppressed())
 
 
+def not_engaged(original_id: int | None, to: ResendTo) -> list[Any]:
+    """Conditions on `Subscriber` for a resend: sent the original, and no human open (or click) of it.
+
+    Two correlated index probes per subscriber (the deliveries' (campaign, subscriber) key and
+    the uniques' primary key), so the snapshot stays one set-based statement at 1M recipients.
+    `engagement_uniques` holds human events only (the flush adds machines to the counters, never
+    there): a subscriber whose only opens came from Apple's proxy or a scanner is still a non-opener.
+    A human click counts as an open (the pixel may have been blocked, the link was not).
+    """
+    kinds = [EngagementKind.CLICK] if to == ResendTo.NON_CLICKERS else [EngagementKind.OPEN, EngagementKind.CLICK]
+    received = select(literal(1)).where(
+        Delivery.campaign_id == original_id, Delivery.subscriber_id == Subscriber.id,
+        Delivery.status == DeliveryStatus.SENT).correlate(Subscriber).exists()
+    engaged = select(literal(1)).where(
+        EngagementUnique.campaign_id == original_id, EngagementUnique.kind.in_(kinds), EngagementUnique.link_id == 0,
+        EngagementUnique.subscriber_id == Subscriber.id).correlate(Subscriber).exists()
+    return [received, ~engaged]
+
+
+def audience(campaign_id: int, target: Any) -> Select:
+    """Who the campaign goes to: the lists' eligible subscribers, for a resend only those who did not engage."""
+    resend_of_id, resend_to = db.session.execute(
+        select(Campaign.resend_of_id, Campaign.resend_to).where(Campaign.id == campaign_id)).one()
+    eligible = eligible_subscribers(target)
+    return eligible if resend_to is None else eligible.where(*not_engaged(resend_of_id, resend_to))
+
+
 SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement (the first chunk lets sending start)
 
 
@@ -63,7 +93,9 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     after = _frozen_up_to(campaign_id)
     if not after:
         statistics.refresh_if_stale(db.session.connection())  # chunks are planned as index walks
-    eligible = (eligible_subscribers(target).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
+    # A resend is decided here, not when it was created: an open counted in between drops its reader.
+    recipients = audience(campaign_id, target)
+    eligible = (recipients.where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
                 .subquery())
     rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
                   literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
@@ -73,7 +105,7 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
             ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
              "smtp_message", "worker"], rows,
         ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
-    left = db.session.scalar(eligible_subscribers(target).with_only_columns(Subscriber.id)
+    left = db.session.scalar(recipients.with_only_columns(Subscriber.id)
                              .where(Subscriber.id > _frozen_up_to(campaign_id)).order_by(Subscriber.id).limit(1))
     if left is not None:
         db.session.commit()

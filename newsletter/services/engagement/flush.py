@@ -10,6 +10,9 @@ Exactly once, whoever dies when:
 A flusher that dies after 1 leaves a batch whose lease runs out; the next run takes it over
 (step 2 then either counts it or finds it counted). Two flushers racing on one batch both try
 to insert its id; the primary key lets only one commit.
+
+The `email.opened` / `email.clicked` webhooks are written to the outbox in the transaction of
+step 2, so a batch counted once emits once, whoever retried it (and nothing with nobody listening).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from ...extensions import db
 from ...models import (
     Campaign,
+    CampaignLink,
     EngagementBatch,
     EngagementCount,
     EngagementEvent,
@@ -39,6 +43,7 @@ from ...models import (
     dialect,
 )
 from ...models.subscriber import ERASED_DOMAIN
+from ..webhooks import webhooks
 from .events import client
 from .events import key as redis_key
 
@@ -46,6 +51,7 @@ from .events import key as redis_key
 # expiry, unix time), "batch:<id>" (one batch's events).
 BATCH_SIZE = 5000
 MAX_BATCHES = 20  # per run: a backlog is worked off over a few runs, never in one long task
+WEBHOOK_EVENTS = {EngagementKind.OPEN: "email.opened", EngagementKind.CLICK: "email.clicked"}
 
 _TAKE = """
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
@@ -153,6 +159,7 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
         db.session.execute(EngagementEvent.__table__.insert(), rows)
     if uniques:
         _count_uniques(uniques)
+    _emit(events, individual, people)
     try:
         db.session.commit()
     except IntegrityError:  # another flusher counted this batch meanwhile (its lease had run out)
@@ -161,12 +168,40 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
     return True
 
 
-def _people(ids: set[int]) -> set[int]:
-    """The subscribers among `ids` that still exist and are not erased."""
+def _people(ids: set[int]) -> dict[int, str]:
+    """The subscribers among `ids` that still exist and are not erased, with their addresses."""
     if not ids:
-        return set()
-    return set(db.session.scalars(select(Subscriber.id).where(Subscriber.id.in_(ids),
-                                                              ~Subscriber.email.endswith(ERASED_DOMAIN))))
+        return {}
+    return dict(db.session.execute(select(Subscriber.id, Subscriber.email).where(
+        Subscriber.id.in_(ids), ~Subscriber.email.endswith(ERASED_DOMAIN))).all())
+
+
+def _emit(events: list[list[Any]], individual: set[int], people: dict[int, str]) -> None:
+    """email.opened / email.clicked into the webhook outbox, one per event, only if an endpoint listens.
+
+    One read of `webhooks` per batch when nobody does; otherwise one read of the batch's links and
+    one INSERT per event name (webhooks.write). Who opened is named only in individual mode.
+    """
+    wanted = webhooks.listeners(list(WEBHOOK_EVENTS.values()))
+    if not wanted:
+        return
+    link_ids = {int(e[2]) for e in events if e[2]}
+    urls = dict(db.session.execute(select(CampaignLink.id, CampaignLink.url).where(CampaignLink.id.in_(link_ids))
+                                   ).all()) if link_ids and "email.clicked" in wanted else {}
+    items: dict[str, list[dict[str, Any]]] = {name: [] for name in wanted}
+    for kind, campaign_id, link_id, subscriber_id, machine, reason, at in events:
+        name = WEBHOOK_EVENTS[EngagementKind(kind)]
+        if name not in items:
+            continue
+        data: dict[str, Any] = {"campaign_id": campaign_id, "machine": bool(machine), "reason": reason,
+                                "occurred_at": datetime.fromtimestamp(at, UTC)}
+        if kind == EngagementKind.CLICK:
+            data.update(link_id=link_id, url=urls.get(link_id))
+        if campaign_id in individual and subscriber_id in people:
+            data.update(subscriber_id=subscriber_id, email=people[subscriber_id])
+        items[name].append(data)
+    for name, rows in items.items():
+        webhooks.write(name, wanted[name], rows)
 
 
 def _count_uniques(uniques: set[tuple]) -> None:

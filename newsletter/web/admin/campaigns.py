@@ -13,7 +13,7 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
-from ...services.campaigns import campaigns, layouts, reports
+from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
@@ -24,7 +24,7 @@ from ..forms import ConfirmForm
 from ..lookups import parse_id, subscriber_id_by_email
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
-from .forms.campaigns import CampaignForm, ScheduleForm, TestSendForm
+from .forms.campaigns import CampaignForm, ResendForm, ScheduleForm, TestSendForm
 from .lists import can_edit_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
@@ -144,8 +144,22 @@ def subscriber_options():
     return jsonify(subscribers=[{"id": s.id, "email": s.email, "name": s.name} for s in found])
 
 
+def _resend_block(campaign: Campaign, form: ResendForm | None = None) -> dict[str, Any] | None:
+    """What the resend partial shows: the form on a sent campaign (or why not), the origin on a resend.
+
+    No counts here: at 1M recipients they take seconds, so the page fetches them from `resend_reach`.
+    """
+    if campaign.resend_to is not None:
+        origin = campaigns.get(campaign.resend_of_id) if campaign.resend_of_id is not None else None
+        return {"origin": origin, "label": resend.LABELS[campaign.resend_to]}
+    if campaign.status != S.SENT:
+        return None
+    return {"refusal": resend.refusal(campaign),
+            "form": form or ResendForm(formdata=None, data={"subject": campaign.subject})}
+
+
 def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
-                 test_form: TestSendForm | None = None, code: int = 200) -> Any:
+                 test_form: TestSendForm | None = None, code: int = 200, resend_form: ResendForm | None = None) -> Any:
     rendered, preview_error = None, None
     try:
         rendered = campaigns.render_preview({**campaigns.current_values(campaign), "id": campaign.id})
@@ -161,7 +175,7 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
     return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
                            preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
                            schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
-                           confirm_form=ConfirmForm()), code
+                           confirm_form=ConfirmForm(), resend=_resend_block(campaign, resend_form)), code
 
 
 @bp.get("/<int:campaign_id>")
@@ -209,8 +223,9 @@ def send(campaign_id: int):
         flash(f"A {campaign.status.value} campaign cannot be sent again; clone it instead.", "info")
         return redirect(url_for(".detail", campaign_id=campaign.id))
     list_ids = [ml.id for ml in campaign.lists]
-    return render_template("admin/campaigns/send.html", campaign=campaign, form=form,
-                           estimate=campaigns.estimate_recipients(list_ids),
+    estimate = (resend.recipients_now(campaign.id) if campaign.resend_to is not None
+                else campaigns.estimate_recipients(list_ids))
+    return render_template("admin/campaigns/send.html", campaign=campaign, form=form, estimate=estimate,
                            counts=lists_service.counts_by_status(list_ids))
 
 
@@ -271,6 +286,37 @@ def clone(campaign_id: int):
         return redirect(url_for(".detail", campaign_id=campaign.id))
     flash(f"Cloned into the draft “{copy.name}”.", "success")
     return redirect(url_for(".edit", campaign_id=copy.id))
+
+
+@bp.get("/<int:campaign_id>/resend-reach.json")
+@role_required(Role.VIEWER)
+def resend_reach(campaign_id: int):
+    """How many a resend would reach now: per target for a sent campaign, `now` for a resend draft."""
+    campaign = campaigns.get(campaign_id)
+    if campaign.resend_to is not None:
+        return jsonify(now=resend.recipients_now(campaign.id))
+    reason = resend.refusal(campaign)
+    if reason:
+        return jsonify(error=reason), 409
+    return jsonify({target.value: n for target, n in resend.reach(campaign.id).items()})
+
+
+@bp.post("/<int:campaign_id>/resend")
+@role_required(Role.MARKETER)
+def resend_campaign(campaign_id: int):
+    """A draft for those who did not open (or click) a sent campaign; the service refuses where it cannot know."""
+    campaign = campaigns.get(campaign_id)
+    form = ResendForm()
+    if form.validate_on_submit():
+        try:
+            copy = resend.create(campaign.id, form.to.data, form.subject.data, created_by_id=current_user.id)
+        except ValidationError as exc:
+            if not apply_error(form, exc):
+                flash(exc.message, "error")
+        else:
+            flash(f"Created the draft “{copy.name}”: check it, then send it.", "success")
+            return redirect(url_for(".detail", campaign_id=copy.id))
+    return _detail_page(campaign, resend_form=form, code=400)
 
 
 @bp.route("/<int:campaign_id>/delete", methods=["GET", "POST"])

@@ -6,8 +6,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from ...models import Campaign, CampaignStatus, DeliveryStatus, Tracking
-from ...services.campaigns import campaigns
+from ...models import Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
+from ...services.campaigns import campaigns, resend
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import stats as engagement
 from ...tasks import campaigns as campaign_tasks
@@ -63,6 +63,11 @@ class CampaignOut(ma.Schema):
     updated_at = ma.fields.DateTime(required=True)
     started_at = ma.fields.DateTime(required=True, allow_none=True)
     finished_at = ma.fields.DateTime(required=True, allow_none=True)
+    resend_of_id = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The campaign this one resends (null: not a resend, or the original was deleted)."})
+    resend_to = ma.fields.Enum(ResendTo, by_value=True, required=True, allow_none=True, metadata={
+        "description": "A resend goes only to the original's recipients without a human open "
+                       "(`non_openers`) or click (`non_clickers`), decided when it is sent."})
 
 
 class CampaignPatch(InSchema):
@@ -100,6 +105,14 @@ class SendIn(InSchema):
             value.astimezone(UTC)
         except OverflowError:
             raise ma.ValidationError("Not a time that can be scheduled.") from None
+
+
+class ResendIn(InSchema):
+    to = ma.fields.String(required=True, validate=ma.validate.OneOf([t.value for t in ResendTo]), metadata={
+        "description": "`non_openers`: no human open or click; `non_clickers`: no human click. Machine "
+                       "events (privacy proxies, scanners) do not count as engagement."})
+    subject = ma.fields.String(validate=ma.validate.Length(1, 500),
+                               metadata={"description": "A new subject; absent: the original's."})
 
 
 class CountsOut(ma.Schema):
@@ -237,6 +250,19 @@ def cancel(campaign_id: int) -> Campaign:
 
 
 # Engagement -----------------------------------------------------------------------------------
+
+@bp.route("/<int:campaign_id>/resend", methods=["POST"])
+@bp.arguments(ResendIn)
+@bp.response(201, CampaignOut)
+@bp.alt_response(409, response="CONFLICT")
+def resend_campaign(body: dict[str, Any], campaign_id: int) -> Campaign:
+    """A draft copy of a sent campaign for those who did not open (or click) it.
+
+    Only for campaigns sent with `individual` tracking (409 names why otherwise). Who gets it
+    is decided when the draft is sent: the original's recipients with no human open (or
+    click) by then, minus the usual exclusions.
+    """
+    return resend.create(campaign_id, body["to"], body.get("subject"))
 
 @bp.route("/<int:campaign_id>/stats", methods=["GET"])
 @bp.response(200, StatsOut)

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms import DateTimeLocalField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
@@ -72,6 +72,14 @@ class CampaignForm(FlaskForm):
                 "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
                 "list_ids": self.list_ids.data or [], "tracking": self.tracking.data}
+
+
+class ResendForm(FlaskForm):
+    to = RadioField("Send to", choices=[SelectChoice("non_openers", "Those who did not open it"),
+                                        SelectChoice("non_clickers", "Those who did not click a link")],
+                    default="non_openers", validate_choice=False)
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=500)],
+                          description="A new subject often does better than the one they skipped.")
 
 
 class LayoutForm(FlaskForm):
