@@ -17,7 +17,6 @@ from newsletter.models import (
 from newsletter.models.base import utcnow
 from newsletter.services.campaigns import campaigns
 from newsletter.services.delivery import ledger as deliveries
-from tests.services.test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP receiver)
 from tests.support.net import wait_for
 
 HTML = ('<style>p { color: #123456 }</style><p>Hello {{ subscriber.name }} from {{ subscriber.attributes.city }}</p>'

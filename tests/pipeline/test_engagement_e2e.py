@@ -12,6 +12,7 @@ from newsletter.models import Role
 from newsletter.services.accounts import api_keys
 from newsletter.services.webhooks import webhooks
 from tests.pipeline.conftest import make_audience, make_campaign, start, wait_until_status
+from tests.services.test_webhooks import receiver  # noqa: F401  (the fixture: a real HTTP receiver)
 from tests.support.net import wait_for
 
 HTML = ('<html><body><p>Hello {{ subscriber.name }}</p><a href="https://shop.example.com/spring">Shop</a>'
@@ -57,7 +58,8 @@ def test_a_sent_tracked_campaigns_open_and_click_show_in_the_stats_within_10_s(c
     assert body["clicks"]["total"] + body["clicks"]["machine"] == 1
 
 
-def test_an_open_and_a_click_reach_a_subscribed_webhook_once_each(ctx, worker, beat, smtp_server, receiver):
+def test_an_open_and_a_click_reach_a_subscribed_webhook_once_each(ctx, worker, beat, smtp_server,
+                                                                  receiver):  # noqa: F811  (the fixture)
     """The real worker sends, beat's flush on the worker writes the events to the outbox, the
     worker POSTs them: one email.opened and one email.clicked, nothing twice."""
     webhooks.create(receiver.url, "engagement", ["email.opened", "email.clicked"])
