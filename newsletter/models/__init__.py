@@ -5,8 +5,8 @@ from .campaign import Campaign, CampaignStatus, campaign_lists
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
 from .consent import ConsentAction, ConsentRecord, ConsentSource
-from .engagement import (CampaignLink, EngagementBatch, EngagementCount, EngagementEvent, EngagementKind,
-                         EngagementUnique, EngagementUniqueCount, Tracking)
+from .engagement import (CampaignLink, EngagementBatch, EngagementCount, EngagementDomainCount, EngagementEvent,
+                         EngagementKind, EngagementReasonCount, EngagementUnique, EngagementUniqueCount, Tracking)
 from .layout import Layout
 from .import_job import ImportJob, ImportMode, ImportStatus
 from .mailing_list import MailingList, OptIn
@@ -26,5 +26,6 @@ __all__ = [
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",
     "Notification", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook", "WebhookDelivery",
     "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting", "CampaignLink", "EngagementBatch",
-    "EngagementCount", "EngagementEvent", "EngagementKind", "EngagementUnique", "EngagementUniqueCount", "Tracking",
+    "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind", "EngagementReasonCount",
+    "EngagementUnique", "EngagementUniqueCount", "Tracking",
 ]

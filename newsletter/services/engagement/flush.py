@@ -30,6 +30,7 @@ from ...models import (Campaign, EngagementBatch, EngagementCount, EngagementEve
                        EngagementUniqueCount, Subscriber, Tracking)
 from ...models.base import upsert_insert
 from ...models.subscriber import ERASED_DOMAIN
+from . import breakdown
 from .events import client, key as redis_key
 
 # Keys (events.key): "events" (the list hits go to), "batches" (a sorted set: batch key -> lease
@@ -143,6 +144,7 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
         db.session.execute(EngagementEvent.__table__.insert(), rows)
     if uniques:
         _count_uniques(uniques)
+    breakdown.count(events, individual, people)  # per reason and per mail domain, for the report
     try:
         db.session.commit()
     except IntegrityError:  # another flusher counted this batch meanwhile (its lease had run out)
