@@ -151,7 +151,7 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, em
         ticks = nice_ticks(max(sum(s.values[i] for s in series) for i in range(n)))
     plot = height - TOP - BOTTOM
     slot = 100 / n
-    width = min(slot * 0.72, 9 * (len(series) if grouped else 1))  # a handful of bars stay bars, not blocks
+    width = min(slot * 0.72, 9)  # a handful of bars stay bars, not blocks (grouped: shared)
     step = width / len(series) if grouped else 0
     body = _grid(ticks, height)
     for i in range(n):
