@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from ...extensions import db
 from ...models import (Campaign, EngagementCount, EngagementDomainCount, EngagementKind, EngagementReasonCount,
@@ -154,9 +154,8 @@ def timeline(campaign_id: int, start: datetime | None = None) -> Timeline | None
 def domains(campaign_id: int, top: int = TOP_DOMAINS) -> list[DomainRow]:
     """The `top` mail domains by human opens (then clicks), and one "other" row for the rest."""
     def summed(kind: EngagementKind, machine: bool) -> Any:
-        return func.sum(case((EngagementDomainCount.kind == kind, case((EngagementDomainCount.machine == machine,
-                                                                        EngagementDomainCount.count), else_=0)),
-                             else_=0))
+        return func.sum(case((and_(EngagementDomainCount.kind == kind, EngagementDomainCount.machine == machine),
+                              EngagementDomainCount.count), else_=0))
     columns = [summed(OPEN, False), summed(OPEN, True), summed(CLICK, False), summed(CLICK, True)]
     mine = EngagementDomainCount.campaign_id == campaign_id
     rows = [DomainRow(domain, *(int(v or 0) for v in values)) for domain, *values in db.session.execute(
