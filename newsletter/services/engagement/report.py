@@ -193,9 +193,11 @@ def timeline_buckets(campaign_id: int) -> dict[str, Any]:
     line = timeline(campaign_id)
     if line is None:
         return {"tracking": tracking, "buckets": []}
-    return {"tracking": tracking, "buckets": [{"hour": moment, "opens": {"total": line.series["opens"][i], "machine": line.series["opens_machine"][i]},
-             "clicks": {"total": line.series["clicks"][i], "machine": line.series["clicks_machine"][i]}}
-            for i, moment in enumerate(line.starts)]}
+    series = line.series
+    return {"tracking": tracking, "buckets": [
+        {"hour": moment, "opens": {"total": series["opens"][i], "machine": series["opens_machine"][i]},
+         "clicks": {"total": series["clicks"][i], "machine": series["clicks_machine"][i]}}
+        for i, moment in enumerate(line.starts)]}
 
 
 # The dashboard --------------------------------------------------------------------------------
