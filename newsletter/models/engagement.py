@@ -58,6 +58,32 @@ class EngagementUniqueCount(Model):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class EngagementReasonCount(Model):
+    """Machine events per campaign, kind and reason (apple_mpp, scanner, ...): the report's breakdown.
+
+    Its own table rather than a column of `engagement_counts`: the reason would multiply that
+    table's hour x link rows by six and widen the key every hit's upsert writes, for a breakdown
+    read only as campaign totals."""
+    __tablename__ = "engagement_reason_counts"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[EngagementKind] = mapped_column(enum_column(EngagementKind), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class EngagementDomainCount(Model):
+    """Events per campaign, kind, recipient mail domain and human/machine (individual mode only:
+    anonymous events carry no subscriber, so no domain)."""
+    __tablename__ = "engagement_domain_counts"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[EngagementKind] = mapped_column(enum_column(EngagementKind), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    machine: Mapped[bool] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class EngagementUnique(Model):
     """Who already counted as unique (individual mode): the primary key makes `unique` a counter."""
     __tablename__ = "engagement_uniques"

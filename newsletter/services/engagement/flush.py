@@ -44,6 +44,7 @@ from ...models import (
 )
 from ...models.subscriber import ERASED_DOMAIN
 from ..webhooks import webhooks
+from . import breakdown, counters
 from .events import client
 from .events import key as redis_key
 
@@ -154,12 +155,13 @@ def apply(batch_id: str, events: list[list[Any]]) -> bool:
                 uniques.add((campaign_id, kind, link_id, subscriber_id))
 
     db.session.add(EngagementBatch(id=batch_id, events=len(events)))
-    _add(EngagementCount.__table__, ["campaign_id", "kind", "link_id", "machine", "hour"], counts)
+    counters.add(EngagementCount.__table__, ["campaign_id", "kind", "link_id", "machine", "hour"], counts)
     if rows:
         db.session.execute(EngagementEvent.__table__.insert(), rows)
     if uniques:
         _count_uniques(uniques)
     _emit(events, individual, people)
+    breakdown.count(events, individual, people)  # per reason and per mail domain, for the report
     try:
         db.session.commit()
     except IntegrityError:  # another flusher counted this batch meanwhile (its lease had run out)
@@ -210,15 +212,6 @@ def _count_uniques(uniques: set[tuple]) -> None:
         EngagementUnique.campaign_id, EngagementUnique.kind, EngagementUnique.link_id)
     new = db.session.execute(statement, [{"campaign_id": c, "kind": k, "link_id": link, "subscriber_id": s}
                                          for c, k, link, s in sorted(uniques, key=str)]).all()
-    _add(EngagementUniqueCount.__table__, ["campaign_id", "kind", "link_id"],
+    counters.add(EngagementUniqueCount.__table__, ["campaign_id", "kind", "link_id"],
          Counter((row.campaign_id, row.kind, row.link_id) for row in new))
 
-
-def _add(table: Any, key: list[str], counts: Counter) -> None:
-    """Add each count to its counter row (created at 0 when missing): one statement for all of them."""
-    if not counts:
-        return
-    statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(index_elements=key,
-                                                set_={"count": table.c.count + statement.excluded["count"]})
-    db.session.execute(statement, [{**dict(zip(key, values, strict=True)), "count": n} for values, n in counts.items()])

@@ -138,27 +138,37 @@ def _empty(title: str, message: str) -> Markup:
 
 def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "Nothing to show yet.",
               height: int = 180, full_labels: Sequence[str] | None = None, label_header: str = "",
-              note: str = "") -> Markup:
-    """Bars per label, the series stacked bottom to top (e.g. sent, then failed on top)."""
+              note: str = "", grouped: bool = False) -> Markup:
+    """Bars per label, the series stacked bottom to top (e.g. sent, then failed on top), or side by
+    side with `grouped` (for values that do not add up, such as two rates)."""
     if not labels or not any(v for s in series for v in s.values):
         return _empty(title, empty)
     n = len(labels)
     full = list(full_labels or labels)
-    ticks = nice_ticks(max(sum(s.values[i] for s in series) for i in range(n)))
+    if grouped:
+        ticks = nice_ticks(max(max(s.values) for s in series))
+    else:
+        ticks = nice_ticks(max(sum(s.values[i] for s in series) for i in range(n)))
     plot = height - TOP - BOTTOM
     slot = 100 / n
-    width = min(slot * 0.72, 9)  # a handful of bars stay bars, not blocks
+    width = min(slot * 0.72, 9)  # a handful of bars stay bars, not blocks (grouped: shared)
+    step = width / len(series) if grouped else 0
     body = _grid(ticks, height)
     for i in range(n):
         x = i * slot + (slot - width) / 2
         base: float = TOP + plot
-        for s in series:
+        for j, s in enumerate(series):
             value = s.values[i]
             if not value:
                 continue
             h = max(value / ticks[-1] * plot, 1.5)  # a single email still shows
-            base -= h
-            body.append(f'<rect class="bar chart-{s.tone}" x="{x:.3f}%" y="{base:.2f}" width="{width:.3f}%" '
+            if grouped:
+                base = TOP + plot - h
+                x_bar, w_bar = x + j * step, step * 0.9
+            else:
+                base -= h
+                x_bar, w_bar = x, width
+            body.append(f'<rect class="bar chart-{s.tone}" x="{x_bar:.3f}%" y="{base:.2f}" width="{w_bar:.3f}%" '
                         f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}'
                         f"</title></rect>")
     body += _x_labels(labels, height, centred=True)

@@ -7,6 +7,7 @@ from ...config import QUEUES
 from ...models import Role
 from ...services import health, outbox
 from ...services.campaigns import reports
+from ...services.engagement import report as engagement_report
 from ...services.errors import ValidationError
 from ...services.notifications import system_mail
 from ...tasks import enqueue
@@ -29,7 +30,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html", test_form=TestEmailForm(), recent=reports.recent_campaigns(limit=6),
         last_day=reports.delivery_activity("hour", 24), last_month=reports.delivery_activity("day", 30),
-        growth=reports.subscriber_growth(days=90),
+        growth=reports.subscriber_growth(days=90), rates=engagement_report.recent_rates(limit=8),
     )
 
 

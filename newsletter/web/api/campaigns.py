@@ -9,6 +9,7 @@ import marshmallow as ma
 from ...models import Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
 from ...services.campaigns import campaigns, resend
 from ...services.delivery import ledger as deliveries
+from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
@@ -136,6 +137,30 @@ class StatsOut(ma.Schema):
     clicks = ma.fields.Nested(CountsOut, required=True)
     links = ma.fields.List(ma.fields.Nested(LinkStatsOut), required=True,
                            metadata={"description": "Every tracked link, most clicked first."})
+
+
+class LinkListOut(ma.Schema):
+    links = ma.fields.List(ma.fields.Nested(LinkStatsOut), required=True,
+                           metadata={"description": "Every tracked link, most clicked first (as in `stats`)."})
+
+
+class HourCountsOut(ma.Schema):
+    total = ma.fields.Integer(required=True, metadata={"description": "Human events in the hour."})
+    machine = ma.fields.Integer(required=True, metadata={"description": "Machine events in the hour."})
+
+
+class HourOut(ma.Schema):
+    hour = ma.fields.DateTime(required=True, metadata={"description": "Start of the hour (UTC)."})
+    opens = ma.fields.Nested(HourCountsOut, required=True)
+    clicks = ma.fields.Nested(HourCountsOut, required=True)
+
+
+class TimelineOut(ma.Schema):
+    tracking = ma.fields.String(required=True, validate=ma.validate.OneOf([t.value for t in Tracking]))
+    buckets = ma.fields.List(ma.fields.Nested(HourOut), required=True, metadata={
+        "description": "One per hour from the first event to the last, quiet hours at 0; empty before any event. "
+                       "A campaign with events over more than a week is given in wider buckets (`hour` is each "
+                       "bucket's start)."})
 
 
 class CampaignArgs(PageArgs):
@@ -269,6 +294,20 @@ def resend_campaign(body: dict[str, Any], campaign_id: int) -> Campaign:
 def stats(campaign_id: int) -> dict[str, Any]:
     """Opens and clicks, human and machine apart, and per link; counted within seconds of the event."""
     return engagement.campaign_stats(campaign_id)
+
+
+@bp.route("/<int:campaign_id>/stats/links", methods=["GET"])
+@bp.response(200, LinkListOut)
+def link_stats(campaign_id: int) -> dict[str, Any]:
+    """Clicks per tracked link, human and machine apart: the same link objects as `stats`."""
+    return {"links": engagement_report.link_stats(campaign_id)}
+
+
+@bp.route("/<int:campaign_id>/stats/timeline", methods=["GET"])
+@bp.response(200, TimelineOut)
+def stats_timeline(campaign_id: int) -> dict[str, Any]:
+    """Opens and clicks per hour (UTC), human and machine apart, from the pre-aggregated counters."""
+    return engagement_report.timeline_buckets(campaign_id)
 
 
 # Deliveries -----------------------------------------------------------------------------------
