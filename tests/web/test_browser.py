@@ -3,6 +3,7 @@
 Screenshots land in $SCREENSHOT_DIR (default: the session's instance folder) to look at.
 """
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -107,9 +108,12 @@ def test_one_off_mail_log_in_a_browser(browser, live_server, admin, transactiona
     page.select_option("#kind", "test_email")
     page.fill("#q", to)
     page.click("button:has-text('Filter')")
+    # The click navigates; reloading before that navigation has committed fails ("not attached").
+    page.wait_for_url(re.compile(r".*/send-log/mail/\?.*kind=test_email"))
+    filtered = page.url
 
     def sent():
-        page.reload()
+        page.goto(filtered)
         return page.locator(f"tr:has-text('{to}') .badge-sent").count() == 1
 
     wait_for(sent, 30, 0.5, "the test email listed as sent")
