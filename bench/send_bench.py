@@ -54,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 2)),
                    help="worker processes, the same for baseline and platform (default 2 = cores)")
     p.add_argument("--pool", default="prefork")
+    p.add_argument("--tracking", choices=("default", "off", "anonymous", "individual"), default="default",
+                   help="the bench campaign's open/click tracking: the product default (TRACKING_DEFAULT, "
+                        "anonymous) or a mode; code from before tracking existed sends untracked whatever this says")
     p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 400)")
     p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
@@ -83,6 +86,7 @@ def parse_args() -> argparse.Namespace:
         ns.append(1_000_000)
     args.ns = sorted(ns)
     args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    os.environ["BENCH_TRACKING"] = args.tracking  # read by platform_db.make_campaign, in compare children too
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     if args.compare and "platform" not in args.variant_list:
@@ -217,7 +221,7 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
     payload = {"date": started.strftime("%Y-%m-%d"), "started_at": started.isoformat(timespec="seconds"),
                "commit": state["commit"], "dirty": state["dirty"], "app_diff_sha1": state["app_diff_sha1"],
                "n": args.ns, "tag": args.tag, "machine": machine(), "concurrency": args.concurrency,
-               "pool": args.pool, "message": results.get("message"),
+               "pool": args.pool, "tracking": args.tracking, "message": results.get("message"),
                "command": " ".join([Path(sys.executable).name, *sys.argv]),
                "notes": ["The platform's send call is POST /api/v1/campaigns/<id>/send with a bearer key, "
                          "through the Flask app's WSGI stack in the bench process (no socket); "
