@@ -106,7 +106,7 @@ PHASES = {
     "redis-py client (all Redis I/O)": r"site-packages/redis/",
     "werkzeug redirect()": r"werkzeug/utils\.py",
     "URL routing (werkzeug routing)": r"werkzeug/routing/",
-    "ProxyFix": r"middleware/proxy_fix\.py",
+    "the whole Flask app (ProxyFix wraps it)": r"middleware/proxy_fix\.py",
     "gunicorn access log (RedactingLogger)": r"gunicorn/glogging\.py|gunicorn\.conf\.py|newsletter/redaction\.py",
     "gunicorn HTTP parse + socket I/O": r"gunicorn/http/",
 }
@@ -246,22 +246,28 @@ def measure(target: str, url: str, paths: list[str], accept: str, ctx: dict, arg
 
 
 def profile(worker_pid: int, url: str, paths: list[str], ctx: dict, args: argparse.Namespace, stem: str) -> dict:
-    """py-spy on one worker during a click run, twice: once for the SVG, once for the collapsed stacks."""
+    """py-spy on one worker, each during its own click run: the SVG; the collapsed stacks of every
+    running thread (wall time: waiting on Redis or for the GIL counts); those of the GIL holder
+    only (`--gil`: where the worker's CPU goes)."""
+    svg = BENCH / "results" / f"{stem}-flame.svg"
+    runs = {"flamegraph": (svg, []), "wall": (ctx["workdir"] / "wall.txt", ["--nolineno", "--full-filenames"]),
+            "gil": (ctx["workdir"] / "gil.txt", ["--nolineno", "--full-filenames", "--gil"])}
     out = {}
-    for fmt, path in (("flamegraph", BENCH / "results" / f"{stem}-flame.svg"),
-                      ("raw", ctx["workdir"] / "profile.txt")):
+    for name, (path, extra) in runs.items():
+        fmt = "flamegraph" if name == "flamegraph" else "raw"
+        log(f"profile: py-spy record ({name}) on worker {worker_pid} for {args.profile_seconds} s")
         spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(worker_pid), "--duration",
-                                str(args.profile_seconds), "--format", fmt, "--output", str(path),
-                                *(["--nolineno"] if fmt == "raw" else [])],
+                                str(args.profile_seconds), "--format", fmt, "--output", str(path), *extra],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
-        wrk(ctx["workdir"], url, paths, ACCEPT["click"], args.profile_seconds + 1, args, f"profile-{fmt}")
+        wrk(ctx["workdir"], url, paths, ACCEPT["click"], args.profile_seconds + 1, args, f"profile-{name}")
         spy.wait(timeout=60)
-        out[fmt] = path
-    return summarise_profile(out["raw"].read_text(), BENCH / "results" / f"{stem}-flame.svg")
+        if name != "flamegraph":
+            out[name] = summarise_profile(path.read_text())
+    return {"flame_graph": str(svg.relative_to(ROOT)), "py_spy_rate_hz": 100, **out}
 
 
-def summarise_profile(collapsed: str, svg: Path) -> dict:
+def summarise_profile(collapsed: str) -> dict:
     """Own and inclusive samples per frame, newsletter/ functions apart, and per request phase."""
     own: Counter = Counter()
     inclusive: Counter = Counter()
@@ -287,12 +293,11 @@ def summarise_profile(collapsed: str, svg: Path) -> dict:
         return round(100 * n / total, 1) if total else 0.0
 
     def short(frame: str) -> str:
-        return re.sub(r"\(/.*?/(site-packages|newsletter|lib/python3\.\d+)/", r"(\1/", frame)
+        return re.sub(r"\(/.*/(?:site-packages|lib/python3\.\d+)/|\(" + re.escape(str(ROOT)) + "/", "(", frame)
 
-    ours = [f for f in inclusive if "/newsletter/" in f or "gunicorn.conf.py" in f]
+    ours = [f for f in inclusive if f"{ROOT}/newsletter/" in f or "gunicorn.conf.py" in f]
     return {
         "samples": total, "samples_in_handle_request": request_total,
-        "flame_graph": str(svg.relative_to(ROOT)),
         "top_own": [{"frame": short(f), "samples": n, "percent": share(n)} for f, n in own.most_common(25)],
         "newsletter_inclusive": [{"frame": short(f), "samples": inclusive[f], "percent": share(inclusive[f]),
                                   "own_samples": own.get(f, 0)}
