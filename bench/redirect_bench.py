@@ -361,7 +361,10 @@ def run(args: argparse.Namespace) -> dict:
         client = redis.Redis.from_url(redis_url)
         ctx = {"workdir": workdir, "redis": client, "events_key": events_key, "db_name": name,
                "groups": {"gunicorn": lambda: pids_of(web.pid), "nginx": lambda: pids_of(proxy.pid),
-                          "redis_server": lambda: [redis_pid]}}
+                          "redis_server": lambda: [redis_pid],
+                          # Per worker: nginx keeps 16 upstream connections, and which worker accepted
+                          # each decides how evenly the two share the load.
+                          **{f"gunicorn_worker_{i}": (lambda pid=pid: [pid]) for i, pid in enumerate(workers)}}}
         rows = [measure("static", base_url, ["/static/app.css"], ACCEPT["static"], ctx, args),
                 measure("click", base_url, clicks, ACCEPT["click"], ctx, args),
                 measure("pixel", base_url, [pixel], ACCEPT["pixel"], ctx, args),
