@@ -105,3 +105,12 @@ def test_the_page_in_a_browser_fits_desktop_and_phone(browser, live_server, admi
     assert_fits(page)
     page.screenshot(path=shots / f"bounces_{device}.png", full_page=True)
     page.close()
+
+
+def test_the_subscriber_page_lists_their_bounces(app, admin_client, reported):
+    with app.app_context():
+        subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == "gone@gmail.com"))
+        clean_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == "rate00010@example.com"))
+    html = admin_client.get(f"/admin/subscribers/{subscriber_id}").get_data(as_text=True)
+    assert 'id="bounces"' in html and "5.1.1" in html and "reply for rate00000@example.com" in html
+    assert 'id="bounces"' not in admin_client.get(f"/admin/subscribers/{clean_id}").get_data(as_text=True)

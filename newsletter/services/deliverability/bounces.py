@@ -216,6 +216,12 @@ def counts_by_type(campaign_id: int) -> dict[str, int]:
     return {kind.value: found.get(kind.value, 0) for kind in BounceType}
 
 
+def for_subscriber(subscriber_id: int, limit: int = 20) -> list[Bounce]:
+    """A subscriber's latest reports, newest first (their page in the admin)."""
+    return list(db.session.scalars(select(Bounce).where(Bounce.subscriber_id == subscriber_id)
+                                   .order_by(Bounce.id.desc()).limit(limit)))
+
+
 def for_deliveries(delivery_ids: list[int]) -> dict[int, Bounce]:
     """The latest report for each of these deliveries (for the deliveries API and pages)."""
     if not delivery_ids:
