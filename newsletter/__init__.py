@@ -1,6 +1,7 @@
 """The newsletter platform: `create_app` builds the Flask app and binds Celery to it."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .celery_app import celery_init_app
-from .config import ROOT, build_config
+from .config import ROOT, base_url_mismatch, build_config
 from .extensions import csrf, db, limiter, login, mail, migrate
 from .models import dialect
 from .redaction import RedactFilter
@@ -27,6 +28,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.from_mapping(config)
     app.logger.addFilter(RedactFilter())  # "Exception on /unsubscribe/<token>" must not log the token
+    if mismatch := base_url_mismatch(app.config["BASE_URL"], os.environ):
+        app.logger.warning("newsletter: %s", mismatch)  # every process (web, worker, beat) says it at start
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
@@ -49,6 +50,35 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = int)
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    """BASE_URL, else where `make run` serves: http://127.0.0.1:<WEB_PORT> (5000 by default)."""
+    if env.get("BASE_URL"):
+        return env["BASE_URL"].strip().rstrip("/")
+    port = (env.get("WEB_PORT") or "").strip()
+    return f"http://127.0.0.1:{port if port.isdigit() else 5000}"
+
+
+def base_url_mismatch(base_url: str, env: Mapping[str, str]) -> str | None:
+    """A warning when BASE_URL names this machine on another port than the one the web process
+    serves on (WEB_PORT): every link in every email would point at the wrong place. A public
+    BASE_URL (behind a proxy) is not compared: the proxy maps it."""
+    port = (env.get("WEB_PORT") or "").strip()
+    if not port.isdigit():
+        return None
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
+        return None
+    try:
+        base_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return f"BASE_URL {base_url!r} has no valid port"
+    if base_port == int(port):
+        return None
+    return (f"BASE_URL is {base_url} but the web process serves on port {port} (WEB_PORT): links in emails "
+            f"(unsubscribe, preferences, confirmations, tracking) will point at port {base_port}. "
+            f"Unset BASE_URL to derive it from WEB_PORT, or set it to where subscribers reach this platform.")
 
 
 def _bounce_address(env: Mapping[str, str]) -> str:
@@ -242,7 +272,7 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Flask-Mail suppresses sending whenever TESTING is on; our tests use a real SMTP server.
         "MAIL_SUPPRESS_SEND": False,
         "EMBEDDED_MAIL_CATCHER": not env.get("MAIL_SERVER") and not production,
-        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "BASE_URL": _base_url(env),
         "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
         # The send pipeline (README: "Sending campaigns").
         "SEND_PER_HOUR": _number(env, "SEND_PER_HOUR", 0),

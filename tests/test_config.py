@@ -1,4 +1,5 @@
 """Settings come from the environment; bad values fail with a message naming the variable."""
+import os
 import secrets
 
 import pytest
@@ -83,3 +84,34 @@ def test_random_keys_of_every_usual_shape_are_accepted(tmp_path):
     for _ in range(50):
         for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
             build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production", "SECRET_KEY": key})
+
+
+def test_base_url_follows_web_port_unless_set(tmp_path):
+    assert build_config({"INSTANCE_PATH": str(tmp_path)})["BASE_URL"] == "http://127.0.0.1:5000"
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "WEB_PORT": "5090"})["BASE_URL"] == "http://127.0.0.1:5090"
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "WEB_PORT": "5090",
+                         "BASE_URL": "https://news.example.org/"})["BASE_URL"] == "https://news.example.org"
+
+
+def test_a_base_url_on_another_local_port_than_web_port_is_warned_about():
+    from newsletter.config import base_url_mismatch
+
+    warning = base_url_mismatch("http://127.0.0.1:5000", {"WEB_PORT": "5090"})
+    assert warning and "5090" in warning and "port 5000" in warning
+    assert base_url_mismatch("http://localhost:5090", {"WEB_PORT": "5090"}) is None
+    assert base_url_mismatch("https://news.example.org", {"WEB_PORT": "8000"}) is None  # behind a proxy
+    assert base_url_mismatch("http://127.0.0.1:5000", {}) is None  # no serving port known
+    assert "80" in base_url_mismatch("http://127.0.0.1", {"WEB_PORT": "5090"})
+
+
+def test_every_process_warns_at_start_up_about_a_mismatch(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(INSTANCE_PATH=str(tmp_path), WEB_PORT="5090", BASE_URL="http://127.0.0.1:5000",
+               NEWSLETTER_ENV="development")
+    result = subprocess.run([sys.executable, "-c", "from newsletter import create_app; create_app()"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "BASE_URL is http://127.0.0.1:5000 but the web process serves on port 5090" in result.stderr
