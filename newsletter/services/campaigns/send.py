@@ -134,7 +134,7 @@ def prepared(campaign: Campaign) -> _Prepared:
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
     entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,
-                      f"{names} <campaign-{campaign.id}.{_domain()}>", tracking,
+                      _list_id(names, campaign.id), tracking,
                       engagement_links.register(campaign.id, urls), urls)
     with _cache_lock:
         _cache[campaign.id] = entry
@@ -142,6 +142,12 @@ def prepared(campaign: Campaign) -> _Prepared:
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return entry
+
+
+def _list_id(names: str, campaign_id: int) -> str:
+    """List-Id (RFC 2919): the lists' names as a phrase (quoted or RFC 2047-encoded as needed)."""
+    list_id = f"campaign-{campaign_id}.{_domain()}"
+    return mime.address(names, list_id) if names else f"<{list_id}>"
 
 
 def limiter() -> RateLimiter:
