@@ -6,17 +6,36 @@ dependency metadata of the installed .venv from pyproject's names and fails, nam
 and the file to change, when the two disagree: a pin nothing in pyproject needs (the app would
 lack it after `pip install .`), a package pyproject pulls in but no file pins, or a pin outside
 pyproject's range. Offline: it reads only the files and the installed metadata.
+
+Then the proof: `pip install` of this checkout alone into a fresh venv (versions held to the pins
+with `-c requirements.txt`) installs exactly the pinned set, and from that venv, outside the
+checkout, the flask CLI upgrades a new SQLite database, gunicorn serves pages, static files and
+the probes, and a Celery worker runs a task through a Redis this test starts.
 """
 from __future__ import annotations
 
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+
+from newsletter.devserver.embedded_redis import EmbeddedRedis
+from tests.support.net import wait_for
+from tests.support.processes import ProcessLog, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 # Pins are for Linux CPython: a pin is needed if some supported Python version pulls it in.
@@ -79,19 +98,14 @@ def closure(roots: Iterable[str], envs: list[dict[str, str]]) -> dict[Normalized
     return needed_by
 
 
-def needed_here(roots: Iterable[str]) -> dict[NormalizedName, str]:
-    return closure(roots, [dict(default_environment())])
-
-
-def disagreements(roots: list[str], pinned: dict[NormalizedName, str], pin_file: str,
-                  checked: Iterable[str] = ()) -> list[str]:
-    """What is wrong between the packages `roots` pull in and those `pinned`, one line each
-    (leaving out the `checked` ones, which another test covers)."""
-    here = {name: parent for name, parent in needed_here(roots).items() if name not in checked}
-    anywhere = closure(roots, environments())
+def disagreements(roots: list[str], pinned: Mapping[NormalizedName, str], pin_file: str,
+                  pinned_elsewhere: Mapping[NormalizedName, str] | None = None) -> list[str]:
+    """What is wrong between the packages `roots` pull in and those `pinned` in `pin_file`, one
+    line each; `pinned_elsewhere` holds the pins of requirements.txt when checking the dev file."""
+    elsewhere = pinned_elsewhere or {}
     problems = []
-    for name, parent in sorted(here.items()):
-        if name in UNPINNED:
+    for name, parent in sorted(closure(roots, [dict(default_environment())]).items()):
+        if name in UNPINNED or name in elsewhere:
             continue
         if name not in pinned:
             problems.append(f"{name} (needed by {parent}) is not pinned: add {name}==<version> to {pin_file}")
@@ -103,12 +117,12 @@ def disagreements(roots: list[str], pinned: dict[NormalizedName, str], pin_file:
         if installed != pinned[name]:
             problems.append(f"{name} is {installed or 'not installed'} in this venv, pinned {pinned[name]}: "
                             "run `make install-dev` first")
-    for name in sorted(set(pinned) - set(anywhere)):
+    for name in sorted(set(pinned) - set(closure(roots, environments()))):
         problems.append(f"{name} is pinned but nothing in pyproject.toml needs it: add it to pyproject.toml "
                         f"(if the code imports it) or remove its pin from {pin_file}")
     for text in roots:
         requirement = Requirement(text)
-        version = pinned.get(canonicalize_name(requirement.name))
+        version = {**elsewhere, **pinned}.get(canonicalize_name(requirement.name))
         if version and not requirement.specifier.contains(version, prereleases=True):
             problems.append(f"{requirement.name}=={version} is outside pyproject.toml's {text!r}")
     return problems
@@ -124,7 +138,7 @@ def test_requirements_dev_txt_pins_exactly_what_the_dev_extra_adds():
     runtime, dev = pins("requirements.txt"), pins("requirements-dev.txt")
     assert not set(runtime) & set(dev), f"pinned in both files: {sorted(set(runtime) & set(dev))}"
     roots = project["dependencies"] + project["optional-dependencies"]["dev"]
-    problems = disagreements(roots, runtime | dev, "requirements-dev.txt", needed_here(project["dependencies"]))
+    problems = disagreements(roots, dev, "requirements-dev.txt", runtime)
     assert not problems, "\n".join(problems)
 
 
@@ -135,3 +149,147 @@ def test_dependency_lists_stay_sorted_one_a_line():
                            ("optional-dependencies.dev", project["optional-dependencies"]["dev"])):
         names = [canonicalize_name(Requirement(text).name) for text in entries]
         assert names == sorted(set(names)), f"pyproject.toml [project.{label}]: keep one entry per package, sorted"
+
+
+# What `pip install` prints when it cannot reach an index: then the test skips rather than fails.
+OFFLINE = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution"
+                     r"|Network is unreachable|ConnectTimeout|Max retries exceeded")
+# Not part of a package: version control, local environments, build leftovers, data, caches.
+LOCAL_ONLY = shutil.ignore_patterns(".git", ".venv", "node_modules", "instance", "build", "dist", "*.egg-info",
+                                    "__pycache__", ".*_cache", "bench")
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """bin/ of a fresh venv holding `pip install <this checkout>` and what pyproject.toml pulls in.
+
+    pip builds from a copy: building in the checkout would leave build/ there, and setuptools
+    ships whatever stale files build/ still holds."""
+    if not (ROOT / "static" / "vendor" / "pico.min.css").exists():
+        pytest.fail("static/vendor/ is missing: run `make static` (make test does) before packaging")
+    work = tmp_path_factory.mktemp("packaging")
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=LOCAL_ONLY)
+    subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
+    bin_dir = work / "venv" / "bin"
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(source), "-c", str(ROOT / "requirements.txt")],
+        capture_output=True, text=True, timeout=1200,
+    )
+    if result.returncode and OFFLINE.search(result.stdout + result.stderr):
+        pytest.skip(f"PyPI is unreachable, cannot install the package: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return bin_dir
+
+
+@pytest.fixture
+def app_env(installed: Path) -> Iterator[dict[str, str]]:
+    """The environment of a production deployment of the installed app, in a temp folder that is
+    also each process's working directory (so nothing is imported from the checkout)."""
+    home = Path(tempfile.mkdtemp(prefix="nl-pkg-"))  # short: the Redis socket path is limited to 107 bytes
+    with EmbeddedRedis(home / "redis") as redis_server:
+        yield {
+            "PATH": f"{installed}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+            "NEWSLETTER_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
+            "INSTANCE_PATH": str(home / "instance"), "DATABASE_URL": f"sqlite:///{home / 'newsletter.db'}",
+            "REDIS_URL": redis_server.url, "MAIL_SERVER": "127.0.0.1", "BASE_URL": "http://127.0.0.1",
+        }
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def run(env: Mapping[str, str], *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=env["HOME"], env=dict(env), capture_output=True, text=True, timeout=300)
+
+
+def start(env: Mapping[str, str], *argv: str) -> tuple[subprocess.Popen, ProcessLog]:
+    process = subprocess.Popen(argv, cwd=env["HOME"], env=dict(env), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return process, ProcessLog(process)
+
+
+def upgrade(env: Mapping[str, str]) -> None:
+    result = run(env, "flask", "--app", "wsgi", "db", "upgrade")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers.get("Content-Type", ""), response.read()
+
+
+@pytest.mark.slow
+def test_the_package_alone_installs_exactly_the_pinned_versions(installed):
+    freeze = subprocess.run([str(installed / "python"), "-m", "pip", "freeze", "--exclude", "newsletter"],
+                            capture_output=True, text=True, check=True).stdout
+    found = {canonicalize_name(Requirement(line).name): line.split("==", 1)[1] for line in freeze.splitlines()}
+    assert {name: v for name, v in found.items() if name not in UNPINNED} == pins("requirements.txt")
+
+
+@pytest.mark.slow
+def test_the_installed_cli_migrates_a_new_database(app_env):
+    commands = run(app_env, "flask", "--app", "wsgi", "--help")
+    assert re.search(r"^\s+db\s", commands.stdout, re.M), commands.stdout + commands.stderr
+    assert re.search(r"^\s+create-admin\s", commands.stdout, re.M), commands.stdout
+
+    upgrade(app_env)
+    current = run(app_env, "flask", "--app", "wsgi", "db", "current")
+    assert "(head)" in current.stdout, current.stdout + current.stderr
+    created = run(app_env, "flask", "--app", "wsgi", "create-admin", "--email", "ops@example.com",
+                  "--password", "a long installed passphrase")
+    assert created.returncode == 0, created.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_installed_app_serves_pages_static_files_and_probes(app_env):
+    upgrade(app_env)
+    process, log = start(app_env, "gunicorn", "wsgi:app", "--bind", "127.0.0.1:0", "--workers", "1")
+    try:
+        found = wait_for(lambda: re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log.text)
+                         or process.poll() is not None, 120, message="gunicorn to listen")
+        assert process.poll() is None, log.text[-3000:]
+        base = found.group(1)
+        status, kind, body = wait_for(lambda: _try_get(base + "/healthz"), 120, message="the app to answer")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        status, _, body = get(base + "/readyz")  # database, broker and Redis, as configured
+        assert status == 200 and json.loads(body)["status"] == "ok", body
+        status, kind, body = get(base + "/login")  # a page: the templates are installed
+        assert status == 200 and kind.startswith("text/html") and b'name="password"' in body
+        status, kind, body = get(base + "/static/vendor/pico.min.css")  # make static's assets too
+        assert status == 200 and kind.startswith("text/css") and len(body) > 10_000
+    finally:
+        stop(process)
+
+
+def _try_get(url: str) -> tuple[int, str, bytes] | None:
+    try:
+        return get(url)
+    except OSError:
+        return None  # gunicorn's worker is still booting
+
+
+@pytest.mark.slow
+def test_the_installed_worker_answers_ping_and_runs_a_task(app_env, monkeypatch):
+    upgrade(app_env)  # the worker checks its database at start-up
+    hostname = f"pkg-{uuid.uuid4().hex[:8]}@localhost"
+    process, log = start(app_env, "celery", "-A", "celery_worker", "worker", "--queues", "default,transactional,bulk",
+                         "--concurrency", "1", "--hostname", hostname, "--loglevel", "INFO", "--without-mingle",
+                         "--without-gossip")
+    try:
+        wait_for(lambda: " ready." in log.text or process.poll() is not None, 120, message="the worker to be ready")
+        assert process.poll() is None, log.text[-3000:]
+        pong = run(app_env, "celery", "-A", "celery_worker", "inspect", "ping", "--destination", hostname)
+        assert pong.returncode == 0 and "pong" in pong.stdout, pong.stdout + pong.stderr
+
+        # A task sent by this checkout's code, run by the installed one, through the same Redis.
+        for name, value in app_env.items():
+            if name not in ("PATH", "HOME", "LANG"):
+                monkeypatch.setenv(name, value)
+        for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):  # Celery would prefer these to REDIS_URL
+            monkeypatch.delenv(name, raising=False)
+        from newsletter import create_app
+
+        celery = create_app().extensions["celery"]
+        result = celery.send_task("newsletter.tasks.system.ping").get(timeout=60)
+        assert result == {"app": "newsletter", "env": "production"}
+    finally:
+        stop(process)
