@@ -286,17 +286,6 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Engagement tracking (README: "Opens and clicks"): new campaigns' default mode.
         "TRACKING_DEFAULT": env.get("TRACKING_DEFAULT") or "anonymous",
         "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
-        # Provider bounce/complaint webhooks (docs/deliverability.md, "Provider webhooks").
-        "SES_SNS_CERT_URL_PATTERN": _pattern(env, "SES_SNS_CERT_URL_PATTERN",
-                                             r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
-        "SES_SNS_TOPIC_ARNS": [arn.strip() for arn in (env.get("SES_SNS_TOPIC_ARNS") or "").split(",") if arn.strip()],
-        "SES_SNS_CA_FILE": env.get("SES_SNS_CA_FILE") or "",
-        "SENDGRID_WEBHOOK_PUBLIC_KEY": _ec_public_key(env, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
-        "MAILGUN_WEBHOOK_SIGNING_KEY": env.get("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
-        "POSTMARK_WEBHOOK_USER": env.get("POSTMARK_WEBHOOK_USER") or "",
-        "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
-        "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
-        "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -313,4 +302,15 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/body_limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Provider bounce/complaint webhooks (docs/deliverability.md, "Provider webhooks").
+        "SES_SNS_CERT_URL_PATTERN": _pattern(env, "SES_SNS_CERT_URL_PATTERN",
+                                             r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
+        "SES_SNS_TOPIC_ARNS": [arn.strip() for arn in (env.get("SES_SNS_TOPIC_ARNS") or "").split(",") if arn.strip()],
+        "SES_SNS_CA_FILE": env.get("SES_SNS_CA_FILE") or "",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": _ec_public_key(env, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.get("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
+        "POSTMARK_WEBHOOK_USER": env.get("POSTMARK_WEBHOOK_USER") or "",
+        "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
+        "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
+        "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
     }
