@@ -104,6 +104,12 @@ def text(value: Any, limit: int = DIAGNOSTIC_CHARS) -> str:
     return " ".join(str(value).replace("\x00", "").split())[:limit]
 
 
+def address(value: Any) -> str:
+    """A recipient address from a payload, lower case; "" for anything that is not one."""
+    found = text(value, 320).lower() if isinstance(value, str) else ""
+    return found if "@" in found.strip("@") else ""
+
+
 def mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -170,7 +176,7 @@ def find(headers: Any = None, message_id: str = "") -> Ref | None:
 def report(kind: BounceType, source: str, *, email: Any, ref: Ref | None, status_code: Any = "",
            diagnostic: Any = "", event_id: Any = "", occurred_at: datetime | None = None) -> BounceReport:
     return BounceReport(
-        type=kind, source=source, email=text(email, 320).lower(),
+        type=kind, source=source, email=address(email),
         delivery_id=ref.ident if ref and ref.kind == "d" else None,
         notification_id=ref.ident if ref and ref.kind == "n" else None,
         status_code=text(status_code, 32) or status_in(diagnostic), diagnostic=text(diagnostic),

@@ -23,6 +23,7 @@ from .common import (
     Malformed,
     Parsed,
     Refused,
+    address,
     check_fresh,
     epoch,
     find,
@@ -96,7 +97,7 @@ def bounce_type(data: Mapping[str, Any]) -> BounceType | None:
 
 def to_report(data: Mapping[str, Any]) -> BounceReport | None:
     kind = bounce_type(data)
-    if kind is None or not text(data.get("recipient")):
+    if kind is None or not address(data.get("recipient")):
         return None
     status = mapping(data.get("delivery-status"))
     message_id = text(mapping(mapping(data.get("message")).get("headers")).get("message-id"), 998)

@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app
 
 from ..bounces import BounceReport, BounceType
-from .common import Malformed, Parsed, Refused, find, iso, metadata_headers, parse_json, report
+from .common import Malformed, Parsed, Refused, address, find, iso, metadata_headers, parse_json, report
 
 SOURCE = "postmark"
 BOUNCE_TYPES = {
@@ -74,7 +74,7 @@ def bounce_type(record: Mapping[str, Any]) -> BounceType | None:
 
 def to_report(record: Mapping[str, Any]) -> BounceReport | None:
     kind = bounce_type(record)
-    if kind is None or not record.get("Email"):
+    if kind is None or not address(record.get("Email")):
         return None
     return report(kind, SOURCE, email=record.get("Email"), ref=find(metadata_headers(record.get("Metadata"))),
                   status_code="", diagnostic=record.get("Details") or record.get("Description") or record.get("Type"),

@@ -24,6 +24,7 @@ from .common import (
     Malformed,
     Parsed,
     Refused,
+    address,
     check_fresh,
     epoch,
     find,
@@ -93,7 +94,7 @@ def bounce_type(event: Mapping[str, Any]) -> BounceType | None:
 
 def to_report(event: Mapping[str, Any]) -> BounceReport | None:
     kind = bounce_type(event)
-    if kind is None or not text(event.get("email")):
+    if kind is None or not address(event.get("email")):
         return None
     ref = find(metadata_headers(event), text(event.get("smtp-id"), 998))
     return report(kind, SOURCE, email=event.get("email"), ref=ref, status_code=event.get("status"),

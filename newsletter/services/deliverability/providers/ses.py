@@ -19,7 +19,7 @@ from flask import current_app
 from ..bounces import BounceReport, BounceType
 from ..verp import Ref
 from . import sns
-from .common import Malformed, Parsed, Refused, find, iso, mapping, parse_json, report, text
+from .common import Malformed, Parsed, Refused, address, find, iso, mapping, parse_json, report, text
 
 log = logging.getLogger(__name__)
 SOURCE = "ses"
@@ -79,13 +79,14 @@ def reports(event: Mapping[str, Any], message_id: str) -> list[BounceReport]:
 
 def _recipients(obj: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     found = obj.get(name)
-    return [r for r in found if isinstance(r, Mapping) and text(r.get("emailAddress"))] if isinstance(found, list) \
-        else []
+    if not isinstance(found, list):
+        return []
+    return [r for r in found if isinstance(r, Mapping) and address(r.get("emailAddress"))]
 
 
 def _event_id(message_id: str, recipient: Mapping[str, Any], count: int) -> str:
     """The SNS MessageId; one notification can name several recipients, each its own event."""
-    return message_id if count == 1 else f"{message_id}/{text(recipient.get('emailAddress')).lower()}"
+    return message_id if count == 1 else f"{message_id}/{address(recipient.get('emailAddress'))}"
 
 
 def _ref(mail: Mapping[str, Any], recipients: int) -> Ref | None:
