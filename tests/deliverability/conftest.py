@@ -39,3 +39,9 @@ def sns(settings, sns_host):
              SES_SNS_TOPIC_ARNS=[])
     sns_host.requests.clear()
     return sns_host
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app

@@ -14,9 +14,8 @@ OUR_MESSAGE_ID = "<12.345.0123abcd@news.example.com>"  # campaign 12, delivery 3
 
 
 @pytest.fixture(autouse=True)
-def ctx(app):
-    with app.app_context():
-        yield
+def _context(ctx):
+    yield
 
 
 @pytest.mark.parametrize("ses_type, expected", [("Permanent", HARD), ("Transient", SOFT), ("Undetermined", SOFT)])
@@ -156,3 +155,17 @@ def test_common_helpers():
     for stamp in ("1000", "1800", "x", None):
         with pytest.raises(common.Refused):
             common.check_fresh(stamp, 300, now=1400)
+
+
+def test_postmark_finds_the_delivery_in_the_bounce_content():
+    content = ("From: MAILER-DAEMON@mx.example.net\r\nTo: pm_bounces@pm.mtasv.net\r\nSubject: Undelivered\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+               "\r\n--b\r\nContent-Type: text/plain\r\n\r\nNo such user.\r\n--b\r\n"
+               "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+               "Final-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b\r\n"
+               "Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <other@pm.example>\r\n"
+               "X-Newsletter-Delivery: 12.345\r\nSubject: News\r\n\r\n--b--\r\n")
+    record = {"RecordType": "Bounce", "Type": "HardBounce", "ID": 45, "Email": "x@example.com", "Content": content}
+    assert postmark.to_report(record).delivery_id == 345
+    for garbage in ("", "not a message", 5, "Content-Type: message/rfc822\r\n\r\n", "Content-Type: multipart/x\r\n"):
+        assert postmark.to_report({**record, "Content": garbage}).delivery_id is None

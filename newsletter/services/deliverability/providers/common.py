@@ -2,6 +2,8 @@
 finding our delivery in what the provider echoes, and recording the reports."""
 from __future__ import annotations
 
+import email
+import email.message
 import json
 import re
 import time
@@ -171,6 +173,25 @@ def find(headers: Any = None, message_id: str = "") -> Ref | None:
         bracketed = message_id if message_id.startswith("<") else f"<{message_id}>"
         ref = identify.from_message_id(bracketed)
     return ref
+
+
+def find_in_report(raw: Any) -> Ref | None:
+    """Our delivery from a whole bounce or complaint message a provider passes on (Postmark's
+    `Content`): the original's headers in its message/rfc822 or text/rfc822-headers part."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    report_message = email.message_from_string(raw)
+    for part in report_message.walk():
+        original: Any = None
+        inner = part.get_payload()
+        if part.get_content_type() == "message/rfc822" and isinstance(inner, list) and inner:
+            original = inner[0]
+        elif part.get_content_type() == "text/rfc822-headers":
+            payload = part.get_payload(decode=True)
+            original = email.message_from_bytes(payload if isinstance(payload, bytes) else b"")
+        if isinstance(original, email.message.Message) and (ref := find(original)) is not None:
+            return ref
+    return None
 
 
 def report(kind: BounceType, source: str, *, email: Any, ref: Ref | None, status_code: Any = "",

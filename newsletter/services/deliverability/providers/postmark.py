@@ -17,7 +17,18 @@ from typing import Any
 from flask import current_app
 
 from ..bounces import BounceReport, BounceType
-from .common import Malformed, Parsed, Refused, address, find, iso, metadata_headers, parse_json, report
+from .common import (
+    Malformed,
+    Parsed,
+    Refused,
+    address,
+    find,
+    find_in_report,
+    iso,
+    metadata_headers,
+    parse_json,
+    report,
+)
 
 SOURCE = "postmark"
 BOUNCE_TYPES = {
@@ -76,6 +87,7 @@ def to_report(record: Mapping[str, Any]) -> BounceReport | None:
     kind = bounce_type(record)
     if kind is None or not address(record.get("Email")):
         return None
-    return report(kind, SOURCE, email=record.get("Email"), ref=find(metadata_headers(record.get("Metadata"))),
+    ref = find(metadata_headers(record.get("Metadata"))) or find_in_report(record.get("Content"))
+    return report(kind, SOURCE, email=record.get("Email"), ref=ref,
                   status_code="", diagnostic=record.get("Details") or record.get("Description") or record.get("Type"),
                   event_id=record.get("ID"), occurred_at=iso(record.get("BouncedAt")))
