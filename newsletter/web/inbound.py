@@ -12,8 +12,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf
-from ..services.deliverability import providers
-from ..services.deliverability.providers import mailgun, postmark, sendgrid, ses
+from ..services.deliverability.providers import common, mailgun, postmark, sendgrid, ses
 
 bp = Blueprint("inbound", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
@@ -24,8 +23,8 @@ def _headers() -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
 
-def _answer(parsed: providers.Parsed) -> Any:
-    return jsonify(providers.record_all(parsed).as_dict())
+def _answer(parsed: common.Parsed) -> Any:
+    return jsonify(common.record_all(parsed).as_dict())
 
 
 @bp.post("/ses")
@@ -50,8 +49,8 @@ def postmark_events() -> Any:
     return _answer(postmark.receive(request.get_data(), username, password, request.remote_addr or ""))
 
 
-@bp.errorhandler(providers.ProviderError)
-def refused(error: providers.ProviderError) -> Any:
+@bp.errorhandler(common.ProviderError)
+def refused(error: common.ProviderError) -> Any:
     response = jsonify(error=error.message)
     if error.status == 401 and request.endpoint == "inbound.postmark_events":
         response.headers["WWW-Authenticate"] = 'Basic realm="postmark-webhook"'
