@@ -28,6 +28,7 @@ def sns_host():
         host.key, other = rsa_key(), rsa_key()
         host.files["/cert.pem"] = pem(certificate("sns.amazonaws.com", host.key))
         host.files["/other.pem"] = pem(certificate("sns.amazonaws.com", other))
+        host.files["/cached.pem"] = host.files["/cert.pem"]
         host.files["/confirm"] = b"<ConfirmSubscriptionResponse/>"
         yield host
 

@@ -45,9 +45,9 @@ def test_ses_signed_bounce_is_accepted_with_either_signature_version(client, sns
 def test_ses_signing_certificate_is_fetched_once_and_cached(client, sns):
     for n in range(3):
         message = sns_sign(sns_notification(ses_bounce(f"c{n}@example.com"), message_id=f"cache-{n}"), sns.key,
-                           f"{sns.base}/cert.pem?cache-test")
+                           f"{sns.base}/cached.pem")
         assert _post_sns(client, message).status_code == 200
-    assert sns.requests.count("/cert.pem?cache-test") == 1
+    assert sns.requests.count("/cached.pem") == 1
 
 
 def test_ses_tampered_message_is_refused(client, sns):
@@ -67,6 +67,8 @@ def test_ses_signature_by_another_key_is_refused(client, sns):
     "http://sns.us-east-1.amazonaws.com/cert.pem",
     "https://sns.us-east-1.amazonaws.com.evil.example/cert.pem",
     "https://user@sns.us-east-1.amazonaws.com/cert.pem",
+    "https://sns.us-east-1.amazonaws.com/cert.pem?again=1",
+    "https://sns.us-east-1.amazonaws.com/cert.txt",
 ])
 def test_ses_certificate_from_anywhere_but_sns_is_refused_without_fetching(client, settings, sns_host, url):
     settings(SES_SNS_CERT_URL_PATTERN=r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")

@@ -86,7 +86,9 @@ def verify(message: Mapping[str, Any]) -> None:
     except (binascii.Error, ValueError):
         raise Refused("The SNS signature is not base64.") from None
     url = message.get("SigningCertURL")
-    if not allowed_url(url) or not urlsplit(str(url)).path.endswith(".pem"):
+    # A certificate address has no query: one more `?x` must not mean one more download.
+    parts = urlsplit(str(url)) if allowed_url(url) else None
+    if parts is None or not parts.path.endswith(".pem") or parts.query or parts.fragment:
         raise Refused("SigningCertURL is not an Amazon SNS certificate address: refused.", 403)
     key = signing_key(str(url))
     try:
