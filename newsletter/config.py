@@ -104,6 +104,34 @@ def _networks(env: Mapping[str, str], name: str) -> list[str]:
     return found
 
 
+def _pattern(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(f"{name} must be a regular expression ({exc}), got {raw!r}") from None
+    return raw
+
+
+def _ec_public_key(env: Mapping[str, str], name: str) -> str:
+    """A base64 DER (or PEM) ECDSA P-256 public key, checked now: a wrong one would refuse every event."""
+    raw = (env.get(name) or "").strip()
+    if raw:
+        import base64
+        import binascii
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        try:
+            key = (serialization.load_pem_public_key(raw.encode()) if raw.startswith("-----BEGIN")
+                   else serialization.load_der_public_key(base64.b64decode(raw, validate=True)))
+        except (ValueError, binascii.Error, TypeError):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigError(f"{name} must be the ECDSA P-256 public key SendGrid shows (base64), got {raw[:20]!r}…")
+    return raw
+
+
 def database_uri(url: str) -> str:
     """Use the psycopg 3 driver for PostgreSQL URLs however they are spelled."""
     for prefix in ("postgres://", "postgresql://"):
@@ -321,4 +349,15 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/body_limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Provider bounce/complaint webhooks (docs/deliverability.md, "Provider webhooks").
+        "SES_SNS_CERT_URL_PATTERN": _pattern(env, "SES_SNS_CERT_URL_PATTERN",
+                                             r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
+        "SES_SNS_TOPIC_ARNS": [arn.strip() for arn in (env.get("SES_SNS_TOPIC_ARNS") or "").split(",") if arn.strip()],
+        "SES_SNS_CA_FILE": env.get("SES_SNS_CA_FILE") or "",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": _ec_public_key(env, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.get("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
+        "POSTMARK_WEBHOOK_USER": env.get("POSTMARK_WEBHOOK_USER") or "",
+        "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
+        "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
+        "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
     }

@@ -2,4 +2,4 @@
 bulk sender is held to (VERP return paths, DKIM, pre-flight checks). See docs/deliverability.md."""
 
 # The modules other packages may import (tests/test_import_graph.py holds them to it).
-__all__ = ["bounces", "identify", "report", "verp"]
+__all__ = ["bounces", "identify", "providers", "report", "verp"]
