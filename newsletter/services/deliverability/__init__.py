@@ -1,0 +1,1 @@
+"""Deliverability: what makes receivers trust our mail (DKIM signing) and the checks before a send."""
