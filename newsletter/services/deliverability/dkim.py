@@ -130,7 +130,7 @@ def activate(key_id: int) -> list[DkimKey]:
     audit.record("settings.changed", "settings", "", changed=["DKIM"], dkim="activated", record=key.record_name,
                  retired=[old.record_name for old in retired])
     db.session.commit()
-    _published()
+    publish_change()
     return retired
 
 
@@ -140,7 +140,7 @@ def delete(key_id: int) -> DkimKey:
     db.session.delete(key)
     audit.record("settings.changed", "settings", "", changed=["DKIM"], dkim="deleted", record=key.record_name)
     db.session.commit()
-    _published()
+    publish_change()
     return key
 
 
@@ -297,7 +297,7 @@ def undecryptable() -> list[int]:
     return bad
 
 
-def _published() -> None:
+def publish_change() -> None:
     """Tell every process to reload its signers (a new token), and reload this one's now."""
     cache = _cache()
     try:
