@@ -210,6 +210,7 @@ def dns(app):
 
     server = _DNS_SERVERS[-1]
     server.records.clear()
+    server.queries.clear()
     preflight.forget_dns()
     yield server
     server.records.clear()

@@ -44,7 +44,7 @@ class DnsServer:
         kind = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((name, kind))
         values = self.records.get((name, kind))
-        if values is None:
+        if not values:  # NOERROR with no answer when the name has other records (or an emptied list)
             known = any(key[0] == name for key in self.records)
             response.set_rcode(dns.rcode.NOERROR if known else dns.rcode.NXDOMAIN)
             return response.to_wire()

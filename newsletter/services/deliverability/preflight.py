@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Campaign, DkimKey, DkimKeyStatus
+from .. import settings
 from ..campaigns import campaigns
 from ..campaigns.context import preview_links
 from ..errors import ValidationError
@@ -143,7 +144,7 @@ def check_spf(domain: str) -> Check:
     if len(records) > 1:
         return Check("spf", label, FAIL, f"{domain} publishes {len(records)} SPF records; receivers treat that as "
                                          "an error (permerror). Merge them into one.", records)
-    return Check("spf", label, *_spf_covers(records[0], current_app.config["MAIL_SERVER"]), records)
+    return Check("spf", label, *_spf_covers(records[0], settings.get("MAIL_SERVER") or ""), records)
 
 
 def _spf_covers(record: str, server: str) -> tuple[str, str]:
@@ -314,13 +315,15 @@ def check_unsubscribe(html: str, text: str, links: dict[str, str]) -> Check:
 
 
 def check_text(campaign: Campaign, text: str) -> Check:
+    """Written, or generated from the HTML with some words in it (not only the links' URLs)."""
     if (campaign.text or "").strip():
         return Check("text", "Text part", PASS, "Written by hand.")
-    if text.strip():
+    words = [w for w in text.split() if "://" not in w and not w.lower().startswith(("mailto:", "<mailto:"))]
+    if any(ch.isalpha() for word in words for ch in word):
         return Check("text", "Text part", PASS, "Generated from the HTML (none written): check it reads well "
                      "in the preview's plain-text version.")
-    return Check("text", "Text part", WARN, "No text part: none was written and the HTML yields no text "
-                 "(only images?). Some filters score image-only mail as spam.")
+    return Check("text", "Text part", WARN, "No real text part: none was written and the HTML yields no words, "
+                 "only links (images only?). Some filters score image-only mail as spam.")
 
 
 # The report -----------------------------------------------------------------------------------
