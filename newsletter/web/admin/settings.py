@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from ...models import DkimAlgorithm, Role
@@ -127,7 +128,7 @@ KEY_TYPES = {"rsa-2048": "RSA, 2048 bits (recommended)", "rsa-3072": "RSA, 3072 
 class DkimKeyForm(FlaskForm):
     domain = StringField("Sending domain", validators=[DataRequired(), Length(max=253)],
                          description="The part after @ in the From address.")
-    key_type = SelectField("Key", choices=list(KEY_TYPES.items()), default="rsa-2048")
+    key_type = SelectField("Key", choices=[SelectChoice(k, v) for k, v in KEY_TYPES.items()], default="rsa-2048")
     selector = StringField("Selector", validators=[Length(max=63)],
                            description="Leave empty for a dated one (nl202612): a new selector per rotation.")
 
