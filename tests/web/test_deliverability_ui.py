@@ -1,4 +1,4 @@
-"""The DKIM page (admins only, CSRF, errors next to fields) and the pre-flight panel and API."""
+"""The DKIM page (admins only, CSRF, errors next to fields) and the campaign's pre-flight panel."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,6 @@ from newsletter.models import DkimKey, DkimKeyStatus, Role
 from newsletter.services.accounts import users
 from newsletter.services.campaigns import campaigns
 from newsletter.services.deliverability import dkim
-from tests.api.conftest import ApiClient, api_key  # noqa: F401  (the fixture)
 from tests.support.web import login, post_form
 from tests.web.test_public import make_list
 
@@ -90,7 +89,7 @@ def test_only_admins_see_or_change_keys(app, client, admin):
     assert len(keys(app)) == 1
 
 
-def _campaign(app, html: str = '<p>Hi <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>') -> int:
+def make_campaign(app, html: str = '<p>Hi <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>') -> int:
     list_id = make_list(app, "Weekly")
     with app.app_context():
         return campaigns.create(name="June", subject="News", from_name="Acme", from_email="news@example.com",
@@ -98,7 +97,7 @@ def _campaign(app, html: str = '<p>Hi <a href="{{ unsubscribe_url }}">Unsubscrib
 
 
 def test_the_campaign_page_offers_the_preflight_panel_which_lists_every_check(app, admin_client, dns):
-    campaign_id = _campaign(app, '<p>Hi</p><a href="javascript:void(0)">x</a>')
+    campaign_id = make_campaign(app, '<p>Hi</p><a href="javascript:void(0)">x</a>')
     dns.txt("example.com", "v=spf1 ip4:127.0.0.1 -all")
     page = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
     assert f'data-url="/admin/campaigns/{campaign_id}/preflight?partial=1"' in page
@@ -109,19 +108,3 @@ def test_the_campaign_page_offers_the_preflight_panel_which_lists_every_check(ap
     assert "javascript:void(0)" in panel and "<html" not in panel
     whole = admin_client.get(f"/admin/campaigns/{campaign_id}/preflight").get_data(as_text=True)
     assert "<html" in whole and "Pre-flight checks" in whole and "Check again" in whole
-
-
-def test_the_preflight_api_answers_json_with_every_check(app, client, api_key, dns):
-    campaign_id = _campaign(app)
-    api = ApiClient(client, api_key("viewer"))
-    answer = api.get(f"/api/v1/campaigns/{campaign_id}/preflight")
-    assert answer.status_code == 200, answer.get_json()
-    body = answer.get_json()
-    assert (body["campaign_id"], body["from_domain"], body["return_path_domain"], body["status"]) == \
-        (campaign_id, "example.com", "example.com", "fail")
-    assert [c["key"] for c in body["checks"]] == ["spf", "dkim", "dmarc", "size", "links", "unsubscribe", "text"]
-    assert {c["key"]: c["status"] for c in body["checks"]}["unsubscribe"] == "pass"
-    assert api.get("/api/v1/campaigns/999999/preflight").status_code == 404
-    assert client.get(f"/api/v1/campaigns/{campaign_id}/preflight").status_code == 401
-    document = api.get("/api/v1/openapi.json").get_json()
-    assert "get" in document["paths"]["/api/v1/campaigns/{campaign_id}/preflight"]
