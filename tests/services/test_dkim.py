@@ -159,4 +159,8 @@ def test_a_selector_is_unique_per_domain_and_idn_domains_are_stored_as_a_labels(
             dkim.generate("EXAMPLE.com.", selector="s1")
         assert refused.value.field == "selector"
         assert dkim.generate("example.org", selector="s1").domain == "example.org"
-        assert dkim.generate("bücher.example").domain == "xn--bcher-kva.example"
+        idn = dkim.generate("bücher.example")
+        assert idn.domain == "xn--bcher-kva.example"
+        dkim.activate(idn.id)
+        signed = dkim.sign(build(from_name="", from_email="news@bücher.example"), "news@bücher.example").data
+        assert b"d=xn--bcher-kva.example;" in signed

@@ -218,6 +218,11 @@ def sign_bytes(data: bytes, signers: list[Signer], now: int | None = None) -> by
 def sign(envelope: Envelope, from_email: str) -> Envelope:
     """The envelope signed by every active key of `from_email`'s domain (unchanged without one)."""
     domain = from_email.rpartition("@")[2].lower()
+    if not domain.isascii():  # keys are stored under the A-label (xn--...)
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return envelope
     signers = _signers().get(domain)
     if not signers:
         return envelope
