@@ -6,6 +6,7 @@
     .venv/bin/python bench/send_bench.py --n 50000 --variants platform --profile --tag profile
     .venv/bin/python bench/send_bench.py --variants platform --compare main~3   # today's code vs main~3's
     .venv/bin/python bench/send_bench.py --soak 30       # the soak mode: bench/soak.py (own options, --help)
+    .venv/bin/python bench/send_bench.py --variants platform --dkim rsa --tag dkim   # signed vs unsigned
 
 Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
 bench/results/README.md. Every process it starts and every database it creates is removed
@@ -57,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tracking", choices=("default", "off", "anonymous", "individual"), default="default",
                    help="the bench campaign's open/click tracking: the product default (TRACKING_DEFAULT, "
                         "anonymous) or a mode; code from before tracking existed sends untracked whatever this says")
+    p.add_argument("--dkim", choices=("rsa", "rsa3072", "ed25519", "rsa+ed25519"),
+                   help="after each N's (unsigned) platform run, run it again with active DKIM keys of this kind "
+                        "(variant platform_dkim), and time the signature alone per message")
     p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 400)")
     p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
@@ -181,17 +185,39 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
             r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
             results["platform"][str(n)] = r
             print(f"[{n:,}] platform: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+            if args.dkim:
+                setup = run_signed(ctx, args, n, results, setup, knobs)
         elif old is not None:
             run_compared(ctx, args, n, results, old, knobs)
     finally:
-        if setup is not None:
-            with setup.app.app_context():
-                from newsletter.extensions import db
+        if setup is not None and setup.db_name in ctx.databases:
+            _drop(ctx, setup)
 
-                db.session.remove()
-                db.engine.dispose()
-            platform_db.drop_database(setup.db_name)
-            ctx.databases.remove(setup.db_name)
+
+def run_signed(ctx: Context, args: argparse.Namespace, n: int, results: dict, unsigned: platform_run.Setup,
+               knobs: dict) -> platform_run.Setup:
+    """The same campaign again, on a fresh database with active DKIM keys (--dkim); the signature's own
+    cost per message measured in this process first. Returns the setup the caller drops."""
+    with unsigned.app.app_context():
+        cost = platform_db.signing_cost(unsigned.campaign_id, args.dkim)
+    results.setdefault("dkim", {})[str(n)] = cost
+    print(f"[{n:,}] dkim {args.dkim}: build {cost['build_us']} µs, sign {cost['sign_us']} µs a message", flush=True)
+    _drop(ctx, unsigned)
+    setup = platform_run.prepare(ctx, n, knobs, dkim=args.dkim)
+    r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
+    results["platform_dkim"][str(n)] = r
+    print(f"[{n:,}] platform_dkim: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+    return setup
+
+
+def _drop(ctx: Context, setup: platform_run.Setup) -> None:
+    with setup.app.app_context():
+        from newsletter.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    platform_db.drop_database(setup.db_name)
+    ctx.databases.remove(setup.db_name)
 
 
 def run_compared(ctx: Context, args: argparse.Namespace, n: int, results: dict, old: compare.OldTree,
@@ -227,7 +253,8 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                          "through the Flask app's WSGI stack in the bench process (no socket); "
                          "send_call_latency_s times it."]}
     largest = max(args.ns)
-    measured = ["limit", "baseline", "platform", *([old.label] if old else [])]
+    measured = ["limit", "baseline", "platform", *([old.label] if old else []),
+                *(["platform_dkim"] if args.dkim else [])]
     for v in measured:
         by_n = results[v]
         ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
@@ -246,6 +273,15 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                  "platform_over_limit": report.ratio(results["platform"].get(str(n), {}).get("msgs_per_s"),
                                                      results["limit"].get(str(n), {}).get("msgs_per_s"))}
         for n in args.ns}
+    if args.dkim:
+        payload["dkim"] = {"kind": args.dkim, "cost_by_n": results.get("dkim", {}), "by_n": {
+            str(n): {"unsigned_msgs_per_s": results["platform"].get(str(n), {}).get("msgs_per_s"),
+                     "signed_msgs_per_s": results["platform_dkim"].get(str(n), {}).get("msgs_per_s"),
+                     "signed_over_unsigned": report.ratio(results["platform_dkim"].get(str(n), {}).get("msgs_per_s"),
+                                                          results["platform"].get(str(n), {}).get("msgs_per_s"))}
+            for n in args.ns}}
+        payload["notes"].append(f"--dkim {args.dkim}: per N the platform ran unsigned, then (a fresh database, "
+                                "the same campaign) with active keys of that kind: variant platform_dkim.")
     if old is not None:
         payload["variants"] = [v for v in measured if v in args.variant_list or v == old.label]
         payload["notes"].append("--compare: every platform run (both variants) ran in a child process of the bench "
@@ -297,7 +333,7 @@ def main() -> int:
     started, state, stem, workdir = start_run("bench", "", args.tag)
     ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
                   sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
-    results: dict = {"limit": {}, "baseline": {}, "platform": {}}
+    results: dict = {"limit": {}, "baseline": {}, "platform": {}, "platform_dkim": {}}
     failed = False
     t = time.perf_counter()
     old = None

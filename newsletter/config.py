@@ -27,6 +27,34 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 
+def feedback_id_sender(env: Mapping[str, str], base_url: str) -> str:
+    """FEEDBACK_ID_SENDER, Gmail's SenderId (5-15 letters, digits, `.` `_` `-`); by default from BASE_URL's host."""
+    raw = (env.get("FEEDBACK_ID_SENDER") or "").strip()
+    if raw:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{5,15}", raw):
+            raise ConfigError(f"FEEDBACK_ID_SENDER must be 5 to 15 letters, digits, '.', '_' or '-', got {raw!r}")
+        return raw
+    host = re.sub(r"^[a-z]+://", "", base_url).split("/")[0].split(":")[0]
+    return (re.sub(r"[^A-Za-z0-9]", "", host)[:15] or "newsletter").ljust(5, "0")
+
+
+def dns_resolver(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """DNS_RESOLVER "host:port" (an IP; port 53 if left out), or None for the system's resolvers."""
+    raw = (env.get("DNS_RESOLVER") or "").strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":") if raw.count(":") == 1 or raw.startswith("[") else (raw, "", "53")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port or 53)
+    except ValueError:
+        raise ConfigError(f"DNS_RESOLVER must be an IP address and port such as 127.0.0.1:53, got {raw!r}") from None
+    if not 0 < number < 65536:
+        raise ConfigError(f"DNS_RESOLVER's port must be 1-65535, got {raw!r}")
+    return host, number
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -333,6 +361,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BOUNCE_SOFT_LIMIT": max(1, _number(env, "BOUNCE_SOFT_LIMIT", 3)),
         "BOUNCE_SOFT_DELIVERIES": max(1, _number(env, "BOUNCE_SOFT_DELIVERIES", 5)),
         "BOUNCE_SOFT_DAYS": max(1, _number(env, "BOUNCE_SOFT_DAYS", 30)),
+        # Deliverability (docs/deliverability.md): Gmail's Feedback-ID sender, the pre-flight's DNS.
+        "FEEDBACK_ID_SENDER": feedback_id_sender(env, _base_url(env)),
+        "DNS_RESOLVER": dns_resolver(env),
+        "DNS_TIMEOUT": _number(env, "DNS_TIMEOUT", 3.0, float),
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -54,6 +54,8 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
 @pytest.mark.parametrize("name, value", [
     ("MAIL_USE_TLS", "maybe"), ("MAIL_PORT", "smtp"), ("SEND_RATE", "-1"), ("NEWSLETTER_ENV", "staging"),
+    ("DNS_RESOLVER", "dns.example.com:53"), ("DNS_RESOLVER", "127.0.0.1:99999"), ("DNS_TIMEOUT", "-1"),
+    ("FEEDBACK_ID_SENDER", "abc"), ("FEEDBACK_ID_SENDER", "has:colon"), ("FEEDBACK_ID_SENDER", "x" * 16),
 ])
 def test_malformed_values_name_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -115,3 +117,14 @@ def test_every_process_warns_at_start_up_about_a_mismatch(tmp_path):
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "BASE_URL is http://127.0.0.1:5000 but the web process serves on port 5090" in result.stderr
+def test_deliverability_settings_and_their_defaults(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert (config["DNS_RESOLVER"], config["DNS_TIMEOUT"], config["FEEDBACK_ID_SENDER"]) == (None, 3.0, "127001")
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "DNS_RESOLVER": "[::1]:5353", "DNS_TIMEOUT": "0.5",
+                           "BASE_URL": "https://news.example-shop.co.uk/"})
+    assert (config["DNS_RESOLVER"], config["DNS_TIMEOUT"], config["FEEDBACK_ID_SENDER"]) == \
+        (("::1", 5353), 0.5, "newsexampleshop")
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "DNS_RESOLVER": "10.0.0.53"})["DNS_RESOLVER"] == \
+        ("10.0.0.53", 53)
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "FEEDBACK_ID_SENDER": "acme-news"})["FEEDBACK_ID_SENDER"] \
+        == "acme-news"
