@@ -250,3 +250,13 @@ def send_rate(app):
 
     yield set_rate
     set_rate(None)
+
+
+@pytest.fixture
+def no_verp(app):
+    """This process's app without BOUNCE_ADDRESS (the session's workers keep theirs): for checks
+    about the From domain's own SPF and return path."""
+    saved = app.config.get("BOUNCE_ADDRESS", "")
+    app.config["BOUNCE_ADDRESS"] = ""
+    yield
+    app.config["BOUNCE_ADDRESS"] = saved
