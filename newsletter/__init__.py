@@ -27,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.from_mapping(config)
     app.logger.addFilter(RedactFilter())  # "Exception on /unsubscribe/<token>" must not log the token
+    register_tracking(app)
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
@@ -34,6 +35,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_commands(app)
     celery_init_app(app)
     return app
+
+
+def register_tracking(app: Flask) -> None:
+    """The pixel and the redirect skip Flask's request machinery (web/public/tracking.py); inside
+    ProxyFix, which `register_proxy` wraps around it, so they see the real client."""
+    from .web.public import tracking
+
+    tracking.register(app)
 
 
 def register_proxy(app: Flask) -> None:
