@@ -56,6 +56,57 @@ def test_the_access_log_shows_the_path_shape_but_never_the_token(app, platform_e
     assert '"GET /manage/sent HTTP/1.1" 200' in text  # plain pages stay readable
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 302 itself is the answer; its Location is not ours to fetch
+
+
+def test_tracking_hits_leave_no_token_in_the_access_log(app, platform_env, tmp_path):
+    """The pixel and the redirect are answered before Flask (the fast path) and logged by the
+    cheaper combined-format line: the request line, the Referer and the user agent still redacted."""
+    from newsletter.services.campaigns import campaigns
+    from newsletter.services.engagement import links
+    from newsletter.services.engagement import tokens as tracking_tokens
+
+    with app.app_context():
+        campaign_id = campaigns.create(name="Logged", subject="Hi", from_email="news@example.com",
+                                       html="<p>Hi</p>").id
+        link_id = links.register(campaign_id, ["https://shop.example.com/logged"])[0]
+        pixel = tracking_tokens.make("open", campaign_id, None, None, 1_800_000_000)
+        click = tracking_tokens.make("click", campaign_id, link_id, None, 1_800_000_000)
+    port, log = free_port(), tmp_path / "access.log"
+    process = subprocess.Popen([str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                                "--access-logfile", str(log)], cwd=ROOT, env=platform_env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    opener = urllib.request.build_opener(_NoRedirect)
+
+    def hit(path: str, **headers: str) -> tuple[int, str | None]:
+        try:
+            with opener.open(urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers),
+                             timeout=10) as response:
+                return response.status, response.headers.get("Location")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Location")
+
+    try:
+        wait_for(lambda: fetch(f"http://127.0.0.1:{port}/healthz") == 200 if process.poll() is None else True,
+                 timeout=60, message="gunicorn to answer")
+        assert process.poll() is None, "gunicorn did not start"
+        assert hit(f"/o/{pixel}", Referer=f"https://mail.example.com/c/{click}") == (200, None)
+        assert hit(f"/c/{click}?x=1", **{"User-Agent": f"Mozilla/5.0 /o/{pixel}"}) == \
+            (302, "https://shop.example.com/logged")
+        assert hit(f"/c/{click[:-1]}")[0] == 404  # handed to Flask: logged the same way
+        wait_for(lambda: log.exists() and log.read_text().count("\n") >= 4, timeout=30, message="the access lines")
+    finally:
+        stop(process)
+    text = log.read_text()
+    for secret in (pixel, click, click[:-1]):
+        assert secret not in text
+    assert '"GET /o/<redacted> HTTP/1.1" 200 43 "https://mail.example.com/c/<redacted>"' in text
+    assert '"GET /c/<redacted>?x=1 HTTP/1.1" 302 0 "-" "Mozilla/5.0 /o/<redacted>"' in text
+    assert '"GET /c/<redacted> HTTP/1.1" 404' in text
+
+
 def test_make_run_starts_gunicorn_with_the_same_config(platform_env):
     web = commands({"INSTANCE_PATH": platform_env["INSTANCE_PATH"]}, 8000)["web"]
     assert web[web.index("--config") + 1] == os.fspath(ROOT / "gunicorn.conf.py")
