@@ -127,3 +127,44 @@ def test_tracking_tokens_are_redacted_and_other_paths_kept():
     assert redact(line) == '127.0.0.1 "GET /c/<redacted> HTTP/1.1" 302 / "GET /o/<redacted> HTTP/1.1" 200'
     for kept in ("GET /admin/campaigns/12 HTTP/1.1", "GET /static/app.js HTTP/1.1", "GET /api/v1/campaigns/3/stats"):
         assert redact(kept) == kept
+
+
+def _loggers(tmp_path):
+    """gunicorn's own logger, then ours, each writing the default access format to its own file
+    (one after the other: they share the "gunicorn.access" logging logger)."""
+    import importlib.util
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", ROOT / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for cls, name in ((Logger, "plain.log"), (module.RedactingLogger, "ours.log")):
+        cfg = Config()
+        cfg.set("accesslog", str(tmp_path / name))
+        yield cls(cfg), tmp_path / name
+
+
+def test_the_cheaper_access_line_is_gunicorns_line_with_the_tokens_redacted(tmp_path):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    def environ(path: str) -> dict:
+        return {"REMOTE_ADDR": "10.1.2.3", "REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path.split("?")[0],
+                "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_REFERER": f"https://mail.example{path}",
+                "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64)"}
+
+    response = SimpleNamespace(status="302 FOUND", sent=0, headers=[("Location", "https://shop.example.com/")])
+    request = SimpleNamespace(headers=[("HOST", "news.example.com")])
+    lines = []
+    for logger, path in _loggers(tmp_path):
+        for uri in ("/admin/campaigns/3?page=2", "/c/AQABaxW9kBAfVewnn99EjeubyQ?x=1"):
+            logger.access(response, request, environ(uri), timedelta(milliseconds=3))
+        for handler in logger.access_log.handlers:
+            handler.flush()
+        lines.append([line.split("] ", 1)[1] for line in path.read_text().splitlines()])  # past the timestamp
+    plain, ours = lines
+    assert ours[0] == plain[0]  # byte for byte after the time
+    assert ours[1] == plain[1].replace("AQABaxW9kBAfVewnn99EjeubyQ", "<redacted>")
+    assert "AQABaxW9kBAfVewnn99EjeubyQ" not in ours[1] and ours[1].count("/c/<redacted>?x=1") == 2
