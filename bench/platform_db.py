@@ -45,9 +45,16 @@ bring gloves, we bring coffee. <a href="https://example.com/garden">Read more</a
 SUBJECT = "Spring news for {{ subscriber.name }}"
 
 
+# `nlsendbench_<pid>_<hex>`: the pid of the bench that made it, so `drop_leftovers` drops only the
+# databases of benches that are gone. (Before, every `nlbench_*` was dropped at each start, and a
+# second bench started on this shared machine dropped the first one's database mid-run; benches
+# from that code still do that to `nlbench_*`, hence a prefix of our own.)
+PREFIX = "nlsendbench_"
+
+
 def create_database() -> tuple[str, str]:
-    """Create `nlbench_<hex>` with I/O timing on; returns (its URL, its name)."""
-    name = f"nlbench_{uuid.uuid4().hex[:10]}"
+    """Create `nlsendbench_<pid>_<hex>` with I/O timing on; returns (its URL, its name)."""
+    name = f"{PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f'ALTER DATABASE "{name}" SET track_io_timing = on')
@@ -60,12 +67,27 @@ def drop_database(name: str) -> None:
 
 
 def drop_leftovers() -> list[str]:
-    """Databases left by a bench that was SIGKILLed (no finally ran): dropped at the next start."""
+    """Databases left by a bench that was SIGKILLed (no finally ran), whose process is gone:
+    dropped at the next start. Those of a bench still running are left alone."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nlbench\\_%'")]
-    for name in names:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                            (PREFIX.replace("_", "\\_") + "%",))]
+    gone = [name for name in names if not _alive(name[len(PREFIX):].split("_", 1)[0])]
+    for name in gone:
         drop_database(name)
-    return names
+    return gone
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def stat_database(name: str) -> dict:

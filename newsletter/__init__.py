@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.logger.addFilter(RedactFilter())  # "Exception on /unsubscribe/<token>" must not log the token
     if mismatch := base_url_mismatch(app.config["BASE_URL"], os.environ):
         app.logger.warning("newsletter: %s", mismatch)  # every process (web, worker, beat) says it at start
+    register_tracking(app)
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
@@ -37,6 +38,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_commands(app)
     celery_init_app(app)
     return app
+
+
+def register_tracking(app: Flask) -> None:
+    """The pixel and the redirect skip Flask's request machinery (web/public/tracking.py); inside
+    ProxyFix, which `register_proxy` wraps around it, so they see the real client."""
+    from .web.public import tracking
+
+    tracking.register(app)
 
 
 def register_proxy(app: Flask) -> None:
