@@ -1,0 +1,2 @@
+"""Deliverability: what comes back after a message left (bounces, complaints), and what a
+bulk sender is held to (VERP return paths, DKIM, pre-flight checks). See docs/deliverability.md."""
