@@ -51,6 +51,17 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = int)
     return value
 
 
+def _bounce_address(env: Mapping[str, str]) -> str:
+    """BOUNCE_ADDRESS, checked: VERP adds "+<token>" to its local part, so it must not have one."""
+    raw = (env.get("BOUNCE_ADDRESS") or "").strip()
+    if not raw:
+        return ""
+    local, at, domain = raw.rpartition("@")
+    if not at or not local or not domain or "+" in local or any(c.isspace() or c in "<>,;\"" for c in raw):
+        raise ConfigError(f"BOUNCE_ADDRESS must be a plain address without '+' (bounces@example.org), got {raw!r}")
+    return raw.lower()
+
+
 def _networks(env: Mapping[str, str], name: str) -> list[str]:
     """A comma-separated list of IP networks (`10.1.2.0/24`, `127.0.0.1`, `fd00::/8`), checked now."""
     found = []
@@ -258,6 +269,12 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Engagement tracking (README: "Opens and clicks"): new campaigns' default mode.
         "TRACKING_DEFAULT": env.get("TRACKING_DEFAULT") or "anonymous",
         "LIST_UNSUBSCRIBE_MAILTO": env.get("LIST_UNSUBSCRIBE_MAILTO") or "",
+        # Bounces and complaints (docs/deliverability.md): the VERP return path's base address,
+        # and the soft-bounce rule (LIMIT soft bounces within the last DELIVERIES deliveries or DAYS days).
+        "BOUNCE_ADDRESS": _bounce_address(env),
+        "BOUNCE_SOFT_LIMIT": max(1, _number(env, "BOUNCE_SOFT_LIMIT", 3)),
+        "BOUNCE_SOFT_DELIVERIES": max(1, _number(env, "BOUNCE_SOFT_DELIVERIES", 5)),
+        "BOUNCE_SOFT_DAYS": max(1, _number(env, "BOUNCE_SOFT_DAYS", 30)),
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,

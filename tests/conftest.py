@@ -31,6 +31,7 @@ TEST_SEND_SETTINGS = {
     "WORKER_PREFETCH_MULTIPLIER": "1",  # batches wait in the broker, where a fault can lose them
     "WEBHOOK_POLL_INTERVAL": "0.5", "WEBHOOK_RETRY_BASE": "0.5", "WEBHOOK_TIMEOUT": "2",
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' receivers; net_policy refuses loopback otherwise
+    "BOUNCE_ADDRESS": "bounces@example.org",  # every message goes out with a VERP return path
 }
 
 

@@ -1,6 +1,7 @@
 """The database models, one noun per module."""
 from .api_key import ApiKey
 from .audit_event import AuditEvent
+from .bounce import Bounce, BounceType
 from .campaign import Campaign, CampaignStatus, ResendTo, campaign_lists
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
@@ -31,7 +32,8 @@ from .webhook import EVENTS as WEBHOOK_EVENTS
 from .webhook import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
-    "ApiKey", "Campaign", "CampaignStatus", "ResendTo", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",
+    "ApiKey", "Bounce", "BounceType",
+    "Campaign", "CampaignStatus", "ResendTo", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",
     "ConsentAction", "ConsentRecord", "ConsentSource", "ImportJob", "ImportMode",
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",

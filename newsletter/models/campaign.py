@@ -82,6 +82,10 @@ class Campaign(Model):
     sent: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     cancelled: Mapped[int] = mapped_column(default=0)
+    # Deliveries that came back (hard or soft bounce) or drew a complaint, each counted once,
+    # added by the bounce rules (services/deliverability/bounces.py) under the delivery's row lock.
+    bounced: Mapped[int] = mapped_column(default=0, server_default="0")
+    complained: Mapped[int] = mapped_column(default=0, server_default="0")
     totals_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Who the snapshot left out, and why (each address counted once, first reason wins).
     skipped_suppressed: Mapped[int] = mapped_column(default=0)

@@ -14,6 +14,7 @@ from .base import UTCDateTime, enum_column, utcnow
 class SuppressionReason(str, enum.Enum):
     UNSUBSCRIBED_ALL = "unsubscribed-all"
     HARD_BOUNCE = "hard-bounce"
+    SOFT_BOUNCES = "soft-bounces"  # the soft-bounce rule (BOUNCE_SOFT_LIMIT within its window)
     COMPLAINT = "complaint"
     MANUAL = "manual"
 

@@ -17,6 +17,7 @@ from .base import UTCDateTime, enum_column, utcnow
 
 EVENTS = (
     "subscriber.created", "subscriber.confirmed", "subscriber.unsubscribed",
+    "subscriber.bounced", "subscriber.complained",  # a hard bounce (or the soft rule), a complaint
     "delivery.sent", "delivery.failed", "campaign.finished",
     "notification.sent", "notification.failed",
     "email.opened", "email.clicked",  # one per counted open/click, humans and machines (flagged)

@@ -64,7 +64,10 @@ class Envelope:
 
 
 def build(*, from_name: str, from_email: str, to: str, subject: str, html: str, text: str,
-          message_id: str, reply_to: str = "", extra_headers: Sequence[tuple[str, str]] = ()) -> Envelope:
+          message_id: str, reply_to: str = "", extra_headers: Sequence[tuple[str, str]] = (),
+          return_path: str | None = None) -> Envelope:
+    """The message as bytes, with its envelope: MAIL FROM is `return_path` (a VERP address) when
+    given, else the From address."""
     # Not a secret, only never in the parts: "=_" cannot occur in base64 (nor does a part
     # line start with "--"), and a process-local PRNG spares a getrandom() call per message.
     boundary = f"=_{_boundary_random.getrandbits(96):024x}"
@@ -94,7 +97,7 @@ def build(*, from_name: str, from_email: str, to: str, subject: str, html: str, 
     # Only an address can be non-ASCII here (names and subjects are RFC 2047-encoded); such
     # a message goes out as UTF-8 with SMTPUTF8.
     international = not (text.isascii() and from_email.isascii() and to.isascii())
-    return Envelope(from_email, to, text.encode("utf-8"), international)
+    return Envelope(return_path or from_email, to, text.encode("utf-8"), international)
 
 
 def message_id(domain: str, *parts: object) -> str:

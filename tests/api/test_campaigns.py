@@ -8,7 +8,8 @@ from tests.support.net import wait_for
 
 PROBLEM = "application/problem+json"
 HTML = '<p>Hello {{ subscriber.name }}</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
-ZERO = {"recipients": 0, "sent": 0, "failed": 0, "cancelled": 0, "skipped": 0, "pending": 0}
+ZERO = {"recipients": 0, "sent": 0, "failed": 0, "cancelled": 0, "skipped": 0, "pending": 0, "bounced": 0,
+        "complained": 0}
 
 
 def _list(api, name: str = "Weekly") -> int:
@@ -184,7 +185,7 @@ def test_deliveries_page_exactly_by_status_and_cancel_records_totals(app, api):
     assert pages == 3 and [d["id"] for d in items] == sorted(d["id"] for d in items)
     assert sorted(d["email"] for d in items) == [f"r{i:03d}@example.com" for i in range(7)]
     assert items[0] == {"id": items[0]["id"], "email": items[0]["email"], "status": "pending", "attempts": 0,
-                        "smtp_code": None, "smtp_message": "", "sent_at": None}
+                        "smtp_code": None, "smtp_message": "", "sent_at": None, "bounce": None}
     assert _walk(api, f"{url}?status=sent", 3) == ([], 1)
 
     cancelled = api.post(f"/api/v1/campaigns/{campaign_id}/cancel")
@@ -231,7 +232,7 @@ def test_send_through_the_api_until_sent_with_matching_totals(api, worker, beat,
     assert again.status_code == 409 and list(_errors(again)) == ["status"]
 
     body = _wait_for_status(api, campaign_id, "sent")
-    assert body["totals"] == {"recipients": 30, "sent": 28, "failed": 2, "cancelled": 0, "skipped": 1, "pending": 0}
+    assert body["totals"] == {**ZERO, "recipients": 30, "sent": 28, "failed": 2, "skipped": 1}
     assert body["finished_at"] is not None
     assert smtp_server.duplicates() == {}
     assert sorted(smtp_server.received) == sorted(emails[2:])

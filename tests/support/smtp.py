@@ -25,6 +25,7 @@ class RecordingHandler(MaildirHandler):
         self.rcpt_rule: Callable[[str], str | None] = lambda rcpt: None
         self.lock = threading.Lock()
         self.received: dict[str, list[bytes]] = defaultdict(list)
+        self.senders: dict[str, list[str]] = defaultdict(list)  # MAIL FROM of each message, by recipient
         self.attempts: dict[str, int] = defaultdict(int)
         self.rule: Rule = lambda rcpt, attempt: None
 
@@ -54,11 +55,13 @@ class RecordingHandler(MaildirHandler):
                     return reply
             for rcpt in envelope.rcpt_tos:
                 self.received[rcpt].append(content)
+                self.senders[rcpt].append(envelope.mail_from or "")
         return await super().handle_DATA(server, session, envelope)
 
     def reset(self) -> None:
         with self.lock:
             self.received.clear()
+            self.senders.clear()
             self.attempts.clear()
             self.rule = lambda rcpt, attempt: None
             self.rcpt_rule = lambda rcpt: None

@@ -342,10 +342,12 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
 def totals(campaign: Campaign) -> dict[str, int]:
     """Live from the ledger while sending or paused; otherwise the totals the pipeline recorded."""
     keys = ("recipients", "sent", "failed", "cancelled", "skipped", "pending")
+    # What came back after sending: counted as reports arrive, in any status.
+    returned = {"bounced": campaign.bounced, "complained": campaign.complained}
     if campaign.status in (S.SENDING, S.PAUSED):
         live = progress(campaign.id)
-        return {key: live[key] for key in keys}
-    return {key: getattr(campaign, key) for key in keys}
+        return {key: live[key] for key in keys} | returned
+    return {key: getattr(campaign, key) for key in keys} | returned
 
 
 def progress(campaign_id: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import audit, settings
+from ..deliverability import verp
 from ..delivery import ledger
 from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
@@ -171,7 +172,8 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
         from_name=entry.fields["from_name"], from_email=entry.fields["from_email"], to=email,
         subject=subject_prefix + rendered.subject, html=html, text=rendered.text,
         reply_to=entry.reply_to, extra_headers=headers,
-        message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"))
+        message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"),
+        return_path=verp.return_path("d", delivery_id) if delivery_id is not None else None)
 
 
 def _tracked_html(entry: _Prepared, html: str, subscriber_id: int | None, live: bool) -> str:

@@ -49,6 +49,7 @@ from ...sending.limiter import NOTIFY_KEY, RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..addresses import normalize_email
+from ..deliverability import verp
 from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
@@ -287,7 +288,7 @@ def _envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
     headers = [("X-Newsletter-Notification", str(row.id)), ("Auto-Submitted", "auto-generated")]
     return mime.build(from_name=from_name, from_email=from_email or "newsletter@localhost", to=row.email,
                       subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
-                      message_id=mime.message_id(domain, "n", row.id),
+                      message_id=mime.message_id(domain, "n", row.id), return_path=verp.return_path("n", row.id),
                       extra_headers=headers + [(name, value) for name, value in row.headers])
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import marshmallow as ma
 
-from ...models import Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
+from ...models import BounceType, Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
 from ...services.campaigns import campaigns, resend
+from ...services.deliverability import bounces
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement
@@ -35,6 +36,9 @@ class TotalsOut(ma.Schema):
     skipped = ma.fields.Integer(required=True, metadata={"description": "Left out at the snapshot "
                                                                         "(suppressed, unsubscribed, unconfirmed)."})
     pending = ma.fields.Integer(required=True)
+    bounced = ma.fields.Integer(required=True, metadata={"description": "Deliveries that bounced (hard or soft), "
+                                                                        "each counted once."})
+    complained = ma.fields.Integer(required=True, metadata={"description": "Deliveries that drew a complaint."})
 
 
 class Totals(ma.fields.Nested):
@@ -167,6 +171,14 @@ class CampaignArgs(PageArgs):
     status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in CampaignStatus]))
 
 
+class DeliveryBounceOut(ma.Schema):
+    type = ma.fields.Enum(BounceType, by_value=True, required=True)
+    status_code = ma.fields.String(required=True)
+    diagnostic = ma.fields.String(required=True)
+    source = ma.fields.String(required=True)
+    at = ma.fields.DateTime(required=True, attribute="created_at")
+
+
 class DeliveryOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     email = ma.fields.String(required=True)
@@ -175,6 +187,8 @@ class DeliveryOut(ma.Schema):
     smtp_code = ma.fields.Integer(required=True, allow_none=True)
     smtp_message = ma.fields.String(required=True)
     sent_at = ma.fields.DateTime(required=True, allow_none=True)
+    bounce = ma.fields.Nested(DeliveryBounceOut, required=True, allow_none=True,
+                              metadata={"description": "The latest bounce or complaint reported for it, if any."})
 
 
 class DeliveryArgs(PageArgs):
@@ -319,4 +333,7 @@ def delivery_index(args: dict[str, Any], campaign_id: int) -> dict[str, Any]:
     """The campaign's deliveries (one per recipient) in id order, optionally of one status."""
     status = DeliveryStatus(args["status"]) if args.get("status") else None
     rows = deliveries.for_campaign(campaign_id, status, decode_cursor(args["cursor"]), args["limit"] + 1)
-    return page(rows, args["limit"])
+    returned = bounces.for_deliveries([row.id for row in rows])
+    fields = ("id", "email", "status", "attempts", "smtp_code", "smtp_message", "sent_at")
+    items = [{name: getattr(row, name) for name in fields} | {"bounce": returned.get(row.id)} for row in rows]
+    return page(items, args["limit"], key=lambda item: item["id"])
