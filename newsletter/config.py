@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
@@ -60,6 +61,22 @@ def _bounce_address(env: Mapping[str, str]) -> str:
     if not at or not local or not domain or "+" in local or any(c.isspace() or c in "<>,;\"" for c in raw):
         raise ConfigError(f"BOUNCE_ADDRESS must be a plain address without '+' (bounces@example.org), got {raw!r}")
     return raw.lower()
+
+
+def _mailbox_url(env: Mapping[str, str]) -> str:
+    """BOUNCE_MAILBOX_URL, checked now (services/deliverability/imap.py reads it)."""
+    raw = (env.get("BOUNCE_MAILBOX_URL") or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigError("BOUNCE_MAILBOX_URL has a port that is not a number") from None
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise ConfigError("BOUNCE_MAILBOX_URL must look like imap://user:password@host:port/INBOX "
+                          f"(imaps:// for TLS), got {parts.scheme or 'no'} scheme")
+    return raw
 
 
 def _networks(env: Mapping[str, str], name: str) -> list[str]:
@@ -192,6 +209,10 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
             "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
                                  "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
+            # A no-op without BOUNCE_MAILBOX_URL; a tick that waited longer than a period is dropped.
+            "poll-bounce-mailbox": {"task": "newsletter.tasks.bounces.poll_mailbox",
+                                    "schedule": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
+                                    "options": {"expires": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)}},
         },
         "timezone": "UTC",
     }
@@ -291,4 +312,7 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/body_limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # The bounce mailbox (docs/deliverability.md "Bounce mailbox"): polled by beat when set.
+        "BOUNCE_MAILBOX_URL": _mailbox_url(env),
+        "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
     }

@@ -1,0 +1,12 @@
+"""The bounce mailbox (beat, every BOUNCE_POLL_INTERVAL): file and record what came back."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from ..services.deliverability import mailbox
+
+
+@shared_task(name="newsletter.tasks.bounces.poll_mailbox")
+def poll_mailbox() -> dict[str, int]:
+    """One poll; a poll already running elsewhere makes this a no-op ({"busy": 1})."""
+    return mailbox.poll()
