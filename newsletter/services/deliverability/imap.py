@@ -129,7 +129,15 @@ class Mailbox:
         self.ensure_folder(folder)
         uid_set = _uid_set(uids)
         if "MOVE" in self.capabilities:
-            self._check(self.conn.uid("MOVE", uid_set, _quoted(folder)), f"UID MOVE {folder}")
+            status, data = self.conn.uid("MOVE", uid_set, _quoted(folder))
+            if status != "OK" and b"EXPUNGEISSUED" in b" ".join(d for d in data if isinstance(d, bytes)):
+                # Another session moved some of them first: move what is still here.
+                still = self._check(self.conn.uid("SEARCH", "UID", uid_set), "UID SEARCH")
+                if (still[0] or b"").split():
+                    self._check(self.conn.uid("MOVE", _uid_set(int(u) for u in still[0].split()), _quoted(folder)),
+                                f"UID MOVE {folder}")
+            else:
+                self._check((status, data), f"UID MOVE {folder}")
         else:
             self._check(self.conn.uid("COPY", uid_set, _quoted(folder)), f"UID COPY {folder}")
             self._check(self.conn.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"), "UID STORE")

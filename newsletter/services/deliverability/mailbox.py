@@ -23,8 +23,10 @@ from datetime import UTC
 
 import redis
 from flask import current_app
+from sqlalchemy import select
 
-from ...models import BounceType
+from ...extensions import db
+from ...models import BounceType, Subscriber
 from . import bounces, dsn, identify, imap, verp
 from .bounces import BounceReport
 from .verp import Ref
@@ -124,8 +126,19 @@ def process(raw: bytes) -> str:
         return UNMATCHED
     if not parsed.is_bounce:
         return IGNORED
-    results = [bounces.record(report) for report in reports(parsed, find_delivery(parsed))]
+    ref = find_delivery(parsed)
+    # Without our token or headers, a report counts only for an address we know: anyone can
+    # mail the bounce address, and a stranger's address is nothing to record.
+    wanted = [r for r in reports(parsed, ref) if ref is not None or _known(r.email)]
+    results = [bounces.record(report) for report in wanted]
     return PROCESSED if any(result.status != "unmatched" for result in results) else UNMATCHED
+
+
+def _known(email: str) -> bool:
+    found = bool(email) and db.session.scalar(
+        select(Subscriber.id).where(Subscriber.email == email.strip().lower()).limit(1)) is not None
+    db.session.rollback()  # end the read; record() opens its own transaction
+    return found
 
 
 def find_delivery(parsed: dsn.Parsed) -> Ref | None:
