@@ -83,9 +83,9 @@ class Parsed:
 def parse(raw: bytes) -> Parsed:
     """What `raw` (one whole message as the mailbox stores it) is and says."""
     msg = message_from_bytes(raw)
-    verdict, failures = _read(msg)
-    message_id = " ".join((msg.get("Message-ID") or "").split())
     text = _text_of(msg)
+    verdict, failures = _read(msg, text)
+    message_id = " ".join((msg.get("Message-ID") or "").split())
     return Parsed(
         verdict=verdict,
         failures=tuple(failures),
@@ -98,7 +98,7 @@ def parse(raw: bytes) -> Parsed:
     )
 
 
-def _read(msg: Message) -> tuple[str, list[Failure]]:
+def _read(msg: Message, text: str) -> tuple[str, list[Failure]]:
     report_type = (msg.get_param("report-type", header="content-type") or "")
     report_type = report_type.lower() if isinstance(report_type, str) else ""
     feedback = _first_part(msg, "message/feedback-report")
@@ -106,7 +106,7 @@ def _read(msg: Message) -> tuple[str, list[Failure]]:
         return _complaint(msg, feedback)
     status = _first_part(msg, "message/delivery-status")
     if status is not None:
-        failures = _dsn_failures(msg, status)
+        failures = _dsn_failures(status, text)
         if failures:
             return BOUNCE, failures
         if _delivered_only(status):
@@ -114,11 +114,10 @@ def _read(msg: Message) -> tuple[str, list[Failure]]:
     bounce_shaped = _looks_like_bounce(msg)
     if not bounce_shaped and _looks_automatic(msg):
         return AUTOREPLY, []
-    failures = _plain_failures(msg)
+    failures = _plain_failures(msg, text)
     if failures:
         return BOUNCE, failures
     if bounce_shaped or status is not None:
-        text = _text_of(msg)
         kind = classify(_text_code(text), text, fallback=SOFT if _is_warning(msg) else HARD) or HARD
         return BOUNCE, [Failure(kind, "", _text_code(text), _diagnostic(text))]
     return OTHER, []
@@ -139,9 +138,8 @@ def _blocks(part: Message) -> list[Message]:
     return [message_from_string(chunk.strip() + "\n") for chunk in re.split(r"\r?\n\s*\r?\n", text) if chunk.strip()]
 
 
-def _dsn_failures(msg: Message, part: Message) -> list[Failure]:
+def _dsn_failures(part: Message, human: str) -> list[Failure]:
     failures: list[Failure] = []
-    human = _text_of(msg)
     for block in _blocks(part):
         action = (block.get("Action") or "").strip().lower()
         # The address as we sent it, if the report keeps it; the final one may be a local alias.
@@ -192,7 +190,7 @@ def _complaint(msg: Message, report: Message | None) -> tuple[str, list[Failure]
 
 # --- non-standard bounces -----------------------------------------------------------------
 
-def _plain_failures(msg: Message) -> list[Failure]:
+def _plain_failures(msg: Message, text: str) -> list[Failure]:
     missing_from = msg.get("From") is None
     if missing_from:
         msg["From"] = "<>"  # some bounces have none, and one detector fails without it
@@ -203,7 +201,6 @@ def _plain_failures(msg: Message) -> list[Failure]:
     finally:
         if missing_from:
             del msg["From"]
-    text = _text_of(msg)
     code = _text_code(text)
     diagnostic = _diagnostic(text)
     failures = []
