@@ -79,6 +79,17 @@ def _mailbox_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _bounce_polls(env: Mapping[str, str]) -> dict[str, dict]:
+    """Beat entries polling the bounce mailbox: BOUNCE_POLL_PARALLEL pollers, each taking the
+    messages whose UID % parts == its part. A no-op without BOUNCE_MAILBOX_URL; a tick that
+    waited longer than a period is dropped."""
+    interval = _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)
+    parts = max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2))
+    return {f"poll-bounce-mailbox-{part}": {"task": "newsletter.tasks.bounces.poll_mailbox", "args": [part, parts],
+                                            "schedule": interval, "options": {"expires": interval}}
+            for part in range(parts)}
+
+
 def _networks(env: Mapping[str, str], name: str) -> list[str]:
     """A comma-separated list of IP networks (`10.1.2.0/24`, `127.0.0.1`, `fd00::/8`), checked now."""
     found = []
@@ -209,10 +220,7 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
             "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
                                  "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
-            # A no-op without BOUNCE_MAILBOX_URL; a tick that waited longer than a period is dropped.
-            "poll-bounce-mailbox": {"task": "newsletter.tasks.bounces.poll_mailbox",
-                                    "schedule": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
-                                    "options": {"expires": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)}},
+            **_bounce_polls(env),
         },
         "timezone": "UTC",
     }
@@ -315,4 +323,5 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # The bounce mailbox (docs/deliverability.md "Bounce mailbox"): polled by beat when set.
         "BOUNCE_MAILBOX_URL": _mailbox_url(env),
         "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
+        "BOUNCE_POLL_PARALLEL": max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2)),
     }

@@ -9,9 +9,14 @@ from newsletter.services.deliverability.imap import MailboxUrl, MailboxUrlError,
 def test_the_mailbox_is_polled_on_beat_every_interval(tmp_path):
     config = build_config({"INSTANCE_PATH": str(tmp_path), "BOUNCE_MAILBOX_URL": "imaps://b:p@mail.example.org/INBOX",
                            "BOUNCE_POLL_INTERVAL": "30"})
-    entry = config["CELERY"]["beat_schedule"]["poll-bounce-mailbox"]
-    assert entry["task"] == "newsletter.tasks.bounces.poll_mailbox" and entry["schedule"] == 30.0
-    assert entry["options"]["expires"] == 30.0  # a tick that waited a whole period is dropped
+    schedule = config["CELERY"]["beat_schedule"]
+    entries = [schedule[f"poll-bounce-mailbox-{part}"] for part in (0, 1)]  # BOUNCE_POLL_PARALLEL=2
+    assert [(e["task"], e["args"], e["schedule"]) for e in entries] == [
+        ("newsletter.tasks.bounces.poll_mailbox", [0, 2], 30.0),
+        ("newsletter.tasks.bounces.poll_mailbox", [1, 2], 30.0)]
+    assert entries[0]["options"]["expires"] == 30.0  # a tick that waited a whole period is dropped
+    single = build_config({"INSTANCE_PATH": str(tmp_path), "BOUNCE_POLL_PARALLEL": "1"})["CELERY"]["beat_schedule"]
+    assert single["poll-bounce-mailbox-0"]["args"] == [0, 1] and "poll-bounce-mailbox-1" not in single
     assert config["BOUNCE_MAILBOX_URL"] == "imaps://b:p@mail.example.org/INBOX"
     defaults = build_config({"INSTANCE_PATH": str(tmp_path)})
     assert (defaults["BOUNCE_MAILBOX_URL"], defaults["BOUNCE_POLL_INTERVAL"]) == ("", 60.0)

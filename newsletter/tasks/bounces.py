@@ -7,6 +7,7 @@ from ..services.deliverability import mailbox
 
 
 @shared_task(name="newsletter.tasks.bounces.poll_mailbox")
-def poll_mailbox() -> dict[str, int]:
-    """One poll; a poll already running elsewhere makes this a no-op ({"busy": 1})."""
-    return mailbox.poll()
+def poll_mailbox(part: int = 0, parts: int = 1) -> dict[str, int]:
+    """One poll of one part of the mailbox; a poll of that part running elsewhere makes this a
+    no-op ({"busy": 1})."""
+    return mailbox.poll(int(part), max(1, int(parts)))

@@ -34,7 +34,8 @@ def bounce_lane(platform_env: dict[str, str], mailbox_url: str) -> Iterator[None
     env = {**platform_env, **QUIET, "BOUNCE_MAILBOX_URL": mailbox_url, "BOUNCE_POLL_INTERVAL": "1",
            "CELERY_BROKER_URL": celery_redis_url(broker.url), "CELERY_RESULT_BACKEND": celery_redis_url(broker.url)}
     try:
-        with celery_worker(env, queues="default", concurrency=1, name="bounces"), celery_beat(env):
+        # Two processes: BOUNCE_POLL_PARALLEL (2) pollers work the mailbox side by side.
+        with celery_worker(env, queues="default", concurrency=2, name="bounces"), celery_beat(env):
             yield
     finally:
         broker.stop()

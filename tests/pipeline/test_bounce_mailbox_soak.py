@@ -38,6 +38,7 @@ def _count(query) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(max(300, N // 10))
 def test_a_full_mailbox_is_drained_once_while_a_campaign_sends(ctx, worker, smtp_server, imap_server, platform_env):
     list_id, emails = make_audience(N, prefix="soak")
     campaign_id, deliveries = sent_campaign(list_id)  # an earlier campaign, all of it bounced back

@@ -229,6 +229,17 @@ def _count() -> int:
     return db.session.scalar(select(func.count()).select_from(Bounce))
 
 
+def test_parallel_pollers_each_take_their_part(ctx, imap_server):
+    list_id, emails = make_audience(20, prefix="parts")
+    _, deliveries = sent_campaign(list_id)
+    imap_server.deliver(*[hard_dsn(verp.return_path("d", deliveries[e]), e) for e in emails])
+    first = mailbox.poll(0, 2)
+    assert first == {"Processed": 10} and imap_server.folders()["INBOX"] == 10
+    assert mailbox.poll(0, 2) == {}  # part 0 has nothing left; part 1's messages are not its own
+    assert mailbox.poll(1, 2) == {"Processed": 10}
+    assert len(bounce_rows()) == 20 and imap_server.folders() == {"INBOX": 0, "Processed": 20}
+
+
 def test_a_busy_mailbox_is_left_to_the_poller_holding_it(ctx, imap_server):
     lease = mailbox.Lease(mailbox.imap.parse_url(imap_server.url).name)
     assert lease.acquire()

@@ -68,14 +68,17 @@ class Lease:
         self.client.eval(_RELEASE, 1, self.key, self.token)
 
 
-def poll(budget: float = POLL_SECONDS, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+def poll(part: int = 0, parts: int = 1, budget: float = POLL_SECONDS, batch_size: int = BATCH_SIZE) -> dict[str, int]:
     """Process what is in the mailbox now, in batches, for up to `budget` seconds; returns counts
-    per folder (or {"disabled": 1} without BOUNCE_MAILBOX_URL, {"busy": 1} if another poller has it)."""
+    per folder (or {"disabled": 1} without BOUNCE_MAILBOX_URL, {"busy": 1} if another poller has it).
+
+    With `parts` > 1 this poller takes only the messages whose UID % parts == part, under a lease
+    of its own: BOUNCE_POLL_PARALLEL pollers work one mailbox side by side, each message in one part."""
     raw_url = current_app.config.get("BOUNCE_MAILBOX_URL") or ""
     if not raw_url:
         return {"disabled": 1}
     url = imap.parse_url(raw_url)
-    lease = Lease(url.name)
+    lease = Lease(url.name if parts == 1 else f"{url.name}#{part}/{parts}")
     if not lease.acquire():
         return {"busy": 1}
     counts: Counter[str] = Counter()
@@ -84,7 +87,8 @@ def poll(budget: float = POLL_SECONDS, batch_size: int = BATCH_SIZE) -> dict[str
         box = imap.Mailbox(url, IMAP_TIMEOUT)
         try:
             # Again until empty: bounces keep arriving while a big backlog is worked through.
-            while (uids := box.uids()) and _process_all(box, uids, lease, deadline, batch_size, counts):
+            while (uids := [u for u in box.uids() if u % parts == part]) and _process_all(
+                    box, uids, lease, deadline, batch_size, counts):
                 pass
         finally:
             box.close()
