@@ -34,8 +34,9 @@ def bounce_lane(platform_env: dict[str, str], mailbox_url: str) -> Iterator[None
     env = {**platform_env, **QUIET, "BOUNCE_MAILBOX_URL": mailbox_url, "BOUNCE_POLL_INTERVAL": "1",
            "CELERY_BROKER_URL": celery_redis_url(broker.url), "CELERY_RESULT_BACKEND": celery_redis_url(broker.url)}
     try:
-        # Two processes: BOUNCE_POLL_PARALLEL (2) pollers work the mailbox side by side.
-        with celery_worker(env, queues="default", concurrency=2, name="bounces"), celery_beat(env):
+        # A process per poller: BOUNCE_POLL_PARALLEL (default 2) of them work the mailbox side by side.
+        pollers = int(platform_env.get("BOUNCE_POLL_PARALLEL", 2))
+        with celery_worker(env, queues="default", concurrency=pollers, name="bounces"), celery_beat(env):
             yield
     finally:
         broker.stop()
