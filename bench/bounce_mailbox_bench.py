@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                             text=True).stdout.strip()
     result = {**json.loads(found.group(1)), "test": tail, "commit": commit, "cpus": os.cpu_count(),
               "load_average_after": os.getloadavg(), "date": datetime.date.today().isoformat()}
-    out = ROOT / "bench" / "results" / f"bounce-mailbox-{result['date']}-{commit}.json"
+    out = ROOT / "bench" / "results" / f"bounce-mailbox-{result['date']}-{commit}-p{result['pollers']}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0 if run.returncode == 0 else 1
