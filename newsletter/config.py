@@ -120,6 +120,33 @@ def _bounce_address(env: Mapping[str, str]) -> str:
     return raw.lower()
 
 
+def _mailbox_url(env: Mapping[str, str]) -> str:
+    """BOUNCE_MAILBOX_URL, checked now (services/deliverability/imap.py reads it)."""
+    raw = (env.get("BOUNCE_MAILBOX_URL") or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigError("BOUNCE_MAILBOX_URL has a port that is not a number") from None
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise ConfigError("BOUNCE_MAILBOX_URL must look like imap://user:password@host:port/INBOX "
+                          f"(imaps:// for TLS), got {parts.scheme or 'no'} scheme")
+    return raw
+
+
+def _bounce_polls(env: Mapping[str, str]) -> dict[str, dict]:
+    """Beat entries polling the bounce mailbox: BOUNCE_POLL_PARALLEL pollers, each taking the
+    messages whose UID % parts == its part. A no-op without BOUNCE_MAILBOX_URL; a tick that
+    waited longer than a period is dropped."""
+    interval = _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)
+    parts = max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2))
+    return {f"poll-bounce-mailbox-{part}": {"task": "newsletter.tasks.bounces.poll_mailbox", "args": [part, parts],
+                                            "schedule": interval, "options": {"expires": interval}}
+            for part in range(parts)}
+
+
 def _networks(env: Mapping[str, str], name: str) -> list[str]:
     """A comma-separated list of IP networks (`10.1.2.0/24`, `127.0.0.1`, `fd00::/8`), checked now."""
     found = []
@@ -278,6 +305,7 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
             "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
                                  "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
+            **_bounce_polls(env),
         },
         "timezone": "UTC",
     }
@@ -392,4 +420,8 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
         "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
         "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
+        # The bounce mailbox (docs/deliverability.md "Bounce mailbox"): polled by beat when set.
+        "BOUNCE_MAILBOX_URL": _mailbox_url(env),
+        "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
+        "BOUNCE_POLL_PARALLEL": max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2)),
     }
