@@ -123,7 +123,7 @@ def pool_names() -> list[str]:
 
 def check_pool(name: Any, field: str = "pool") -> str:
     """A pool's name as given, or ValidationError on `field` when no enabled server is in it."""
-    text = str(name or DEFAULT).strip()
+    text = str(name or DEFAULT).strip().lower()
     if text == DEFAULT:
         return text
     if not db.session.scalar(select(func.count()).select_from(SendingServer).where(

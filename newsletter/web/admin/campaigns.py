@@ -15,6 +15,7 @@ from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
 from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
+from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
@@ -64,6 +65,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
+    form.pool.choices = [(name, name) for name in servers.pool_names()]
     return form
 
 

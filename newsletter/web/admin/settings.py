@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from ...models import Role
 from ...services import settings
+from ...services.delivery import servers
 from ...services.errors import ValidationError
 from ...services.notifications import system_mail
 from ...tasks import enqueue
@@ -50,9 +51,11 @@ def index():
     if form.clear_password.data:
         changes["MAIL_PASSWORD"] = settings.CLEAR
     try:
+        servers.check_pool(changes["NOTIFY_POOL"] or settings.DEFAULT_POOL, "NOTIFY_POOL")
         changed = settings.save(changes, current_user.id)
-    except settings.SettingsInvalid as exc:
-        for name, message in exc.errors.items():
+    except ValidationError as exc:
+        errors = exc.errors if isinstance(exc, settings.SettingsInvalid) else {exc.field: exc.message}
+        for name, message in errors.items():
             getattr(form, name).errors = [message]
         flash("Nothing was saved: correct the fields marked below.", "error")
         return _page(form, status=400)
