@@ -54,7 +54,8 @@ UNDECRYPTABLE = ("The stored SMTP password cannot be decrypted: SECRET_KEY has c
 # What the page edits ----------------------------------------------------------------------------
 
 TLS_MODES = {"none": "None (plain SMTP)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
-SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending", "tracking": "Tracking"}
+SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending", "tracking": "Tracking",
+            "bounces": "Bounces"}
 TRACKING_MODES = {"off": "Off: no pixel, links as written",
                   "anonymous": "Anonymous: counts per campaign and link, nobody named",
                   "individual": "Individual: who opened and clicked (needs your subscribers' consent)"}
@@ -104,6 +105,12 @@ SPECS = (
               "(units s, m, h, d). Empty: none."),
     Spec("TRACKING_DEFAULT", "Tracking of new campaigns", "tracking", "choice",
          help="Each campaign can change it before it is sent."),
+    Spec("BOUNCE_SOFT_LIMIT", "Soft bounces before suppressing", "bounces", int, 1, 100,
+         "A hard bounce suppresses at once; soft ones (mailbox full, server busy) after this many..."),
+    Spec("BOUNCE_SOFT_DELIVERIES", "... within the last deliveries", "bounces", int, 1, 1000,
+         "... among the subscriber's most recent messages,"),
+    Spec("BOUNCE_SOFT_DAYS", "... or within days", "bounces", int, 1, 3650,
+         "... or within this many days. Each message counts once."),
 )
 NAMES = tuple(spec.name for spec in SPECS)
 

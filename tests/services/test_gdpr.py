@@ -73,3 +73,22 @@ def test_notifications_are_exported_and_erased_with_the_person(app, person):
         assert len(erased) == 2 and all(n.email.endswith("@erased.invalid") and n.data == {} and n.text == ""
                                         for n in erased)
         assert rows["Hello other"].email == "other@example.com"
+
+
+def test_bounces_are_exported_and_erased_with_the_person_keeping_the_campaign_count(app, person):
+    from newsletter.models import Bounce, BounceType, Campaign
+    from newsletter.services.deliverability import bounces
+
+    anna_id, _, campaign_id = person
+    with app.app_context():
+        delivery_id = db.session.scalar(select(Delivery.id).where(Delivery.subscriber_id == anna_id))
+        bounces.record(bounces.BounceReport(BounceType.SOFT, "mailbox", delivery_id=delivery_id, status_code="4.2.2",
+                                            diagnostic="452 4.2.2 <anna@example.com>: mailbox full"))
+        [exported] = gdpr.export_subscriber(anna_id)["bounces"]
+        assert (exported["type"], exported["email"], exported["campaign_id"]) == ("soft", "anna@example.com",
+                                                                                   campaign_id)
+        gdpr.erase_subscriber(anna_id)
+        row = db.session.scalars(select(Bounce)).one()
+        assert row.email.endswith("@erased.invalid") and row.diagnostic == "" and row.subscriber_id is None
+        assert (row.type, row.campaign_id) == (BounceType.SOFT, campaign_id)
+        assert db.session.get(Campaign, campaign_id).bounced == 1

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select, update
 
 from ...extensions import db
 from ...models import (
+    Bounce,
     Campaign,
     ConsentRecord,
     Delivery,
@@ -67,6 +68,12 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
             for n in db.session.scalars(
                 select(Notification).where(_notifications_to(subscriber)).order_by(Notification.id))
         ],
+        "bounces": [
+            {"type": b.type.value, "source": b.source, "email": b.email, "campaign_id": b.campaign_id,
+             "status_code": b.status_code, "diagnostic": b.diagnostic, "at": _iso(b.created_at)}
+            for b in db.session.scalars(select(Bounce).where(or_(Bounce.subscriber_id == subscriber_id,
+                                                                 Bounce.email == subscriber.email)).order_by(Bounce.id))
+        ],
         # Opens and clicks of individually tracked campaigns (anonymous ones name nobody).
         "tracking_events": engagement.subscriber_events(subscriber_id),
     }
@@ -105,6 +112,11 @@ def erase_subscriber(subscriber_id: int) -> None:
     db.session.execute(update(Notification).where(or_(Notification.subscriber_id == subscriber_id,
                                                       Notification.email == original))
                        .values(email=subscriber.email, subject="(erased)", html="", text="", data={})
+                       .execution_options(synchronize_session=False))
+    # Bounce reports keep their type and campaign (the totals); the address and the remote
+    # server's words (which often quote it) go.
+    db.session.execute(update(Bounce).where(or_(Bounce.subscriber_id == subscriber_id, Bounce.email == original))
+                       .values(email=subscriber.email, diagnostic="", subscriber_id=None)
                        .execution_options(synchronize_session=False))
     engagement.erase_subscriber(subscriber_id)  # campaign counts stay; who opened or clicked goes
     tokens.bump_version(subscriber_id)  # every link mailed so far stops working

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -35,6 +34,7 @@ from ...models import (
 )
 from ...models.base import utcnow
 from ...models.subscriber import ERASED_DOMAIN
+from .. import settings
 from ..addresses import normalize_email
 from ..audience import suppressions
 from ..errors import NotFound
@@ -164,8 +164,7 @@ def _apply(bounce: Bounce, target: _Target) -> str:
 
 def rule() -> tuple[int, int, int]:
     """(limit, last N deliveries, days) of the soft-bounce rule."""
-    config = current_app.config
-    return config["BOUNCE_SOFT_LIMIT"], config["BOUNCE_SOFT_DELIVERIES"], config["BOUNCE_SOFT_DAYS"]
+    return settings.get("BOUNCE_SOFT_LIMIT"), settings.get("BOUNCE_SOFT_DELIVERIES"), settings.get("BOUNCE_SOFT_DAYS")
 
 
 def _soft_limit_reached(bounce: Bounce, target: _Target) -> bool:
@@ -215,6 +214,12 @@ def counts_by_type(campaign_id: int) -> dict[str, int]:
                               .group_by(Bounce.type)).all()
     found = {kind.value: n for kind, n in rows}
     return {kind.value: found.get(kind.value, 0) for kind in BounceType}
+
+
+def for_subscriber(subscriber_id: int, limit: int = 20) -> list[Bounce]:
+    """A subscriber's latest reports, newest first (their page in the admin)."""
+    return list(db.session.scalars(select(Bounce).where(Bounce.subscriber_id == subscriber_id)
+                                   .order_by(Bounce.id.desc()).limit(limit)))
 
 
 def for_deliveries(delivery_ids: list[int]) -> dict[int, Bounce]:

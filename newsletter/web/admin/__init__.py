@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import (
                api_keys,
                audit,
+               bounces,
                campaigns,
                dashboard,
                imports,
@@ -20,4 +21,4 @@ from . import (
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,
-                                            mail_log, webhooks, api_keys, users, settings, servers, audit))
+                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit))

@@ -15,6 +15,7 @@ from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
 from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
+from ...services.deliverability import report as deliverability_report
 from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement_stats
@@ -178,7 +179,8 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
     return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
                            preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
                            schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
-                           confirm_form=ConfirmForm(), resend=_resend_block(campaign, resend_form)), code
+                           confirm_form=ConfirmForm(), resend=_resend_block(campaign, resend_form),
+                           returned=deliverability_report.campaign_rate(campaign)), code
 
 
 @bp.get("/<int:campaign_id>")

@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from ...models import Role, Subscriber
 from ...services.audience import exports, gdpr, lists, subscribers, suppressions, tokens
+from ...services.deliverability import bounces
 from ...services.delivery import ledger as deliveries
 from ...services.errors import Conflict, NotFound, ValidationError
 from ..forms import ConfirmForm
@@ -163,7 +164,8 @@ def detail(subscriber_id: str):
                            memberships=subscribers.memberships(subscriber.id),
                            consents=subscribers.consents(subscriber.id),
                            deliveries=deliveries.for_subscriber(subscriber.id),
-                           suppressed=suppressions.is_suppressed(subscriber.email))
+                           suppressed=suppressions.is_suppressed(subscriber.email),
+                           returned=bounces.for_subscriber(subscriber.id))
 
 
 @bp.route("/<subscriber_id>/edit", methods=["GET", "POST"])
