@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import Float, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Model
@@ -29,7 +29,7 @@ class SendingServer(Model):
     username: Mapped[str] = mapped_column(String(255), default="")
     password_encrypted: Mapped[str] = mapped_column(String(1000), default="")  # Fernet token; "" for none
     # 0: no limit of the server's own (the global SEND_RATE stays the ceiling).
-    per_second: Mapped[float] = mapped_column(default=0)
+    per_second: Mapped[float] = mapped_column(Float, default=0)
     per_hour: Mapped[int] = mapped_column(default=0)
     per_day: Mapped[int] = mapped_column(default=0)
     enabled: Mapped[bool] = mapped_column(default=True)

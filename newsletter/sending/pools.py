@@ -136,7 +136,15 @@ class PoolState:
                 for name, why in zip(names, found, strict=True) if why}
 
     def mark_down(self, server: Server, why: str, seconds: int = DOWN_SECONDS) -> None:
-        self.client.set(f"{SERVER_KEY}{server.name}:down", why[:300] or "unreachable", ex=seconds)
+        pipe = self.client.pipeline()
+        pipe.set(f"{SERVER_KEY}{server.name}:down", why[:300] or "unreachable", ex=seconds)
+        pipe.incr(f"{SERVER_KEY}{server.name}:failures")  # times found down (the admin page shows them)
+        pipe.expire(f"{SERVER_KEY}{server.name}:failures", 86400)
+        pipe.execute()
+
+    def failures(self, name: str) -> int:
+        """How often the server was found down (counted for a day after the last time)."""
+        return int(self.client.get(f"{SERVER_KEY}{name}:failures") or 0)
 
     def mark_up(self, server: Server) -> None:
         self.client.delete(f"{SERVER_KEY}{server.name}:down")

@@ -340,9 +340,7 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
     The lane's own NOTIFY_RATE is its limit: notifications take no slot in the servers'
     buckets, so campaigns can never starve them.
     """
-    why = (f"Every server of the pool is marked down: {next(iter(route.down.values()))}" if route.servers
-           else "The notification pool has no enabled sending server.")
-    failure = SmtpFailure(Kind.TRANSIENT, None, why, unreachable=True)
+    failure: SmtpFailure | None = None
     for server in route.in_turn():
         try:
             return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
@@ -353,6 +351,10 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
                 raise
             route.failed(server, refused.message)
             failure = refused
+    if failure is None:  # nothing to try
+        why = ("Every server of the notification pool is marked down: " + "; ".join(route.down.values())
+               if route.servers else "The notification pool has no enabled sending server.")
+        failure = SmtpFailure(Kind.TRANSIENT, None, why, unreachable=True)
     raise failure
 
 
