@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
@@ -66,7 +67,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
-    form.pool.choices = [(name, name) for name in servers.pool_names()]
+    form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
 
 

@@ -61,7 +61,8 @@ class CampaignForm(FlaskForm):
                            validate_choice=False,
                            description="Opens come from a 1×1 image, clicks from links through this server. "
                                        "Test sends are never tracked.")
-    pool = SelectField("Sending servers", choices=[("default", "default")], validate_choice=False, default="default",
+    pool = SelectField("Sending servers", choices=[SelectChoice("default", "default")], validate_choice=False,
+                       default="default",
                        description="The pool of sending servers it goes out through (Settings → Sending servers).")
     html = TextAreaField("HTML body", default=STARTER_HTML)
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
