@@ -373,6 +373,8 @@ def _kept(name: str) -> OrderedDict:
 
 
 def _keep(kept: OrderedDict, key: SmtpSettings, current: Connection | Sessions) -> None:
+    for old in [k for k in kept if k != key and (k.host, k.port) == (key.host, key.port)]:
+        kept.pop(old).close()  # the same server with changed settings (a new password, say)
     kept[key] = current
     kept.move_to_end(key)
     while len(kept) > MAX_SERVERS:
