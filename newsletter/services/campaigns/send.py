@@ -300,8 +300,8 @@ def _send_claimed(batch: _Batch) -> None:
         chunk = _admitted(batch, route, rows[i:i + n], throttles)
         if not _send_chunk(batch, entry, route, chunk, people, size, rate.client):
             done = {o.id for o in batch.outcomes}
-            batch.release([r for r in rows if r.id not in done], retry_at=_pool_retry_at(route),
-                          why=_pool_why(route))
+            batch.release([r for r in rows if r.id not in done], retry_at=servers.retry_at(route),
+                          why=servers.why_not(route))
             return
         if batch.stop_reason:
             done = {o.id for o in batch.outcomes}
@@ -321,21 +321,6 @@ def _admitted(batch: _Batch, route: pools.Route, chunk: list[Claimed], throttles
             batch.release([row], retry_at=now + timedelta(seconds=wait),
                           why=f"Waiting for the {pools.domain_of(row.email)} throttle.")
     return [row for row, wait in zip(chunk, waits, strict=True) if not wait]
-
-
-def _pool_retry_at(route: pools.Route) -> datetime:
-    """When a pool with no server to take a message should be tried again."""
-    if route.up():  # every server up is at its own limit
-        return utcnow() + timedelta(seconds=max(1.0, route.refused_wait))
-    return utcnow() + timedelta(seconds=retry_delay(1))  # every server down: the usual backoff
-
-
-def _pool_why(route: pools.Route) -> str:
-    if not route.servers:
-        return "The campaign's pool has no enabled sending server."
-    if route.up():
-        return "Every server of the pool is at its limit."
-    return route.last_failure or "No server of the pool can be reached."
 
 
 def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list[Claimed],

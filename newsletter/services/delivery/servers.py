@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import SendingServer
+from ...models.base import utcnow
 from ...sending import pools
 from ...sending import smtp as transport
 from ...sending.errors import SmtpFailure
@@ -31,6 +33,7 @@ from ...sending.pools import DEFAULT, Server
 from ...sending.smtp import SmtpSettings
 from .. import audit, settings
 from ..errors import Conflict, NotFound, ValidationError
+from .retries import retry_delay
 
 VERSION_KEY = "newsletter:servers:version"
 CHECK_EVERY = 1.0
@@ -113,6 +116,22 @@ def route(name: str, ceiling: float) -> pools.Route:
     """The pool's servers in turn for one batch or notification, under the global rate `ceiling`."""
     down_seconds = int(max(1, min(pools.DOWN_SECONDS, settings.get("SEND_RETRY_BASE"))))
     return pools.Route(pool(name), pools.state(current_app.config["REDIS_URL"]), ceiling, down_seconds)
+
+
+def retry_at(route: pools.Route) -> datetime:
+    """When messages no server of the route could take should be tried again."""
+    if route.up():  # every server up is at its own limit
+        return utcnow() + timedelta(seconds=max(1.0, route.refused_wait))
+    return utcnow() + timedelta(seconds=retry_delay(1))  # every server down: the usual backoff
+
+
+def why_not(route: pools.Route) -> str:
+    """Why no server of the route took the messages (shown with the waiting rows)."""
+    if not route.servers:
+        return "The pool has no enabled sending server."
+    if route.up():
+        return "Every server of the pool is at its limit."
+    return route.last_failure or "No server of the pool can be reached."
 
 
 def pool_names() -> list[str]:
