@@ -193,7 +193,8 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int 
     n = setup.n
     client = redis.Redis.from_url(ctx.platform_redis)
     client.flushdb()  # this bench's own database number only
-    sink = Sinks(ctx.children, ctx.workdir, f"platform-{n}" + (f"-{servers}servers" if servers > 1 else ""), servers)
+    suffix = f"-{servers}servers" if servers > 1 else ""
+    sink = Sinks(ctx.children, ctx.workdir, f"platform-{n}{suffix}", servers)
     env = platform_db.platform_env(setup.db_url, ctx.platform_redis, setup.instance, sink.port, setup.secret,
                                    setup.knobs, ctx.app_root)
     if servers > 1:
@@ -203,11 +204,11 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int 
         [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", "bulk,default,transactional",
          "--concurrency", str(ctx.concurrency), "--pool", ctx.pool, "--loglevel", "WARNING",
          "--hostname", f"{hostname}@%h", "--without-mingle", "--without-gossip"],
-        ctx.workdir / f"platform-worker-{n}.log", env=env, cwd=ctx.app_root)
+        ctx.workdir / f"platform-worker-{n}{suffix}.log", env=env, cwd=ctx.app_root)
     beat = ctx.children.start(
         [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "WARNING",
          "--schedule", str(setup.instance / "beat-schedule")],
-        ctx.workdir / f"platform-beat-{n}.log", env=env, cwd=ctx.app_root)
+        ctx.workdir / f"platform-beat-{n}{suffix}.log", env=env, cwd=ctx.app_root)
     pg = psycopg.connect(platform_db.ADMIN_URL, autocommit=True)
     result: dict = {"n": n, "knobs": setup.knobs, "concurrency": ctx.concurrency, "pool": ctx.pool,
                     "setup_s": setup.setup_s, "message_bytes": setup.sample.get("bytes"), "servers": servers,
