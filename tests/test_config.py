@@ -83,3 +83,10 @@ def test_random_keys_of_every_usual_shape_are_accepted(tmp_path):
     for _ in range(50):
         for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
             build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production", "SECRET_KEY": key})
+
+
+def test_domain_throttles_are_checked_at_start_and_normalised(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "DOMAIN_THROTTLES": " Gmail.com=20/s ;outlook.com=600/h"})
+    assert (config["DOMAIN_THROTTLES"], config["NOTIFY_POOL"]) == ("gmail.com=20/s, outlook.com=600/h", "default")
+    with pytest.raises(ConfigError, match="DOMAIN_THROTTLES: 'gmail.com=20/week'"):
+        build_config({"INSTANCE_PATH": str(tmp_path), "DOMAIN_THROTTLES": "gmail.com=20/week"})
