@@ -265,17 +265,20 @@ def _changed() -> None:
 
 def verify(server_id: int | None, timeout: float = 5.0) -> str | None:
     """Connect, TLS and log in as a send would (None: accepted; else why not). None id: the Settings server."""
-    if server_id is None:
-        return settings.check_smtp(timeout)
-    row = get(server_id)
     config = current_app.config
-    try:
-        transport.verify(_smtp_of(row, config["SECRET_KEY"], float(config["MAIL_TIMEOUT"])), timeout)
-    except SmtpFailure as failure:
-        return f"{failure.code or ''} {failure.message}".strip()
-    shared = pools.state(config["REDIS_URL"])
-    shared.mark_up(Server(row.name, row.pool, SmtpSettings(row.host, row.port)))  # it answers: usable again
-    return None
+    if server_id is None:
+        problem, server = settings.check_smtp(timeout), builtin()
+    else:
+        row = get(server_id)
+        server = Server(row.name, row.pool, _smtp_of(row, config["SECRET_KEY"], float(config["MAIL_TIMEOUT"])))
+        try:
+            transport.verify(server.smtp, timeout)
+            problem = None
+        except SmtpFailure as failure:
+            problem = f"{failure.code or ''} {failure.message}".strip()
+    if problem is None:
+        pools.state(config["REDIS_URL"]).mark_up(server)  # it answers: usable again at once
+    return problem
 
 
 @dataclass(frozen=True)
