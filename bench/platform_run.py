@@ -24,7 +24,7 @@ import redis
 
 import platform_db
 from procs import Children, GroupStats, Sampler, foreign_cpu, summarise_groups, tree, wait_for_quiet, watch_first
-from sink import Sink
+from sink import Sink, settle
 from variants import BIN, Context, _ping_until_ready, _rates, redis_server_pid
 
 
@@ -164,14 +164,7 @@ class Sinks:
         return [sink.proc.pid for sink in self.sinks]
 
     def settle(self, expected: int, timeout: float = 5) -> int:
-        deadline, last = time.monotonic() + timeout, -1
-        while time.monotonic() < deadline:
-            now = self.count()
-            if now >= expected or now == last:
-                return now
-            last = now
-            time.sleep(0.2)
-        return self.count()
+        return settle(self.count, expected, timeout)
 
     def stop(self) -> None:
         for sink in self.sinks:
