@@ -42,7 +42,9 @@ static/vendor/.installed: package.json package-lock.json
 	   node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
 	touch $@
 
-# The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k.
+# The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k; the
+# platform with tracking off, anonymous and individual, interleaved, with each mode's rate over off's
+# (BENCH_ARGS='--tracking-modes ""' for the --tracking mode alone).
 # BENCH_ARGS=--quick for a smoke check, --full to add 1M, --profile for py-spy, "--variants platform
 # --compare REF" to measure the code at git ref REF beside today's in the same run.
 BENCH_ARGS ?=

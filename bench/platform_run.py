@@ -43,9 +43,10 @@ class Setup:
     setup_s: float
 
 
-def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None = None) -> Setup:
+def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None = None, dkim: str = "") -> Setup:
     """A migrated database with the audience, campaign and API key; `database` (URL, name) when
-    the caller made it (a `--compare` child: its parent drops it, whatever becomes of the child)."""
+    the caller made it (a `--compare` child: its parent drops it, whatever becomes of the child);
+    `dkim` (send_bench.py --dkim): active keys of that kind for the campaign's From domain."""
     started = time.perf_counter()
     db_url, name = database or platform_db.create_database()
     instance = Path(tempfile.mkdtemp(prefix="nlb-", dir=ctx.workdir))
@@ -65,6 +66,8 @@ def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None 
     with app.app_context():
         list_id = platform_db.make_audience(n)
         setup.campaign_id = platform_db.make_campaign(list_id)
+        if dkim:
+            platform_db.make_dkim_keys(dkim)
         setup.sample = platform_db.sample_message(setup.campaign_id)
         setup.api_key = platform_db.make_api_key()
         db.session.execute(text("SELECT pg_stat_force_next_flush()"))  # setup's stats land before the run's

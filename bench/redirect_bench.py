@@ -97,12 +97,12 @@ PHASES = {
     "flask-login": r"flask_login/",
     "Flask session open/save": r"flask/sessions\.py",
     "after_request: security headers": r"web/headers\.py",
-    "the view (tracking.click / pixel)": r"web/public/tracking\.py",
+    "the tracking fast path (tracking.FastPath, before Flask)": r"web/public/tracking\.py",
+    "Flask app context push/pop (in the fast path)": r"flask/ctx\.py",
     "token check (tokens.load)": r"engagement/tokens\.py",
     "classify": r"engagement/classify\.py",
     "link URL (links.url_of)": r"engagement/links\.py",
-    "Redis burst EVALSHA (_burst_links)": r"_burst_links",
-    "Redis RPUSH (events._push)": r"\b_push \(",
+    "Redis hit script: burst count + RPUSH, one EVALSHA (events._push)": r"\b_push \(",
     "redis-py client (all Redis I/O)": r"site-packages/redis/",
     "werkzeug redirect()": r"werkzeug/utils\.py",
     "URL routing (werkzeug routing)": r"werkzeug/routing/",
@@ -306,6 +306,39 @@ def summarise_profile(collapsed: str) -> dict:
     }
 
 
+def cpu_per_request(app, clicks: list[str], pixel: str, rounds: int = 3000) -> dict:
+    """CPU of one request in this process, no server and no socket: the app's own cost, which the
+    machine's other load barely moves (thread CPU time; waiting on Redis is not counted). Each
+    target twice: through the app as gunicorn calls it (ProxyFix, then the tracking fast path) and
+    straight into Flask's request machinery (what the fast path skips; the view is the same)."""
+    from werkzeug.test import EnvironBuilder
+
+    fast = app.wsgi_app  # ProxyFix(FastPath(Flask.wsgi_app))
+    flask_only = fast.app.wsgi_app
+
+    def environ(path: str, accept: str) -> dict:
+        return EnvironBuilder(path=path, headers={"User-Agent": BROWSER_UA, "Accept": accept,
+                                                  "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "http"},
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+
+    def start_response(status, headers, exc_info=None):
+        start_response.status = status
+
+    out = {}
+    targets = {"click": [environ(c, ACCEPT["click"]) for c in clicks], "pixel": [environ(pixel, ACCEPT["pixel"])]}
+    for name, environs in targets.items():
+        for route, wsgi in (("fast_path", fast), ("through_flask", flask_only)):
+            for i in range(50):  # warm: the link cache, the script's SHA, the user-agent verdicts
+                b"".join(wsgi(dict(environs[i % len(environs)]), start_response))
+            started = time.thread_time()
+            for i in range(rounds):
+                b"".join(wsgi(dict(environs[i % len(environs)]), start_response))
+            out[f"{name}_{route}_us"] = round((time.thread_time() - started) / rounds * 1e6, 1)
+            out[f"{name}_{route}_status"] = start_response.status
+    log("CPU per request in-process (us): " + ", ".join(f"{k} {v}" for k, v in out.items() if k.endswith("_us")))
+    return out
+
+
 def pids_of(pid: int) -> list[int]:
     return [p.pid for p in tree(pid)]
 
@@ -372,6 +405,7 @@ def run(args: argparse.Namespace) -> dict:
         sample = [json.loads(x) for x in client.lrange(events_key, -200, -1)]
         reasons = Counter(f"{e[0]}:{'machine' if e[4] else 'human'}:{e[5]}" for e in sample)
         profiled = None if args.no_profile else profile(workers[0], base_url, clicks, ctx, args, stem)
+        in_process = cpu_per_request(app, clicks, pixel)
         click = rows[1]
         result = {
             "bench": "redirect", "date": date.today().isoformat(), "commit": commit, "args": vars(args),
@@ -384,6 +418,7 @@ def run(args: argparse.Namespace) -> dict:
             "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS,
                      "met": click["requests_per_s"] >= GOAL_RPS and click["latency_ms"]["p99"] < GOAL_P99_MS},
             "runs": rows, "last_200_events_by_kind_verdict_reason": dict(reasons), "profile": profiled,
+            "cpu_per_request_in_process": in_process,
         }
         out = BENCH / "results" / f"{stem}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")

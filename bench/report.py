@@ -52,6 +52,13 @@ def append_readme(path: Path, payload: dict, json_name: str) -> None:
                 notes.append(f"{v} skipped: {got[v].get('reason', '')}")
             elif got[v].get("error"):
                 notes.append(f"{v}: {got[v]['error'][:120]}")
+        modes = payload.get("tracking_modes", {}).get("by_n", {}).get(key)
+        if modes:
+            medians = ", ".join(f"{m} {r.get('msgs_per_s')}" for m, r in modes["modes"].items())
+            notes.append(f"platform = tracking {payload['tracking_modes']['platform_figures_are']}; medians of "
+                         f"{payload['tracking_modes']['repeat']} interleaved rounds: {medians} msgs/s; "
+                         + ", ".join(f"**{k} {v}**" for k, v in modes["ratios"].items() if "/" in k
+                                     and not k.endswith("steady")))
         if payload.get("compare"):
             cmp = payload["compare"]
             vs = cmp["by_n"].get(key, {})
@@ -308,6 +315,8 @@ def figures_markdown(payload: dict, json_name: str) -> str:
     lines = [head, "\n".join(rows)]
     if payload.get("compare"):
         lines += ["", compare_markdown(payload)]
+    if payload.get("tracking_modes"):
+        lines += ["", tracking_markdown(payload)]
     if not payload.get("compare") or ratios.get("platform_over_baseline") or ratios.get("platform_over_limit"):
         lines += ["",
                   f"Ratios at the largest N each ran: platform/baseline **{ratios.get('platform_over_baseline')}**, "
@@ -316,6 +325,31 @@ def figures_markdown(payload: dict, json_name: str) -> str:
                   + "; ".join(f"N={int(n):,}: platform/baseline {r['platform_over_baseline']}, platform/limit "
                               f"{r['platform_over_limit']}" for n, r in by_n.items()) + "."]
     return "\n".join(lines)
+
+
+def tracking_markdown(payload: dict) -> str:
+    """Tracking off vs anonymous vs individual, measured in the same run (send_bench.py --tracking-modes)."""
+    info = payload["tracking_modes"]
+    modes = info["modes"]
+    rows = [f"**Tracking modes in this run** (`platform` above is `{info['platform_figures_are']}`, the product "
+            f"default), {info['repeat']} rounds, the order reversed every other round, each run on a fresh "
+            "database; issue 14's goal is every tracked mode within 10 % of `off` (ratio >= 0.9):", "",
+            "| N | " + " | ".join(f"{m} msgs/s, median (runs)" for m in modes)
+            + " | " + " | ".join(f"**{m}/off**" for m in modes if m != "off") + " | within 10 % | message bytes |",
+            "|---|" + "---|" * (len(modes) + len([m for m in modes if m != "off"]) + 2)]
+    for n, entry in info["by_n"].items():
+        cells = []
+        for m in modes:
+            r = entry["modes"].get(m, {})
+            each = ", ".join(f"{x.get('msgs_per_s'):,}" if x.get("msgs_per_s") else "–" for x in r.get("runs", []))
+            cells.append(f"{r.get('msgs_per_s'):,} ({each})" if r.get("msgs_per_s") else "–")
+        ratios = entry["ratios"]
+        cells += [f"**{ratios.get(f'{m}/off')}**" for m in modes if m != "off"]
+        cells.append(str(ratios.get("within_10_percent")))
+        cells.append(" / ".join(str((entry["modes"].get(m, {}).get("runs") or [{}])[0].get("message_bytes"))
+                                for m in modes))
+        rows.append(f"| {int(n):,} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def update_marked_section(path: Path, marker: str, body: str) -> None:

@@ -1,11 +1,14 @@
 """Send bench: the SMTP limit, a tutorial Celery sender and our platform, side by side on this machine.
 
-    .venv/bin/python bench/send_bench.py                 # N = 10,000 and 100,000 (what `make bench` runs)
+    .venv/bin/python bench/send_bench.py                 # N = 10,000 and 100,000 (what `make bench` runs);
+                                                         # the platform tracking off, anonymous, individual
+    .venv/bin/python bench/send_bench.py --tracking-modes ""   # the platform in the --tracking mode only
     .venv/bin/python bench/send_bench.py --quick         # N = 2,000 smoke check
     .venv/bin/python bench/send_bench.py --full          # adds N = 1,000,000
     .venv/bin/python bench/send_bench.py --n 50000 --variants platform --profile --tag profile
     .venv/bin/python bench/send_bench.py --variants platform --compare main~3   # today's code vs main~3's
     .venv/bin/python bench/send_bench.py --soak 30       # the soak mode: bench/soak.py (own options, --help)
+    .venv/bin/python bench/send_bench.py --variants platform --dkim rsa --tag dkim   # signed vs unsigned
 
 Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
 bench/results/README.md. Every process it starts and every database it creates is removed
@@ -43,6 +46,8 @@ from sink import ensure_postfix_tools  # noqa: E402
 from variants import Context, run_baseline, run_limit  # noqa: E402
 
 RESULTS = BENCH / "results"
+TRACKING_MODES = ("off", "anonymous", "individual")
+DEFAULT_MODE = "anonymous"  # the product's TRACKING_DEFAULT: the `platform` figures of a modes run
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,6 +62,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tracking", choices=("default", "off", "anonymous", "individual"), default="default",
                    help="the bench campaign's open/click tracking: the product default (TRACKING_DEFAULT, "
                         "anonymous) or a mode; code from before tracking existed sends untracked whatever this says")
+    p.add_argument("--dkim", choices=("rsa", "rsa3072", "ed25519", "rsa+ed25519"),
+                   help="after each N's (unsigned) platform run, run it again with active DKIM keys of this kind "
+                        "(variant platform_dkim), and time the signature alone per message")
+    p.add_argument("--tracking-modes", default="off,anonymous,individual",
+                   help="the in-process platform once per mode in each round, interleaved (issue 14: sending "
+                        "with tracking within 10%% of tracking off, in one run); the `platform` figures are then "
+                        "the product default's (anonymous). \"\" for one mode, --tracking's")
     p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 400)")
     p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
@@ -100,6 +112,11 @@ def parse_args() -> argparse.Namespace:
     if args.extra_servers and (args.compare or "platform" not in args.variant_list):
         p.error("--servers needs the `platform` variant and no --compare")
     os.environ["BENCH_TRACKING"] = args.tracking  # read by platform_db.make_campaign, in compare children too
+    args.mode_list = [m.strip() for m in args.tracking_modes.split(",") if m.strip()]
+    if args.compare or "platform" not in args.variant_list:
+        args.mode_list = []  # --compare measures code against code, in one tracking mode
+    if any(m not in TRACKING_MODES for m in args.mode_list):
+        p.error(f"--tracking-modes takes {', '.join(TRACKING_MODES)}")
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     if args.compare and "platform" not in args.variant_list:
@@ -170,7 +187,7 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
     knobs = knobs_from(args)
     setup = None
     in_process = "platform" in args.variant_list and old is None
-    if in_process or "limit" in args.variant_list or "baseline" in args.variant_list:
+    if (in_process and not args.mode_list) or "limit" in args.variant_list or "baseline" in args.variant_list:
         print(f"[{n:,}] preparing the platform database and campaign ...", flush=True)
         setup = platform_run.prepare(ctx, n, knobs)
         print(f"[{n:,}] ready in {setup.setup_s}s; message {setup.sample['bytes']} bytes "
@@ -190,23 +207,95 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
                                  min(timeout_for(args, n), args.baseline_max_seconds * 1.5 + 60))
             results["baseline"][str(n)] = r
             print(f"[{n:,}] baseline: {r.get('msgs_per_s', r.get('reason'))} msgs/s {r.get('error', '')}", flush=True)
-        if in_process:
+        if in_process and args.mode_list:
+            if setup is not None:
+                _drop(ctx, setup)  # each mode's run makes its own
+                setup = None
+            run_tracking_modes(ctx, args, n, knobs, results)
+        elif in_process:
             r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
             results["platform"][str(n)] = r
             print(f"[{n:,}] platform: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
             for k in args.extra_servers:
                 run_with_servers(ctx, args, n, k, results, knobs)
+            if args.dkim:
+                setup = run_signed(ctx, args, n, results, setup, knobs)
         elif old is not None:
             run_compared(ctx, args, n, results, old, knobs)
     finally:
-        if setup is not None:
-            with setup.app.app_context():
-                from newsletter.extensions import db
+        if setup is not None and setup.db_name in ctx.databases:
+            _drop(ctx, setup)
 
-                db.session.remove()
-                db.engine.dispose()
-            platform_db.drop_database(setup.db_name)
-            ctx.databases.remove(setup.db_name)
+
+def run_signed(ctx: Context, args: argparse.Namespace, n: int, results: dict, unsigned: platform_run.Setup,
+               knobs: dict) -> platform_run.Setup:
+    """The same campaign again, on a fresh database with active DKIM keys (--dkim); the signature's own
+    cost per message measured in this process first. Returns the setup the caller drops."""
+    with unsigned.app.app_context():
+        cost = platform_db.signing_cost(unsigned.campaign_id, args.dkim)
+    results.setdefault("dkim", {})[str(n)] = cost
+    print(f"[{n:,}] dkim {args.dkim}: build {cost['build_us']} µs, sign {cost['sign_us']} µs a message", flush=True)
+    _drop(ctx, unsigned)
+    setup = platform_run.prepare(ctx, n, knobs, dkim=args.dkim)
+    r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
+    results["platform_dkim"][str(n)] = r
+    print(f"[{n:,}] platform_dkim: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+    return setup
+
+
+def _drop(ctx: Context, setup: platform_run.Setup) -> None:
+    with setup.app.app_context():
+        from newsletter.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+    platform_db.drop_database(setup.db_name)
+    ctx.databases.remove(setup.db_name)
+
+
+def run_tracking_modes(ctx: Context, args: argparse.Namespace, n: int, knobs: dict, results: dict) -> None:
+    """The platform once per tracking mode in each of --repeat rounds, every run on a fresh database
+    (its campaign made in that mode); the order turns round each round (A B C, C B A, ...), so no mode
+    always runs first or last. Medians per mode, and each mode's rate over tracking off's."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in args.mode_list}
+    tracking = results.setdefault("tracking", {})
+    for round_no in range(1, args.repeat + 1):
+        order = args.mode_list if round_no % 2 else list(reversed(args.mode_list))
+        for mode in order:
+            os.environ["BENCH_TRACKING"] = mode
+            print(f"[{n:,}] platform, tracking {mode}, round {round_no} of {args.repeat} ...", flush=True)
+            setup = platform_run.prepare(ctx, n, knobs)
+            results.setdefault("message", {"bytes": setup.sample["bytes"], "source": setup.sample["source"]})
+            try:
+                r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
+            finally:
+                _drop(ctx, setup)
+            r.update(round=round_no, tracking=mode, message_bytes=setup.sample.get("bytes"))
+            runs[mode].append(r)
+            print(f"[{n:,}] platform, tracking {mode}, round {round_no}: {r.get('msgs_per_s')} msgs/s "
+                  f"{r.get('error', '')[:300]}", flush=True)
+            summaries = {m: compare.summarise(rs) for m, rs in runs.items() if rs}
+            tracking[str(n)] = {"modes": summaries, "order": "rounds of " + ", ".join(args.mode_list)
+                                + ", reversed every other round", "ratios": tracking_ratios(summaries)}
+    os.environ["BENCH_TRACKING"] = args.tracking
+    results["platform"][str(n)] = tracking[str(n)]["modes"].get(DEFAULT_MODE) or \
+        tracking[str(n)]["modes"][args.mode_list[0]]
+    ratios = tracking[str(n)]["ratios"]
+    print(f"[{n:,}] tracking: " + ", ".join(f"{k} {v}" for k, v in ratios.items()), flush=True)
+
+
+def tracking_ratios(summaries: dict[str, dict]) -> dict:
+    """Each mode's median msgs/s over tracking off's (issue 14's goal: every one >= 0.9)."""
+    off = summaries.get("off", {}).get("msgs_per_s")
+    out: dict = {}
+    for mode, summary in summaries.items():
+        if mode != "off" and off and summary.get("msgs_per_s"):
+            out[f"{mode}/off"] = round(summary["msgs_per_s"] / off, 4)
+            out[f"{mode}/off steady"] = report.ratio(summary.get("steady_msgs_per_s"),
+                                                     summaries["off"].get("steady_msgs_per_s"))
+    if out:
+        out["within_10_percent"] = all(v >= 0.9 for k, v in out.items() if not k.endswith("steady"))
+    return out
 
 
 def servers_label(k: int) -> str:
@@ -222,13 +311,7 @@ def run_with_servers(ctx: Context, args: argparse.Namespace, n: int, k: int, res
         print(f"[{n:,}] {servers_label(k)}: {r.get('msgs_per_s')} msgs/s, by server {r.get('received_by_server')} "
               f"{r.get('error', '')}", flush=True)
     finally:
-        with setup.app.app_context():
-            from newsletter.extensions import db
-
-            db.session.remove()
-            db.engine.dispose()
-        platform_db.drop_database(setup.db_name)
-        ctx.databases.remove(setup.db_name)
+        _drop(ctx, setup)
 
 
 def run_compared(ctx: Context, args: argparse.Namespace, n: int, results: dict, old: compare.OldTree,
@@ -265,7 +348,8 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                          "send_call_latency_s times it."]}
     largest = max(args.ns)
     extra = [servers_label(k) for k in args.extra_servers]
-    measured = ["limit", "baseline", "platform", *([old.label] if old else []), *extra]
+    measured = ["limit", "baseline", "platform", *([old.label] if old else []),
+                *(["platform_dkim"] if args.dkim else []), *extra]
     for v in measured:
         by_n = results[v]
         ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
@@ -290,6 +374,19 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                                 "(the Settings page's server and SendingServer rows in the pool `default`), one "
                                 "smtp-sink each, run right after `platform` on a fresh database; "
                                 "received_by_server says how the messages spread.")
+    if args.dkim:
+        payload["dkim"] = {"kind": args.dkim, "cost_by_n": results.get("dkim", {}), "by_n": {
+            str(n): {"unsigned_msgs_per_s": results["platform"].get(str(n), {}).get("msgs_per_s"),
+                     "signed_msgs_per_s": results["platform_dkim"].get(str(n), {}).get("msgs_per_s"),
+                     "signed_over_unsigned": report.ratio(results["platform_dkim"].get(str(n), {}).get("msgs_per_s"),
+                                                          results["platform"].get(str(n), {}).get("msgs_per_s"))}
+            for n in args.ns}}
+        payload["notes"].append(f"--dkim {args.dkim}: per N the platform ran unsigned, then (a fresh database, "
+                                "the same campaign) with active keys of that kind: variant platform_dkim.")
+    if results.get("tracking"):
+        payload["tracking_modes"] = {
+            "modes": args.mode_list, "repeat": args.repeat, "platform_figures_are": DEFAULT_MODE,
+            "by_n": results["tracking"]}
     if old is not None:
         payload["variants"] = [v for v in measured if v in args.variant_list or v == old.label]
         payload["notes"].append("--compare: every platform run (both variants) ran in a child process of the bench "
@@ -341,7 +438,8 @@ def main() -> int:
     started, state, stem, workdir = start_run("bench", "", args.tag)
     ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
                   sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
-    results: dict = {"limit": {}, "baseline": {}, "platform": {}, **{servers_label(k): {} for k in args.extra_servers}}
+    results: dict = {"limit": {}, "baseline": {}, "platform": {}, "platform_dkim": {},
+                     **{servers_label(k): {} for k in args.extra_servers}}
     failed = False
     t = time.perf_counter()
     old = None

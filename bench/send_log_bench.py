@@ -51,7 +51,7 @@ def log(message: str) -> None:
 
 
 def create_database() -> tuple[str, str]:
-    # Our own prefix: platform_db.drop_leftovers() (nlbench_*) must never drop a running send-log bench.
+    # Our own prefix: platform_db.drop_leftovers() (nlsendbench_*) must never drop a running send-log bench.
     name = f"nlsendlog_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(platform_db.ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -1,6 +1,7 @@
 """The newsletter platform: `create_app` builds the Flask app and binds Celery to it."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .celery_app import celery_init_app
-from .config import ROOT, build_config
+from .config import ROOT, base_url_mismatch, build_config
 from .extensions import csrf, db, limiter, login, mail, migrate
 from .models import dialect
 from .redaction import RedactFilter
@@ -27,6 +28,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.from_mapping(config)
     app.logger.addFilter(RedactFilter())  # "Exception on /unsubscribe/<token>" must not log the token
+    if mismatch := base_url_mismatch(app.config["BASE_URL"], os.environ):
+        app.logger.warning("newsletter: %s", mismatch)  # every process (web, worker, beat) says it at start
+    register_tracking(app)
     register_proxy(app)
     register_extensions(app)
     register_blueprints(app)
@@ -34,6 +38,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_commands(app)
     celery_init_app(app)
     return app
+
+
+def register_tracking(app: Flask) -> None:
+    """The pixel and the redirect skip Flask's request machinery (web/public/tracking.py); inside
+    ProxyFix, which `register_proxy` wraps around it, so they see the real client."""
+    from .web.public import tracking
+
+    tracking.register(app)
 
 
 def register_proxy(app: Flask) -> None:
@@ -72,10 +84,10 @@ event.listen(Engine, "connect", dialect.sqlite_pragmas)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, auth, body_limits, headers, health, input_guard, public
+    from .web import admin, api, auth, body_limits, headers, health, inbound, input_guard, public
     from .web.admin import audit
 
-    for bp in (health.bp, auth.bp, public.bp, public.tracking_bp, *admin.BLUEPRINTS):
+    for bp in (health.bp, auth.bp, public.bp, public.tracking_bp, inbound.bp, *admin.BLUEPRINTS):
         app.register_blueprint(bp)
     body_limits.register(app)  # puts its hook first: CSRF and the limiter read the form in earlier hooks
     app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later

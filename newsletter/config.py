@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
@@ -26,6 +27,34 @@ QUEUES = ("default", "transactional", "bulk")
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+def feedback_id_sender(env: Mapping[str, str], base_url: str) -> str:
+    """FEEDBACK_ID_SENDER, Gmail's SenderId (5-15 letters, digits, `.` `_` `-`); by default from BASE_URL's host."""
+    raw = (env.get("FEEDBACK_ID_SENDER") or "").strip()
+    if raw:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{5,15}", raw):
+            raise ConfigError(f"FEEDBACK_ID_SENDER must be 5 to 15 letters, digits, '.', '_' or '-', got {raw!r}")
+        return raw
+    host = re.sub(r"^[a-z]+://", "", base_url).split("/")[0].split(":")[0]
+    return (re.sub(r"[^A-Za-z0-9]", "", host)[:15] or "newsletter").ljust(5, "0")
+
+
+def dns_resolver(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """DNS_RESOLVER "host:port" (an IP; port 53 if left out), or None for the system's resolvers."""
+    raw = (env.get("DNS_RESOLVER") or "").strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":") if raw.count(":") == 1 or raw.startswith("[") else (raw, "", "53")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port or 53)
+    except ValueError:
+        raise ConfigError(f"DNS_RESOLVER must be an IP address and port such as 127.0.0.1:53, got {raw!r}") from None
+    if not 0 < number < 65536:
+        raise ConfigError(f"DNS_RESOLVER's port must be 1-65535, got {raw!r}")
+    return host, number
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -53,6 +82,35 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = int)
     return value
 
 
+def _base_url(env: Mapping[str, str]) -> str:
+    """BASE_URL, else where `make run` serves: http://127.0.0.1:<WEB_PORT> (5000 by default)."""
+    if env.get("BASE_URL"):
+        return env["BASE_URL"].strip().rstrip("/")
+    port = (env.get("WEB_PORT") or "").strip()
+    return f"http://127.0.0.1:{port if port.isdigit() else 5000}"
+
+
+def base_url_mismatch(base_url: str, env: Mapping[str, str]) -> str | None:
+    """A warning when BASE_URL names this machine on another port than the one the web process
+    serves on (WEB_PORT): every link in every email would point at the wrong place. A public
+    BASE_URL (behind a proxy) is not compared: the proxy maps it."""
+    port = (env.get("WEB_PORT") or "").strip()
+    if not port.isdigit():
+        return None
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
+        return None
+    try:
+        base_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return f"BASE_URL {base_url!r} has no valid port"
+    if base_port == int(port):
+        return None
+    return (f"BASE_URL is {base_url} but the web process serves on port {port} (WEB_PORT): links in emails "
+            f"(unsubscribe, preferences, confirmations, tracking) will point at port {base_port}. "
+            f"Unset BASE_URL to derive it from WEB_PORT, or set it to where subscribers reach this platform.")
+
+
 def _bounce_address(env: Mapping[str, str]) -> str:
     """BOUNCE_ADDRESS, checked: VERP adds "+<token>" to its local part, so it must not have one."""
     raw = (env.get("BOUNCE_ADDRESS") or "").strip()
@@ -73,6 +131,33 @@ def _domain_throttles(env: Mapping[str, str]) -> str:
         raise ConfigError(f"DOMAIN_THROTTLES: {exc}") from None
 
 
+def _mailbox_url(env: Mapping[str, str]) -> str:
+    """BOUNCE_MAILBOX_URL, checked now (services/deliverability/imap.py reads it)."""
+    raw = (env.get("BOUNCE_MAILBOX_URL") or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigError("BOUNCE_MAILBOX_URL has a port that is not a number") from None
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise ConfigError("BOUNCE_MAILBOX_URL must look like imap://user:password@host:port/INBOX "
+                          f"(imaps:// for TLS), got {parts.scheme or 'no'} scheme")
+    return raw
+
+
+def _bounce_polls(env: Mapping[str, str]) -> dict[str, dict]:
+    """Beat entries polling the bounce mailbox: BOUNCE_POLL_PARALLEL pollers, each taking the
+    messages whose UID % parts == its part. A no-op without BOUNCE_MAILBOX_URL; a tick that
+    waited longer than a period is dropped."""
+    interval = _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)
+    parts = max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2))
+    return {f"poll-bounce-mailbox-{part}": {"task": "newsletter.tasks.bounces.poll_mailbox", "args": [part, parts],
+                                            "schedule": interval, "options": {"expires": interval}}
+            for part in range(parts)}
+
+
 def _networks(env: Mapping[str, str], name: str) -> list[str]:
     """A comma-separated list of IP networks (`10.1.2.0/24`, `127.0.0.1`, `fd00::/8`), checked now."""
     found = []
@@ -83,6 +168,34 @@ def _networks(env: Mapping[str, str], name: str) -> list[str]:
             except ValueError:
                 raise ConfigError(f"{name} must list IP networks such as 10.0.0.0/8, got {part.strip()!r}") from None
     return found
+
+
+def _pattern(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(f"{name} must be a regular expression ({exc}), got {raw!r}") from None
+    return raw
+
+
+def _ec_public_key(env: Mapping[str, str], name: str) -> str:
+    """A base64 DER (or PEM) ECDSA P-256 public key, checked now: a wrong one would refuse every event."""
+    raw = (env.get(name) or "").strip()
+    if raw:
+        import base64
+        import binascii
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        try:
+            key = (serialization.load_pem_public_key(raw.encode()) if raw.startswith("-----BEGIN")
+                   else serialization.load_der_public_key(base64.b64decode(raw, validate=True)))
+        except (ValueError, binascii.Error, TypeError):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigError(f"{name} must be the ECDSA P-256 public key SendGrid shows (base64), got {raw[:20]!r}…")
+    return raw
 
 
 def database_uri(url: str) -> str:
@@ -203,6 +316,7 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
             "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
                                  "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
+            **_bounce_polls(env),
         },
         "timezone": "UTC",
     }
@@ -253,7 +367,7 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Flask-Mail suppresses sending whenever TESTING is on; our tests use a real SMTP server.
         "MAIL_SUPPRESS_SEND": False,
         "EMBEDDED_MAIL_CATCHER": not env.get("MAIL_SERVER") and not production,
-        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "BASE_URL": _base_url(env),
         "SEND_RATE": _number(env, "SEND_RATE", 100.0, float),
         # The send pipeline (README: "Sending campaigns").
         "SEND_PER_HOUR": _number(env, "SEND_PER_HOUR", 0),
@@ -290,6 +404,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BOUNCE_SOFT_LIMIT": max(1, _number(env, "BOUNCE_SOFT_LIMIT", 3)),
         "BOUNCE_SOFT_DELIVERIES": max(1, _number(env, "BOUNCE_SOFT_DELIVERIES", 5)),
         "BOUNCE_SOFT_DAYS": max(1, _number(env, "BOUNCE_SOFT_DAYS", 30)),
+        # Deliverability (docs/deliverability.md): Gmail's Feedback-ID sender, the pre-flight's DNS.
+        "FEEDBACK_ID_SENDER": feedback_id_sender(env, _base_url(env)),
+        "DNS_RESOLVER": dns_resolver(env),
+        "DNS_TIMEOUT": _number(env, "DNS_TIMEOUT", 3.0, float),
         "OUTBOX_DIR": None if production else str(instance / "outbox"),
         "RATELIMIT_STORAGE_URI": limiter_storage_url(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -306,4 +424,19 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 200) * 1024 * 1024,
         "MAX_BODY_KB": _number(env, "MAX_BODY_KB", 1024),  # every route but uploads (web/body_limits.py)
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Provider bounce/complaint webhooks (docs/deliverability.md, "Provider webhooks").
+        "SES_SNS_CERT_URL_PATTERN": _pattern(env, "SES_SNS_CERT_URL_PATTERN",
+                                             r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"),
+        "SES_SNS_TOPIC_ARNS": [arn.strip() for arn in (env.get("SES_SNS_TOPIC_ARNS") or "").split(",") if arn.strip()],
+        "SES_SNS_CA_FILE": env.get("SES_SNS_CA_FILE") or "",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": _ec_public_key(env, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.get("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
+        "POSTMARK_WEBHOOK_USER": env.get("POSTMARK_WEBHOOK_USER") or "",
+        "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
+        "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
+        "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
+        # The bounce mailbox (docs/deliverability.md "Bounce mailbox"): polled by beat when set.
+        "BOUNCE_MAILBOX_URL": _mailbox_url(env),
+        "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
+        "BOUNCE_POLL_PARALLEL": max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2)),
     }

@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,15 @@ from sqlalchemy import delete, make_url
 
 from newsletter.config import database_uri
 from newsletter.devserver.embedded_redis import EmbeddedRedis
+from tests.support.dns import DnsServer, dns_server
 from tests.support.net import free_port
 from tests.support.processes import celery_beat, flask_cli, platform_workers
 from tests.support.smtp import RecordingSmtpServer
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
 _SMTP_SERVERS: list[RecordingSmtpServer] = []
+_DNS_SERVERS: list[DnsServer] = []
+_DNS_STACK = ExitStack()
 TEST_SEND_SETTINGS = {
     "SEND_RATE": "1000", "SEND_BATCH_SIZE": "25", "SEND_WINDOW": "100", "SEND_RETRY_BASE": "0.5",
     "SEND_RETRY_MAX": "1", "SEND_MAX_ATTEMPTS": "4", "SEND_CLAIM_TIMEOUT": "10", "SEND_QUEUED_TIMEOUT": "8",
@@ -80,6 +84,10 @@ def platform_env() -> Iterator[dict[str, str]]:
     os.environ.update(TEST_SEND_SETTINGS)
     catcher = RecordingSmtpServer(str(instance / "outbox"), smtp_port).start()
     _SMTP_SERVERS.append(catcher)
+    # Every DNS question of the app and its workers goes to this loopback server, never the real DNS.
+    dns = _DNS_STACK.enter_context(dns_server())
+    _DNS_SERVERS.append(dns)
+    os.environ["DNS_RESOLVER"] = f"127.0.0.1:{dns.port}"
 
     upgrade = flask_cli("db", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr
@@ -87,6 +95,7 @@ def platform_env() -> Iterator[dict[str, str]]:
         yield dict(os.environ)
     finally:
         catcher.stop()
+        _DNS_STACK.close()
         if redis_server:
             redis_server.stop()
         if pg:
@@ -195,6 +204,22 @@ def smtp_server(platform_env):
     handler.reset()
 
 
+@pytest.fixture
+def dns(app):
+    """The session's loopback DNS server, empty for each test (add records with `dns.txt(name, value)`)."""
+    from newsletter.services.deliverability import dkim, preflight
+
+    server = _DNS_SERVERS[-1]
+    server.records.clear()
+    server.queries.clear()
+    preflight.forget_dns()
+    yield server
+    server.records.clear()
+    preflight.forget_dns()
+    with app.app_context():
+        dkim.publish_change()  # the tables are emptied after the test: workers must drop its keys
+
+
 @pytest.fixture(scope="session")
 def outbox_dir(platform_env) -> str:
     return str(Path(platform_env["INSTANCE_PATH"]) / "outbox")
@@ -225,3 +250,13 @@ def send_rate(app):
 
     yield set_rate
     set_rate(None)
+
+
+@pytest.fixture
+def no_verp(app):
+    """This process's app without BOUNCE_ADDRESS (the session's workers keep theirs): for checks
+    about the From domain's own SPF and return path."""
+    saved = app.config.get("BOUNCE_ADDRESS", "")
+    app.config["BOUNCE_ADDRESS"] = ""
+    yield
+    app.config["BOUNCE_ADDRESS"] = saved

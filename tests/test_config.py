@@ -1,4 +1,5 @@
 """Settings come from the environment; bad values fail with a message naming the variable."""
+import os
 import secrets
 
 import pytest
@@ -53,6 +54,8 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
 @pytest.mark.parametrize("name, value", [
     ("MAIL_USE_TLS", "maybe"), ("MAIL_PORT", "smtp"), ("SEND_RATE", "-1"), ("NEWSLETTER_ENV", "staging"),
+    ("DNS_RESOLVER", "dns.example.com:53"), ("DNS_RESOLVER", "127.0.0.1:99999"), ("DNS_TIMEOUT", "-1"),
+    ("FEEDBACK_ID_SENDER", "abc"), ("FEEDBACK_ID_SENDER", "has:colon"), ("FEEDBACK_ID_SENDER", "x" * 16),
 ])
 def test_malformed_values_name_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -90,3 +93,45 @@ def test_domain_throttles_are_checked_at_start_and_normalised(tmp_path):
     assert (config["DOMAIN_THROTTLES"], config["NOTIFY_POOL"]) == ("gmail.com=20/s, outlook.com=600/h", "default")
     with pytest.raises(ConfigError, match="DOMAIN_THROTTLES: 'gmail.com=20/week'"):
         build_config({"INSTANCE_PATH": str(tmp_path), "DOMAIN_THROTTLES": "gmail.com=20/week"})
+
+
+def test_base_url_follows_web_port_unless_set(tmp_path):
+    assert build_config({"INSTANCE_PATH": str(tmp_path)})["BASE_URL"] == "http://127.0.0.1:5000"
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "WEB_PORT": "5090"})["BASE_URL"] == "http://127.0.0.1:5090"
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "WEB_PORT": "5090",
+                         "BASE_URL": "https://news.example.org/"})["BASE_URL"] == "https://news.example.org"
+
+
+def test_a_base_url_on_another_local_port_than_web_port_is_warned_about():
+    from newsletter.config import base_url_mismatch
+
+    warning = base_url_mismatch("http://127.0.0.1:5000", {"WEB_PORT": "5090"})
+    assert warning and "5090" in warning and "port 5000" in warning
+    assert base_url_mismatch("http://localhost:5090", {"WEB_PORT": "5090"}) is None
+    assert base_url_mismatch("https://news.example.org", {"WEB_PORT": "8000"}) is None  # behind a proxy
+    assert base_url_mismatch("http://127.0.0.1:5000", {}) is None  # no serving port known
+    assert "80" in base_url_mismatch("http://127.0.0.1", {"WEB_PORT": "5090"})
+
+
+def test_every_process_warns_at_start_up_about_a_mismatch(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(INSTANCE_PATH=str(tmp_path), WEB_PORT="5090", BASE_URL="http://127.0.0.1:5000",
+               NEWSLETTER_ENV="development")
+    result = subprocess.run([sys.executable, "-c", "from newsletter import create_app; create_app()"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "BASE_URL is http://127.0.0.1:5000 but the web process serves on port 5090" in result.stderr
+def test_deliverability_settings_and_their_defaults(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert (config["DNS_RESOLVER"], config["DNS_TIMEOUT"], config["FEEDBACK_ID_SENDER"]) == (None, 3.0, "127001")
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "DNS_RESOLVER": "[::1]:5353", "DNS_TIMEOUT": "0.5",
+                           "BASE_URL": "https://news.example-shop.co.uk/"})
+    assert (config["DNS_RESOLVER"], config["DNS_TIMEOUT"], config["FEEDBACK_ID_SENDER"]) == \
+        (("::1", 5353), 0.5, "newsexampleshop")
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "DNS_RESOLVER": "10.0.0.53"})["DNS_RESOLVER"] == \
+        ("10.0.0.53", 53)
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "FEEDBACK_ID_SENDER": "acme-news"})["FEEDBACK_ID_SENDER"] \
+        == "acme-news"

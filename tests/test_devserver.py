@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.services import outbox
 from tests.support.net import free_port, wait_for
 from tests.support.processes import ROOT, ProcessLog
 from tests.support.web import csrf_token
@@ -68,6 +69,10 @@ def test_make_run_brings_up_the_platform_and_stops_cleanly():
         wait_for(lambda: "newcomer@example.com" in browser.get("/admin/outbox/"), 60, 0.5,
                  "the test email in the outbox")
         assert "Test email from your newsletter platform" in browser.get("/admin/outbox/")
+        # BASE_URL was not set: links in mail point where `make run` serves (WEB_PORT), not :5000.
+        [message] = outbox.list_messages(str(instance / "outbox"))
+        assert f"http://127.0.0.1:{web_port}" in message.body("plain")
+        assert "BASE_URL is" not in log.text  # no mismatch warning
     finally:
         runner.send_signal(signal.SIGINT)
         code = runner.wait(timeout=60)

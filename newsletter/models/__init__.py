@@ -6,6 +6,7 @@ from .campaign import Campaign, CampaignStatus, ResendTo, campaign_lists
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
+from .dkim_key import DkimAlgorithm, DkimKey, DkimKeyStatus
 from .engagement import (
                          CampaignLink,
                          EngagementBatch,
@@ -42,5 +43,6 @@ __all__ = [
     "WebhookDelivery", "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "SendingServer", "Setting",
     "CampaignLink",
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
-    "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking",
+    "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
+    "DkimKeyStatus",
 ]

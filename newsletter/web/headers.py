@@ -4,6 +4,10 @@ The policy allows scripts only from our own static files or inline blocks carryi
 request's nonce, so an injected `<script>` or event handler never runs. Inline styles stay
 allowed: email HTML (previews in sandboxed `srcdoc` frames inherit this policy, and the web
 view) is styled inline by design, and a style cannot run code.
+
+The tracking pixel and redirect (web/public/tracking.py) are answered before Flask's hooks run;
+they carry `tracking_headers`, fixed ones: a GIF or an empty 302 runs no script, so their policy
+allows nothing at all and needs no nonce.
 """
 from __future__ import annotations
 
@@ -16,6 +20,12 @@ _POLICY = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'se
            "img-src 'self' data: https: http:; font-src 'self' data:; connect-src 'self'; frame-src 'self'; "
            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'{form_origin}; object-src 'none'")
 HSTS = "max-age=31536000; includeSubDomains"
+# The tracking answers' headers. Never stored (each fetch is a count; an individually tracked
+# one is personal), no Referer passed on to the link's site (the token would be in it).
+_TRACKING = (("Cache-Control", "no-store, private"), ("Pragma", "no-cache"), ("Referrer-Policy", "no-referrer"),
+             ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+             ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
+             ("Cross-Origin-Opener-Policy", "same-origin"))
 
 
 def csp_nonce() -> str:
@@ -48,6 +58,14 @@ def _set_headers(response: Response) -> Response:
         # browser or a shared cache, so Back after sign-out shows nothing.
         headers["Cache-Control"] = "no-store"
     return response
+
+
+def tracking_headers(secure: bool) -> list[tuple[str, str]]:
+    """The security and caching headers of a tracking answer (`secure`: the request came over HTTPS)."""
+    headers = list(_TRACKING)
+    if secure:
+        headers.append(("Strict-Transport-Security", HSTS))
+    return headers
 
 
 def _private(path: str) -> bool:

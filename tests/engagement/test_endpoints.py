@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 from newsletter.services.campaigns import campaigns
-from newsletter.services.engagement import events, links, tokens
+from newsletter.services.engagement import classify, events, links, tokens
 
 from .conftest import make_campaign
 from .test_engagement import message, tracked
@@ -65,13 +66,19 @@ def test_a_deleted_campaigns_links_no_longer_redirect(app, client, audience):
     assert client.get(f"/c/{clicks[1]}").status_code == 404
 
 
+def _burst_links(token: tokens.Token, user_agent: str, ip: str) -> int:
+    """The distinct links the hit's script counted for this client (the hit is buffered too)."""
+    hit = classify.Hit("click", user_agent, ip, time.time(), token.built_at, 1, "text/html")
+    return events._push(token, hit, burst=events._burst_key(token, user_agent, ip))
+
+
 def test_burst_counts_distinct_links_per_client_within_the_window(app):
     with app.app_context():
         first, second = (tokens.Token(7, link, None, 1_800_000_000) for link in (1, 2))
-        assert events._burst_links(first, "UA", "10.0.0.1") == 1
-        assert events._burst_links(first, "UA", "10.0.0.1") == 1  # the same link again
-        assert events._burst_links(second, "UA", "10.0.0.1") == 2
-        assert events._burst_links(second, "UA", "10.0.0.2") == 1  # another client
+        assert _burst_links(first, "UA", "10.0.0.1") == 1
+        assert _burst_links(first, "UA", "10.0.0.1") == 1  # the same link again
+        assert _burst_links(second, "UA", "10.0.0.1") == 2
+        assert _burst_links(second, "UA", "10.0.0.2") == 1  # another client
         key = next(events.client().scan_iter(match=events.key("burst:7:*")))
         assert 0 < events.client().ttl(key) <= 11 and b"10.0.0" not in key  # hashed, and gone soon
 

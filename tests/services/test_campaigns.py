@@ -180,3 +180,12 @@ def test_refreshing_statistics_counts_the_audience(ctx):
     live = db.session.scalar(select(func.count()).select_from(Subscriber))
     assert db.session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'subscribers'")) == live
     assert statistics.stale(db.session.connection()) is False  # just analyzed
+
+
+def test_list_id_quotes_or_encodes_the_lists_names(app):
+    from newsletter.services.campaigns import send
+
+    with app.app_context():
+        assert send._list_id("Weekly, News", 7).startswith('"Weekly, News" <campaign-7.')
+        assert send._list_id("Ünïcode", 7).startswith("=?utf-8?")
+        assert send._list_id("", 7).startswith("<campaign-7.") and send._list_id("", 7).endswith(">")

@@ -34,7 +34,7 @@ from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import audit, settings
-from ..deliverability import verp
+from ..deliverability import dkim, verp
 from ..delivery import ledger, servers
 from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
@@ -103,6 +103,7 @@ class _Prepared:
     tracking: Tracking = Tracking.OFF
     link_ids: list[int] = field(default_factory=list)  # the tracked links' ids, in template order
     urls: list[str] = field(default_factory=list)  # and their URLs (test sends link to these)
+    feedback_id: str = ""  # Gmail's feedback loop: campaign, list, mail type, sender (see feedback_id)
 
 
 # Least recently used last; bounded, so a worker that sends campaign after campaign for weeks
@@ -134,14 +135,26 @@ def prepared(campaign: Campaign) -> _Prepared:
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
     entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,
-                      f"{names} <campaign-{campaign.id}.{_domain()}>", tracking,
-                      engagement_links.register(campaign.id, urls), urls)
+                      _list_id(names, campaign.id), tracking,
+                      engagement_links.register(campaign.id, urls), urls, feedback_id(campaign.id, list_ids))
     with _cache_lock:
         _cache[campaign.id] = entry
         _cache.move_to_end(campaign.id)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return entry
+
+
+def _list_id(names: str, campaign_id: int) -> str:
+    """List-Id (RFC 2919): the lists' names as a phrase (quoted or RFC 2047-encoded as needed)."""
+    list_id = f"campaign-{campaign_id}.{_domain()}"
+    return mime.address(names, list_id) if names else f"<{list_id}>"
+def feedback_id(campaign_id: int, list_ids: list[int]) -> str:
+    """Gmail's `Feedback-ID: a:b:c:SenderId`: the campaign, its list (or `all` when several), the mail
+    type, and FEEDBACK_ID_SENDER. Prefixed (c12, l3) because Google asks that one value never
+    stands in two fields; nothing in it is per recipient."""
+    list_part = f"l{list_ids[0]}" if len(list_ids) == 1 else "all"
+    return f"c{campaign_id}:{list_part}:newsletter:{current_app.config['FEEDBACK_ID_SENDER']}"
 
 
 def limiter() -> RateLimiter:
@@ -167,13 +180,14 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
     html = _tracked_html(entry, rendered.html, subscriber_id, live=not inert_links and delivery_id is not None)
     headers = _list_headers(entry, context, subscriber_id)
     if delivery_id is not None:
-        headers.append(("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}"))
-    return mime.build(
+        headers += [("Feedback-ID", entry.feedback_id), ("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}")]
+    envelope = mime.build(
         from_name=entry.fields["from_name"], from_email=entry.fields["from_email"], to=email,
         subject=subject_prefix + rendered.subject, html=html, text=rendered.text,
         reply_to=entry.reply_to, extra_headers=headers,
         message_id=mime.message_id(_domain(), campaign_id, delivery_id or "test"),
         return_path=verp.return_path("d", delivery_id) if delivery_id is not None else None)
+    return dkim.sign(envelope, entry.fields["from_email"])  # last: it signs the headers above
 
 
 def _tracked_html(entry: _Prepared, html: str, subscriber_id: int | None, live: bool) -> str:

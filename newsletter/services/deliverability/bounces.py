@@ -101,7 +101,9 @@ def _target(report: BounceReport) -> _Target | None:
 
 def _duplicate(report: BounceReport) -> bool:
     return bool(report.event_id) and db.session.scalar(
-        select(Bounce.id).where(Bounce.source == report.source, Bounce.event_id == report.event_id)) is not None
+        # `event_id <> ''` lets SQLite use the partial unique index (else it scans the table).
+        select(Bounce.id).where(Bounce.source == report.source, Bounce.event_id == report.event_id,
+                                Bounce.event_id != "")) is not None
 
 
 def record(report: BounceReport) -> RecordResult:

@@ -49,7 +49,7 @@ from ...sending.limiter import NOTIFY_KEY, RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..addresses import normalize_email
-from ..deliverability import verp
+from ..deliverability import dkim, verp
 from ..delivery import servers
 from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
@@ -287,10 +287,12 @@ def _envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
     from_name, from_email = (row.from_name, row.from_email) if row.from_email else settings.default_sender(current)
     domain = urlsplit(config["BASE_URL"]).hostname or "localhost"
     headers = [("X-Newsletter-Notification", str(row.id)), ("Auto-Submitted", "auto-generated")]
-    return mime.build(from_name=from_name, from_email=from_email or "newsletter@localhost", to=row.email,
-                      subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
-                      message_id=mime.message_id(domain, "n", row.id), return_path=verp.return_path("n", row.id),
-                      extra_headers=headers + [(name, value) for name, value in row.headers])
+    from_email = from_email or "newsletter@localhost"
+    envelope = mime.build(from_name=from_name, from_email=from_email, to=row.email,
+                          subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
+                          message_id=mime.message_id(domain, "n", row.id), return_path=verp.return_path("n", row.id),
+                          extra_headers=headers + [(name, value) for name, value in row.headers])
+    return dkim.sign(envelope, from_email)
 
 
 def send(notification_id: int, worker: str = "") -> str:

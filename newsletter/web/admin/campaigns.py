@@ -16,6 +16,7 @@ from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
 from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
+from ...services.deliverability import preflight
 from ...services.deliverability import report as deliverability_report
 from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
@@ -204,6 +205,18 @@ def engagement(campaign_id: int):
     """Opens and clicks: read from the counters only, so it is as fast at a million recipients."""
     found = engagement_report.campaign_engagement(campaign_id)
     return render_template("admin/campaigns/engagement.html", campaign=found.campaign, engagement=found)
+
+
+@bp.get("/<int:campaign_id>/preflight")
+@role_required(Role.VIEWER)
+def preflight_checks(campaign_id: int):
+    """The pre-flight panel; `partial=1`: the panel alone (the campaign page fetches it); `fresh=1`: new DNS answers."""
+    campaign = campaigns.get(campaign_id)
+    if request.args.get("fresh"):
+        preflight.forget_dns()
+    found = preflight.run(campaign.id)
+    template = "admin/campaigns/_preflight.html" if request.args.get("partial") else "admin/campaigns/preflight.html"
+    return render_template(template, campaign=campaign, report=found)
 
 
 @bp.get("/<int:campaign_id>/progress.json")

@@ -1,13 +1,19 @@
-"""Admin page: Settings (SMTP server, sender, sending limits) over the environment's defaults."""
+"""Admin pages: Settings (SMTP server, sender, sending limits) over the environment's defaults, and DKIM keys."""
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
 
-from ...models import Role
+from ...models import DkimAlgorithm, Role
 from ...services import settings
+from ...services.deliverability import dkim, preflight
 from ...services.delivery import servers
 from ...services.errors import ValidationError
 from ...services.notifications import system_mail
@@ -114,3 +120,88 @@ def _done(changed: list[str], done: str, nothing: str):
     else:
         flash(nothing, "info")
     return redirect(url_for(".index"))
+
+
+# DKIM -----------------------------------------------------------------------------------------
+
+KEY_TYPES = {"rsa-2048": "RSA, 2048 bits (recommended)", "rsa-3072": "RSA, 3072 bits", "rsa-4096": "RSA, 4096 bits",
+             "ed25519": "Ed25519 (in addition to an RSA key: not every receiver checks it yet)"}
+
+
+class DkimKeyForm(FlaskForm):
+    domain = StringField("Sending domain", validators=[DataRequired(), Length(max=253)],
+                         description="The part after @ in the From address.")
+    key_type = SelectField("Key", choices=[SelectChoice(k, v) for k, v in KEY_TYPES.items()], default="rsa-2048")
+    selector = StringField("Selector", validators=[Length(max=63)],
+                           description="Leave empty for a dated one (nl202612): a new selector per rotation.")
+
+
+def _dkim_page(form: DkimKeyForm | None = None, status: int = 200):
+    keys = dkim.all_keys()
+    states: dict[int, tuple[str, str]] = {}
+    if request.args.get("check") == "dns":  # only when asked: each lookup may take DNS_TIMEOUT
+        preflight.forget_dns()
+        for key in keys:
+            try:
+                state, _ = preflight.record_state(key)
+                states[key.id] = (state, preflight.STATES[state])
+            except preflight.DnsError as exc:
+                states[key.id] = ("error", str(exc))
+    if form is None:
+        form = DkimKeyForm(formdata=None, data={"domain": parseaddr(settings.get("MAIL_DEFAULT_SENDER") or "")[1]
+                                               .rpartition("@")[2]})
+    return render_template("admin/settings/dkim.html", keys=keys, form=form, states=states,
+                           broken=set(dkim.undecryptable()), confirm_form=ConfirmForm()), status
+
+
+@bp.route("/dkim", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def dkim_keys():
+    if request.method == "GET":
+        return _dkim_page()
+    form = DkimKeyForm()
+    if not form.validate_on_submit():
+        return _dkim_page(form, 400)
+    algorithm, _, bits = form.key_type.data.partition("-")
+    try:
+        key = dkim.generate(form.domain.data, form.selector.data, DkimAlgorithm(algorithm), int(bits or 256),
+                            current_user.id)
+    except ValidationError as exc:
+        if not apply_error(form, exc, {"bits": "key_type"}):
+            flash(exc.message, "error")
+        return _dkim_page(form, 400)
+    flash(f"Key generated for {key.domain}. Publish its TXT record at {key.record_name}, then activate it.", "success")
+    return redirect(url_for(".dkim_keys", _anchor=f"key-{key.id}"))
+
+
+@bp.post("/dkim/<int:key_id>/activate")
+@role_required(Role.ADMIN)
+def dkim_activate(key_id: int):
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for(".dkim_keys"))
+    key = dkim.get(key_id)
+    try:
+        state, _ = preflight.record_state(key)
+    except preflight.DnsError:
+        state = "error"
+    retired = dkim.activate(key.id)
+    done = f"{key.record_name} now signs every message from {key.domain}."
+    if retired:
+        done += f" Retired: {', '.join(old.selector for old in retired)} (keep its record a few days, then delete)."
+    flash(done, "success")
+    if state != "published":
+        flash(f"Its DNS record is not {'found' if state in ('missing', 'error') else 'matching'} yet: receivers "
+              "will fail the signature until it is published.", "error")
+    return redirect(url_for(".dkim_keys"))
+
+
+@bp.post("/dkim/<int:key_id>/delete")
+@role_required(Role.ADMIN)
+def dkim_delete(key_id: int):
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for(".dkim_keys"))
+    key = dkim.delete(key_id)
+    flash(f"Deleted the key {key.record_name}; you can remove its DNS record.", "success")
+    return redirect(url_for(".dkim_keys"))

@@ -8,7 +8,7 @@ import marshmallow as ma
 
 from ...models import BounceType, Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
 from ...services.campaigns import campaigns, resend
-from ...services.deliverability import bounces
+from ...services.deliverability import bounces, preflight
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement
@@ -181,6 +181,26 @@ class DeliveryBounceOut(ma.Schema):
     diagnostic = ma.fields.String(required=True)
     source = ma.fields.String(required=True)
     at = ma.fields.DateTime(required=True, attribute="created_at")
+CHECK_STATUSES = ma.validate.OneOf([preflight.PASS, preflight.WARN, preflight.FAIL])
+
+
+class CheckOut(ma.Schema):
+    key = ma.fields.String(required=True, metadata={"description": "spf, dkim, dmarc, size, links, unsubscribe, "
+                                                                   "text (or render when the template is broken)."})
+    label = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=CHECK_STATUSES)
+    detail = ma.fields.String(required=True, metadata={"description": "Why, in a sentence."})
+    records = ma.fields.List(ma.fields.String(), required=True, metadata={"description": "DNS records found."})
+
+
+class PreflightOut(ma.Schema):
+    campaign_id = ma.fields.Integer(required=True)
+    from_domain = ma.fields.String(required=True)
+    return_path_domain = ma.fields.String(required=True, metadata={
+        "description": "The envelope sender's domain, which SPF checks (BOUNCE_ADDRESS's when set)."})
+    status = ma.fields.String(required=True, validate=CHECK_STATUSES, metadata={"description": "The worst check."})
+    checks = ma.fields.List(ma.fields.Nested(CheckOut), required=True)
+    checked_at = ma.fields.DateTime(required=True)
 
 
 class DeliveryOut(ma.Schema):
@@ -326,6 +346,17 @@ def link_stats(campaign_id: int) -> dict[str, Any]:
 def stats_timeline(campaign_id: int) -> dict[str, Any]:
     """Opens and clicks per hour (UTC), human and machine apart, from the pre-aggregated counters."""
     return engagement_report.timeline_buckets(campaign_id)
+
+
+@bp.route("/<int:campaign_id>/preflight", methods=["GET"])
+@bp.response(200, PreflightOut)
+def preflight_checks(campaign_id: int) -> dict[str, Any]:
+    """Pre-flight checks before sending: SPF, DKIM and DMARC of the From domain and their alignment,
+    Gmail's 102 KB clipping, links that are not http(s), the unsubscribe link, the text part.
+
+    Each check is `pass`, `warn` or `fail` with why; DNS answers are kept a minute.
+    """
+    return preflight.run(campaigns.get(campaign_id).id).as_dict()
 
 
 # Deliveries -----------------------------------------------------------------------------------
