@@ -1,4 +1,5 @@
-"""The `platform` variant: our real pipeline (PostgreSQL + Redis + celery worker + beat) into smtp-sink.
+"""The `platform` variant: our real pipeline (PostgreSQL + Redis + celery worker + beat) into smtp-sink
+(or, with `servers` > 1, a pool of sending servers: one smtp-sink each).
 
 `prepare` builds the throwaway database, the campaign and an API key (untimed); `run` starts
 the worker and beat, calls `POST /api/v1/campaigns/<id>/send` through the app's WSGI stack
@@ -23,7 +24,7 @@ import redis
 
 import platform_db
 from procs import Children, GroupStats, Sampler, foreign_cpu, summarise_groups, tree, wait_for_quiet, watch_first
-from sink import Sink
+from sink import Sink, settle
 from variants import BIN, Context, _ping_until_ready, _rates, redis_server_pid
 
 
@@ -74,6 +75,12 @@ def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None 
     setup.app = app
     setup.setup_s = round(time.perf_counter() - started, 2)
     return setup
+
+
+def _uptime() -> str:
+    """`uptime`'s line: the machine's load around a run (other sessions share these cores)."""
+    done = subprocess.run(["uptime"], capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def _every(seconds: float, fetch):
@@ -143,26 +150,65 @@ def _stop_profilers(profilers: list[tuple[subprocess.Popen, Path]]) -> list[str]
     return [str(out) for _, out in profilers if out.exists()]
 
 
-def run(ctx: Context, setup: Setup, timeout: float, profile: bool) -> dict:
+class Sinks:
+    """Several smtp-sinks read as one (a pool of sending servers): counts add up."""
+
+    def __init__(self, children: Children, workdir: Path, name: str, count: int) -> None:
+        self.sinks = [Sink(children, workdir, f"{name}-{i}" if i else name) for i in range(max(1, count))]
+        self.port = self.sinks[0].port  # the Settings page's server (MAIL_PORT)
+
+    def count(self) -> int:
+        return sum(sink.count() for sink in self.sinks)
+
+    def counts(self) -> list[int]:
+        return [sink.count() for sink in self.sinks]
+
+    def pids(self) -> list[int]:
+        return [sink.proc.pid for sink in self.sinks]
+
+    def settle(self, expected: int, timeout: float = 5) -> int:
+        return settle(self.count, expected, timeout)
+
+    def stop(self) -> None:
+        for sink in self.sinks:
+            sink.stop()
+
+
+def _add_servers(app, sinks: Sinks) -> None:
+    """The sinks after the first join the pool "default" as sending servers (the first is MAIL_PORT's)."""
+    from newsletter.services.delivery import servers
+
+    with app.app_context():
+        for i, sink in enumerate(sinks.sinks[1:], start=2):
+            servers.save({"name": f"sink-{i}", "pool": "default", "host": "127.0.0.1", "port": sink.port,
+                          "tls": "none"})
+
+
+def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int = 1) -> dict:
+    """`servers`: sending servers in the campaign's pool, one smtp-sink each (1: the Settings server only)."""
     n = setup.n
     client = redis.Redis.from_url(ctx.platform_redis)
     client.flushdb()  # this bench's own database number only
-    sink = Sink(ctx.children, ctx.workdir, f"platform-{n}")
+    suffix = f"-{servers}servers" if servers > 1 else ""
+    sink = Sinks(ctx.children, ctx.workdir, f"platform-{n}{suffix}", servers)
     env = platform_db.platform_env(setup.db_url, ctx.platform_redis, setup.instance, sink.port, setup.secret,
                                    setup.knobs, ctx.app_root)
+    if servers > 1:
+        _add_servers(setup.app, sink)
     hostname = f"bench-{uuid.uuid4().hex[:6]}"
     worker = ctx.children.start(
         [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", "bulk,default,transactional",
          "--concurrency", str(ctx.concurrency), "--pool", ctx.pool, "--loglevel", "WARNING",
          "--hostname", f"{hostname}@%h", "--without-mingle", "--without-gossip"],
-        ctx.workdir / f"platform-worker-{n}.log", env=env, cwd=ctx.app_root)
+        ctx.workdir / f"platform-worker-{n}{suffix}.log", env=env, cwd=ctx.app_root)
     beat = ctx.children.start(
         [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel", "WARNING",
          "--schedule", str(setup.instance / "beat-schedule")],
-        ctx.workdir / f"platform-beat-{n}.log", env=env, cwd=ctx.app_root)
+        ctx.workdir / f"platform-beat-{n}{suffix}.log", env=env, cwd=ctx.app_root)
     pg = psycopg.connect(platform_db.ADMIN_URL, autocommit=True)
     result: dict = {"n": n, "knobs": setup.knobs, "concurrency": ctx.concurrency, "pool": ctx.pool,
-                    "setup_s": setup.setup_s, "message_bytes": setup.sample.get("bytes")}
+                    "setup_s": setup.setup_s, "message_bytes": setup.sample.get("bytes"), "servers": servers,
+                    "uptime_before": _uptime()}
     profilers: list = []
     try:
         app = setup.app
@@ -171,7 +217,7 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool) -> dict:
         result["worker_ready_s"] = round(_ping_until_ready(celery_app, hostname, worker), 2)
         groups = [GroupStats("worker", lambda: [p.pid for p in tree(worker.pid)]),
                   GroupStats("beat", lambda: [p.pid for p in tree(beat.pid)]),
-                  GroupStats("smtp_sink", lambda: [sink.proc.pid]),
+                  GroupStats("smtp_sink", sink.pids),
                   GroupStats("postgres_backends", _every(1.0, lambda: platform_db.backend_pids(pg, setup.db_name))),
                   GroupStats("redis_server", lambda: redis_server_pid(client)),
                   GroupStats("bench_process", lambda: [os.getpid()])]
@@ -210,7 +256,8 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool) -> dict:
         time.sleep(1.5)  # backends flush their statistics as they disconnect
         pg_after = platform_db.stat_database(setup.db_name)
         pg_delta = {k: round(pg_after[k] - pg_before[k], 1) for k in pg_after}
-        result.update({"received": received, "seconds": round(done_s, 3), "final_status": status,
+        result.update({"received": received, "received_by_server": sink.counts(), "uptime_after": _uptime(),
+                       "seconds": round(done_s, 3), "final_status": status,
                        "send_call_latency_s": round(call_s, 4),
                        "time_to_first_email_s": round(first.get("first", sampler.first_message_at or 0), 4),
                        "redis_peak_mb": round(sampler.redis_peak_delta / 2**20, 2),

@@ -73,6 +73,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
     p.add_argument("--prefetch", help="platform WORKER_PREFETCH_MULTIPLIER (platform default 4)")
+    p.add_argument("--servers", default="1",
+                   help="comma-separated counts of sending servers (one smtp-sink each) in the platform's pool: "
+                        "1 is the `platform` variant; each other count k adds a variant `platform+kservers` run "
+                        "right after it on a fresh database (e.g. --servers 1,2)")
     p.add_argument("--sessions", type=int, default=16, help="smtp-source parallel sessions for `limit`")
     p.add_argument("--baseline-max-seconds", type=float, default=600,
                    help="skip a baseline projected (from a smaller N) to take longer; it is capped and noted")
@@ -98,6 +102,15 @@ def parse_args() -> argparse.Namespace:
         ns.append(1_000_000)
     args.ns = sorted(ns)
     args.variant_list = [v.strip() for v in args.variants.split(",") if v.strip()]
+    try:
+        counts = sorted({int(x) for x in args.servers.split(",") if x.strip()})
+    except ValueError:
+        p.error("--servers takes whole numbers, such as 1,2")
+    if not counts or counts[0] < 1:
+        p.error("--servers takes counts of at least 1")
+    args.extra_servers = [k for k in counts if k > 1]
+    if args.extra_servers and (args.compare or "platform" not in args.variant_list):
+        p.error("--servers needs the `platform` variant and no --compare")
     os.environ["BENCH_TRACKING"] = args.tracking  # read by platform_db.make_campaign, in compare children too
     args.mode_list = [m.strip() for m in args.tracking_modes.split(",") if m.strip()]
     if args.compare or "platform" not in args.variant_list:
@@ -203,6 +216,8 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
             r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
             results["platform"][str(n)] = r
             print(f"[{n:,}] platform: {r.get('msgs_per_s')} msgs/s {r.get('error', '')}", flush=True)
+            for k in args.extra_servers:
+                run_with_servers(ctx, args, n, k, results, knobs)
             if args.dkim:
                 setup = run_signed(ctx, args, n, results, setup, knobs)
         elif old is not None:
@@ -283,6 +298,22 @@ def tracking_ratios(summaries: dict[str, dict]) -> dict:
     return out
 
 
+def servers_label(k: int) -> str:
+    return f"platform+{k}servers"
+
+
+def run_with_servers(ctx: Context, args: argparse.Namespace, n: int, k: int, results: dict, knobs: dict) -> None:
+    """The platform again, on a fresh database and campaign, through a pool of `k` sending servers."""
+    setup = platform_run.prepare(ctx, n, knobs)
+    try:
+        r = platform_run.run(ctx, setup, timeout_for(args, n), False, servers=k)
+        results[servers_label(k)][str(n)] = r
+        print(f"[{n:,}] {servers_label(k)}: {r.get('msgs_per_s')} msgs/s, by server {r.get('received_by_server')} "
+              f"{r.get('error', '')}", flush=True)
+    finally:
+        _drop(ctx, setup)
+
+
 def run_compared(ctx: Context, args: argparse.Namespace, n: int, results: dict, old: compare.OldTree,
                  knobs: dict) -> None:
     """Today's platform and the old ref's, A B A B over --repeat rounds, each in a child process."""
@@ -316,8 +347,9 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                          "through the Flask app's WSGI stack in the bench process (no socket); "
                          "send_call_latency_s times it."]}
     largest = max(args.ns)
+    extra = [servers_label(k) for k in args.extra_servers]
     measured = ["limit", "baseline", "platform", *([old.label] if old else []),
-                *(["platform_dkim"] if args.dkim else [])]
+                *(["platform_dkim"] if args.dkim else []), *extra]
     for v in measured:
         by_n = results[v]
         ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
@@ -336,6 +368,12 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                  "platform_over_limit": report.ratio(results["platform"].get(str(n), {}).get("msgs_per_s"),
                                                      results["limit"].get(str(n), {}).get("msgs_per_s"))}
         for n in args.ns}
+    if extra:
+        payload["variants"] = [v for v in measured if v in args.variant_list or v in extra]
+        payload["notes"].append(f"{', '.join(extra)}: the platform through a pool of that many sending servers "
+                                "(the Settings page's server and SendingServer rows in the pool `default`), one "
+                                "smtp-sink each, run right after `platform` on a fresh database; "
+                                "received_by_server says how the messages spread.")
     if args.dkim:
         payload["dkim"] = {"kind": args.dkim, "cost_by_n": results.get("dkim", {}), "by_n": {
             str(n): {"unsigned_msgs_per_s": results["platform"].get(str(n), {}).get("msgs_per_s"),
@@ -400,7 +438,8 @@ def main() -> int:
     started, state, stem, workdir = start_run("bench", "", args.tag)
     ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
                   sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
-    results: dict = {"limit": {}, "baseline": {}, "platform": {}, "platform_dkim": {}}
+    results: dict = {"limit": {}, "baseline": {}, "platform": {}, "platform_dkim": {},
+                     **{servers_label(k): {} for k in args.extra_servers}}
     failed = False
     t = time.perf_counter()
     old = None

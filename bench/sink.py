@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from procs import Children
@@ -100,18 +101,22 @@ class Sink:
         return int(found[-1]) if found else 0
 
     def settle(self, expected: int, timeout: float = 5) -> int:
-        """The final count, once it reached `expected` or stopped moving."""
-        deadline, last = time.monotonic() + timeout, -1
-        while time.monotonic() < deadline:
-            now = self.count()
-            if now >= expected or now == last:
-                return now
-            last = now
-            time.sleep(0.2)
-        return self.count()
+        return settle(self.count, expected, timeout)
 
     def stop(self) -> None:
         Children.stop(self.proc, grace=5)
+
+
+def settle(count: Callable[[], int], expected: int, timeout: float = 5) -> int:
+    """The final `count()` of one sink or several, once it reached `expected` or stopped moving."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        now = count()
+        if now >= expected or now == last:
+            return now
+        last = now
+        time.sleep(0.2)
+    return count()
 
 
 def run_source(port: int, n: int, size: int, sessions: int, timeout: float) -> dict:

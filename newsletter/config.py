@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
+from .sending.pools import format_throttles, parse_throttles
+
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "production", "testing")
 QUEUES = ("default", "transactional", "bulk")
@@ -118,6 +120,15 @@ def _bounce_address(env: Mapping[str, str]) -> str:
     if not at or not local or not domain or "+" in local or any(c.isspace() or c in "<>,;\"" for c in raw):
         raise ConfigError(f"BOUNCE_ADDRESS must be a plain address without '+' (bounces@example.org), got {raw!r}")
     return raw.lower()
+
+
+def _domain_throttles(env: Mapping[str, str]) -> str:
+    """DOMAIN_THROTTLES, checked now (a typo would otherwise lift a limit silently)."""
+    raw = env.get("DOMAIN_THROTTLES") or ""
+    try:
+        return format_throttles(parse_throttles(raw))
+    except ValueError as exc:
+        raise ConfigError(f"DOMAIN_THROTTLES: {exc}") from None
 
 
 def _mailbox_url(env: Mapping[str, str]) -> str:
@@ -374,6 +385,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),
         # Transactional notifications (README: "Notifications"): their own rate, never the campaigns'.
         "NOTIFY_RATE": _number(env, "NOTIFY_RATE", 50.0, float),
+        # Sending servers (README: "Sending servers"): the notifications' pool, and per-domain limits
+        # such as "gmail.com=20/s, outlook.com=600/h" (checked when the settings are read).
+        "NOTIFY_POOL": (env.get("NOTIFY_POOL") or "default").strip().lower(),
+        "DOMAIN_THROTTLES": _domain_throttles(env),
         # Outgoing webhooks (README: "Webhooks").
         "WEBHOOK_TIMEOUT": _number(env, "WEBHOOK_TIMEOUT", 5.0, float),
         "WEBHOOK_MAX_ATTEMPTS": _number(env, "WEBHOOK_MAX_ATTEMPTS", 8),

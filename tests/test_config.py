@@ -88,6 +88,13 @@ def test_random_keys_of_every_usual_shape_are_accepted(tmp_path):
             build_config({"INSTANCE_PATH": str(tmp_path), "NEWSLETTER_ENV": "production", "SECRET_KEY": key})
 
 
+def test_domain_throttles_are_checked_at_start_and_normalised(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "DOMAIN_THROTTLES": " Gmail.com=20/s ;outlook.com=600/h"})
+    assert (config["DOMAIN_THROTTLES"], config["NOTIFY_POOL"]) == ("gmail.com=20/s, outlook.com=600/h", "default")
+    with pytest.raises(ConfigError, match="DOMAIN_THROTTLES: 'gmail.com=20/week'"):
+        build_config({"INSTANCE_PATH": str(tmp_path), "DOMAIN_THROTTLES": "gmail.com=20/week"})
+
+
 def test_base_url_follows_web_port_unless_set(tmp_path):
     assert build_config({"INSTANCE_PATH": str(tmp_path)})["BASE_URL"] == "http://127.0.0.1:5000"
     assert build_config({"INSTANCE_PATH": str(tmp_path), "WEB_PORT": "5090"})["BASE_URL"] == "http://127.0.0.1:5090"

@@ -23,6 +23,7 @@ from .import_job import ImportJob, ImportMode, ImportStatus
 from .layout import Layout
 from .mailing_list import MailingList, OptIn
 from .notification import Notification, NotificationKind, NotificationStatus
+from .sending_server import SendingServer
 from .setting import Setting
 from .subscriber import Subscriber, SubscriberStatus
 from .subscription import Subscription, SubscriptionStatus
@@ -39,7 +40,8 @@ __all__ = [
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",
     "Subscription", "SubscriptionStatus", "Suppression", "SuppressionReason", "User",
     "Notification", "NotificationKind", "NotificationStatus", "Template", "WEBHOOK_EVENTS", "Webhook",
-    "WebhookDelivery", "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "Setting", "CampaignLink",
+    "WebhookDelivery", "WebhookDeliveryStatus", "AuditEvent", "DeliveryAttempt", "SendingServer", "Setting",
+    "CampaignLink",
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
     "DkimKeyStatus",

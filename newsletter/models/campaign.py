@@ -63,6 +63,8 @@ class Campaign(Model):
     layout_id: Mapped[int | None] = mapped_column(ForeignKey("layouts.id", ondelete="SET NULL"))
     # How opens and clicks are tracked ; rows from before tracking: off.
     tracking: Mapped[Tracking] = mapped_column(enum_column(Tracking), default=Tracking.OFF, server_default="off")
+    # The sending servers' pool it goes out through (models/sending_server.py); "default": the Settings page's.
+    pool: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAFT)
     status_reason: Mapped[str] = mapped_column(Text, default="")  # why it paused or failed
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,7 +1,7 @@
 """How an SMTP answer or a network error is handled: by code, never by exception type alone.
 
 Every smtplib exception is an OSError, so retrying on OSError would retry permanent 5xx
-rejections too. 4xx and broken connections are transient; 5xx are permanent; 421 and
+rejections too. 4xx and broken connections are transient; 5xx are permanent; 421, 454 and
 4.7.x mean the server is throttling us; 530/535 mean our credentials are wrong.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def classify(code: int, message: str = "") -> Kind:
         return Kind.SENT
     if code in (530, 535):
         return Kind.AUTH
-    if code == 421 or message.lstrip().startswith("4.7."):
+    if code in (421, 454) or message.lstrip().startswith("4.7."):
         return Kind.THROTTLED
     if 400 <= code < 500:
         return Kind.TRANSIENT

@@ -3,8 +3,9 @@
 Celery's `rate_limit` is per worker node; this is per cluster. Each call reserves `n`
 messages atomically (a Lua script using Redis' own clock) and says how long to wait before
 sending them. A reservation that would wait longer than `max_wait` is not taken, so a worker
-never sleeps for long holding its slot. A throttling reply from the SMTP server (421, 4.7.x)
-slows the whole cluster down for a while (`penalise`).
+never sleeps for long holding its slot. Each sending server has a bucket of the same kind
+(sending/pools.py); a throttling reply (421, 454, 4.7.x) lowers that server's bucket for a
+while (`penalise`), never this global ceiling.
 """
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ NOTIFY_KEY = "newsletter:notify-rate"  # the transactional lane's own bucket (se
 # ARGV: interval (µs/message), tolerance (µs of burst), n, max_wait (µs), hour interval, day interval (0: no cap).
 # Every bucket must admit the n messages; then all are charged together, or none is. A bucket's
 # tolerance includes the message's own slot: a per-hour cap of H admits H at once, then one per 3600/H s.
-GCRA = """
+# A penalty is "factor" (until its key expires), or "factor:set_at:cooling" (µs): back to 1 linearly.
+PENALTY = """
+local function penalty(raw, now)
+  if not raw then return 1 end
+  local f, at, cool = string.match(raw, '^([^:]+):(%d+):(%d+)$')
+  if not f then return tonumber(raw) or 1 end
+  f, at, cool = tonumber(f), tonumber(at), tonumber(cool)
+  return math.min(1, f + (1 - f) * math.max(0, now - at) / cool)
+end
+"""
+GCRA = PENALTY + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local factor = tonumber(redis.call('GET', KEYS[2]) or '1')
+local factor = penalty(redis.call('GET', KEYS[2]), now)
 local interval = tonumber(ARGV[1])
 local setting = tonumber(redis.call('GET', KEYS[3]) or '0')
 if setting and setting > 0 then interval = 1000000 / setting end
@@ -89,14 +100,38 @@ class RateLimiter:
             time.sleep(wait)
         return True
 
-    def penalise(self, factor: float = 0.5, seconds: int = 60) -> None:
-        """The server is throttling us: slow every sender down by `factor` for `seconds`."""
-        current = float(self.client.get(self.keys[1]) or 1.0)
-        self.client.set(self.keys[1], max(0.05, current * factor), ex=seconds)
+    def penalise(self, factor: float = 0.5, seconds: int = 60, gradual: bool = False) -> None:
+        """The server is throttling us: slow every caller of this bucket down by `factor` for
+        `seconds` (`gradual`: coming back to the full rate linearly over those seconds)."""
+        if not gradual:
+            current = float(self.client.get(self.keys[1]) or 1.0)
+            self.client.set(self.keys[1], max(0.05, current * factor), ex=seconds)
+            return
+        now = _redis_now(self.client)
+        lowered = max(0.05, self.penalty(now) * factor)
+        self.client.set(self.keys[1], f"{lowered:.4f}:{now}:{seconds * 1_000_000}", ex=seconds)
+
+    def penalty(self, now: int | None = None) -> float:
+        """The factor the rate is multiplied by now (1: no penalty)."""
+        raw = self.client.get(self.keys[1])
+        if raw is None:
+            return 1.0
+        parts = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(":")
+        if len(parts) != 3:
+            return float(parts[0])
+        factor, at, cooling = float(parts[0]), int(parts[1]), int(parts[2])
+        now = _redis_now(self.client) if now is None else now
+        return min(1.0, factor + (1 - factor) * max(0, now - at) / cooling)
 
     def chunk(self, remaining: int, rate: float | None = None) -> int:
         """Messages to reserve at once: ~20 ms worth at this rate, at least one."""
         return max(1, min(remaining, int((rate or self.rate) * 0.02)))
+
+
+def _redis_now(client: redis.Redis) -> int:
+    """Redis' clock in µs: the one the script uses, the same for every machine."""
+    seconds, micros = client.time()
+    return int(seconds) * 1_000_000 + int(micros)
 
 
 _clients: dict[tuple, RateLimiter] = {}

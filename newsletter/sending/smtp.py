@@ -1,4 +1,4 @@
-"""SMTP transport: reused connections per worker thread (one, or `Sessions` side by side),
+"""SMTP transport: reused connections per worker thread and server (one, or `Sessions` side by side),
 timeouts always set, and a fence.
 
 `send` speaks MAIL / RCPT / DATA itself so that it can stop right before the final dot:
@@ -13,6 +13,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Protocol, cast
 
@@ -360,25 +361,46 @@ class Sessions:
 
 
 _local = threading.local()
+MAX_SERVERS = 8  # servers a thread keeps sessions open to (a pool's members); the least recent is closed
+
+
+def _kept(name: str) -> OrderedDict:
+    kept = getattr(_local, name, None)
+    if kept is None:
+        kept = OrderedDict()
+        setattr(_local, name, kept)
+    return kept
+
+
+def _keep(kept: OrderedDict, key: SmtpSettings, current: Connection | Sessions) -> None:
+    for old in [k for k in kept if k != key and (k.host, k.port) == (key.host, key.port)]:
+        kept.pop(old).close()  # the same server with changed settings (a new password, say)
+    kept[key] = current
+    kept.move_to_end(key)
+    while len(kept) > MAX_SERVERS:
+        kept.popitem(last=False)[1].close()
 
 
 def connection(settings: SmtpSettings) -> Connection:
-    """This thread's connection for `settings` (reused across tasks; reopened when settings change)."""
-    current: Connection | None = getattr(_local, "connection", None)
-    if current is None or current.settings != settings:
-        if current is not None:
-            current.close()
-        current = _local.connection = Connection(settings)
+    """This thread's connection to the server of `settings` (reused across tasks; one per server)."""
+    kept = _kept("connections")
+    current: Connection | None = kept.get(settings)
+    if current is None:
+        current = Connection(settings)
+    _keep(kept, settings, current)
     return current
 
 
 def sessions(settings: SmtpSettings, size: int) -> Sessions:
-    """This thread's `size` sessions for `settings` (reused across tasks, replaced when either changes)."""
-    current: Sessions | None = getattr(_local, "sessions", None)
-    if current is None or current.settings != settings or current.size != max(1, size):
+    """This thread's `size` sessions to the server of `settings` (reused across tasks, one set per
+    server, replaced when the size changes)."""
+    kept = _kept("sessions")
+    current: Sessions | None = kept.get(settings)
+    if current is None or current.size != max(1, size):
         if current is not None:
             current.close()
-        current = _local.sessions = Sessions(settings, size)
+        current = Sessions(settings, size)
+    _keep(kept, settings, current)
     return current
 
 

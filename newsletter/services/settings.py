@@ -16,6 +16,7 @@ import base64
 import functools
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from sqlalchemy import delete, select
 
 from ..extensions import db
 from ..models.setting import Setting
+from ..sending import pools
 from ..sending import smtp as transport
 from ..sending.errors import SmtpFailure
 from ..sending.limiter import KEY, NOTIFY_KEY, RateLimiter
@@ -59,6 +61,8 @@ TRACKING_MODES = {"off": "Off: no pixel, links as written",
                   "individual": "Individual: who opened and clicked (needs your subscribers' consent)"}
 CHOICES = {"MAIL_TLS": TLS_MODES, "TRACKING_DEFAULT": TRACKING_MODES}
 SECRET = "secret"
+DEFAULT_POOL = pools.DEFAULT
+_POOL = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class Spec:
     name: str
     label: str
     section: str
-    kind: type | str  # int, float, str, "choice", "secret", "sender"
+    kind: type | str  # int, float, str, "choice", "secret", "sender", "pool", "throttles"
     low: float = 0
     high: float = 0
     help: str = ""
@@ -94,6 +98,11 @@ SPECS = (
     Spec("SEND_RETRY_MAX", "Longest retry delay (s)", "sending", float, 0.1, 7 * 86_400),
     Spec("SEND_PAUSE_AFTER_ERRORS", "Pause a campaign after (failures in a row)", "sending", int, 1, 1_000_000,
          "Temporary failures in a row, across every worker."),
+    Spec("NOTIFY_POOL", "Pool of notifications", "sending", "pool",
+         help="The sending servers' pool of transactional mail (Settings → Sending servers)."),
+    Spec("DOMAIN_THROTTLES", "Per-domain limits", "sending", "throttles",
+         help="Messages per recipient domain, over every server: gmail.com=20/s, outlook.com=600/h "
+              "(units s, m, h, d). Empty: none."),
     Spec("TRACKING_DEFAULT", "Tracking of new campaigns", "tracking", "choice",
          help="Each campaign can change it before it is sent."),
     Spec("BOUNCE_SOFT_LIMIT", "Soft bounces before suppressing", "bounces", int, 1, 100,
@@ -113,6 +122,8 @@ def env_default(spec: Spec, config: dict) -> Any:
     value: Any = config.get(spec.name)
     if spec.kind in (int, float):
         return spec.kind(value)
+    if spec.kind == "pool":
+        return value or DEFAULT_POOL
     return value or None  # an empty username or password is no login
 
 
@@ -136,6 +147,15 @@ def parse(spec: Spec, raw: Any) -> Any:
         return text
     if spec.kind == "sender":
         return _sender(text)
+    if spec.kind == "pool":
+        if not _POOL.match(text or DEFAULT_POOL):
+            raise ValidationError(spec.name, "A pool's name: 1 to 64 of a-z, 0-9, '.', '_' or '-'.")
+        return text or DEFAULT_POOL
+    if spec.kind == "throttles":
+        try:
+            return pools.format_throttles(pools.parse_throttles(text)) or None
+        except ValueError as exc:
+            raise ValidationError(spec.name, str(exc)) from None
     if spec.name == "MAIL_SERVER" and (not text or " " in text or len(text) > 255):
         raise ValidationError(spec.name, "Enter a host name or IP address.")
     if len(text) > 255:
@@ -279,6 +299,20 @@ def get(name: str) -> Any:
 
 def smtp() -> SmtpSettings:
     return effective().smtp
+
+
+def domain_throttles() -> pools.Throttles:
+    """DOMAIN_THROTTLES, parsed (once per value)."""
+    return _throttles(get("DOMAIN_THROTTLES") or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _throttles(text: str) -> pools.Throttles:
+    try:
+        return pools.parse_throttles(text)
+    except ValueError:
+        log.error("settings: DOMAIN_THROTTLES %r is not valid; no per-domain limits", text)
+        return {}
 
 
 def default_sender(current: Snapshot | None = None) -> tuple[str, str]:

@@ -84,6 +84,29 @@ def test_an_unreachable_server_is_marked_so_nobody_is_blamed():
     assert failure.value.unreachable and failure.value.kind == Kind.TRANSIENT
 
 
+def test_a_server_greeting_with_421_counts_as_unreachable_before_any_fence():
+    """What makes a pool fail over: the 4xx greeting of a busy server is `unreachable`."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def greet_busy() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b"421 4.3.2 Too busy, try another server\r\n")
+        conn.close()
+
+    threading.Thread(target=greet_busy, daemon=True).start()
+    fence = Fence()
+    try:
+        with pytest.raises(SmtpFailure) as failure:
+            Connection(SmtpSettings("127.0.0.1", port, timeout=2)).send(message("a@example.com"), fence)
+    finally:
+        listener.close()
+    assert failure.value.unreachable and failure.value.code == 421 and fence.calls == []
+
+
 def test_an_internationalised_address_goes_out_with_smtputf8(server):
     connection = Connection(SmtpSettings("127.0.0.1", server.port, timeout=5))
     assert connection.send(message("chloé@exämple.org"), Fence())[0] == 250

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from newsletter.devserver.mailcatcher import MaildirHandler
 
@@ -76,15 +76,30 @@ class RecordingHandler(MaildirHandler):
 
 
 class RecordingSmtpServer:
-    def __init__(self, maildir: str, port: int | None = None, pipelining: bool = True, smtputf8: bool = True) -> None:
+    """`login`: (username, password) the server requires (AUTH PLAIN, no TLS on loopback)."""
+
+    def __init__(self, maildir: str, port: int | None = None, pipelining: bool = True, smtputf8: bool = True,
+                 login: tuple[str, str] | None = None) -> None:
         self.handler = RecordingHandler(maildir, pipelining)
         self.port = port or free_port()
         self.smtputf8 = smtputf8
+        self.login = login
+        self.logins: list[str] = []  # every username that authenticated
         self.controller = self._controller()
 
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = self.login is not None and isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(), auth_data.password.decode()) == self.login
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
+
     def _controller(self) -> Controller:
+        # PLAIN only: after a refused PLAIN, smtplib's LOGIN fallback stalls against aiosmtpd.
+        auth = dict(auth_required=True, auth_require_tls=False, authenticator=self._authenticate,
+                    auth_exclude_mechanism=["LOGIN"]) if self.login else {}
         return Controller(self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=25 * 1024 * 1024,
-                          enable_SMTPUTF8=self.smtputf8)
+                          enable_SMTPUTF8=self.smtputf8, **auth)
 
     def start(self) -> RecordingSmtpServer:
         self.controller.start()

@@ -181,3 +181,20 @@ def test_page_in_a_browser_fits_desktop_and_phone(app, live_server, admin, width
             assert "s3cret" not in page.content()
         finally:
             browser.close()
+
+
+def test_domain_throttles_and_the_notification_pool_are_checked(app, admin_client):
+    response = admin_client.post(PAGE, data=_form(admin_client, DOMAIN_THROTTLES="gmail.com=20/week",
+                                                  NOTIFY_POOL="nowhere"))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "No enabled sending server is in the pool" in unescape(_field_error(html, "NOTIFY_POOL"))
+    response = admin_client.post(PAGE, data=_form(admin_client, DOMAIN_THROTTLES="gmail.com=20/week"))
+    assert "gmail.com=20/week" in unescape(_field_error(response.get_data(as_text=True), "DOMAIN_THROTTLES"))
+    with app.app_context():
+        assert db.session.scalar(select(Setting.key)) is None
+    response = admin_client.post(PAGE, data=_form(admin_client, DOMAIN_THROTTLES="Gmail.com=20/s;yahoo.com=9/h"))
+    assert response.status_code == 302
+    with app.app_context():
+        assert settings.get("DOMAIN_THROTTLES") == "gmail.com=20/s, yahoo.com=9/h"
+        assert settings.domain_throttles() == {"gmail.com": ((20, 1),), "yahoo.com": ((9, 3600),)}

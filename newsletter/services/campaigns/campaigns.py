@@ -17,7 +17,7 @@ from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit, settings
 from ..addresses import normalize_email
 from ..audience import lists as lists_service
-from ..delivery import ledger
+from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
@@ -28,7 +28,8 @@ from .totals import record_totals
 
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
-FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking")
+FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
+          "pool")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -101,6 +102,7 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         "text": values.get("text") or "",
         "layout_id": layout_id,
         "tracking": _tracking(values.get("tracking")),
+        "pool": servers.check_pool(values.get("pool")),
     }
     if not clean["html"].strip() and not clean["text"].strip():
         raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")

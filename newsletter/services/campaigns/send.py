@@ -29,13 +29,13 @@ from ...extensions import db
 from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, NotificationKind, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending import message as mime
-from ...sending import smtp
+from ...sending import pools, smtp
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import audit, settings
 from ..deliverability import dkim, verp
-from ..delivery import ledger
+from ..delivery import ledger, servers
 from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
 from ..delivery.retries import retry_delay
@@ -295,10 +295,11 @@ def _send_claimed(batch: _Batch) -> None:
         return
     people = _people(batch.claimed)  # commits: no transaction stays open across SMTP I/O
     rate = limiter()
-    sessions = smtp.sessions(settings.smtp(), current_app.config["SEND_SESSIONS"])
-    pause_after = settings.get("SEND_PAUSE_AFTER_ERRORS")
-    rows, i = batch.claimed, 0
     current_rate = rate.effective_rate()
+    route = servers.route(batch.campaign.pool, current_rate)
+    throttles = settings.domain_throttles()
+    size = current_app.config["SEND_SESSIONS"]
+    rows, i = batch.claimed, 0
     while i < len(rows):
         if not batch.still_sending():
             batch.release(rows[i:])
@@ -310,32 +311,72 @@ def _send_claimed(batch: _Batch) -> None:
             return
         if wait:
             time.sleep(wait)
-        for start in range(i, i + n, sessions.size):
-            failures = _send_round(batch, entry, sessions, rows[start:min(start + sessions.size, i + n)], people)
-            if batch.must_reset_errors and len(failures) < min(sessions.size, i + n - start):
-                rate.client.delete(_errors_key(batch.campaign_id))  # a success since the last failure
-                batch.must_reset_errors = False
-            for failure in failures:
-                if failure.unreachable:  # the server is down: everyone waits, nobody's attempt is spent
-                    done = {o.id for o in batch.outcomes}
-                    retry_at = utcnow() + timedelta(seconds=retry_delay(1))
-                    batch.release([r for r in rows if r.id not in done], retry_at=retry_at, why=failure.message)
-                    return
-                if failure.kind == Kind.THROTTLED:
-                    rate.penalise()
-                if failure.kind == Kind.AUTH:
-                    batch.stop_reason = f"The SMTP server refused our login: {failure.code} {failure.message}"
-                elif failure.kind != Kind.PERMANENT:
-                    in_a_row = _count_error(rate.client, batch.campaign_id)
-                    batch.must_reset_errors = True
-                    if in_a_row >= pause_after:
-                        batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
-                                             f"last: {failure.code or ''} {failure.message}".strip())
-            if batch.stop_reason:
-                done = {o.id for o in batch.outcomes}
-                batch.release([r for r in rows if r.id not in done])
-                return
+        chunk = _admitted(batch, route, rows[i:i + n], throttles)
+        if not _send_chunk(batch, entry, route, chunk, people, size, rate.client):
+            done = {o.id for o in batch.outcomes}
+            batch.release([r for r in rows if r.id not in done], retry_at=servers.retry_at(route),
+                          why=servers.why_not(route))
+            return
+        if batch.stop_reason:
+            done = {o.id for o in batch.outcomes}
+            batch.release([r for r in rows if r.id not in done])
+            return
         i += n
+
+
+def _admitted(batch: _Batch, route: pools.Route, chunk: list[Claimed], throttles: pools.Throttles) -> list[Claimed]:
+    """The chunk's rows whose recipient domain has room now; the others wait for their window."""
+    if not throttles:
+        return chunk
+    waits = route.shared.admit_domains([r.email for r in chunk], throttles)
+    now = utcnow()
+    for row, wait in zip(chunk, waits, strict=True):
+        if wait:
+            batch.release([row], retry_at=now + timedelta(seconds=wait),
+                          why=f"Waiting for the {pools.domain_of(row.email)} throttle.")
+    return [row for row, wait in zip(chunk, waits, strict=True) if not wait]
+
+
+def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list[Claimed],
+                people: dict[int, tuple[str, dict, int]], size: int, client: redis.Redis) -> bool:
+    """Send the chunk round by round, each round through the next server of the pool with room.
+
+    False when no server can take what is left (all down or at their limits): the caller
+    hands it back. Rows a server could not be reached for never got near their final dot, so
+    they go to the pool's next server; the unreachable one is marked down for every worker.
+    """
+    pause_after = settings.get("SEND_PAUSE_AFTER_ERRORS")
+    while chunk:
+        picked = route.pick(min(size, len(chunk)))
+        if picked is None:
+            return False
+        server, wait = picked
+        if wait:
+            time.sleep(wait)
+        sessions = smtp.sessions(server.smtp, size)
+        current, chunk = chunk[:sessions.size], chunk[sessions.size:]
+        failures, unreached = _send_round(batch, entry, sessions, current, people)
+        if unreached:
+            route.failed(server, unreached[0][1].message)
+            chunk = [row for row, _ in unreached] + chunk  # failover: the pool's next server
+        if batch.must_reset_errors and len(failures) + len(unreached) < len(current):
+            client.delete(_errors_key(batch.campaign_id))  # a success since the last failure
+            batch.must_reset_errors = False
+        for failure in failures:
+            if failure.kind == Kind.THROTTLED:
+                route.throttled(server)  # that server slows down, not the cluster
+            if failure.kind == Kind.AUTH:
+                batch.stop_reason = (f"The SMTP server {server.name} refused our login: "
+                                     f"{failure.code} {failure.message}")
+            elif failure.kind != Kind.PERMANENT:
+                in_a_row = _count_error(client, batch.campaign_id)
+                batch.must_reset_errors = True
+                if in_a_row >= pause_after:
+                    batch.stop_reason = (f"Paused after {in_a_row} failed sends in a row; "
+                                         f"last: {failure.code or ''} {failure.message}".strip())
+        if batch.stop_reason:
+            return True
+    return True
 
 
 def _errors_key(campaign_id: int) -> str:
@@ -350,11 +391,14 @@ def _count_error(client: redis.Redis, campaign_id: int) -> int:
     return int(pipe.execute()[0])
 
 
-def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: list[Claimed],
-                people: dict[int, tuple[str, dict, int]]) -> list[SmtpFailure]:
-    """One message per session, fenced together; every outcome recorded, the SMTP failures returned.
+Unreached = list[tuple[Claimed, SmtpFailure]]
 
-    An unreachable server's failure gets no outcome here: the caller hands the row back.
+
+def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: list[Claimed],
+                people: dict[int, tuple[str, dict, int]]) -> tuple[list[SmtpFailure], Unreached]:
+    """One message per session, fenced together; every outcome recorded. Returns the SMTP
+    failures that have an outcome, and the rows the server could not be reached for (no
+    outcome: they never reached the fence, the caller sends them elsewhere or hands them back).
     """
     items, sending = [], []
     for row in rows:
@@ -363,17 +407,19 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
             items.append((row.id, envelope))
             sending.append(row)
     if not items:
-        return []
+        return [], []
     # A database error from the fence stops the batch (the sweeper recovers its rows).
     results = sessions.send(items, batch.fences.group(batch.token))
-    failures = []
+    failures: list[SmtpFailure] = []
+    unreached: Unreached = []
     for row, result in zip(sending, results, strict=True):
         if isinstance(result, smtp.FenceClosed):
             continue  # the row was taken over by a recovery: its new owner sends it
         if isinstance(result, SmtpFailure):
-            failures.append(result)
             if result.unreachable:
-                continue  # released with the rest of the batch by the caller
+                unreached.append((row, result))
+                continue
+            failures.append(result)
             if result.kind == Kind.AUTH:
                 batch.outcomes.append(Outcome(row.id, D.PENDING, result.code, result.message, release=True))
             else:
@@ -381,7 +427,7 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
             continue
         code, text = result
         batch.outcomes.append(Outcome(row.id, D.SENT, code, text))
-    return failures
+    return failures, unreached
 
 
 def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,

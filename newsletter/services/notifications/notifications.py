@@ -43,13 +43,14 @@ from ...models import (
 )
 from ...models.base import utcnow
 from ...sending import message as mime
-from ...sending import smtp
+from ...sending import pools, smtp
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import NOTIFY_KEY, RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..addresses import normalize_email
 from ..deliverability import dkim, verp
+from ..delivery import servers
 from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
@@ -316,13 +317,14 @@ def send(notification_id: int, worker: str = "") -> str:
     if wait:
         time.sleep(wait)
     fences = FenceLine(Notification)
+    route = servers.route(current["NOTIFY_POOL"], rate.effective_rate())
     try:
         envelope = _envelope(row, current)
-        code, text = smtp.connection(current.smtp).send(envelope, fence=fences.fence(row.id, token))
+        code, text = _send_through(route, envelope, fences, row.id, token)
     except smtp.FenceClosed:
         return "taken-over"  # a recovery gave the row to someone else: its new owner sends it
     except SmtpFailure as failure:
-        return _failed(row, token, failure, rate)
+        return _failed(row, token, failure)
     except ValueError as exc:  # a value the message cannot carry
         _finish(row.id, token, N.FAILED, None, f"Could not build the message: {exc}")
         return "failed"
@@ -332,10 +334,34 @@ def send(notification_id: int, worker: str = "") -> str:
     return "sent"
 
 
-def _failed(row: Claimed, token: str, failure: SmtpFailure, rate: RateLimiter) -> str:
+def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine, notification_id: int,
+                  token: str) -> tuple[int, str]:
+    """Send through the pool's servers in turn: one that cannot be reached (the message never
+    got near its final dot) is marked down and the next one tried. Raises the last SmtpFailure.
+
+    The lane's own NOTIFY_RATE is its limit: notifications take no slot in the servers'
+    buckets, so campaigns can never starve them.
+    """
+    failure: SmtpFailure | None = None
+    for server in route.in_turn():
+        try:
+            return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
+        except SmtpFailure as refused:
+            if not refused.unreachable:
+                if refused.kind == Kind.THROTTLED:
+                    route.throttled(server)  # that server slows down for the campaigns too
+                raise
+            route.failed(server, refused.message)
+            failure = refused
+    if failure is None:  # nothing to try
+        why = ("Every server of the notification pool is marked down: " + "; ".join(route.down.values())
+               if route.servers else "The notification pool has no enabled sending server.")
+        failure = SmtpFailure(Kind.TRANSIENT, None, why, unreachable=True)
+    raise failure
+
+
+def _failed(row: Claimed, token: str, failure: SmtpFailure) -> str:
     """Retry later (transient, throttled, server unreachable, our login refused) or fail (5xx, attempts used)."""
-    if failure.kind == Kind.THROTTLED:
-        rate.penalise()
     # Nothing the recipient did: the server was down or refused our credentials. No attempt is spent.
     ours = failure.unreachable or failure.kind == Kind.AUTH
     if ours:

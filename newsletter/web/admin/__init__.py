@@ -12,6 +12,7 @@ from . import (
                lists,
                mail_log,
                send_log,
+               servers,
                settings,
                subscribers,
                users,
@@ -20,4 +21,4 @@ from . import (
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,
-                                            mail_log, bounces, webhooks, api_keys, users, settings, audit))
+                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit))

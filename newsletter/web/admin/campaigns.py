@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
@@ -17,6 +18,7 @@ from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
 from ...services.deliverability import report as deliverability_report
+from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
@@ -66,6 +68,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
+    form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
 
 

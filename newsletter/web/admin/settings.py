@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 from ...models import DkimAlgorithm, Role
 from ...services import settings
 from ...services.deliverability import dkim, preflight
+from ...services.delivery import servers
 from ...services.errors import ValidationError
 from ...services.notifications import system_mail
 from ...tasks import enqueue
@@ -56,9 +57,11 @@ def index():
     if form.clear_password.data:
         changes["MAIL_PASSWORD"] = settings.CLEAR
     try:
+        servers.check_pool(changes["NOTIFY_POOL"] or settings.DEFAULT_POOL, "NOTIFY_POOL")
         changed = settings.save(changes, current_user.id)
-    except settings.SettingsInvalid as exc:
-        for name, message in exc.errors.items():
+    except ValidationError as exc:
+        errors = exc.errors if isinstance(exc, settings.SettingsInvalid) else {exc.field: exc.message}
+        for name, message in errors.items():
             getattr(form, name).errors = [message]
         flash("Nothing was saved: correct the fields marked below.", "error")
         return _page(form, status=400)

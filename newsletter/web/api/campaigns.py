@@ -22,6 +22,8 @@ ID = ma.validate.Range(1, MAX_ID)
 BODY = ma.validate.Length(max=1_000_000)
 TRACKING_HELP = ("Opens and clicks: `off`, `anonymous` (counts only, nobody named) or `individual` "
                  "(per subscriber); absent at creation: the settings' default.")
+POOL_HELP = ("The sending servers' pool it goes out through (an admin sets pools up under Settings → Sending "
+             "servers); `default`, the Settings page's server, when absent. A pool with no enabled server is a 422.")
 
 
 class ListRef(ma.Schema):
@@ -60,6 +62,7 @@ class CampaignOut(ma.Schema):
     layout_id = ma.fields.Integer(required=True, allow_none=True)
     list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
     tracking = ma.fields.Enum(Tracking, by_value=True, required=True, metadata={"description": TRACKING_HELP})
+    pool = ma.fields.String(required=True, metadata={"description": POOL_HELP})
     status = ma.fields.Enum(CampaignStatus, by_value=True, required=True)
     status_reason = ma.fields.String(required=True, metadata={"description": "Why it paused or failed."})
     send_at = ma.fields.DateTime(required=True, allow_none=True)
@@ -87,6 +90,7 @@ class CampaignPatch(InSchema):
     layout_id = ma.fields.Integer(validate=ID, allow_none=True)
     tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),
                                 metadata={"description": TRACKING_HELP})
+    pool = ma.fields.String(validate=ma.validate.Length(1, 64), metadata={"description": POOL_HELP})
 
 
 class CampaignIn(CampaignPatch):

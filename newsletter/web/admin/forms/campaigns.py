@@ -61,6 +61,9 @@ class CampaignForm(FlaskForm):
                            validate_choice=False,
                            description="Opens come from a 1×1 image, clicks from links through this server. "
                                        "Test sends are never tracked.")
+    pool = SelectField("Sending servers", choices=[SelectChoice("default", "default")], validate_choice=False,
+                       default="default",
+                       description="The pool of sending servers it goes out through (Settings → Sending servers).")
     html = TextAreaField("HTML body", default=STARTER_HTML)
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
     # Not saved: whom the live preview is rendered for.
@@ -71,7 +74,7 @@ class CampaignForm(FlaskForm):
         return {"name": self.name.data, "subject": self.subject.data, "from_name": self.from_name.data,
                 "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
-                "list_ids": self.list_ids.data or [], "tracking": self.tracking.data}
+                "list_ids": self.list_ids.data or [], "tracking": self.tracking.data, "pool": self.pool.data}
 
 
 class ResendForm(FlaskForm):
