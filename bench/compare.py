@@ -1,7 +1,7 @@
 """`--compare REF`: the platform at another git ref measured beside today's, in the same bench run.
 
 The old code is checked out with `git worktree` into a temporary directory and runs from there
-on the bench's own venv, so its dependencies must be today's (checked before anything runs).
+on the bench's own venv, so every version it pins must be installed there (checked before anything runs).
 Each platform run, new or old, happens in a child process of its own (`python bench/compare.py
 --child SPEC`): one process can import only one `newsletter`, and both sides should go through
 the same harness (platform_run) the same way. Runs are interleaved A B A B over `--repeat`
@@ -10,7 +10,6 @@ its own code's migrations, which the parent creates and drops (a killed child le
 """
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shutil
@@ -19,9 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import tomllib
 import traceback
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import platform_db
@@ -56,27 +55,42 @@ class OldTree:
         return f"platform@{self.commit}"
 
 
-def _dependencies(root: Path) -> dict[str, list[str]]:
-    """What the platform needs installed: requirements.txt and pyproject's dependencies."""
-    requirements = (root / "requirements.txt").read_text().splitlines()
-    project = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {})
-    return {"requirements.txt": [line.strip() for line in requirements if line.strip()],
-            "pyproject.toml [project] dependencies": sorted(project.get("dependencies", []))}
+def _pins(root: Path) -> list[str]:
+    """The exact versions a tree pins in its requirements.txt (`name==version` lines)."""
+    lines = (line.split("#")[0].strip() for line in (root / "requirements.txt").read_text().splitlines())
+    return [line for line in lines if "==" in line]
+
+
+def _missing_pins(root: Path) -> list[str]:
+    """The pins of the tree at `root` that the bench venv does not have installed at that version."""
+    missing = []
+    for pin in _pins(root):
+        name, _, version = pin.partition("==")
+        try:
+            installed = metadata.version(name.split("[")[0].strip())
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed != version.strip():
+            missing.append(f"{pin} (bench venv: {installed or 'not installed'})")
+    return missing
 
 
 def checkout(ref: str) -> OldTree:
-    """`git worktree add` of `ref` in a temporary directory; refuses a ref with other dependencies."""
+    """`git worktree add` of `ref` in a temporary directory.
+
+    Refuses a ref pinning a package version the bench venv does not have: its code would run on
+    other libraries than it was written for. Extra packages in the venv are fine (a venv per ref is
+    not built, so the old code runs beside newer dependencies it does not import).
+    """
     sha = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     path = Path(tempfile.mkdtemp(prefix="nl-bench-old-")) / "tree"
     _git("worktree", "add", "--detach", "--quiet", str(path), sha)
     tree = OldTree(ref, _git("rev-parse", "--short", sha), _git("log", "-1", "--format=%s", sha), path)
-    ours, theirs = _dependencies(ROOT), _dependencies(path)
-    if ours != theirs:
-        diff = [line for name in ours for line in difflib.unified_diff(
-            ours[name], theirs.get(name, []), f"{name} (bench venv)", f"{name} at {ref}", lineterm="")]
+    missing = _missing_pins(path)
+    if missing:
         remove(tree)
-        raise SystemExit(f"bench: --compare {ref}: its dependencies differ from the bench venv's, so it cannot "
-                         f"run on it (a venv per ref is not built):\n" + "\n".join(diff))
+        raise SystemExit(f"bench: --compare {ref}: it pins versions the bench venv does not have, so it cannot "
+                         f"run on it (a venv per ref is not built):\n  " + "\n  ".join(missing))
     return tree
 
 

@@ -210,3 +210,70 @@ def test_identify_reads_verp_our_headers_and_message_ids(ctx):
     assert identify.from_message_id("<n.9.0badc0de@news.example.com>") == verp.Ref("n", 9)
     assert identify.from_message_id("<CAF=random@mail.gmail.com>") is None
     assert identify.from_headers({"Subject": "hello"}) is None
+
+
+def _state(campaign_ids: list[int]) -> tuple:
+    """Everything the rules change, without ids: subscribers, suppressions, memberships, totals, reports."""
+    db.session.expire_all()
+    people = sorted((s.email, s.status.value) for s in db.session.scalars(select(Subscriber)))
+    kept = sorted((s.email, s.reason.value) for s in db.session.scalars(select(Suppression)))
+    memberships = sorted(s.status.value for s in db.session.scalars(select(Subscription)))
+    totals = [(c.bounced, c.complained) for c in (db.session.get(Campaign, i) for i in campaign_ids)]
+    rows = sorted((b.type.value, b.email, b.event_id) for b in db.session.scalars(select(Bounce)))
+    return people, kept, memberships, totals, rows
+
+
+def _mixed_batch(prefix: str) -> tuple[list[BounceReport], int]:
+    """Every kind of report at once: hard, repeated soft up to the rule, a complaint after a bounce,
+    a duplicate inside the batch and of an earlier report, an address without a delivery, unmatched ids."""
+    list_id, emails = make_audience(6, prefix=prefix)
+    campaign_id, deliveries = sent_campaign(list_id)
+    _, later = sent_campaign(list_id)
+    _, third = sent_campaign(list_id)
+    d = [deliveries[e] for e in emails]
+    bounces.record(BounceReport(SOFT, "mailbox", delivery_id=d[1], event_id=f"{prefix}-early"))
+    batch = [
+        BounceReport(HARD, "mailbox", delivery_id=d[0], status_code="5.1.1", event_id=f"{prefix}-1"),
+        BounceReport(HARD, "mailbox", delivery_id=d[0], status_code="5.1.1", event_id=f"{prefix}-2"),
+        BounceReport(SOFT, "mailbox", delivery_id=d[1], event_id=f"{prefix}-early"),  # recorded before
+        BounceReport(SOFT, "mailbox", delivery_id=later[emails[1]], event_id=f"{prefix}-3"),
+        BounceReport(SOFT, "mailbox", delivery_id=third[emails[1]], event_id=f"{prefix}-4"),  # the third: suppressed
+        BounceReport(SOFT, "mailbox", delivery_id=d[2], event_id=f"{prefix}-5"),
+        BounceReport(SOFT, "mailbox", delivery_id=d[2], event_id=f"{prefix}-5"),  # twice in the batch
+        BounceReport(HARD, "mailbox", delivery_id=d[3], event_id=f"{prefix}-6"),
+        BounceReport(COMPLAINT, "mailbox", delivery_id=d[3], event_id=f"{prefix}-7"),
+        BounceReport(HARD, "mailbox", email=emails[4], event_id=f"{prefix}-8"),
+        BounceReport(HARD, "mailbox", email="stranger@example.net", event_id=f"{prefix}-9"),
+        BounceReport(HARD, "mailbox", delivery_id=987654, event_id=f"{prefix}-10"),
+        BounceReport(HARD, "mailbox", event_id=f"{prefix}-11"),
+    ]
+    return batch, campaign_id
+
+
+def test_a_batch_gives_the_same_results_and_state_as_one_report_at_a_time(app):
+    outcomes = {}
+    for how in ("one-by-one", "batch"):
+        with app.app_context():
+            batch, campaign_id = _mixed_batch("mix")
+            results = ([bounces.record(r) for r in batch] if how == "one-by-one" else bounces.record_many(batch))
+            outcomes[how] = ([(r.status, r.action) for r in results], _state([campaign_id]))
+            for table in reversed(db.metadata.sorted_tables):
+                db.session.execute(table.delete())
+            db.session.commit()
+    assert outcomes["batch"] == outcomes["one-by-one"]
+    statuses, (people, kept, _memberships, totals, rows) = outcomes["batch"]
+    assert [s for s, _ in statuses] == ["recorded", "recorded", "duplicate", "recorded", "recorded", "recorded",
+                                        "duplicate", "recorded", "recorded", "recorded", "recorded", "unmatched",
+                                        "unmatched"]
+    assert statuses[4] == ("recorded", "suppressed") and statuses[8] == ("recorded", "complained")
+    assert totals == [(4, 1)]  # d0..d3 bounced once each (d1 before the batch); d3 also complained
+    assert ("mix00003@example.com", "complaint") in kept and ("stranger@example.net", "hard-bounce") in kept
+
+
+def test_a_batch_with_a_bad_source_changes_nothing(ctx):
+    list_id, emails = make_audience(1, prefix="bad")
+    _, deliveries = sent_campaign(list_id)
+    with pytest.raises(ValueError, match="unknown bounce source"):
+        bounces.record_many([BounceReport(HARD, "mailbox", delivery_id=deliveries[emails[0]]),
+                             BounceReport(HARD, "carrier-pigeon", email=emails[0])])
+    assert db.session.scalars(select(Bounce)).all() == []

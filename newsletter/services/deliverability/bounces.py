@@ -14,6 +14,8 @@ after a crash or a provider's retry is harmless.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +32,7 @@ from ...models import (
     Subscriber,
     SubscriberStatus,
     SubscriptionStatus,
+    Suppression,
     SuppressionReason,
 )
 from ...models.base import utcnow
@@ -71,6 +74,8 @@ class _Target:
     campaign_id: int | None = None
     delivery_id: int | None = None
     notification_id: int | None = None
+    # In a batch: the suppressions of the batch's addresses, None where there is none yet.
+    held: dict[str, Suppression | None] | None = None
 
 
 def _subscriber_by_email(email: str) -> Subscriber | None:
@@ -116,12 +121,7 @@ def record(report: BounceReport) -> RecordResult:
     if target is None:
         db.session.rollback()
         return RecordResult("unmatched")
-    bounce = Bounce(type=report.type, source=report.source, email=target.email[:254],
-                    subscriber_id=target.subscriber.id if target.subscriber else None,
-                    campaign_id=target.campaign_id, delivery_id=target.delivery_id,
-                    notification_id=target.notification_id, status_code=report.status_code.strip()[:16],
-                    diagnostic=" ".join(report.diagnostic.split())[:500], event_id=report.event_id[:200],
-                    occurred_at=report.occurred_at)
+    bounce = _new_bounce(report, target)
     db.session.add(bounce)
     try:
         db.session.flush()
@@ -132,6 +132,147 @@ def record(report: BounceReport) -> RecordResult:
     action = _apply(bounce, target)
     db.session.commit()
     return RecordResult("recorded", bounce.id, action)
+
+
+def record_many(reports: Sequence[BounceReport]) -> list[RecordResult]:
+    """Apply the rules to several reports in one transaction (the bounce mailbox's batches).
+
+    The same rules and results as `record` for each, in order, with the batch's reads done once
+    (duplicates, deliveries locked in id order, their subscribers, suppressions, earlier reports)
+    and one commit. If another process records one of these events meanwhile, the whole batch is
+    rolled back and each report goes through `record` on its own.
+    """
+    for report in reports:
+        if report.source not in SOURCES:
+            raise ValueError(f"unknown bounce source {report.source!r}")
+    if len(reports) < 2:
+        return [record(report) for report in reports]
+    try:
+        results = _record_batch(reports)
+        db.session.commit()
+        return results
+    except IntegrityError:
+        db.session.rollback()
+        return [record(report) for report in reports]
+
+
+def _record_batch(reports: Sequence[BounceReport]) -> list[RecordResult]:
+    seen = _recorded_events(reports)
+    deliveries, subscribers = _lock_deliveries([r.delivery_id for r in reports if r.delivery_id is not None])
+    earlier = _earlier_kinds(list(deliveries))
+    held = _suppressions([d.email for d in deliveries.values()])
+    pending: list[tuple[Bounce, str]] = []
+    increments: Counter[tuple[int, str]] = Counter()
+    results: list[RecordResult | None] = []
+    with db.session.no_autoflush:  # one flush for the batch; the soft rule flushes what it must count
+        for report in reports:
+            key = (report.source, report.event_id)
+            if report.event_id and key in seen:
+                results.append(RecordResult("duplicate"))
+                continue
+            target = _cached_target(report, deliveries, subscribers, held)
+            if target is None:
+                results.append(RecordResult("unmatched"))
+                continue
+            seen.add(key)
+            bounce = _new_bounce(report, target)
+            db.session.add(bounce)
+            if bounce.campaign_id is not None and bounce.delivery_id is not None:
+                kind = _kind(bounce.type)
+                if kind not in earlier.setdefault(bounce.delivery_id, set()):
+                    earlier[bounce.delivery_id].add(kind)
+                    increments[(bounce.campaign_id, kind)] += 1
+            if bounce.type == BounceType.SOFT:
+                db.session.flush()  # the rule counts the batch's earlier soft bounces too
+            pending.append((bounce, _apply(bounce, target)))
+            results.append(None)
+    db.session.flush()
+    for (campaign_id, kind), n in sorted(increments.items()):  # after the deliveries: the lock order of `record`
+        column = Campaign.complained if kind == "complained" else Campaign.bounced
+        db.session.execute(update(Campaign).where(Campaign.id == campaign_id)
+                           .values({column.key: column + n}).execution_options(synchronize_session=False))
+    done = iter(pending)
+    return [result or RecordResult("recorded", *_id_and_action(next(done))) for result in results]
+
+
+def _id_and_action(item: tuple[Bounce, str]) -> tuple[int, str]:
+    return item[0].id, item[1]
+
+
+def _recorded_events(reports: Sequence[BounceReport]) -> set[tuple[str, str]]:
+    ids = sorted({r.event_id[:200] for r in reports if r.event_id})
+    if not ids:
+        return set()
+    rows = db.session.execute(select(Bounce.source, Bounce.event_id).where(Bounce.event_id.in_(ids),
+                                                                           Bounce.event_id != ""))
+    return {(source, event_id) for source, event_id in rows}
+
+
+def _lock_deliveries(ids: list[int]) -> tuple[dict[int, Delivery], dict[int, Subscriber]]:
+    """The reports' deliveries, locked in id order (two pollers never wait on each other in a
+    circle), and their subscribers."""
+    if not ids:
+        return {}, {}
+    rows = db.session.scalars(select(Delivery).where(Delivery.id.in_(sorted(set(ids))))
+                              .order_by(Delivery.id).with_for_update()).all()
+    subscriber_ids = sorted({row.subscriber_id for row in rows if row.subscriber_id})
+    subscribers = db.session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids))).all()
+    return {row.id: row for row in rows}, {row.id: row for row in subscribers}
+
+
+def _earlier_kinds(delivery_ids: list[int]) -> dict[int, set[str]]:
+    """For each delivery, the kinds (bounced, complained) of reports already recorded for it."""
+    found: dict[int, set[str]] = {}
+    if delivery_ids:
+        rows = db.session.execute(select(Bounce.delivery_id, Bounce.type).where(Bounce.delivery_id.in_(delivery_ids)))
+        for delivery_id, kind in rows:
+            if delivery_id is not None:
+                found.setdefault(delivery_id, set()).add(_kind(kind))
+    return found
+
+
+def _suppressions(emails: list[str]) -> dict[str, Suppression | None]:
+    """The suppressions of these addresses, read once: None for each address without one."""
+    held: dict[str, Suppression | None] = dict.fromkeys(emails)
+    if emails:
+        held.update((row.email, row) for row in db.session.scalars(
+            select(Suppression).where(Suppression.email.in_(sorted(held)))))
+    return held
+
+
+def _cached_target(report: BounceReport, deliveries: dict[int, Delivery], subscribers: dict[int, Subscriber],
+                   held: dict[str, Suppression | None]) -> _Target | None:
+    if report.delivery_id is None:
+        return _target(report)
+    delivery = deliveries.get(report.delivery_id)
+    if delivery is None:
+        return None
+    subscriber = subscribers.get(delivery.subscriber_id) if delivery.subscriber_id else None
+    return _Target(delivery.email, subscriber, delivery.campaign_id, delivery.id, held=held)
+
+
+def _suppress(target: _Target, reason: SuppressionReason, note: str) -> Suppression:
+    """suppressions.suppress, without a read per address inside a batch."""
+    if target.held is None or target.email not in target.held:
+        return suppressions.suppress(target.email, reason, note=note)
+    row = target.held[target.email]
+    if row is None:
+        row = target.held[target.email] = Suppression(email=target.email, reason=reason, note=note[:500])
+        db.session.add(row)
+    return row
+
+
+def _kind(bounce_type: BounceType) -> str:
+    return "complained" if bounce_type == BounceType.COMPLAINT else "bounced"
+
+
+def _new_bounce(report: BounceReport, target: _Target) -> Bounce:
+    return Bounce(type=report.type, source=report.source, email=target.email[:254],
+                  subscriber_id=target.subscriber.id if target.subscriber else None,
+                  campaign_id=target.campaign_id, delivery_id=target.delivery_id,
+                  notification_id=target.notification_id, status_code=report.status_code.strip()[:16],
+                  diagnostic=" ".join(report.diagnostic.split())[:500], event_id=report.event_id[:200],
+                  occurred_at=report.occurred_at)
 
 
 def _count_on_campaign(bounce: Bounce) -> None:
@@ -187,7 +328,7 @@ def _soft_limit_reached(bounce: Bounce, target: _Target) -> bool:
 
 
 def _bounced(target: _Target, reason: SuppressionReason, note: str) -> None:
-    suppressions.suppress(target.email, reason, note=note)
+    _suppress(target, reason, note)
     subscriber = target.subscriber
     if subscriber is not None and subscriber.status not in BLOCKED:
         subscriber.status = SubscriberStatus.BOUNCED
@@ -195,7 +336,7 @@ def _bounced(target: _Target, reason: SuppressionReason, note: str) -> None:
 
 
 def _complained(target: _Target) -> None:
-    row = suppressions.suppress(target.email, SuppressionReason.COMPLAINT, note="complaint (feedback report)")
+    row = _suppress(target, SuppressionReason.COMPLAINT, "complaint (feedback report)")
     row.reason = SuppressionReason.COMPLAINT  # worse than any earlier reason: keep this one
     subscriber = target.subscriber
     if subscriber is None:

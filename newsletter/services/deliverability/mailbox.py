@@ -111,9 +111,9 @@ def _process_all(box: imap.Mailbox, uids: list[int], lease: Lease, deadline: flo
 
 
 def _process_batch(box: imap.Mailbox, uids: list[int], counts: Counter[str]) -> None:
+    fetched = list(box.fetch(uids))
     moves: dict[str, list[int]] = defaultdict(list)
-    for uid, raw in box.fetch(uids):
-        folder = process(raw)
+    for (uid, _raw), folder in zip(fetched, process_many([raw for _uid, raw in fetched]), strict=True):
         counts[folder] += 1
         moves[folder].append(uid)
     # Recorded first, moved after: a crash in between re-reads these, and they are duplicates then.
@@ -123,19 +123,35 @@ def _process_batch(box: imap.Mailbox, uids: list[int], counts: Counter[str]) -> 
 
 def process(raw: bytes) -> str:
     """Record what one message reports; the folder it belongs in."""
+    return process_many([raw])[0]
+
+
+def process_many(raws: list[bytes]) -> list[str]:
+    """Record what each message reports, all in one transaction (bounces.record_many); the
+    folder each message belongs in."""
+    plans = [_plan(raw) for raw in raws]
+    results = iter(bounces.record_many([report for _folder, wanted in plans for report in wanted]))
+    folders = []
+    for folder, wanted in plans:
+        recorded = [next(results) for _report in wanted]
+        folders.append(folder or (PROCESSED if any(r.status != "unmatched" for r in recorded) else UNMATCHED))
+    return folders
+
+
+def _plan(raw: bytes) -> tuple[str | None, list[BounceReport]]:
+    """(the folder, if known without recording anything; the reports to record)."""
     try:
         parsed = dsn.parse(raw)
     except Exception:  # the parser is meant never to raise; if it does, keep the message for a person
         log.exception("bounce mailbox: cannot parse a message of %d bytes", len(raw))
-        return UNMATCHED
+        return UNMATCHED, []
     if not parsed.is_bounce:
-        return IGNORED
+        return IGNORED, []
     ref = find_delivery(parsed)
     # Without our token or headers, a report counts only for an address we know: anyone can
     # mail the bounce address, and a stranger's address is nothing to record.
     wanted = [r for r in reports(parsed, ref) if ref is not None or _known(r.email)]
-    results = [bounces.record(report) for report in wanted]
-    return PROCESSED if any(result.status != "unmatched" for result in results) else UNMATCHED
+    return (None if wanted else UNMATCHED), wanted
 
 
 def _known(email: str) -> bool:
