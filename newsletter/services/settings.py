@@ -1,11 +1,8 @@
 """Settings an admin edits on /admin/settings: a database row overrides the environment's value.
 
-Senders read them on every batch, so `effective()` answers from a per-process snapshot. A save
-writes a new random token to Redis (VERSION_KEY); each process compares its snapshot's token
-with Redis at most every CHECK_EVERY seconds (one GET) and reloads the small table when it
-differs, so a change reaches every worker within about a second, without a restart. The
-snapshot is also reloaded every MAX_AGE seconds whatever Redis says (rows edited by hand, a
-Redis that lost the key or is down).
+Senders read them on every batch, so `effective()` answers from a per-process snapshot
+(services/versioned.py): a save announces a new version through Redis (VERSION_KEY), and every
+process re-reads the small table within about a second, without a restart.
 
 The SMTP password is stored encrypted (Fernet, key derived from SECRET_KEY by HKDF) and is
 never returned to the page; only senders see it, through `effective().smtp`.
@@ -15,12 +12,8 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import os
 import re
-import threading
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -41,12 +34,11 @@ from ..sending.smtp import SmtpSettings
 from . import audit
 from .addresses import normalize_email
 from .errors import ValidationError
+from .versioned import Versioned
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "newsletter:settings:version"
-CHECK_EVERY = 1.0  # seconds between two looks at VERSION_KEY in one process
-MAX_AGE = 60.0  # seconds: reload regardless (covers a Redis that lost the key or is down)
 UNDECRYPTABLE = ("The stored SMTP password cannot be decrypted: SECRET_KEY has changed since it was saved. "
                  "Enter the password again on the Settings page.")
 
@@ -186,8 +178,6 @@ class Snapshot:
     overridden: frozenset[str]  # names whose value comes from the database
     problems: dict[str, str]  # name -> why the stored value could not be used
     smtp: SmtpSettings
-    token: str | None = None  # VERSION_KEY when this snapshot was read
-    loaded_at: float = field(default_factory=time.monotonic)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -220,7 +210,7 @@ def _stored() -> dict[str, Any]:
         return {key: value for key, value in conn.execute(select(Setting.key, Setting.value))}
 
 
-def _load(config: dict, token: str | None) -> Snapshot:
+def _load(config: dict) -> Snapshot:
     stored = _stored()
     values = {spec.name: env_default(spec, config) for spec in SPECS}
     overridden, problems = set(), {}
@@ -242,55 +232,15 @@ def _load(config: dict, token: str | None) -> Snapshot:
     smtp = SmtpSettings(values["MAIL_SERVER"], int(values["MAIL_PORT"]), float(config["MAIL_TIMEOUT"]),
                         use_tls=tls == "starttls", use_ssl=tls == "tls",
                         username=values["MAIL_USERNAME"] or None, password=values["MAIL_PASSWORD"] or None)
-    return Snapshot(values, frozenset(overridden), problems, smtp, token)
+    return Snapshot(values, frozenset(overridden), problems, smtp)
 
 
-class _Cache:
-    def __init__(self, redis_url: str) -> None:
-        self.lock = threading.Lock()
-        self.snapshot: Snapshot | None = None
-        self.checked_at = 0.0
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-
-    def token(self) -> str | None:
-        try:
-            raw = self.client.get(VERSION_KEY)
-        except redis.RedisError as exc:
-            log.warning("settings: cannot read %s (%s); reloading every %.0f s", VERSION_KEY, exc, MAX_AGE)
-            return self.snapshot.token if self.snapshot else None
-        return (raw.decode() if isinstance(raw, bytes) else raw) or None
-
-
-_caches: dict[tuple[int, int], _Cache] = {}  # (pid, id(app)): a forked worker never shares its parent's
-
-
-def _cache() -> _Cache:
-    # current_app is typed as the Flask app it stands for, so its proxy method is invisible to mypy.
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    key = (os.getpid(), id(app))
-    if key not in _caches:
-        _caches[key] = _Cache(app.config["REDIS_URL"])
-    return _caches[key]
+_copy: Versioned[Snapshot] = Versioned("settings", VERSION_KEY, lambda: _load(current_app.config))
 
 
 def effective(fresh: bool = False) -> Snapshot:
     """Database values over environment values; cheap enough to call per batch (see module doc)."""
-    cache = _cache()
-    now = time.monotonic()
-    snapshot = cache.snapshot
-    if not fresh and snapshot is not None and now - cache.checked_at < CHECK_EVERY:
-        return snapshot
-    with cache.lock:
-        snapshot = cache.snapshot
-        if not fresh and snapshot is not None and now - cache.checked_at < CHECK_EVERY:
-            return snapshot  # another thread looked meanwhile
-        token = cache.token()
-        stale = snapshot is None or token != snapshot.token or now - snapshot.loaded_at > MAX_AGE
-        if fresh or stale:
-            snapshot = cache.snapshot = _load(current_app.config, token)
-        cache.checked_at = now
-        assert snapshot is not None  # none yet counts as stale
-        return snapshot
+    return _copy.get(fresh)
 
 
 def get(name: str) -> Any:
@@ -395,14 +345,13 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
 
 def _published(changed: list[str]) -> None:
     """Tell every process: a new version token, and the rate buckets' runtime override at once."""
-    cache = _cache()
     snapshot = effective(fresh=True)
     buckets = {"SEND_RATE": KEY, "NOTIFY_RATE": NOTIFY_KEY}
     try:
         for name in set(changed) & set(buckets):
-            bucket = RateLimiter(cache.client, snapshot[name], prefix=buckets[name])
+            bucket = RateLimiter(_copy.client, snapshot[name], prefix=buckets[name])
             bucket.set_rate(snapshot[name] if name in snapshot.overridden else None)
-        cache.client.set(VERSION_KEY, uuid.uuid4().hex)
-    except redis.RedisError as exc:  # saved all the same: workers pick it up within MAX_AGE
-        log.warning("settings: saved, but could not notify workers through Redis (%s)", exc)
+    except redis.RedisError as exc:  # saved all the same: the buckets keep their rate until Redis is back
+        log.warning("settings: saved, but could not set the send rate in Redis (%s)", exc)
+    _copy.announce()
     effective(fresh=True)

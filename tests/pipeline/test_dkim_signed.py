@@ -13,7 +13,7 @@ import uuid
 
 from newsletter.extensions import db
 from newsletter.models import Role
-from newsletter.services import settings
+from newsletter.services import settings, versioned
 from newsletter.services.accounts import api_keys
 from newsletter.services.deliverability import dkim
 from tests.api.conftest import ApiClient
@@ -28,7 +28,7 @@ LIST_HEADERS = ("List-Id", "Precedence", "Feedback-ID", "List-Unsubscribe", "Lis
 def keys_reach_the_workers() -> None:
     """A worker looks at the keys' version at most every CHECK_EVERY seconds (the documented
     "within about a second" of a change): wait that long, so the send sees this test's keys."""
-    time.sleep(dkim.CHECK_EVERY + 0.5)
+    time.sleep(versioned.CHECK_EVERY + 0.5)
 
 
 def signed_by(message: bytes, dns_port: int) -> list[str]:

@@ -13,7 +13,7 @@ from newsletter.extensions import db
 from newsletter.models import Delivery, DeliveryAttempt, Notification, SendingServer, Subscriber
 from newsletter.sending import pools
 from newsletter.sending.limiter import KEY
-from newsletter.services import settings
+from newsletter.services import settings, versioned
 from newsletter.services.delivery import servers
 from newsletter.services.notifications import notifications
 from tests.pipeline.conftest import (
@@ -155,7 +155,7 @@ def test_a_domain_throttle_caps_every_window_whichever_server_sends(ctx, worker,
     shared = pools.state(ctx.config["REDIS_URL"])
     settings.save({"DOMAIN_THROTTLES": f"{domain}=15/s"}, None)
     try:
-        time.sleep(settings.CHECK_EVERY * 1.5)  # every worker has looked at the settings' version since
+        time.sleep(versioned.CHECK_EVERY * 1.5)  # every worker has looked at the settings' version since
         list_id, emails = make_audience(60, prefix="dt")
         others = emails[:20]
         throttled = [e.replace("@example.com", f"@{domain}") for e in emails[20:]]
@@ -204,7 +204,7 @@ def test_notifications_go_out_through_the_notify_pool(ctx, transactional_worker,
     add_server(pool, tx.port)
     settings.save({"NOTIFY_POOL": pool}, None)
     try:
-        time.sleep(settings.CHECK_EVERY * 1.5)  # every worker has looked at the settings' version since
+        time.sleep(versioned.CHECK_EVERY * 1.5)  # every worker has looked at the settings' version since
         sent = []
         for i in range(5):
             notification, _ = notifications.accept({"to": {"email": f"np{i}@example.com"}, "subject": "Hi",

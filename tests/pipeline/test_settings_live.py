@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.extensions import db
 from newsletter.sending.limiter import KEY, RateLimiter
-from newsletter.services import settings
+from newsletter.services import settings, versioned
 from tests.pipeline.conftest import make_audience, make_campaign, start, wait_until_status
 from tests.support.net import wait_for
 from tests.support.smtp import RecordingSmtpServer
@@ -26,7 +26,7 @@ def defaults(app):
         db.session.rollback()
         settings.save(dict.fromkeys(settings.NAMES), None)
     # The workers' settings cache cannot be observed from here: its documented bound is the wait.
-    time.sleep(settings.CHECK_EVERY + 0.2)
+    time.sleep(versioned.CHECK_EVERY + 0.2)
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_campaign_follows_the_smtp_port_change_and_back(app, admin_client, worke
                                                         second_smtp):
     with app.app_context():
         _save(admin_client, MAIL_PORT=str(second_smtp.port))
-        time.sleep(settings.CHECK_EVERY + 0.2)  # the documented propagation delay
+        time.sleep(versioned.CHECK_EVERY + 0.2)  # the documented propagation delay
         list_id, emails = make_audience(30, prefix="moved")
         campaign_id = make_campaign([list_id])
         start(app, campaign_id)
@@ -69,7 +69,7 @@ def test_campaign_follows_the_smtp_port_change_and_back(app, admin_client, worke
 
         # Reset to the environment's server: the same running worker goes back to it.
         assert post_form(admin_client, PAGE, "/admin/settings/reset", {"section": "smtp"}).status_code == 302
-        time.sleep(settings.CHECK_EVERY + 0.2)  # the documented propagation delay, again
+        time.sleep(versioned.CHECK_EVERY + 0.2)  # the documented propagation delay, again
         list_id, emails = make_audience(30, prefix="back")
         campaign_id = make_campaign([list_id])
         start(app, campaign_id)
@@ -80,7 +80,7 @@ def test_campaign_follows_the_smtp_port_change_and_back(app, admin_client, worke
 
 def test_send_rate_saved_on_the_page_is_the_cluster_override(app, admin_client, worker):
     with app.app_context():
-        bucket = RateLimiter(settings._cache().client, 1, prefix=KEY)
+        bucket = RateLimiter(settings._copy.client, 1, prefix=KEY)
         _save(admin_client, SEND_RATE="123")
         assert bucket.effective_rate() == 123
         post_form(admin_client, PAGE, "/admin/settings/reset", {"name": "SEND_RATE"})

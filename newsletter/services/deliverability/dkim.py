@@ -7,9 +7,9 @@ need are short. `sign` adds one DKIM-Signature per active key of the From domain
 message bytes `sending.message.build` made; no key, no signature.
 
 Private keys are stored encrypted as the SMTP password is (Fernet, key derived from SECRET_KEY).
-Each process keeps its decrypted signers in memory and reloads them when a change is published
-(a new token under VERSION_KEY in Redis, looked at most every CHECK_EVERY seconds) or after
-MAX_AGE seconds whatever Redis says: a rotation reaches every worker within about a second.
+Each process keeps its decrypted signers in memory and reloads them when a change is announced
+through Redis (VERSION_KEY; services/versioned.py): a rotation reaches every worker within about
+a second.
 """
 from __future__ import annotations
 
@@ -17,14 +17,10 @@ import base64
 import dataclasses
 import hashlib
 import logging
-import os
 import re
-import threading
 import time
-import uuid
 from dataclasses import dataclass
 
-import redis
 from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
@@ -37,12 +33,11 @@ from ...models.base import utcnow
 from ...sending.message import Envelope
 from .. import audit, settings
 from ..errors import NotFound, ValidationError
+from ..versioned import Versioned
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "newsletter:dkim:version"
-CHECK_EVERY = 1.0
-MAX_AGE = 60.0
 RSA_SIZES = (2048, 3072, 4096)
 # The headers we sign when present (RFC 6376 5.4.1 and the bulk senders' guidelines: the ones
 # a receiver shows or acts on). Reply-To too: a changed Reply-To is how a hijacked message phishes.
@@ -231,34 +226,6 @@ def sign(envelope: Envelope, from_email: str) -> Envelope:
 
 # The per-process key cache --------------------------------------------------------------------
 
-class _Cache:
-    def __init__(self, redis_url: str) -> None:
-        self.lock = threading.Lock()
-        self.signers: dict[str, list[Signer]] | None = None
-        self.token: str | None = None
-        self.checked_at = self.loaded_at = 0.0
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-
-    def current_token(self) -> str | None:
-        try:
-            raw = self.client.get(VERSION_KEY)
-        except redis.RedisError as exc:
-            log.warning("dkim: cannot read %s (%s); reloading every %.0f s", VERSION_KEY, exc, MAX_AGE)
-            return self.token
-        return raw.decode() if isinstance(raw, bytes) else raw
-
-
-_caches: dict[tuple[int, int], _Cache] = {}
-
-
-def _cache() -> _Cache:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    key = (os.getpid(), id(app))
-    if key not in _caches:
-        _caches[key] = _Cache(app.config["REDIS_URL"])
-    return _caches[key]
-
-
 def _load(secret_key: str) -> dict[str, list[Signer]]:
     # Its own short connection, as settings._stored: the caller may be mid-batch.
     with db.engine.connect() as conn:
@@ -278,19 +245,12 @@ def _load(secret_key: str) -> dict[str, list[Signer]]:
     return found
 
 
+_copy: Versioned[dict[str, list[Signer]]] = Versioned("dkim", VERSION_KEY,
+                                                     lambda: _load(current_app.config["SECRET_KEY"]))
+
+
 def _signers() -> dict[str, list[Signer]]:
-    cache = _cache()
-    now = time.monotonic()
-    if cache.signers is not None and now - cache.checked_at < CHECK_EVERY:
-        return cache.signers
-    with cache.lock:
-        if cache.signers is not None and now - cache.checked_at < CHECK_EVERY:
-            return cache.signers
-        token = cache.current_token()
-        if cache.signers is None or token != cache.token or now - cache.loaded_at > MAX_AGE:
-            cache.signers, cache.token, cache.loaded_at = _load(current_app.config["SECRET_KEY"]), token, now
-        cache.checked_at = now
-        return cache.signers
+    return _copy.get()
 
 
 def undecryptable() -> list[int]:
@@ -306,10 +266,5 @@ def undecryptable() -> list[int]:
 
 
 def publish_change() -> None:
-    """Tell every process to reload its signers (a new token), and reload this one's now."""
-    cache = _cache()
-    try:
-        cache.client.set(VERSION_KEY, uuid.uuid4().hex)
-    except redis.RedisError as exc:  # saved all the same: workers reload within MAX_AGE
-        log.warning("dkim: saved, but could not notify workers through Redis (%s)", exc)
-    cache.signers = None
+    """Tell every process to reload its signers (a new version), and reload this one's now."""
+    _copy.announce()

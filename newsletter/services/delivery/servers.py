@@ -3,22 +3,17 @@
 The pool "default" always holds the server of the Settings page (MAIL_* and its SMTP
 section) under the name "default", plus any enabled row whose pool is "default": with no
 rows, everything sends as before. Senders call `pool(name)` per batch or notification; it
-answers from a per-process copy of the table, re-read when a save bumps VERSION_KEY in Redis
-(looked at most every CHECK_EVERY seconds) or after MAX_AGE seconds. Passwords are encrypted
+answers from a per-process copy of the table, re-read within about a second of a save anywhere
+(VERSION_KEY; services/versioned.py). Passwords are encrypted
 like the SMTP setting's and never leave this module but inside SmtpSettings.
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import func, select
@@ -33,28 +28,15 @@ from ...sending.pools import DEFAULT, Server
 from ...sending.smtp import SmtpSettings
 from .. import audit, settings
 from ..errors import Conflict, NotFound, ValidationError
+from ..versioned import Versioned
 from .retries import retry_delay
 
 VERSION_KEY = "newsletter:servers:version"
-CHECK_EVERY = 1.0
-MAX_AGE = 60.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 TLS_MODES = settings.TLS_MODES
 
 
 # Reading (senders) ------------------------------------------------------------------------------
-
-@dataclass
-class _Copy:
-    servers: list[Server]
-    token: str | None
-    loaded_at: float
-    checked_at: float
-
-
-_copies: dict[tuple[int, int], _Copy] = {}
-_lock = threading.Lock()
-
 
 def _smtp_of(row: Any, secret_key: str, timeout: float) -> SmtpSettings:
     password = None
@@ -77,28 +59,11 @@ def _load(config: dict) -> list[Server]:
                    row.per_hour, row.per_day) for row in rows]
 
 
-def _token(client: redis.Redis) -> str | None:
-    try:
-        raw = client.get(VERSION_KEY)
-    except redis.RedisError:
-        return None
-    if not raw:
-        return None
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+_copy: Versioned[list[Server]] = Versioned("sending servers", VERSION_KEY, lambda: _load(current_app.config))
 
 
 def _enabled() -> list[Server]:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    key, now = (os.getpid(), id(app)), time.monotonic()
-    copy = _copies.get(key)
-    if copy is not None and now - copy.checked_at < CHECK_EVERY:
-        return copy.servers
-    with _lock:
-        token = _token(pools.state(app.config["REDIS_URL"]).client)
-        if copy is None or token != copy.token or now - copy.loaded_at > MAX_AGE:
-            copy = _copies[key] = _Copy(_load(app.config), token, now, now)
-        copy.checked_at = now
-        return copy.servers
+    return _copy.get()
 
 
 def builtin() -> Server:
@@ -255,10 +220,7 @@ def set_enabled(server_id: int, enabled: bool) -> SendingServer:
 
 def _changed() -> None:
     """Every process re-reads the table within about a second."""
-    try:
-        pools.state(current_app.config["REDIS_URL"]).client.set(VERSION_KEY, uuid.uuid4().hex)
-    except redis.RedisError:
-        pass  # they re-read it within MAX_AGE anyway
+    _copy.announce()
 
 
 # State and checks (admin) -------------------------------------------------------------------------
