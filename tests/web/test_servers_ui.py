@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import Campaign, Role, SendingServer
+from newsletter.models import AuditEvent, Campaign, Role, SendingServer
 from newsletter.sending import pools
 from newsletter.services.accounts import api_keys, users
 from newsletter.services.delivery import servers
@@ -111,7 +111,7 @@ def test_a_marketer_gets_403_everywhere(app, client, admin):
     for url in ("/admin/settings/servers/", NEW, f"/admin/settings/servers/{server_id}/edit"):
         assert client.get(url).status_code == 403, url
     token = csrf_token(client.get("/admin/").get_data(as_text=True))
-    for action in ("test", "disable", "enable"):
+    for action in ("test", "disable", "enable", "delete"):
         assert client.post(f"/admin/settings/servers/{server_id}/{action}",
                            data={"csrf_token": token}).status_code == 403, action
 
@@ -171,3 +171,24 @@ def test_the_sending_server_pages_in_a_browser(app, browser, live_server, admin,
     assert_fits(page)
     page.screenshot(path=shots / f"sending_servers_{device}.png", full_page=True)
     page.close()
+
+
+def test_a_server_is_deleted_only_once_disabled_and_the_deletion_is_audited(app, admin_client):
+    with app.app_context():
+        server_id = servers.save(dict(FORM)).id
+    url = f"/admin/settings/servers/{server_id}"
+    token = csrf_token(admin_client.get("/admin/settings/servers/").get_data(as_text=True))
+    assert 'action="' + url + '/delete"' not in admin_client.get("/admin/settings/servers/").get_data(as_text=True)
+    refused = admin_client.post(f"{url}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert "Disable relay-2 first" in refused.get_data(as_text=True) and one(app) is not None
+    assert admin_client.post(f"{url}/delete", data={}).status_code == 400  # no CSRF token
+    admin_client.post(f"{url}/disable", data={"csrf_token": token})
+    page = admin_client.get("/admin/settings/servers/").get_data(as_text=True)
+    assert 'action="' + url + '/delete"' in page and "Delete the sending server relay-2?" in page
+    deleted = admin_client.post(f"{url}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert "Sending server relay-2 deleted." in deleted.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(SendingServer)).all() == []
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "sending_server.deleted")).one()
+        assert event.details["name"] == "relay-2"
+    assert admin_client.post(f"{url}/delete", data={"csrf_token": token}).status_code == 404

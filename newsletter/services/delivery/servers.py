@@ -218,6 +218,19 @@ def set_enabled(server_id: int, enabled: bool) -> SendingServer:
     return row
 
 
+def delete(server_id: int) -> str:
+    """Remove a disabled server (its name is returned). An enabled one is refused: disabling it
+    first lets the batches that were routed through it finish, and nothing new goes its way."""
+    row = get(server_id)
+    if row.enabled:
+        raise Conflict("enabled", f"Disable {row.name} first: batches may still be going through it.")
+    audit.record("sending_server.deleted", "sending_server", row.id, name=row.name, pool=row.pool, host=row.host)
+    db.session.delete(row)
+    db.session.commit()
+    _changed()
+    return row.name
+
+
 def _changed() -> None:
     """Every process re-reads the table within about a second."""
     _copy.announce()

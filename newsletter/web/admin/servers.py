@@ -1,4 +1,4 @@
-"""Admin pages: Settings → Sending servers (list with live state, add, edit, test, enable/disable)."""
+"""Admin pages: Settings → Sending servers (list with live state, add, edit, test, enable/disable, delete)."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from ...models import Role, SendingServer
 from ...services import settings
 from ...services.delivery import servers
+from ...services.errors import Conflict
 from ..forms import ConfirmForm
 from ..lookups import found
 from ..roles import role_required
@@ -79,6 +80,20 @@ def enable(server_id: str):
 @role_required(Role.ADMIN)
 def disable(server_id: str):
     return _toggle(server_id, False)
+
+
+@bp.post("/<server_id>/delete")
+@role_required(Role.ADMIN)
+def delete(server_id: str):
+    server = found(servers.get, server_id, "sending server")
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+    else:
+        try:
+            flash(f"Sending server {servers.delete(server.id)} deleted.", "success")
+        except Conflict as exc:
+            flash(exc.message, "error")
+    return redirect(url_for(".index"))
 
 
 def _toggle(server_id: str, enabled: bool):
