@@ -435,6 +435,9 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "POSTMARK_WEBHOOK_PASSWORD": env.get("POSTMARK_WEBHOOK_PASSWORD") or "",
         "POSTMARK_WEBHOOK_IPS": _networks(env, "POSTMARK_WEBHOOK_IPS"),
         "PROVIDER_WEBHOOK_MAX_AGE": _number(env, "PROVIDER_WEBHOOK_MAX_AGE", 300.0, float),
+        # Refused provider webhook requests (bad signature, credentials, body) one address may make
+        # before it gets 429s; accepted ones never count (a provider's burst after a big campaign).
+        "PROVIDER_WEBHOOK_REFUSED_LIMIT": env.get("PROVIDER_WEBHOOK_REFUSED_LIMIT", "60 per minute"),
         # The bounce mailbox (docs/deliverability.md "Bounce mailbox"): polled by beat when set.
         "BOUNCE_MAILBOX_URL": _mailbox_url(env),
         "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),

@@ -2,20 +2,24 @@
 
 No session, no CSRF token (a provider has neither): each request proves itself the provider's way
 (services/deliverability/providers) or is refused with a JSON error. The body is bounded like
-every route's (MAX_BODY_KB, web/body_limits.py).
+every route's (MAX_BODY_KB, web/body_limits.py). An address whose requests keep being refused
+(PROVIDER_WEBHOOK_REFUSED_LIMIT, only refusals count) gets 429 until the window passes: checking
+signatures, and fetching SNS certificates, is work an anonymous client should not get for free.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..extensions import csrf
+from ..extensions import csrf, limiter
 from ..services.deliverability.providers import common, mailgun, postmark, sendgrid, ses
 
 bp = Blueprint("inbound", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
+limiter.shared_limit(lambda: current_app.config["PROVIDER_WEBHOOK_REFUSED_LIMIT"], scope="provider-webhooks-refused",
+                     deduct_when=lambda response: response.status_code in (400, 401, 403, 404, 413))(bp)
 
 
 def _headers() -> dict[str, str]:

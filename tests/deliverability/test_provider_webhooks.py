@@ -290,3 +290,17 @@ def test_bodies_over_the_limit_are_refused_unread_with_json(client, path, settin
 @pytest.mark.parametrize("path", ["/webhooks/ses", "/webhooks/sendgrid", "/webhooks/mailgun", "/webhooks/postmark"])
 def test_only_post(client, path):
     assert client.get(path).status_code == 405
+
+
+def test_an_address_that_keeps_being_refused_gets_429_and_accepted_requests_never_count(
+        client, postmark_auth, settings):
+    settings(PROVIDER_WEBHOOK_REFUSED_LIMIT="3 per minute")
+    for _ in range(5):  # a provider's burst: accepted, never counted
+        assert client.post("/webhooks/postmark", json=POSTMARK_BOUNCE, headers=postmark_auth).status_code == 200
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"postmark:guess").decode()}
+    for _ in range(3):
+        assert client.post("/webhooks/postmark", json=POSTMARK_BOUNCE, headers=wrong).status_code == 401
+    # The limit covers every provider's endpoint: the same address is refused everywhere now.
+    for path in ("/webhooks/postmark", "/webhooks/sendgrid", "/webhooks/ses"):
+        refused = client.post(path, json=POSTMARK_BOUNCE, headers=postmark_auth)
+        assert refused.status_code == 429 and "error" in refused.json, path
