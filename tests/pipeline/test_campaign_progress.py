@@ -26,7 +26,8 @@ def _claims_part_written(campaign_id: int) -> bool:
     """Is some batch (one claim token) partly written: rows sent while others of it still sending?"""
     db.session.rollback()
     rows = db.session.execute(select(Delivery.claim, Delivery.status, func.count()).where(
-        Delivery.campaign_id == campaign_id, Delivery.claim.is_not(None)).group_by(Delivery.claim, Delivery.status)).all()
+        Delivery.campaign_id == campaign_id, Delivery.claim.is_not(None))
+        .group_by(Delivery.claim, Delivery.status)).all()
     db.session.commit()
     by_claim: dict[str, set] = {}
     for claim, status, _ in rows:

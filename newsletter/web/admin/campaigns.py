@@ -27,7 +27,7 @@ from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
-from ..lookups import parse_id, subscriber_id_by_email
+from ..lookups import parse_id, preview_subscriber_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
 from .forms.campaigns import CampaignForm, ResendForm, ScheduleForm, TestSendForm
@@ -45,17 +45,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
-    """The subscriber to personalise as, by address; None means the sample subscriber."""
-    if email is None or not email.strip():
-        return None
-    address = normalize_email(email, field)
-    found = subscriber_id_by_email(address)
-    if found is None:
-        raise ValidationError(field, f"No subscriber with the address {address}.")
-    return found
 
 
 def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
@@ -119,48 +108,6 @@ def edit(campaign_id: int):
         flash(f"Campaign “{saved.name}” saved.", "success")
         return redirect(url_for(".detail", campaign_id=saved.id))
     return render_template("admin/campaigns/form.html", form=form, campaign=campaign)
-
-
-@bp.post("/preview")
-@role_required(Role.MARKETER)
-def preview():
-    """The editor's live preview: the unsaved form rendered as JSON, or the broken field (422)."""
-    form = CampaignForm()  # no choices needed: nothing is validated against them here
-    values = {**form.values(), "id": parse_id(request.form.get("campaign_id", ""))}
-    try:
-        rendered = campaigns.render_preview(values, _subscriber_id(form.preview_as.data))
-    except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message},
-                       fields=fields.campaign_warnings(values, counts=False)), 422
-    return jsonify(subject=rendered.subject, html=rendered.html, text=rendered.text,
-                   fields=fields.campaign_warnings(values, counts=False))
-
-
-@bp.get("/fields.json")
-@role_required(Role.MARKETER)
-def missing_fields():
-    """How many of the checked lists' recipients lack each attribute key (the editor's warnings)."""
-    list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
-    keys = [key[:200] for key in request.args.getlist("keys")]
-    total, missing = fields.missing_counts(list_ids, keys)
-    return jsonify(recipients=total, missing=missing)
-
-
-@bp.get("/estimate.json")
-@role_required(Role.VIEWER)
-def estimate():
-    list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
-    try:
-        return jsonify(recipients=campaigns.estimate_recipients(list_ids))
-    except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
-
-
-@bp.get("/subscribers.json")
-@role_required(Role.MARKETER)
-def subscriber_options():
-    found = campaigns.subscriber_choices(request.args.get("q", "")[:254], limit=20)
-    return jsonify(subscribers=[{"id": s.id, "email": s.email, "name": s.name} for s in found])
 
 
 def _resend_block(campaign: Campaign, form: ResendForm | None = None) -> dict[str, Any] | None:
@@ -412,7 +359,7 @@ def test_send(campaign_id: int):
     form = TestSendForm()
     if form.validate_on_submit():
         try:
-            subscriber_id = _subscriber_id(form.preview_as.data)
+            subscriber_id = preview_subscriber_id(form.preview_as.data)
         except ValidationError as exc:
             apply_error(form, exc)
         else:
