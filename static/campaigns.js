@@ -128,6 +128,20 @@
     box.hidden = items.length === 0;
   }
 
+  // The campaign page's warnings come without counts (a scan of the audience): fetch them.
+  async function countMissing(box) {
+    let counts;
+    try { counts = await (await fetch(box.dataset.countsUrl, { headers: json })).json(); } catch (e) { return; }
+    box.querySelectorAll("[data-missing-key]").forEach((li) => {
+      const missing = counts.missing[li.dataset.missingKey];
+      if (missing === undefined) return;
+      if (!missing) { li.remove(); return; }
+      const n = document.createElement("strong"); n.textContent = fmt.format(missing);
+      li.querySelector("[data-count]").replaceChildren(n, ` of ${fmt.format(counts.recipients)} recipients have`);
+    });
+    box.hidden = !box.querySelector("li");
+  }
+
   // Estimated recipients for the checked lists.
   function recipientEstimate(form) {
     const out = form.querySelector("[data-estimate]");
@@ -226,5 +240,6 @@
   document.querySelectorAll("form[data-subscribers-url]").forEach(subscriberPicker);
   document.querySelectorAll("[data-progress-url]").forEach(sendProgress);
   document.querySelectorAll("[data-tests-url]").forEach(followTests);
+  document.querySelectorAll("[data-counts-url]").forEach(countMissing);
   localTimes();
 })();

@@ -61,7 +61,9 @@ def test_warnings_example_subject_and_a_followed_test_send(app, browser, live_se
     page.fill("#html", "<p>Hello {{ subscriber.name }} from {{ subscriber.attributes.city }}</p>")
     page.click("button:has-text('Save')")
     page.wait_for_url(f"{live_server}/admin/campaigns/{campaign_id}")
-    assert "2 of 3 recipients have no" in page.locator(".field-warnings").inner_text()
+    warning = page.locator(".field-warnings")  # counted by the page's script once it has loaded
+    wait_for(lambda: "2 of 3 recipients have no attributes.city" in warning.inner_text(), 15, 0.2,
+             "the counted warning on the campaign page")
 
     # The send confirmation: a real recipient's subject, rendered.
     page.goto(f"{live_server}/admin/campaigns/{campaign_id}/send")

@@ -139,7 +139,9 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
     live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
     engagement = engagement_stats.campaign_stats(campaign.id) if campaign.tracking != Tracking.OFF else None
     editable = campaign.status in campaigns.EDITABLE
-    warnings = fields.campaign_warnings(campaigns.current_values(campaign)) if editable else None
+    # Counting who lacks an attribute scans the audience (~0.4 s per 200,000 on PostgreSQL): the page asks later.
+    values = campaigns.current_values(campaign)
+    warnings = {**fields.campaign_warnings(values, counts=False), "list_ids": values["list_ids"]} if editable else None
     return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered, warnings=warnings,
                            tests=_followed_tests(campaign.id),
                            preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
