@@ -16,7 +16,7 @@ from newsletter.services.campaigns import campaigns
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.net import wait_for
 
-from .test_browser import CHROMIUM, VIEWPORTS, assert_fits, browser, shots  # noqa: F401  (fixtures)
+from .test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
 
@@ -31,7 +31,7 @@ def _login(page, live_server):
 
 @pytest.mark.parametrize("device", VIEWPORTS)
 def test_warnings_example_subject_and_a_followed_test_send(app, browser, live_server, admin, transactional_worker,
-                                                           smtp_server, shots, device):  # noqa: F811
+                                                           smtp_server, shots, device):
     tag = uuid.uuid4().hex[:6]
     with app.app_context():
         list_id = lists.create(f"Readers {tag}").id
