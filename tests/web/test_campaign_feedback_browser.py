@@ -83,6 +83,8 @@ def test_warnings_example_subject_and_a_followed_test_send(app, browser, live_se
     assert smtp_server.received.get(to)
     reply = row.locator("[data-test-reply]").inner_text()
     assert reply.startswith("250"), reply
+    wait_for(lambda: "2 of 3 recipients have no" in page.locator(".field-warnings").inner_text(), 15, 0.2,
+             "the counted warning after the test send")
     assert_fits(page)
     page.screenshot(path=shots / f"campaign_test_followed_{device}.png", full_page=True)
     row.locator("a:has-text('in the mail log')").click()
