@@ -61,6 +61,7 @@
       }
       if (mine !== latest) return;  // a newer request is on its way
       clearLiveErrors();
+      if (data.fields) fieldWarnings(form, out("fields"), data.fields);
       if (response.ok) {
         out("html").srcdoc = data.html;
         if (out("subject")) out("subject").textContent = data.subject;
@@ -85,6 +86,60 @@
       });
     }));
     if (!out("html").getAttribute("srcdoc")) refresh();
+  }
+
+  // Personal fields: the attributes the templates read unguarded, and how many recipients lack each.
+  let fieldsAsked = "";
+  async function fieldWarnings(form, box, found) {
+    if (!box) return;
+    const params = new URLSearchParams();
+    form.querySelectorAll('input[name="list_ids"]:checked').forEach((b) => params.append("list_ids", b.value));
+    found.attributes.forEach((a) => params.append("keys", a.key));
+    const ask = params.toString();
+    let counts = { recipients: 0, missing: {} };
+    if (found.attributes.length && params.has("list_ids")) {
+      if (ask === fieldsAsked && box.dataset.counts) counts = JSON.parse(box.dataset.counts);
+      else {
+        try {
+          counts = await (await fetch(`${box.dataset.fieldsUrl}?${ask}`, { headers: json })).json();
+          fieldsAsked = ask; box.dataset.counts = JSON.stringify(counts);
+        } catch (e) { /* the warnings are a help, not a gate */ }
+      }
+    }
+    const items = [];
+    for (const a of found.attributes) {
+      const missing = counts.missing[a.key];
+      if (!missing) continue;
+      const li = document.createElement("li");
+      const n = document.createElement("strong"); n.textContent = fmt.format(missing);
+      const key = document.createElement("code"); key.textContent = `attributes.${a.key}`;
+      const fix = document.createElement("code"); fix.className = "suggestion"; fix.textContent = a.suggestion;
+      li.append(n, ` of ${fmt.format(counts.recipients)} recipients have no `, key,
+                ": they see a blank there. Give it a default: ", fix);
+      items.push(li);
+    }
+    for (const name of found.unknown) {
+      const li = document.createElement("li");
+      const code = document.createElement("code"); code.textContent = name;
+      li.append("There is no field ", code, ": it renders as nothing for everyone. Check its spelling.");
+      items.push(li);
+    }
+    box.querySelector("ul").replaceChildren(...items);
+    box.hidden = items.length === 0;
+  }
+
+  // The campaign page's warnings come without counts (a scan of the audience): fetch them.
+  async function countMissing(box) {
+    let counts;
+    try { counts = await (await fetch(box.dataset.countsUrl, { headers: json })).json(); } catch (e) { return; }
+    box.querySelectorAll("[data-missing-key]").forEach((li) => {
+      const missing = counts.missing[li.dataset.missingKey];
+      if (missing === undefined) return;
+      if (!missing) { li.remove(); return; }
+      const n = document.createElement("strong"); n.textContent = fmt.format(missing);
+      li.querySelector("[data-count]").replaceChildren(n, ` of ${fmt.format(counts.recipients)} recipients have`);
+    });
+    box.hidden = !box.querySelector("li");
   }
 
   // Estimated recipients for the checked lists.
@@ -121,24 +176,48 @@
     }, 250));
   }
 
-  // The send's progress, every 2 s; a status change reloads the page (new actions, final totals).
+  // A test send: follow its emails until the mail server answers (sent or failed), every second.
+  function followTests(box) {
+    let polls = 0;
+    async function poll() {
+      let data;
+      try { data = await (await fetch(box.dataset.testsUrl, { headers: json })).json(); } catch (e) { data = null; }
+      let waiting = !data;
+      for (const t of (data ? data.tests : [])) {
+        const row = box.querySelector(`[data-test="${t.id}"]`);
+        if (!row) continue;
+        const badge = row.querySelector("[data-test-status]");
+        badge.textContent = t.status; badge.className = `badge badge-${t.status}`;
+        row.querySelector("[data-test-reply]").textContent =
+          t.smtp_code || t.smtp_message ? `${t.smtp_code || ""} ${t.smtp_message}` : (t.done ? "" : "waiting for the mail server…");
+        if (!t.done) waiting = true;
+      }
+      if (waiting && ++polls < 300) setTimeout(poll, 1000);  // five minutes, then the mail log tells the rest
+    }
+    if (box.querySelector("[data-test]")) setTimeout(poll, 500);
+  }
+
+  // The send's progress, every second; a status change reloads the page (new actions, final totals).
   function sendProgress(box) {
     const field = (name) => box.querySelector(`[data-field="${name}"]`);
     async function poll() {
       try {
         const data = await (await fetch(box.dataset.progressUrl, { headers: json })).json();
         if (data.status !== box.dataset.status) { location.reload(); return; }
+        const preparing = data.phase === "preparing";
         field("bar").value = data.percent;
-        field("percent").textContent = `${data.percent} %`;
+        if (preparing && !data.sent && !data.failed) field("bar").removeAttribute("value");  // indeterminate
+        field("percent").textContent = preparing ? "preparing recipients…" : `${data.percent} %`;
         field("reason").textContent = data.reason || "";
         for (const key of ["sent", "failed", "pending", "skipped"]) field(key).textContent = fmt.format(data[key]);
         field("rate").textContent = data.rate;
         field("eta").textContent = duration(data.eta_seconds);
         field("snapshot").hidden = data.snapshot_done;
+        field("recipients").textContent = fmt.format(data.recipients);
       } catch (e) { /* transient: the next poll retries */ }
-      setTimeout(poll, 2000);
+      setTimeout(poll, 1000);
     }
-    setTimeout(poll, 2000);
+    setTimeout(poll, 1000);
   }
 
   // Times are shown in UTC; the reader's own time appears on hover, or beside it where asked.
@@ -160,5 +239,7 @@
   document.querySelectorAll("form[data-estimate-url]").forEach(recipientEstimate);
   document.querySelectorAll("form[data-subscribers-url]").forEach(subscriberPicker);
   document.querySelectorAll("[data-progress-url]").forEach(sendProgress);
+  document.querySelectorAll("[data-tests-url]").forEach(followTests);
+  document.querySelectorAll("[data-counts-url]").forEach(countMissing);
   localTimes();
 })();

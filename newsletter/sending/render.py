@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 
+from .fields import explain
 from .html_text import html_to_text
 from .render_limits import MAX_OUTPUT, MAX_SECONDS, LimitExceeded, budget
 from .sandbox import SandboxEnvironment as _Environment
@@ -55,7 +56,7 @@ def _check_no_private_access(source: str, field: str, env: _Environment) -> node
     return tree
 
 
-def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
+def _render(template: Any, context: Mapping[str, Any], field: str, source: str = "") -> str:
     budget.start()
     size = 0
     parts: list[str] = []
@@ -83,8 +84,9 @@ def _render(template: Any, context: Mapping[str, Any], field: str) -> str:
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         if isinstance(exc, RenderError):
             raise
-        raise RenderError(field, f"Template error: {exc}", _lineno(exc),
-                          undefined=isinstance(exc, UndefinedError)) from None
+        undefined = isinstance(exc, UndefinedError)
+        worded = explain(str(exc), [source], context) if undefined else None
+        raise RenderError(field, f"Template error: {worded or exc}", _lineno(exc), undefined=undefined) from None
     finally:
         budget.stop()
     return "".join(parts)
@@ -146,13 +148,15 @@ class CompiledMessage:
         if html_transform is not None:  # after the text part is made: it stays as written (tracking)
             html_source = html_transform(html_source)
         html_env, text_env = (STRICT_HTML_ENV, STRICT_TEXT_ENV) if strict else (HTML_ENV, TEXT_ENV)
+        self.sources = {"subject": subject, "html": html_source, "text": text_source}
         self.subject = _compile(subject, "subject", text_env)
         self.html = _compile(html_source, "html", html_env)
         self.text = _compile(text_source, "text", text_env)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
-        subject = " ".join(_render(self.subject, context, "subject").split())  # never a CR/LF
-        return Rendered(subject, _render(self.html, context, "html"), _render(self.text, context, "text"))
+        subject = " ".join(_render(self.subject, context, "subject", self.sources["subject"]).split())  # no CR/LF
+        return Rendered(subject, _render(self.html, context, "html", self.sources["html"]),
+                        _render(self.text, context, "text", self.sources["text"]))
 
 
 def _compile(source: str, field: str, env: _Environment) -> Any:
@@ -180,7 +184,7 @@ def check(parts: Iterable[tuple[str, str]], sample: Mapping[str, Any], layout_ht
 
 def render_string(source: str, context: Mapping[str, Any], field: str = "template", html: bool = False) -> str:
     """One-off render (layout previews, transactional templates)."""
-    return _render(_compile(source, field, HTML_ENV if html else TEXT_ENV), context, field)
+    return _render(_compile(source, field, HTML_ENV if html else TEXT_ENV), context, field, source)
 
 
 __all__ = ["CompiledMessage", "RenderError", "Rendered", "check", "inline_css", "render_string",

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Subscriber
-from ..services.errors import NotFound
+from ..services.addresses import normalize_email
+from ..services.errors import NotFound, ValidationError
 
 T = TypeVar("T")
 
@@ -36,3 +37,14 @@ def found(get: Callable[[int], T | None], raw_id: str, what: str) -> T:
 def subscriber_id_by_email(address: str) -> int | None:
     """The subscriber with this (already normalized) address, if any: a read-only query."""
     return db.session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+
+
+def preview_subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
+    """The subscriber to personalise a preview or test as, by address; None means the sample subscriber."""
+    if email is None or not email.strip():
+        return None
+    address = normalize_email(email, field)
+    found = subscriber_id_by_email(address)
+    if found is None:
+        raise ValidationError(field, f"No subscriber with the address {address}.")
+    return found

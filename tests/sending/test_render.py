@@ -23,7 +23,7 @@ def test_syntax_and_undefined_errors_name_the_part_and_line():
     with pytest.raises(RenderError) as error:
         check([("subject", "Hi"), ("html", "<p>\n\n{% if %}</p>")], SAMPLE)
     assert (error.value.field, error.value.line) == ("html", 3)
-    with pytest.raises(RenderError, match="undefined"):
+    with pytest.raises(RenderError, match="there is no field `nothing`; available: subscriber"):
         check([("text", "{{ nothing.here }}")], SAMPLE)
 
 

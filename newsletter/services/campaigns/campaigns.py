@@ -22,6 +22,7 @@ from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
 from .context import preview_context, recipient_context, sample_context
+from .fields import audience_attributes, parse_list_ids
 from .recipients import eligible_subscribers
 from .status import transition
 from .totals import record_totals
@@ -324,7 +325,15 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
     context = sample_context()
     context["campaign"].update({"id": campaign_id or 0, "name": values.get("name") or "",
                                 "subject": values.get("subject") or ""})
-    if subscriber_id is not None:
+    if not live_links:
+        try:  # as saving does: a subscriber without any attribute must not break it
+            compiled.render(context)
+        except RenderError as exc:
+            raise ValidationError(exc.field, exc.message) from None
+    if subscriber_id is None:
+        if not live_links:  # an admin's preview; a public web view never shows anyone's values
+            context["subscriber"]["attributes"] = audience_attributes(parse_list_ids(values.get("list_ids")))
+    else:
         subscriber = db.session.get(Subscriber, subscriber_id)
         if subscriber is None:
             raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
@@ -353,7 +362,8 @@ def totals(campaign: Campaign) -> dict[str, int]:
 
 
 def progress(campaign_id: int) -> dict[str, Any]:
-    """Live numbers for the campaign page, straight from the Delivery table."""
+    """Live numbers for the campaign page, straight from the Delivery table (an index-only count
+    by status; the batches write their outcomes every `send.RECORD_EVERY` seconds)."""
     campaign = get(campaign_id)
     by_status = ledger.counts(campaign_id)
     total = sum(by_status.values())
@@ -365,6 +375,9 @@ def progress(campaign_id: int) -> dict[str, Any]:
         "recipients": total, "sent": by_status["sent"], "failed": by_status["failed"],
         "cancelled": by_status["cancelled"], "pending": pending,
         "skipped": campaign.skipped, "snapshot_done": campaign.snapshot_at is not None,
+        # While the recipients are frozen their total still grows: the page says so, not "0 %".
+        "phase": "preparing" if campaign.status == S.SENDING and campaign.snapshot_at is None
+        else campaign.status.value,
         "rate": round(rate, 1), "eta_seconds": round(pending / rate) if rate > 0 else None,
         "percent": round(100 * done / total, 1) if total else (100.0 if campaign.status.finished else 0.0),
     }

@@ -25,9 +25,12 @@ def preview_links() -> dict[str, str]:
             "web_view_url": links.preview_url("public.web_view")}
 
 
-def sample_context(campaign: Any | None = None) -> dict[str, Any]:
-    """A stand-in subscriber: used to test-render templates when they are saved, and to preview."""
-    return {"subscriber": dict(SAMPLE_SUBSCRIBER),
+def sample_context(campaign: Any | None = None, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A stand-in subscriber: used to test-render templates when they are saved, and to preview.
+
+    `attributes`: the audience's keys with example values (previews); none when saving, so a
+    template that breaks for a subscriber lacking one is refused."""
+    return {"subscriber": {**SAMPLE_SUBSCRIBER, "attributes": dict(attributes or {})},
             "campaign": campaign_fields(campaign) if campaign is not None else
             {"id": 0, "name": "", "subject": "", "from_name": "", "from_email": ""},
             **preview_links()}

@@ -5,7 +5,9 @@ claims (as part of the batch), waits for the global rate limit, renders with the
 precompiled templates, and hands the message to one of the batch's SMTP sessions (a round of
 messages goes out over several connections at once), moving its row to `committing` right
 before the final dot. Outcomes are written back in one statement
-per batch. One recipient's failure never raises: it is recorded and the batch goes on.
+every RECORD_EVERY seconds of a batch and at its end, so the campaign's progress (counted
+from the ledger) moves while a batch sends instead of jumping by a batch at its end.
+One recipient's failure never raises: it is recorded and the batch goes on.
 A test send is rendered here and queued as notifications (kind `campaign_test`) that the
 transactional lane sends.
 """
@@ -49,6 +51,7 @@ from .status import transition
 D = DeliveryStatus
 MAX_TEST_ADDRESSES = 10
 STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
+RECORD_EVERY = 0.5  # seconds: how often a batch writes the outcomes it has (progress reads them)
 
 
 def prepare(campaign_id: int, first_chunk_only: bool = False) -> bool:
@@ -222,11 +225,16 @@ def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outco
 # One batch ------------------------------------------------------------------------------------
 
 class _Batch:
-    def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str) -> None:
+    def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str, worker: str = "",
+                 task_id: str = "") -> None:
         self.campaign, self.claimed, self.token = campaign, claimed, token
         self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
         self.fences = FenceLine()
         self.outcomes: list[Outcome] = []
+        self.recorded = 0  # outcomes[:recorded] are in the ledger
+        self.recorded_at = time.monotonic()
+        self.attempts = {c.id: c.attempts for c in claimed}
+        self.worker, self.task_id = worker, task_id
         self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
         self.next_check = time.monotonic() + STATUS_CHECK_EVERY
@@ -246,6 +254,15 @@ class _Batch:
             status = D.CANCELLED
         self.outcomes += [Outcome(r.id, status, smtp_message=why, retry_at=retry_at, release=True) for r in rows]
 
+    def record(self) -> None:
+        """Write the outcomes not yet written (each exactly once: the ledger adds an attempt per outcome)."""
+        ledger.record(self.outcomes[self.recorded:], self.token, self.attempts, self.worker, self.task_id)
+        self.recorded, self.recorded_at = len(self.outcomes), time.monotonic()
+
+    def record_if_due(self) -> None:
+        if len(self.outcomes) > self.recorded and time.monotonic() - self.recorded_at >= RECORD_EVERY:
+            self.record()
+
 
 def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task_id: str = "") -> dict[str, int]:
     """Send the still-queued deliveries among `delivery_ids`; returns counts for the chord.
@@ -259,7 +276,7 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     claimed = ledger.claim(delivery_ids, token, worker)
     if not claimed:
         return {"claimed": 0}
-    batch = _Batch(campaign, claimed, token)
+    batch = _Batch(campaign, claimed, token, worker, task_id)
     if campaign.status != CampaignStatus.SENDING:
         batch.release(claimed)
     else:
@@ -267,7 +284,7 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
             _send_claimed(batch)
         finally:
             batch.fences.close()
-    ledger.record(batch.outcomes, token, {c.id: c.attempts for c in claimed}, worker, task_id)
+    batch.record()
     if batch.stop_reason:
         # Of the batches that hit the error limit at once, the one that moves the campaign audits it.
         if transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason, commit=False):
@@ -356,6 +373,7 @@ def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list
         sessions = smtp.sessions(server.smtp, size)
         current, chunk = chunk[:sessions.size], chunk[sessions.size:]
         failures, unreached = _send_round(batch, entry, sessions, current, people)
+        batch.record_if_due()
         if unreached:
             route.failed(server, unreached[0][1].message)
             chunk = [row for row, _ in unreached] + chunk  # failover: the pool's next server

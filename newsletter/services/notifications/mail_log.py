@@ -94,3 +94,17 @@ def detail(notification_id: int) -> Notification:
 def redacted_body(notification: Notification) -> str:
     """The plain-text body (else the HTML source) with every subscriber link's token replaced."""
     return redact(notification.text or notification.html or "")
+
+
+MAX_FOLLOWED = 10  # a test send goes to at most this many addresses
+
+
+def campaign_tests(campaign_id: int, ids: list[int]) -> list[Any]:
+    """The campaign's test emails among `ids` (a test send's), with their status and SMTP answer."""
+    ids = ids[:MAX_FOLLOWED]
+    if not ids:
+        return []
+    rows = db.session.execute(select(*_COLUMNS, Notification.data).where(
+        Notification.id.in_(ids), Notification.kind == NotificationKind.CAMPAIGN_TEST).order_by(Notification.id)).all()
+    db.session.commit()
+    return [row for row in rows if (row.data or {}).get("campaign_id") == campaign_id]

@@ -5,6 +5,7 @@ from . import (
                api_keys,
                audit,
                bounces,
+               campaign_editor,  # noqa: F401  (adds the editor's routes to campaigns.bp)
                campaigns,
                dashboard,
                imports,

@@ -14,7 +14,7 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
-from ...services.campaigns import campaigns, layouts, reports, resend
+from ...services.campaigns import campaigns, fields, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
 from ...services.deliverability import report as deliverability_report
@@ -22,11 +22,12 @@ from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement_stats
 from ...services.errors import ValidationError
+from ...services.notifications import mail_log
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
-from ..lookups import parse_id, subscriber_id_by_email
+from ..lookups import parse_id, preview_subscriber_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
 from .forms.campaigns import CampaignForm, ResendForm, ScheduleForm, TestSendForm
@@ -44,17 +45,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _subscriber_id(email: str | None, field: str = "preview_as") -> int | None:
-    """The subscriber to personalise as, by address; None means the sample subscriber."""
-    if email is None or not email.strip():
-        return None
-    address = normalize_email(email, field)
-    found = subscriber_id_by_email(address)
-    if found is None:
-        raise ValidationError(field, f"No subscriber with the address {address}.")
-    return found
 
 
 def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
@@ -120,36 +110,6 @@ def edit(campaign_id: int):
     return render_template("admin/campaigns/form.html", form=form, campaign=campaign)
 
 
-@bp.post("/preview")
-@role_required(Role.MARKETER)
-def preview():
-    """The editor's live preview: the unsaved form rendered as JSON, or the broken field (422)."""
-    form = CampaignForm()  # no choices needed: nothing is validated against them here
-    values = {**form.values(), "id": parse_id(request.form.get("campaign_id", ""))}
-    try:
-        rendered = campaigns.render_preview(values, _subscriber_id(form.preview_as.data))
-    except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
-    return jsonify(subject=rendered.subject, html=rendered.html, text=rendered.text)
-
-
-@bp.get("/estimate.json")
-@role_required(Role.VIEWER)
-def estimate():
-    list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
-    try:
-        return jsonify(recipients=campaigns.estimate_recipients(list_ids))
-    except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
-
-
-@bp.get("/subscribers.json")
-@role_required(Role.MARKETER)
-def subscriber_options():
-    found = campaigns.subscriber_choices(request.args.get("q", "")[:254], limit=20)
-    return jsonify(subscribers=[{"id": s.id, "email": s.email, "name": s.name} for s in found])
-
-
 def _resend_block(campaign: Campaign, form: ResendForm | None = None) -> dict[str, Any] | None:
     """What the resend partial shows: the form on a sent campaign (or why not), the origin on a resend.
 
@@ -178,7 +138,12 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
     counts = lists_service.counts_by_status([ml.id for ml in campaign.lists])
     live = campaigns.progress(campaign.id) if campaign.status in (S.SENDING, S.PAUSED) else None
     engagement = engagement_stats.campaign_stats(campaign.id) if campaign.tracking != Tracking.OFF else None
-    return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered,
+    editable = campaign.status in campaigns.EDITABLE
+    # Counting who lacks an attribute scans the audience (~0.4 s per 200,000 on PostgreSQL): the page asks later.
+    values = campaigns.current_values(campaign)
+    warnings = {**fields.campaign_warnings(values, counts=False), "list_ids": values["list_ids"]} if editable else None
+    return render_template("admin/campaigns/detail.html", campaign=campaign, rendered=rendered, warnings=warnings,
+                           tests=_followed_tests(campaign.id),
                            preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
                            schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
                            confirm_form=ConfirmForm(), resend=_resend_block(campaign, resend_form),
@@ -253,7 +218,8 @@ def send(campaign_id: int):
     estimate = (resend.recipients_now(campaign.id) if campaign.resend_to is not None
                 else campaigns.estimate_recipients(list_ids))
     return render_template("admin/campaigns/send.html", campaign=campaign, form=form, estimate=estimate,
-                           counts=lists_service.counts_by_status(list_ids))
+                           counts=lists_service.counts_by_status(list_ids), example=fields.example_subject(campaign),
+                           warnings=fields.campaign_warnings(campaigns.current_values(campaign)))
 
 
 @bp.post("/<int:campaign_id>/schedule")
@@ -363,6 +329,30 @@ def delete(campaign_id: int):
     return render_template("admin/campaigns/confirm.html", campaign=campaign, form=form, action="delete")
 
 
+def _test_ids() -> list[int]:
+    """The test emails a page follows (`?tests=3,4`): ids, not secrets; only this campaign's are shown."""
+    return [i for i in map(parse_id, (request.args.get("tests") or "").split(",")[:mail_log.MAX_FOLLOWED])
+            if i is not None]
+
+
+def _test_rows(campaign_id: int) -> list[dict[str, Any]]:
+    return [{"id": row.id, "email": row.email, "status": row.status.value, "smtp_code": row.smtp_code,
+             "smtp_message": row.smtp_message, "done": row.status.terminal,
+             "url": url_for("mail_log.detail", notification_id=row.id)}
+            for row in mail_log.campaign_tests(campaign_id, _test_ids())]
+
+
+def _followed_tests(campaign_id: int) -> list[dict[str, Any]] | None:
+    return _test_rows(campaign_id) if request.args.get("tests") else None
+
+
+@bp.get("/<int:campaign_id>/tests.json")
+@role_required(Role.VIEWER)
+def test_status(campaign_id: int):
+    """Where the test emails of `?tests=` are: queued, sending, sent or failed, with the server's reply."""
+    return jsonify(tests=_test_rows(campaigns.get(campaign_id).id))
+
+
 @bp.post("/<int:campaign_id>/test")
 @role_required(Role.MARKETER)
 def test_send(campaign_id: int):
@@ -371,7 +361,7 @@ def test_send(campaign_id: int):
     form = TestSendForm()
     if form.validate_on_submit():
         try:
-            subscriber_id = _subscriber_id(form.preview_as.data)
+            subscriber_id = preview_subscriber_id(form.preview_as.data)
         except ValidationError as exc:
             apply_error(form, exc)
         else:
@@ -383,5 +373,6 @@ def test_send(campaign_id: int):
             for notification_id in queued:
                 enqueue(send_notification, notification_id)
             flash(f"A test of the saved version is queued for {', '.join(form.parsed)}.", "success")
-            return redirect(url_for(".detail", campaign_id=campaign.id))
+            return redirect(url_for(".detail", campaign_id=campaign.id, tests=",".join(map(str, queued)),
+                                    _anchor="test-send"))
     return _detail_page(campaign, test_form=form, code=400)
