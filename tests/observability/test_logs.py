@@ -1,0 +1,79 @@
+"""LOG_FORMAT=json: web and worker write one JSON object a line, and the request id of an API
+call is on the worker's lines for the task that call enqueued."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.support.net import wait_for
+from tests.support.processes import celery_worker, gunicorn
+
+from .conftest import call
+
+
+def json_lines(text: str) -> list[dict]:
+    """Every line of a process's output, each parsed as JSON (a line that is not fails the test)."""
+    lines = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pytest.fail(f"not a JSON line: {line!r}")
+    return lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_one_notification_is_followed_from_the_api_call_to_the_worker(app, own_redis, smtp_server):
+    from newsletter.services.accounts import api_keys
+
+    with app.app_context():
+        _, key = api_keys.create_api_key("logs test")
+    env = {**own_redis, "LOG_FORMAT": "json"}
+    address = "followed@example.org"
+    with gunicorn(env) as (base, web_log), celery_worker(env, queues="transactional", concurrency=1) as (_, worker_log):
+        auth = {"Authorization": f"Bearer {key}"}
+        status, headers, body = call("POST", f"{base}/api/v1/notifications", headers=auth, body={
+            "to": address, "subject": "Your code", "text": "Hello {{ name }}", "data": {"name": "Fay"}})
+        assert status == 202, body
+        request_id, notification_id = headers["X-Request-ID"], body["id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)  # none was sent: a new one
+
+        # A caller's sane X-Request-ID is kept; one that is not (an address in it) is replaced.
+        assert call("GET", f"{base}/healthz", headers={"X-Request-ID": "lb-7f3a9c21-0001"})[1]["X-Request-ID"] \
+            == "lb-7f3a9c21-0001"
+        replaced = call("GET", f"{base}/healthz", headers={"X-Request-ID": "x@example.org injected"})[1]
+        assert re.fullmatch(r"[0-9a-f]{32}", replaced["X-Request-ID"])
+
+        wait_for(lambda: smtp_server.received.get(address), 60, 0.1, "the notification to be sent")
+        task_lines = lambda: [line for line in json_lines(worker_log.text)  # noqa: E731
+                              if line.get("notification_id") == notification_id]
+        wait_for(lambda: any("succeeded" in line["message"] for line in task_lines()), 30, 0.1,
+                 "the task's success line")
+        # Read before the worker stops: its "Warm shutdown" notice is Celery's own plain print.
+        worker_lines, web_lines, lines = json_lines(worker_log.text), json_lines(web_log.text), task_lines()
+
+    assert lines and all(line["request_id"] == request_id for line in lines), lines
+    assert all(line["task"] == "newsletter.tasks.notifications.send_notification" for line in lines)
+    assert len({line["task_id"] for line in lines}) == 1
+    for line in worker_lines + web_lines:
+        assert {"timestamp", "level", "logger", "message"} <= set(line), line
+        assert address not in json.dumps(line), line
+    assert any(line["message"].endswith(" ready.") for line in worker_lines)  # Celery's own lines too
+
+    access = [line for line in web_lines if line["logger"] == "gunicorn.access"]
+    posted = [line for line in access if line["message"].startswith("POST /api/v1/notifications")]
+    assert len(posted) == 1 and posted[0]["request_id"] == request_id and posted[0]["status"] == 202
+    assert any(line["logger"] == "gunicorn.error" for line in web_lines)  # "Starting gunicorn", "Booting worker"
+
+
+def test_text_stays_the_default_and_a_wrong_log_format_is_refused():
+    from newsletter.config import ConfigError, build_config
+
+    assert build_config({})["LOG_FORMAT"] == "text"
+    assert build_config({"LOG_FORMAT": "JSON "})["LOG_FORMAT"] == "json"
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be text or json"):
+        build_config({"LOG_FORMAT": "yaml"})
