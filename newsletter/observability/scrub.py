@@ -32,6 +32,7 @@ _API_KEY = re.compile(r"\bnl_[A-Za-z0-9_-]{16,}")  # services/accounts/api_keys.
 _NAMED_VALUE = re.compile(
     r"""(?ix)
     ((?:password|passwd|pwd|secret|token|api[_-]?key|authorization|cookie)\w*["']?\s*[:=]\s*)
+    (?!(?:bearer|basic)\s)  # "Authorization: Bearer x": _CREDENTIALS has filtered x already
     ("[^"]*"|'[^']*'|[^\s,&;}\]"']+)
     """)
 _SQL_PARAMETERS = re.compile(r"\[parameters: .*?(?=\n\(Background on this error|\Z)", re.S)
