@@ -37,6 +37,20 @@ class Browser:
             return response.read().decode()
 
 
+def _status(url: str, login: str | None = None) -> int:
+    import base64
+    import urllib.error
+
+    headers = {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()} if login else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
 def _up(browser: Browser) -> bool:
     try:
         return '"ok"' in browser.get("/healthz")
@@ -48,9 +62,10 @@ def _up(browser: Browser) -> bool:
 @pytest.mark.timeout(180)
 def test_make_run_brings_up_the_platform_and_stops_cleanly():
     instance = Path(tempfile.mkdtemp(prefix="nl-run-"))
-    web_port, mail_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
-    env.update(INSTANCE_PATH=str(instance), WEB_PORT=str(web_port), MAIL_PORT=str(mail_port))
+    web_port, mail_port, flower_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL and not k.startswith("FLOWER_")}
+    env.update(INSTANCE_PATH=str(instance), WEB_PORT=str(web_port), MAIL_PORT=str(mail_port),
+               FLOWER_PORT=str(flower_port))
     runner = subprocess.Popen([sys.executable, "-m", "newsletter.devserver"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = ProcessLog(runner)
@@ -73,6 +88,12 @@ def test_make_run_brings_up_the_platform_and_stops_cleanly():
         [message] = outbox.list_messages(str(instance / "outbox"))
         assert f"http://127.0.0.1:{web_port}" in message.body("plain")
         assert "BASE_URL is" not in log.text  # no mismatch warning
+
+        # Flower runs too, behind the login printed at start.
+        flower = re.search(rf"Flower .*http://127\.0\.0\.1:{flower_port}/\s+user (\S+)\s+password (\S+)", log.text)
+        assert flower, log.text[-3000:]
+        wait_for(lambda: _status(f"http://127.0.0.1:{flower_port}/") == 401, 60, 0.5, "Flower to answer")
+        assert _status(f"http://127.0.0.1:{flower_port}/", f"{flower.group(1)}:{flower.group(2)}") == 200
     finally:
         runner.send_signal(signal.SIGINT)
         code = runner.wait(timeout=60)
