@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
 from tests.support.net import wait_for
-from tests.support.processes import celery_worker, gunicorn
+from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, gunicorn, stop
 
 from .conftest import call
 
@@ -72,6 +73,25 @@ def test_one_notification_is_followed_from_the_api_call_to_the_worker(app, own_r
     posted = [line for line in access if line["message"].startswith("POST /api/v1/notifications")]
     assert len(posted) == 1 and posted[0]["request_id"] == request_id and posted[0]["status"] == 202
     assert any(line["logger"] == "gunicorn.error" for line in web_lines)  # "Starting gunicorn", "Booting worker"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_beat_as_the_procfile_runs_it_writes_json_lines(own_redis, tmp_path):
+    procfile = (ROOT / "Procfile").read_text()
+    argv = re.search(r"^beat: (.*)$", procfile, re.M).group(1).replace("/tmp/celerybeat-schedule",
+                                                                       str(tmp_path / "schedule")).split()
+    assert argv[0] == "celery"
+    process = subprocess.Popen([str(BIN / "celery"), *argv[1:]], cwd=ROOT, env={**own_redis, "LOG_FORMAT": "json"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = ProcessLog(process)
+    try:
+        wait_for(lambda: "Sending due task" in log.text or process.poll() is not None, 60, 0.2, "beat to send a task")
+        lines = json_lines(log.text)
+    finally:
+        stop(process)
+    assert any(line["message"] == "beat: Starting..." and line["logger"] == "celery.beat" for line in lines)
+    assert any(line["message"].startswith("Scheduler: Sending due task") for line in lines)
 
 
 def test_text_stays_the_default_and_a_wrong_log_format_is_refused():
