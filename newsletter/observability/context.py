@@ -16,7 +16,7 @@ from typing import Any
 HEADER = "X-Request-ID"
 # What an incoming X-Request-ID may be to be kept (nginx's $request_id, a UUID, a load
 # balancer's trace id): short, and nothing that could smuggle text or an address into a log line.
-_SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+_SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=-]{7,127}")
 
 _fields: ContextVar[dict[str, Any] | None] = ContextVar("newsletter_log_context", default=None)
 
