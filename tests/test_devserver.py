@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.services import outbox
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, http_status, wait_for
 from tests.support.processes import ROOT, ProcessLog
 from tests.support.web import csrf_token
 
@@ -35,20 +35,6 @@ class Browser:
         body = urllib.parse.urlencode(data).encode()
         with self.opener.open(self.base + path, data=body, timeout=10) as response:
             return response.read().decode()
-
-
-def _status(url: str, login: str | None = None) -> int:
-    import base64
-    import urllib.error
-
-    headers = {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()} if login else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def _up(browser: Browser) -> bool:
@@ -92,8 +78,8 @@ def test_make_run_brings_up_the_platform_and_stops_cleanly():
         # Flower runs too, behind the login printed at start.
         flower = re.search(rf"Flower .*http://127\.0\.0\.1:{flower_port}/\s+user (\S+)\s+password (\S+)", log.text)
         assert flower, log.text[-3000:]
-        wait_for(lambda: _status(f"http://127.0.0.1:{flower_port}/") == 401, 60, 0.5, "Flower to answer")
-        assert _status(f"http://127.0.0.1:{flower_port}/", f"{flower.group(1)}:{flower.group(2)}") == 200
+        wait_for(lambda: http_status(f"http://127.0.0.1:{flower_port}/") == 401, 60, 0.5, "Flower to answer")
+        assert http_status(f"http://127.0.0.1:{flower_port}/", f"{flower.group(1)}:{flower.group(2)}") == 200
     finally:
         runner.send_signal(signal.SIGINT)
         code = runner.wait(timeout=60)

@@ -15,19 +15,8 @@ import pytest
 from celery import Celery
 
 from newsletter.config import celery_redis_url, celery_settings
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, http_status, wait_for
 from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, stop
-
-
-def status(url: str, login: str | None = None) -> int:
-    headers = {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()} if login else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 @contextmanager
@@ -39,7 +28,7 @@ def flower(env: Mapping[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
     log = ProcessLog(process)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is not None or status(base + "/") != 0, 60, 0.2, "Flower to answer")
+        wait_for(lambda: process.poll() is not None or http_status(base + "/") != 0, 60, 0.2, "Flower to answer")
         assert process.poll() is None, log.text[-3000:]
         yield base, process
     finally:
@@ -52,10 +41,10 @@ def test_flower_wants_its_login_and_sees_the_tasks(own_redis):
     login = f"ops:{secrets.token_urlsafe(12)}"
     env = {**own_redis, "FLOWER_BASIC_AUTH": login}
     with flower(env) as (base, process), celery_worker(env, queues="default", concurrency=1):
-        assert status(base + "/") == 401
-        assert status(base + "/", "ops:wrong") == 401
-        assert status(base + "/api/workers", "ops:" + login.split(":")[1][:-1]) == 401
-        assert status(base + "/", login) == 200
+        assert http_status(base + "/") == 401
+        assert http_status(base + "/", "ops:wrong") == 401
+        assert http_status(base + "/api/workers", "ops:" + login.split(":")[1][:-1]) == 401
+        assert http_status(base + "/", login) == 200
         listening = {c.laddr.ip for p in [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
                      for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN}
         assert listening == {"127.0.0.1"}
