@@ -76,6 +76,46 @@ def test_one_notification_is_followed_from_the_api_call_to_the_worker(app, own_r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_campaign_is_followed_from_the_send_call_to_every_batch(app, own_redis, smtp_server):
+    """The request id and the campaign id are on the dispatcher's, every batch's and the chord
+    callback's lines: tasks enqueued by tasks carry the request id on."""
+    from newsletter.services.accounts import api_keys
+    from newsletter.services.audience import lists, subscribers
+    from newsletter.services.campaigns import campaigns
+
+    with app.app_context():
+        _, key = api_keys.create_api_key("campaign logs test")
+        list_id = lists.create("Followed", "single").id
+        for i in range(60):  # SEND_BATCH_SIZE is 25 in the tests: three batches
+            subscribers.create(f"reader{i:02d}@example.org", list_ids=[list_id])
+        campaign_id = campaigns.create(name="Followed", subject="Hi", from_email="news@example.com",
+                                       html="<p>Hi</p>", list_ids=[list_id]).id
+    env = {**own_redis, "LOG_FORMAT": "json"}
+    with gunicorn(env) as (base, _), celery_worker(env, queues="bulk,default", concurrency=2) as (_, worker_log):
+        status, headers, body = call("POST", f"{base}/api/v1/campaigns/{campaign_id}/send",
+                                     headers={"Authorization": f"Bearer {key}"})
+        assert status == 202, body
+        request_id = headers["X-Request-ID"]
+
+        def finished() -> bool:
+            return call("GET", f"{base}/api/v1/campaigns/{campaign_id}",
+                        headers={"Authorization": f"Bearer {key}"})[2]["status"] == "sent"
+        wait_for(finished, 120, 0.5, "the campaign to be sent")
+        wait_for(lambda: any(line.get("task", "").endswith("window_done") and "succeeded" in line["message"]
+                             for line in json_lines(worker_log.text)), 30, 0.2, "the chord callback's success line")
+        lines = [line for line in json_lines(worker_log.text) if line.get("campaign_id") == campaign_id]
+
+    assert lines and {line["request_id"] for line in lines} == {request_id}
+    tasks = {line["task"].rsplit(".", 1)[1] for line in lines}
+    assert {"dispatch_campaign", "send_batch", "window_done"} <= tasks, tasks
+    batches = {line["task_id"] for line in lines if line["task"].endswith("send_batch")}
+    delivered = sorted(i for line in lines if line["task"].endswith("send_batch") and "succeeded" in line["message"]
+                       for i in line["delivery_ids"])
+    assert len(batches) == 3 and len(delivered) == 60 == len(set(delivered))
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_beat_as_the_procfile_runs_it_writes_json_lines(own_redis, tmp_path):
     procfile = (ROOT / "Procfile").read_text()
