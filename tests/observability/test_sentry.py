@@ -70,13 +70,16 @@ def test_web_and_worker_errors_arrive_scrubbed(failing_db, smtp_server):
     with SentryReceiver() as receiver:
         # Production mode: under `testing` Flask re-raises a view's error past its handlers.
         env = {**env, "NEWSLETTER_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
-               "SENTRY_DSN": receiver.dsn, "SENTRY_ENVIRONMENT": "ci"}
+               "SENTRY_DSN": receiver.dsn, "SENTRY_ENVIRONMENT": "ci", "SENTRY_TRACES_SAMPLE_RATE": "1"}
         with gunicorn(env) as (base, _), celery_worker(env, queues="transactional", concurrency=1):
             web_status, web_request = notify(base, key, WEB_ADDRESS)
             worker_status, worker_request = notify(base, key, WORKER_ADDRESS)
             assert (web_status, worker_status) == (500, 202)
             wait_for(lambda: smtp_server.received.get(WORKER_ADDRESS), 60, 0.1, "the worker to send")
             wait_for(lambda: len(receiver.events()) >= 2, 60, 0.2, "both events")
+            # Traces too (every request and task sampled here): they go through the same scrubber.
+            wait_for(lambda: any(t.get("transaction", "").endswith("send_notification")
+                                 for t in receiver.items("transaction")), 60, 0.2, "the task's trace")
 
     events = receiver.events()
     web = [e for e in events if e.get("request", {}).get("url", "").endswith("/api/v1/notifications")]

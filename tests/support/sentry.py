@@ -63,10 +63,13 @@ class SentryReceiver:
     def dsn(self) -> str:
         return f"http://key@127.0.0.1:{self.server.server_port}/1"
 
-    def events(self) -> list[dict[str, Any]]:
-        """The error events received so far (items of type `event`)."""
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        """The items of one type received so far: `event` (errors), `transaction` (traces)..."""
         return [json.loads(payload) for body in list(self.bodies) for header, payload in parse_envelope(body)
-                if header.get("type") == "event"]
+                if header.get("type") == kind]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.items("event")
 
     def __enter__(self) -> SentryReceiver:
         self.thread.start()
