@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.support.net import wait_for
-from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, gunicorn, stop
+from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, flask_cli, gunicorn, stop
 
 from .conftest import call
 
@@ -132,6 +132,15 @@ def test_beat_as_the_procfile_runs_it_writes_json_lines(own_redis, tmp_path):
         stop(process)
     assert any(line["message"] == "beat: Starting..." and line["logger"] == "celery.beat" for line in lines)
     assert any(line["message"].startswith("Scheduler: Sending due task") for line in lines)
+
+
+def test_the_release_step_writes_json_lines(platform_env, tmp_path):
+    env = {**platform_env, "LOG_FORMAT": "json", "DATABASE_URL": f"sqlite:///{tmp_path / 'release.db'}"}
+    result = flask_cli("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stdout + result.stderr)
+    assert any(line["logger"] == "alembic.runtime.migration" and line["message"].startswith("Running upgrade")
+               for line in lines)
 
 
 def test_text_stays_the_default_and_a_wrong_log_format_is_refused():
