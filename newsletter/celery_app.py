@@ -30,5 +30,5 @@ def celery_init_app(app: Flask) -> Celery:
             dialect.commit_asynchronously(db.engine)
 
     worker_process_init.connect(dispose_pool, weak=False, dispatch_uid="newsletter.dispose_pool")
-    celery_context.connect(celery_app, app.config["LOG_FORMAT"])
+    celery_context.connect(app.config["LOG_FORMAT"])
     return celery_app

@@ -17,7 +17,7 @@ from contextvars import Token
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery, Task, signals
+from celery import Task, signals
 
 from . import context, logs
 
@@ -73,7 +73,7 @@ def on_postrun(task_id: str | None = None, **_: Any) -> None:
             pass
 
 
-def connect(celery_app: Celery, log_format: str) -> None:
+def connect(log_format: str) -> None:
     """Connect the signals (once a process: `dispatch_uid`); the JSON ones only in JSON mode."""
     signals.before_task_publish.connect(on_publish, weak=False, dispatch_uid="newsletter.request_id.publish")
     signals.task_prerun.connect(on_prerun, weak=False, dispatch_uid="newsletter.request_id.prerun")
