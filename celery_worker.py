@@ -2,6 +2,7 @@
 
 The Flask app is not named `app` here: `celery -A` would pick `module.app` first.
 """
+import os
 import sys
 
 from newsletter import tasks  # noqa: F401  (registers every task)
@@ -17,3 +18,9 @@ if "worker" in sys.argv:
 
         if reason := check_database():
             sys.exit(PREFIX + f"cannot reach the database (check DATABASE_URL): {reason}")
+
+LOGIN_OPTIONS = ("--basic-auth", "--basic_auth", "--auth")
+if "flower" in sys.argv and not (os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")
+                                 or any(arg.startswith(LOGIN_OPTIONS) for arg in sys.argv)):
+    # Flower shows every task's arguments and can revoke tasks and stop workers: never without a login.
+    sys.exit(PREFIX + "Flower needs a login: set FLOWER_BASIC_AUTH=user:password (docs/operations.md, \"Flower\")")

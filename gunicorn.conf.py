@@ -4,15 +4,22 @@ from its working directory; the command line still sets bind, workers and the lo
 Only the logger is set here: the access log must not hold the signed tokens of subscriber
 links (/unsubscribe/<token>, /preferences/<token>, ...) nor of tracked links (/o/, /c/): the
 rule lives in newsletter/redaction.py, which the app's own logger uses too.
+
+With LOG_FORMAT=json, gunicorn's own lines and the access lines are JSON objects like the app's
+(newsletter/observability/logs.py); an access line carries the request's X-Request-ID.
 """
 from __future__ import annotations
 
+import os
 import time
 
 from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import Logger
 
+from newsletter.observability.logs import use_json
 from newsletter.redaction import redact
+
+JSON = (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json"
 
 
 class RedactingLogger(Logger):
@@ -27,8 +34,17 @@ class RedactingLogger(Logger):
     _second = -1
     _stamp = ""
 
+    def setup(self, cfg):
+        super().setup(cfg)
+        if JSON:
+            use_json(self.error_log)
+            use_json(self.access_log)
+
     def access(self, resp, req, environ, request_time):
         if not self.access_log_enabled:
+            return
+        if JSON:
+            self.json_access(resp, environ, request_time)
             return
         if self.cfg.access_log_format != AccessLogFormat.default:
             super().access(resp, req, environ, request_time)
@@ -44,6 +60,22 @@ class RedactingLogger(Logger):
                  "f": redact(environ.get("HTTP_REFERER", "-")), "a": redact(environ.get("HTTP_USER_AGENT", "-"))}
         try:
             self.access_log.info(self.cfg.access_log_format, atoms)
+        except Exception:  # as gunicorn's own: a log line never fails the request
+            self.exception("access log line failed")
+
+    def json_access(self, resp, environ, request_time):
+        """One JSON access line: the same fields as the combined format, redacted the same way."""
+        status = str(resp.status).split(None, 1)[0]
+        line = redact(f"{environ['REQUEST_METHOD']} {environ['RAW_URI']}")
+        fields = {"remote_addr": environ.get("REMOTE_ADDR", "-"), "status": int(status) if status.isdigit() else status,
+                  "bytes": getattr(resp, "sent", None), "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                  "referer": redact(environ.get("HTTP_REFERER", "-")),
+                  "user_agent": redact(environ.get("HTTP_USER_AGENT", "-"))}
+        request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), None)
+        if request_id:
+            fields["request_id"] = request_id
+        try:
+            self.access_log.info("%s %s", line, status, extra=fields)
         except Exception:  # as gunicorn's own: a log line never fails the request
             self.exception("access log line failed")
 

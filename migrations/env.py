@@ -10,7 +10,12 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# With LOG_FORMAT=json the app has set up JSON lines already (newsletter/observability/logs.py):
+# the release step's lines stay JSON like every other process's.
+if current_app.config.get("LOG_FORMAT") != "json":
+    fileConfig(config.config_file_name)
+else:
+    logging.getLogger("alembic").setLevel(logging.INFO)
 logger = logging.getLogger('alembic.env')
 
 

@@ -13,6 +13,7 @@ from .celery_app import celery_init_app
 from .config import ROOT, base_url_mismatch, build_config
 from .extensions import csrf, db, limiter, login, mail, migrate
 from .models import dialect
+from .observability import register as register_observability
 from .redaction import RedactFilter
 
 
@@ -20,6 +21,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     config = build_config()
     if test_config:
         config.update(test_config)
+    register_observability(config)  # the log format and Sentry, before anything logs or fails
     app = Flask(
         __name__,
         instance_path=config["INSTANCE_PATH"],
@@ -84,7 +86,7 @@ event.listen(Engine, "connect", dialect.sqlite_pragmas)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, auth, body_limits, headers, health, inbound, input_guard, public
+    from .web import admin, api, auth, body_limits, headers, health, inbound, input_guard, public, request_id
     from .web.admin import audit
 
     for bp in (health.bp, auth.bp, public.bp, public.tracking_bp, inbound.bp, *admin.BLUEPRINTS):
@@ -94,6 +96,7 @@ def register_blueprints(app: Flask) -> None:
     api.register(app)
     input_guard.register(app)  # after the API's key check: an unknown caller gets its 401 first
     headers.register(app)
+    request_id.register(app)  # puts its hook before body_limits': a refused request still has its id
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -7,6 +7,7 @@ from flask import Flask
 
 from .extensions import db
 from .models import dialect
+from .observability import celery_context
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -29,4 +30,5 @@ def celery_init_app(app: Flask) -> Celery:
             dialect.commit_asynchronously(db.engine)
 
     worker_process_init.connect(dispose_pool, weak=False, dispatch_uid="newsletter.dispose_pool")
+    celery_context.connect(app.config["LOG_FORMAT"])
     return celery_app

@@ -170,6 +170,24 @@ def _networks(env: Mapping[str, str], name: str) -> list[str]:
     return found
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """LOG_FORMAT: "text" (the default, what `make run` shows) or "json" (one object a line)."""
+    raw = (env.get("LOG_FORMAT") or "text").strip().lower()
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {env.get('LOG_FORMAT')!r}")
+    return raw
+
+
+def _sample_rate(env: Mapping[str, str], name: str) -> float:
+    rate = _number(env, name, 0.0, float)
+    if rate > 1:
+        raise ConfigError(f"{name} must be between 0 and 1, got {env.get(name)!r}")
+    return rate
+
+
 def _pattern(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name) or default
     try:
@@ -458,4 +476,9 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BOUNCE_MAILBOX_URL": _mailbox_url(env),
         "BOUNCE_POLL_INTERVAL": _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float),
         "BOUNCE_POLL_PARALLEL": max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2)),
+        # Operations (docs/operations.md): the log format, and error reports to Sentry when a DSN is set.
+        "LOG_FORMAT": log_format(env),
+        "SENTRY_DSN": (env.get("SENTRY_DSN") or "").strip(),
+        "SENTRY_ENVIRONMENT": (env.get("SENTRY_ENVIRONMENT") or "").strip() or mode,
+        "SENTRY_TRACES_SAMPLE_RATE": _sample_rate(env, "SENTRY_TRACES_SAMPLE_RATE"),
     }

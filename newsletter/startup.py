@@ -1,6 +1,7 @@
 """Process entry helpers: build the app or exit with one line that names the setting to fix."""
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from types import TracebackType
@@ -68,5 +69,8 @@ def app_or_exit() -> Flask:
     except ConfigError as exc:
         sys.exit(PREFIX + f"configuration error: {exc}")
     if line := mode_line(app):
-        print(PREFIX + line, file=sys.stderr)
+        if app.config["LOG_FORMAT"] == "json":
+            logging.getLogger("newsletter.startup").warning(line)
+        else:
+            print(PREFIX + line, file=sys.stderr)
     return app

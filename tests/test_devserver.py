@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.services import outbox
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, http_status, wait_for
 from tests.support.processes import ROOT, ProcessLog
 from tests.support.web import csrf_token
 
@@ -48,9 +48,10 @@ def _up(browser: Browser) -> bool:
 @pytest.mark.timeout(180)
 def test_make_run_brings_up_the_platform_and_stops_cleanly():
     instance = Path(tempfile.mkdtemp(prefix="nl-run-"))
-    web_port, mail_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
-    env.update(INSTANCE_PATH=str(instance), WEB_PORT=str(web_port), MAIL_PORT=str(mail_port))
+    web_port, mail_port, flower_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL and not k.startswith("FLOWER_")}
+    env.update(INSTANCE_PATH=str(instance), WEB_PORT=str(web_port), MAIL_PORT=str(mail_port),
+               FLOWER_PORT=str(flower_port))
     runner = subprocess.Popen([sys.executable, "-m", "newsletter.devserver"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = ProcessLog(runner)
@@ -73,6 +74,12 @@ def test_make_run_brings_up_the_platform_and_stops_cleanly():
         [message] = outbox.list_messages(str(instance / "outbox"))
         assert f"http://127.0.0.1:{web_port}" in message.body("plain")
         assert "BASE_URL is" not in log.text  # no mismatch warning
+
+        # Flower runs too, behind the login printed at start.
+        flower = re.search(rf"Flower .*http://127\.0\.0\.1:{flower_port}/\s+user (\S+)\s+password (\S+)", log.text)
+        assert flower, log.text[-3000:]
+        wait_for(lambda: http_status(f"http://127.0.0.1:{flower_port}/") == 401, 60, 0.5, "Flower to answer")
+        assert http_status(f"http://127.0.0.1:{flower_port}/", f"{flower.group(1)}:{flower.group(2)}") == 200
     finally:
         runner.send_signal(signal.SIGINT)
         code = runner.wait(timeout=60)

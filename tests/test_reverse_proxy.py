@@ -119,3 +119,18 @@ def test_the_app_sees_the_client_nginx_saw_not_the_one_it_claims(app, proxied):
     # Five a minute per client: claiming a new address each time does not buy a sixth.
     codes = [signup(f"203.0.113.{n}") for n in range(6)]
     assert codes[:5] == [200] * 5 and codes[5] == 429  # urllib follows the 302 to the thanks page
+
+
+def test_the_request_id_is_the_load_balancers_or_nginxs(proxied):
+    """nginx passes a caller's X-Request-ID on, or gives its own $request_id: the app returns it."""
+    import re
+
+    base, _ = proxied
+
+    def request_id(headers: dict[str, str]) -> str:
+        with urllib.request.urlopen(urllib.request.Request(base + "/healthz", headers=headers), timeout=10) as answer:
+            return answer.headers["X-Request-ID"]
+
+    assert request_id({"X-Request-ID": "lb-0d6f2a9e-77"}) == "lb-0d6f2a9e-77"
+    first, second = request_id({}), request_id({})
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second

@@ -1,14 +1,16 @@
 """`make run`: migrate, make sure an admin exists, then run the whole platform together.
 
 Starts (as needed) the embedded Redis and the mail catcher in this process, and web
-(gunicorn), the workers and beat (Celery) as children, with the Procfile's layout: one
+(gunicorn), the workers, beat (Celery) and Flower as children, with the Procfile's layout: one
 worker for campaigns and housekeeping (`bulk`, `default`) and one for the transactional
 lane alone, so a campaign never delays a password reset. Ctrl-C stops everything.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +22,8 @@ from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from .mailcatcher import start_mail_catcher
 
 BIN = Path(sys.executable).parent
-COLORS = {"web": 36, "worker": 35, "tx": 32, "beat": 33}
+COLORS = {"web": 36, "worker": 35, "tx": 32, "beat": 33, "flower": 34}
+FLOWER_USER = "admin"
 TTY = sys.stdout.isatty()
 
 
@@ -37,7 +40,7 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def commands(config: dict, web_port: int) -> dict[str, list[str]]:
+def commands(config: dict, web_port: int, flower_port: int = 5555) -> dict[str, list[str]]:
     instance = Path(config["INSTANCE_PATH"])
     celery = [str(BIN / "celery"), "-A", "celery_worker"]
     return {
@@ -51,7 +54,33 @@ def commands(config: dict, web_port: int) -> dict[str, list[str]]:
         "tx": celery + ["worker", "--queues", "transactional", "--concurrency", "1",
                         "--loglevel", "INFO", "--hostname", "dev-tx@%h"],
         "beat": celery + ["beat", "--loglevel", "INFO", "--schedule", str(instance / "celerybeat-schedule")],
+        # Its login comes from FLOWER_BASIC_AUTH in the environment (flower_login).
+        "flower": celery + ["flower", "--address=127.0.0.1", f"--port={flower_port}"],
     }
+
+
+def flower_login(instance: Path) -> str:
+    """FLOWER_BASIC_AUTH if set, else admin:<a password generated once for this checkout>."""
+    if os.environ.get("FLOWER_BASIC_AUTH"):
+        return os.environ["FLOWER_BASIC_AUTH"]
+    path = instance / "flower_password"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return f"{FLOWER_USER}:{path.read_text().strip()}"
+
+
+def flower_port() -> int:
+    """FLOWER_PORT, else 5555, else (5555 taken: another `make run`?) a free port."""
+    if os.environ.get("FLOWER_PORT", "").isdigit():
+        return int(os.environ["FLOWER_PORT"])
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 5555)) != 0:
+            return 5555
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return free.getsockname()[1]
 
 
 def _pump(name: str, stream) -> None:
@@ -124,9 +153,15 @@ def main() -> None:
                 fail(f"cannot listen on {config['MAIL_SERVER']}:{config['MAIL_PORT']} for the mail catcher "
                      f"({exc.strerror or exc}); set MAIL_PORT to a free port")
         prepare(dict(os.environ))
-        for name, argv in commands(config, web_port).items():
+        own_login = bool(os.environ.get("FLOWER_BASIC_AUTH"))
+        os.environ["FLOWER_BASIC_AUTH"] = login = flower_login(Path(config["INSTANCE_PATH"]))
+        monitor_port = flower_port()
+        for name, argv in commands(config, web_port, monitor_port).items():
             children[name] = start(name, argv)
         say(f"Web UI: http://127.0.0.1:{web_port}/   (Ctrl-C stops everything)")
+        user, _, password = login.partition(":")
+        say(f"Flower (tasks and workers): http://127.0.0.1:{monitor_port}/   "
+            + ("login from FLOWER_BASIC_AUTH" if own_login else f"user {user}  password {password}"))
         while not stopping.wait(0.5):
             dead = [name for name, process in children.items() if process.poll() is not None]
             if dead:

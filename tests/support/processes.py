@@ -127,3 +127,42 @@ def celery_beat(env: Mapping[str, str] | None = None) -> Iterator[tuple[subproce
         yield process, log
     finally:
         stop(process)
+
+
+@contextmanager
+def gunicorn(env: Mapping[str, str], workers: int = 1, ready_timeout: float = 60) -> Iterator[tuple[str, ProcessLog]]:
+    """The Procfile's web process (gunicorn.conf.py, access log on stdout) on a free loopback
+    port; yields (base URL, its output) once /healthz answers."""
+    import urllib.error
+    import urllib.request
+
+    from .net import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--threads", "4", "--access-logfile", "-"],
+        cwd=ROOT, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    log = ProcessLog(process)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            return True
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers (a 503 while a dependency is down is still an answer)
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, ready_timeout, 0.2, "gunicorn to answer")
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log.text[-3000:]}")
+        yield base, log
+    finally:
+        stop(process)
