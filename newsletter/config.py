@@ -232,8 +232,11 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
     hours). So every session asks the server to probe after 10 s of silence (dead after three
     missed probes 5 s apart) and to give up on data the client does not acknowledge within 25 s:
     a vanished client's transaction is rolled back, and its locks released, within about 30 s.
+
+    `hide_parameters`: a database error's message (logged, and in tracebacks) never carries the
+    statement's values: they are addresses, names, tokens and password hashes.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if (env.get("DATABASE_URL") or "").startswith(("postgres://", "postgresql")):
         options["connect_args"] = {"options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
                                               "-c tcp_keepalives_count=3 -c tcp_user_timeout=25000"}
