@@ -1,0 +1,82 @@
+"""The text exposition: every process group's values on this host, plus the scrape-time gauges.
+
+`render` is what GET /metrics answers; `serve` is a Celery worker's own small HTTP exporter
+(METRICS_PORT) for a worker host without a web process, which has no scrape-time gauges:
+those come from the web's /metrics.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from . import multiproc
+
+# (name, help, label names) of a gauge and its values by label values (instruments.LEDGER_ROWS, ...).
+Reading = tuple[tuple[str, str, tuple[str, ...]], dict[tuple[str, ...], float]]
+
+
+class GroupCollector(Collector):
+    """Every process group under the host's root, each sample labelled with its `process_group`."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for folder in sorted(self.base.glob("*/")):
+            for metric in self._group(folder):
+                into = merged.setdefault(metric.name, Metric(metric.name, metric.documentation, metric.type))
+                into.samples += [sample._replace(labels={**sample.labels, "process_group": folder.name})
+                                 for sample in metric.samples]
+        yield from merged.values()
+
+    @staticmethod
+    def _group(folder: Path) -> Iterable[Metric]:
+        for _ in range(3):  # a file can vanish between the listing and the read (its group restarting)
+            try:
+                return MultiProcessCollector.merge(glob.glob(os.path.join(folder, "*.db")), accumulate=True)
+            except FileNotFoundError:
+                continue
+        return []
+
+
+class StateCollector(Collector):
+    """Gauges read at scrape time; `read` returns them (services.monitoring.readings)."""
+
+    def __init__(self, read: Callable[[], list[Reading]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        for (name, documentation, labels), values in self.read():
+            family = GaugeMetricFamily(name, documentation, labels=list(labels))
+            for label_values, value in sorted(values.items()):
+                family.add_metric(list(label_values), value)
+            yield family
+
+
+def registry(read: Callable[[], list[Reading]] | None = None) -> CollectorRegistry:
+    found = CollectorRegistry(auto_describe=False)
+    found.register(GroupCollector(multiproc.root()))
+    if read is not None:
+        found.register(StateCollector(read))
+    return found
+
+
+def render(read: Callable[[], list[Reading]] | None = None) -> tuple[bytes, str]:
+    """The text format: (body, content type)."""
+    return generate_latest(registry(read)), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, addr: str) -> None:
+    """A worker host's exporter: this host's process groups on http://addr:port/metrics (a thread)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr, registry=registry())
