@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -71,8 +71,8 @@ def registry(read: Callable[[], list[Reading]] | None = None) -> CollectorRegist
 
 
 def render(read: Callable[[], list[Reading]] | None = None) -> tuple[bytes, str]:
-    """The text format: (body, content type)."""
-    return generate_latest(registry(read)), CONTENT_TYPE_LATEST
+    """The text format (0.0.4: what every Prometheus version reads): (body, content type)."""
+    return generate_latest(registry(read)), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def serve(port: int, addr: str) -> None:
