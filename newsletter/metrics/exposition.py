@@ -7,6 +7,7 @@ those come from the web's /metrics.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -14,10 +15,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from . import multiproc
+
+log = logging.getLogger(__name__)
 
 # (name, help, label names) of a gauge and its values by label values (instruments.LEDGER_ROWS, ...).
 Reading = tuple[tuple[str, str, tuple[str, ...]], dict[tuple[str, ...], float]]
@@ -41,11 +45,26 @@ class GroupCollector(Collector):
     @staticmethod
     def _group(folder: Path) -> Iterable[Metric]:
         for _ in range(3):  # a file can vanish between the listing and the read (its group restarting)
+            files = glob.glob(os.path.join(folder, "*.db"))
             try:
-                return MultiProcessCollector.merge(glob.glob(os.path.join(folder, "*.db")), accumulate=True)
+                return MultiProcessCollector.merge(files, accumulate=True)
             except FileNotFoundError:
                 continue
+            except Exception:  # noqa: BLE001  (one unreadable file must not cost the whole page)
+                return MultiProcessCollector.merge(_readable(files), accumulate=True)
         return []
+
+
+def _readable(files: list[str]) -> list[str]:
+    good = []
+    for name in files:
+        try:
+            list(MmapedDict.read_all_values_from_file(name))
+        except Exception:  # noqa: BLE001
+            log.warning("newsletter: skipping the unreadable metrics file %s", name)
+            continue
+        good.append(name)
+    return good
 
 
 class StateCollector(Collector):

@@ -7,7 +7,6 @@ from tests.pipeline.conftest import make_audience, make_campaign, start, wait_un
 from tests.support.metrics import groups, parse, scrape, value
 
 
-
 @pytest.fixture
 def fresh(app):
     saved = app.config["METRICS_CACHE_SECONDS"]

@@ -1,0 +1,61 @@
+"""The per-host metrics folder: group names, stale groups, dead children, reading groups back."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from newsletter.metrics import exposition, instruments, multiproc
+
+
+def test_a_celery_worker_is_grouped_by_its_node_name():
+    assert multiproc.celery_group(["celery", "-A", "celery_worker", "worker", "--hostname", "bulk@%h"]) \
+        == "worker-bulk"
+    assert multiproc.celery_group(["celery", "worker", "-n", "tx@host1"]) == "worker-tx"
+    assert multiproc.celery_group(["celery", "worker", "--hostname=a b@h"]) == "worker-a b"
+    assert multiproc.celery_group(["celery", "worker"]) == "worker-celery"
+    assert multiproc.group_name("worker-a b/../x") == "worker-a_b_.._x"
+    assert multiproc.group_name("web-127.0.0.1:8000") == "web-127.0.0.1_8000"
+
+
+def test_folders_of_dead_pid_groups_go_and_live_ones_stay(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / f"pid-{gone.pid}").mkdir()
+    (tmp_path / f"pid-{os.getpid()}").mkdir()
+    (tmp_path / "worker-bulk").mkdir()
+    multiproc.forget_dead(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"pid-{os.getpid()}", "worker-bulk"]
+
+
+def test_a_dead_child_loses_its_live_gauges_not_its_counters():
+    assert instruments.MESSAGES  # importing the definitions activated this process's group
+    folder = multiproc.active()
+    assert folder is not None and folder.parent == multiproc.root()  # the test run's own group
+    pid = 999_999_001
+    for name in (f"gauge_livesum_{pid}.db", f"gauge_liveall_{pid}.db", f"counter_{pid}.db"):
+        MmapedDict(str(folder / name)).close()
+    try:
+        multiproc.process_dead(pid)
+        assert sorted(p.name for p in folder.glob(f"*_{pid}.db")) == [f"counter_{pid}.db"]
+    finally:
+        (folder / f"counter_{pid}.db").unlink()
+
+
+def _count(folder, pid: int, n: float, labels: dict[str, str]) -> None:
+    folder.mkdir(exist_ok=True)
+    values = MmapedDict(str(folder / f"counter_{pid}.db"))
+    values.write_value(mmap_key("jobs", "jobs_total", list(labels), list(labels.values()), "Jobs."), n, 0.0)
+    values.close()
+
+
+def test_each_group_is_read_with_its_own_label_and_a_bad_file_costs_only_itself(tmp_path):
+    _count(tmp_path / "web-a", 1, 2, {"kind": "x"})
+    _count(tmp_path / "web-a", 2, 3, {"kind": "x"})  # two processes of one group: summed
+    _count(tmp_path / "worker-b", 3, 7, {"kind": "x"})
+    (tmp_path / "worker-b" / "counter_4.db").write_bytes(b"not an mmap file")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in exposition.GroupCollector(tmp_path).collect() for s in family.samples}
+    assert samples == {("jobs_total", (("kind", "x"), ("process_group", "web-a"))): 5.0,
+                       ("jobs_total", (("kind", "x"), ("process_group", "worker-b"))): 7.0}
