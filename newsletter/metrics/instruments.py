@@ -52,8 +52,8 @@ IMPORT_ROWS = Counter(
     "suppressed, invalid, duplicates).", ["result"])
 
 # Read at scrape time by the web process (name, help, label names); values from services.monitoring.
-LEDGER_ROWS = (PREFIX + "ledger_rows", "Rows of a ledger (deliveries, notifications) by state.",
-               ("ledger", "state"))
+LEDGER_ROWS = (PREFIX + "ledger_rows", "Rows of a ledger by state: deliveries in every state, notifications in "
+               "their unsent states (queued, sending, committing).", ("ledger", "state"))
 CAMPAIGNS = (PREFIX + "campaigns", "Campaigns by status.", ("status",))
 CAMPAIGN_TOTALS = (PREFIX + "recent_campaign_totals", "Sums over the campaigns started in the last 7 days: sent, "
                    "bounced, complained (each delivery counted once).", ("total",))
