@@ -1,15 +1,22 @@
 """GET /metrics through the Flask test client: who may read it, what it says, how it caches."""
 from __future__ import annotations
 
+import io
+import threading
+
 import pytest
 from kombu import Exchange, Queue
 
 from newsletter import create_app
 from newsletter.models import BounceType, NotificationKind
 from newsletter.services import monitoring
+from newsletter.services.audience import imports
 from newsletter.services.deliverability import bounces
 from newsletter.services.notifications import one_off
+from newsletter.services.webhooks import webhook_deliveries, webhooks
+from tests.services.test_webhooks import Receiver
 from tests.support.metrics import parse, scrape, value
+from tests.support.net import wait_for
 
 OUTSIDER = "198.51.100.7"  # documentation range: only ever a string in a request's environ
 TOKEN = "metrics-token-0123456789abcdef"
@@ -103,3 +110,43 @@ def test_readings_are_cached_for_metrics_cache_seconds(client, fresh):
     fresh.config["METRICS_CACHE_SECONDS"] = 0
     assert value(parse(scrape(client)), "newsletter_ledger_rows", ledger="notifications", state="queued") \
         == first + 1
+
+
+def test_an_import_counts_its_rows_by_result(client, fresh):
+    before = parse(scrape(client))
+    with fresh.app_context():
+        job = imports.start(io.BytesIO(b"email,name\na@example.com,A\nb@example.com,B\nnot-an-address,C\n"
+                                       b"a@example.com,A again\n"), "people.csv")
+        job = imports.run(job.id)
+        assert (job.created, job.invalid, job.duplicates) == (2, 1, 1)
+    after = parse(scrape(client))
+    moved = {result: value(after, "newsletter_import_rows_total", result=result)
+             - value(before, "newsletter_import_rows_total", result=result)
+             for result in ("created", "invalid", "duplicates", "updated")}
+    assert moved == {"created": 2, "invalid": 1, "duplicates": 1, "updated": 0}
+
+
+def test_webhook_posts_count_by_outcome(client, fresh):
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver.fail_first = 1  # the first POST gets a 500: retried, then delivered
+    before = parse(scrape(client))
+    try:
+        with fresh.app_context():
+            endpoint = webhooks.create(receiver.url, "metrics receiver", ("subscriber.created",))
+            webhook_deliveries.send_test(endpoint.id)
+
+            def delivered() -> bool:
+                webhook_deliveries.deliver_due()  # the session's beat may run it too: counted either way
+                return len(receiver.requests) >= 2 and all(
+                    d.status.value == "delivered" for d in webhook_deliveries.log(endpoint.id)[0])
+
+            wait_for(delivered, 30, 0.2, "the webhook to be delivered on its second attempt")
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    after = parse(scrape(client))
+    moved = {outcome: value(after, "newsletter_webhook_deliveries_total", outcome=outcome)
+             - value(before, "newsletter_webhook_deliveries_total", outcome=outcome)
+             for outcome in ("delivered", "retried", "failed")}
+    assert moved == {"delivered": 1, "retried": 1, "failed": 0}
