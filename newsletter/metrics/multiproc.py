@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads the group folder from here
@@ -52,15 +54,26 @@ def activate(group: str | None = None, fresh: bool = False) -> Path:
     global _active
     if _active is not None:
         return _active
-    base = root()
-    path = base / group_name(group or f"pid-{os.getpid()}")
+    base, name = root(), group_name(group or f"pid-{os.getpid()}")
+    try:
+        path = _prepare(base, name, fresh)
+    except OSError as exc:  # e.g. an installed package's read-only instance/: every process falls back alike
+        fallback = Path(tempfile.gettempdir()) / f"newsletter-metrics-{os.getuid()}"
+        print(f"newsletter: cannot write metrics under {base} ({exc.strerror}); using {fallback} "
+              f"(set {DIR_ENV} to a writable local folder)", file=sys.stderr)
+        base, path = fallback, _prepare(fallback, name, fresh)
+    os.environ[ROOT_ENV] = str(base)
+    os.environ[DIR_ENV] = str(path)
+    _active = path
+    return path
+
+
+def _prepare(base: Path, name: str, fresh: bool) -> Path:
+    path = base / name
     if fresh:
         shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     forget_dead(base)
-    os.environ[ROOT_ENV] = str(base)
-    os.environ[DIR_ENV] = str(path)
-    _active = path
     return path
 
 

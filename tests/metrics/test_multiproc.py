@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from newsletter.metrics import exposition, instruments, multiproc
+from tests.support.processes import ROOT
 
 
 def test_a_celery_worker_is_grouped_by_its_node_name():
@@ -59,3 +62,18 @@ def test_each_group_is_read_with_its_own_label_and_a_bad_file_costs_only_itself(
                for family in exposition.GroupCollector(tmp_path).collect() for s in family.samples}
     assert samples == {("jobs_total", (("kind", "x"), ("process_group", "web-a"))): 5.0,
                        ("jobs_total", (("kind", "x"), ("process_group", "worker-b"))): 7.0}
+
+
+def test_an_unwritable_root_falls_back_to_a_temporary_folder_and_says_so(tmp_path, platform_env):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {**platform_env, "PROMETHEUS_MULTIPROC_DIR": str(blocker / "metrics"), "TMPDIR": str(tmp_path)}
+    env.pop("NEWSLETTER_METRICS_ROOT", None)
+    run = subprocess.run([sys.executable, "-c", "from newsletter.metrics import instruments, multiproc; "
+                          "instruments.MESSAGES.labels('campaign', 'sent', '2xx').inc(); print(multiproc.active())"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    folder = Path(run.stdout.strip())
+    assert folder.parent == tmp_path / f"newsletter-metrics-{os.getuid()}"
+    assert list(folder.glob("counter_*.db"))
+    assert "cannot write metrics under" in run.stderr and "PROMETHEUS_MULTIPROC_DIR" in run.stderr
