@@ -6,6 +6,7 @@ those come from the web's /metrics.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import logging
 import os
@@ -45,13 +46,17 @@ class GroupCollector(Collector):
     @staticmethod
     def _group(folder: Path) -> Iterable[Metric]:
         for _ in range(3):  # a file can vanish between the listing and the read (its group restarting)
-            files = glob.glob(os.path.join(folder, "*.db"))
             try:
-                return MultiProcessCollector.merge(files, accumulate=True)
+                with multiproc.locked(folder, fcntl.LOCK_SH):  # never halfway through a `compact`
+                    files = glob.glob(os.path.join(folder, "*.db"))
+                    try:
+                        return list(MultiProcessCollector.merge(files, accumulate=True))
+                    except FileNotFoundError:
+                        raise
+                    except Exception:  # noqa: BLE001  (one unreadable file must not cost the whole page)
+                        return list(MultiProcessCollector.merge(_readable(files), accumulate=True))
             except FileNotFoundError:
                 continue
-            except Exception:  # noqa: BLE001  (one unreadable file must not cost the whole page)
-                return MultiProcessCollector.merge(_readable(files), accumulate=True)
         return []
 
 

@@ -16,11 +16,14 @@ before it: from the entry points with their group, else from `instruments` with 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads the group folder from here
@@ -105,12 +108,52 @@ def _alive(pid: int) -> bool:
 
 def process_dead(pid: int) -> None:
     """A child of this group exited (gunicorn's child_exit, a Celery pool process shutting down):
-    drop its live gauges. Its counters stay, so the group's totals never go backwards."""
+    drop its live gauges, and fold its counters into the group's archive (`compact`). Never raises:
+    gunicorn's master calls it."""
     if _active is None:
         return
-    from prometheus_client import multiprocess
+    try:
+        from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid, str(_active))
+        multiprocess.mark_process_dead(pid, str(_active))
+        compact(_active, pid)
+    except Exception as exc:  # noqa: BLE001
+        print(f"newsletter: could not tidy the metrics of exited process {pid}: {exc}", file=sys.stderr)
+
+
+@contextmanager
+def locked(folder: Path, how: int) -> Iterator[None]:
+    """A group's lock: readers share it, `compact` takes it alone, so no scrape ever sees an
+    exited process's values twice (archive and own file) or not at all."""
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def compact(folder: Path, pid: int) -> None:
+    """Add an exited process's counters and histograms to `<kind>_archive.db` and remove its files.
+
+    A scrape reads every file of every group, and a long-lived worker outlives thousands of pool
+    processes (WORKER_MAX_TASKS_PER_CHILD): without this the page would slow down day by day.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    with locked(folder, fcntl.LOCK_EX):
+        for kind in ("counter", "histogram"):
+            own = folder / f"{kind}_{pid}.db"
+            if not own.exists():
+                continue
+            values = [(key, value) for key, value, _, _ in MmapedDict.read_all_values_from_file(str(own))]
+            archive = MmapedDict(str(folder / f"{kind}_archive.db"))
+            try:
+                for key, value in values:
+                    archive.write_value(key, archive.read_value(key)[0] + value, 0.0)
+            finally:
+                archive.close()
+            own.unlink()
 
 
 def celery_group(argv: list[str]) -> str:

@@ -32,18 +32,21 @@ def test_folders_of_dead_pid_groups_go_and_live_ones_stay(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"pid-{os.getpid()}", "worker-bulk"]
 
 
-def test_a_dead_child_loses_its_live_gauges_not_its_counters():
+def test_a_dead_child_loses_its_live_gauges_and_its_counters_go_to_the_archive():
     assert instruments.MESSAGES  # importing the definitions activated this process's group
     folder = multiproc.active()
     assert folder is not None and folder.parent == multiproc.root()  # the test run's own group
+    archive_existed = (folder / "counter_archive.db").exists()
     pid = 999_999_001
     for name in (f"gauge_livesum_{pid}.db", f"gauge_liveall_{pid}.db", f"counter_{pid}.db"):
         MmapedDict(str(folder / name)).close()
     try:
         multiproc.process_dead(pid)
-        assert sorted(p.name for p in folder.glob(f"*_{pid}.db")) == [f"counter_{pid}.db"]
+        assert list(folder.glob(f"*_{pid}.db")) == []
+        assert (folder / "counter_archive.db").exists()
     finally:
-        (folder / f"counter_{pid}.db").unlink()
+        if not archive_existed:
+            (folder / "counter_archive.db").unlink(missing_ok=True)
 
 
 def _count(folder, pid: int, n: float, labels: dict[str, str]) -> None:
@@ -77,3 +80,22 @@ def test_an_unwritable_root_falls_back_to_a_temporary_folder_and_says_so(tmp_pat
     assert folder.parent == tmp_path / f"newsletter-metrics-{os.getuid()}"
     assert list(folder.glob("counter_*.db"))
     assert "cannot write metrics under" in run.stderr and "PROMETHEUS_MULTIPROC_DIR" in run.stderr
+
+
+def test_an_exited_process_is_folded_into_the_groups_archive_and_the_totals_do_not_move(tmp_path):
+    group = tmp_path / "worker-bulk"
+    _count(group, 11, 2, {"kind": "x"})
+    _count(group, 12, 3, {"kind": "x"})
+    _count(group, 13, 4, {"kind": "y"})
+
+    def totals() -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in exposition.GroupCollector(tmp_path).collect() for s in family.samples}
+
+    before = totals()
+    for pid in (11, 13, 12):
+        multiproc.compact(group, pid)
+        assert totals() == before
+    assert sorted(p.name for p in group.glob("*.db")) == ["counter_archive.db"]
+    _count(group, 14, 1, {"kind": "x"})  # a newer process of the group adds to what the archive holds
+    assert totals()[("jobs_total", (("kind", "x"), ("process_group", "worker-bulk")))] == 6
