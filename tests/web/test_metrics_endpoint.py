@@ -94,7 +94,9 @@ def test_queue_depth_is_the_brokers_count(client, fresh, monkeypatch):
     for _ in range(3):
         celery.send_task("newsletter.tasks.nothing", queue=queue)
     monkeypatch.setattr(monitoring, "QUEUES", (name,))  # which queues to read; the broker is real
-    try:
+    try:  # RabbitMQ routes a publish asynchronously: the count may lag it by a moment
+        wait_for(lambda: value(parse(scrape(client)), "newsletter_queue_depth", queue=name) >= 3, 10, 0.1,
+                 "the broker to count the three messages")
         assert value(parse(scrape(client)), "newsletter_queue_depth", queue=name) == 3
     finally:
         with celery.connection_for_write() as connection:
