@@ -6,8 +6,8 @@ import threading
 
 import pytest
 from kombu import Exchange, Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import create_app
 from newsletter.models import BounceType, NotificationKind
 from newsletter.services import monitoring
 from newsletter.services.audience import imports
@@ -51,15 +51,23 @@ def test_a_bearer_token_opens_it_from_anywhere_a_wrong_one_does_not(client, fres
     assert client.get("/metrics", environ_overrides=outside, headers={"Authorization": "Bearer "}).status_code == 403
 
 
-def test_behind_the_proxy_the_forwarded_client_is_the_one_checked(platform_env):
-    proxied = create_app({"TRUSTED_PROXIES": 1, "METRICS_ALLOWED_NETWORKS": ["10.20.0.0/16"]}).test_client()
-    # The proxy itself is on loopback; what counts is the client it names (the last hop it adds).
-    assert proxied.get("/metrics", headers={"X-Forwarded-For": OUTSIDER}).status_code == 403
-    assert proxied.get("/metrics", headers={"X-Forwarded-For": "10.20.3.4"}).status_code == 200
-    # A client cannot smuggle an allowed address in front of its own.
-    assert proxied.get("/metrics", headers={"X-Forwarded-For": f"10.20.3.4, {OUTSIDER}"}).status_code == 403
-    # Without the proxy header the direct peer (loopback) is not in this app's networks.
-    assert proxied.get("/metrics").status_code == 403
+def test_behind_the_proxy_the_forwarded_client_is_the_one_checked(client, fresh):
+    """TRUSTED_PROXIES=1, as the Procfile runs it (the ProxyFix `register_proxy` installs)."""
+    original = fresh.wsgi_app
+    fresh.wsgi_app = ProxyFix(original, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    saved = fresh.config["METRICS_ALLOWED_NETWORKS"]
+    fresh.config["METRICS_ALLOWED_NETWORKS"] = ["10.20.0.0/16"]
+    try:
+        # The proxy itself is on loopback; what counts is the client it names (the last hop it adds).
+        assert client.get("/metrics", headers={"X-Forwarded-For": OUTSIDER}).status_code == 403
+        assert client.get("/metrics", headers={"X-Forwarded-For": "10.20.3.4"}).status_code == 200
+        # A client cannot smuggle an allowed address in front of its own.
+        assert client.get("/metrics", headers={"X-Forwarded-For": f"10.20.3.4, {OUTSIDER}"}).status_code == 403
+        # Without the proxy's header the direct peer (loopback) is not in these networks.
+        assert client.get("/metrics").status_code == 403
+    finally:
+        fresh.wsgi_app = original  # type: ignore[method-assign]
+        fresh.config["METRICS_ALLOWED_NETWORKS"] = saved
 
 
 def test_a_bounce_recorded_in_this_process_moves_its_counter_by_one(client, fresh):
