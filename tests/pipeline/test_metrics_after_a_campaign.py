@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from newsletter.extensions import db
+from newsletter.models import Role
+from newsletter.services.accounts import api_keys
+from newsletter.services.notifications import notifications
+from tests.api.conftest import ApiClient
 from tests.pipeline.conftest import make_audience, make_campaign, start, wait_until_status
 from tests.support.metrics import groups, parse, scrape, value
+from tests.support.net import wait_for
 
 
 @pytest.fixture
@@ -55,3 +61,26 @@ def test_a_campaign_moves_the_counters_by_exactly_what_was_sent(ctx, fresh, work
     assert value(after, "newsletter_ledger_rows", ledger="deliveries", state="pending") == 0
     assert value(after, "newsletter_campaigns", status="sent") == 1
     assert value(after, "newsletter_recent_campaign_totals", total="sent") == 55
+
+
+def test_notifications_count_in_their_own_lane(ctx, fresh, client, worker, transactional_worker, beat, smtp_server):
+    smtp_server.rule = lambda rcpt, attempt: "550 5.1.1 No such user here" if rcpt.startswith("nobody") else None
+    api = ApiClient(client, api_keys.create_api_key("metrics", Role.MARKETER)[1])
+    before = parse(scrape(client))
+    for to in ("one@example.com", "two@example.com", "nobody@example.com"):
+        accepted = api.post("/api/v1/notifications", json={"to": to, "subject": "Hi", "text": "Hello"})
+        assert accepted.status_code == 202, accepted.get_json()
+    def statuses() -> list[str]:
+        db.session.rollback()  # a fresh read each time
+        return sorted(n.status.value for n in notifications.recent(10))
+
+    wait_for(lambda: statuses() == ["failed", "sent", "sent"], 30, 0.1, "two notifications sent, one failed")
+    after = parse(scrape(client))
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("newsletter_messages_total", lane="notification", outcome="sent", reply="2xx") == 2
+    assert moved("newsletter_messages_total", lane="notification", outcome="failed", reply="5xx") == 1
+    assert moved("newsletter_messages_total", lane="campaign", outcome="sent", reply="2xx") == 0
+    assert moved("newsletter_smtp_round_seconds_count", lane="notification") == 3
