@@ -28,8 +28,6 @@ SMTP_ROUND = Histogram(
     PREFIX + "smtp_round_seconds", "One SMTP round: a campaign's messages over its parallel sessions "
     "(SEND_SESSIONS), or one notification, from MAIL FROM to the last reply (the ledger's fence included).",
     ["lane"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-CAMPAIGN_ROUND = SMTP_ROUND.labels("campaign")
-NOTIFICATION_ROUND = SMTP_ROUND.labels("notification")
 LIMITER_WAITS = Counter(
     PREFIX + "rate_limit_waits", "Times a sender slept for a rate-limit bucket (campaigns: SEND_RATE; "
     "notifications: NOTIFY_RATE; server: a sending server's own limit).", ["bucket"])

@@ -414,7 +414,7 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
     if not items:
         return [], []
     # A database error from the fence stops the batch (the sweeper recovers its rows).
-    with metrics.CAMPAIGN_ROUND.time():
+    with metrics.SMTP_ROUND.labels("campaign").time():
         results = sessions.send(items, batch.fences.group(batch.token))
     failures: list[SmtpFailure] = []
     unreached: Unreached = []

@@ -349,7 +349,7 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
     failure: SmtpFailure | None = None
     for server in route.in_turn():
         try:
-            with metrics.NOTIFICATION_ROUND.time():
+            with metrics.SMTP_ROUND.labels("notification").time():
                 return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
         except SmtpFailure as refused:
             if not refused.unreachable:
