@@ -1,9 +1,12 @@
 """Gunicorn settings shared by the Procfile's `web` and `make run` (gunicorn reads this file
 from its working directory; the command line still sets bind, workers and the log target).
 
-Only the logger is set here: the access log must not hold the signed tokens of subscriber
-links (/unsubscribe/<token>, /preferences/<token>, ...) nor of tracked links (/o/, /c/): the
-rule lives in newsletter/redaction.py, which the app's own logger uses too.
+The logger: the access log must not hold the signed tokens of subscriber links
+(/unsubscribe/<token>, /preferences/<token>, ...) nor of tracked links (/o/, /c/): the rule
+lives in newsletter/redaction.py, which the app's own logger uses too.
+
+Metrics (docs/operations.md): the master chooses its workers' shared metrics folder and empties
+it as it starts; a worker that exits has its live gauges dropped (counters stay).
 
 With LOG_FORMAT=json, gunicorn's own lines and the access lines are JSON objects like the app's
 (newsletter/observability/logs.py); an access line carries the request's X-Request-ID.
@@ -16,6 +19,7 @@ import time
 from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import Logger
 
+from newsletter.metrics import multiproc
 from newsletter.observability.logs import use_json
 from newsletter.redaction import redact
 
@@ -92,3 +96,12 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+
+
+def on_starting(server):
+    """Master, once, before any worker (and so before the app and prometheus_client are imported)."""
+    multiproc.activate("web-" + (server.cfg.bind[0] if server.cfg.bind else "default"), fresh=True)
+
+
+def child_exit(server, worker):
+    multiproc.process_dead(worker.pid)

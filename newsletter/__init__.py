@@ -86,10 +86,10 @@ event.listen(Engine, "connect", dialect.sqlite_pragmas)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, auth, body_limits, headers, health, inbound, input_guard, public, request_id
+    from .web import admin, api, auth, body_limits, headers, health, inbound, input_guard, metrics, public, request_id
     from .web.admin import audit
 
-    for bp in (health.bp, auth.bp, public.bp, public.tracking_bp, inbound.bp, *admin.BLUEPRINTS):
+    for bp in (health.bp, metrics.bp, auth.bp, public.bp, public.tracking_bp, inbound.bp, *admin.BLUEPRINTS):
         app.register_blueprint(bp)
     body_limits.register(app)  # puts its hook first: CSRF and the limiter read the form in earlier hooks
     app.before_request(audit.remember_actor)  # before the API's key check, which `audit.record` reads later

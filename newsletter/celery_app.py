@@ -1,11 +1,14 @@
 """Bind a Celery app to the Flask app: every task runs inside the Flask app context."""
 from __future__ import annotations
 
+import os
+
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from flask import Flask
 
 from .extensions import db
+from .metrics import multiproc
 from .models import dialect
 from .observability import celery_context
 
@@ -31,4 +34,6 @@ def celery_init_app(app: Flask) -> Celery:
 
     worker_process_init.connect(dispose_pool, weak=False, dispatch_uid="newsletter.dispose_pool")
     celery_context.connect(app.config["LOG_FORMAT"])
+    worker_process_shutdown.connect(lambda **_: multiproc.process_dead(os.getpid()), weak=False,
+                                    dispatch_uid="newsletter.metrics_process_dead")
     return celery_app

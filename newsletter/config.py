@@ -188,6 +188,20 @@ def _sample_rate(env: Mapping[str, str], name: str) -> float:
     return rate
 
 
+def _metrics_networks(env: Mapping[str, str]) -> list[str]:
+    """METRICS_ALLOWED_NETWORKS: loopback when unset; set but empty: none (METRICS_TOKEN only)."""
+    if env.get("METRICS_ALLOWED_NETWORKS") is None:
+        return ["127.0.0.0/8", "::1/128"]
+    return _networks(env, "METRICS_ALLOWED_NETWORKS")
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = (env.get("METRICS_TOKEN") or "").strip()
+    if token and len(token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters (a bearer token for GET /metrics)")
+    return token
+
+
 def _pattern(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name) or default
     try:
@@ -484,4 +498,12 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SENTRY_DSN": (env.get("SENTRY_DSN") or "").strip(),
         "SENTRY_ENVIRONMENT": (env.get("SENTRY_ENVIRONMENT") or "").strip() or mode,
         "SENTRY_TRACES_SAMPLE_RATE": _sample_rate(env, "SENTRY_TRACES_SAMPLE_RATE"),
+
+
+        # Prometheus (docs/operations.md): who may read GET /metrics, the worker's own exporter.
+        "METRICS_ALLOWED_NETWORKS": _metrics_networks(env),
+        "METRICS_TOKEN": _metrics_token(env),
+        "METRICS_PORT": _number(env, "METRICS_PORT", 0),
+        "METRICS_ADDR": (env.get("METRICS_ADDR") or "127.0.0.1").strip(),
+        "METRICS_CACHE_SECONDS": _number(env, "METRICS_CACHE_SECONDS", 5.0, float),
     }

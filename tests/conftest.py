@@ -6,7 +6,9 @@ those servers (a fresh PostgreSQL database is created for the session and droppe
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -23,6 +25,12 @@ from tests.support.dns import DnsServer, dns_server
 from tests.support.net import free_port
 from tests.support.processes import celery_beat, flask_cli, platform_workers
 from tests.support.smtp import RecordingSmtpServer
+
+# Metric values of this run (this process and the workers it starts) in a folder of its own, chosen
+# before any test module imports prometheus_client (newsletter/metrics/multiproc.py).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nl-metrics-")
+os.environ.pop("NEWSLETTER_METRICS_ROOT", None)
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
 _SMTP_SERVERS: list[RecordingSmtpServer] = []

@@ -135,3 +135,19 @@ def test_deliverability_settings_and_their_defaults(tmp_path):
         ("10.0.0.53", 53)
     assert build_config({"INSTANCE_PATH": str(tmp_path), "FEEDBACK_ID_SENDER": "acme-news"})["FEEDBACK_ID_SENDER"] \
         == "acme-news"
+
+
+def test_metrics_settings_are_checked_at_start(tmp_path):
+    base = {"INSTANCE_PATH": str(tmp_path)}
+    config = build_config(base)
+    assert (config["METRICS_ALLOWED_NETWORKS"], config["METRICS_TOKEN"], config["METRICS_PORT"]) == (
+        ["127.0.0.0/8", "::1/128"], "", 0)
+    assert build_config({**base, "METRICS_ALLOWED_NETWORKS": ""})["METRICS_ALLOWED_NETWORKS"] == []
+    assert build_config({**base, "METRICS_ALLOWED_NETWORKS": "10.1.2.3/16, 127.0.0.1"})[
+        "METRICS_ALLOWED_NETWORKS"] == ["10.1.0.0/16", "127.0.0.1/32"]
+    with pytest.raises(ConfigError, match="METRICS_ALLOWED_NETWORKS"):
+        build_config({**base, "METRICS_ALLOWED_NETWORKS": "10.0.0.0/33"})
+    with pytest.raises(ConfigError, match="METRICS_TOKEN must be at least 16"):
+        build_config({**base, "METRICS_TOKEN": "short"})
+    with pytest.raises(ConfigError, match="METRICS_PORT"):
+        build_config({**base, "METRICS_PORT": "nine"})

@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import ImportJob, ImportMode, ImportStatus, dialect
 from ...models.base import utcnow
 from .. import audit
@@ -348,4 +349,6 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
         room = SHOWN_ERRORS - len(job.errors)
         job.errors = job.errors + [{"row": n, "email": e, "reason": r} for n, e, r in invalid[:room]]
     db.session.commit()
+    metrics.import_rows({"created": len(new_emails), "updated": updated, "unchanged": unchanged, "not_found": not_found,
+                         "suppressed": len(blocked), "invalid": len(invalid), "duplicates": batch.duplicates})
     return memberships if job.mode == ImportMode.OPTIN else []

@@ -28,6 +28,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import Campaign, CampaignStatus, DeliveryStatus, Layout, NotificationKind, Subscriber, Tracking
 from ...models.base import utcnow
 from ...sending import message as mime
@@ -285,6 +286,7 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
         finally:
             batch.fences.close()
     batch.record()
+    metrics.messages("campaign", [(o.status.value, o.release, o.smtp_code) for o in batch.outcomes])
     if batch.stop_reason:
         # Of the batches that hit the error limit at once, the one that moves the campaign audits it.
         if transition(campaign_id, CampaignStatus.PAUSED, batch.stop_reason, commit=False):
@@ -324,9 +326,11 @@ def _send_claimed(batch: _Batch) -> None:
         n = rate.chunk(len(rows) - i, current_rate)
         wait = rate.reserve(n, max_wait=1.0)
         if wait is None:  # the cluster is at its rate: hand the rest back instead of sleeping on it
+            metrics.LIMITER_REFUSALS.labels("campaigns").inc()
             batch.release(rows[i:], retry_at=utcnow() + timedelta(seconds=max(1.0, rate.refused_wait)))
             return
         if wait:
+            metrics.waited("campaigns", wait)
             time.sleep(wait)
         chunk = _admitted(batch, route, rows[i:i + n], throttles)
         if not _send_chunk(batch, entry, route, chunk, people, size, rate.client):
@@ -369,6 +373,7 @@ def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list
             return False
         server, wait = picked
         if wait:
+            metrics.waited("server", wait)
             time.sleep(wait)
         sessions = smtp.sessions(server.smtp, size)
         current, chunk = chunk[:sessions.size], chunk[sessions.size:]
@@ -427,7 +432,8 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
     if not items:
         return [], []
     # A database error from the fence stops the batch (the sweeper recovers its rows).
-    results = sessions.send(items, batch.fences.group(batch.token))
+    with metrics.SMTP_ROUND.labels("campaign").time():
+        results = sessions.send(items, batch.fences.group(batch.token))
     failures: list[SmtpFailure] = []
     unreached: Unreached = []
     for row, result in zip(sending, results, strict=True):

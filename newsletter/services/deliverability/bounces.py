@@ -23,6 +23,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import (
     Bounce,
     BounceType,
@@ -113,6 +114,12 @@ def _duplicate(report: BounceReport) -> bool:
 
 def record(report: BounceReport) -> RecordResult:
     """Apply the rules to one report and commit."""
+    result = _record(report)
+    metrics.BOUNCES.labels(report.type.value, report.source, result.status).inc()
+    return result
+
+
+def _record(report: BounceReport) -> RecordResult:
     if report.source not in SOURCES:
         raise ValueError(f"unknown bounce source {report.source!r}")
     if _duplicate(report):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import Campaign, Delivery, DeliveryStatus, dialect
 from ...models.base import utcnow
 from ...models.delivery import IN_FLIGHT
@@ -195,6 +196,7 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
         if ids and name == "assumed_sent":  # final now: listeners hear of it like any other send
             webhooks.emit_delivery_outcomes(ids, None)
     db.session.commit()
+    metrics.recovered("deliveries", counts)
     return counts
 
 

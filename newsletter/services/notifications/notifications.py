@@ -31,6 +31,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import (
     Notification,
     NotificationKind,
@@ -271,6 +272,7 @@ def _finish(notification_id: int, token: str, status: NotificationStatus, code: 
     if done and status.terminal:
         _emit(f"notification.{status.value}", _fresh(notification_id))
     db.session.commit()
+    metrics.messages("notification", [(status.value, undo_attempt, code)])
     return done
 
 
@@ -311,10 +313,12 @@ def send(notification_id: int, worker: str = "") -> str:
     rate = limiter()
     wait = rate.reserve(1, max_wait=MAX_RATE_WAIT)
     if wait is None:  # the lane is at NOTIFY_RATE: hand it back, the sweeper publishes it when due
+        metrics.LIMITER_REFUSALS.labels("notifications").inc()
         retry_at = utcnow() + timedelta(seconds=max(1.0, rate.refused_wait))
         _finish(row.id, token, N.QUEUED, None, "Waiting for the notification rate limit.", retry_at, undo_attempt=True)
         return "deferred"
     if wait:
+        metrics.waited("notifications", wait)
         time.sleep(wait)
     fences = FenceLine(Notification)
     route = servers.route(current["NOTIFY_POOL"], rate.effective_rate())
@@ -345,7 +349,8 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
     failure: SmtpFailure | None = None
     for server in route.in_turn():
         try:
-            return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
+            with metrics.SMTP_ROUND.labels("notification").time():
+                return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
         except SmtpFailure as refused:
             if not refused.unreachable:
                 if refused.kind == Kind.THROTTLED:
@@ -398,6 +403,7 @@ def recover_stale(claim_timeout: float, now: datetime | None = None) -> dict[str
         .values(status=N.QUEUED, claim=None, next_attempt_at=now, updated_at=now)
         .returning(Notification.id).execution_options(**_NO_SYNC)).all()
     db.session.commit()
+    metrics.recovered("notifications", {"assumed_sent": len(assumed), "reclaimed": len(reclaimed)})
     return {"assumed_sent": len(assumed), "reclaimed": len(reclaimed)}
 
 

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
 from ...extensions import db
+from ...metrics import instruments as metrics
 from ...models import Webhook, WebhookDelivery, WebhookDeliveryStatus, dialect
 from ...models.base import utcnow
 from ..errors import NotFound
@@ -63,6 +64,7 @@ def recover_stale(now: datetime | None = None) -> int:
                 error="The worker stopped during the attempt; sending again.")
         .returning(WebhookDelivery.id).execution_options(**_NO_SYNC)).all()
     db.session.commit()
+    metrics.recovered("webhooks", {"reclaimed": len(moved)})
     return len(moved)
 
 
@@ -129,6 +131,7 @@ def record(results: list[Attempt], token: str) -> None:
                 error=bindparam("b_error"), next_attempt_at=bindparam("b_next"),
                 delivered_at=bindparam("b_delivered"), claim=None, updated_at=now), rows)
     db.session.commit()
+    metrics.webhook_outcomes(str(row["b_status"]) for row in rows)
 
 
 def deliver_due(limit: int = BATCH) -> dict[str, int]:
