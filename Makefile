@@ -40,6 +40,13 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js \
 	   node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
+	# The campaign editors (templates/admin/campaigns/_editor.html): Quill for rich text, GrapesJS
+	# with its newsletter preset for the visual editor; their prebuilt dist files, no bundler.
+	mkdir -p static/vendor/quill static/vendor/grapesjs
+	cp node_modules/quill/dist/quill.js node_modules/quill/dist/quill.snow.css static/vendor/quill/
+	cp node_modules/grapesjs/dist/grapes.min.js node_modules/grapesjs/dist/css/grapes.min.css \
+	   node_modules/grapesjs-preset-newsletter/dist/index.js static/vendor/grapesjs/
+	mv static/vendor/grapesjs/index.js static/vendor/grapesjs/grapesjs-preset-newsletter.js
 	touch $@
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k; the
