@@ -47,6 +47,10 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/grapesjs/dist/grapes.min.js node_modules/grapesjs/dist/css/grapes.min.css \
 	   node_modules/grapesjs-preset-newsletter/dist/index.js static/vendor/grapesjs/
 	mv static/vendor/grapesjs/index.js static/vendor/grapesjs/grapesjs-preset-newsletter.js
+	mkdir -p static/vendor/font-awesome/css static/vendor/font-awesome/fonts  # GrapesJS's panel icons
+	cp node_modules/font-awesome/css/font-awesome.min.css static/vendor/font-awesome/css/
+	cp node_modules/font-awesome/fonts/fontawesome-webfont.woff2 node_modules/font-awesome/fonts/fontawesome-webfont.woff \
+	   static/vendor/font-awesome/fonts/
 	touch $@
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k; the

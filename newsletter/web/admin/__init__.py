@@ -5,6 +5,7 @@ from . import (
                api_keys,
                audit,
                bounces,
+               campaign_editors,
                campaigns,
                dashboard,
                imports,
@@ -20,5 +21,6 @@ from . import (
 )
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
-BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,
-                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit))
+BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, campaign_editors,
+                                            layouts, send_log, mail_log, bounces, webhooks, api_keys, users, settings,
+                                            servers, audit))

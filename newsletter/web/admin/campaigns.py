@@ -61,7 +61,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     if campaign is not None:
         values = campaigns.current_values(campaign)
         form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or ""),
-                                  "tracking": values["tracking"].value})
+                                  "tracking": values["tracking"].value, "body_format": values["body_format"].value})
     else:
         form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT")})
     counts = lists_service.counts_by_status()
