@@ -8,13 +8,13 @@ import pytest
 
 from newsletter.services.audience import lists, subscribers
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits, browser  # noqa: F401  (fixture)
+from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def signed_in(browser, live_server, device="desktop"):  # noqa: F811
+def signed_in(browser, live_server, device="desktop"):
     page = browser.new_page(viewport=VIEWPORTS[device])
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -38,7 +38,7 @@ def audience(app):
         return news.id
 
 
-def test_switching_editors_converts_warns_and_saves(browser, live_server, admin, audience):  # noqa: F811
+def test_switching_editors_converts_warns_and_saves(browser, live_server, admin, audience):
     page, errors = signed_in(browser, live_server)
     page.goto(live_server + "/admin/campaigns/new")
     page.fill("#name", "Editors")
