@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install install-dev static bench clean
+.PHONY: run test lint install install-dev static gallery bench clean
 
 run: install static ## Run web + worker + beat + embedded Redis + mail catcher
 	$(BIN)/python -m newsletter.devserver
@@ -52,6 +52,11 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/font-awesome/fonts/fontawesome-webfont.woff2 node_modules/font-awesome/fonts/fontawesome-webfont.woff \
 	   static/vendor/font-awesome/fonts/
 	touch $@
+
+# The template gallery: templates/gallery/src/*.mjml compiled with MRML into the committed
+# templates/gallery/*.html (tests/services/test_gallery.py checks they agree).
+gallery: install
+	.venv/bin/python -c "from newsletter.services.campaigns import gallery; print(*gallery.write_all(), sep='\n')"
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k; the
 # platform with tracking off, anonymous and individual, interleaved, with each mode's rate over off's

@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.services.audience import lists, subscribers
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
+from tests.web.test_browser import CHROMIUM, VIEWPORTS
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
