@@ -67,3 +67,49 @@ def test_convert_turns_markdown_into_html_and_refuses_bad_input(admin_client):
     assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "body_format"
     no_token = admin_client.post("/admin/campaigns/convert", data={"body_format": "markdown", "body_source": "x"})
     assert no_token.status_code == 400
+
+
+def test_the_gallery_shows_layouts_and_saved_templates_and_starts_campaigns(app, admin_client):
+    page = admin_client.get("/admin/campaigns/gallery").get_data(as_text=True)
+    for name in ("Newsletter", "Announcement", "Digest", "Plain letter", "Receipt"):
+        assert f"<h3>{name}</h3>" in page
+    assert page.count('<iframe sandbox=""') == 5 and "No saved templates yet" in page
+    assert "Sam Sample" in page  # thumbnails are rendered for the sample subscriber
+    start = admin_client.get("/admin/campaigns/new?template=gallery:digest&editor=visual").get_data(as_text=True)
+    assert '<input checked id="body_format-3" name="body_format" type="radio" value="visual">' in start
+    assert "The weekly digest" in start and 'value="The week in five links"' in start
+    missing = admin_client.get("/admin/campaigns/new?template=gallery:nope", follow_redirects=True)
+    assert missing.status_code == 200 and "no longer exists" in missing.get_data(as_text=True)
+
+
+def test_save_as_template_then_start_from_it_and_delete_it(app, admin_client):
+    response = post_form(admin_client, NEW, NEW, _form(body_format="markdown", body_source="# House {{ subscriber.name }}"))
+    campaign_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    detail = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f"/admin/campaigns/{campaign_id}/save-template" in detail
+    url = f"/admin/campaigns/{campaign_id}/save-template"
+    refused = post_form(admin_client, url, url, {"name": ""})
+    assert refused.status_code == 200 and 'id="name-error"' in refused.get_data(as_text=True)
+    saved = post_form(admin_client, url, url, {"name": "House style"})
+    assert saved.status_code == 302
+    gallery_page = admin_client.get("/admin/campaigns/gallery").get_data(as_text=True)
+    assert "<h3 class=\"break\">House style</h3>" in gallery_page and "Markdown" in gallery_page
+    from newsletter.models import CampaignTemplate
+    with app.app_context():
+        template_id = db.session.query(CampaignTemplate.id).scalar()
+    start = admin_client.get(f"/admin/campaigns/new?template=saved:{template_id}").get_data(as_text=True)
+    assert "# House {{ subscriber.name }}</textarea>" in start
+    deleted = post_form(admin_client, "/admin/campaigns/gallery", f"/admin/campaigns/templates/{template_id}/delete")
+    assert deleted.status_code == 302
+    assert "No saved templates yet" in admin_client.get("/admin/campaigns/gallery").get_data(as_text=True)
+
+
+def test_viewers_cannot_use_the_gallery_or_save_templates(app, client):
+    from newsletter.models import Role
+    from newsletter.services.accounts import users
+    from tests.support.web import login
+    with app.app_context():
+        users.create_user("viewer@example.org", "long enough password", Role.VIEWER)
+    login(client, "viewer@example.org", "long enough password")
+    assert client.get("/admin/campaigns/gallery").status_code == 403
+    assert client.get("/admin/campaigns/fields.json").status_code == 403

@@ -6,6 +6,7 @@ from . import (
                audit,
                bounces,
                campaign_editors,
+               campaign_gallery,
                campaigns,
                dashboard,
                imports,
@@ -22,5 +23,5 @@ from . import (
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, campaign_editors,
-                                            layouts, send_log, mail_log, bounces, webhooks, api_keys, users, settings,
-                                            servers, audit))
+                                            campaign_gallery, layouts, send_log, mail_log, bounces, webhooks,
+                                            api_keys, users, settings, servers, audit))

@@ -94,6 +94,11 @@ class ResendForm(FlaskForm):
                           description="A new subject often does better than the one they skipped.")
 
 
+class SaveTemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[DataRequired(), Length(max=200)],
+                       description="Its subject and body become a starting point for new campaigns.")
+
+
 class LayoutForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     html = TextAreaField("HTML", default=STARTER_LAYOUT,
