@@ -76,7 +76,9 @@
       cssIcons: root.dataset.iconsCss,  // its default is a CDN: the platform works offline
     });
     await new Promise((resolve) => grapes.onReady(resolve));
-    grapes.on("update", debounce(syncVisual, 400));
+    // Exporting while a text is being typed re-renders it and moves the caret: wait until it is left.
+    grapes.on("update", debounce(() => { if (!grapes.getEditing()) syncVisual(); }, 400));
+    grapes.on("rte:disable", () => syncVisual());
     return grapes;
   }
 

@@ -83,7 +83,8 @@ def test_the_gallery_shows_layouts_and_saved_templates_and_starts_campaigns(app,
 
 
 def test_save_as_template_then_start_from_it_and_delete_it(app, admin_client):
-    response = post_form(admin_client, NEW, NEW, _form(body_format="markdown", body_source="# House {{ subscriber.name }}"))
+    response = post_form(admin_client, NEW, NEW,
+                         _form(body_format="markdown", body_source="# House {{ subscriber.name }}"))
     campaign_id = int(response.headers["Location"].rsplit("/", 1)[-1])
     detail = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
     assert f"/admin/campaigns/{campaign_id}/save-template" in detail

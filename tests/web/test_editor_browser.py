@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.services.audience import lists, subscribers
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web.test_browser import CHROMIUM, VIEWPORTS
+from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -74,13 +74,13 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
     page.keyboard.press("End")
     page.keyboard.type(" today")
     frame.locator("h1:has-text('Big news today')").wait_for()
-    page.screenshot(path=DOCS / "editor_richtext.png", full_page=True)
+    page.locator(".body-editor").screenshot(path=DOCS / "editor_richtext.png")
 
     # Rich text -> visual: GrapesJS loads from static/vendor and shows the body in its canvas.
     page.click("label:has(input[value=visual])")
     canvas = page.frame_locator(".gjs-frame")
     canvas.locator("h1:has-text('Big news today')").wait_for(timeout=20000)
-    page.screenshot(path=DOCS / "editor_visual.png")
+    page.locator(".body-editor").screenshot(path=DOCS / "editor_visual.png")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector(".flash")
     assert "saved as a draft" in page.locator(".flash").inner_text()
@@ -88,5 +88,46 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
     assert "Big news today" in preview.locator("body").inner_text()
     assert "Paris" not in preview.locator("body").inner_text()  # the sample subscriber previews
     assert not [e for e in errors if "Content Security Policy" in e], errors
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_server, admin, audience, device):
+    page, errors = signed_in(browser, live_server, device)
+    page.goto(live_server + "/admin/campaigns/new")
+    page.click("text=Start from a template")
+    page.wait_for_selector(".gallery-card")
+    assert page.locator(".gallery-card").count() >= 5
+    page.frame_locator(".gallery-card iframe").first.locator("text=Acme Monthly").wait_for()
+    assert_fits(page)
+    page.screenshot(path=DOCS / f"gallery_{device}.png", full_page=device == "phone")
+
+    page.click("a[aria-label='Use Newsletter in the visual editor']")
+    page.wait_for_url("**/admin/campaigns/new?template=gallery:newsletter&editor=visual")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator("text=Acme Monthly").wait_for(timeout=20000)
+    # Change the banner's title in the canvas, as a user would: double-click, select, type.
+    canvas.locator("text=Acme Monthly").dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(f"Gallery news {device}")
+    if device == "desktop":
+        canvas.locator("text=First story").click()  # leaves the text first; on the phone, Save does
+    page.fill("#name", f"From the gallery ({device})")
+    page.fill("#from_email", "news@example.com")
+    page.check(f"input[name=list_ids][value='{audience}']")
+    assert page.input_value("#subject") == "Our news this month"
+    page.locator(".body-editor").screenshot(path=DOCS / f"editor_visual_{device}.png")
+    page.click("button:has-text('Save draft')")
+    page.wait_for_selector(".flash")
+    assert "saved as a draft" in page.locator(".flash").inner_text()
+    preview = page.frame_locator("iframe.email-frame")
+    body = preview.locator("body").inner_text()
+    assert f"Gallery news {device}" in body and "Hello Sam Sample," in body and "First story" in body
+    assert_fits(page)
+    page.screenshot(path=DOCS / f"campaign_from_gallery_{device}.png", full_page=True)
+    page.click("a:has-text('Edit')")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator(f"text=Gallery news {device}").wait_for(timeout=20000)  # the saved project reloads
     assert not errors, errors
     page.close()
