@@ -1,4 +1,5 @@
-"""Campaigns: compose, move through their statuses, send in batches, report, resend to non-openers."""
+"""Campaigns: compose (in four editors, or from the gallery), move through their statuses, send in batches,
+report, resend to non-openers."""
 
 # What other packages may import (tests/test_import_graph.py holds them to it).
-__all__ = ["campaigns", "dispatch", "layouts", "reports", "resend", "send"]
+__all__ = ["campaigns", "dispatch", "editors", "gallery", "layouts", "merge_fields", "reports", "resend", "send"]
