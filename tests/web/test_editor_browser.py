@@ -113,6 +113,10 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
     page.keyboard.type(f"Gallery news {device}")
     if device == "desktop":
         canvas.locator("text=First story").click()  # leaves the text first; on the phone, Save does
+        # Insert field with a text block selected appends the merge field to it.
+        page.click(".insert-field summary")
+        page.click("[data-field-menu] button:has-text('Campaign subject')")
+        canvas.locator("text=First story{{ campaign.subject }}").wait_for()
     page.fill("#name", f"From the gallery ({device})")
     page.fill("#from_email", "news@example.com")
     page.check(f"input[name=list_ids][value='{audience}']")
@@ -124,6 +128,8 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
     preview = page.frame_locator("iframe.email-frame")
     body = preview.locator("body").inner_text()
     assert f"Gallery news {device}" in body and "Hello Sam Sample," in body and "First story" in body
+    if device == "desktop":
+        assert "First storyOur news this month" in body
     assert_fits(page)
     page.screenshot(path=DOCS / f"campaign_from_gallery_{device}.png", full_page=True)
     page.click("a:has-text('Edit')")
