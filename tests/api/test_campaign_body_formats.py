@@ -47,3 +47,25 @@ def test_bad_formats_and_sources_are_precise_422s(api):
     response = api.post("/api/v1/campaigns", json={**BASE, "body_format": "markdown", "body_source": ["x"]})
     assert response.status_code == 422
     assert "body_source" in _errors(response)
+
+
+def test_a_markdown_campaign_is_sent_as_its_html_with_merge_fields_filled(api, worker, beat, smtp_server):
+    from email import message_from_bytes, policy
+
+    from tests.support.net import wait_for
+
+    list_id = api.post("/api/v1/lists", json={"name": "Md", "opt_in": "single"}).get_json()["id"]
+    created = api.post("/api/v1/subscribers", json={"email": "md@example.com", "name": "Ada",
+                                                    "attributes": {"city": "Oslo"}, "list_ids": [list_id]})
+    assert created.status_code == 201, created.get_json()
+    campaign = api.post("/api/v1/campaigns", json={
+        **BASE, "list_ids": [list_id], "body_format": "markdown",
+        "body_source": "# Hi {{ subscriber.name }}\n\nNews from **{{ subscriber.attributes.city }}**.\n\n"
+                       "[Leave]({{ unsubscribe_url }})"}).get_json()
+    assert api.post(f"/api/v1/campaigns/{campaign['id']}/send").status_code == 202
+    wait_for(lambda: smtp_server.received.get("md@example.com"), 90, message="the markdown campaign")
+    message = message_from_bytes(smtp_server.received["md@example.com"][0], policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "<h1>Hi Ada</h1>" in html and "<strong>Oslo</strong>" in html and "/unsubscribe/" in html
+    assert "Hi Ada" in text and "Oslo" in text
