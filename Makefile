@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install install-dev static bench clean
+.PHONY: run test lint install install-dev static gallery bench clean
 
 run: install static ## Run web + worker + beat + embedded Redis + mail catcher
 	$(BIN)/python -m newsletter.devserver
@@ -40,7 +40,23 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js \
 	   node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
+	# The campaign editors (templates/admin/campaigns/_editor.html): Quill for rich text, GrapesJS
+	# with its newsletter preset for the visual editor; their prebuilt dist files, no bundler.
+	mkdir -p static/vendor/quill static/vendor/grapesjs
+	cp node_modules/quill/dist/quill.js node_modules/quill/dist/quill.snow.css static/vendor/quill/
+	cp node_modules/grapesjs/dist/grapes.min.js node_modules/grapesjs/dist/css/grapes.min.css \
+	   node_modules/grapesjs-preset-newsletter/dist/index.js static/vendor/grapesjs/
+	mv static/vendor/grapesjs/index.js static/vendor/grapesjs/grapesjs-preset-newsletter.js
+	mkdir -p static/vendor/font-awesome/css static/vendor/font-awesome/fonts  # GrapesJS's panel icons
+	cp node_modules/font-awesome/css/font-awesome.min.css static/vendor/font-awesome/css/
+	cp node_modules/font-awesome/fonts/fontawesome-webfont.woff2 node_modules/font-awesome/fonts/fontawesome-webfont.woff \
+	   static/vendor/font-awesome/fonts/
 	touch $@
+
+# The template gallery: templates/gallery/src/*.mjml compiled with MRML into the committed
+# templates/gallery/*.html (tests/services/test_gallery.py checks they agree).
+gallery: install
+	.venv/bin/python -c "from newsletter.services.campaigns import gallery; print(*gallery.write_all(), sep='\n')"
 
 # The send bench (bench/README.md): limit vs tutorial Celery vs platform, N = 10k and 100k; the
 # platform with tracking off, anonymous and individual, interleaved, with each mode's rate over off's

@@ -2,7 +2,8 @@
 from .api_key import ApiKey
 from .audit_event import AuditEvent
 from .bounce import Bounce, BounceType
-from .campaign import Campaign, CampaignStatus, ResendTo, campaign_lists
+from .campaign import BodyFormat, Campaign, CampaignStatus, ResendTo, campaign_lists
+from .campaign_template import CampaignTemplate
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
@@ -34,7 +35,7 @@ from .webhook import EVENTS as WEBHOOK_EVENTS
 from .webhook import Webhook, WebhookDelivery, WebhookDeliveryStatus
 
 __all__ = [
-    "ApiKey", "Bounce", "BounceType",
+    "ApiKey", "Bounce", "BounceType", "BodyFormat", "CampaignTemplate",
     "Campaign", "CampaignStatus", "ResendTo", "campaign_lists", "Delivery", "DeliveryStatus", "Layout",
     "ConsentAction", "ConsentRecord", "ConsentSource", "ImportJob", "ImportMode",
     "ImportStatus", "MailingList", "OptIn", "Role", "Subscriber", "SubscriberStatus",

@@ -31,6 +31,14 @@ class CampaignStatus(str, enum.Enum):
         return self in (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
 
 
+class BodyFormat(str, enum.Enum):
+    """How a campaign's body is written; `html` is always what is sent (services/campaigns/editors.py)."""
+    HTML = "html"  # the HTML itself (no separate source)
+    MARKDOWN = "markdown"  # body_source: Markdown, converted to HTML on save
+    RICHTEXT = "richtext"  # body_source: the rich-text editor's HTML, cleaned on save
+    VISUAL = "visual"  # body_source: the visual editor's project JSON; html: its export
+
+
 class ResendTo(str, enum.Enum):
     """Whom a resend goes to: the original's recipients without a human open (or click)."""
     NON_OPENERS = "non_openers"  # no human open and no human click (a click proves it was read)
@@ -60,6 +68,9 @@ class Campaign(Model):
     reply_to: Mapped[str] = mapped_column(String(254), default="")
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")  # empty: generated from the HTML
+    body_format: Mapped[BodyFormat] = mapped_column(enum_column(BodyFormat), default=BodyFormat.HTML,
+                                                    server_default="html")
+    body_source: Mapped[str] = mapped_column(Text, default="", server_default="")  # what the editor works on
     layout_id: Mapped[int | None] = mapped_column(ForeignKey("layouts.id", ondelete="SET NULL"))
     # How opens and clicks are tracked ; rows from before tracking: off.
     tracking: Mapped[Tracking] = mapped_column(enum_column(Tracking), default=Tracking.OFF, server_default="off")

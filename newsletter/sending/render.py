@@ -106,7 +106,7 @@ _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 
 
 def inline_css(source: str) -> str:
-    """Move <style> rules into style attributes, keeping Jinja tags byte for byte."""
+    """Move <style> rules into style attributes, keeping Jinja tags byte for byte (and @media rules)."""
     if "<style" not in source.lower():
         return source
     import css_inline
@@ -117,8 +117,11 @@ def inline_css(source: str) -> str:
         tags.append(match.group(0))
         return f"JINJATAG{len(tags) - 1}X"
 
+    # @media rules (responsive columns, dark mode) cannot be inlined: they stay in a <style>;
+    # a <link>ed stylesheet is never fetched (no network call while compiling a message).
+    inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     try:
-        inlined = css_inline.inline(_JINJA_TAG.sub(park, source))
+        inlined = inliner.inline(_JINJA_TAG.sub(park, source))
     except ValueError:
         return source  # CSS the inliner cannot parse: send the HTML as written
     return re.sub(r"JINJATAG(\d+)X", lambda m: tags[int(m.group(1))], inlined)

@@ -174,3 +174,13 @@ def test_constants_folded_at_compile_time_stay_small():
     assert peak < 10_000_000
     with pytest.raises(RenderError, match="larger than 2048 KB"):
         compiled.render(SAMPLE)
+
+
+def test_css_inlining_keeps_media_queries_and_never_fetches_a_linked_stylesheet():
+    # A fetch of this address would hang or fail the inliner; it must not be tried at all.
+    source = ('<html><head><link rel="stylesheet" href="http://127.0.0.1:9/never.css"><style>p{color:red}'
+              '@media (max-width:480px){p{font-size:20px!important}}'
+              '@media (prefers-color-scheme: dark){p{color:#fff!important}}</style></head><body><p>x</p></body></html>')
+    inlined = inline_css(source)
+    assert '<p style="color: red;">x</p>' in inlined
+    assert "@media (max-width:480px)" in inlined and "prefers-color-scheme: dark" in inlined

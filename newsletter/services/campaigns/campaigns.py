@@ -22,6 +22,7 @@ from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
 from .context import preview_context, recipient_context, sample_context
+from .editors import body_html
 from .fields import audience_attributes, parse_list_ids
 from .recipients import eligible_subscribers
 from .status import transition
@@ -30,7 +31,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool")
+          "pool", "body_format", "body_source")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -93,20 +94,24 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
     layout_id = whole_number(layout_id, "layout_id", "layout id") if layout_id is not None else None
+    body_format, body_source, html = body_html(values)
     clean: dict[str, Any] = {
         "name": one_line(values.get("name"), "name", 200, required=True),
         "subject": one_line(values.get("subject"), "subject", 500, required=True),
         "from_name": one_line(values.get("from_name"), "from_name", 200),
         "from_email": _address(values.get("from_email"), "from_email", required=True),
         "reply_to": _address(values.get("reply_to"), "reply_to", required=False),
-        "html": values.get("html") or "",
+        "html": html,
         "text": values.get("text") or "",
+        "body_format": body_format,
+        "body_source": body_source,
         "layout_id": layout_id,
         "tracking": _tracking(values.get("tracking")),
         "pool": servers.check_pool(values.get("pool")),
     }
     if not clean["html"].strip() and not clean["text"].strip():
-        raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")
+        field = "html" if body_format.value in ("html", "visual") else "body_source"
+        raise ValidationError(field, "Write the email: an HTML body, a text body, or both.")
     try:
         list_ids = lists_service.existing_ids(list(values.get("list_ids") or []))
     except (TypeError, ValueError) as exc:
@@ -117,7 +122,8 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
               sample_context(), _layout_html(layout_id))
     except RenderError as exc:
-        raise ValidationError(exc.field, exc.message) from None
+        converted = exc.field == "html" and body_format.value in ("markdown", "richtext")
+        raise ValidationError("body_source" if converted else exc.field, exc.message) from None
     clean["list_ids"] = list_ids
     return clean
 
@@ -153,6 +159,8 @@ def update(campaign_id: int, **changes: Any) -> Campaign:
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ValidationError(sorted(unknown)[0], "Unknown field.")
+    if "html" in changes and not {"body_format", "body_source"} & set(changes):
+        changes["body_format"] = "html"  # a client that only knows HTML replaces the body with it
     _apply(campaign, _clean({**current_values(campaign), **changes}))
     db.session.commit()
     return campaign
@@ -312,6 +320,8 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
     The links in it are inert previews unless `live_links` (the recipient's own web view).
     Returns a `Rendered` (subject, html, text); ValidationError names the broken part.
     """
+    _, _, html = body_html(values)
+    values = {**values, "html": html}
     try:
         compile_each((field, values.get(field) or "") for field in ("subject", "html", "text"))
         layout_id = whole_number(values["layout_id"], "layout_id", "layout id") if values.get("layout_id") else None

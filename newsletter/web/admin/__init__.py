@@ -6,6 +6,8 @@ from . import (
                audit,
                bounces,
                campaign_editor,  # noqa: F401  (adds the editor's routes to campaigns.bp)
+               campaign_editors,
+               campaign_gallery,
                campaigns,
                dashboard,
                imports,
@@ -21,5 +23,6 @@ from . import (
 )
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
-BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,
-                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit))
+BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, campaign_editors,
+                                            campaign_gallery, layouts, send_log, mail_log, bounces, webhooks,
+                                            api_keys, users, settings, servers, audit))

@@ -14,14 +14,14 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
-from ...services.campaigns import campaigns, fields, layouts, reports, resend
+from ...services.campaigns import campaigns, fields, gallery, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
 from ...services.deliverability import report as deliverability_report
 from ...services.delivery import servers
 from ...services.engagement import report as engagement_report
 from ...services.engagement import stats as engagement_stats
-from ...services.errors import ValidationError
+from ...services.errors import NotFound, ValidationError
 from ...services.notifications import mail_log
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
@@ -51,15 +51,28 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     if campaign is not None:
         values = campaigns.current_values(campaign)
         form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or ""),
-                                  "tracking": values["tracking"].value})
+                                  "tracking": values["tracking"].value, "body_format": values["body_format"].value})
     else:
-        form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT")})
+        form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT"), **_start()})
     counts = lists_service.counts_by_status()
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
     form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
+
+
+def _start() -> dict[str, Any]:
+    """The template a new campaign starts from (?template=gallery:SLUG or saved:ID, the gallery's links)."""
+    ref = request.args.get("template")
+    if not ref:
+        return {}
+    try:
+        values = gallery.start_values(ref, request.args.get("editor"))
+    except (ValidationError, NotFound):
+        flash("That template no longer exists; starting from a blank campaign.", "info")
+        return {}
+    return {**values, "body_format": values["body_format"].value}
 
 
 def _sender_defaults() -> dict[str, str]:

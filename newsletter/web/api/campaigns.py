@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from ...models import BounceType, Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
+from ...models import BodyFormat, BounceType, Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
 from ...services.campaigns import campaigns, resend
 from ...services.deliverability import bounces, preflight
 from ...services.delivery import ledger as deliveries
@@ -22,6 +22,12 @@ ID = ma.validate.Range(1, MAX_ID)
 BODY = ma.validate.Length(max=1_000_000)
 TRACKING_HELP = ("Opens and clicks: `off`, `anonymous` (counts only, nobody named) or `individual` "
                  "(per subscriber); absent at creation: the settings' default.")
+FORMAT_HELP = ("How the body is written: `html` (the default: `html` is the body), `markdown`, `richtext` (the "
+               "rich-text editor's HTML) or `visual` (the visual editor's project JSON in `body_source`, its "
+               "exported HTML in `html`). For markdown and richtext the server makes `html` from `body_source` "
+               "(raw HTML in Markdown is escaped; scripts, frames, forms and event handlers are removed from "
+               "rich-text and visual HTML). Sending `html` alone on a PATCH makes the body `html` again.")
+SOURCE_HELP = "What the editor works on: the Markdown text, the rich-text HTML or the visual project JSON."
 POOL_HELP = ("The sending servers' pool it goes out through (an admin sets pools up under Settings → Sending "
              "servers); `default`, the Settings page's server, when absent. A pool with no enabled server is a 422.")
 
@@ -59,6 +65,8 @@ class CampaignOut(ma.Schema):
     reply_to = ma.fields.String(required=True)
     html = ma.fields.String(required=True)
     text = ma.fields.String(required=True)
+    body_format = ma.fields.Enum(BodyFormat, by_value=True, required=True, metadata={"description": FORMAT_HELP})
+    body_source = ma.fields.String(required=True, metadata={"description": SOURCE_HELP})
     layout_id = ma.fields.Integer(required=True, allow_none=True)
     list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
     tracking = ma.fields.Enum(Tracking, by_value=True, required=True, metadata={"description": TRACKING_HELP})
@@ -86,6 +94,9 @@ class CampaignPatch(InSchema):
     reply_to = ma.fields.String(validate=ma.validate.Length(max=254))
     html = ma.fields.String(validate=BODY, metadata={"description": "Jinja template of the HTML body."})
     text = ma.fields.String(validate=BODY, metadata={"description": "Text body; empty: made from the HTML."})
+    body_format = ma.fields.String(validate=ma.validate.OneOf([f.value for f in BodyFormat]),
+                                   metadata={"description": FORMAT_HELP})
+    body_source = ma.fields.String(validate=BODY, metadata={"description": SOURCE_HELP})
     list_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=1000))
     layout_id = ma.fields.Integer(validate=ID, allow_none=True)
     tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),

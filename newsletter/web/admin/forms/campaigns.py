@@ -48,6 +48,10 @@ STARTER_LAYOUT = """<!doctype html>
 """
 
 
+BODY_FORMATS = [SelectChoice("html", "HTML"), SelectChoice("markdown", "Markdown"),
+                SelectChoice("richtext", "Rich text"), SelectChoice("visual", "Visual")]
+
+
 class CampaignForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)],
                        description="Only you see it: for finding the campaign later.")
@@ -65,6 +69,10 @@ class CampaignForm(FlaskForm):
                        default="default",
                        description="The pool of sending servers it goes out through (Settings → Sending servers).")
     html = TextAreaField("HTML body", default=STARTER_HTML)
+    # The editor (templates/admin/campaigns/_editor.html) and what it works on (services/campaigns/editors.py).
+    body_format = RadioField("Editor", choices=BODY_FORMATS, default="html", validate_choice=False)
+    body_source = TextAreaField("Source", description="Markdown, the rich-text HTML, or the visual project; "
+                                                      "the HTML body is made from it when you save.")
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
     # Not saved: whom the live preview is rendered for.
     preview_as = StringField("Preview as", validators=[Length(max=254)])
@@ -73,6 +81,7 @@ class CampaignForm(FlaskForm):
         """What the campaigns service takes."""
         return {"name": self.name.data, "subject": self.subject.data, "from_name": self.from_name.data,
                 "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
+                "body_format": self.body_format.data, "body_source": self.body_source.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
                 "list_ids": self.list_ids.data or [], "tracking": self.tracking.data, "pool": self.pool.data}
 
@@ -83,6 +92,11 @@ class ResendForm(FlaskForm):
                     default="non_openers", validate_choice=False)
     subject = StringField("Subject", validators=[DataRequired(), Length(max=500)],
                           description="A new subject often does better than the one they skipped.")
+
+
+class SaveTemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[DataRequired(), Length(max=200)],
+                       description="Its subject and body become a starting point for new campaigns.")
 
 
 class LayoutForm(FlaskForm):

@@ -1,0 +1,143 @@
+"""The campaign editors in a real browser (Debian's Chromium via Playwright): switching between HTML,
+Markdown, rich text and the visual editor, inserting a merge field, saving and previewing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.services.audience import lists, subscribers
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
+
+pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def signed_in(browser, live_server, device="desktop"):
+    page = browser.new_page(viewport=VIEWPORTS[device])
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Any script error, refused resource (CSP) or failed load; the favicon is not ours to test here.
+    page.on("console", lambda msg: errors.append(f"{msg.text} {msg.location['url']}")
+            if msg.type == "error" and "favicon.ico" not in msg.location["url"] else None)
+    page.goto(live_server + "/login")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server + "/admin/")
+    return page, errors
+
+
+@pytest.fixture
+def audience(app):
+    with app.app_context():
+        news = lists.create("Readers", "single")
+        subscribers.create("ada@example.com", name="Ada", attributes={"city": "Paris", "plan": "pro"},
+                           list_ids=[news.id])
+        return news.id
+
+
+def test_switching_editors_converts_warns_and_saves(browser, live_server, admin, audience):
+    page, errors = signed_in(browser, live_server)
+    page.goto(live_server + "/admin/campaigns/new")
+    page.fill("#name", "Editors")
+    page.fill("#subject", "Hello {{ subscriber.name }}")
+    page.fill("#from_email", "news@example.com")
+    page.check(f"input[name=list_ids][value='{audience}']")
+
+    # HTML -> Markdown loses formatting: the browser asks first; dismissing keeps HTML.
+    dialogs: list[str] = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.click("label:has(input[value=markdown])")
+    page.wait_for_timeout(300)
+    assert dialogs and "Markdown keeps the text" in dialogs[0]
+    assert page.is_checked("input[name=body_format][value=html]")
+    assert page.is_visible("#html")
+
+    page.once("dialog", lambda d: d.accept())
+    page.click("label:has(input[value=markdown])")
+    page.wait_for_selector("#body_source", state="visible")
+    markdown = page.input_value("#body_source")
+    assert markdown.startswith("# Hello {{ subscriber.name or \"there\" }},")
+    page.fill("#body_source", "# Big news\n\nHi **friend** from ")
+    page.click(".insert-field summary")
+    page.click("[data-field-menu] button:has-text('attributes.city')")
+    assert page.input_value("#body_source").endswith("from {{ subscriber.attributes.city }}")
+    frame = page.frame_locator("iframe.email-frame")
+    frame.locator("strong:has-text('friend')").wait_for()
+
+    # Markdown -> rich text converts without asking (the server's HTML goes into Quill).
+    page.click("label:has(input[value=richtext])")
+    page.wait_for_selector(".ql-editor h1:has-text('Big news')")
+    page.click(".ql-editor h1")
+    page.keyboard.press("End")
+    page.keyboard.type(" today")
+    frame.locator("h1:has-text('Big news today')").wait_for()
+    page.locator(".body-editor").screenshot(path=DOCS / "editor_richtext.png")
+
+    # Rich text -> visual: GrapesJS loads from static/vendor and shows the body in its canvas.
+    page.click("label:has(input[value=visual])")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator("h1:has-text('Big news today')").wait_for(timeout=20000)
+    page.locator(".body-editor").screenshot(path=DOCS / "editor_visual.png")
+    page.click("button:has-text('Save draft')")
+    page.wait_for_selector(".flash")
+    assert "saved as a draft" in page.locator(".flash").inner_text()
+    preview = page.frame_locator("iframe.email-frame")
+    assert "Big news today" in preview.locator("body").inner_text()
+    assert "Paris" not in preview.locator("body").inner_text()  # the sample subscriber previews
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_server, admin, audience, device):
+    page, errors = signed_in(browser, live_server, device)
+    page.goto(live_server + "/admin/campaigns/new")
+    page.click("text=Start from a template")
+    page.wait_for_selector(".gallery-card")
+    assert page.locator(".gallery-card").count() >= 5
+    page.frame_locator(".gallery-card iframe").first.locator("text=Acme Monthly").wait_for()
+    for i in range(page.locator(".gallery-card iframe").count()):  # every thumbnail drawn, with its footer
+        page.frame_locator(".gallery-card iframe").nth(i).locator("text=Unsubscribe").wait_for()
+    assert_fits(page)
+    # Not full_page: Chromium leaves sandboxed frames outside the viewport unpainted in such a shot.
+    page.screenshot(path=DOCS / f"gallery_{device}.png")
+
+    page.click("a[aria-label='Use Newsletter in the visual editor']")
+    page.wait_for_url("**/admin/campaigns/new?template=gallery:newsletter&editor=visual")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator("text=Acme Monthly").wait_for(timeout=20000)
+    # Change the banner's title in the canvas, as a user would: double-click, select, type.
+    canvas.locator("text=Acme Monthly").dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(f"Gallery news {device}")
+    if device == "desktop":
+        canvas.locator("text=First story").click()  # leaves the text first; on the phone, Save does
+        # Insert field with a text block selected appends the merge field to it.
+        page.click(".insert-field summary")
+        page.click("[data-field-menu] button:has-text('Campaign subject')")
+        canvas.locator("text=First story{{ campaign.subject }}").wait_for()
+    page.fill("#name", f"From the gallery ({device})")
+    page.fill("#from_email", "news@example.com")
+    page.check(f"input[name=list_ids][value='{audience}']")
+    assert page.input_value("#subject") == "Our news this month"
+    page.locator(".body-editor").screenshot(path=DOCS / f"editor_visual_{device}.png")
+    page.click("button:has-text('Save draft')")
+    page.wait_for_selector(".flash")
+    assert "saved as a draft" in page.locator(".flash").inner_text()
+    preview = page.frame_locator("iframe.email-frame")
+    body = preview.locator("body").inner_text()
+    assert f"Gallery news {device}" in body and "Hello Sam Sample," in body and "First story" in body
+    if device == "desktop":
+        assert "First storyOur news this month" in body
+    assert_fits(page)
+    page.locator("iframe.email-frame").scroll_into_view_if_needed()
+    page.screenshot(path=DOCS / f"campaign_from_gallery_{device}.png")
+    page.click("a:has-text('Edit')")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator(f"text=Gallery news {device}").wait_for(timeout=20000)  # the saved project reloads
+    assert not errors, errors
+    page.close()
