@@ -135,3 +135,12 @@ def test_deliverability_settings_and_their_defaults(tmp_path):
         ("10.0.0.53", 53)
     assert build_config({"INSTANCE_PATH": str(tmp_path), "FEEDBACK_ID_SENDER": "acme-news"})["FEEDBACK_ID_SENDER"] \
         == "acme-news"
+
+
+def test_lease_renewals_must_come_well_within_the_lease(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert (config["LEASE_TTL"], config["LEASE_RENEW_INTERVAL"]) == (10.0, 2.0)
+    for ttl, every in (("10", "5"), ("4", "0"), ("0", "1"), ("3", "2")):  # a process would fence itself off
+        with pytest.raises(ConfigError, match="LEASE_RENEW_INTERVAL"):
+            build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": ttl, "LEASE_RENEW_INTERVAL": every})
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": "3", "LEASE_RENEW_INTERVAL": "1"})["LEASE_TTL"] == 3
