@@ -143,4 +143,5 @@ def test_lease_renewals_must_come_well_within_the_lease(tmp_path):
     for ttl, every in (("10", "5"), ("4", "0"), ("0", "1"), ("3", "2")):  # a process would fence itself off
         with pytest.raises(ConfigError, match="LEASE_RENEW_INTERVAL"):
             build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": ttl, "LEASE_RENEW_INTERVAL": every})
-    assert build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": "3", "LEASE_RENEW_INTERVAL": "1"})["LEASE_TTL"] == 3
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": "3", "LEASE_RENEW_INTERVAL": "1"})
+    assert config["LEASE_TTL"] == 3
