@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 
 from ...extensions import db
-from ...models import Campaign, Delivery, DeliveryStatus, dialect
+from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus, dialect
 from ...models.base import utcnow
 from ...models.delivery import IN_FLIGHT
 from ...models.delivery_attempt import DeliveryAttempt
@@ -171,9 +171,16 @@ _LEASE_RESEND = "The worker's lease expired before the end of the message: sendi
 
 
 def claims_in_flight() -> list[str]:
-    """The distinct claims of the rows in `sending` or `committing` (the sweeper checks their leases)."""
+    """The distinct claims of the rows in `sending` or `committing` (the sweeper checks their leases).
+
+    Read campaign by campaign (the (campaign_id, status) index): drafts, scheduled and sent
+    campaigns have no such rows, and the ledger of every campaign ever sent is never scanned.
+    """
+    live = select(Campaign.id).where(Campaign.status.not_in(
+        [CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENT]))
     claims = db.session.scalars(select(Delivery.claim).distinct().where(
-        Delivery.status.in_([D.SENDING, D.COMMITTING]), Delivery.claim.is_not(None))).all()
+        Delivery.campaign_id.in_(live.scalar_subquery()), Delivery.status.in_([D.SENDING, D.COMMITTING]),
+        Delivery.claim.is_not(None))).all()
     db.session.commit()
     return [c for c in claims if c]
 
