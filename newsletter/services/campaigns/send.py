@@ -322,7 +322,7 @@ def _send_claimed(batch: _Batch) -> None:
         if batch.stop_reason or batch.fenced_off:
             done = {o.id for o in batch.outcomes}
             batch.release([r for r in rows if r.id not in done],
-                          why="This worker lost its lease: handed back." if batch.fenced_off else "")
+                          why="This worker could not renew its lease: handed back unsent." if batch.fenced_off else "")
             return
         i += n
 
