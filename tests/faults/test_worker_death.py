@@ -29,8 +29,11 @@ from tests.support.proxy import CuttableLink
 pytestmark = pytest.mark.timeout(300)
 
 CLAIM_TIMEOUT = 120
-LEASE_ENV = {"LEASE_TTL": "2", "LEASE_RENEW_INTERVAL": "0.3", "SEND_CLAIM_TIMEOUT": str(CLAIM_TIMEOUT),
-             "SEND_QUEUED_TIMEOUT": str(CLAIM_TIMEOUT), "SEND_BATCH_SIZE": "40", "SWEEP_INTERVAL": "1"}
+# FAULT_LEASE_TTL=10 FAULT_SWEEP_INTERVAL=15 measures the production defaults' recovery instead.
+_TTL, _SWEEP = float(os.environ.get("FAULT_LEASE_TTL", "2")), os.environ.get("FAULT_SWEEP_INTERVAL", "1")
+LEASE_ENV = {"LEASE_TTL": f"{_TTL:g}", "LEASE_RENEW_INTERVAL": f"{min(2.0, _TTL / 5):g}",
+             "SEND_CLAIM_TIMEOUT": str(CLAIM_TIMEOUT), "SEND_QUEUED_TIMEOUT": str(CLAIM_TIMEOUT),
+             "SEND_BATCH_SIZE": "40", "SWEEP_INTERVAL": _SWEEP}
 # As the Procfile runs bulk workers: a batch goes to a pool process only when one is free, so a
 # worker holds no message it has not started (a dead worker's unstarted batches would wait for
 # SEND_QUEUED_TIMEOUT: nothing in the ledger says who reserved them).
@@ -184,10 +187,10 @@ def test_a_worker_cut_off_from_redis(ctx, lease_env, smtp_server, send_rate):
 def test_a_slow_but_live_worker_keeps_its_rows(ctx, lease_env, smtp_server, send_rate):
     """The SMTP server answers each final dot after 2.5 s, longer than the lease's 2 s: the
     heartbeat renews it meanwhile, so the sweeper takes nothing and nothing is sent twice."""
+    env = {**lease_env, "LEASE_TTL": "2", "LEASE_RENEW_INTERVAL": "0.3", "SWEEP_INTERVAL": "1"}
     send_rate(None)
     smtp_server.data_delay = 2.5
-    with celery_worker(lease_env, queues="bulk,default", concurrency=2, name="slow", options=FAIR), \
-            celery_beat(lease_env):
+    with celery_worker(env, queues="bulk,default", concurrency=2, name="slow", options=FAIR), celery_beat(env):
         campaign_id, emails = start_sending(ctx, 60, "slow")
         wait_for(lambda: status_of(campaign_id) == "sent", 120, interval=0.2, message="the campaign to finish")
     assert_exactly_once(smtp_server, emails)
