@@ -122,3 +122,25 @@ def test_the_rows_of_a_dead_lease_are_recovered_at_once_and_a_live_ones_never(ct
         db.session.rollback()
     finally:
         line.close()
+
+
+def test_notifications_of_a_dead_lease_are_recovered_at_once_too(ctx, client):  # noqa: F811
+    from newsletter.models import Notification
+    from newsletter.services.notifications import notifications
+
+    live = leases.current()
+    dead = leases.Lease(client, ttl=10, renew_every=2)
+    dead.acquire()
+    rows = [Notification(email=f"{n}@example.com", subject="s", text="t", status=status, claim=token)
+            for n, (status, token) in enumerate([("sending", dead.token()), ("committing", dead.token()),
+                                                 ("sending", live.token()), ("committing", live.token())])]
+    db.session.add_all(rows)
+    db.session.commit()
+    ids = [row.id for row in rows]
+    client.delete(dead.key)
+    # Just claimed: only the lease can move them before the claim timeout (an hour here).
+    notifications.recover_stale(3600, dead_claims=leases.dead_claims(notifications.claims_in_flight()))
+    db.session.rollback()
+    status = dict(db.session.execute(
+        select(Notification.id, Notification.status).where(Notification.id.in_(ids))).all())
+    assert [status[i].value for i in ids] == ["queued", "sent", "sending", "committing"]
