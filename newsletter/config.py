@@ -314,6 +314,16 @@ def dev_secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _lease_settings(env: Mapping[str, str]) -> dict[str, float]:
+    """LEASE_TTL and LEASE_RENEW_INTERVAL, checked: a worker fences itself off after TTL / 2
+    without a renewal, so renewals must come more often than that or a healthy worker stalls."""
+    ttl = _number(env, "LEASE_TTL", 10.0, float)
+    every = _number(env, "LEASE_RENEW_INTERVAL", 2.0, float)
+    if ttl <= 0 or not 0 < every < ttl / 2:
+        raise ConfigError(f"LEASE_RENEW_INTERVAL ({every:g}) must be above 0 and below half of LEASE_TTL ({ttl:g})")
+    return {"LEASE_TTL": ttl, "LEASE_RENEW_INTERVAL": every}
+
+
 def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]) -> dict:
     visibility_timeout = _number(env, "BROKER_VISIBILITY_TIMEOUT", 3600)
     exchange = Exchange("newsletter", type="direct")
@@ -434,6 +444,9 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SEND_CLAIM_TIMEOUT": _number(env, "SEND_CLAIM_TIMEOUT", 300.0, float),
         "SEND_QUEUED_TIMEOUT": _number(env, "SEND_QUEUED_TIMEOUT", 900.0, float),
         "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),
+        # Worker liveness (services/delivery/leases.py): a dead worker's claims are recovered
+        # within LEASE_TTL + SWEEP_INTERVAL instead of SEND_CLAIM_TIMEOUT.
+        **_lease_settings(env),
         # Transactional notifications (README: "Notifications"): their own rate, never the campaigns'.
         "NOTIFY_RATE": _number(env, "NOTIFY_RATE", 50.0, float),
         # Sending servers (README: "Sending servers"): the notifications' pool, and per-domain limits

@@ -40,6 +40,7 @@ TEST_SEND_SETTINGS = {
     "SEND_RATE": "1000", "SEND_BATCH_SIZE": "25", "SEND_WINDOW": "100", "SEND_RETRY_BASE": "0.5",
     "SEND_RETRY_MAX": "1", "SEND_MAX_ATTEMPTS": "4", "SEND_CLAIM_TIMEOUT": "10", "SEND_QUEUED_TIMEOUT": "8",
     "SWEEP_INTERVAL": "1", "SCHEDULER_INTERVAL": "1", "SEND_PAUSE_AFTER_ERRORS": "30",
+    "LEASE_TTL": "4", "LEASE_RENEW_INTERVAL": "0.5",  # a dead worker's claims recovered within ~5 s
     "WORKER_PREFETCH_MULTIPLIER": "1",  # batches wait in the broker, where a fault can lose them
     "WEBHOOK_POLL_INTERVAL": "0.5", "WEBHOOK_RETRY_BASE": "0.5", "WEBHOOK_TIMEOUT": "2",
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' receivers; net_policy refuses loopback otherwise

@@ -151,3 +151,13 @@ def test_metrics_settings_are_checked_at_start(tmp_path):
         build_config({**base, "METRICS_TOKEN": "short"})
     with pytest.raises(ConfigError, match="METRICS_PORT"):
         build_config({**base, "METRICS_PORT": "nine"})
+
+
+def test_lease_renewals_must_come_well_within_the_lease(tmp_path):
+    config = build_config({"INSTANCE_PATH": str(tmp_path)})
+    assert (config["LEASE_TTL"], config["LEASE_RENEW_INTERVAL"]) == (10.0, 2.0)
+    for ttl, every in (("10", "5"), ("4", "0"), ("0", "1"), ("3", "2")):  # a process would fence itself off
+        with pytest.raises(ConfigError, match="LEASE_RENEW_INTERVAL"):
+            build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": ttl, "LEASE_RENEW_INTERVAL": every})
+    config = build_config({"INSTANCE_PATH": str(tmp_path), "LEASE_TTL": "3", "LEASE_RENEW_INTERVAL": "1"})
+    assert config["LEASE_TTL"] == 3

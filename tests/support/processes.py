@@ -76,13 +76,15 @@ def celery_worker(
     pool: str = "prefork",
     ready_timeout: float = 60,
     name: str = "test",
+    options: tuple[str, ...] = (),
 ) -> Iterator[tuple[subprocess.Popen, ProcessLog]]:
-    """A `celery -A celery_worker worker` subprocess; yields once it says it is ready."""
+    """A `celery -A celery_worker worker` subprocess (`options`: more command-line flags); yields
+    once it says it is ready."""
     hostname = f"{name}-{uuid.uuid4().hex[:8]}@%h"
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "celery_worker", "worker", "--queues", queues,
          "--concurrency", str(concurrency), "--pool", pool, "--loglevel", "INFO",
-         "--hostname", hostname, "--without-mingle", "--without-gossip"],
+         "--hostname", hostname, "--without-mingle", "--without-gossip", *options],
         cwd=ROOT, env=dict(env or os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )

@@ -1,6 +1,7 @@
 """A recording SMTP server (aiosmtpd) whose answers a test can script per recipient."""
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +29,7 @@ class RecordingHandler(MaildirHandler):
         self.senders: dict[str, list[str]] = defaultdict(list)  # MAIL FROM of each message, by recipient
         self.attempts: dict[str, int] = defaultdict(int)
         self.rule: Rule = lambda rcpt, attempt: None
+        self.data_delay = 0.0  # seconds the reply to a message's final dot takes (a slow server)
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -56,6 +58,8 @@ class RecordingHandler(MaildirHandler):
             for rcpt in envelope.rcpt_tos:
                 self.received[rcpt].append(content)
                 self.senders[rcpt].append(envelope.mail_from or "")
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)  # the message is in; only the answer is late
         return await super().handle_DATA(server, session, envelope)
 
     def reset(self) -> None:
@@ -65,6 +69,7 @@ class RecordingHandler(MaildirHandler):
             self.attempts.clear()
             self.rule = lambda rcpt, attempt: None
             self.rcpt_rule = lambda rcpt: None
+            self.data_delay = 0.0
 
     def count(self) -> int:
         with self.lock:

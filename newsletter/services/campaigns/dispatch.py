@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from ...models.base import utcnow
-from ..delivery import ledger
+from ..delivery import leases, ledger
 from ..webhooks import webhooks
 from . import campaigns, send
 from .status import transition
@@ -87,7 +87,8 @@ def window_done(results: list, campaign_id: int, publish: Publisher) -> dict:
 def sweep(publish: Publisher) -> dict:
     """Recover rows whose owner vanished, publish due retries, finish what is done (beat)."""
     config = current_app.config
-    recovered = ledger.recover_stale(config["SEND_CLAIM_TIMEOUT"], config["SEND_QUEUED_TIMEOUT"])
+    dead = leases.dead_claims(ledger.claims_in_flight())  # workers that stopped renewing their lease
+    recovered = ledger.recover_stale(config["SEND_CLAIM_TIMEOUT"], config["SEND_QUEUED_TIMEOUT"], dead_claims=dead)
     for campaign_id in _with_status(S.CANCELLED, with_unsent=True):
         ledger.cancel_unsent(campaign_id)
         record_totals(campaign_id)

@@ -38,7 +38,7 @@ from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
 from .. import audit, settings
 from ..deliverability import dkim, verp
-from ..delivery import ledger, servers
+from ..delivery import leases, ledger, servers
 from ..delivery.fences import FenceLine
 from ..delivery.ledger import Claimed, Outcome
 from ..delivery.retries import retry_delay
@@ -226,9 +226,9 @@ def _failure_outcome(row: Claimed, failure: SmtpFailure, now: datetime) -> Outco
 # One batch ------------------------------------------------------------------------------------
 
 class _Batch:
-    def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str, worker: str = "",
-                 task_id: str = "") -> None:
-        self.campaign, self.claimed, self.token = campaign, claimed, token
+    def __init__(self, campaign: Campaign, claimed: list[Claimed], token: str, lease: leases.Lease,
+                 worker: str = "", task_id: str = "") -> None:
+        self.campaign, self.claimed, self.token, self.lease = campaign, claimed, token, lease
         self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
         self.fences = FenceLine()
         self.outcomes: list[Outcome] = []
@@ -238,6 +238,7 @@ class _Batch:
         self.worker, self.task_id = worker, task_id
         self.must_reset_errors = True  # the first success of every batch clears the count
         self.stop_reason = ""
+        self.fenced_off = False  # the lease went stale: the rest is handed back unsent
         self.next_check = time.monotonic() + STATUS_CHECK_EVERY
 
     def still_sending(self) -> bool:
@@ -273,11 +274,12 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return {"claimed": 0}
-    token = uuid.uuid4().hex
+    lease = leases.current()  # before the claim: no row is ever claimed under a lease not yet taken
+    token = lease.token()
     claimed = ledger.claim(delivery_ids, token, worker)
     if not claimed:
         return {"claimed": 0}
-    batch = _Batch(campaign, claimed, token, worker, task_id)
+    batch = _Batch(campaign, claimed, token, lease, worker, task_id)
     if campaign.status != CampaignStatus.SENDING:
         batch.release(claimed)
     else:
@@ -338,9 +340,10 @@ def _send_claimed(batch: _Batch) -> None:
             batch.release([r for r in rows if r.id not in done], retry_at=servers.retry_at(route),
                           why=servers.why_not(route))
             return
-        if batch.stop_reason:
+        if batch.stop_reason or batch.fenced_off:
             done = {o.id for o in batch.outcomes}
-            batch.release([r for r in rows if r.id not in done])
+            batch.release([r for r in rows if r.id not in done],
+                          why="This worker could not renew its lease: handed back unsent." if batch.fenced_off else "")
             return
         i += n
 
@@ -375,6 +378,9 @@ def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list
         if wait:
             metrics.waited("server", wait)
             time.sleep(wait)
+        if not batch.lease.fresh():  # self-fencing (leases.py): no new SMTP transaction on a stale lease
+            batch.fenced_off = True
+            return True
         sessions = smtp.sessions(server.smtp, size)
         current, chunk = chunk[:sessions.size], chunk[sessions.size:]
         failures, unreached = _send_round(batch, entry, sessions, current, people)

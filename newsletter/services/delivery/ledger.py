@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, upda
 
 from ...extensions import db
 from ...metrics import instruments as metrics
-from ...models import Campaign, Delivery, DeliveryStatus, dialect
+from ...models import Campaign, CampaignStatus, Delivery, DeliveryStatus, dialect
 from ...models.base import utcnow
 from ...models.delivery import IN_FLIGHT
 from ...models.delivery_attempt import DeliveryAttempt
@@ -166,34 +166,64 @@ def _note_attempts(where: Any, status: str, message: str, at: datetime, worker: 
 
 
 _ASSUMED = "Assumed delivered: the worker stopped after handing the message to the SMTP server."
+_LEASE_ASSUMED = "Assumed delivered: the worker's lease expired after it handed the message to the SMTP server."
+_RESEND = "The worker stopped before the end of the message: sending again."
+_LEASE_RESEND = "The worker's lease expired before the end of the message: sending again."
 
 
-def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | None = None) -> dict[str, int]:
+def claims_in_flight() -> list[str]:
+    """The distinct claims of the rows in `sending` or `committing` (the sweeper checks their leases).
+
+    Read campaign by campaign (the (campaign_id, status) index): drafts, scheduled and sent
+    campaigns have no such rows, and the ledger of every campaign ever sent is never scanned.
+    """
+    live = select(Campaign.id).where(Campaign.status.not_in(
+        [CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENT]))
+    claims = db.session.scalars(select(Delivery.claim).distinct().where(
+        Delivery.campaign_id.in_(live.scalar_subquery()), Delivery.status.in_([D.SENDING, D.COMMITTING]),
+        Delivery.claim.is_not(None))).all()
+    db.session.commit()
+    return [c for c in claims if c]
+
+
+def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | None = None,
+                  dead_claims: Sequence[str] = ()) -> dict[str, int]:
     """Rows whose owner vanished (worker killed, broker message lost) get a next step.
 
     - committing too long: the final dot had been handed to the server -> sent (assumed);
     - sending too long: the message never reached its final dot -> pending, sent again;
     - queued too long: the broker lost the message -> pending, published again.
-    A stale owner that is merely slow loses its claim and cannot pass `fence`.
+    `dead_claims` (claims whose worker's lease expired, `leases.dead_claims`) get the same two
+    first moves at once, whatever their age. A stale owner that is merely slow loses its claim
+    and cannot pass `fence`.
     """
     now = now or utcnow()
     claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
-    moves: dict[str, tuple[DeliveryStatus, datetime, dict[str, Any]]] = {
-        "assumed_sent": (D.COMMITTING, claim_cut, dict(status=D.SENT, sent_at=now, smtp_message=_ASSUMED)),
-        "reclaimed": (D.SENDING, claim_cut, dict(status=D.PENDING, claim=None)),
-        "republished": (D.QUEUED, queued_cut, dict(status=D.PENDING)),
-    }
-    notes = {"assumed_sent": ("sent", _ASSUMED),
-             "reclaimed": ("pending", "The worker stopped before the end of the message: sending again.")}
-    counts = {}
-    for name, (status, cut, values) in moves.items():
+    dead = Delivery.claim.in_(list(dead_claims))
+    moves: dict[str, tuple[Any, dict[str, Any], str, str]] = {}
+    if dead_claims:  # first: the precise reason, when both apply
+        moves["lease_assumed_sent"] = (and_(Delivery.status == D.COMMITTING, dead),
+                                       dict(status=D.SENT, sent_at=now, smtp_message=_LEASE_ASSUMED),
+                                       "sent", _LEASE_ASSUMED)
+        moves["lease_reclaimed"] = (and_(Delivery.status == D.SENDING, dead), dict(status=D.PENDING, claim=None),
+                                    "pending", _LEASE_RESEND)
+    moves.update({
+        "assumed_sent": (and_(Delivery.status == D.COMMITTING, Delivery.updated_at < claim_cut),
+                         dict(status=D.SENT, sent_at=now, smtp_message=_ASSUMED), "sent", _ASSUMED),
+        "reclaimed": (and_(Delivery.status == D.SENDING, Delivery.updated_at < claim_cut),
+                      dict(status=D.PENDING, claim=None), "pending", _RESEND),
+        "republished": (and_(Delivery.status == D.QUEUED, Delivery.updated_at < queued_cut),
+                        dict(status=D.PENDING), "", ""),
+    })
+    counts = {"lease_assumed_sent": 0, "lease_reclaimed": 0}
+    for name, (where, values, note_status, note) in moves.items():
         ids = db.session.scalars(
-            update(Delivery).where(Delivery.status == status, Delivery.updated_at < cut)
-            .values(updated_at=now, **values).returning(Delivery.id).execution_options(**_NO_SYNC)).all()
+            update(Delivery).where(where).values(updated_at=now, **values).returning(Delivery.id)
+            .execution_options(**_NO_SYNC)).all()
         counts[name] = len(ids)
-        if ids and name in notes:
-            _note_attempts(Delivery.id.in_(ids), *notes[name], now, "sweeper")
-        if ids and name == "assumed_sent":  # final now: listeners hear of it like any other send
+        if ids and note:
+            _note_attempts(Delivery.id.in_(ids), note_status, note, now, "sweeper")
+        if ids and note_status == "sent":  # final now: listeners hear of it like any other send
             webhooks.emit_delivery_outcomes(ids, None)
     db.session.commit()
     metrics.recovered("deliveries", counts)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,7 +50,7 @@ from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..addresses import normalize_email
 from ..deliverability import dkim, verp
-from ..delivery import servers
+from ..delivery import leases, servers
 from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
@@ -299,7 +298,7 @@ def _envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
 
 def send(notification_id: int, worker: str = "") -> str:
     """Send one notification if it is still queued and due; returns what happened (for the task's log)."""
-    token = uuid.uuid4().hex
+    token = leases.current().token()  # the claim names this process's liveness lease
     row = claim(notification_id, token, worker)
     if row is None:
         return "not-claimed"
@@ -383,23 +382,34 @@ def _failed(row: Claimed, token: str, failure: SmtpFailure) -> str:
 
 # Recovery (beat) ------------------------------------------------------------------------------
 
-def recover_stale(claim_timeout: float, now: datetime | None = None) -> dict[str, int]:
+def claims_in_flight() -> list[str]:
+    """The distinct claims of notifications in `sending` or `committing` (the sweeper checks their leases)."""
+    claims = db.session.scalars(select(Notification.claim).distinct().where(
+        Notification.status.in_([N.SENDING, N.COMMITTING]), Notification.claim.is_not(None))).all()
+    db.session.commit()
+    return [c for c in claims if c]
+
+
+def recover_stale(claim_timeout: float, now: datetime | None = None,
+                  dead_claims: Sequence[str] = ()) -> dict[str, int]:
     """Claims whose worker vanished, as `delivery.ledger.recover_stale` does for campaigns.
 
-    - committing too long: the final dot had been handed to the server -> sent (assumed);
-    - sending too long: the message never reached its final dot -> queued, due now.
+    - committing too long, or its worker's lease expired (`dead_claims`): the final dot had
+      been handed to the server -> sent (assumed);
+    - sending too long, or the same: the message never reached its final dot -> queued, due now.
     """
     now = now or utcnow()
     cut = now - timedelta(seconds=claim_timeout)
+    stale = or_(Notification.updated_at < cut, Notification.claim.in_(list(dead_claims)))
     assumed = db.session.scalars(
-        update(Notification).where(Notification.status == N.COMMITTING, Notification.updated_at < cut)
+        update(Notification).where(Notification.status == N.COMMITTING, stale)
         .values(status=N.SENT, sent_at=now, updated_at=now,
                 smtp_message="Assumed delivered: the worker stopped after handing the message to the SMTP server.")
         .returning(Notification.id).execution_options(**_NO_SYNC)).all()
     for notification_id in assumed:
         _emit("notification.sent", _fresh(notification_id))
     reclaimed = db.session.scalars(
-        update(Notification).where(Notification.status == N.SENDING, Notification.updated_at < cut)
+        update(Notification).where(Notification.status == N.SENDING, stale)
         .values(status=N.QUEUED, claim=None, next_attempt_at=now, updated_at=now)
         .returning(Notification.id).execution_options(**_NO_SYNC)).all()
     db.session.commit()
@@ -413,7 +423,7 @@ def sweep(publish: Callable[[int], Any]) -> dict[str, int]:
     Services never enqueue: the caller passes what puts a notification id on the broker.
     """
     config = current_app.config
-    recovered = recover_stale(config["SEND_CLAIM_TIMEOUT"])
+    recovered = recover_stale(config["SEND_CLAIM_TIMEOUT"], dead_claims=leases.dead_claims(claims_in_flight()))
     due = take_due(config["SEND_QUEUED_TIMEOUT"])
     for notification_id in due:  # each committed by take_due before it is published
         publish(notification_id)
