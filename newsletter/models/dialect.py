@@ -111,6 +111,18 @@ def without_jit() -> None:
         db.session.execute(text("SET LOCAL jit = off"))
 
 
+def wait_for_locks_at_most(seconds: float) -> None:
+    """For the rest of the session's transaction, a statement waiting longer than `seconds` for
+    a row lock fails (LockNotAvailable) instead of waiting on (PostgreSQL; SQLite locks the file)."""
+    if is_postgresql():
+        db.session.execute(text(f"SET LOCAL lock_timeout = {int(seconds * 1000)}"))
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a database error is `wait_for_locks_at_most` giving up (SQLSTATE 55P03)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
 def commit_asynchronously(engine: Engine) -> None:
     """New PostgreSQL connections of `engine` do not wait for the WAL flush at COMMIT.
 

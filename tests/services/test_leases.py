@@ -144,3 +144,23 @@ def test_notifications_of_a_dead_lease_are_recovered_at_once_too(ctx, client):  
     status = dict(db.session.execute(
         select(Notification.id, Notification.status).where(Notification.id.in_(ids))).all())
     assert [status[i].value for i in ids] == ["queued", "sent", "sending", "committing"]
+
+
+def test_a_sweep_does_not_wait_on_rows_a_vanished_transaction_still_locks(ctx, client):  # noqa: F811
+    """A worker host cut off mid-write leaves its backend holding row locks until PostgreSQL
+    notices the dead client: the sweep gives up after LOCK_WAIT and the next one recovers them."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole file)")
+    _, ids = _rows(2)
+    dead = leases.Lease(client, ttl=10, renew_every=2)
+    dead.acquire()
+    token = dead.token()
+    _set(ids, D.SENDING, token)
+    client.delete(dead.key)
+    with db.engine.connect() as stranded:  # the vanished worker's transaction, still open
+        stranded.execute(select(Delivery.id).where(Delivery.id == ids[0]).with_for_update())
+        # Waiting on would hang here for good: the lock is released only below.
+        assert deliveries.recover_stale(3600, 3600, dead_claims=[token]) == {"locked": 1}
+        stranded.rollback()  # PostgreSQL ends it once it notices the client is gone
+    counts = deliveries.recover_stale(3600, 3600, dead_claims=[token])
+    assert counts["lease_reclaimed"] == 2

@@ -7,12 +7,14 @@ before a message's final dot is `fences`'s.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from ...extensions import db
 from ...metrics import instruments as metrics
@@ -22,6 +24,8 @@ from ...models.delivery import IN_FLIGHT
 from ...models.delivery_attempt import DeliveryAttempt
 from ..errors import NotFound
 from ..webhooks import webhooks
+
+log = logging.getLogger(__name__)
 
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
@@ -196,8 +200,24 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     `dead_claims` (claims whose worker's lease expired, `leases.dead_claims`) get the same two
     first moves at once, whatever their age. A stale owner that is merely slow loses its claim
     and cannot pass `fence`.
+
+    A row still locked by a vanished worker's open transaction (a host cut off mid-write, until
+    PostgreSQL notices the dead connection: config.engine_options) makes the sweep give up after
+    LOCK_WAIT seconds and try again next time, rather than hold a worker process until then.
     """
-    now = now or utcnow()
+    try:
+        return _recover_stale(claim_timeout, queued_timeout, now or utcnow(), dead_claims)
+    except OperationalError as exc:
+        if not dialect.is_lock_timeout(exc):
+            raise
+        db.session.rollback()
+        log.warning("sweep: rows are locked by a transaction that has not ended (a vanished worker?); next sweep")
+        return {"locked": 1}
+
+
+def _recover_stale(claim_timeout: float, queued_timeout: float, now: datetime,
+                   dead_claims: Sequence[str]) -> dict[str, int]:
+    dialect.wait_for_locks_at_most(LOCK_WAIT)
     claim_cut, queued_cut = now - timedelta(seconds=claim_timeout), now - timedelta(seconds=queued_timeout)
     dead = Delivery.claim.in_(list(dead_claims))
     moves: dict[str, tuple[Any, dict[str, Any], str, str]] = {}
@@ -230,6 +250,7 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     return counts
 
 
+LOCK_WAIT = 2.0  # seconds a sweep waits for a row lock
 CANCEL_CHUNK = 5000
 
 
