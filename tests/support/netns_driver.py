@@ -1,0 +1,56 @@
+"""What a test across namespaces (tests/support/netns.py) asks of the platform, run on one of the
+hosts with the platform's environment; answers one JSON object on stdout.
+
+    python -m tests.support.netns_driver prepare N      # a list of N, a campaign to it, sent now
+    python -m tests.support.netns_driver status ID      # the campaign's status, ledger and who sent what
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from sqlalchemy import func, select
+
+from newsletter import create_app
+from newsletter.extensions import db
+from newsletter.models import Campaign, Delivery, DeliveryAttempt, DeliveryStatus
+from newsletter.services.delivery import ledger
+from tests.pipeline.conftest import make_audience, make_campaign, start
+
+
+def prepare(app, n: int) -> dict:
+    list_id, emails = make_audience(n, prefix="host")
+    campaign_id = make_campaign([list_id])
+    start(app, campaign_id)
+    return {"campaign_id": campaign_id, "emails": emails}
+
+
+def status(campaign_id: int) -> dict:
+    campaign = db.session.get(Campaign, campaign_id)
+    sent_by: dict[str, int] = {}  # by host: the worker names are "<host>@<host> pid <pid>"
+    for worker, n in db.session.execute(
+            select(Delivery.worker, func.count()).where(Delivery.campaign_id == campaign_id,
+                                                        Delivery.status == DeliveryStatus.SENT)
+            .group_by(Delivery.worker)):
+        host = (worker or "?").split("@")[0]
+        sent_by[host] = sent_by.get(host, 0) + n
+    return {"status": campaign.status.value, "ledger": {k: v for k, v in ledger.counts(campaign_id).items() if v},
+            "sent_by": sent_by, "recovered": _recovered(campaign_id)}
+
+
+def _recovered(campaign_id: int) -> list[str]:
+    rows = db.session.scalars(
+        select(DeliveryAttempt.smtp_message).join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+        .where(Delivery.campaign_id == campaign_id, DeliveryAttempt.worker == "sweeper").distinct()).all()
+    return sorted(rows)
+
+
+def main(command: str, value: str) -> None:
+    app = create_app()
+    with app.app_context():
+        answer = prepare(app, int(value)) if command == "prepare" else status(int(value))
+    print(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
