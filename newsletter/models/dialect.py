@@ -90,7 +90,7 @@ def json_text(column: Any, key: str) -> ColumnElement:
     Strings as they are, numbers and booleans as their JSON text ("5", "true"), missing NULL.
     """
     if is_postgresql():
-        return column.op("->>")(literal(key))
+        return column.op("->>", return_type=String)(literal(key))
     path = f'$."{key}"'
     kind = func.json_type(column, path)
     return case((kind.in_(("true", "false")), kind), else_=cast(func.json_extract(column, path), String))
