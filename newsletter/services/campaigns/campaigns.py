@@ -17,6 +17,7 @@ from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit, settings
 from ..addresses import normalize_email
 from ..audience import lists as lists_service
+from ..audience import segments as segments_service
 from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
@@ -29,7 +30,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool")
+          "pool", "segment_ids")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -113,19 +114,26 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
             raise
         raise ValidationError("list_ids", "List ids must be numbers.") from None
     try:
+        segment_ids = segments_service.existing_ids(list(values.get("segment_ids") or []))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("segment_ids", "Segment ids must be numbers.") from None
+    try:
         check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
               sample_context(), _layout_html(layout_id))
     except RenderError as exc:
         raise ValidationError(exc.field, exc.message) from None
-    clean["list_ids"] = list_ids
+    clean["list_ids"], clean["segment_ids"] = list_ids, segment_ids
     return clean
 
 
 def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
-    list_ids = clean.pop("list_ids")
+    list_ids, segment_ids = clean.pop("list_ids"), clean.pop("segment_ids")
     for key, value in clean.items():
         setattr(campaign, key, value)
     campaign.lists = [lists_service.get(i) for i in list_ids]
+    campaign.segments = [segments_service.get(i) for i in segment_ids]
 
 
 def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | None = None, **values: Any) -> Campaign:
@@ -140,8 +148,9 @@ def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | N
 
 
 def current_values(campaign: Campaign) -> dict[str, Any]:
-    values = {key: getattr(campaign, key) for key in FIELDS if key != "list_ids"}
+    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids")}
     values["list_ids"] = [m.id for m in campaign.lists]
+    values["segment_ids"] = [s.id for s in campaign.segments]
     return values
 
 
@@ -171,12 +180,14 @@ def clone(campaign_id: int, created_by_id: int | None = None) -> Campaign:
     return create(created_by_id=created_by_id, **values)
 
 
-def estimate_recipients(list_ids: Iterable[int]) -> int:
-    """Distinct confirmed members of the lists; the send snapshot also drops suppressed addresses."""
+def estimate_recipients(list_ids: Iterable[int], segment_ids: Iterable[int] = ()) -> int:
+    """Distinct confirmed, unsuppressed members of the lists and segments (as the send snapshot
+    would take them now)."""
     ids = lists_service.existing_ids(list(list_ids))
-    if not ids:
+    segment = segments_service.matching(segments_service.existing_ids(list(segment_ids)))
+    if not ids and segment is None:
         return 0
-    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids).subquery())) or 0
+    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids, segment).subquery())) or 0
 
 
 # Status changes -------------------------------------------------------------------------------
@@ -196,8 +207,8 @@ def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = 
 
 
 def _ready_to_send(campaign: Campaign) -> None:
-    if not campaign.lists:
-        raise ValidationError("list_ids", "Choose at least one list to send to.")
+    if not campaign.lists and not campaign.segments:
+        raise ValidationError("list_ids", "Choose at least one list or segment to send to.")
     if campaign.resend_to is not None and campaign.resend_of_id is None:
         raise StateConflict("resend_of_id", "The campaign this resends was deleted: nobody is left to resend to. "
                                             "Clone it to send to the whole lists instead.")

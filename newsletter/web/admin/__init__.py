@@ -11,6 +11,7 @@ from . import (
                layouts,
                lists,
                mail_log,
+               segments,
                send_log,
                servers,
                settings,
@@ -21,4 +22,5 @@ from . import (
 
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, layouts, send_log,
-                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit))
+                                            mail_log, bounces, webhooks, api_keys, users, settings, servers, audit,
+                                            segments))

@@ -14,6 +14,7 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
+from ...services.audience import segments as segments_service
 from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
@@ -67,6 +68,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     counts = lists_service.counts_by_status()
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
+    form.segment_ids.choices = [(segment.id, segment.name) for segment in segments_service.all_segments()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
     form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
@@ -137,8 +139,9 @@ def preview():
 @role_required(Role.VIEWER)
 def estimate():
     list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
+    segment_ids = [i for i in map(parse_id, request.args.getlist("segment_ids")) if i is not None]
     try:
-        return jsonify(recipients=campaigns.estimate_recipients(list_ids))
+        return jsonify(recipients=campaigns.estimate_recipients(list_ids, segment_ids))
     except ValidationError as exc:
         return jsonify(error={"field": exc.field, "message": exc.message}), 422
 
@@ -251,7 +254,7 @@ def send(campaign_id: int):
         return redirect(url_for(".detail", campaign_id=campaign.id))
     list_ids = [ml.id for ml in campaign.lists]
     estimate = (resend.recipients_now(campaign.id) if campaign.resend_to is not None
-                else campaigns.estimate_recipients(list_ids))
+                else campaigns.estimate_recipients(list_ids, [segment.id for segment in campaign.segments]))
     return render_template("admin/campaigns/send.html", campaign=campaign, form=form, estimate=estimate,
                            counts=lists_service.counts_by_status(list_ids))
 

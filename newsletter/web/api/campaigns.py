@@ -22,6 +22,8 @@ ID = ma.validate.Range(1, MAX_ID)
 BODY = ma.validate.Length(max=1_000_000)
 TRACKING_HELP = ("Opens and clicks: `off`, `anonymous` (counts only, nobody named) or `individual` "
                  "(per subscriber); absent at creation: the settings' default.")
+SEGMENTS_HELP = ("Saved segments (/api/v1/segments) it also goes to: the snapshot at send time takes the "
+                 "lists' and the segments' confirmed, unsuppressed subscribers, each address once.")
 POOL_HELP = ("The sending servers' pool it goes out through (an admin sets pools up under Settings → Sending "
              "servers); `default`, the Settings page's server, when absent. A pool with no enabled server is a 422.")
 
@@ -61,6 +63,8 @@ class CampaignOut(ma.Schema):
     text = ma.fields.String(required=True)
     layout_id = ma.fields.Integer(required=True, allow_none=True)
     list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
+    segment_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="segments", required=True,
+                                  metadata={"description": SEGMENTS_HELP})
     tracking = ma.fields.Enum(Tracking, by_value=True, required=True, metadata={"description": TRACKING_HELP})
     pool = ma.fields.String(required=True, metadata={"description": POOL_HELP})
     status = ma.fields.Enum(CampaignStatus, by_value=True, required=True)
@@ -87,6 +91,8 @@ class CampaignPatch(InSchema):
     html = ma.fields.String(validate=BODY, metadata={"description": "Jinja template of the HTML body."})
     text = ma.fields.String(validate=BODY, metadata={"description": "Text body; empty: made from the HTML."})
     list_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=1000))
+    segment_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=100),
+                                 metadata={"description": SEGMENTS_HELP})
     layout_id = ma.fields.Integer(validate=ID, allow_none=True)
     tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),
                                 metadata={"description": TRACKING_HELP})
