@@ -55,7 +55,7 @@
     const fields = [];
     switch (node.type) {
       case "attribute": {
-        fields.push(input("Attribute name", "text", node.key, set("key"), { placeholder: "plan", list: "" }));
+        fields.push(input("Attribute name", "text", node.key, set("key"), { placeholder: "plan" }));
         fields.push(select("Comparison", ATTRIBUTE_OPS, node.op, (v) => {
           node.op = v;
           if (v === "is_set" || v === "is_not_set") delete node.value;

@@ -68,7 +68,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     counts = lists_service.counts_by_status()
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
-    form.segment_ids.choices = [(segment.id, segment.name) for segment in segments_service.all_segments()]
+    form.segment_ids.choices = [SelectChoice(segment.id, segment.name) for segment in segments_service.all_segments()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
     form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form

@@ -32,9 +32,17 @@ def _builder_options() -> dict[str, Any]:
 
 
 def _save(form: SegmentForm, segment_id: int | None = None) -> Segment | None:
+    """Save through the service; a bad rule shows under the JSON, with its path."""
     values = {"name": form.name.data, "description": form.description.data, "rules": form.rules.data or ""}
-    return saved_or_form_error(form, lambda: segments.update(segment_id, **values) if segment_id
-                               else segments.create(**values))
+
+    def save() -> Segment | None:
+        try:
+            return segments.update(segment_id, **values) if segment_id else segments.create(**values)
+        except segments.RuleError as exc:
+            form.rules.errors = [*form.rules.errors, f"{exc.field}: {exc.message}"]
+            return None
+
+    return saved_or_form_error(form, save)
 
 
 def _editor(form: SegmentForm, segment: Segment | None) -> str:
