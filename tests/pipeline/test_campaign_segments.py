@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 
 from newsletter.extensions import db
 from newsletter.models import Subscriber, SubscriberStatus, Suppression, SuppressionReason
-from newsletter.services.audience import segments
+from newsletter.services.audience.segments import segments
 from newsletter.services.campaigns import campaigns, recipients
 from tests.pipeline.conftest import (
     assert_exactly_once,

@@ -27,8 +27,8 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.services.audience import segments
-from newsletter.services.audience.segments import compile_rules
+from newsletter.services.audience.segments import segments
+from newsletter.services.audience.segments.compile import compile_rules
 from newsletter.services.audience.segments.rules import validate
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

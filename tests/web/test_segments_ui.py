@@ -7,7 +7,7 @@ import json
 from newsletter.extensions import db
 from newsletter.models import Role, Segment, Subscriber, SubscriberStatus
 from newsletter.services.accounts import users
-from newsletter.services.audience import segments
+from newsletter.services.audience.segments import segments
 from tests.support.web import csrf_token, login, post_form
 
 RULES = {"match": "all", "rules": [{"type": "attribute", "key": "plan", "op": "equals", "value": "pro"}]}

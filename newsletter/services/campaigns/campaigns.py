@@ -17,7 +17,7 @@ from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit, settings
 from ..addresses import normalize_email
 from ..audience import lists as lists_service
-from ..audience import segments as segments_service
+from ..audience.segments import segments as segments_service
 from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number

@@ -23,7 +23,8 @@ from ...models import (
     dialect,
 )
 from ...models.base import utcnow
-from ..audience import segments, statistics, suppressions
+from ..audience import statistics, suppressions
+from ..audience.segments import segments
 
 
 def _confirmed_member_of(list_ids: Any) -> Any:

@@ -14,7 +14,7 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
-from ...services.audience import segments as segments_service
+from ...services.audience.segments import segments as segments_service
 from ...services.campaigns import campaigns, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight

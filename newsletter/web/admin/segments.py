@@ -8,7 +8,8 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 
 from ...models import Role, Segment
 from ...services.audience import lists as lists_service
-from ...services.audience import segments
+from ...services.audience.segments import segments
+from ...services.audience.segments.rules import RuleError
 from ...services.campaigns import campaigns as campaigns_service
 from ...services.errors import ValidationError
 from ..forms import ConfirmForm
@@ -38,7 +39,7 @@ def _save(form: SegmentForm, segment_id: int | None = None) -> Segment | None:
     def save() -> Segment | None:
         try:
             return segments.update(segment_id, **values) if segment_id else segments.create(**values)
-        except segments.RuleError as exc:
+        except RuleError as exc:
             form.rules.errors = [*form.rules.errors, f"{exc.field}: {exc.message}"]
             return None
 

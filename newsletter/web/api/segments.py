@@ -11,8 +11,8 @@ from typing import Any
 import marshmallow as ma
 
 from ...models import Segment, Subscriber, SubscriberStatus
-from ...services.audience import segments
-from ...services.audience.segments import RuleError
+from ...services.audience.segments import segments
+from ...services.audience.segments.rules import RuleError
 from .core import InSchema, problem, resource_blueprint
 
 bp = resource_blueprint("segments", "/segments", "Segments: subscribers chosen by rules, counted and previewed live.")
@@ -63,7 +63,7 @@ class CountOut(ma.Schema):
 
 
 class PreviewArgs(InSchema):
-    limit = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, segments.segments.PREVIEW_LIMIT))
+    limit = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, segments.PREVIEW_LIMIT))
 
 
 class MatchOut(ma.Schema):
