@@ -107,12 +107,18 @@ def json_number(column: Any, key: str) -> ColumnElement:
     """A JSON object's `key` as a number when its text form is a JSON number ("12", "-3.5", or
     the number 12), else NULL: a value like "n/a" never makes the query fail, on either database.
 
-    PostgreSQL: a regular-expression guard before the cast (CASE evaluates it first). SQLite:
+    PostgreSQL: jsonb_typeof, then a regular-expression guard before a string's cast (CASE
+    evaluates its conditions first). SQLite:
     json_valid() guards json_type() (which raises on text that is not JSON).
     """
     text_form = json_text(column, key)
     if is_postgresql():
-        return case((text_form.op("~")(literal(_JSON_NUMBER_RE)), cast(text_form, Numeric)), else_=None)
+        value = column.op("->", return_type=JSONB)(literal(key))
+        kind = func.jsonb_typeof(value)
+        # JSON numbers cast straight from jsonb; only strings pay for the regular expression.
+        return case((kind == "number", cast(value, Numeric)),
+                    ((kind == "string") & text_form.op("~")(literal(_JSON_NUMBER_RE)), cast(text_form, Numeric)),
+                    else_=None)
     numeric = case((func.json_type(text_form).in_(("integer", "real")), cast(text_form, Float)), else_=None)
     return case((func.json_valid(text_form) == 1, numeric), else_=None)
 
@@ -136,23 +142,26 @@ def json_has_key(column: Any, key: str) -> ColumnElement:
 
 
 def json_equals_text(column: Any, key: str, value: str) -> ColumnElement:
-    """`json_text(column, key) == value`. On PostgreSQL a containment test for each JSON value
-    whose text form is `value` (a string, a number, true/false) comes first, so the GIN index on
-    attributes narrows the rows before the exact text comparison."""
+    """`json_text(column, key) == value`. On PostgreSQL as containment tests (`@>`), which the GIN
+    index on attributes answers: the JSON string `value`, true/false when `value` spells one (both
+    exact), and the JSON number `value` spells, checked against the text too (5.0 contains 5)."""
     exact = json_text(column, key) == value
     if not is_postgresql():
         return exact
-    candidates: list[Any] = [value]
+
+    def contains(candidate: Any) -> ColumnElement:
+        return column.op("@>")(bindparam(None, {key: candidate}, type_=JSONB))
+
+    tests = [contains(value)]
+    if value in ("true", "false"):
+        tests.append(contains(value == "true"))
     try:
         number = json.loads(value)
     except ValueError:
         number = None
     if isinstance(number, (int, float)) and not isinstance(number, bool) and json.dumps(number) == value:
-        candidates.append(number)
-    if value in ("true", "false"):
-        candidates.append(value == "true")
-    contained = [column.op("@>")(bindparam(None, {key: candidate}, type_=JSONB)) for candidate in candidates]
-    return and_(or_(*contained), exact)
+        tests.append(and_(contains(number), exact))
+    return or_(*tests) if len(tests) > 1 else tests[0]
 
 
 def json_object_keys(table: Any, column: Any) -> Select:

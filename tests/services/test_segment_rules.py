@@ -35,7 +35,7 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 KEYS = ["plan", "age", "score", "born", "vip", "it's", "a.b", "x[0]", "$y", "city"]
 VALUES: dict[str, list[Any]] = {
     "plan": ["pro", "Pro", "free", "", "pro plus", "100%_off", "'; DROP TABLE subscribers; --"],
-    "age": [17, 30, 30.5, 45, "30", " 7", "n/a", "1e3", "01", "-2", "30.0", True],
+    "age": [17, 30, 30.0, 30.5, 45, "30", " 7", "n/a", "1e3", "01", "-2", "30.0", True],
     "score": [0, 1, -1, 2.5, "2.5", "abc", None],
     "born": ["1990-05-01", "2026-01-05T10:00:00Z", "2026-02-31", "soon", "1990", "2001-12-31"],
     "vip": [True, False, "true", "yes"],
