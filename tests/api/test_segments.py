@@ -34,7 +34,8 @@ def test_create_read_update_delete(app, api):
     assert body["rules"]["rules"][1] == {"type": "list", "op": "member", "list_id": list_id, "status": "confirmed"}
     segment_id = body["id"]
 
-    assert [s["id"] for s in api.get("/api/v1/segments").get_json()] == [segment_id]
+    listed = api.get("/api/v1/segments").get_json()
+    assert [s["id"] for s in listed["items"]] == [segment_id] and listed["next_cursor"] is None
     assert api.get(f"/api/v1/segments/{segment_id}").get_json()["name"] == "Pro readers"
 
     preview = api.get(f"/api/v1/segments/{segment_id}/subscribers?limit=2").get_json()
@@ -90,7 +91,7 @@ def test_bad_rules_are_400_naming_the_json_path(app, api):
                          api.post("/api/v1/segments", json={"name": "x", "rules": rules})):
             assert response.status_code == 400 and response.mimetype == PROBLEM, (rules, response.get_json())
             assert response.get_json()["errors"][0]["field"] == path, response.get_json()
-    assert api.get("/api/v1/segments").get_json() == []
+    assert api.get("/api/v1/segments").get_json() == {"items": [], "next_cursor": None}
 
 
 def test_viewer_may_read_and_count_nothing_else(app, api, api_as):
@@ -101,3 +102,31 @@ def test_viewer_may_read_and_count_nothing_else(app, api, api_as):
     assert viewer.get(f"/api/v1/segments/{segment_id}/subscribers").status_code == 200
     assert viewer.patch(f"/api/v1/segments/{segment_id}", json={"name": "x"}).status_code == 403
     assert viewer.delete(f"/api/v1/segments/{segment_id}").status_code == 403
+
+
+def test_campaigns_take_segment_ids_next_to_list_ids(app, api):
+    list_id = seed(app)
+    segment_id = api.post("/api/v1/segments", json={"name": "Gmail", "rules": {"match": "all", "rules": [
+        {"type": "email_domain", "op": "equals", "value": "gmail.com"}]}}).get_json()["id"]
+    body = {"name": "News", "subject": "Hi", "from_email": "news@example.com", "html": "<p>Hi</p>"}
+    # Without segment_ids a campaign reads and writes exactly as before, with `segment_ids: []` added.
+    plain = api.post("/api/v1/campaigns", json={**body, "list_ids": [list_id]})
+    assert plain.status_code == 201 and plain.get_json()["segment_ids"] == []
+    assert plain.get_json()["list_ids"] == [list_id]
+
+    only_segment = api.post("/api/v1/campaigns", json={**body, "list_ids": [], "segment_ids": [segment_id]})
+    assert only_segment.status_code == 201, only_segment.get_json()
+    campaign_id = only_segment.get_json()["id"]
+    assert only_segment.get_json()["segment_ids"] == [segment_id]
+    patched = api.patch(f"/api/v1/campaigns/{campaign_id}", json={"list_ids": [list_id]})
+    assert patched.get_json()["segment_ids"] == [segment_id] and patched.get_json()["list_ids"] == [list_id]
+
+    unknown = api.patch(f"/api/v1/campaigns/{campaign_id}", json={"segment_ids": [segment_id, 987654]})
+    assert unknown.status_code == 422 and unknown.get_json()["errors"][0]["field"] == "segment_ids"
+
+    # Deleting the segment drops it from the campaign; with no list either, sending is refused.
+    api.patch(f"/api/v1/campaigns/{campaign_id}", json={"list_ids": []})
+    assert api.delete(f"/api/v1/segments/{segment_id}").status_code == 204
+    assert api.get(f"/api/v1/campaigns/{campaign_id}").get_json()["segment_ids"] == []
+    refused = api.post(f"/api/v1/campaigns/{campaign_id}/send")
+    assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "list_ids"

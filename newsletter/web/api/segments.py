@@ -13,7 +13,7 @@ import marshmallow as ma
 from ...models import Segment, Subscriber, SubscriberStatus
 from ...services.audience.segments import segments
 from ...services.audience.segments.rules import RuleError
-from .core import InSchema, problem, resource_blueprint
+from .core import InSchema, PageArgs, decode_cursor, page, page_schema, problem, resource_blueprint
 
 bp = resource_blueprint("segments", "/segments", "Segments: subscribers chosen by rules, counted and previewed live.")
 
@@ -91,10 +91,11 @@ def create(body: dict[str, Any]) -> Segment:
 
 
 @bp.route("", methods=["GET"])
-@bp.response(200, SegmentOut(many=True))
-def index() -> list[Segment]:
-    """All segments, by name."""
-    return segments.all_segments()
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, page_schema(SegmentOut, "SegmentPage"))
+def index(args: dict[str, Any]) -> dict[str, Any]:
+    """All segments, oldest first."""
+    return page(segments.oldest_first(decode_cursor(args["cursor"]), args["limit"] + 1), args["limit"])
 
 
 @bp.route("/count", methods=["POST"])

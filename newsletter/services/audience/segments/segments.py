@@ -29,6 +29,14 @@ def all_segments() -> list[Segment]:
     return list(db.session.scalars(select(Segment).order_by(Segment.name, Segment.id)))
 
 
+def oldest_first(after: int | None = None, limit: int = 50) -> list[Segment]:
+    """Up to `limit` segments with ids above `after` (API pages)."""
+    query = select(Segment).order_by(Segment.id).limit(limit)
+    if after is not None:
+        query = query.where(Segment.id > after)
+    return list(db.session.scalars(query))
+
+
 def validated(rules: Any, prefix: str = "rules") -> dict[str, Any]:
     """The rules normalised, or RuleError naming the JSON path of the first bad part (including
     a list or campaign that does not exist)."""
