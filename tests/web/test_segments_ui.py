@@ -103,3 +103,27 @@ def test_the_campaign_editor_offers_segments(app, admin_client):
     _people(app)
     estimate = admin_client.get(f"/admin/campaigns/estimate.json?segment_ids={segment_id}").get_json()
     assert estimate == {"recipients": 3}
+
+
+def test_rules_nested_past_any_parser_are_a_form_error_not_a_500(app, admin_client):
+    deep = "[" * 20_000 + "]" * 20_000
+    response = post_form(admin_client, "/admin/segments/new", "/admin/segments/new", {"name": "Deep", "rules": deep})
+    assert response.status_code == 200 and 'id="rules-error"' in response.get_data(as_text=True)
+    token = csrf_token(admin_client.get("/admin/segments/new").get_data(as_text=True))
+    answer = admin_client.post("/admin/segments/count.json", data='{"rules": ' + deep + "}",
+                               headers={"X-CSRFToken": token, "Content-Type": "application/json"})
+    assert answer.status_code == 400
+
+
+def test_the_send_page_names_the_segments(app, admin_client):
+    from newsletter.services.campaigns import campaigns
+
+    _people(app)
+    with app.app_context():
+        segment_id = segments.create("Pro", RULES).id
+        campaign_id = campaigns.create(name="N", subject="S", from_email="n@example.org", html="<p>x</p>",
+                                       segment_ids=[segment_id]).id
+    page = admin_client.get(f"/admin/campaigns/{campaign_id}/send").get_data(as_text=True)
+    assert "the segment Pro" in page and "Send to 3 recipients" in page
+    detail = admin_client.get(f"/admin/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f'href="/admin/segments/{segment_id}"' in detail

@@ -91,7 +91,10 @@ def save(segment_id: str):
 @role_required(Role.VIEWER)
 def count():
     """The live count and the first matches of the rules being edited (unsaved); CSRF-checked."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested past what Python's parser takes: not rules anyway
+        body = None
     rules = body.get("rules") if isinstance(body, dict) else None
     try:
         total = segments.count(rules)

@@ -50,14 +50,20 @@ class References:
 def validate(rules: Any, prefix: str = "rules") -> tuple[dict[str, Any], References]:
     """The normalised rules and the ids they reference, or RuleError at the first bad part."""
     if isinstance(rules, str):
+        if len(rules) > MAX_JSON:
+            raise RuleError(prefix, f"The rules are at most {MAX_JSON:,} characters of JSON.")
         try:
             rules = json.loads(rules)
         except ValueError as exc:
             raise RuleError(prefix, f"Not JSON: {exc}.") from None
+        except RecursionError:
+            raise RuleError(prefix, f"Groups nest at most {MAX_DEPTH} deep.") from None
     try:
         size = len(json.dumps(rules))
     except (TypeError, ValueError):
         raise RuleError(prefix, "The rules must be JSON.") from None
+    except RecursionError:
+        raise RuleError(prefix, f"Groups nest at most {MAX_DEPTH} deep.") from None
     if size > MAX_JSON:
         raise RuleError(prefix, f"The rules are at most {MAX_JSON:,} characters of JSON.")
     checker = _Checker()
