@@ -3,7 +3,7 @@
 Every status change these make goes through `status.transition`, the one state machine."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,6 +89,16 @@ def _tracking(value: Any) -> Tracking:
         raise ValidationError("tracking", f"Choose one of: {', '.join(t.value for t in Tracking)}.") from None
 
 
+def _existing(check: Callable[[list[Any]], list[int]], values: Mapping[str, Any], field: str, label: str) -> list[int]:
+    """The ids under `field` that exist (deduplicated), or ValidationError naming the field."""
+    try:
+        return check(list(values.get(field) or []))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError(field, f"{label} ids must be numbers.") from None
+
+
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
@@ -107,18 +117,8 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     }
     if not clean["html"].strip() and not clean["text"].strip():
         raise ValidationError("html", "Write the email: an HTML body, a text body, or both.")
-    try:
-        list_ids = lists_service.existing_ids(list(values.get("list_ids") or []))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise ValidationError("list_ids", "List ids must be numbers.") from None
-    try:
-        segment_ids = segments_service.existing_ids(list(values.get("segment_ids") or []))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise ValidationError("segment_ids", "Segment ids must be numbers.") from None
+    list_ids = _existing(lists_service.existing_ids, values, "list_ids", "List")
+    segment_ids = _existing(segments_service.existing_ids, values, "segment_ids", "Segment")
     try:
         check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
               sample_context(), _layout_html(layout_id))
