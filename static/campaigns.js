@@ -143,18 +143,22 @@
   }
 
   // Estimated recipients for the checked lists.
+  // Estimated recipients for the checked lists and segments.
   function recipientEstimate(form) {
     const out = form.querySelector("[data-estimate]");
     if (!out) return;
     async function update() {
       const params = new URLSearchParams();
-      form.querySelectorAll('input[name="list_ids"]:checked').forEach((box) => params.append("list_ids", box.value));
+      form.querySelectorAll('input[name="list_ids"]:checked, input[name="segment_ids"]:checked')
+        .forEach((box) => params.append(box.name, box.value));
       try {
         const data = await (await fetch(`${form.dataset.estimateUrl}?${params}`, { headers: json })).json();
         out.textContent = data.error ? "—" : fmt.format(data.recipients);
       } catch (e) { out.textContent = "—"; }
     }
-    form.addEventListener("change", (event) => { if (event.target.name === "list_ids") update(); });
+    form.addEventListener("change", (event) => {
+      if (event.target.name === "list_ids" || event.target.name === "segment_ids") update();
+    });
     update();
   }
 

@@ -24,6 +24,7 @@ from .import_job import ImportJob, ImportMode, ImportStatus
 from .layout import Layout
 from .mailing_list import MailingList, OptIn
 from .notification import Notification, NotificationKind, NotificationStatus
+from .segment import Segment, campaign_segments
 from .sending_server import SendingServer
 from .setting import Setting
 from .subscriber import Subscriber, SubscriberStatus
@@ -45,5 +46,5 @@ __all__ = [
     "CampaignLink",
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
-    "DkimKeyStatus",
+    "DkimKeyStatus", "Segment", "campaign_segments",
 ]

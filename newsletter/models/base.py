@@ -44,7 +44,7 @@ def enum_column(enum_class: type[enum.Enum]) -> Enum:
 
 # Indexes that exist only in the migrations (expression indexes Alembic cannot render from
 # the models); autogenerate and the drift test leave them alone.
-MIGRATION_ONLY_INDEXES = frozenset({"ix_subscribers_search_trgm"})
+MIGRATION_ONLY_INDEXES = frozenset({"ix_subscribers_search_trgm", "ix_subscribers_attributes_gin"})
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -1,4 +1,4 @@
-"""Campaigns: what is sent, to which lists, and where the send stands."""
+"""Campaigns: what is sent, to which lists and segments, and where the send stands."""
 from __future__ import annotations
 
 import enum
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import Model, db
 from .base import UTCDateTime, enum_column, utcnow
 from .engagement import Tracking
+from .segment import Segment, campaign_segments
 
 if TYPE_CHECKING:
     from .layout import Layout
@@ -107,6 +108,8 @@ class Campaign(Model):
     duplicates: Mapped[int] = mapped_column(default=0)  # on more than one target list: sent once
 
     lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists, order_by="MailingList.name")
+    # Segments it also goes to: the snapshot takes the union with the lists' members, each address once.
+    segments: Mapped[list[Segment]] = relationship(secondary=campaign_segments, order_by=Segment.name)
     layout: Mapped[Layout | None] = relationship()
 
     @property

@@ -17,8 +17,11 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Integer,
+    Numeric,
     String,
+    and_,
     any_,
     bindparam,
     case,
@@ -26,12 +29,13 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
     text,
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select
 
@@ -86,10 +90,78 @@ def json_text(column: Any, key: str) -> ColumnElement:
     Strings as they are, numbers and booleans as their JSON text ("5", "true"), missing NULL.
     """
     if is_postgresql():
-        return column.op("->>")(literal(key))
+        return column.op("->>", return_type=String)(literal(key))
     path = f'$."{key}"'
     kind = func.json_type(column, path)
     return case((kind.in_(("true", "false")), kind), else_=cast(func.json_extract(column, path), String))
+
+
+# A JSON number's grammar (RFC 8259), with at most a 3-digit exponent: PostgreSQL's numeric
+# overflows past ~1e131072, and a cast that fails would fail the whole query.
+_JSON_NUMBER_RE = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?\s*$"
+_ISO_DATE_RE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_ISO_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+
+
+def json_number(column: Any, key: str) -> ColumnElement:
+    """A JSON object's `key` as a number when its text form is a JSON number ("12", "-3.5", or
+    the number 12), else NULL: a value like "n/a" never makes the query fail, on either database.
+
+    PostgreSQL: jsonb_typeof, then a regular-expression guard before a string's cast (CASE
+    evaluates its conditions first). SQLite:
+    json_valid() guards json_type() (which raises on text that is not JSON).
+    """
+    text_form = json_text(column, key)
+    if is_postgresql():
+        value = column.op("->", return_type=JSONB)(literal(key))
+        kind = func.jsonb_typeof(value)
+        # JSON numbers cast straight from jsonb; only strings pay for the regular expression.
+        return case((kind == "number", cast(value, Numeric)),
+                    ((kind == "string") & text_form.op("~")(literal(_JSON_NUMBER_RE)), cast(text_form, Numeric)),
+                    else_=None)
+    numeric = case((func.json_type(text_form).in_(("integer", "real")), cast(text_form, Float)), else_=None)
+    return case((func.json_valid(text_form) == 1, numeric), else_=None)
+
+
+def json_date(column: Any, key: str) -> ColumnElement:
+    """The `YYYY-MM-DD` a JSON object's `key` starts with ("2026-12-06", "2026-12-06T10:00:00Z"),
+    as text, else NULL. Compared as text with another ISO date it orders like the date, and no
+    cast runs, so "2026-02-31" or "soon" cannot make the query fail."""
+    text_form = json_text(column, key)
+    matches = text_form.op("~")(literal(_ISO_DATE_RE)) if is_postgresql() else text_form.op("GLOB")(
+        literal(_ISO_DATE_GLOB))
+    return case((matches, func.substr(text_form, 1, 10)), else_=None)
+
+
+def json_has_key(column: Any, key: str) -> ColumnElement:
+    """Whether a JSON object has `key` (its value may be JSON null). PostgreSQL: `?`, which the GIN
+    index on subscribers.attributes answers."""
+    if is_postgresql():
+        return column.op("?")(literal(key))
+    return func.json_type(column, f'$."{key}"').is_not(None)
+
+
+def json_equals_text(column: Any, key: str, value: str) -> ColumnElement:
+    """`json_text(column, key) == value`. On PostgreSQL as containment tests (`@>`), which the GIN
+    index on attributes answers: the JSON string `value`, true/false when `value` spells one (both
+    exact), and the JSON number `value` spells, checked against the text too (5.0 contains 5)."""
+    exact = json_text(column, key) == value
+    if not is_postgresql():
+        return exact
+
+    def contains(candidate: Any) -> ColumnElement:
+        return column.op("@>")(bindparam(None, {key: candidate}, type_=JSONB))
+
+    tests = [contains(value)]
+    if value in ("true", "false"):
+        tests.append(contains(value == "true"))
+    try:
+        number = json.loads(value)
+    except ValueError:
+        number = None
+    if isinstance(number, (int, float)) and not isinstance(number, bool) and json.dumps(number) == value:
+        tests.append(and_(contains(number), exact))
+    return or_(*tests) if len(tests) > 1 else tests[0]
 
 
 def json_object_keys(table: Any, column: Any) -> Select:

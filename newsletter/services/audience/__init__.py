@@ -1,5 +1,6 @@
 """The audience: subscribers, their lists and subscriptions, suppressions, imports, exports, erasure."""
 
 # What other packages may import (tests/test_import_graph.py holds them to it).
-__all__ = ["csv_files", "exports", "gdpr", "imports", "links", "lists", "statistics", "subscribers", "subscriptions",
+__all__ = ["csv_files", "exports", "gdpr", "imports", "links", "lists", "segments", "statistics", "subscribers",
+           "subscriptions",
            "suppressions", "tokens"]

@@ -3,7 +3,7 @@
 Every status change these make goes through `status.transition`, the one state machine."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from ...sending.render import CompiledMessage, RenderError, check, compile_each
 from .. import audit, settings
 from ..addresses import normalize_email
 from ..audience import lists as lists_service
+from ..audience.segments import segments as segments_service
 from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
@@ -31,7 +32,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool", "body_format", "body_source")
+          "pool", "body_format", "body_source", "segment_ids")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -90,6 +91,16 @@ def _tracking(value: Any) -> Tracking:
         raise ValidationError("tracking", f"Choose one of: {', '.join(t.value for t in Tracking)}.") from None
 
 
+def _existing(check: Callable[[list[Any]], list[int]], values: Mapping[str, Any], field: str, label: str) -> list[int]:
+    """The ids under `field` that exist (deduplicated), or ValidationError naming the field."""
+    try:
+        return check(list(values.get(field) or []))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError(field, f"{label} ids must be numbers.") from None
+
+
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field checked, templates compiled and test-rendered; ValidationError names the field."""
     layout_id = values.get("layout_id") or None
@@ -112,27 +123,24 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     if not clean["html"].strip() and not clean["text"].strip():
         field = "html" if body_format.value in ("html", "visual") else "body_source"
         raise ValidationError(field, "Write the email: an HTML body, a text body, or both.")
-    try:
-        list_ids = lists_service.existing_ids(list(values.get("list_ids") or []))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise ValidationError("list_ids", "List ids must be numbers.") from None
+    list_ids = _existing(lists_service.existing_ids, values, "list_ids", "List")
+    segment_ids = _existing(segments_service.existing_ids, values, "segment_ids", "Segment")
     try:
         check([("subject", clean["subject"]), ("html", clean["html"]), ("text", clean["text"])],
               sample_context(), _layout_html(layout_id))
     except RenderError as exc:
         converted = exc.field == "html" and body_format.value in ("markdown", "richtext")
         raise ValidationError("body_source" if converted else exc.field, exc.message) from None
-    clean["list_ids"] = list_ids
+    clean["list_ids"], clean["segment_ids"] = list_ids, segment_ids
     return clean
 
 
 def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
-    list_ids = clean.pop("list_ids")
+    list_ids, segment_ids = clean.pop("list_ids"), clean.pop("segment_ids")
     for key, value in clean.items():
         setattr(campaign, key, value)
     campaign.lists = [lists_service.get(i) for i in list_ids]
+    campaign.segments = [segments_service.get(i) for i in segment_ids]
 
 
 def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | None = None, **values: Any) -> Campaign:
@@ -147,8 +155,9 @@ def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | N
 
 
 def current_values(campaign: Campaign) -> dict[str, Any]:
-    values = {key: getattr(campaign, key) for key in FIELDS if key != "list_ids"}
+    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids")}
     values["list_ids"] = [m.id for m in campaign.lists]
+    values["segment_ids"] = [s.id for s in campaign.segments]
     return values
 
 
@@ -180,12 +189,14 @@ def clone(campaign_id: int, created_by_id: int | None = None) -> Campaign:
     return create(created_by_id=created_by_id, **values)
 
 
-def estimate_recipients(list_ids: Iterable[int]) -> int:
-    """Distinct confirmed members of the lists; the send snapshot also drops suppressed addresses."""
+def estimate_recipients(list_ids: Iterable[int], segment_ids: Iterable[int] = ()) -> int:
+    """Distinct confirmed, unsuppressed members of the lists and segments (as the send snapshot
+    would take them now)."""
     ids = lists_service.existing_ids(list(list_ids))
-    if not ids:
+    segment = segments_service.matching(segments_service.existing_ids(list(segment_ids)))
+    if not ids and segment is None:
         return 0
-    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids).subquery())) or 0
+    return db.session.scalar(select(func.count()).select_from(eligible_subscribers(ids, segment).subquery())) or 0
 
 
 # Status changes -------------------------------------------------------------------------------
@@ -205,8 +216,8 @@ def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = 
 
 
 def _ready_to_send(campaign: Campaign) -> None:
-    if not campaign.lists:
-        raise ValidationError("list_ids", "Choose at least one list to send to.")
+    if not campaign.lists and not campaign.segments:
+        raise ValidationError("list_ids", "Choose at least one list or segment to send to.")
     if campaign.resend_to is not None and campaign.resend_of_id is None:
         raise StateConflict("resend_of_id", "The campaign this resends was deleted: nobody is left to resend to. "
                                             "Clone it to send to the whole lists instead.")

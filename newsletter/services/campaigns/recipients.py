@@ -1,9 +1,9 @@
-"""Who a campaign goes to: the set-based snapshot of its lists into the delivery ledger."""
+"""Who a campaign goes to: the set-based snapshot of its lists and segments into the delivery ledger."""
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, true
+from sqlalchemy import case, false, func, literal, or_, select, true
 from sqlalchemy.sql import Select
 
 from ...extensions import db
@@ -19,10 +19,12 @@ from ...models import (
     Subscription,
     SubscriptionStatus,
     campaign_lists,
+    campaign_segments,
     dialect,
 )
 from ...models.base import utcnow
 from ..audience import statistics, suppressions
+from ..audience.segments import segments
 
 
 def _confirmed_member_of(list_ids: Any) -> Any:
@@ -32,14 +34,26 @@ def _confirmed_member_of(list_ids: Any) -> Any:
     ).correlate(Subscriber).exists()
 
 
-def eligible_subscribers(list_ids: Any) -> Select:
-    """Confirmed subscribers with a confirmed membership of any of the lists, not suppressed.
+def eligible_subscribers(list_ids: Any, segment: Any = None) -> Select:
+    """Confirmed subscribers with a confirmed membership of any of the lists, or matching
+    `segment` (a condition from segments.matching), not suppressed.
 
-    Each address appears once, however many of the lists it is on.
+    Each address appears once, however many of the lists and segments it is in.
     """
+    targeted = _confirmed_member_of(list_ids) if segment is None else or_(_confirmed_member_of(list_ids), segment)
     return select(Subscriber.id, Subscriber.email).where(
-        Subscriber.status == SubscriberStatus.CONFIRMED, _confirmed_member_of(list_ids),
-        ~suppressions.address_suppressed())
+        Subscriber.status == SubscriberStatus.CONFIRMED, targeted, ~suppressions.address_suppressed())
+
+
+def segment_condition(campaign_id: int) -> Any:
+    """Whom the campaign's segments match (None: it targets none). Their "last N days" count
+    from when the campaign started, so every chunk of its snapshot reads the same rules the same way."""
+    segment_ids = list(db.session.scalars(select(campaign_segments.c.segment_id)
+                                          .where(campaign_segments.c.campaign_id == campaign_id)))
+    if not segment_ids:
+        return None
+    started_at = db.session.scalar(select(Campaign.started_at).where(Campaign.id == campaign_id))
+    return segments.matching(segment_ids, now=started_at)
 
 
 def not_engaged(original_id: int | None, to: ResendTo) -> list[Any]:
@@ -61,11 +75,12 @@ def not_engaged(original_id: int | None, to: ResendTo) -> list[Any]:
     return [received, ~engaged]
 
 
-def audience(campaign_id: int, target: Any) -> Select:
-    """Who the campaign goes to: the lists' eligible subscribers, for a resend only those who did not engage."""
+def audience(campaign_id: int, target: Any, segment: Any = None) -> Select:
+    """Who the campaign goes to: the lists' and segments' eligible subscribers, for a resend only
+    those who did not engage."""
     resend_of_id, resend_to = db.session.execute(
         select(Campaign.resend_of_id, Campaign.resend_to).where(Campaign.id == campaign_id)).one()
-    eligible = eligible_subscribers(target)
+    eligible = eligible_subscribers(target, segment)
     return eligible if resend_to is None else eligible.where(*not_engaged(resend_of_id, resend_to))
 
 
@@ -94,7 +109,8 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     if not after:
         statistics.refresh_if_stale(db.session.connection())  # chunks are planned as index walks
     # A resend is decided here, not when it was created: an open counted in between drops its reader.
-    recipients = audience(campaign_id, target)
+    segment = segment_condition(campaign_id)
+    recipients = audience(campaign_id, target, segment)
     eligible = (recipients.where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
                 .subquery())
     rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
@@ -112,7 +128,7 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
         return False
     campaign = db.session.get(Campaign, campaign_id)
     assert campaign is not None  # its rows were just frozen
-    _record_exclusions(campaign, target)
+    _record_exclusions(campaign, target, segment)
     campaign.recipients = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
     campaign.snapshot_at = campaign.snapshot_at or now
@@ -125,26 +141,35 @@ def _frozen_up_to(campaign_id: int) -> int:
     return db.session.scalar(select(func.max(Delivery.subscriber_id)).where(Delivery.campaign_id == campaign_id)) or 0
 
 
-def _record_exclusions(campaign: Campaign, target: Any) -> None:
-    """Count everyone on the lists who is not sent to, by reason, and the addresses on several lists."""
+def _record_exclusions(campaign: Campaign, target: Any, segment: Any = None) -> None:
+    """Count everyone on the lists or in the segments who is not sent to, by reason, and the
+    addresses targeted more than once (on several lists, or on a list and in a segment)."""
     confirmed = func.sum(case((Subscription.status == SubscriptionStatus.CONFIRMED, 1), else_=0))
     unconfirmed = func.sum(case((Subscription.status == SubscriptionStatus.UNCONFIRMED, 1), else_=0))
     suppressed = suppressions.address_suppressed()
-    members = (select(Subscriber.id, Subscriber.status, suppressed.label("suppressed"),
-                      confirmed.label("confirmed"), unconfirmed.label("unconfirmed"))
-               .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-               .where(Subscription.list_id.in_(target))
-               .group_by(Subscriber.id, Subscriber.status, Subscriber.email).subquery())
+    on_list = Subscription.list_id.in_(target)
+    in_segment: Any = false() if segment is None else segment
+    query = select(Subscriber.id, Subscriber.status, suppressed.label("suppressed"),
+                   func.coalesce(confirmed, 0).label("confirmed"), func.coalesce(unconfirmed, 0).label("unconfirmed"),
+                   func.max(case((in_segment, 1), else_=0)).label("in_segment"))
+    if segment is None:  # lists only: the inner join the snapshot has always used
+        query = query.join(Subscription, Subscription.subscriber_id == Subscriber.id).where(on_list)
+    else:  # everyone the segments match too, on a target list or not
+        query = (query.outerjoin(Subscription, (Subscription.subscriber_id == Subscriber.id) & on_list)
+                 .where(or_(Subscription.subscriber_id.is_not(None), segment)))
+    members = query.group_by(Subscriber.id, Subscriber.status, Subscriber.email).subquery()
     reason = case(
         (members.c.suppressed
          | members.c.status.in_([SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value]), "suppressed"),
         (members.c.status == SubscriberStatus.UNSUBSCRIBED.value, "unsubscribed"),
-        ((members.c.status == SubscriberStatus.CONFIRMED.value) & (members.c.confirmed > 0), "eligible"),
-        ((members.c.confirmed == 0) & (members.c.unconfirmed == 0), "unsubscribed"),
+        ((members.c.status == SubscriberStatus.CONFIRMED.value)
+         & ((members.c.confirmed > 0) | (members.c.in_segment > 0)), "eligible"),
+        ((members.c.confirmed == 0) & (members.c.unconfirmed == 0) & (members.c.in_segment == 0), "unsubscribed"),
         else_="unconfirmed",
     )
     counts = {row.reason: (row.people, row.memberships or 0) for row in db.session.execute(
-        select(reason.label("reason"), func.count().label("people"), func.sum(members.c.confirmed).label("memberships"))
+        select(reason.label("reason"), func.count().label("people"),
+               func.sum(members.c.confirmed + members.c.in_segment).label("memberships"))
         .group_by(reason))}
     campaign.skipped_suppressed = counts.get("suppressed", (0, 0))[0]
     campaign.skipped_unsubscribed = counts.get("unsubscribed", (0, 0))[0]

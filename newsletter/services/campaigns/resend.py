@@ -17,7 +17,7 @@ from ...models import Campaign, CampaignStatus, ResendTo, Subscriber, Tracking, 
 from ..errors import StateConflict, ValidationError
 from ..text import one_line
 from . import campaigns
-from .recipients import audience, eligible_subscribers, not_engaged
+from .recipients import audience, eligible_subscribers, not_engaged, segment_condition
 
 LABELS = {ResendTo.NON_OPENERS: "non-openers", ResendTo.NON_CLICKERS: "non-clickers"}
 
@@ -61,7 +61,7 @@ def reach(original_id: int) -> dict[ResendTo, int]:
     lists = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == original_id).scalar_subquery()
     received, not_opened = not_engaged(original_id, ResendTo.NON_OPENERS)
     _, not_clicked = not_engaged(original_id, ResendTo.NON_CLICKERS)
-    people = eligible_subscribers(lists).with_only_columns(
+    people = eligible_subscribers(lists, segment_condition(original_id)).with_only_columns(
         case((not_opened, 1), else_=0).label("non_openers"),
         case((not_clicked, 1), else_=0).label("non_clickers")).where(received).subquery()
     row = db.session.execute(select(func.coalesce(func.sum(people.c.non_openers), 0),
@@ -73,4 +73,4 @@ def recipients_now(campaign_id: int) -> int:
     """Who a (resend) campaign would go to if its snapshot ran now."""
     lists = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id).scalar_subquery()
     return db.session.scalar(select(func.count()).select_from(
-        audience(campaign_id, lists).with_only_columns(Subscriber.id).subquery())) or 0
+        audience(campaign_id, lists, segment_condition(campaign_id)).with_only_columns(Subscriber.id).subquery())) or 0

@@ -14,6 +14,7 @@ from . import (
                layouts,
                lists,
                mail_log,
+               segments,
                send_log,
                servers,
                settings,
@@ -25,4 +26,4 @@ from . import (
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, campaign_editors,
                                             campaign_gallery, layouts, send_log, mail_log, bounces, webhooks,
-                                            api_keys, users, settings, servers, audit))
+                                            api_keys, users, settings, servers, audit, segments))

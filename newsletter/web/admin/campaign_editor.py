@@ -42,8 +42,9 @@ def missing_fields():
 @role_required(Role.VIEWER)
 def estimate():
     list_ids = [i for i in map(parse_id, request.args.getlist("list_ids")) if i is not None]
+    segment_ids = [i for i in map(parse_id, request.args.getlist("segment_ids")) if i is not None]
     try:
-        return jsonify(recipients=campaigns.estimate_recipients(list_ids))
+        return jsonify(recipients=campaigns.estimate_recipients(list_ids, segment_ids))
     except ValidationError as exc:
         return jsonify(error={"field": exc.field, "message": exc.message}), 422
 

@@ -14,6 +14,7 @@ from ...models import Campaign, CampaignStatus, Role, Tracking
 from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
+from ...services.audience.segments import segments as segments_service
 from ...services.campaigns import campaigns, fields, gallery, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
@@ -57,6 +58,7 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     counts = lists_service.counts_by_status()
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
+    form.segment_ids.choices = [SelectChoice(segment.id, segment.name) for segment in segments_service.all_segments()]
     form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
     form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
@@ -229,7 +231,7 @@ def send(campaign_id: int):
         return redirect(url_for(".detail", campaign_id=campaign.id))
     list_ids = [ml.id for ml in campaign.lists]
     estimate = (resend.recipients_now(campaign.id) if campaign.resend_to is not None
-                else campaigns.estimate_recipients(list_ids))
+                else campaigns.estimate_recipients(list_ids, [segment.id for segment in campaign.segments]))
     return render_template("admin/campaigns/send.html", campaign=campaign, form=form, estimate=estimate,
                            counts=lists_service.counts_by_status(list_ids), example=fields.example_subject(campaign),
                            warnings=fields.campaign_warnings(campaigns.current_values(campaign)))

@@ -7,10 +7,10 @@ from .core import api, http_problem, register_api, service_problem
 
 
 def register(app: Flask) -> None:
-    from . import bounces, campaigns, imports, lists, notifications, subscribers, templates
+    from . import bounces, campaigns, imports, lists, notifications, segments, subscribers, templates
 
     register_api(app, [module.bp for module in (lists, subscribers, imports, campaigns, notifications, templates,
-                                                        bounces)])
+                                                        bounces, segments)])
 
 
 __all__ = ["api", "http_problem", "register", "service_problem"]

@@ -28,6 +28,8 @@ FORMAT_HELP = ("How the body is written: `html` (the default: `html` is the body
                "(raw HTML in Markdown is escaped; scripts, frames, forms and event handlers are removed from "
                "rich-text and visual HTML). Sending `html` alone on a PATCH makes the body `html` again.")
 SOURCE_HELP = "What the editor works on: the Markdown text, the rich-text HTML or the visual project JSON."
+SEGMENTS_HELP = ("Saved segments (/api/v1/segments) it also goes to: the snapshot at send time takes the "
+                 "lists' and the segments' confirmed, unsuppressed subscribers, each address once.")
 POOL_HELP = ("The sending servers' pool it goes out through (an admin sets pools up under Settings → Sending "
              "servers); `default`, the Settings page's server, when absent. A pool with no enabled server is a 422.")
 
@@ -69,6 +71,8 @@ class CampaignOut(ma.Schema):
     body_source = ma.fields.String(required=True, metadata={"description": SOURCE_HELP})
     layout_id = ma.fields.Integer(required=True, allow_none=True)
     list_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="lists", required=True)
+    segment_ids = ma.fields.Pluck(ListRef, "id", many=True, attribute="segments", required=True,
+                                  metadata={"description": SEGMENTS_HELP})
     tracking = ma.fields.Enum(Tracking, by_value=True, required=True, metadata={"description": TRACKING_HELP})
     pool = ma.fields.String(required=True, metadata={"description": POOL_HELP})
     status = ma.fields.Enum(CampaignStatus, by_value=True, required=True)
@@ -98,6 +102,8 @@ class CampaignPatch(InSchema):
                                    metadata={"description": FORMAT_HELP})
     body_source = ma.fields.String(validate=BODY, metadata={"description": SOURCE_HELP})
     list_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=1000))
+    segment_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=ma.validate.Length(max=100),
+                                 metadata={"description": SEGMENTS_HELP})
     layout_id = ma.fields.Integer(validate=ID, allow_none=True)
     tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),
                                 metadata={"description": TRACKING_HELP})

@@ -60,6 +60,7 @@ class CampaignForm(FlaskForm):
     from_email = StringField("From email", validators=[DataRequired(), Length(max=254)])
     reply_to = StringField("Reply-to", validators=[Length(max=254)], description="Optional: where replies go.")
     list_ids = CheckboxesField("Lists", coerce=int, validate_choice=False)
+    segment_ids = CheckboxesField("Segments", coerce=int, validate_choice=False)
     layout_id = SelectField("Layout", choices=[("", "No layout")], validate_choice=False)
     tracking = SelectField("Tracking", choices=[SelectChoice(k, v) for k, v in TRACKING_MODES.items()],
                            validate_choice=False,
@@ -83,7 +84,8 @@ class CampaignForm(FlaskForm):
                 "from_email": self.from_email.data, "reply_to": self.reply_to.data, "html": self.html.data,
                 "body_format": self.body_format.data, "body_source": self.body_source.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
-                "list_ids": self.list_ids.data or [], "tracking": self.tracking.data, "pool": self.pool.data}
+                "list_ids": self.list_ids.data or [], "segment_ids": self.segment_ids.data or [],
+                "tracking": self.tracking.data, "pool": self.pool.data}
 
 
 class ResendForm(FlaskForm):
