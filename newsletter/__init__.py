@@ -83,6 +83,7 @@ def register_extensions(app: Flask) -> None:
 
 # Web, worker and beat share one SQLite file in development; every engine gets its settings.
 event.listen(Engine, "connect", dialect.sqlite_pragmas)
+event.listen(Engine, "connect", dialect.server_session)
 
 
 def register_blueprints(app: Flask) -> None:

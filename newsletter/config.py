@@ -239,22 +239,12 @@ def database_uri(url: str) -> str:
 
 
 def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
-    """SQLAlchemy's engine options; on PostgreSQL, how soon the server notices a client that vanished.
-
-    A worker host cut off mid-transaction leaves its backend holding row locks the sweeper needs,
-    and PostgreSQL would notice the dead connection only after the kernel's TCP keepalive (two
-    hours). So every session asks the server to probe after 10 s of silence (dead after three
-    missed probes 5 s apart) and to give up on data the client does not acknowledge within 25 s:
-    a vanished client's transaction is rolled back, and its locks released, within about 30 s.
+    """SQLAlchemy's engine options (each new PostgreSQL session also gets dialect.server_session).
 
     `hide_parameters`: a database error's message (logged, and in tracebacks) never carries the
     statement's values: they are addresses, names, tokens and password hashes.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
-    if (env.get("DATABASE_URL") or "").startswith(("postgres://", "postgresql")):
-        options["connect_args"] = {"options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
-                                              "-c tcp_keepalives_count=3 -c tcp_user_timeout=25000"}
-    return options
+    return {"pool_pre_ping": True, "hide_parameters": True}
 
 
 def celery_redis_url(redis_url: str) -> str:

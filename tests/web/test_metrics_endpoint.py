@@ -160,3 +160,13 @@ def test_webhook_posts_count_by_outcome(client, fresh):
              - value(before, "newsletter_webhook_deliveries_total", outcome=outcome)
              for outcome in ("delivered", "retried", "failed")}
     assert moved == {"delivered": 1, "retried": 1, "failed": 0}
+
+
+def test_a_batch_of_bounces_moves_the_counter_once_per_report(client, fresh):
+    labels = {"type": "soft", "source": "mailbox", "result": "recorded"}
+    before = value(parse(scrape(client)), "newsletter_bounce_reports_total", **labels)
+    with fresh.app_context():
+        results = bounces.record_many([bounces.BounceReport(BounceType.SOFT, "mailbox", email=f"batch{i}@example.com",
+                                                            event_id=f"<batch-{i}@mx>") for i in range(3)])
+    assert [r.status for r in results] == ["recorded"] * 3
+    assert value(parse(scrape(client)), "newsletter_bounce_reports_total", **labels) == before + 3

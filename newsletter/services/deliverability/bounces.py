@@ -157,10 +157,12 @@ def record_many(reports: Sequence[BounceReport]) -> list[RecordResult]:
     try:
         results = _record_batch(reports)
         db.session.commit()
-        return results
     except IntegrityError:
         db.session.rollback()
-        return [record(report) for report in reports]
+        return [record(report) for report in reports]  # each counted by `record`
+    for report, result in zip(reports, results, strict=True):
+        metrics.BOUNCES.labels(report.type.value, report.source, result.status).inc()
+    return results
 
 
 def _record_batch(reports: Sequence[BounceReport]) -> list[RecordResult]:

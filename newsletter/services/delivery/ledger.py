@@ -202,7 +202,7 @@ def recover_stale(claim_timeout: float, queued_timeout: float, now: datetime | N
     and cannot pass `fence`.
 
     A row still locked by a vanished worker's open transaction (a host cut off mid-write, until
-    PostgreSQL notices the dead connection: config.engine_options) makes the sweep give up after
+    PostgreSQL notices the dead connection: dialect.server_session) makes the sweep give up after
     LOCK_WAIT seconds and try again next time, rather than hold a worker process until then.
     """
     try:
