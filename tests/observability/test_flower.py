@@ -37,7 +37,11 @@ def flower(env: Mapping[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_flower_wants_its_login_and_sees_the_tasks(own_redis):
+def test_flower_wants_its_login_and_sees_the_tasks(own_redis, monkeypatch):
+    # Celery reads CELERY_BROKER_URL from the environment before its own settings: in `.ci/run`'s
+    # RabbitMQ pass this process's client would send the task there, not to the test's broker.
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
     login = f"ops:{secrets.token_urlsafe(12)}"
     env = {**own_redis, "FLOWER_BASIC_AUTH": login}
     with flower(env) as (base, process), celery_worker(env, queues="default", concurrency=1):

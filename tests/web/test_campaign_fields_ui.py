@@ -146,8 +146,6 @@ def test_a_test_send_is_followed_until_the_server_answers(app, admin_client):
     assert [t["id"] for t in status] == [test_id]
     assert status[0]["status"] in ("queued", "sending", "committing", "sent")
     assert status[0]["done"] is (status[0]["status"] == "sent")
-    if not status[0]["done"]:
-        assert "waiting for the mail server…" in page
     with app.app_context():  # what the transactional worker writes when the server refuses it
         db.session.execute(update(Notification).where(Notification.id == test_id).values(
             status=NotificationStatus.FAILED, smtp_code=550, smtp_message="5.1.1 No such user"))

@@ -17,6 +17,7 @@ from ...extensions import db
 from ...models import Campaign, Layout, Subscriber, dialect
 from ...sending.fields import default_suggestion, uses
 from ...sending.render import CompiledMessage, RenderError
+from ..numbers import MAX_ID
 from .context import campaign_fields, preview_context
 from .recipients import audience, eligible_subscribers
 
@@ -81,9 +82,10 @@ def warnings(sources: Iterable[str], list_ids: Iterable[int], counts: bool = Tru
 
 def _layout_html(layout_id: Any) -> str:
     try:
-        layout = db.session.get(Layout, int(layout_id)) if layout_id else None
+        number = int(layout_id) if layout_id else 0
     except (TypeError, ValueError, OverflowError):
         return ""  # the preview reports a bad layout id; the warnings just leave it out
+    layout = db.session.get(Layout, number) if 0 < number <= MAX_ID else None  # PostgreSQL's INTEGER ids
     return layout.html if layout is not None else ""
 
 
@@ -92,7 +94,7 @@ def parse_list_ids(values: Any) -> list[int]:
         ids = [int(i) for i in values or []]
     except (TypeError, ValueError):
         return []
-    return [i for i in ids if 0 < i < 2**31]
+    return [i for i in ids if 0 < i <= MAX_ID]
 
 
 def campaign_warnings(values: Mapping[str, Any], counts: bool = True) -> dict[str, Any]:
