@@ -112,7 +112,9 @@ def test_a_campaign_is_followed_from_the_send_call_to_every_batch(app, own_redis
     batches = {line["task_id"] for line in lines if line["task"].endswith("send_batch")}
     delivered = sorted(i for line in lines if line["task"].endswith("send_batch") and "succeeded" in line["message"]
                        for i in line["delivery_ids"])
-    assert len(batches) == 3 and len(delivered) == 60 == len(set(delivered))
+    # Three batches of 25, 25 and 10; a batch the rate limit or a worker handed back is published
+    # again as another task, so there may be more, and an id may be on two of them.
+    assert len(batches) >= 3 and len(set(delivered)) == 60
 
 
 @pytest.mark.slow
