@@ -126,6 +126,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=int, default=10)
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--tag", default="redirect")
+    p.add_argument("--web-variants", default="",
+                   help="comma-separated gunicorn worker classes (gthread, gevent) to measure the click through "
+                        "nginx with, interleaved for --rounds rounds after the main runs, each on a fresh "
+                        "gunicorn + nginx (gevent: pip install gevent; bench/requirements.txt)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of --web-variants")
     return p.parse_args()
 
 
@@ -339,6 +344,57 @@ def cpu_per_request(app, clicks: list[str], pixel: str, rounds: int = 3000) -> d
     return out
 
 
+# gunicorn's worker options per class: the Procfile's gthread (2 x 4 threads), or gevent's
+# event loop (2 processes, 100 connections each; no thread pool handing each request over).
+WEB_CLASSES = {"gthread": ["--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS)],
+               "gevent": ["--workers", str(WEB_WORKERS), "-k", "gevent", "--worker-connections", "100"]}
+
+
+def web_variants(children: Children, env: dict, workdir: Path, clicks: list[str], ctx: dict,
+                 args: argparse.Namespace) -> dict:
+    """The click through nginx with each worker class in turn, `args.rounds` times, interleaved;
+    each run on its own gunicorn and nginx (the access log on, as in the Procfile)."""
+    names = [n.strip() for n in args.web_variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WEB_CLASSES]
+    if unknown:
+        raise SystemExit(f"unknown --web-variants {unknown}: choose from {sorted(WEB_CLASSES)}")
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for round_no in range(args.rounds):
+        for name in names:
+            web_port, proxy_port = free_port(), free_port()
+            web = children.start([str(ROOT / ".venv/bin/gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{web_port}",
+                                  *WEB_CLASSES[name], "--access-logfile", str(workdir / f"access-{name}.log")],
+                                 workdir / f"gunicorn-{name}.log", env=env, cwd=ROOT)
+            proxy = children.start(["sh", str(ROOT / "deploy/run-nginx.sh")], workdir / f"nginx-{name}.log",
+                                   env={**env, "NGINX_PORT": str(proxy_port), "WEB_UPSTREAM": f"127.0.0.1:{web_port}",
+                                        "NGINX_RUN_DIR": str(workdir / f"nginx-{name}-{round_no}")}, cwd=ROOT)
+            try:
+                for port in (web_port, proxy_port):
+                    wait_until(lambda port=port: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                                                        timeout=2).status == 200, f"port {port}")
+                run_ctx = {**ctx, "groups": {"gunicorn": lambda w=web.pid: pids_of(w),
+                                             "nginx": lambda p=proxy.pid: pids_of(p),
+                                             "redis_server": ctx["groups"]["redis_server"]}}
+                row = measure(f"click_{name}_r{round_no + 1}", f"http://127.0.0.1:{proxy_port}", clicks,
+                              ACCEPT["click"], run_ctx, args)
+            finally:
+                Children.stop(proxy)
+                Children.stop(web)
+            row["gunicorn_cpu_us_per_request"] = round(row["cpu_s"]["gunicorn"] / max(1, row["requests"]) * 1e6, 1)
+            runs[name].append(row)
+    summary = {}
+    for name, rows in runs.items():
+        rates = sorted(r["requests_per_s"] for r in rows)
+        p99s = sorted(r["latency_ms"]["p99"] for r in rows)
+        summary[name] = {"requests_per_s_median": rates[len(rates) // 2], "p99_ms_median": p99s[len(p99s) // 2],
+                         "gunicorn_cpu_us_per_request": [r["gunicorn_cpu_us_per_request"] for r in rows],
+                         "requests_per_s": [r["requests_per_s"] for r in rows],
+                         "p99_ms": [r["latency_ms"]["p99"] for r in rows],
+                         "lost": [r["buffered_minus_answered"] for r in rows]}
+        log(f"{name}: median {summary[name]['requests_per_s_median']:,} req/s, p99 {summary[name]['p99_ms_median']} ms")
+    return {"rounds": args.rounds, "summary": summary, "runs": runs}
+
+
 def pids_of(pid: int) -> list[int]:
     return [p.pid for p in tree(pid)]
 
@@ -405,6 +461,7 @@ def run(args: argparse.Namespace) -> dict:
         sample = [json.loads(x) for x in client.lrange(events_key, -200, -1)]
         reasons = Counter(f"{e[0]}:{'machine' if e[4] else 'human'}:{e[5]}" for e in sample)
         profiled = None if args.no_profile else profile(workers[0], base_url, clicks, ctx, args, stem)
+        compared = web_variants(children, env, workdir, clicks, ctx, args) if args.web_variants else None
         in_process = cpu_per_request(app, clicks, pixel)
         click = rows[1]
         result = {
@@ -418,7 +475,7 @@ def run(args: argparse.Namespace) -> dict:
             "goal": {"requests_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS,
                      "met": click["requests_per_s"] >= GOAL_RPS and click["latency_ms"]["p99"] < GOAL_P99_MS},
             "runs": rows, "last_200_events_by_kind_verdict_reason": dict(reasons), "profile": profiled,
-            "cpu_per_request_in_process": in_process,
+            "cpu_per_request_in_process": in_process, "web_variants": compared,
         }
         out = BENCH / "results" / f"{stem}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
