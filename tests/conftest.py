@@ -123,6 +123,16 @@ def app(platform_env):
 
 
 @pytest.fixture(autouse=True)
+def _session_celery_app(request) -> None:
+    """Tasks run in this session's app: a test that made an app of its own (a broken database,
+    other settings) left its Celery app as the default, and `task.apply()` would run there."""
+    if "app" in request.fixturenames:
+        celery_app = request.getfixturevalue("app").extensions["celery"]
+        celery_app.set_default()
+        celery_app.set_current()
+
+
+@pytest.fixture(autouse=True)
 def _clean_tables(request) -> Iterator[None]:
     """Every test starts from empty tables (the schema comes from the migrations)."""
     yield
