@@ -8,8 +8,6 @@ recipient must get exactly one message. Then everything, volumes included, is ta
 """
 from __future__ import annotations
 
-import email
-import email.policy
 import os
 import secrets
 import shutil
@@ -18,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -52,7 +51,8 @@ def _podman_compose() -> str:
 def _run(args: list[str], env: dict[str, str], timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
 
 
@@ -165,8 +165,8 @@ def test_a_campaign_goes_out_through_the_compose_stack(images, stack, smtp):
 
     list_id = post("/lists", {"name": "Containers", "opt_in": "single"})["id"]
     emails = [f"reader{i:03d}@example.com" for i in range(RECIPIENTS)]
-    for i, email in enumerate(emails):
-        post("/subscribers", {"email": email, "name": f"Reader {i}", "list_ids": [list_id]})
+    for i, address in enumerate(emails):
+        post("/subscribers", {"email": address, "name": f"Reader {i}", "list_ids": [list_id]})
     campaign = post("/campaigns", {
         "name": "From the containers", "subject": "Hello {{ subscriber.name }}", "from_email": "news@example.com",
         "html": '<p>Hi {{ subscriber.name }}</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
@@ -190,7 +190,7 @@ def test_a_campaign_goes_out_through_the_compose_stack(images, stack, smtp):
     assert sorted(smtp.handler.received) == emails
     assert smtp.handler.duplicates() == {}
     assert all(len(messages) == 1 for messages in smtp.handler.received.values())
-    message = email.message_from_bytes(smtp.handler.received[emails[0]][0], policy=email.policy.default)
+    message = message_from_bytes(smtp.handler.received[emails[0]][0], policy=policy.default)
     assert message["Subject"] == "Hello Reader 0"
     html = message.get_body(("html",))
     assert html is not None and f"{stack.url}/" in html.get_content()  # links point at BASE_URL, the proxy
