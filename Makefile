@@ -78,3 +78,16 @@ soak: install
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache .mypy_cache .ruff_cache
+
+# The container images and the compose stack for real (tests/containers, docs/operations.md
+# "Containers and Kubernetes"): builds the images from Debian packages with podman, brings
+# deploy/containers/compose.yaml up with podman-compose (in a venv of its own) and sends a campaign
+# through it. Slow, so not part of `make test`. Needs podman, buildah, mmdebstrap and runc (apt).
+PODMAN_COMPOSE_VERSION ?= 1.0.6
+.PHONY: test-containers
+test-containers: install-dev
+	test -x .venv-containers/bin/podman-compose || { $(PYTHON) -m venv .venv-containers && \
+	    .venv-containers/bin/pip install --quiet podman-compose==$(PODMAN_COMPOSE_VERSION); }
+	CONTAINERS=1 CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/deploy/containers/containers.conf} \
+	    PODMAN_COMPOSE=$(CURDIR)/.venv-containers/bin/podman-compose \
+	    $(BIN)/python -m pytest tests/containers -s $(PYTEST_ARGS)
