@@ -13,3 +13,12 @@ document.addEventListener("submit", (event) => {
   const question = event.target.dataset && event.target.dataset.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// The menu button (templates/base.html): on a phone the links fold behind it, so the bar takes one row.
+document.querySelectorAll(".menu-toggle").forEach((button) => {
+  button.hidden = false;
+  button.setAttribute("aria-expanded", "false");
+  button.addEventListener("click", () => {
+    button.setAttribute("aria-expanded", String(button.getAttribute("aria-expanded") !== "true"));
+  });
+});

@@ -1,0 +1,28 @@
+"""The public web view's document: the rendered email, given a `<title>` (its subject) when it has none."""
+from __future__ import annotations
+
+import re
+from html import escape
+
+_TITLE = re.compile(r"<title\b[^>]*>\s*\S", re.IGNORECASE)  # a title with some text in it
+_EMPTY_TITLE = re.compile(r"<title\b[^>]*>\s*</title\s*>", re.IGNORECASE)
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_HTML = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+
+
+def with_title(html: str, subject: str) -> str:
+    """Browsers name the tab, history and bookmarks after <title>; a body written without a layout
+    has none. The subject goes in (escaped) unless the email already names itself."""
+    if _TITLE.search(html):
+        return html
+    tag = f"<title>{escape(subject.strip() or 'Newsletter')}</title>"
+    if _EMPTY_TITLE.search(html):
+        return _EMPTY_TITLE.sub(lambda _: tag, html, count=1)
+    if head := _HEAD.search(html):
+        return html[:head.end()] + tag + html[head.end():]
+    if root := _HTML.search(html):
+        return html[:root.end()] + f"<head>{tag}</head>" + html[root.end():]
+    doctype = _DOCTYPE.match(html)
+    at = doctype.end() if doctype else 0
+    return (html[:at] if doctype else "<!doctype html>") + tag + "\n" + html[at:]
