@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-_TITLE = re.compile(r"<title\b[^>]*>\s*\S", re.IGNORECASE)  # a title with some text in it
+_TITLE = re.compile(r"<title\b[^>]*>\s*[^<\s]", re.IGNORECASE)  # a title with some text in it
 _EMPTY_TITLE = re.compile(r"<title\b[^>]*>\s*</title\s*>", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 _HTML = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
