@@ -9,7 +9,7 @@ from newsletter.models import Role
 from newsletter.services.accounts import users
 from newsletter.services.audience import lists, subscribers, tokens
 from newsletter.services.campaigns import campaigns
-from newsletter.services.campaigns.web_view import with_title
+from newsletter.services.campaigns.web_view import as_page
 from newsletter.web.admin.forms.campaigns import timezone_choices
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import login
@@ -52,20 +52,22 @@ def test_the_web_view_has_the_subject_as_its_title(app, client):
     with app.app_context():
         url = "/view/" + tokens.view_token(campaign_id, None)
     page = client.get(url).get_data(as_text=True)
-    assert "<title>June &lt;news&gt; &amp; more</title>" in page and "<p>Hi " in page
+    assert "<title>June &lt;news&gt; &amp; more</title>" in page and "<p>Hi " in page and 'lang="und"' in page
 
 
 @pytest.mark.parametrize(("html", "expected"), [
-    ("<p>x</p>", "<!doctype html><title>S</title>\n<p>x</p>"),
-    ("<!DOCTYPE html><p>x</p>", "<!DOCTYPE html><title>S</title>\n<p>x</p>"),
-    ("<html><body>x</body></html>", "<html><head><title>S</title></head><body>x</body></html>"),
-    ("<html><head><meta charset=utf-8></head>x</html>",
-     "<html><head><title>S</title><meta charset=utf-8></head>x</html>"),
-    ("<html><head><title> </title></head>x</html>", "<html><head><title>S</title></head>x</html>"),
-    ("<html><head><title>Own</title></head>x</html>", "<html><head><title>Own</title></head>x</html>"),
+    ("<p>x</p>", '<!doctype html><html lang="und"><head><title>S</title></head>\n<p>x</p>'),
+    ("<!DOCTYPE html><p>x</p>", '<!DOCTYPE html><html lang="und"><head><title>S</title></head>\n<p>x</p>'),
+    ("<html><body>x</body></html>", '<html lang="und"><head><title>S</title></head><body>x</body></html>'),
+    ("<html lang=fr><head><meta charset=utf-8></head>x</html>",
+     "<html lang=fr><head><title>S</title><meta charset=utf-8></head>x</html>"),
+    ('<html dir="ltr"><head><title> </title></head>x</html>',
+     '<html dir="ltr" lang="und"><head><title>S</title></head>x</html>'),
+    ('<html lang="de"><head><title>Own</title></head>x</html>',
+     '<html lang="de"><head><title>Own</title></head>x</html>'),
 ])
-def test_with_title_adds_one_only_where_missing(html, expected):
-    assert with_title(html, "S") == expected
+def test_the_web_view_page_gets_a_title_and_language_only_where_missing(html, expected):
+    assert as_page(html, "S") == expected
 
 
 def test_timezones_list_real_places_first():

@@ -277,7 +277,7 @@ def web_view(token: str):
         rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
         abort(404, description="This email is no longer available.")
-    response = make_response(web_view_document.with_title(rendered.html, rendered.subject))
+    response = make_response(web_view_document.as_page(rendered.html, rendered.subject))
     # User-written HTML: no scripts, no forms posting anywhere, no plugins.
     response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src * data:; "
                                                    "style-src 'unsafe-inline'")
