@@ -92,8 +92,7 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
     # The sample subscriber carries the audience's real attribute values (a recipient's city).
     assert "from Paris" in preview.locator("body").inner_text() and "{{" not in preview.locator("body").inner_text()
     assert not [e for e in errors if "Content Security Policy" in e], errors
-    # The sent email's tracking pixel points at BASE_URL (the worker's), where no server listens here.
-    assert not [e for e in errors if app.config["BASE_URL"] + "/o/" not in e], errors
+    assert not errors, errors
     page.close()
 
 
@@ -144,8 +143,7 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
     page.click("a:has-text('Edit')")
     canvas = page.frame_locator(".gjs-frame")
     canvas.locator(f"text=Gallery news {device}").wait_for(timeout=20000)  # the saved project reloads
-    # The sent email's tracking pixel points at BASE_URL (the worker's), where no server listens here.
-    assert not [e for e in errors if app.config["BASE_URL"] + "/o/" not in e], errors
+    assert not errors, errors
     page.close()
 
 
