@@ -239,6 +239,23 @@
     });
   }
 
+  // The schedule form's timezone starts at the browser's own zone; a time already set (shown in
+  // UTC by the server) is moved to that zone so the instant stays the same.
+  function browserZone(select) {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone || zone === select.value || !Array.from(select.options).some((o) => o.value === zone)) return;
+    const input = select.form && select.form.querySelector("input[type=datetime-local]");
+    if (input && input.value && select.value === "UTC") {
+      const when = new Date(input.value + "Z");
+      const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", {
+        timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit" }).formatToParts(when).map((p) => [p.type, p.value]));
+      input.value = `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+    }
+    select.value = zone;
+  }
+
+  document.querySelectorAll("select[data-browser-zone]").forEach(browserZone);
   document.querySelectorAll("form[data-live-preview]").forEach(livePreview);
   document.querySelectorAll("form[data-estimate-url]").forEach(recipientEstimate);
   document.querySelectorAll("form[data-subscribers-url]").forEach(subscriberPicker);

@@ -25,16 +25,39 @@ def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
 
+# Pages' headings and, where a view gave no reason of its own, their text: ours, not Werkzeug's.
+_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Page not found", 405: "Not available this way",
+           409: "Conflict", 413: "Too large", 429: "Too many requests", 500: "Something went wrong"}
+_OWN_WORDS = {
+    400: "The request was not understood. Go back, check what you typed and try again.",
+    403: "Your account cannot open this page. Ask an admin if you need it.",
+    404: "There is nothing at this address. It may have been deleted, or the link is mistyped.",
+    405: "This page cannot be opened like that. Use the buttons on the page instead.",
+    413: "That was too large to accept.",
+    429: "Too many requests in a short time. Wait a minute and try again.",
+    500: "Something went wrong on our side. Try again in a moment.",
+}
+
+
+def _description(error: Any, code: int) -> str:
+    """The view's own reason, else our words for the code (never Werkzeug's generic sentence)."""
+    description = getattr(error, "description", None)
+    if not description or description == getattr(type(error), "description", None):
+        return _OWN_WORDS.get(code, description or _OWN_WORDS[500])
+    return str(description)
+
+
 def render_error(error: Any) -> Any:
     code = getattr(error, "code", 500) or 500
     if code >= 500:
         db.session.rollback()
     if _under_api():
         return http_problem(error)
-    description = getattr(error, "description", "Something went wrong on our side.")
+    description = _description(error, code)
     if _wants_json():
         return jsonify(error=getattr(error, "name", "Error"), detail=description), code
-    return render_template("error.html", code=code, error=error, description=description), code
+    title = _TITLES.get(code, getattr(error, "name", "Error"))
+    return render_template("error.html", code=code, title=title, description=description), code
 
 
 def not_found(error: NotFound) -> Any:

@@ -19,7 +19,8 @@ def role_required(role: Role) -> Callable:
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.role.allows(role):
-                abort(403)
+                abort(403, description=f"This page is for {role.value}s and above; you are signed in as a "
+                                       f"{current_user.role.value}. Ask an admin if you need it.")
             return view(*args, **kwargs)
 
         wrapped.required_role = role  # type: ignore[attr-defined]  # a mark the route-walking test reads

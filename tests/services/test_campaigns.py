@@ -187,5 +187,8 @@ def test_list_id_quotes_or_encodes_the_lists_names(app):
 
     with app.app_context():
         assert send._list_id("Weekly, News", 7).startswith('"Weekly, News" <campaign-7.')
+        # A plain name is quoted too (issue 18: mail clients show the phrase whole), quotes escaped.
+        assert send._list_id("Weekly", 7).startswith('"Weekly" <campaign-7.')
+        assert send._list_id('The "best" \\ list', 7).startswith('"The \\"best\\" \\\\ list" <campaign-7.')
         assert send._list_id("Ünïcode", 7).startswith("=?utf-8?")
         assert send._list_id("", 7).startswith("<campaign-7.") and send._list_id("", 7).endswith(">")

@@ -1,13 +1,16 @@
 """The campaign editors in a real browser (Debian's Chromium via Playwright): switching between HTML,
-Markdown, rich text and the visual editor, inserting a merge field, saving and previewing."""
+Markdown, rich text and the visual editor, inserting a merge field, saving and previewing; and for
+each editor a campaign written in it, saved, previewed, sent by the worker and read in the outbox."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
 from newsletter.services.audience import lists, subscribers
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.net import wait_for
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
@@ -141,4 +144,97 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
     canvas = page.frame_locator(".gjs-frame")
     canvas.locator(f"text=Gallery news {device}").wait_for(timeout=20000)  # the saved project reloads
     assert not errors, errors
+    page.close()
+
+
+def _write_html(page, tag):
+    page.fill("#html", f"<h1>HTML {tag}</h1><p>Dear {{{{ subscriber.name }}}}, <strong>hand-written</strong>.</p>")
+    return [f"HTML {tag}", "hand-written"]
+
+
+def _write_markdown(page, tag):
+    page.click("label:has(input[value=markdown])")  # the HTML box is empty: nothing to lose, no question
+    page.wait_for_selector("#body_source", state="visible")
+    page.fill("#body_source", f"# Markdown {tag}\n\nDear {{{{ subscriber.name }}}}, **in bold**.\n\n- one\n- two\n")
+    return [f"Markdown {tag}", "in bold", "two"]
+
+
+def _write_richtext(page, tag):
+    page.click("label:has(input[value=richtext])")
+    editor = page.locator(".ql-editor")
+    editor.wait_for()
+    editor.click()
+    page.keyboard.press("Control+A")  # the new-campaign starter text goes
+    page.keyboard.press("Delete")
+    page.keyboard.type(f"Rich {tag}. Dear {{{{ subscriber.name }}}}, ")
+    page.click(".ql-toolbar .ql-bold")
+    page.keyboard.type("typed in bold")
+    page.click(".ql-toolbar .ql-bold")
+    editor.locator("strong:has-text('typed in bold')").wait_for()
+    return [f"Rich {tag}", "typed in bold"]
+
+
+def _write_visual(page, tag):
+    # A heading written as HTML, then changed in the GrapesJS canvas as a user would.
+    page.fill("#html", "<h1>Draft heading</h1><p>Dear {{ subscriber.name }}, built visually.</p>")
+    page.click("label:has(input[value=visual])")
+    canvas = page.frame_locator(".gjs-frame")
+    canvas.locator("h1:has-text('Draft heading')").wait_for(timeout=20000)
+    canvas.locator("h1:has-text('Draft heading')").dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(f"Visual {tag}")
+    canvas.locator("p:has-text('built visually')").click()  # leaves the text, as a user moves on
+    canvas.locator(f"h1:has-text('Visual {tag}')").wait_for()
+    return [f"Visual {tag}", "built visually"]
+
+
+WRITERS = {"html": _write_html, "markdown": _write_markdown, "richtext": _write_richtext, "visual": _write_visual}
+
+
+@pytest.mark.parametrize("editor", WRITERS)
+def test_each_editor_builds_a_campaign_that_is_sent_and_lands_in_the_outbox(
+        app, browser, live_server, admin, audience, worker, smtp_server, outbox_dir, editor):
+    """Compose in the editor, save, preview, send to the list with the session's worker, and read the
+    email in the outbox (the dev mail catcher)."""
+    tag = uuid.uuid4().hex[:6]
+    page, errors = signed_in(browser, live_server)
+    page.on("dialog", lambda dialog: dialog.accept())  # a switch that loses the starter text's formatting
+    page.goto(live_server + "/admin/campaigns/new")
+    page.fill("#name", f"{editor} campaign {tag}")
+    page.fill("#subject", f"Editor {editor} {tag}")
+    page.fill("#from_email", "news@example.com")
+    page.check(f"input[name=list_ids][value='{audience}']")
+    expected = WRITERS[editor](page, tag)
+    page.click("button:has-text('Save draft')")
+    page.wait_for_selector(".flash")
+    assert "saved as a draft" in page.locator(".flash").inner_text()
+    campaign_url = page.url
+    preview = page.frame_locator("iframe.email-frame").locator("body")
+    for text in expected:
+        assert text in preview.inner_text(), (text, preview.inner_text())
+    assert "Dear Sam Sample" in preview.inner_text() or "Dear Ada" in preview.inner_text()
+
+    page.click("a:has-text('Send now')")
+    page.click("button:has-text('Send to 1 recipient')")
+    page.wait_for_url(campaign_url)
+
+    subject = f"Editor {editor} {tag}"
+    page.goto(live_server + "/admin/outbox/")
+
+    def arrived():
+        page.reload()
+        return page.locator(f"tr:has-text('{subject}') a").count() > 0
+
+    wait_for(arrived, 60, 0.5, f"the {editor} campaign in the outbox")
+    assert "ada@example.com" in page.locator(f"tr:has-text('{subject}')").inner_text()
+    page.locator(f"tr:has-text('{subject}') a").first.click()
+    body = page.frame_locator("iframe.email-frame").locator("body")
+    body.locator(f"text={expected[0]}").wait_for()
+    for text in expected:
+        assert text in body.inner_text(), (text, body.inner_text())
+    assert "Dear Ada" in body.inner_text()  # rendered for the recipient
+    if editor in ("markdown", "richtext", "html"):
+        assert body.locator(f"strong:has-text('{expected[-1] if editor != 'markdown' else 'in bold'}')").count() == 1
+    # The sent email's tracking pixel points at BASE_URL (the worker's), where no server listens here.
+    assert not [e for e in errors if app.config["BASE_URL"] + "/o/" not in e], errors
     page.close()

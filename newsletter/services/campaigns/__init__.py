@@ -3,4 +3,4 @@ report, resend to non-openers."""
 
 # What other packages may import (tests/test_import_graph.py holds them to it).
 __all__ = ["campaigns", "dispatch", "editors", "fields", "gallery", "layouts", "merge_fields", "reports", "resend",
-           "send"]
+           "send", "web_view"]

@@ -150,9 +150,17 @@ def prepared(campaign: Campaign) -> _Prepared:
 
 
 def _list_id(names: str, campaign_id: int) -> str:
-    """List-Id (RFC 2919): the lists' names as a phrase (quoted or RFC 2047-encoded as needed)."""
+    """List-Id (RFC 2919): the lists' names as a phrase, always quoted (`"Weekly news" <campaign-3.host>`) so
+    mail clients show it whole; RFC 2047-encoded instead when not ASCII (an encoded word may not be quoted)."""
     list_id = f"campaign-{campaign_id}.{_domain()}"
-    return mime.address(names, list_id) if names else f"<{list_id}>"
+    if not names:
+        return f"<{list_id}>"
+    if not names.isascii():
+        return mime.address(names, list_id)
+    phrase = " ".join(names.split()).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{phrase}" <{list_id}>'
+
+
 def feedback_id(campaign_id: int, list_ids: list[int]) -> str:
     """Gmail's `Feedback-ID: a:b:c:SenderId`: the campaign, its list (or `all` when several), the mail
     type, and FEEDBACK_ID_SENDER. Prefixed (c12, l3) because Google asks that one value never

@@ -62,7 +62,7 @@ def index():
         retryable = deliveries.retryable(campaign_id)
     return render_template("admin/send_log/index.html", form=form, page=found,
                            args=filters.as_args() if filters else {},
-                           paged=bool(request.args.get("cursor")), retryable=retryable,
+                           paged=bool(request.args.get("cursor")), invalid=filters is None, retryable=retryable,
                            campaign_status=_campaign_status(campaign_id) if campaign_id is not None else None,
                            retry_form=ConfirmForm(), retry_from={s.value for s in campaigns.RETRY_FROM})
 

@@ -14,6 +14,7 @@ from ...services.audience import gdpr, subscriptions, suppressions, tokens
 from ...services.audience import lists as lists_service
 from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
+from ...services.campaigns import web_view as web_view_document
 from ...services.errors import ValidationError
 from ...services.notifications import audience_mail
 from ...tasks import enqueue
@@ -276,7 +277,7 @@ def web_view(token: str):
         rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
         abort(404, description="This email is no longer available.")
-    response = make_response(rendered.html)
+    response = make_response(web_view_document.as_page(rendered.html, rendered.subject))
     # User-written HTML: no scripts, no forms posting anywhere, no plugins.
     response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src * data:; "
                                                    "style-src 'unsafe-inline'")

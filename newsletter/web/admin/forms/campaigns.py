@@ -5,6 +5,7 @@ import re
 import zoneinfo
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -107,10 +108,29 @@ class LayoutForm(FlaskForm):
                          description="Put {{ content }} where each campaign's body goes.")
 
 
+_AREAS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/",
+          "Pacific/")
+
+
+def _canonical_zones() -> set[str]:
+    """The zones tzdata lists per country (zone.tab); without that file, names of the Area/City form."""
+    for root in zoneinfo.TZPATH:
+        tab = Path(root) / "zone.tab"
+        if tab.is_file():
+            rows = (line.split("\t") for line in tab.read_text(encoding="utf-8").splitlines())
+            return {row[2].strip() for row in rows if len(row) >= 3 and not row[0].startswith("#")}
+    return {name for name in zoneinfo.available_timezones() if name.startswith(_AREAS)}
+
+
 @cache
-def timezone_choices() -> list[tuple[str, str]]:
-    names = sorted(zoneinfo.available_timezones() - {"UTC"})
-    return [("UTC", "UTC")] + [(name, name.replace("_", " ")) for name in names]
+def timezone_choices() -> dict[str, list[tuple[str, str]]]:
+    """Real places first (UTC, then Europe/Paris…), then the old aliases and fixed offsets (US/Eastern,
+    Etc/GMT+5…), which the browser may still report, in their own group."""
+    available = zoneinfo.available_timezones() - {"UTC"}
+    real = sorted(available & _canonical_zones())
+    other = sorted(available - set(real))
+    return {"Time zones": [("UTC", "UTC")] + [(n, n.replace("_", " ")) for n in real],
+            "Other names": [(n, n.replace("_", " ")) for n in other]}
 
 
 class ScheduleForm(FlaskForm):
