@@ -96,3 +96,12 @@ def test_framed_html_opens_links_in_a_new_tab_and_keeps_the_doctype_first():
     framed = outbox.framed_html('<!DOCTYPE html><html lang="en"><head><title>t</title></head><body></body></html>')
     assert framed.startswith('<!DOCTYPE html><html lang="en"><head><base target="_blank"><title>')
     assert outbox.framed_html("<p>hi</p>") == '<base target="_blank"><p>hi</p>'
+
+
+def test_malformed_or_8bit_headers_still_index(tmp_path):
+    raw = (b"From: =?utf-8?q?Caf=C3=A9?= <cafe@example.org>\r\nTo: x@example.org\r\n"
+           b"Subject: =?bogus?x?nope?= and \xff raw\r\n\r\nbody\r\n")
+    outbox.open_outbox(tmp_path).add(raw)
+    [row] = outbox.search(str(tmp_path)).messages
+    assert row.sender == "Café <cafe@example.org>" and row.recipients == "x@example.org"
+    assert "raw" in row.subject

