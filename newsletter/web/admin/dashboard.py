@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from ...config import QUEUES
 from ...models import Role
 from ...services import health, outbox
+from ...services.audience import subscribers
 from ...services.campaigns import reports
 from ...services.engagement import report as engagement_report
 from ...services.errors import ValidationError
@@ -31,6 +32,7 @@ def dashboard():
         "admin/dashboard.html", test_form=TestEmailForm(), recent=reports.recent_campaigns(limit=6),
         last_day=reports.delivery_activity("hour", 24), last_month=reports.delivery_activity("day", 30),
         growth=reports.subscriber_growth(days=90), rates=engagement_report.recent_rates(limit=8),
+        statuses=subscribers.status_counts(),
     )
 
 

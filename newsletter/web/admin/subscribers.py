@@ -147,6 +147,9 @@ def _save_new(form: NewSubscriberForm) -> Subscriber | None:
 def new():
     form = NewSubscriberForm()
     form.lists.choices = [(item.id, item.name) for item in lists.all_lists()]
+    from_list = parse_id(request.args.get("list_id") or "")
+    if not form.is_submitted() and from_list in dict(form.lists.choices):
+        form.lists.data = [from_list]  # "Add subscriber" on a list's page: that list, ticked
     if form.validate_on_submit() and (created := _save_new(form)):
         flash(f"{created.email} added.", "success")
         return redirect(url_for(".detail", subscriber_id=created.id))

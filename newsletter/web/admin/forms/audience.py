@@ -104,6 +104,7 @@ class LiftForm(FlaskForm):
 class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
     list_ids = SelectMultipleField("Add to lists", coerce=int, validate_choice=False)
+    no_list = BooleanField("Import them without adding them to a list")
     mode = RadioField("Mode", default="confirmed", choices=[
         ("confirmed", "Add as confirmed subscribers"),
         ("optin", "Add as unconfirmed and send the opt-in email"),
