@@ -105,3 +105,18 @@ def test_malformed_or_8bit_headers_still_index(tmp_path):
     [row] = outbox.search(str(tmp_path)).messages
     assert row.sender == "Café <cafe@example.org>" and row.recipients == "x@example.org"
     assert "raw" in row.subject
+
+
+def test_delivered_messages_are_indexed_without_a_rescan(tmp_path, monkeypatch):
+    add(tmp_path, "a@example.org", "By hand")
+    assert outbox.search(str(tmp_path)).total == 1
+    scans = []
+    real_scan = index._scan
+    monkeypatch.setattr(index, "_scan", lambda d: scans.append(d) or real_scan(d))
+    key = outbox.deliver(str(tmp_path), b"To: b@example.org\r\nSubject: Caught\r\n\r\nbody\r\n")
+    page = outbox.search(str(tmp_path))
+    assert [m.subject for m in page.messages][0] == "Caught" and page.total == 2 and scans == []
+    assert outbox.get_message(str(tmp_path), key).raw.endswith(b"body\r\n")
+    # a file dropped in by hand meanwhile is still found (the folders changed: one rescan)
+    add(tmp_path, "c@example.org", "Hand again")
+    assert outbox.search(str(tmp_path)).total == 3 and len(scans) == 1

@@ -10,7 +10,7 @@ from . import index
 from .messages import Link, OutboxMessage, framed_html, links, open_outbox
 
 __all__ = [
-    "Link", "OutboxMessage", "OutboxPage", "OutboxSummary", "clear", "framed_html", "get_message",
+    "Link", "OutboxMessage", "OutboxPage", "OutboxSummary", "clear", "deliver", "framed_html", "get_message",
     "links", "list_messages", "open_outbox", "search",
 ]
 
@@ -62,13 +62,23 @@ def search(directory: str, recipient: str = "", subject: str = "", page: int = 1
         index.sync(conn, directory)
         total = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         matching = conn.execute(f"SELECT count(*) FROM messages{clause}", params).fetchone()[0] if clause else total
+        # A search scans the table and sorts what matches ("+" keeps SQLite off the date index:
+        # walking it for a rare match reads every row by rowid, 5-10x slower at 100,000).
+        order = "+received_ns DESC, key DESC" if clause else "received_ns DESC, key DESC"
         rows = conn.execute(
             f"SELECT key, received_ns, sender, recipients, subject FROM messages{clause}"
-            " ORDER BY received_ns DESC, key DESC LIMIT ? OFFSET ?",
+            f" ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, per_page, (page - 1) * per_page],
         ).fetchall()
     summaries = [OutboxSummary(key, _received(ns), sender, rcpt, subj) for key, ns, sender, rcpt, subj in rows]
     return OutboxPage(summaries, page, per_page, matching, total)
+
+
+def deliver(directory: str | Path, raw: bytes) -> str:
+    """Store a caught message (the mail catcher's one write) and index it at once."""
+    box = open_outbox(directory)
+    with index.connect(directory) as conn:
+        return index.add(conn, box, directory, raw)
 
 
 def get_message(directory: str, key: str) -> OutboxMessage | None:

@@ -9,6 +9,7 @@ of the new files only.
 """
 from __future__ import annotations
 
+import mailbox
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -118,6 +119,20 @@ def sync(conn: sqlite3.Connection, directory: str | Path) -> None:
     _insert(conn, batch)
     with conn:
         conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('stamp', ?)", (stamp,))
+
+
+def add(conn: sqlite3.Connection, box: mailbox.Maildir, directory: str | Path, raw: bytes) -> str:
+    """Deliver `raw` into the Maildir and index it. If the index was in sync before, it stays
+    marked in sync, so the next page read does not list 100,000 files to find this one."""
+    directory = Path(directory)
+    before = _stamp(directory)
+    key = box.add(raw)  # atomic: written in tmp/, renamed into new/
+    row = _row(directory, key, f"new/{key}")
+    with conn:
+        if row is not None:
+            conn.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?)", row)
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'stamp' AND value = ?", (_stamp(directory), before))
+    return key
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[str, str, int, str, str, str]]) -> None:
