@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     args = p.parse_args()
     started = time.perf_counter()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # a shared machine: say how busy it was
     instance = Path(tempfile.mkdtemp(prefix="nloutboxbench-"))
     maildir = instance / "outbox"
     redis_server = None
@@ -191,6 +192,7 @@ def main() -> None:
             log(f"{label:55s} median {results[label]['ms_median']:8.2f} ms")
 
         result = {"date": date.today().isoformat(), "at": datetime.now(UTC).isoformat(),
+                  "load_average_at_start_and_end": [load_at_start, [round(x, 2) for x in os.getloadavg()]],
                   "commit": os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip(),
                   "cores": os.cpu_count(), "messages": args.messages,
                   "maildir_mb": round(size / 1e6, 1), "fill_s": round(fill_s, 1),

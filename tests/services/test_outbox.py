@@ -120,3 +120,14 @@ def test_delivered_messages_are_indexed_without_a_rescan(tmp_path, monkeypatch):
     # a file dropped in by hand meanwhile is still found (the folders changed: one rescan)
     add(tmp_path, "c@example.org", "Hand again")
     assert outbox.search(str(tmp_path)).total == 3 and len(scans) == 1
+
+
+def test_searches_read_the_covering_index_not_the_table(tmp_path):
+    add(tmp_path, "a@example.org", "One")
+    outbox.search(str(tmp_path))
+    with index.connect(tmp_path) as conn:
+        clause, params = index.where("anna", "")
+        plan = " ".join(row[-1] for row in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT key, received_ns, sender, recipients, subject FROM messages{clause}"
+            " ORDER BY received_ns DESC, key DESC LIMIT 200", params))
+    assert "COVERING INDEX messages_newest_cover" in plan, plan

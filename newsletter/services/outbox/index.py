@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS messages (
     recipients TEXT NOT NULL,
     subject TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_newest ON messages (received_ns DESC, key DESC);
+-- Covering: a search walks it newest first and tests the columns in the index itself, stopping
+-- at 200 matches; without them every row it passed was a lookup into the table (5-10x slower).
+DROP INDEX IF EXISTS messages_newest;
+CREATE INDEX IF NOT EXISTS messages_newest_cover ON messages (received_ns DESC, key DESC, recipients, subject, sender);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
