@@ -108,3 +108,26 @@ def test_a_revisited_leave_everything_link_says_so_without_a_rejoin_button(app, 
     assert "You already left News" in again and "do-not-mail list" in again and "Rejoin" not in again
     refused = client.post(f"/unsubscribe/{token}", data={"action": "rejoin"}).get_data(as_text=True)
     assert "do-not-mail list" in refused and state(app, subscriber_id)["suppressed"]
+
+
+def test_reimporting_unsubscribed_addresses_says_why_each_was_skipped(app, admin_client, worker):
+    news, offers = make_list(app, "News", opt_in=OptIn.SINGLE), make_list(app, "Offers", opt_in=OptIn.SINGLE)
+    left_news = make_subscriber(app, "left-news@example.com", [news, offers])
+    left_all = make_subscriber(app, "left-all@example.com", [news])
+    with app.app_context():
+        from newsletter.services.audience import subscriptions
+
+        subscriptions.unsubscribe(left_news, [news])
+        subscriptions.unsubscribe(left_all, None)
+    content = b"email,city\nleft-news@example.com,Lyon\nleft-all@example.com,Nice\nnew@example.com,Metz\n"
+    response = upload(admin_client, content, list_ids=str(news))
+    job_id = int(response.location.rstrip("/").rsplit("/", 1)[1])
+    status = wait_for(lambda: finished(admin_client, job_id), 60, 0.3, "the import to finish")
+    assert (status["created"], status["suppressed"], status["left_lists"]) == (1, 1, 1)
+    page = admin_client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    skipped = page.split('id="skipped-rows"', 1)[1].split("</table>", 1)[0]
+    assert "left-all@example.com" in skipped and "Unsubscribed from every list on" in skipped
+    assert "left-news@example.com" in skipped and "Left “News” on" in skipped
+    assert "an import does not add back anyone who unsubscribed" in skipped and "new@example.com" not in skipped
+    after = state(app, left_news)
+    assert after["lists"] == {news: SubscriptionStatus.UNSUBSCRIBED, offers: SubscriptionStatus.CONFIRMED}

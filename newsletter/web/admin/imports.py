@@ -65,7 +65,7 @@ def _status(job: ImportJob) -> dict:
         "id": job.id, "status": job.status.value, "progress": round(job.progress, 4),
         "rows": job.rows, "created": job.created, "updated": job.updated, "unchanged": job.unchanged,
         "suppressed": job.suppressed, "invalid": job.invalid, "duplicates": job.duplicates,
-        "not_found": job.not_found, "failure": job.failure,
+        "not_found": job.not_found, "left_lists": job.left_lists, "failure": job.failure,
     }
 
 

@@ -67,7 +67,7 @@ class AttributeRowsField(Field):
         self.row_errors: list[str] = []
 
     def process(self, formdata: Any, data: Any = unset_value, extra_filters: Any = None) -> None:
-        self.process_errors = []
+        self.process_errors: list[Any] = []
         if formdata is not None and "attr_rows" in formdata:  # the form was posted (maybe with no rows left)
             keys, kinds, values = (formdata.getlist(name) for name in ("attr_key", "attr_type", "attr_value"))
             rows = (Row(key.strip(), kind, value) for key, kind, value in zip(keys, kinds, values, strict=False))
