@@ -100,6 +100,7 @@ def test_outbox_pages_by_200_and_searches_recipient_and_subject(app, admin_clien
         assert "No message matches subject “nothing-like-this” among 450." in none
         assert admin_client.get("/admin/outbox/?page=99").status_code == 200
         assert admin_client.get("/admin/outbox/?page=abc").status_code == 200
+        assert admin_client.get("/admin/outbox/?page=99999999999999999999999").status_code == 200
 
 
 @pytest.mark.parametrize("html", ['<p><a href="https://example.org/offer">See the offer</a>'

@@ -15,6 +15,7 @@ __all__ = [
 ]
 
 PAGE_SIZE = 200
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def search(directory: str, recipient: str = "", subject: str = "", page: int = 1
            per_page: int = PAGE_SIZE) -> OutboxPage:
     """Newest first, a page of `per_page`, filtered by substrings of the recipients and subject."""
     open_outbox(directory)
-    page = max(1, page)
+    page = max(1, min(page, MAX_PAGE))  # an absurd ?page= is an empty page, not an overflow
     clause, params = index.where(recipient.strip(), subject.strip())
     with index.connect(directory) as conn:
         index.sync(conn, directory)
