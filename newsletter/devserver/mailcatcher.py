@@ -9,14 +9,15 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ..services.outbox import open_outbox
+from ..services.outbox import deliver, open_outbox
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 
 
 class MaildirHandler:
     def __init__(self, directory: Path | str) -> None:
-        self.maildir = open_outbox(directory)
+        self.directory = directory
+        open_outbox(directory)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         # Record the envelope: Bcc recipients and bounces show only there.
@@ -27,7 +28,7 @@ class MaildirHandler:
         content = envelope.original_content or envelope.content or b""
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
-        self.maildir.add(trace + content)  # Maildir delivery is atomic: write to tmp/, rename into new/
+        deliver(self.directory, trace + content)  # atomic in the Maildir (tmp/, then new/), and indexed
         return "250 Message accepted for delivery"
 
 

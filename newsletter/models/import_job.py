@@ -49,6 +49,11 @@ class ImportJob(Model):
     # The first invalid rows for display: [{"row": n, "email": "...", "reason": "..."}];
     # all of them are in the downloadable report file.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Existing subscribers who had left a list of this import: their membership stays unsubscribed.
+    left_lists: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The first rows skipped or not re-added because the address had unsubscribed (or was
+    # suppressed), with why: {"row", "email", "reason"}.
+    skipped: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     failure: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -33,7 +33,8 @@ def test_upload_runs_on_the_worker_and_reports(app, admin_client, worker):
     status = wait_for(lambda: finished(admin_client, job_id), 60, 0.3, "the import to finish")
     assert status | {"progress": None} == {
         "id": job_id, "status": "done", "progress": None, "rows": 4, "created": 2, "updated": 0,
-        "unchanged": 0, "suppressed": 0, "invalid": 1, "duplicates": 1, "not_found": 0, "failure": None}
+        "unchanged": 0, "suppressed": 0, "invalid": 1, "duplicates": 1, "not_found": 0, "left_lists": 0,
+        "failure": None}
     page = admin_client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "broken" in page and "Download all as CSV" in page
     report = admin_client.get(f"/admin/imports/{job_id}/invalid.csv")

@@ -11,10 +11,10 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from ...models import ConsentSource, SubscriberStatus, SubscriptionStatus, dialect
+from ...models import ConsentSource, SubscriberStatus, Subscription, SubscriptionStatus, Suppression, dialect
 
 # email, name, attributes, id (None: new), changed, and the row as COPY text if already made
 StageRow = tuple[str, str, dict, int | None, bool, str | None]
@@ -85,6 +85,32 @@ def suppressed(connection: Connection, emails: Sequence[str]) -> set[str]:
     among, values = dialect.in_list_sql("e", emails, connection)
     rows = connection.execute(text(f"SELECT email FROM suppressions WHERE email {among}"), {"e": values})
     return {row[0] for row in rows}
+
+
+def suppression_reasons(connection: Connection, emails: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+    """{email: (reason, since)} for suppressed addresses, to tell the importer why each was skipped."""
+    if not emails:
+        return {}
+    rows = connection.execute(select(Suppression.email, Suppression.reason, Suppression.created_at)
+                              .where(Suppression.email.in_(list(emails))))
+    return {email: (reason.value, created_at) for email, reason, created_at in rows}
+
+
+def left_lists(connection: Connection, subscriber_ids: Sequence[int],
+               list_ids: Sequence[int]) -> dict[int, list[tuple[int, datetime]]]:
+    """{subscriber id: [(list id, when they left)]} among `list_ids`: memberships an import keeps unsubscribed."""
+    if not subscriber_ids or not list_ids:
+        return {}
+    rows = connection.execute(
+        select(Subscription.subscriber_id, Subscription.list_id, Subscription.updated_at)
+        .where(dialect.in_values(Subscription.subscriber_id, list(subscriber_ids)),
+               Subscription.list_id.in_([int(i) for i in list_ids]),
+               Subscription.status == SubscriptionStatus.UNSUBSCRIBED)
+        .order_by(Subscription.list_id))
+    found: dict[int, list[tuple[int, datetime]]] = {}
+    for subscriber_id, list_id, updated_at in rows:
+        found.setdefault(subscriber_id, []).append((list_id, updated_at))
+    return found
 
 
 def apply(connection: Connection, rows: Sequence[StageRow], *, list_ids: Sequence[int], confirmed: bool,

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import select
@@ -299,14 +299,50 @@ def _truncate_report(job: ImportJob) -> None:
         writer.writerows(kept)
 
 
+SUPPRESSED_BECAUSE = {
+    "unsubscribed-all": "Unsubscribed from every list on {since}; an import does not subscribe them again.",
+    "hard-bounce": "Suppressed on {since}: their mail server refused the address (a hard bounce).",
+    "soft-bounces": "Suppressed on {since}: mail to it kept bouncing.",
+    "complaint": "Suppressed on {since}: they reported an email as spam.",
+    "manual": "On the suppression list since {since} (added by hand).",
+}
+
+
+class _Why:
+    """The reasons shown for the first rows an import skipped or did not add back to a list."""
+
+    def __init__(self, connection: Any, job: ImportJob, blocked: set[str]) -> None:
+        self.room = SHOWN_ERRORS - len(job.skipped)
+        self.rows: list[dict[str, Any]] = []
+        self.names = {m.id: m.name for m in lists_service.all_lists()} if job.list_ids else {}
+        self.reasons = import_writer.suppression_reasons(connection, sorted(blocked)) if self.room > 0 else {}
+
+    def suppressed(self, number: int, email: str) -> None:
+        if len(self.rows) < self.room:
+            reason, since = self.reasons.get(email, ("", None))
+            text = SUPPRESSED_BECAUSE.get(reason, "On the suppression list ({reason}) since {since}.")
+            self.rows.append({"row": number, "email": email,
+                              "reason": text.format(reason=reason, since=since.date().isoformat() if since else "?")})
+
+    def left(self, number: int, email: str, lists: list[tuple[int, Any]]) -> None:
+        if len(self.rows) < self.room:
+            names = ", ".join(f"“{self.names.get(list_id, list_id)}” on {when.date().isoformat()}"
+                              for list_id, when in lists)
+            self.rows.append({"row": number, "email": email,
+                              "reason": f"Left {names}; an import does not add back anyone who unsubscribed."})
+
+
 def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]]:
     connection = db.session.connection()
     blocked, known = import_writer.lookup(connection, [row[1] for row in batch.rows])
+    left = import_writer.left_lists(connection, [known[e][0] for e in known if e not in blocked], job.list_ids)
+    why = _Why(connection, job, blocked)
     stage: list[import_writer.StageRow] = []
     invalid = list(batch.invalid)
     updated = unchanged = not_found = 0
     for number, email, name, attributes, line in batch.rows:
         if email in blocked:
+            why.suppressed(number, email)
             continue
         if email not in known:
             if job.mode == ImportMode.UPDATE:
@@ -315,6 +351,8 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
                 stage.append((email, name, attributes, None, False, line))
             continue
         id_, old_name, old_attributes = known[email]
+        if id_ in left:
+            why.left(number, email, left[id_])
         new_name = name or old_name
         new_attributes = attributes if job.overwrite_attributes and attributes else {**old_attributes, **attributes}
         if new_attributes is not attributes and new_attributes != old_attributes:
@@ -342,6 +380,8 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     job.unchanged += unchanged
     job.not_found += not_found
     job.suppressed += len(blocked)
+    job.left_lists += len(left)
+    job.skipped = job.skipped + why.rows[: max(0, SHOWN_ERRORS - len(job.skipped))]
     job.invalid += len(invalid)
     job.duplicates += batch.duplicates
     job.bytes_done = position

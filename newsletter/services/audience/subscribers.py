@@ -100,13 +100,13 @@ def make_filters(q: str | None = None, status: str | SubscriberStatus | None = N
 
 
 def _attribute_equals(key: str, value: str) -> Any:
-    """Compare an attribute's text form with `value`: the same answer on both databases.
+    """Compare an attribute's text form with `value`, ignoring case ("lyon" finds "Lyon").
 
     There is no index on attributes: this is a filter over the rows the other conditions
     (and the id order) reach, so on its own it scans. Numbers and booleans match their JSON
-    text ("5", "true").
+    text ("5", "true"). SQLite's lower() folds ASCII letters only; PostgreSQL's folds all.
     """
-    return dialect.json_text(Subscriber.attributes, key) == value
+    return func.lower(dialect.json_text(Subscriber.attributes, key)) == func.lower(value)
 
 
 def conditions(filters: Filters) -> list[Any]:
@@ -167,6 +167,13 @@ def count(filters: Filters, cap: int = COUNT_CAP) -> Count:
     capped = select(Subscriber.id).where(*conditions(filters)).limit(cap + 1).subquery()
     found = db.session.scalar(select(func.count()).select_from(capped)) or 0
     return Count(min(found, cap), found <= cap)
+
+
+def status_counts() -> dict[SubscriberStatus, int]:
+    """How many subscribers have each status (every status present, zeros included)."""
+    rows = db.session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
+    found = {SubscriberStatus(status): n for status, n in rows}
+    return {status: found.get(status, 0) for status in SubscriberStatus}
 
 
 def get(subscriber_id: int) -> Subscriber:

@@ -8,6 +8,7 @@ this module has committed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -173,6 +174,42 @@ def unsubscribe(subscriber_id: int, list_ids: list[int] | None = None) -> list[i
         webhooks.emit_subscriber("subscriber.unsubscribed", subscriber, list_ids=left, all_lists=list_ids is None)
     db.session.commit()
     return left
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A revisited unsubscribe link: the lists already left, when, and whether the address is
+    on the do-not-mail list (left everything), which a subscriber cannot undo themselves."""
+    list_ids: list[int]
+    left_at: datetime | None
+    suppressed: bool
+
+
+def departure(subscriber_id: int, list_ids: list[int]) -> Departure | None:
+    """The link's lists (every list when none) if the subscriber already left all of them, else None."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return None
+    suppressed = suppressions.is_suppressed(subscriber.email)
+    named = [s for s in subscriber.subscriptions if not list_ids or s.list_id in list_ids]
+    if any(s.status != SubscriptionStatus.UNSUBSCRIBED for s in named):
+        return None
+    if not list_ids and not suppressed and subscriber.status != SubscriberStatus.UNSUBSCRIBED:
+        return None
+    if list_ids and not named and not suppressed:
+        return None  # never on those lists: nothing was left
+    left_at = max((s.updated_at for s in named), default=None)
+    return Departure(sorted(s.list_id for s in named), left_at, suppressed)
+
+
+def rejoin(subscriber_id: int, list_ids: list[int], *, ip: str | None = None,
+           user_agent: str | None = None) -> SubscribeResult:
+    """Join `list_ids` again, keeping the other lists as they are (double opt-in lists confirm)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    current = [s.list_id for s in subscriber.subscriptions if s.status != SubscriptionStatus.UNSUBSCRIBED]
+    return set_lists(subscriber_id, sorted(set(current) | set(list_ids)), ip=ip, user_agent=user_agent)
 
 
 def set_lists(subscriber_id: int, list_ids: list[int], *, name: str | None = None,

@@ -1,11 +1,12 @@
 """The admin UI: dashboard and, in development, the outbox of caught emails."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from ...config import QUEUES
 from ...models import Role
 from ...services import health, outbox
+from ...services.audience import subscribers
 from ...services.campaigns import reports
 from ...services.engagement import report as engagement_report
 from ...services.errors import ValidationError
@@ -31,6 +32,7 @@ def dashboard():
         "admin/dashboard.html", test_form=TestEmailForm(), recent=reports.recent_campaigns(limit=6),
         last_day=reports.delivery_activity("hour", 24), last_month=reports.delivery_activity("day", 30),
         growth=reports.subscriber_growth(days=90), rates=engagement_report.recent_rates(limit=8),
+        statuses=subscribers.status_counts(),
     )
 
 
@@ -77,9 +79,11 @@ def _outbox_dir() -> str:
 @bp.get("/outbox/")
 @role_required(Role.ADMIN)
 def outbox_list():
-    messages = outbox.list_messages(_outbox_dir())
+    to, subject = (request.args.get(name, "").strip()[:200] for name in ("to", "subject"))
+    page = outbox.search(_outbox_dir(), to, subject, page=request.args.get("page", 1, type=int) or 1)
     return render_template(
-        "admin/outbox.html", messages=messages, test_form=TestEmailForm(), clear_form=ConfirmForm()
+        "admin/outbox.html", result=page, to=to, subject=subject, test_form=TestEmailForm(),
+        clear_form=ConfirmForm(),
     )
 
 
@@ -89,11 +93,10 @@ def outbox_message(key: str):
     message = outbox.get_message(_outbox_dir(), key)
     if message is None:
         abort(404, description=f"No message {key!r} in the outbox.")
+    html = message.body("html")
     return render_template(
-        "admin/outbox_message.html",
-        message=message,
-        html=message.body("html"),
-        text=message.body("plain"),
+        "admin/outbox_message.html", message=message, text=message.body("plain"),
+        html=outbox.framed_html(html) if html else None, links=outbox.links(html) if html else [],
     )
 
 

@@ -1,7 +1,7 @@
 """CSV import pages: upload, live progress, the final report and the invalid rows."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from ...models import ImportJob, Role
@@ -10,6 +10,7 @@ from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
 from ...tasks import enqueue
 from ...tasks.imports import run_import
+from ..lookups import parse_id
 from ..roles import role_required
 from .forms.audience import ImportForm
 
@@ -25,14 +26,28 @@ def _form() -> ImportForm:
 @bp.get("/")
 @role_required(Role.VIEWER)
 def index():
-    return render_template("admin/imports/index.html", form=_form(), jobs=imports.recent())
+    form = _form()
+    from_list = parse_id(request.args.get("list_id") or "")
+    if from_list in dict(form.list_ids.choices):
+        form.list_ids.data = [from_list]  # "Import CSV" on a list's page: that list, ticked
+    return render_template("admin/imports/index.html", form=form, jobs=imports.recent())
+
+
+def _list_missing(form: ImportForm) -> bool:
+    """No list ticked although there are lists, and not said on purpose: ask (an import
+    without a list adds people no campaign to a list reaches)."""
+    if form.list_ids.data or form.no_list.data or form.mode.data == "update" or not form.list_ids.choices:
+        return False
+    form.list_ids.errors = ["Tick the lists to add these subscribers to, or tick “Import them without "
+                            "adding them to a list” if that is what you want."]
+    return True
 
 
 @bp.post("/")
 @role_required(Role.MARKETER)
 def upload():
     form = _form()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and not _list_missing(form):
         try:
             job = imports.start(form.file.data.stream, form.file.data.filename, list_ids=form.list_ids.data,
                                 mode=form.mode.data, overwrite_attributes=form.overwrite_attributes.data,
@@ -50,7 +65,7 @@ def _status(job: ImportJob) -> dict:
         "id": job.id, "status": job.status.value, "progress": round(job.progress, 4),
         "rows": job.rows, "created": job.created, "updated": job.updated, "unchanged": job.unchanged,
         "suppressed": job.suppressed, "invalid": job.invalid, "duplicates": job.duplicates,
-        "not_found": job.not_found, "failure": job.failure,
+        "not_found": job.not_found, "left_lists": job.left_lists, "failure": job.failure,
     }
 
 

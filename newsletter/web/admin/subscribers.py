@@ -28,6 +28,7 @@ from ..forms import ConfirmForm
 from ..lookups import found, parse_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
+from .forms.attributes import KINDS as ATTRIBUTE_KINDS
 from .forms.audience import BulkForm, LiftForm, NewSubscriberForm, SearchForm, SubscriberForm, SuppressionForm
 from .lists import can_edit_context
 
@@ -138,7 +139,7 @@ def export_csv():
 
 def _save_new(form: NewSubscriberForm) -> Subscriber | None:
     return saved_or_form_error(form, lambda: subscribers.create(
-        form.email.data, name=form.name.data, attributes=form.parsed_attributes, list_ids=form.lists.data or [],
+        form.email.data, name=form.name.data, attributes=form.attributes.data, list_ids=form.lists.data or [],
         status=form.status.data), {"list_ids": "lists"})
 
 
@@ -147,10 +148,13 @@ def _save_new(form: NewSubscriberForm) -> Subscriber | None:
 def new():
     form = NewSubscriberForm()
     form.lists.choices = [(item.id, item.name) for item in lists.all_lists()]
-    if form.validate_on_submit() and (created := _save_new(form)):
+    from_list = parse_id(request.args.get("list_id") or "")
+    if not form.is_submitted() and from_list in dict(form.lists.choices):
+        form.lists.data = [from_list]  # "Add subscriber" on a list's page: that list, ticked
+    if not request.form.get("add_row") and form.validate_on_submit() and (created := _save_new(form)):
         flash(f"{created.email} added.", "success")
         return redirect(url_for(".detail", subscriber_id=created.id))
-    return render_template("admin/subscribers/form.html", form=form, subscriber=None)
+    return _form_page(form, None)
 
 
 @bp.get("/<subscriber_id>")
@@ -175,18 +179,25 @@ def edit(subscriber_id: str):
     form = SubscriberForm(obj=subscriber)
     if not form.is_submitted():
         form.status.data = subscriber.status.value
-        form.attributes.data = SubscriberForm.dump_attributes(subscriber.attributes)
+    if request.form.get("add_row"):  # the no-JavaScript "Add a row": show the form again, save nothing
+        return _form_page(form, subscriber)
     if form.validate_on_submit():
         try:
             subscribers.update(subscriber.id, email=form.email.data, name=form.name.data,
-                               attributes=form.parsed_attributes, status=form.status.data)
+                               attributes=form.attributes.data, status=form.status.data)
         except (ValidationError, Conflict) as exc:
             if not apply_error(form, exc):
                 flash(exc.message, "error")
         else:
             flash("Subscriber saved.", "success")
             return redirect(url_for(".detail", subscriber_id=subscriber.id))
-    return render_template("admin/subscribers/form.html", form=form, subscriber=subscriber)
+    return _form_page(form, subscriber)
+
+
+def _form_page(form: SubscriberForm, subscriber: Subscriber | None) -> str:
+    extra = 1 + bool(request.form.get("add_row"))  # always one empty row to fill in; two after "Add a row"
+    return render_template("admin/subscribers/form.html", form=form, subscriber=subscriber, empty_rows=extra,
+                           kinds=ATTRIBUTE_KINDS)
 
 
 def _confirm_page(subscriber: Subscriber, what: str) -> str:

@@ -70,6 +70,11 @@ class ImportOut(ma.Schema):
     invalid = ma.fields.Integer(required=True)
     duplicates = ma.fields.Integer(required=True)
     not_found = ma.fields.Integer(required=True)
+    left_lists = ma.fields.Integer(required=True, metadata={
+        "description": "Existing subscribers who had left one of list_ids: that membership stays unsubscribed."})
+    skipped = ma.fields.List(ma.fields.Nested(RowErrorOut), required=True, metadata={
+        "description": f"The first {imports.SHOWN_ERRORS} rows skipped as suppressed or not added back to a "
+                       "list they had left, each with why."})
     errors = ma.fields.List(ma.fields.Nested(RowErrorOut), required=True,
                             metadata={"description": f"The first {imports.SHOWN_ERRORS} invalid rows."})
     failure = ma.fields.String(required=True, allow_none=True,

@@ -151,6 +151,12 @@ def unsubscribe(token: str):
         subscriptions.unsubscribe(subscriber_id, list_ids or None)
         return Response("You are unsubscribed.\n", mimetype="text/plain")
     preferences_url = url_for("public.preferences", token=tokens.preferences_token(subscriber_id))
+    if request.method == "POST" and request.form.get("action") == "rejoin":
+        return _rejoin(subscriber_id, list_ids, preferences_url)
+    departure = subscriptions.departure(subscriber_id, list_ids) if request.method == "GET" else None
+    if departure is not None:  # a revisit: say so, rather than offer to leave again
+        return render_template("public/unsubscribed_already.html", departure=departure,
+                               names=_names(departure.list_ids), preferences_url=preferences_url)
     if request.method == "POST":
         action = request.form.get("action")
         if action not in ("lists", "all"):
@@ -160,6 +166,23 @@ def unsubscribe(token: str):
         return render_template("public/unsubscribed.html", all=leave_all, names=_names(list_ids),
                                preferences_url=preferences_url)
     return render_template("public/unsubscribe.html", names=_names(list_ids), preferences_url=preferences_url)
+
+
+def _rejoin(subscriber_id: int, list_ids: list[int], preferences_url: str) -> str:
+    departure = subscriptions.departure(subscriber_id, list_ids)
+    if departure is None or not departure.list_ids:
+        abort(400, description="There is nothing to rejoin from this link.")
+    if departure.suppressed:
+        return render_template("public/message.html", title="Your address is on our do-not-mail list",
+                               text="You left all our lists, so we do not email you at all. "
+                                    "Contact us if you want to hear from us again.")
+    result = subscriptions.rejoin(subscriber_id, departure.list_ids, **_client())
+    names = ", ".join(_names(departure.list_ids))
+    if _ask_to_confirm(result):
+        text = f"We emailed you a link to confirm {names}. You are back on once you click it."
+        return render_template("public/message.html", title="Check your inbox", text=text)
+    return render_template("public/message.html", title="Welcome back", text=f"You are subscribed to {names} again.",
+                           action=("Manage your subscriptions", preferences_url))
 
 
 def _preferences_page(subscriber: Subscriber, form: PreferencesForm, erase_form: EraseForm, status: int = 200):

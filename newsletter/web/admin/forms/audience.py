@@ -1,9 +1,6 @@
 """Forms for the lists, subscribers and imports pages; the services do the real validation."""
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -16,9 +13,10 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional
 
 from ....models import OptIn, SubscriberStatus
+from .attributes import AttributeRowsField
 
 STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in SubscriberStatus]
 
@@ -42,22 +40,9 @@ class SubscriberForm(FlaskForm):
     email = StringField("Email", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=200)])
     status = SelectField("Status", choices=STATUS_CHOICES)
-    attributes = TextAreaField("Attributes (JSON object)", default="{}",
-                               description='For example {"city": "Lyon", "plan": "pro"}')
-    parsed_attributes: dict[str, Any] = {}
-
-    def validate_attributes(self, field: Any) -> None:
-        try:
-            value = json.loads(field.data or "{}")
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"This is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
-        if not isinstance(value, dict):
-            raise ValidationError('Attributes must be a JSON object: {"key": "value"}.')
-        self.parsed_attributes = value
-
-    @staticmethod
-    def dump_attributes(attributes: dict[str, Any] | None) -> str:
-        return json.dumps(attributes or {}, indent=2, ensure_ascii=False, sort_keys=True)
+    attributes = AttributeRowsField("Attributes", default={},
+                                    description="For example city = Lyon, plan = pro. "
+                                                "Clear a value to remove its attribute.")
 
 
 class NewSubscriberForm(SubscriberForm):
@@ -104,6 +89,7 @@ class LiftForm(FlaskForm):
 class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
     list_ids = SelectMultipleField("Add to lists", coerce=int, validate_choice=False)
+    no_list = BooleanField("Import them without adding them to a list")
     mode = RadioField("Mode", default="confirmed", choices=[
         ("confirmed", "Add as confirmed subscribers"),
         ("optin", "Add as unconfirmed and send the opt-in email"),
