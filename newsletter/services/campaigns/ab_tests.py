@@ -81,7 +81,8 @@ def report(campaign_id: int) -> dict[str, Any]:
             "leader": c.leader, "compared_with": c.against, "z": round(c.test.z, 4),
             "p_value": c.test.p_value, "confidence": c.test.confidence, "summary": c.summary(),
         })
-    return {"campaign_id": campaign.id, "metric": metric, "mode": campaign.ab_mode.value, "share": campaign.ab_share,
+    return {"campaign_id": campaign.id, "metric": campaign.ab_metric, "mode": campaign.ab_mode,
+            "share": campaign.ab_share,
             "wait_minutes": campaign.ab_wait // 60, "winner": campaign.ab_winner, "decided_at": campaign.ab_decided_at,
             "decide_at": decide_at(campaign) if campaign.ab_winner is None else None,
             "held": held(campaign_id), "test": ab_stats.TEST_NAME, "variants": variants}
