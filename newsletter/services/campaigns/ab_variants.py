@@ -80,7 +80,15 @@ def _variant(value: Any, label: str, layout_html: str | None) -> dict[str, str]:
 
 def apply(campaign: Campaign, clean_test: dict[str, Any] | None) -> None:
     """Save the test's settings and variants on a draft (None: no test)."""
-    campaign.variants = [AbVariant(**v) for v in (clean_test or {}).get("variants", [])]
+    # Kept rows are updated in place: new rows inserted beside old ones of the same label would
+    # clash on (campaign, label) before the orphans are deleted.
+    existing = {v.label: v for v in campaign.variants}
+    variants = []
+    for values in (clean_test or {}).get("variants", []):
+        row = existing.get(values["label"]) or AbVariant(label=values["label"])
+        row.subject, row.from_name, row.html = values["subject"], values["from_name"], values["html"]
+        variants.append(row)
+    campaign.variants = variants
     campaign.ab_share = clean_test["share"] if clean_test else 0
     if clean_test:
         campaign.ab_wait, campaign.ab_metric, campaign.ab_mode = clean_test["wait"], clean_test["metric"], \
