@@ -1,0 +1,139 @@
+"""A/B tests in the admin: the campaign form's section (errors next to their fields), the results
+table with the confidence in words, and the manual pick's button (marketers only)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, update
+
+from newsletter.extensions import db
+from newsletter.models import AbVariant, Campaign, Delivery, DeliveryStatus, Role
+from newsletter.services.accounts import users
+from newsletter.services.audience import lists, subscribers
+from newsletter.services.campaigns import campaigns, recipients
+from newsletter.services.engagement import flush
+from tests.support.web import login, post_form
+
+NEW = "/admin/campaigns/new"
+AB_FORM = {"ab_enabled": "y", "ab_subject_a": "Spring is here", "ab_subject_b": "20% off this spring",
+           "ab_from_name_b": "Bea", "ab_subject_c": "", "ab_subject_d": "", "ab_share": "30",
+           "ab_metric": "clicks", "ab_wait_minutes": "45", "ab_mode": "manual"}
+
+
+@pytest.fixture(autouse=True)
+def _hold_sends(send_rate):
+    """A pick publishes the rest; at this rate the workers hand the rows back unsent."""
+    send_rate(0.01)
+
+
+@pytest.fixture(autouse=True)
+def _purge(app):
+    yield
+    app.extensions["celery"].control.purge()
+
+
+def _list(app, n: int = 10) -> int:
+    with app.app_context():
+        news = lists.create("AB list")
+        for i in range(n):
+            subscribers.create(f"ab-{i}@example.org", f"Member {i}", list_ids=[news.id])
+        return news.id
+
+
+def _form(list_id: int, **overrides) -> dict:
+    return {"name": "Spring", "subject": "Spring news", "from_name": "Acme", "from_email": "news@example.org",
+            "reply_to": "", "layout_id": "", "html": "<p>Hi</p><a href=\"https://example.org/\">Shop</a>", "text": "",
+            "list_ids": [str(list_id)], "tracking": "individual", "pool": "default", **AB_FORM, **overrides}
+
+
+def test_the_form_saves_the_test_and_shows_it_again_for_editing(app, admin_client):
+    list_id = _list(app, 2)
+    assert "A/B test" in admin_client.get(NEW).get_data(as_text=True)
+    response = post_form(admin_client, NEW, NEW, _form(list_id))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        campaign = db.session.scalars(select(Campaign)).one()
+        assert [(v.label, v.subject, v.from_name) for v in campaign.variants] == [
+            ("A", "Spring is here", ""), ("B", "20% off this spring", "Bea")]
+        assert (campaign.ab_share, campaign.ab_metric.value, campaign.ab_wait, campaign.ab_mode.value) == (
+            30, "clicks", 45 * 60, "manual")
+    edit = admin_client.get(f"/admin/campaigns/{campaign.id}/edit").get_data(as_text=True)
+    assert 'value="20% off this spring"' in edit and 'id="ab-test" open' in edit
+    detail = admin_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Starts when the campaign is sent: 30% of the recipients get the variants" in detail
+    off = post_form(admin_client, f"/admin/campaigns/{campaign.id}/edit", f"/admin/campaigns/{campaign.id}/edit",
+                    {**_form(list_id), "ab_enabled": ""})
+    assert off.status_code == 302
+    with app.app_context():
+        assert (db.session.get(Campaign, campaign.id).ab_share, db.session.scalar(
+            select(func.count()).select_from(AbVariant))) == (0, 0)
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"ab_subject_b": "", "ab_from_name_b": ""}, "ab_subject_b", "2 to 4 variants"),
+    ({"ab_subject_b": ""}, "ab_subject_b", "The subject is required."),  # B has a from name: a variant
+    ({"tracking": "anonymous"}, "tracking", "individual"),
+    ({"ab_share": "0"}, "ab_share", "1 to 100"),
+    ({"ab_share": "lots"}, "ab_share", "Not a valid integer"),
+    ({"ab_subject_b": "{{ oops"}, "ab_subject_b", ""),
+    ({"ab_html_b": "{% if %}"}, "ab_html_b", ""),
+])
+def test_a_bad_test_shows_its_error_next_to_the_field_and_saves_nothing(app, admin_client, changes, field, message):
+    response = post_form(admin_client, NEW, NEW, _form(_list(app, 1), **changes))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and f'id="{field}-error"' in page or (
+        field == "tracking" and "individual" in page.split('id="tracking"', 1)[1][:2000]), page
+    if message and field != "tracking":
+        assert message in page.split(f'id="{field}-error"', 1)[1].split("</small>", 1)[0]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def _testing(app, list_id: int) -> int:
+    """A manual-mode test whose test share went out (3 of 10); B's two readers clicked, A's none."""
+    with app.app_context():
+        campaign_id = campaigns.create(**{**{k: v for k, v in _form(list_id).items() if not k.startswith("ab_")},
+                                          "list_ids": [list_id], "ab_test": {
+            "variants": [{"subject": "Spring is here"}, {"subject": "20% off this spring"}], "share": 40,
+            "metric": "clicks", "wait_minutes": 45, "mode": "manual"}}).id
+        campaigns.send_now(campaign_id)
+        recipients.snapshot(campaign_id)
+        db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.ab_tested.is_(True))
+                           .values(status=DeliveryStatus.SENT))
+        db.session.commit()
+        b = db.session.scalars(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign_id,
+                                                                    Delivery.variant == "B")).all()
+        flush.apply("ab-ui", [["click", campaign_id, 0, s, 0, "", 1_800_000_000] for s in b])
+        return campaign_id
+
+
+def test_the_results_table_states_the_confidence_and_the_marketer_picks_the_winner(app, admin_client):
+    campaign_id = _testing(app, _list(app))
+    detail = f"/admin/campaigns/{campaign_id}"
+    page = admin_client.get(detail).get_data(as_text=True)
+    section = page[page.index('<section id="ab-test"'):]
+    assert "Waiting for your pick:" in section and "6</strong>" not in section
+    assert "B beats A with " in section and "confidence (two-proportion z-test (pooled, two-sided))" in section
+    assert "Send A to the rest" in section and "Send B to the rest" in section
+    report = admin_client.get(f"{detail}/report").get_data(as_text=True)
+    assert "B beats A with " in report
+    response = post_form(admin_client, detail, f"{detail}/ab/winner", {"variant": "B"})
+    assert response.status_code == 302
+    page = admin_client.get(detail).get_data(as_text=True)
+    assert "Variant B won: it goes to the other 6 recipients." in page and "Send A to the rest" not in page
+    with app.app_context():
+        assert db.session.get(Campaign, campaign_id).ab_winner == "B"
+    again = post_form(admin_client, detail, f"{detail}/ab/winner", {"variant": "A"})
+    assert "already picked" in admin_client.get(again.location).get_data(as_text=True)
+
+
+def test_a_viewer_sees_the_results_but_cannot_pick(app, client, admin):
+    campaign_id = _testing(app, _list(app))
+    with app.app_context():
+        users.create_user("viewer@example.com", "long enough password", Role.VIEWER)
+    login(client, "viewer@example.com", "long enough password")
+    detail = f"/admin/campaigns/{campaign_id}"
+    page = client.get(detail).get_data(as_text=True)
+    assert "B beats A with " in page and "to the rest</button>" not in page
+    assert post_form(client, detail, f"{detail}/ab/winner", {"variant": "B"}).status_code == 403
+    with app.app_context():
+        assert db.session.get(Campaign, campaign_id).ab_winner is None
