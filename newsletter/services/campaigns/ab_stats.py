@@ -65,8 +65,8 @@ class Comparison:
             return "Nothing to compare with."
         winner, loser = (self.label, self.against) if self.leader else (self.against, self.label)
         if self.test.z == 0:
-            return f"No difference between {winner} and {loser} yet ({TEST_NAME})."
-        return f"{winner} beats {loser} with {percent(self.test.confidence)} confidence ({TEST_NAME})."
+            return f"No difference between {winner} and {loser} yet (two-proportion z-test)."
+        return f"{winner} beats {loser} with {percent(self.test.confidence)} confidence (two-proportion z-test)."
 
 
 def percent(value: float) -> str:
