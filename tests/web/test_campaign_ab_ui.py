@@ -91,12 +91,19 @@ def test_a_bad_test_shows_its_error_next_to_the_field_and_saves_nothing(app, adm
 
 
 def _testing(app, list_id: int) -> int:
-    """A manual-mode test whose test share went out (3 of 10); B's two readers clicked, A's none."""
+    """A manual-mode test whose test share went out (4 of 10); B's readers clicked, A's did not."""
     with app.app_context():
         campaign_id = campaigns.create(**{**{k: v for k, v in _form(list_id).items() if not k.startswith("ab_")},
                                           "list_ids": [list_id], "ab_test": {
             "variants": [{"subject": "Spring is here"}, {"subject": "20% off this spring"}], "share": 40,
             "metric": "clicks", "wait_minutes": 45, "mode": "manual"}}).id
+    _test_share_out(app, campaign_id, "ab-ui")
+    return campaign_id
+
+
+def _test_share_out(app, campaign_id: int, batch: str) -> None:
+    """The test share as sent (no worker in these tests), B's readers clicking."""
+    with app.app_context():
         campaigns.send_now(campaign_id)
         recipients.snapshot(campaign_id)
         db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.ab_tested.is_(True))
@@ -104,8 +111,7 @@ def _testing(app, list_id: int) -> int:
         db.session.commit()
         b = db.session.scalars(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign_id,
                                                                     Delivery.variant == "B")).all()
-        flush.apply("ab-ui", [["click", campaign_id, 0, s, 0, "", 1_800_000_000] for s in b])
-        return campaign_id
+        flush.apply(batch, [["click", campaign_id, 0, s, 0, "", 1_800_000_000] for s in b])
 
 
 def test_the_results_table_states_the_confidence_and_the_marketer_picks_the_winner(app, admin_client):
@@ -168,15 +174,7 @@ def test_set_up_a_test_and_pick_the_winner_in_a_browser(app, browser, live_serve
     campaign_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
     assert "Starts when the campaign is sent" in page.locator("#ab-test").inner_text()
 
-    with app.app_context():  # the test share as sent, B's readers clicking (see _testing)
-        campaigns.send_now(campaign_id)
-        recipients.snapshot(campaign_id)
-        db.session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.ab_tested.is_(True))
-                           .values(status=DeliveryStatus.SENT))
-        db.session.commit()
-        b = db.session.scalars(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign_id,
-                                                                    Delivery.variant == "B")).all()
-        flush.apply(f"ab-browser-{device}", [["click", campaign_id, 0, s, 0, "", 1_800_000_000] for s in b])
+    _test_share_out(app, campaign_id, f"ab-browser-{device}")
     page.goto(f"{live_server}/admin/campaigns/{campaign_id}")
     section = page.locator("#ab-test")
     assert "B beats A with" in section.inner_text()

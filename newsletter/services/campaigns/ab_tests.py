@@ -25,6 +25,7 @@ from . import ab_stats, ab_variants
 from .dispatch import IN_FLIGHT_WINDOWS, Publisher, publish_windows
 
 S = CampaignStatus
+MAX_WAIT_MINUTES = ab_variants.MAX_WAIT_MINUTES
 
 
 def _ab_campaign(campaign_id: int) -> Campaign:

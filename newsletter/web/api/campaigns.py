@@ -18,7 +18,7 @@ from ...models import (
     ResendTo,
     Tracking,
 )
-from ...services.campaigns import ab_tests, ab_variants, campaigns, resend
+from ...services.campaigns import ab_tests, campaigns, resend
 from ...services.deliverability import bounces, preflight
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import report as engagement_report
@@ -90,7 +90,7 @@ class AbTestIn(InSchema):
     share = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 100),
                               metadata={"description": "Percent of the recipients in the test."})
     metric = ma.fields.String(load_default="opens", validate=ma.validate.OneOf([m.value for m in AbMetric]))
-    wait_minutes = ma.fields.Integer(load_default=60, validate=ma.validate.Range(0, ab_variants.MAX_WAIT_MINUTES),
+    wait_minutes = ma.fields.Integer(load_default=60, validate=ma.validate.Range(0, ab_tests.MAX_WAIT_MINUTES),
                                      metadata={"description": "From the test share's start to the pick (auto)."})
     mode = ma.fields.String(load_default="auto", validate=ma.validate.OneOf([m.value for m in AbMode]))
 
