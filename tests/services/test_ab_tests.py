@@ -2,6 +2,7 @@
 the winner logic (by human engagement per variant, once), and what is refused."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -169,3 +170,33 @@ def test_a_test_needs_individual_tracking_and_can_be_removed(app):
         campaigns.update(campaign_id, ab_test=None)
         campaign = db.session.get(Campaign, campaign_id)
         assert (campaign.ab_share, campaign.variants) == (0, [])
+
+
+def test_two_picks_at_once_release_the_rest_once(app):
+    """A marketer's click and beat's tick together: one wins, the rest is released once, with its label."""
+    with app.app_context():
+        campaign_id = _ab_campaign(30, {**THREE, "mode": "manual"}, prefix="r")
+        _sent_test(campaign_id)
+    barrier, results = threading.Barrier(2), []
+
+    def picker(label: str) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append((label, ab_tests.pick(campaign_id, label, lambda *_: None)))
+            except StateConflict:
+                results.append((label, None))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=picker, args=(label,)) for label in "AB"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [(winner, released)] = [result for result in results if result[1] is not None]
+    assert len(results) == 2 and released == 21
+    with app.app_context():
+        rest = [r for r in _ledger(campaign_id) if not r.ab_tested]
+        assert {r.variant for r in rest} == {winner} and len(rest) == 21
+        assert db.session.get(Campaign, campaign_id).ab_winner == winner
