@@ -134,6 +134,10 @@ def test_a_cancelled_test_cancels_the_held_rest_and_takes_no_winner(app):
         with pytest.raises(StateConflict):
             ab_tests.pick(campaign_id, "A", lambda *_: None)
         assert db.session.get(Campaign, campaign_id).status == CampaignStatus.CANCELLED
+        # Retried: the cancelled rest is held again for a winner, never sent the campaign's own content.
+        assert campaigns.retry_failed(campaign_id) == 14
+        assert ab_tests.held(campaign_id) == 14 and ledger.publish(campaign_id, 100) == []
+        assert ab_tests.pick(campaign_id, "A", lambda *_: None) == 14
 
 
 @pytest.mark.parametrize(("change", "field"), [

@@ -153,3 +153,15 @@ def assign(campaign_id: int) -> dict[str, int]:
                                .values(variant=label, ab_tested=True, next_attempt_at=None)
                                .execution_options(synchronize_session=False))
     return {label: len(ids) for label, ids in dealt.items()}
+
+
+def hold_rest(campaign_id: int) -> None:
+    """Pending rows without a variant back to held, while the campaign's test has no winner (a
+    retry of a cancelled test must not send the rest the campaign's own content). The caller commits."""
+    undecided = db.session.scalar(select(Campaign.id).where(
+        Campaign.id == campaign_id, Campaign.ab_share > 0, Campaign.ab_winner.is_(None)))
+    if undecided is None:
+        return
+    db.session.execute(update(Delivery).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING, Delivery.variant.is_(None))
+        .values(next_attempt_at=HELD_UNTIL).execution_options(synchronize_session=False))

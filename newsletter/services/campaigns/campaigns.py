@@ -305,6 +305,7 @@ def retry_failed(campaign_id: int, by: str = "") -> int:
     if not moved:
         db.session.rollback()  # nothing to send: the campaign stays as it was
         return 0
+    ab_variants.hold_rest(campaign_id)  # an A/B test's rest still waits for its winner
     audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
     db.session.commit()
     record_totals(campaign_id)
