@@ -62,6 +62,8 @@ def test_the_form_saves_the_test_and_shows_it_again_for_editing(app, admin_clien
     assert 'value="20% off this spring"' in edit and 'id="ab-test" open' in edit
     detail = admin_client.get(f"/admin/campaigns/{campaign.id}").get_data(as_text=True)
     assert "Starts when the campaign is sent: 30% of the recipients get the variants" in detail
+    confirm = admin_client.get(f"/admin/campaigns/{campaign.id}/send").get_data(as_text=True)
+    assert "30% of them (about 1), picked at random" in confirm and "once you pick it" in confirm
     off = post_form(admin_client, f"/admin/campaigns/{campaign.id}/edit", f"/admin/campaigns/{campaign.id}/edit",
                     {**_form(list_id), "ab_enabled": ""})
     assert off.status_code == 302
