@@ -360,6 +360,9 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
                                  "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
             "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled",
                                           "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
+            # A/B tests whose wait is over: the winner goes to the rest (read from the database).
+            "decide-ab-tests": {"task": "newsletter.tasks.campaigns.decide_ab_tests",
+                                "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
             "sweep-notifications": {"task": "newsletter.tasks.notifications.sweep",
                                     "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
             "deliver-webhooks": {"task": "newsletter.tasks.webhooks.deliver_due",

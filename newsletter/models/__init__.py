@@ -1,4 +1,5 @@
 """The database models, one noun per module."""
+from .ab_test import VARIANT_LABELS, AbMetric, AbMode, AbVariant
 from .api_key import ApiKey
 from .audit_event import AuditEvent
 from .bounce import Bounce, BounceType
@@ -46,5 +47,5 @@ __all__ = [
     "CampaignLink",
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
-    "DkimKeyStatus", "Segment", "campaign_segments",
+    "DkimKeyStatus", "Segment", "campaign_segments", "AbMetric", "AbMode", "AbVariant", "VARIANT_LABELS",
 ]

@@ -9,6 +9,7 @@ from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model, db
+from .ab_test import AbMetric, AbMode, AbVariant
 from .base import UTCDateTime, enum_column, utcnow
 from .engagement import Tracking
 from .segment import Segment, campaign_segments
@@ -90,6 +91,14 @@ class Campaign(Model):
     # services/campaigns/resend.py). The original deleted (NULL, `resend_to` kept): nobody.
     resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     resend_to: Mapped[ResendTo | None] = mapped_column(enum_column(ResendTo))
+    # An A/B test (services/campaigns/ab_tests.py): `ab_share` percent of the recipients get the
+    # variants, the rest wait in the ledger (held) until the winner is known. 0: no test.
+    ab_share: Mapped[int] = mapped_column(default=0, server_default="0")
+    ab_metric: Mapped[AbMetric] = mapped_column(enum_column(AbMetric), default=AbMetric.OPENS, server_default="opens")
+    ab_mode: Mapped[AbMode] = mapped_column(enum_column(AbMode), default=AbMode.AUTO, server_default="auto")
+    ab_wait: Mapped[int] = mapped_column(default=0, server_default="0")  # seconds from the snapshot to the pick
+    ab_winner: Mapped[str | None] = mapped_column(String(1))  # the variant's label, once picked
+    ab_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # Totals, written by the chord callback from the Delivery table (never incremented).
     recipients: Mapped[int] = mapped_column(default=0)
@@ -111,6 +120,11 @@ class Campaign(Model):
     # Segments it also goes to: the snapshot takes the union with the lists' members, each address once.
     segments: Mapped[list[Segment]] = relationship(secondary=campaign_segments, order_by=Segment.name)
     layout: Mapped[Layout | None] = relationship()
+    variants: Mapped[list[AbVariant]] = relationship(order_by=AbVariant.label, cascade="all, delete-orphan")
+
+    @property
+    def ab_test(self) -> bool:
+        return self.ab_share > 0
 
     @property
     def skipped(self) -> int:

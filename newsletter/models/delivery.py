@@ -72,6 +72,9 @@ class Delivery(Model):
     smtp_code: Mapped[int | None] = mapped_column()
     smtp_message: Mapped[str] = mapped_column(String(500), default="")
     worker: Mapped[str] = mapped_column(String(200), default="")
+    # An A/B test's variant label this recipient got (NULL: no test, or held until the winner).
+    variant: Mapped[str | None] = mapped_column(String(1))
+    ab_tested: Mapped[bool | None] = mapped_column()  # True: in the test share (the rest got the winner)
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} c{self.campaign_id} {self.status.value}>"

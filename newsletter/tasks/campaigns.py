@@ -8,7 +8,7 @@ from __future__ import annotations
 from celery import chord, group, shared_task
 from flask import current_app
 
-from ..services.campaigns import campaigns, dispatch
+from ..services.campaigns import ab_tests, campaigns, dispatch
 from .bulk import send_batch
 from .publish import enqueue
 
@@ -45,3 +45,9 @@ def start_scheduled() -> list[int]:
     for campaign_id in started:  # each committed by start_due before it is enqueued
         enqueue(dispatch_campaign, campaign_id)
     return started
+
+
+@shared_task(name="newsletter.tasks.campaigns.decide_ab_tests")
+def decide_ab_tests() -> dict[str, str]:
+    """Beat: A/B tests whose wait is over get their winner, and the rest of the recipients get it."""
+    return {str(campaign_id): label for campaign_id, label in ab_tests.decide_due(publish_window).items()}

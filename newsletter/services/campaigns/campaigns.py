@@ -22,6 +22,7 @@ from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
+from . import ab_variants
 from .context import preview_context, recipient_context, sample_context
 from .editors import body_html
 from .fields import audience_attributes, parse_list_ids
@@ -32,7 +33,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool", "body_format", "body_source", "segment_ids")
+          "pool", "body_format", "body_source", "segment_ids", "ab_test")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -132,11 +133,13 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         converted = exc.field == "html" and body_format.value in ("markdown", "richtext")
         raise ValidationError("body_source" if converted else exc.field, exc.message) from None
     clean["list_ids"], clean["segment_ids"] = list_ids, segment_ids
+    clean["ab_test"] = ab_variants.clean(values.get("ab_test"), clean["tracking"], _layout_html(layout_id))
     return clean
 
 
 def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
     list_ids, segment_ids = clean.pop("list_ids"), clean.pop("segment_ids")
+    ab_variants.apply(campaign, clean.pop("ab_test"))
     for key, value in clean.items():
         setattr(campaign, key, value)
     campaign.lists = [lists_service.get(i) for i in list_ids]
@@ -155,7 +158,8 @@ def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | N
 
 
 def current_values(campaign: Campaign) -> dict[str, Any]:
-    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids")}
+    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids", "ab_test")}
+    values["ab_test"] = ab_variants.current(campaign)
     values["list_ids"] = [m.id for m in campaign.lists]
     values["segment_ids"] = [s.id for s in campaign.segments]
     return values
@@ -301,6 +305,7 @@ def retry_failed(campaign_id: int, by: str = "") -> int:
     if not moved:
         db.session.rollback()  # nothing to send: the campaign stays as it was
         return 0
+    ab_variants.hold_rest(campaign_id)  # an A/B test's rest still waits for its winner
     audit.record("campaign.retried", "campaign", campaign_id, deliveries=moved)
     db.session.commit()
     record_totals(campaign_id)

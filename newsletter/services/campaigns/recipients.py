@@ -25,6 +25,7 @@ from ...models import (
 from ...models.base import utcnow
 from ..audience import statistics, suppressions
 from ..audience.segments import segments
+from . import ab_variants
 
 
 def _confirmed_member_of(list_ids: Any) -> Any:
@@ -113,13 +114,16 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     recipients = audience(campaign_id, target, segment)
     eligible = (recipients.where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
                 .subquery())
+    # An A/B test's recipients are frozen held; the last chunk releases the test share (ab_variants).
+    ab_test = bool(db.session.scalar(select(Campaign.ab_share).where(Campaign.id == campaign_id)))
     rows = select(literal(campaign_id), eligible.c.id, eligible.c.email, literal(DeliveryStatus.PENDING.value),
-                  literal(0), literal(now), literal(now), literal(""), literal("")).where(true())
+                  literal(0), literal(now), literal(now), literal(""), literal(""),
+                  literal(ab_variants.HELD_UNTIL if ab_test else None, Delivery.next_attempt_at.type)).where(true())
     # (`WHERE true`: SQLite cannot tell `ON CONFLICT` from a join clause after a bare FROM.)
     db.session.connection().execute(
         dialect.insert(Delivery.__table__).from_select(
             ["campaign_id", "subscriber_id", "email", "status", "attempts", "created_at", "updated_at",
-             "smtp_message", "worker"], rows,
+             "smtp_message", "worker", "next_attempt_at"], rows,
         ).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"]))
     left = db.session.scalar(recipients.with_only_columns(Subscriber.id)
                              .where(Subscriber.id > _frozen_up_to(campaign_id)).order_by(Subscriber.id).limit(1))
@@ -129,6 +133,8 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     campaign = db.session.get(Campaign, campaign_id)
     assert campaign is not None  # its rows were just frozen
     _record_exclusions(campaign, target, segment)
+    if ab_test and campaign.snapshot_at is None:  # once: this transaction sets snapshot_at
+        ab_variants.assign(campaign_id)
     campaign.recipients = db.session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)) or 0
     campaign.snapshot_at = campaign.snapshot_at or now

@@ -16,7 +16,7 @@ from ...extensions import db
 from ...models import Campaign, CampaignStatus, ResendTo, Subscriber, Tracking, campaign_lists
 from ..errors import StateConflict, ValidationError
 from ..text import one_line
-from . import campaigns
+from . import ab_variants, campaigns
 from .recipients import audience, eligible_subscribers, not_engaged, segment_condition
 
 LABELS = {ResendTo.NON_OPENERS: "non-openers", ResendTo.NON_CLICKERS: "non-clickers"}
@@ -51,6 +51,12 @@ def create(original_id: int, to: Any, subject: str | None = None, created_by_id:
     target = _to(to)
     values = campaigns.current_values(original)
     values["name"] = f"{original.name} (resend to {LABELS[target]})"[:200]
+    values["ab_test"] = None  # one message for everyone: an A/B test's winner when it had one
+    winner = ab_variants.variant(original.id, original.ab_winner)
+    if winner is not None:
+        values.update(subject=winner.subject, from_name=winner.from_name or values["from_name"])
+        if winner.html.strip():
+            values.update(html=winner.html, body_format="html", body_source="", text="")
     if subject is not None:
         values["subject"] = one_line(subject, "subject", 500, required=True)
     return campaigns.create(created_by_id=created_by_id, resend_of=(original.id, target), **values)

@@ -45,7 +45,7 @@ from ..delivery.retries import retry_delay
 from ..engagement import links as engagement_links
 from ..errors import ValidationError
 from ..notifications import one_off
-from . import campaigns, recipients
+from . import ab_variants, campaigns, recipients
 from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
 from .status import transition
 
@@ -112,7 +112,7 @@ class _Prepared:
 
 # Least recently used last; bounded, so a worker that sends campaign after campaign for weeks
 # does not keep every one it ever compiled (the soak bench saw ~17 KB a campaign accumulate).
-_cache: OrderedDict[int, _Prepared] = OrderedDict()
+_cache: OrderedDict[tuple[int, str | None], _Prepared] = OrderedDict()  # (campaign, A/B variant)
 _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
@@ -121,29 +121,38 @@ def _domain() -> str:
     return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
 
 
-def prepared(campaign: Campaign) -> _Prepared:
-    """The campaign compiled once per worker process (recompiled only if it or its layout changed)."""
+def prepared(campaign: Campaign, variant: str | None = None) -> _Prepared:
+    """The campaign (or one A/B variant of it: its subject, from-name and body when it has them)
+    compiled once per worker process (recompiled only if it or its layout changed)."""
     layout = db.session.get(Layout, campaign.layout_id) if campaign.layout_id else None
     key = (campaign.updated_at, layout.updated_at if layout else None)
+    cache_key = (campaign.id, variant)
     with _cache_lock:
-        hit = _cache.get(campaign.id)
+        hit = _cache.get(cache_key)
         if hit is not None and hit.key == key:
-            _cache.move_to_end(campaign.id)
+            _cache.move_to_end(cache_key)
             return hit
+    fields = campaign_fields(campaign)
+    html, text = campaign.html, campaign.text
+    chosen = ab_variants.variant(campaign.id, variant)
+    if chosen is not None:
+        fields.update(subject=chosen.subject, from_name=chosen.from_name or campaign.from_name)
+        if chosen.html.strip():
+            html, text = chosen.html, ""  # its own body: the text part is made from it
     tracking = campaign.tracking
     # Tracked: the HTML is rewritten once, here; per recipient only the tokens are made.
     rewriter = engagement_links.Rewriter(current_app.config["BASE_URL"]) if tracking != Tracking.OFF else None
-    compiled = CompiledMessage(campaign.subject, campaign.html, campaign.text, layout.html if layout else None,
+    compiled = CompiledMessage(fields["subject"], html, text, layout.html if layout else None,
                                html_transform=rewriter)
     urls = rewriter.urls if rewriter else []
     list_ids = [m.id for m in campaign.lists]
     names = ", ".join(m.name for m in campaign.lists)[:100]
-    entry = _Prepared(key, compiled, campaign_fields(campaign), campaign.reply_to, list_ids,
+    entry = _Prepared(key, compiled, fields, campaign.reply_to, list_ids,
                       _list_id(names, campaign.id), tracking,
                       engagement_links.register(campaign.id, urls), urls, feedback_id(campaign.id, list_ids))
     with _cache_lock:
-        _cache[campaign.id] = entry
-        _cache.move_to_end(campaign.id)
+        _cache[cache_key] = entry
+        _cache.move_to_end(cache_key)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return entry
@@ -317,7 +326,8 @@ def _people(claimed: list[Claimed]) -> dict[int, tuple[str, dict, int]]:
 
 def _send_claimed(batch: _Batch) -> None:
     try:
-        entry = prepared(batch.campaign)
+        entries = {variant: prepared(batch.campaign, variant) for variant in sorted(
+            {row.variant for row in batch.claimed}, key=lambda v: v or "")}
     except RenderError as exc:  # a layout edited into something broken since the campaign was saved
         batch.stop_reason = f"The template no longer renders: {exc.message}"
         batch.release(batch.claimed)
@@ -343,7 +353,7 @@ def _send_claimed(batch: _Batch) -> None:
             metrics.waited("campaigns", wait)
             time.sleep(wait)
         chunk = _admitted(batch, route, rows[i:i + n], throttles)
-        if not _send_chunk(batch, entry, route, chunk, people, size, rate.client):
+        if not _send_chunk(batch, entries, route, chunk, people, size, rate.client):
             done = {o.id for o in batch.outcomes}
             batch.release([r for r in rows if r.id not in done], retry_at=servers.retry_at(route),
                           why=servers.why_not(route))
@@ -369,7 +379,10 @@ def _admitted(batch: _Batch, route: pools.Route, chunk: list[Claimed], throttles
     return [row for row, wait in zip(chunk, waits, strict=True) if not wait]
 
 
-def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list[Claimed],
+Entries = dict[str | None, _Prepared]  # a batch's compiled message per A/B variant (None: no test)
+
+
+def _send_chunk(batch: _Batch, entries: Entries, route: pools.Route, chunk: list[Claimed],
                 people: dict[int, tuple[str, dict, int]], size: int, client: redis.Redis) -> bool:
     """Send the chunk round by round, each round through the next server of the pool with room.
 
@@ -391,7 +404,7 @@ def _send_chunk(batch: _Batch, entry: _Prepared, route: pools.Route, chunk: list
             return True
         sessions = smtp.sessions(server.smtp, size)
         current, chunk = chunk[:sessions.size], chunk[sessions.size:]
-        failures, unreached = _send_round(batch, entry, sessions, current, people)
+        failures, unreached = _send_round(batch, entries, sessions, current, people)
         batch.record_if_due()
         if unreached:
             route.failed(server, unreached[0][1].message)
@@ -431,7 +444,7 @@ def _count_error(client: redis.Redis, campaign_id: int) -> int:
 Unreached = list[tuple[Claimed, SmtpFailure]]
 
 
-def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: list[Claimed],
+def _send_round(batch: _Batch, entries: Entries, sessions: smtp.Sessions, rows: list[Claimed],
                 people: dict[int, tuple[str, dict, int]]) -> tuple[list[SmtpFailure], Unreached]:
     """One message per session, fenced together; every outcome recorded. Returns the SMTP
     failures that have an outcome, and the rows the server could not be reached for (no
@@ -439,7 +452,7 @@ def _send_round(batch: _Batch, entry: _Prepared, sessions: smtp.Sessions, rows: 
     """
     items, sending = [], []
     for row in rows:
-        envelope = _envelope_for(batch, entry, row, people)
+        envelope = _envelope_for(batch, entries[row.variant], row, people)
         if envelope is not None:
             items.append((row.id, envelope))
             sending.append(row)

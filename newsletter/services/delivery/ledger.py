@@ -51,6 +51,7 @@ class Claimed:
     subscriber_id: int | None
     email: str
     attempts: int
+    variant: str | None = None  # an A/B test's variant label (its subject, from-name, body)
 
 
 def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
@@ -59,7 +60,7 @@ def claim(ids: Sequence[int], token: str, worker: str) -> list[Claimed]:
         update(Delivery).where(Delivery.id.in_(list(ids)), Delivery.status == D.QUEUED)
         .values(status=D.SENDING, claim=token, worker=worker[:200], attempts=Delivery.attempts + 1,
                 updated_at=utcnow())
-        .returning(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts)
+        .returning(Delivery.id, Delivery.subscriber_id, Delivery.email, Delivery.attempts, Delivery.variant)
         .execution_options(**_NO_SYNC)).all()
     db.session.commit()
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)

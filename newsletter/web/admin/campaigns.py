@@ -15,7 +15,7 @@ from ...services import settings
 from ...services.addresses import normalize_email
 from ...services.audience import lists as lists_service
 from ...services.audience.segments import segments as segments_service
-from ...services.campaigns import campaigns, fields, gallery, layouts, reports, resend
+from ...services.campaigns import ab_tests, campaigns, fields, gallery, layouts, reports, resend
 from ...services.campaigns import send as campaign_send
 from ...services.deliverability import preflight
 from ...services.deliverability import report as deliverability_report
@@ -31,7 +31,7 @@ from ..forms import ConfirmForm
 from ..lookups import parse_id, preview_subscriber_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
-from .forms.campaigns import CampaignForm, ResendForm, ScheduleForm, TestSendForm
+from .forms.campaigns import CampaignForm, ResendForm, ScheduleForm, TestSendForm, ab_error_aliases, ab_form_data
 from .lists import can_edit_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/admin/campaigns")
@@ -52,7 +52,8 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     if campaign is not None:
         values = campaigns.current_values(campaign)
         form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or ""),
-                                  "tracking": values["tracking"].value, "body_format": values["body_format"].value})
+                                  "tracking": values["tracking"].value, "body_format": values["body_format"].value,
+                                  **ab_form_data(values["ab_test"])})
     else:
         form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT"), **_start()})
     counts = lists_service.counts_by_status()
@@ -88,7 +89,8 @@ def _sender_defaults() -> dict[str, str]:
 
 def _save(form: CampaignForm, campaign_id: int | None = None) -> Campaign | None:
     return saved_or_form_error(form, lambda: campaigns.update(campaign_id, **form.values()) if campaign_id
-                               else campaigns.create(created_by_id=current_user.id, **form.values()))
+                               else campaigns.create(created_by_id=current_user.id, **form.values()),
+                               ab_error_aliases())
 
 
 @bp.get("/")
@@ -162,6 +164,7 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
                            preview_error=preview_error, counts=counts, progress=live, engagement=engagement,
                            schedule_form=schedule_form, test_form=test_form or TestSendForm(formdata=None),
                            confirm_form=ConfirmForm(), resend=_resend_block(campaign, resend_form),
+                           ab=ab_tests.report(campaign.id) if campaign.ab_test else None,
                            returned=deliverability_report.campaign_rate(campaign)), code
 
 
@@ -176,7 +179,26 @@ def detail(campaign_id: int):
 def report(campaign_id: int):
     found = reports.campaign_report(campaign_id)
     return render_template("admin/campaigns/report.html", campaign=found.campaign, report=found,
-                           confirm_form=ConfirmForm())
+                           confirm_form=ConfirmForm(),
+                           ab=ab_tests.report(campaign_id) if found.campaign.ab_test else None)
+
+
+@bp.post("/<int:campaign_id>/ab/winner")
+@role_required(Role.MARKETER)
+def ab_winner(campaign_id: int):
+    """The marketer picks the A/B test's winner: the recipients still held get it."""
+    campaign = campaigns.get(campaign_id)
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+    else:
+        label = request.form.get("variant", "")
+        try:
+            released = ab_tests.pick(campaign.id, label, campaign_tasks.publish_window)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Variant {label} won: it goes to the other {released:,} recipients.", "success")
+    return redirect(url_for(".detail", campaign_id=campaign.id) + "#ab-test")
 
 
 @bp.get("/<int:campaign_id>/engagement")

@@ -6,8 +6,19 @@ from typing import Any
 
 import marshmallow as ma
 
-from ...models import BodyFormat, BounceType, Campaign, CampaignStatus, DeliveryStatus, ResendTo, Tracking
-from ...services.campaigns import campaigns, resend
+from ...models import (
+    VARIANT_LABELS,
+    AbMetric,
+    AbMode,
+    BodyFormat,
+    BounceType,
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    ResendTo,
+    Tracking,
+)
+from ...services.campaigns import ab_tests, campaigns, resend
 from ...services.deliverability import bounces, preflight
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import report as engagement_report
@@ -58,6 +69,55 @@ class Totals(ma.fields.Nested):
         return campaigns.totals(obj)
 
 
+AB_HELP = ("An A/B test: `share` percent of the recipients (a reproducible random sample, split evenly) get "
+           "the 2-4 variants; after `wait_minutes` the variant with the best `metric` (distinct human openers or "
+           "clickers, individual tracking) goes to the rest (`mode` auto), or the marketer picks it (`manual`, "
+           "POST .../ab/winner). null: no test (on a PATCH, null removes it).")
+
+
+class AbVariantIn(InSchema):
+    subject = ma.fields.String(required=True, validate=ma.validate.Length(1, 500))
+    from_name = ma.fields.String(validate=ma.validate.Length(max=200),
+                                 metadata={"description": "Empty or absent: the campaign's."})
+    html = ma.fields.String(validate=BODY, metadata={"description": "Its own HTML body; empty or absent: the "
+                                                                     "campaign's."})
+
+
+class AbTestIn(InSchema):
+    variants = ma.fields.List(ma.fields.Nested(AbVariantIn), required=True,
+                              validate=ma.validate.Length(2, len(VARIANT_LABELS)),
+                              metadata={"description": "Labelled A, B, C, D in this order."})
+    share = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 100),
+                              metadata={"description": "Percent of the recipients in the test."})
+    metric = ma.fields.String(load_default="opens", validate=ma.validate.OneOf([m.value for m in AbMetric]))
+    wait_minutes = ma.fields.Integer(load_default=60, validate=ma.validate.Range(0, ab_tests.MAX_WAIT_MINUTES),
+                                     metadata={"description": "From the test share's start to the pick (auto)."})
+    mode = ma.fields.String(load_default="auto", validate=ma.validate.OneOf([m.value for m in AbMode]))
+
+
+class AbVariantOut(ma.Schema):
+    label = ma.fields.String(required=True)
+    subject = ma.fields.String(required=True)
+    from_name = ma.fields.String(required=True)
+    html = ma.fields.String(required=True)
+
+
+class AbTestOut(ma.Schema):
+    variants = ma.fields.List(ma.fields.Nested(AbVariantOut), required=True)
+    share = ma.fields.Integer(required=True, attribute="ab_share")
+    metric = ma.fields.Enum(AbMetric, by_value=True, required=True, attribute="ab_metric")
+    wait_minutes = ma.fields.Function(lambda c: c.ab_wait // 60, required=True)
+    mode = ma.fields.Enum(AbMode, by_value=True, required=True, attribute="ab_mode")
+    winner = ma.fields.String(required=True, allow_none=True, attribute="ab_winner")
+
+
+class AbTestField(ma.fields.Nested):
+    """The campaign itself seen as its test (null without one)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = ma.missing) -> Any:
+        return obj if obj.ab_test else None
+
+
 class CampaignOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
@@ -88,6 +148,7 @@ class CampaignOut(ma.Schema):
     resend_to = ma.fields.Enum(ResendTo, by_value=True, required=True, allow_none=True, metadata={
         "description": "A resend goes only to the original's recipients without a human open "
                        "(`non_openers`) or click (`non_clickers`), decided when it is sent."})
+    ab_test = AbTestField(AbTestOut, required=True, allow_none=True, metadata={"description": AB_HELP})
 
 
 class CampaignPatch(InSchema):
@@ -108,6 +169,7 @@ class CampaignPatch(InSchema):
     tracking = ma.fields.String(validate=ma.validate.OneOf([t.value for t in Tracking]),
                                 metadata={"description": TRACKING_HELP})
     pool = ma.fields.String(validate=ma.validate.Length(1, 64), metadata={"description": POOL_HELP})
+    ab_test = ma.fields.Nested(AbTestIn, allow_none=True, metadata={"description": AB_HELP})
 
 
 class CampaignIn(CampaignPatch):
@@ -232,6 +294,44 @@ class DeliveryOut(ma.Schema):
                               metadata={"description": "The latest bounce or complaint reported for it, if any."})
 
 
+class AbVariantReportOut(ma.Schema):
+    label = ma.fields.String(required=True)
+    subject = ma.fields.String(required=True)
+    from_name = ma.fields.String(required=True)
+    has_body = ma.fields.Boolean(required=True, metadata={"description": "It has its own HTML body."})
+    sent = ma.fields.Integer(required=True, metadata={"description": "Test messages sent."})
+    opens = ma.fields.Integer(required=True, metadata={"description": "Distinct human openers (a click counts)."})
+    clicks = ma.fields.Integer(required=True, metadata={"description": "Distinct human clickers."})
+    open_rate = ma.fields.Float(required=True)
+    click_rate = ma.fields.Float(required=True)
+    leader = ma.fields.Boolean(required=True, metadata={"description": "The best rate on the metric so far."})
+    compared_with = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The leader (for the leader: the runner-up)."})
+    z = ma.fields.Float(required=True)
+    p_value = ma.fields.Float(required=True, metadata={"description": "Two-sided."})
+    confidence = ma.fields.Float(required=True, metadata={"description": "1 - p_value."})
+    summary = ma.fields.String(required=True, metadata={"description": "The comparison in words."})
+
+
+class AbReportOut(ma.Schema):
+    campaign_id = ma.fields.Integer(required=True)
+    metric = ma.fields.Enum(AbMetric, by_value=True, required=True)
+    mode = ma.fields.Enum(AbMode, by_value=True, required=True)
+    share = ma.fields.Integer(required=True)
+    wait_minutes = ma.fields.Integer(required=True)
+    winner = ma.fields.String(required=True, allow_none=True)
+    decided_at = ma.fields.DateTime(required=True, allow_none=True)
+    decide_at = ma.fields.DateTime(required=True, allow_none=True, metadata={
+        "description": "When beat picks the winner (auto mode, once the test share is out)."})
+    held = ma.fields.Integer(required=True, metadata={"description": "Recipients waiting for the winner."})
+    test = ma.fields.String(required=True, metadata={"description": "The statistical test used."})
+    variants = ma.fields.List(ma.fields.Nested(AbVariantReportOut), required=True)
+
+
+class AbWinnerIn(InSchema):
+    variant = ma.fields.String(required=True, validate=ma.validate.OneOf(list(VARIANT_LABELS)))
+
+
 class DeliveryArgs(PageArgs):
     status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in DeliveryStatus]))
 
@@ -343,6 +443,25 @@ def resend_campaign(body: dict[str, Any], campaign_id: int) -> Campaign:
     click) by then, minus the usual exclusions.
     """
     return resend.create(campaign_id, body["to"], body.get("subject"))
+
+@bp.route("/<int:campaign_id>/ab", methods=["GET"])
+@bp.response(200, AbReportOut)
+@bp.alt_response(409, response="CONFLICT")
+def ab_report(campaign_id: int) -> dict[str, Any]:
+    """The A/B test: each variant's test messages, human openers and clickers, and its confidence
+    against the leader (a pooled two-proportion z-test, two-sided). 409 without a test."""
+    return ab_tests.report(campaign_id)
+
+
+@bp.route("/<int:campaign_id>/ab/winner", methods=["POST"])
+@bp.arguments(AbWinnerIn)
+@bp.response(200, AbReportOut)
+@bp.alt_response(409, response="CONFLICT")
+def ab_winner(body: dict[str, Any], campaign_id: int) -> dict[str, Any]:
+    """Pick the winner (either mode): the recipients still held get it, each once. 409 once picked."""
+    ab_tests.pick(campaign_id, body["variant"], campaign_tasks.publish_window)
+    return ab_tests.report(campaign_id)
+
 
 @bp.route("/<int:campaign_id>/stats", methods=["GET"])
 @bp.response(200, StatsOut)

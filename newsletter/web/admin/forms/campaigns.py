@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ....models import VARIANT_LABELS
 from ....services.addresses import normalize_email
 from ....services.settings import TRACKING_MODES
 from .audience import CheckboxesField
@@ -78,6 +79,19 @@ class CampaignForm(FlaskForm):
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
     # Not saved: whom the live preview is rendered for.
     preview_as = StringField("Preview as", validators=[Length(max=254)])
+    # The A/B test (services/campaigns/ab_variants.py); variants A-D are added below the class.
+    ab_enabled = BooleanField("Run an A/B test")
+    ab_share = IntegerField("Test share (%)", default=20, validators=[Optional()],
+                            description="This share of the recipients, picked at random, is split evenly between "
+                                        "the variants; the rest get the winner.")
+    ab_metric = SelectField("Winner by", choices=[SelectChoice("opens", "Opens (people, not machines)"),
+                                                  SelectChoice("clicks", "Clicks (people, not machines)")],
+                            default="opens", validate_choice=False)
+    ab_wait_minutes = IntegerField("Wait (minutes)", default=240, validators=[Optional()],
+                                   description="From the test share's start to the pick.")
+    ab_mode = RadioField("Then", choices=[SelectChoice("auto", "Send the winner to the rest automatically"),
+                                          SelectChoice("manual", "Let me pick the winner")],
+                         default="auto", validate_choice=False)
 
     def values(self) -> dict[str, Any]:
         """What the campaigns service takes."""
@@ -86,7 +100,59 @@ class CampaignForm(FlaskForm):
                 "body_format": self.body_format.data, "body_source": self.body_source.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
                 "list_ids": self.list_ids.data or [], "segment_ids": self.segment_ids.data or [],
-                "tracking": self.tracking.data, "pool": self.pool.data}
+                "tracking": self.tracking.data, "pool": self.pool.data, "ab_test": self.ab_test()}
+
+    def ab_test(self) -> dict[str, Any] | None:
+        """The test as the service takes it; variants left blank are not part of it."""
+        if not self.ab_enabled.data:
+            return None
+        variants = []
+        for label in VARIANT_LABELS:
+            values = {key: (self[f"ab_{key}_{label.lower()}"].data or "") for key in ("subject", "from_name", "html")}
+            if any(value.strip() for value in values.values()):
+                variants.append(values)
+        return {"variants": variants, "share": self.ab_share.data, "metric": self.ab_metric.data,
+                "wait_minutes": self.ab_wait_minutes.data if self.ab_wait_minutes.data is not None else 0,
+                "mode": self.ab_mode.data}
+
+    def ab_has_errors(self) -> bool:
+        return any(field.errors for name, field in self._fields.items() if name.startswith("ab_"))
+
+    def variant_fields(self) -> list[tuple[str, Any, Any, Any]]:
+        return [(label, self[f"ab_subject_{label.lower()}"], self[f"ab_from_name_{label.lower()}"],
+                 self[f"ab_html_{label.lower()}"]) for label in VARIANT_LABELS]
+
+
+for _label in VARIANT_LABELS:
+    setattr(CampaignForm, f"ab_subject_{_label.lower()}",
+            StringField(f"Subject {_label}", validators=[Length(max=500)]))
+    setattr(CampaignForm, f"ab_from_name_{_label.lower()}",
+            StringField(f"From name {_label}", validators=[Length(max=200)],
+                        description="Optional: the campaign's when empty."))
+    setattr(CampaignForm, f"ab_html_{_label.lower()}",
+            TextAreaField(f"HTML body {_label}", description="Optional: the campaign's body when empty."))
+
+
+def ab_form_data(test: dict[str, Any] | None) -> dict[str, Any]:
+    """A saved test (ab_variants.current) as the form's data."""
+    if not test:
+        return {}
+    data: dict[str, Any] = {"ab_enabled": True, "ab_share": test["share"], "ab_metric": test["metric"],
+                            "ab_wait_minutes": test["wait_minutes"], "ab_mode": test["mode"]}
+    for label, variant in zip(VARIANT_LABELS, test["variants"], strict=False):
+        for key in ("subject", "from_name", "html"):
+            data[f"ab_{key}_{label.lower()}"] = variant[key]
+    return data
+
+
+def ab_error_aliases() -> dict[str, str]:
+    """The service's field names for the test's parts, as the form's."""
+    aliases = {"ab_test": "ab_enabled", "ab_test.variants": "ab_subject_b", "ab_test.share": "ab_share",
+               "ab_test.metric": "ab_metric", "ab_test.wait_minutes": "ab_wait_minutes", "ab_test.mode": "ab_mode"}
+    for i, label in enumerate(VARIANT_LABELS):
+        for key in ("subject", "from_name", "html"):
+            aliases[f"ab_test.variants.{i}.{key}"] = f"ab_{key}_{label.lower()}"
+    return aliases
 
 
 class ResendForm(FlaskForm):
