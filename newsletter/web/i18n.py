@@ -7,7 +7,7 @@ Mail is rendered under `flask_babel.force_locale` with the recipient's language 
 from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 from ..config import ROOT
 from ..services import languages
@@ -38,3 +38,4 @@ def select_locale() -> str:
 def register(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_locale=languages.DEFAULT,
                    default_translation_directories=str(ROOT / "translations"))
+    app.jinja_env.globals["get_locale"] = get_locale  # <html lang="..."> in pages and mail

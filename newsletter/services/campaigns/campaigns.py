@@ -22,6 +22,7 @@ from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
+from . import translations as translations_service
 from .context import preview_context, recipient_context, sample_context
 from .editors import body_html
 from .fields import audience_attributes, parse_list_ids
@@ -32,7 +33,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool", "body_format", "body_source", "segment_ids")
+          "pool", "body_format", "body_source", "segment_ids", "translations")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -132,15 +133,18 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         converted = exc.field == "html" and body_format.value in ("markdown", "richtext")
         raise ValidationError("body_source" if converted else exc.field, exc.message) from None
     clean["list_ids"], clean["segment_ids"] = list_ids, segment_ids
+    clean["translations"] = translations_service.clean(values.get("translations"), _layout_html(layout_id))
     return clean
 
 
 def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
     list_ids, segment_ids = clean.pop("list_ids"), clean.pop("segment_ids")
+    translations = clean.pop("translations")
     for key, value in clean.items():
         setattr(campaign, key, value)
     campaign.lists = [lists_service.get(i) for i in list_ids]
     campaign.segments = [segments_service.get(i) for i in segment_ids]
+    translations_service.replace(campaign, translations)
 
 
 def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | None = None, **values: Any) -> Campaign:
@@ -155,7 +159,8 @@ def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | N
 
 
 def current_values(campaign: Campaign) -> dict[str, Any]:
-    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids")}
+    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids", "translations")}
+    values["translations"] = translations_service.of(campaign.id)
     values["list_ids"] = [m.id for m in campaign.lists]
     values["segment_ids"] = [s.id for s in campaign.segments]
     return values

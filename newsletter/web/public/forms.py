@@ -12,8 +12,9 @@ EMAIL = [DataRequired(_l("Please enter your email address.")), Length(max=254)]
 
 
 def language_field(label: object) -> SelectField:
-    """A language select; its choices are set per request (services/languages.py choices)."""
-    return SelectField(label, choices=[], validate_choice=True)
+    """A language select; its choices are set per request (services/languages.py choices). Optional:
+    a form posted without it (an embed made before it existed) keeps what is known."""
+    return SelectField(label, choices=[], validate_choice=True, validators=[Optional()])
 
 
 class SubscribeForm(FlaskForm):
