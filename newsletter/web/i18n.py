@@ -7,7 +7,7 @@ Mail is rendered under `flask_babel.force_locale` with the recipient's language 
 from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, refresh
 
 from ..config import ROOT
 from ..services import languages
@@ -19,6 +19,7 @@ def use_language(tag: str | None) -> None:
     """Show the rest of this request in `tag` (a subscriber's language), when it is known."""
     if tag:
         g.language = languages.ui_locale(tag)
+        refresh()  # drop a locale already worked out for this request
 
 
 def browser_language() -> str | None:

@@ -226,6 +226,7 @@ def preferences(token: str):
     except ValidationError as exc:
         form.name.errors.append(exc.message)
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
+    use_language(form.language.data)  # the answer speaks the language just chosen
     if _ask_to_confirm(result):
         flash(_("Saved. Please confirm the new lists with the link we just emailed you."), "success")
     elif result.suppressed:
