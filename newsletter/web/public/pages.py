@@ -7,6 +7,7 @@ from typing import TypedDict
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
@@ -110,7 +111,8 @@ def _public_list(list_id: int) -> MailingList:
 def subscribe(list_id: int):
     mailing_list = _public_list(list_id)
     form = SubscribeForm()
-    form.language.choices = [("", _("Same as my browser")), *languages.choices()]
+    form.language.choices = [SelectChoice("", _("Same as my browser")),
+                             *(SelectChoice(tag, name) for tag, name in languages.choices())]
     if form.validate_on_submit():
         if form.website.data:  # a bot: answer as if it worked, change nothing
             return redirect(url_for("public.subscribed", list_id=list_id))
@@ -207,7 +209,7 @@ def _lists_form(subscriber: Subscriber) -> PreferencesForm:
     form = PreferencesForm()
     form.mailing_lists = sorted(shown.values(), key=lambda m: (m.name, m.id))  # for the template
     form.lists.choices = [(m.id, m.name) for m in form.mailing_lists]
-    form.language.choices = languages.choices(subscriber.language)
+    form.language.choices = [SelectChoice(tag, name) for tag, name in languages.choices(subscriber.language)]
     if request.method == "GET":
         form.name.data, form.lists.data = subscriber.name, sorted(current)
         form.language.data = subscriber.language or browser_language() or languages.DEFAULT
