@@ -27,7 +27,8 @@ def test_add_edit_refuse_and_remove_a_translation(app, admin_client):
     response = post_form(admin_client, NEW, NEW, {**_form(), **german, **_row(1)})
     assert response.status_code == 302, response.get_data(as_text=True)
     campaign_id = int(response.location.rstrip("/").rsplit("/", 1)[1])
-    assert _translations(app, campaign_id) == {"de": {"subject": "Hallo {{ subscriber.name }}", "body": "<p>Hallo!</p>"}}
+    assert _translations(app, campaign_id) == {
+        "de": {"subject": "Hallo {{ subscriber.name }}", "body": "<p>Hallo!</p>"}}
 
     edit = f"/admin/campaigns/{campaign_id}/edit"
     form = admin_client.get(edit).get_data(as_text=True)
