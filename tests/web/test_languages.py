@@ -128,3 +128,20 @@ def test_admin_nav_follows_accept_language(admin_client):
     assert ">Campaigns</a>" in english and ">Sign out</button>" in english
     unknown = admin_client.get("/admin/", headers={"Accept-Language": "ja"}).get_data(as_text=True)
     assert ">Campaigns</a>" in unknown
+
+
+def test_web_view_shows_the_variant_of_the_subscribers_language(app, client):
+    from newsletter.services.campaigns import campaigns
+
+    list_id = make_list(app, "Weekly", OptIn.SINGLE)
+    german, french = make_subscriber(app, address("de"), [list_id]), make_subscriber(app, address("fr"), [list_id])
+    set_language(app, german, "de-CH")
+    set_language(app, french, "fr")
+    with app.app_context():
+        campaign_id = campaigns.create(
+            name="June", subject="June news", from_email="news@example.com", list_ids=[list_id],
+            html="<p>Hello {{ subscriber.email }}</p>",
+            translations={"de": {"subject": "Juni", "body": "<p>Hallo {{ subscriber.email }}</p>"}}).id
+        urls = {who: links.web_view_url(campaign_id, who) for who in (german, french)}
+    assert "<p>Hallo " in client.get(urlsplit(urls[german]).path).get_data(as_text=True)
+    assert "<p>Hello " in client.get(urlsplit(urls[french]).path).get_data(as_text=True)

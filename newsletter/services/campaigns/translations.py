@@ -71,6 +71,17 @@ def of(campaign_id: int | None) -> Translations:
     return {row.language: {"subject": row.subject, "body": row.body} for row in rows}
 
 
+def localized(values: Mapping[str, Any], language: str | None) -> dict[str, Any]:
+    """A campaign's values (campaigns.current_values) as a subscriber of `language` receives them:
+    the translation's subject and body (HTML, text made from it) when one fits, else unchanged."""
+    tag = languages.pick(language, values.get("translations") or {})
+    if tag is None:
+        return dict(values)
+    parts = values["translations"][tag]
+    return {**values, "subject": parts["subject"], "html": parts["body"], "text": "", "body_format": "html",
+            "body_source": ""}
+
+
 def replace(campaign: Campaign, wanted: Translations) -> None:
     """Make the campaign's translations exactly `wanted` (the caller commits). A change bumps the
     campaign's updated_at, so every worker recompiles it (send.prepared keys its cache on it)."""

@@ -16,6 +16,7 @@ from ...services.audience import gdpr, subscriptions, suppressions, tokens
 from ...services.audience import lists as lists_service
 from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
+from ...services.campaigns import translations as campaign_translations
 from ...services.errors import ValidationError
 from ...services.notifications import audience_mail
 from ...tasks import enqueue
@@ -300,6 +301,8 @@ def web_view(token: str):
         subscriber_id = payload["s"] or None
         if subscriber_id is not None and db.session.get(Subscriber, subscriber_id) is None:
             subscriber_id = None  # erased since: show the sample rendering
+        if subscriber_id is not None:  # the variant this subscriber was sent (their language's)
+            values = campaign_translations.localized(values, subscriber_language(subscriber_id))
         rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
         abort(404, description="This email is no longer available.")
