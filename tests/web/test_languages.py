@@ -145,3 +145,22 @@ def test_web_view_shows_the_variant_of_the_subscribers_language(app, client):
         urls = {who: links.web_view_url(campaign_id, who) for who in (german, french)}
     assert "<p>Hallo " in client.get(urlsplit(urls[german]).path).get_data(as_text=True)
     assert "<p>Hello " in client.get(urlsplit(urls[french]).path).get_data(as_text=True)
+
+
+def test_admin_sets_a_subscribers_language_and_a_bad_tag_is_a_form_error(app, admin_client):
+    from tests.support.web import post_form
+
+    to = address()
+    added = post_form(admin_client, "/admin/subscribers/new", "/admin/subscribers/new",
+                      {"email": to, "name": "", "status": "confirmed", "language": "de_at", "attributes": "{}"})
+    assert added.status_code == 302, added.get_data(as_text=True)
+    assert language_of(app, to) == "de-AT"
+    assert "<dt>Language</dt><dd>de-AT</dd>" in admin_client.get(added.location).get_data(as_text=True)
+    edit = added.location + "/edit"
+    refused = post_form(admin_client, edit, edit, {"email": to, "name": "Renamed", "status": "confirmed",
+                                                   "language": "not a tag", "attributes": "{}"})
+    assert refused.status_code == 200 and "is not a language tag" in refused.get_data(as_text=True)
+    assert language_of(app, to) == "de-AT"
+    cleared = post_form(admin_client, edit, edit, {"email": to, "name": "", "status": "confirmed", "language": "",
+                                                   "attributes": "{}"})
+    assert cleared.status_code == 302 and language_of(app, to) is None
