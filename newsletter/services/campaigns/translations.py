@@ -85,6 +85,8 @@ def localized(values: Mapping[str, Any], language: str | None) -> dict[str, Any]
 def replace(campaign: Campaign, wanted: Translations) -> None:
     """Make the campaign's translations exactly `wanted` (the caller commits). A change bumps the
     campaign's updated_at, so every worker recompiles it (send.prepared keys its cache on it)."""
+    if campaign.id is None and not wanted:
+        return
     if campaign.id is not None and of(campaign.id) == wanted:
         return
     if campaign.id is None:
