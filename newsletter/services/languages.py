@@ -8,7 +8,7 @@ well-formed tag is kept (a campaign may be translated into a language the pages 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from .errors import ValidationError
 
@@ -43,10 +43,15 @@ def fallbacks(tag: str | None) -> list[str]:
     return [tag] if primary == tag else [tag, primary]
 
 
-def pick(tag: str | None, available: Iterable[str]) -> str | None:
-    """The best of `available` for `tag` (exact, then its primary language), None when none fits."""
-    have = set(available)
-    return next((t for t in fallbacks(tag) if t in have), None)
+def pick(tag: str | None, available: Collection[str]) -> str | None:
+    """The best of `available` (a dict or set: looked up, never copied) for `tag`: exact, then its
+    primary language; None when none fits."""
+    if not tag:
+        return None
+    if tag in available:
+        return tag
+    primary = tag.split("-", 1)[0]
+    return primary if primary != tag and primary in available else None
 
 
 def ui_locale(tag: str | None) -> str:

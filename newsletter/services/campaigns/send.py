@@ -121,10 +121,13 @@ class _Prepared:
     # once; a recipient's variant is a dict lookup (variant_for).
     translations: dict[str, _Variant] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.default = _Variant(self.compiled, self.link_ids, self.urls)
+
     def variant_for(self, language: str | None) -> _Variant:
         """The recipient's language (exact tag, then its primary language), else the campaign's own."""
         tag = languages.pick(language, self.translations) if language and self.translations else None
-        return self.translations[tag] if tag else _Variant(self.compiled, self.link_ids, self.urls)
+        return self.translations[tag] if tag else self.default
 
 
 # Least recently used last; bounded, so a worker that sends campaign after campaign for weeks
