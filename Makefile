@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install install-dev static gallery bench clean
+.PHONY: run test lint install install-dev static gallery bench clean translations
 
 run: install static ## Run web + worker + beat + embedded Redis + mail catcher
 	$(BIN)/python -m newsletter.devserver
@@ -52,6 +52,16 @@ static/vendor/.installed: package.json package-lock.json
 	cp node_modules/font-awesome/fonts/fontawesome-webfont.woff2 node_modules/font-awesome/fonts/fontawesome-webfont.woff \
 	   static/vendor/font-awesome/fonts/
 	touch $@
+
+# The platform's own text in other languages (README "Languages"): extract every _() into
+# translations/messages.pot, merge it into each translations/<lang>/LC_MESSAGES/messages.po, and
+# compile the .mo files the app reads (committed, so a fresh clone needs no extra step).
+# New language: .venv/bin/pybabel init -i translations/messages.pot -d translations -l xx
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	   --project=newsletter -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d translations --statistics
 
 # The template gallery: templates/gallery/src/*.mjml compiled with MRML into the committed
 # templates/gallery/*.html (tests/services/test_gallery.py checks they agree).

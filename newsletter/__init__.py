@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_tracking(app)
     register_proxy(app)
     register_extensions(app)
+    register_i18n(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -84,6 +85,13 @@ def register_extensions(app: Flask) -> None:
 # Web, worker and beat share one SQLite file in development; every engine gets its settings.
 event.listen(Engine, "connect", dialect.sqlite_pragmas)
 event.listen(Engine, "connect", dialect.server_session)
+
+
+def register_i18n(app: Flask) -> None:
+    """Flask-Babel: pages and system mail in the reader's language (web/i18n.py)."""
+    from .web import i18n
+
+    i18n.register(app)
 
 
 def register_blueprints(app: Flask) -> None:

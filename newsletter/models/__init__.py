@@ -5,6 +5,7 @@ from .audit_event import AuditEvent
 from .bounce import Bounce, BounceType
 from .campaign import BodyFormat, Campaign, CampaignStatus, ResendTo, campaign_lists
 from .campaign_template import CampaignTemplate
+from .campaign_translation import CampaignTranslation
 from .consent import ConsentAction, ConsentRecord, ConsentSource
 from .delivery import Delivery, DeliveryStatus
 from .delivery_attempt import DeliveryAttempt
@@ -48,4 +49,5 @@ __all__ = [
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
     "DkimKeyStatus", "Segment", "campaign_segments", "AbMetric", "AbMode", "AbVariant", "VARIANT_LABELS",
+    "CampaignTranslation",
 ]

@@ -47,6 +47,9 @@ class Subscriber(Model):
     # Signed in every link we mail (unsubscribe, preferences, web view, ...): raising it
     # ("revoke links", erasure) makes all earlier links to this person stop working.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Preferred language, a normalised BCP 47 tag ("de", "pt-BR"; i18n/languages.py); NULL: not known,
+    # the browser's Accept-Language (pages) or the default (mail) decides.
+    language: Mapped[str | None] = mapped_column(String(16))
 
     # "Subscription" is resolved by SQLAlchemy at mapping time; subscription.py imports this module
     # for its own annotations, so importing it back, even for type checking, would be a cycle.

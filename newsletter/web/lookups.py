@@ -48,3 +48,8 @@ def preview_subscriber_id(email: str | None, field: str = "preview_as") -> int |
     if found is None:
         raise ValidationError(field, f"No subscriber with the address {address}.")
     return found
+
+
+def subscriber_language(subscriber_id: int) -> str | None:
+    """The subscriber's language tag, None when unknown (or the subscriber is gone)."""
+    return db.session.scalar(select(Subscriber.language).where(Subscriber.id == subscriber_id))

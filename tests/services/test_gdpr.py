@@ -92,3 +92,14 @@ def test_bounces_are_exported_and_erased_with_the_person_keeping_the_campaign_co
         assert row.email.endswith("@erased.invalid") and row.diagnostic == "" and row.subscriber_id is None
         assert (row.type, row.campaign_id) == (BounceType.SOFT, campaign_id)
         assert db.session.get(Campaign, campaign_id).bounced == 1
+
+
+def test_the_language_is_exported_and_erased(app, person):
+    anna_id, _, _ = person
+    with app.app_context():
+        db.session.get(Subscriber, anna_id).language = "nb"
+        db.session.commit()
+        assert gdpr.export_subscriber(anna_id)["subscriber"]["language"] == "nb"
+        gdpr.erase_subscriber(anna_id)
+        db.session.expire_all()
+        assert db.session.get(Subscriber, anna_id).language is None

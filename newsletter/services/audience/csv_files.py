@@ -47,6 +47,7 @@ class CsvLayout:
     email_index: int
     name_index: int | None
     attribute_columns: list[tuple[int, str]]  # (index, attribute key) for every other column
+    language_index: int | None = None  # a `language` column: the subscriber's language, not an attribute
 
 
 def _header_line(sample: str) -> str:
@@ -86,8 +87,9 @@ def layout_from_header(header: list[str], delimiter: str) -> CsvLayout:
         raise ValidationError("file", f"The column {duplicate!r} appears twice in the first row.")
     email_index = lowered.index("email")
     name_index = lowered.index("name") if "name" in lowered else None
-    attributes = [(i, n) for i, n in enumerate(names) if i not in (email_index, name_index) and n]
-    return CsvLayout(delimiter, names, email_index, name_index, attributes)
+    language_index = lowered.index("language") if "language" in lowered else None
+    attributes = [(i, n) for i, n in enumerate(names) if i not in (email_index, name_index, language_index) and n]
+    return CsvLayout(delimiter, names, email_index, name_index, attributes, language_index)
 
 
 def check_utf8(path: Path | str, chunk: int = 1 << 20) -> None:

@@ -41,7 +41,7 @@ def export_subscriber(subscriber_id: int) -> dict[str, Any]:
     return {
         "subscriber": {
             "id": subscriber.id, "email": subscriber.email, "name": subscriber.name,
-            "attributes": subscriber.attributes, "status": subscriber.status.value,
+            "attributes": subscriber.attributes, "status": subscriber.status.value, "language": subscriber.language,
             "created_at": _iso(subscriber.created_at), "confirmed_at": _iso(subscriber.confirmed_at),
         },
         "subscriptions": [
@@ -99,6 +99,7 @@ def erase_subscriber(subscriber_id: int) -> None:
     subscriber.email = f"erased-{subscriber.id}-{digest}{ERASED_DOMAIN}"
     subscriber.name = ""
     subscriber.attributes = {}
+    subscriber.language = None  # personal data too
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     for consent in db.session.scalars(select(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id)):
         db.session.delete(consent)

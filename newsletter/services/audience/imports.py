@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ...extensions import db
 from ...metrics import instruments as metrics
-from ...models import ImportJob, ImportMode, ImportStatus, dialect
+from ...models import ImportJob, ImportMode, ImportStatus, Subscriber, dialect
 from ...models.base import utcnow
-from .. import audit
+from .. import audit, languages
 from ..addresses import normalize_email
 from ..errors import NotFound, ValidationError
 from ..text import one_line
@@ -159,6 +159,7 @@ class _Batch:
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, str, dict, str | None]] = []  # row, email, name, attributes, COPY line
         self.invalid: list[tuple[int, str, str]] = []
+        self.languages: dict[str, str] = {}  # email -> the `language` column's tag, where given
         self.duplicates = 0
         self.read = 0
 
@@ -207,6 +208,12 @@ def _parse(fields: list[str], layout: csv_files.CsvLayout) -> tuple[str, dict]:
     return one_line(name, "name", 200, label="A name") if name else "", subscribers_service.clean_attributes(attributes)
 
 
+def _language(fields: list[str], layout: csv_files.CsvLayout) -> str | None:
+    """The row's `language` cell as a tag (None when empty); ValidationError for one that is no tag."""
+    index = layout.language_index
+    return languages.normalize(fields[index]) if index is not None and index < len(fields) else None
+
+
 def _shown(cell: str) -> str:
     """An invalid row's address cell as the report keeps it: a 1 MB cell is not worth keeping."""
     return cell if len(cell) <= SHOWN_CELL else cell[:SHOWN_CELL] + "…"
@@ -226,6 +233,7 @@ def _read_batch(rows, layout: csv_files.CsvLayout, seen: set[str], size: int,
             duplicate = email in seen
             if not duplicate:
                 name, attributes = _parse(fields, layout)
+                language = _language(fields, layout)
         except ValidationError as exc:
             batch.invalid.append((number, _shown(raw), exc.message))
         else:
@@ -233,6 +241,8 @@ def _read_batch(rows, layout: csv_files.CsvLayout, seen: set[str], size: int,
                 batch.duplicates += 1
             else:
                 seen.add(email)
+                if language:
+                    batch.languages[email] = language
                 batch.rows.append((number, email, name, attributes, line(email, name, attributes) if line else None))
         if batch.read >= size:
             break
@@ -330,6 +340,15 @@ class _Why:
                               for list_id, when in lists)
             self.rows.append({"row": number, "email": email,
                               "reason": f"Left {names}; an import does not add back anyone who unsubscribed."})
+def _set_languages(connection: Any, by_email: dict[str, str], blocked: set[str]) -> None:
+    """The `language` column's tags, one UPDATE per language in the batch (a handful), after the
+    rows are written; the staging COPY path stays as it is. Suppressed addresses are left alone."""
+    emails_by_language: dict[str, list[str]] = {}
+    for email, language in by_email.items():
+        if email not in blocked:
+            emails_by_language.setdefault(language, []).append(email)
+    for language, emails in emails_by_language.items():
+        connection.execute(update(Subscriber).where(Subscriber.email.in_(emails)).values(language=language))
 
 
 def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]]:
@@ -368,6 +387,7 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     new_emails = [row[0] for row in stage if row[3] is None]
     memberships = import_writer.apply(connection, stage, list_ids=job.list_ids,
                                       confirmed=job.mode != ImportMode.OPTIN, now=utcnow())
+    _set_languages(connection, batch.languages, blocked)
     # One subscriber.created per new address, set-based and only if an endpoint listens.
     webhooks.emit_created_subscribers(new_emails, "import", job.list_ids)
     invalid.sort()

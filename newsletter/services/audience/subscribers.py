@@ -30,7 +30,7 @@ from ...models import (
 )
 from ...models.base import utcnow
 from ...models.subscriber import search_text
-from .. import audit
+from .. import audit, languages
 from ..addresses import normalize_email
 from ..errors import Conflict, NotFound, ValidationError
 from ..numbers import whole_number
@@ -271,11 +271,12 @@ def _commit_or_conflict(email: str, before_commit: Callable[[], Any] | None = No
 
 def create(email: str, name: str = "", attributes: dict[str, Any] | None = None, list_ids: Sequence[int] = (),
            status: str | SubscriberStatus = SubscriberStatus.CONFIRMED,
-           source: ConsentSource = ConsentSource.ADMIN) -> Subscriber:
+           source: ConsentSource = ConsentSource.ADMIN, language: str | None = None) -> Subscriber:
     """Add one subscriber; its memberships take its status and each leaves a consent record."""
     email = _free_address(email)
     status = _clean_status(status, NEW_STATUSES)
     subscriber = Subscriber(email=email, name=_clean_name(name), attributes=clean_attributes(attributes),
+                            language=languages.normalize(language),
                             status=status, confirmed_at=utcnow() if status == SubscriberStatus.CONFIRMED else None)
     membership = SubscriptionStatus(status.value)
     for list_id in lists_service.existing_ids(list(list_ids)):
@@ -289,7 +290,7 @@ def create(email: str, name: str = "", attributes: dict[str, Any] | None = None,
 
 
 def update(subscriber_id: int, *, name: Any = _UNSET, email: Any = _UNSET, attributes: Any = _UNSET,
-           status: Any = _UNSET) -> Subscriber:
+           status: Any = _UNSET, language: Any = _UNSET) -> Subscriber:
     """Change the given fields only; everything is checked before anything changes.
 
     Unsubscribing from everything (with a suppression) is `bulk_unsubscribe`, not a status edit.
@@ -302,6 +303,8 @@ def update(subscriber_id: int, *, name: Any = _UNSET, email: Any = _UNSET, attri
         changes["name"] = _clean_name(name)
     if attributes is not _UNSET:
         changes["attributes"] = clean_attributes(attributes)
+    if language is not _UNSET:  # None or "": not known any more
+        changes["language"] = languages.normalize(language)
     if status is not _UNSET:
         changes["status"] = _clean_status(status, SubscriberStatus)
         if changes["status"] in NEW_STATUSES and suppressions.is_suppressed(changes.get("email", subscriber.email)):

@@ -27,6 +27,7 @@ from ...models import (
     SuppressionReason,
 )
 from ...models.base import utcnow
+from .. import languages
 from ..addresses import normalize_email
 from ..errors import NotFound
 from ..text import one_line
@@ -60,23 +61,31 @@ def _consent(subscriber: Subscriber, list_id: int | None, action: ConsentAction,
 
 def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: str = "",
               attributes: dict[str, Any] | None = None, confirmed: bool = False,
-              ip: str | None = None, user_agent: str | None = None) -> SubscribeResult:
-    """Subscribe `email` to `list_ids`; `confirmed` skips double opt-in (admin/import/API)."""
+              ip: str | None = None, user_agent: str | None = None,
+              language: str | None = None) -> SubscribeResult:
+    """Subscribe `email` to `list_ids`; `confirmed` skips double opt-in (admin/import/API).
+
+    `language` (a tag) is kept for a new subscriber, or one whose language is not known yet:
+    like the name, a public form must not change what a known person chose.
+    """
     email = normalize_email(email)
     name = one_line(name, "name", 200, label="A name")
+    language = languages.normalize(language)
     wanted = lists_service.existing_ids(list_ids)
     if suppressions.is_suppressed(email):
         return SubscribeResult(subscriber_id=None, suppressed=True)
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
     result = SubscribeResult(subscriber_id=None, created=subscriber is None)
     if subscriber is None:
-        subscriber = Subscriber(email=email, name=name, attributes=attributes or {})
+        subscriber = Subscriber(email=email, name=name, attributes=attributes or {}, language=language)
         db.session.add(subscriber)
     elif subscriber.status in BLOCKED:
         return SubscribeResult(subscriber_id=subscriber.id, suppressed=True)
     else:
         if name and not subscriber.name:
             subscriber.name = name
+        if language and not subscriber.language:
+            subscriber.language = language
         if attributes:
             subscriber.attributes = {**(subscriber.attributes or {}), **attributes}
 
@@ -213,15 +222,20 @@ def rejoin(subscriber_id: int, list_ids: list[int], *, ip: str | None = None,
 
 
 def set_lists(subscriber_id: int, list_ids: list[int], *, name: str | None = None,
-              ip: str | None = None, user_agent: str | None = None) -> SubscribeResult:
+              ip: str | None = None, user_agent: str | None = None,
+              language: str | None = None) -> SubscribeResult:
     """Preference center: stay in exactly `list_ids` (joining ones confirm via double opt-in).
 
-    `name`, when given, replaces the subscriber's name: here the person is authenticated by
-    their signed link, unlike on the public form.
+    `name` and `language`, when given, replace the subscriber's: here the person is authenticated
+    by their signed link, unlike on the public form.
     """
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise NotFound("subscriber", subscriber_id)
+    language = languages.normalize(language)
+    if language and language != subscriber.language:
+        subscriber.language = language
+        db.session.commit()
     wanted = set(lists_service.existing_ids(list_ids))
     if name is not None and one_line(name, "name", 200, label="A name") != subscriber.name:
         subscriber.name = one_line(name, "name", 200, label="A name")

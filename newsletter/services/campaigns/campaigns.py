@@ -23,6 +23,7 @@ from ..errors import NotFound, StateConflict, ValidationError
 from ..numbers import whole_number
 from ..text import one_line
 from . import ab_variants
+from . import translations as translations_service
 from .context import preview_context, recipient_context, sample_context
 from .editors import body_html
 from .fields import audience_attributes, parse_list_ids
@@ -33,7 +34,7 @@ from .totals import record_totals
 S = CampaignStatus
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 FIELDS = ("name", "subject", "from_name", "from_email", "reply_to", "html", "text", "layout_id", "list_ids", "tracking",
-          "pool", "body_format", "body_source", "segment_ids", "ab_test")
+          "pool", "body_format", "body_source", "segment_ids", "ab_test", "translations")
 
 
 def get(campaign_id: int) -> Campaign:
@@ -134,16 +135,24 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationError("body_source" if converted else exc.field, exc.message) from None
     clean["list_ids"], clean["segment_ids"] = list_ids, segment_ids
     clean["ab_test"] = ab_variants.clean(values.get("ab_test"), clean["tracking"], _layout_html(layout_id))
+    clean["translations"] = translations_service.clean(values.get("translations"), _layout_html(layout_id))
+    if clean["ab_test"] and clean["translations"]:
+        # Which variant would a German reader get, the test's or the translation? Neither answer is
+        # obviously right, so the two are not combined (yet): one or the other.
+        raise ValidationError("ab_test", "A campaign with translations cannot also be an A/B test: remove the "
+                                         "translations, or test the subject in a campaign of its own.")
     return clean
 
 
 def _apply(campaign: Campaign, clean: dict[str, Any]) -> None:
     list_ids, segment_ids = clean.pop("list_ids"), clean.pop("segment_ids")
     ab_variants.apply(campaign, clean.pop("ab_test"))
+    translations = clean.pop("translations")
     for key, value in clean.items():
         setattr(campaign, key, value)
     campaign.lists = [lists_service.get(i) for i in list_ids]
     campaign.segments = [segments_service.get(i) for i in segment_ids]
+    translations_service.replace(campaign, translations)
 
 
 def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | None = None, **values: Any) -> Campaign:
@@ -158,8 +167,10 @@ def create(created_by_id: int | None = None, resend_of: tuple[int, ResendTo] | N
 
 
 def current_values(campaign: Campaign) -> dict[str, Any]:
-    values = {key: getattr(campaign, key) for key in FIELDS if key not in ("list_ids", "segment_ids", "ab_test")}
+    values = {key: getattr(campaign, key) for key in FIELDS
+              if key not in ("list_ids", "segment_ids", "ab_test", "translations")}
     values["ab_test"] = ab_variants.current(campaign)
+    values["translations"] = translations_service.of(campaign.id)
     values["list_ids"] = [m.id for m in campaign.lists]
     values["segment_ids"] = [s.id for s in campaign.segments]
     return values

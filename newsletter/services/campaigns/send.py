@@ -36,7 +36,7 @@ from ...sending import pools, smtp
 from ...sending.errors import Kind, SmtpFailure
 from ...sending.limiter import RateLimiter, thread_limiter
 from ...sending.render import CompiledMessage, RenderError
-from .. import audit, settings
+from .. import audit, languages, settings
 from ..deliverability import dkim, verp
 from ..delivery import leases, ledger, servers
 from ..delivery.fences import FenceLine
@@ -46,6 +46,7 @@ from ..engagement import links as engagement_links
 from ..errors import ValidationError
 from ..notifications import one_off
 from . import ab_variants, campaigns, recipients
+from . import translations as translations_service
 from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
 from .status import transition
 
@@ -96,6 +97,14 @@ def _snapshot_lease(campaign_id: int):
 # Per-process caches: the compiled templates and the limiter ------------------------------------
 
 @dataclass
+class _Variant:
+    """One language's compiled message and its tracked links (each variant's HTML has its own)."""
+    compiled: CompiledMessage
+    link_ids: list[int] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _Prepared:
     """Everything a message needs from its campaign, read once (never per recipient)."""
     key: tuple
@@ -108,6 +117,17 @@ class _Prepared:
     link_ids: list[int] = field(default_factory=list)  # the tracked links' ids, in template order
     urls: list[str] = field(default_factory=list)  # and their URLs (test sends link to these)
     feedback_id: str = ""  # Gmail's feedback loop: campaign, list, mail type, sender (see feedback_id)
+    # The campaign's translations by language tag (services/campaigns/translations.py), compiled here
+    # once; a recipient's variant is a dict lookup (variant_for).
+    translations: dict[str, _Variant] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.default = _Variant(self.compiled, self.link_ids, self.urls)
+
+    def variant_for(self, language: str | None) -> _Variant:
+        """The recipient's language (exact tag, then its primary language), else the campaign's own."""
+        tag = languages.pick(language, self.translations) if language and self.translations else None
+        return self.translations[tag] if tag else self.default
 
 
 # Least recently used last; bounded, so a worker that sends campaign after campaign for weeks
@@ -149,13 +169,26 @@ def prepared(campaign: Campaign, variant: str | None = None) -> _Prepared:
     names = ", ".join(m.name for m in campaign.lists)[:100]
     entry = _Prepared(key, compiled, fields, campaign.reply_to, list_ids,
                       _list_id(names, campaign.id), tracking,
-                      engagement_links.register(campaign.id, urls), urls, feedback_id(campaign.id, list_ids))
+                      engagement_links.register(campaign.id, urls), urls, feedback_id(campaign.id, list_ids),
+                      # An A/B variant is sent as written (a campaign has one or the other: campaigns._clean).
+                      {} if chosen else _translated(campaign.id, layout.html if layout else None, tracking))
     with _cache_lock:
         _cache[cache_key] = entry
         _cache.move_to_end(cache_key)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return entry
+
+
+def _translated(campaign_id: int, layout_html: str | None, tracking: Tracking) -> dict[str, _Variant]:
+    """The campaign's translations compiled (one query), each with its own tracked links."""
+    variants = {}
+    for tag, parts in translations_service.of(campaign_id).items():
+        rewriter = engagement_links.Rewriter(current_app.config["BASE_URL"]) if tracking != Tracking.OFF else None
+        compiled = CompiledMessage(parts["subject"], parts["body"], "", layout_html, html_transform=rewriter)
+        urls = rewriter.urls if rewriter else []
+        variants[tag] = _Variant(compiled, engagement_links.register(campaign_id, urls), urls)
+    return variants
 
 
 def _list_id(names: str, campaign_id: int) -> str:
@@ -189,16 +222,19 @@ def limiter() -> RateLimiter:
 
 def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int | None, email: str, name: str,
                    attributes: dict | None, subject_prefix: str = "", token_version: int | None = None,
-                   inert_links: bool = False) -> mime.Envelope:
-    """`token_version`: the subscriber's (see `_people`); `inert_links`: a test send's preview links."""
+                   inert_links: bool = False, language: str | None = None) -> mime.Envelope:
+    """`token_version`: the subscriber's (see `_people`); `inert_links`: a test send's preview links;
+    `language`: the subscriber's, which picks the campaign's translation (else its own subject and body)."""
     if inert_links:
         context = preview_context(entry.fields, subscriber_id, email, name, attributes)
     else:
         context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes,
                                     token_version)
     campaign_id = entry.fields["id"]
-    rendered = entry.compiled.render(context)
-    html = _tracked_html(entry, rendered.html, subscriber_id, live=not inert_links and delivery_id is not None)
+    variant = entry.variant_for(language)
+    rendered = variant.compiled.render(context)
+    html = _tracked_html(entry, rendered.html, subscriber_id, live=not inert_links and delivery_id is not None,
+                         variant=variant)
     headers = _list_headers(entry, context, subscriber_id)
     if delivery_id is not None:
         headers += [("Feedback-ID", entry.feedback_id), ("X-Newsletter-Delivery", f"{campaign_id}.{delivery_id}")]
@@ -211,13 +247,15 @@ def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int
     return dkim.sign(envelope, entry.fields["from_email"])  # last: it signs the headers above
 
 
-def _tracked_html(entry: _Prepared, html: str, subscriber_id: int | None, live: bool) -> str:
+def _tracked_html(entry: _Prepared, html: str, subscriber_id: int | None, live: bool,
+                  variant: _Variant | None = None) -> str:
     """The rendered HTML with its tracking markers filled: signed links and the pixel when `live`,
     else (test sends) the original links and no pixel."""
     if entry.tracking == Tracking.OFF:
         return html
-    return engagement_links.fill(html, entry.fields["id"], entry.tracking == Tracking.INDIVIDUAL, entry.link_ids,
-                                 entry.urls, subscriber_id, live=live)
+    variant = variant or entry.variant_for(None)
+    return engagement_links.fill(html, entry.fields["id"], entry.tracking == Tracking.INDIVIDUAL, variant.link_ids,
+                                 variant.urls, subscriber_id, live=live)
 
 
 def _list_headers(entry: _Prepared, context: dict[str, Any], subscriber_id: int | None) -> list[tuple[str, str]]:
@@ -315,13 +353,16 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     return {"claimed": len(claimed), "sent": sent, "failed": sum(1 for o in batch.outcomes if o.status == D.FAILED)}
 
 
-def _people(claimed: list[Claimed]) -> dict[int, tuple[str, dict, int]]:
-    """Name, attributes and token version of the batch's subscribers, in one query."""
+People = dict[int, tuple[str, dict, int, str | None]]
+
+
+def _people(claimed: list[Claimed]) -> People:
+    """Name, attributes, token version and language of the batch's subscribers, in one query."""
     ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
-    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes, Subscriber.token_version)
-                              .where(Subscriber.id.in_(ids))).all()
+    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes, Subscriber.token_version,
+                                     Subscriber.language).where(Subscriber.id.in_(ids))).all()
     db.session.commit()
-    return {row.id: (row.name, row.attributes, row.token_version) for row in rows}
+    return {row.id: (row.name, row.attributes, row.token_version, row.language) for row in rows}
 
 
 def _send_claimed(batch: _Batch) -> None:
@@ -383,7 +424,7 @@ Entries = dict[str | None, _Prepared]  # a batch's compiled message per A/B vari
 
 
 def _send_chunk(batch: _Batch, entries: Entries, route: pools.Route, chunk: list[Claimed],
-                people: dict[int, tuple[str, dict, int]], size: int, client: redis.Redis) -> bool:
+                people: People, size: int, client: redis.Redis) -> bool:
     """Send the chunk round by round, each round through the next server of the pool with room.
 
     False when no server can take what is left (all down or at their limits): the caller
@@ -445,7 +486,7 @@ Unreached = list[tuple[Claimed, SmtpFailure]]
 
 
 def _send_round(batch: _Batch, entries: Entries, sessions: smtp.Sessions, rows: list[Claimed],
-                people: dict[int, tuple[str, dict, int]]) -> tuple[list[SmtpFailure], Unreached]:
+                people: People) -> tuple[list[SmtpFailure], Unreached]:
     """One message per session, fenced together; every outcome recorded. Returns the SMTP
     failures that have an outcome, and the rows the server could not be reached for (no
     outcome: they never reached the fence, the caller sends them elsewhere or hands them back).
@@ -482,12 +523,14 @@ def _send_round(batch: _Batch, entries: Entries, sessions: smtp.Sessions, rows: 
 
 
 def _envelope_for(batch: _Batch, entry: _Prepared, row: Claimed,
-                  people: dict[int, tuple[str, dict, int]]) -> mime.Envelope | None:
+                  people: People) -> mime.Envelope | None:
     """The recipient's message, or None with the failure recorded (it cannot be built)."""
-    unknown: tuple[str, dict, int] = ("", {}, 0)  # an erased subscriber's row has no id
-    name, attributes, version = unknown if row.subscriber_id is None else people.get(row.subscriber_id, unknown)
+    unknown: tuple[str, dict, int, str | None] = ("", {}, 0, None)  # an erased subscriber's row has no id
+    name, attributes, version, language = unknown if row.subscriber_id is None else \
+        people.get(row.subscriber_id, unknown)
     try:
-        return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes, token_version=version)
+        return build_envelope(entry, row.id, row.subscriber_id, row.email, name, attributes, token_version=version,
+                              language=language)
     except RenderError as exc:
         batch.outcomes.append(Outcome(row.id, D.FAILED, None, f"Template error: {exc.message}"))
     except Exception as exc:  # noqa: BLE001  (e.g. a value the message cannot carry)
@@ -513,13 +556,14 @@ def queue_test(campaign_id: int, addresses: list[str], subscriber_id: int | None
     name, attributes = (person.name, person.attributes) if person else (sample["name"], {})
     try:
         entry = prepared(campaign)
-        messages = [(address, entry.compiled.render(context), context) for address, context in (
+        variant = entry.variant_for(person.language if person else None)  # as that subscriber would get it
+        messages = [(address, variant.compiled.render(context), context) for address, context in (
             (address, preview_context(entry.fields, person.id if person else None, address, name, attributes))
             for address in addresses)]
     except RenderError as exc:  # a layout edited into something broken since the campaign was saved
         raise ValidationError("html", f"The campaign does not render: {exc.message}") from None
     ids = [one_off.queue(NotificationKind.CAMPAIGN_TEST, address, "[Test] " + rendered.subject,
-                         _tracked_html(entry, rendered.html, None, live=False), rendered.text,
+                         _tracked_html(entry, rendered.html, None, live=False, variant=variant), rendered.text,
                          subscriber_id=person.id if person else None,
                          data={"campaign_id": campaign.id}, from_name=entry.fields["from_name"],
                          from_email=entry.fields["from_email"], reply_to=entry.reply_to,

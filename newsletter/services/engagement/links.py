@@ -142,10 +142,12 @@ def fill(rendered: str, campaign_id: int, individual: bool, link_ids: list[int],
     if not individual:
         # Anonymous tokens name no one: every message built in the same second carries the same
         # ones, so they are signed once a second per campaign, not once per recipient.
-        table = _anonymous.get(campaign_id)
+        # Keyed by the links too: a campaign's translations each have their own (send._Variant).
+        key = (campaign_id, tuple(link_ids))
+        table = _anonymous.get(key)
         if table is None or table[0] != built:
             table = (built, _signed_urls(campaign_id, None, built, link_ids))
-            _anonymous[campaign_id] = table
+            _anonymous[key] = table
         found = table[1]
         return _MARKER.sub(lambda m: found[m.group(1)], rendered)
     base = current_app.config["BASE_URL"]
@@ -160,7 +162,8 @@ def fill(rendered: str, campaign_id: int, individual: bool, link_ids: list[int],
     return _MARKER.sub(url, rendered)
 
 
-_anonymous: dict[int, tuple[int, dict[str, str]]] = {}  # campaign id -> (build second, marker -> URL)
+# (campaign id, its variant's link ids) -> (build second, marker -> URL)
+_anonymous: dict[tuple[int, tuple[int, ...]], tuple[int, dict[str, str]]] = {}
 
 
 def _signed_urls(campaign_id: int, subscriber_id: int | None, built: int, link_ids: list[int]) -> dict[str, str]:

@@ -1,16 +1,20 @@
 """Mail to subscribers about their subscriptions: the double opt-in request and the "manage" magic link.
 
-Both are rendered now, with a signed link for the subscriber, and queued as notifications
+Both are rendered now, in the subscriber's language (their `language`, else English; see
+services/languages.py), with a signed link for the subscriber, and queued as notifications
 (one_off) that the transactional lane sends; the caller enqueues `send_notification` after
 this module committed.
 """
 from __future__ import annotations
 
 from flask import render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ...extensions import db
 from ...models import MailingList, NotificationKind, Subscriber
+from .. import languages
 from ..audience import links, subscriptions
 from ..audience.tokens import CONFIRM_MAX_AGE, MANAGE_MAX_AGE
 from . import one_off
@@ -36,12 +40,13 @@ def queue_confirmation(subscriber_id: int, list_ids: list[int], idempotency_key:
         return None
     names = list(db.session.scalars(select(MailingList.name).where(MailingList.id.in_(pending))
                                     .order_by(MailingList.name)))
-    subject = f"Please confirm your subscription to {names[0]}" if len(names) == 1 else \
-        "Please confirm your subscription"
     version = subscriber.token_version
-    html, text = _bodies("confirm", name=subscriber.name, lists=names,
-                         confirm_url=links.confirm_url(subscriber.id, pending, version),
-                         days=CONFIRM_MAX_AGE // 86400)
+    with force_locale(languages.ui_locale(subscriber.language)):
+        subject = _("Please confirm your subscription to %(list)s", list=names[0]) if len(names) == 1 else \
+            _("Please confirm your subscription")
+        html, text = _bodies("confirm", name=subscriber.name, lists=names,
+                             confirm_url=links.confirm_url(subscriber.id, pending, version),
+                             days=CONFIRM_MAX_AGE // 86400)
     return one_off.queue(NotificationKind.CONFIRMATION, subscriber.email, subject, html, text,
                          subscriber_id=subscriber.id, data={"list_ids": pending, "token_version": version},
                          idempotency_key=idempotency_key, commit=commit)
@@ -61,8 +66,10 @@ def queue_manage_link(subscriber_id: int, idempotency_key: str | None = None) ->
     if subscriber is None:
         return None
     version = subscriber.token_version
-    html, text = _bodies("manage_link", name=subscriber.name, manage_url=links.manage_url(subscriber.id, version),
-                         hours=MANAGE_MAX_AGE // 3600)
-    return one_off.queue(NotificationKind.MANAGE_LINK, subscriber.email, "Your link to manage your subscriptions",
-                         html, text, subscriber_id=subscriber.id, data={"token_version": version},
+    with force_locale(languages.ui_locale(subscriber.language)):
+        subject = _("Your link to manage your subscriptions")
+        html, text = _bodies("manage_link", name=subscriber.name,
+                             manage_url=links.manage_url(subscriber.id, version), hours=MANAGE_MAX_AGE // 3600)
+    return one_off.queue(NotificationKind.MANAGE_LINK, subscriber.email, subject, html, text,
+                         subscriber_id=subscriber.id, data={"token_version": version},
                          idempotency_key=idempotency_key)

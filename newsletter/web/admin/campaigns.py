@@ -54,6 +54,8 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
         form = CampaignForm(data={**values, "layout_id": str(values["layout_id"] or ""),
                                   "tracking": values["tracking"].value, "body_format": values["body_format"].value,
                                   **ab_form_data(values["ab_test"])})
+        if request.method == "GET":
+            form.load_translations(values["translations"])
     else:
         form = CampaignForm(data={**_sender_defaults(), "tracking": settings.get("TRACKING_DEFAULT"), **_start()})
     counts = lists_service.counts_by_status()
@@ -88,9 +90,17 @@ def _sender_defaults() -> dict[str, str]:
 
 
 def _save(form: CampaignForm, campaign_id: int | None = None) -> Campaign | None:
-    return saved_or_form_error(form, lambda: campaigns.update(campaign_id, **form.values()) if campaign_id
-                               else campaigns.create(created_by_id=current_user.id, **form.values()),
-                               ab_error_aliases())
+    def save() -> Campaign | None:
+        try:
+            return campaigns.update(campaign_id, **form.values()) if campaign_id \
+                else campaigns.create(created_by_id=current_user.id, **form.values())
+        except ValidationError as exc:
+            if not exc.field.startswith("translations"):
+                raise
+            form.translation_errors = [exc.message]  # shown in the form's translations section
+            return None
+
+    return saved_or_form_error(form, save, ab_error_aliases())
 
 
 @bp.get("/")

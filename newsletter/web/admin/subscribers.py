@@ -140,7 +140,7 @@ def export_csv():
 def _save_new(form: NewSubscriberForm) -> Subscriber | None:
     return saved_or_form_error(form, lambda: subscribers.create(
         form.email.data, name=form.name.data, attributes=form.attributes.data, list_ids=form.lists.data or [],
-        status=form.status.data), {"list_ids": "lists"})
+        status=form.status.data, language=form.language.data), {"list_ids": "lists"})
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -184,7 +184,8 @@ def edit(subscriber_id: str):
     if form.validate_on_submit():
         try:
             subscribers.update(subscriber.id, email=form.email.data, name=form.name.data,
-                               attributes=form.attributes.data, status=form.status.data)
+                               attributes=form.attributes.data, status=form.status.data,
+                               language=form.language.data)
         except (ValidationError, Conflict) as exc:
             if not apply_error(form, exc):
                 flash(exc.message, "error")

@@ -19,6 +19,7 @@ from ...models import (
     Tracking,
 )
 from ...services.campaigns import ab_tests, campaigns, resend
+from ...services.campaigns import translations as translations_service
 from ...services.deliverability import bounces, preflight
 from ...services.delivery import ledger as deliveries
 from ...services.engagement import report as engagement_report
@@ -43,6 +44,30 @@ SEGMENTS_HELP = ("Saved segments (/api/v1/segments) it also goes to: the snapsho
                  "lists' and the segments' confirmed, unsuppressed subscribers, each address once.")
 POOL_HELP = ("The sending servers' pool it goes out through (an admin sets pools up under Settings → Sending "
              "servers); `default`, the Settings page's server, when absent. A pool with no enabled server is a 422.")
+
+
+TRANSLATIONS_HELP = ("The subject and HTML body in other languages, keyed by a short BCP 47 tag (`de`, `pt-BR`): "
+                     "a subscriber whose `language` is that tag (or has it as primary language: `de-AT` gets `de`) "
+                     "receives that variant, everyone else the campaign's own subject and body. Checked like the "
+                     "campaign's own templates. On a PATCH the object replaces every translation; `{}` removes them.")
+
+
+class TranslationIn(InSchema):
+    subject = ma.fields.String(required=True, validate=ma.validate.Length(1, 500))
+    body = ma.fields.String(required=True, validate=ma.validate.Length(1, 1_000_000),
+                            metadata={"description": "Jinja template of the HTML body, as `html`."})
+
+
+class TranslationOut(ma.Schema):
+    subject = ma.fields.String(required=True)
+    body = ma.fields.String(required=True)
+
+
+class Translations(ma.fields.Dict):
+    """A campaign's translations, read from their table."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = ma.missing) -> Any:
+        return translations_service.of(obj.id)
 
 
 class ListRef(ma.Schema):
@@ -143,6 +168,8 @@ class CampaignOut(ma.Schema):
     updated_at = ma.fields.DateTime(required=True)
     started_at = ma.fields.DateTime(required=True, allow_none=True)
     finished_at = ma.fields.DateTime(required=True, allow_none=True)
+    translations = Translations(keys=ma.fields.String(), values=ma.fields.Nested(TranslationOut), required=True,
+                                metadata={"description": TRANSLATIONS_HELP})
     resend_of_id = ma.fields.Integer(required=True, allow_none=True, metadata={
         "description": "The campaign this one resends (null: not a resend, or the original was deleted)."})
     resend_to = ma.fields.Enum(ResendTo, by_value=True, required=True, allow_none=True, metadata={
@@ -170,6 +197,10 @@ class CampaignPatch(InSchema):
                                 metadata={"description": TRACKING_HELP})
     pool = ma.fields.String(validate=ma.validate.Length(1, 64), metadata={"description": POOL_HELP})
     ab_test = ma.fields.Nested(AbTestIn, allow_none=True, metadata={"description": AB_HELP})
+    translations = ma.fields.Dict(keys=ma.fields.String(validate=ma.validate.Length(1, 16)),
+                                  values=ma.fields.Nested(TranslationIn), validate=ma.validate.Length(max=50),
+                                  metadata={"description": TRANSLATIONS_HELP, "example": {
+                                      "de": {"subject": "Hallo {{ subscriber.name }}", "body": "<p>Hallo!</p>"}}})
 
 
 class CampaignIn(CampaignPatch):

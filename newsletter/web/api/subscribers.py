@@ -16,6 +16,9 @@ ANY_STATUS = ma.validate.OneOf([s.value for s in SubscriberStatus])
 EMAIL = ma.validate.Length(1, 254)
 NAME = ma.validate.Length(max=200)
 LIST_ID = ma.validate.Range(1, MAX_ID)
+LANGUAGE = {"description": "A short BCP 47 language tag (en, de, pt-BR): the language of system emails, "
+                           "public pages and campaign translations for this subscriber; null: not known.",
+            "example": "de"}
 
 
 class MembershipOut(ma.Schema):
@@ -31,6 +34,7 @@ class SubscriberOut(ma.Schema):
     name = ma.fields.String(required=True)
     attributes = ma.fields.Dict(keys=ma.fields.String(), required=True)
     status = ma.fields.Enum(SubscriberStatus, by_value=True, required=True)
+    language = ma.fields.String(required=True, allow_none=True, metadata=LANGUAGE)
     lists = ma.fields.List(ma.fields.Nested(MembershipOut), required=True, attribute="subscriptions")
     created_at = ma.fields.DateTime(required=True)
     updated_at = ma.fields.DateTime(required=True)
@@ -49,6 +53,8 @@ class SubscriberIn(InSchema):
     list_ids = ma.fields.List(ma.fields.Integer(validate=LIST_ID), load_default=list,
                               validate=ma.validate.Length(max=1000))
     status = ma.fields.String(load_default=SubscriberStatus.CONFIRMED.value, validate=NEW_STATUS)
+    language = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=16),
+                                metadata=LANGUAGE)
 
 
 class SubscriberPatch(InSchema):
@@ -57,6 +63,7 @@ class SubscriberPatch(InSchema):
     attributes = _attributes()
     status = ma.fields.String(validate=ANY_STATUS, metadata={
         "description": "Leaving every list with a suppression is an unsubscribe, not a status edit."})
+    language = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=16), metadata=LANGUAGE)
 
 
 class SubscriberArgs(PageArgs):

@@ -1,13 +1,20 @@
 """Forms for the public pages (subscribe, manage, preference center)."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectMultipleField, StringField
+from wtforms import BooleanField, EmailField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 # The address itself is checked by services.addresses (one rule for every entry point).
-EMAIL = [DataRequired("Please enter your email address."), Length(max=254)]
+EMAIL = [DataRequired(_l("Please enter your email address.")), Length(max=254)]
+
+
+def language_field(label: object) -> SelectField:
+    """A language select; its choices are set per request (services/languages.py choices). Optional:
+    a form posted without it (an embed made before it existed) keeps what is known."""
+    return SelectField(label, choices=[], validate_choice=True, validators=[Optional()])
 
 
 class SubscribeForm(FlaskForm):
@@ -16,14 +23,16 @@ class SubscribeForm(FlaskForm):
     class Meta:
         csrf = False
 
-    email = EmailField("Email", validators=EMAIL)
-    name = StringField("Name (optional)", validators=[Optional(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=EMAIL)
+    name = StringField(_l("Name (optional)"), validators=[Optional(), Length(max=200)])
+    # Empty: the browser's Accept-Language decides (pages.py).
+    language = language_field(_l("Language (optional)"))
     # Honeypot: hidden from people by CSS; bots that fill every field reveal themselves.
     website = StringField("Leave this field empty")
 
 
 class ManageForm(FlaskForm):
-    email = EmailField("Your email address", validators=EMAIL)
+    email = EmailField(_l("Your email address"), validators=EMAIL)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -32,11 +41,12 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class PreferencesForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
+    language = language_field(_l("Language of our emails"))
     # Choices are set per request: the public lists plus the person's own.
-    lists = MultiCheckboxField("Lists", coerce=int)
+    lists = MultiCheckboxField(_l("Lists"), coerce=int)
 
 
 class EraseForm(FlaskForm):
-    confirm = BooleanField("Yes, erase my data for good",
-                           validators=[DataRequired("Tick the box to confirm the erasure.")])
+    confirm = BooleanField(_l("Yes, erase my data for good"),
+                           validators=[DataRequired(_l("Tick the box to confirm the erasure."))])

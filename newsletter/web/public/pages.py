@@ -5,22 +5,26 @@ import json
 from typing import TypedDict
 
 from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from ...extensions import csrf, db, limiter
 from ...models import ConsentSource, MailingList, OptIn, Subscriber, SubscriptionStatus
-from ...services import addresses
+from ...services import addresses, languages
 from ...services.audience import gdpr, subscriptions, suppressions, tokens
 from ...services.audience import lists as lists_service
 from ...services.audience.subscriptions import SubscribeResult
 from ...services.campaigns import campaigns
+from ...services.campaigns import translations as campaign_translations
 from ...services.campaigns import web_view as web_view_document
 from ...services.errors import ValidationError
 from ...services.notifications import audience_mail
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
-from ..lookups import subscriber_id_by_email
+from ..i18n import browser_language, use_language
+from ..lookups import subscriber_id_by_email, subscriber_language
 from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 
 bp = Blueprint("public", __name__)
@@ -46,7 +50,7 @@ def _address_key() -> str:
 def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: str | None = None) -> dict:
     """The token's payload, or a page saying why the link does nothing (expired, not ours, replaced, a preview)."""
     try:
-        return tokens.load_current(purpose, token, max_age=max_age)
+        payload = tokens.load_current(purpose, token, max_age=max_age)
     except tokens.TokenError as exc:
         if exc.reason in ("preview", "revoked", "erased"):  # nothing is changed either way
             page = render_template("public/link_refused.html", reason=exc.reason, purpose=purpose)
@@ -54,6 +58,9 @@ def _payload(purpose: str, token: str, max_age: int | None = None, retry_url: st
         page = render_template("public/link_error.html", expired=exc.expired, purpose=purpose, max_age=max_age,
                                retry_url=retry_url)
         abort(make_response(page, 400))
+    if payload.get("s"):  # the page speaks the subscriber's language, when known
+        use_language(subscriber_language(payload["s"]))
+    return payload
 
 
 def _ask_to_confirm(result: SubscribeResult) -> bool:
@@ -83,8 +90,8 @@ def _private(response: Response) -> Response:
 
 @bp.errorhandler(429)
 def _too_many(error):
-    return render_template("public/message.html", title="Too many attempts",
-                           text="Please wait a minute, then try again."), 429
+    return render_template("public/message.html", title=_("Too many attempts"),
+                           text=_("Please wait a minute, then try again.")), 429
 
 
 @bp.get("/subscribe")
@@ -106,12 +113,15 @@ def _public_list(list_id: int) -> MailingList:
 def subscribe(list_id: int):
     mailing_list = _public_list(list_id)
     form = SubscribeForm()
+    form.language.choices = [SelectChoice("", _("Same as my browser")),
+                             *(SelectChoice(tag, name) for tag, name in languages.choices())]
     if form.validate_on_submit():
         if form.website.data:  # a bot: answer as if it worked, change nothing
             return redirect(url_for("public.subscribed", list_id=list_id))
         try:
             result = subscriptions.subscribe(form.email.data, [list_id], source=ConsentSource.FORM,
-                                             name=form.name.data or "", **_client())
+                                             name=form.name.data or "", **_client(),
+                                             language=form.language.data or _signup_language())
         except ValidationError as exc:
             (form.name if exc.field == "name" else form.email).errors.append(exc.message)
         else:
@@ -120,6 +130,19 @@ def subscribe(list_id: int):
             return redirect(url_for("public.subscribed", list_id=list_id))
     status = 400 if form.errors else 200
     return render_template("public/subscribe.html", form=form, mailing_list=mailing_list), status
+
+
+def _signup_language() -> str | None:
+    """No language chosen on the form: the browser's first Accept-Language tag that is well formed
+    (any language, so a campaign's translation into it can reach the person; pages fall back)."""
+    for tag, _quality in request.accept_languages:
+        try:
+            language = languages.normalize(tag)
+        except ValidationError:
+            continue
+        if language:
+            return language
+    return None
 
 
 @bp.get("/subscribe/<int:list_id>/thanks")
@@ -135,9 +158,9 @@ def confirm(token: str):
     payload = _payload("confirm", token, tokens.CONFIRM_MAX_AGE, url_for("public.lists_index"))
     confirmed = subscriptions.confirm(payload["s"], payload.get("l") or [], **_client())
     if not confirmed:
-        return render_template("public/message.html", title="Nothing to confirm",
-                               text="This link no longer applies: the subscription was ended since.",
-                               action=("Subscribe again", url_for("public.lists_index"))), 400
+        return render_template("public/message.html", title=_("Nothing to confirm"),
+                               text=_("This link no longer applies: the subscription was ended since."),
+                               action=(_("Subscribe again"), url_for("public.lists_index"))), 400
     return render_template("public/confirmed.html", names=_names(confirmed),
                            preferences_url=url_for("public.preferences", token=tokens.preferences_token(payload["s"])))
 
@@ -149,7 +172,7 @@ def unsubscribe(token: str):
     subscriber_id, list_ids = payload["s"], payload.get("l") or []
     if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
         subscriptions.unsubscribe(subscriber_id, list_ids or None)
-        return Response("You are unsubscribed.\n", mimetype="text/plain")
+        return Response(_("You are unsubscribed.") + "\n", mimetype="text/plain")
     preferences_url = url_for("public.preferences", token=tokens.preferences_token(subscriber_id))
     if request.method == "POST" and request.form.get("action") == "rejoin":
         return _rejoin(subscriber_id, list_ids, preferences_url)
@@ -160,7 +183,7 @@ def unsubscribe(token: str):
     if request.method == "POST":
         action = request.form.get("action")
         if action not in ("lists", "all"):
-            abort(400, description="Choose which lists to leave.")
+            abort(400, description=_("Choose which lists to leave."))
         leave_all = action == "all" or not list_ids
         subscriptions.unsubscribe(subscriber_id, None if leave_all else list_ids)
         return render_template("public/unsubscribed.html", all=leave_all, names=_names(list_ids),
@@ -197,9 +220,9 @@ def _subscriber(token: str) -> Subscriber:
     """The subscriber a preferences token names; a "your data was erased" page once erased."""
     subscriber = db.session.get(Subscriber, _payload("preferences", token)["s"])
     if subscriber is None or subscriber.email.endswith(ERASED_DOMAIN):
-        page = render_template("public/message.html", title="Your data was erased",
-                               text="We no longer hold your address or any other personal data, "
-                                    "and we will not email you again.")
+        page = render_template("public/message.html", title=_("Your data was erased"),
+                               text=_("We no longer hold your address or any other personal data, "
+                                      "and we will not email you again."))
         abort(make_response(page, 410))
     return subscriber
 
@@ -211,8 +234,10 @@ def _lists_form(subscriber: Subscriber) -> PreferencesForm:
     form = PreferencesForm()
     form.mailing_lists = sorted(shown.values(), key=lambda m: (m.name, m.id))  # for the template
     form.lists.choices = [(m.id, m.name) for m in form.mailing_lists]
+    form.language.choices = [SelectChoice(tag, name) for tag, name in languages.choices(subscriber.language)]
     if request.method == "GET":
         form.name.data, form.lists.data = subscriber.name, sorted(current)
+        form.language.data = subscriber.language or browser_language() or languages.DEFAULT
     return form
 
 
@@ -223,16 +248,18 @@ def preferences(token: str):
     if not form.validate_on_submit():
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400 if form.errors else 200)
     try:
-        result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "", **_client())
+        result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "",
+                                         language=form.language.data or None, **_client())
     except ValidationError as exc:
         form.name.errors.append(exc.message)
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
+    use_language(form.language.data)  # the answer speaks the language just chosen
     if _ask_to_confirm(result):
-        flash("Saved. Please confirm the new lists with the link we just emailed you.", "success")
+        flash(_("Saved. Please confirm the new lists with the link we just emailed you."), "success")
     elif result.suppressed:
-        flash("Saved, but your address is on our do-not-mail list, so you cannot join lists.", "info")
+        flash(_("Saved, but your address is on our do-not-mail list, so you cannot join lists."), "info")
     else:
-        flash("Your preferences are saved.", "success")
+        flash(_("Your preferences are saved."), "success")
     return redirect(url_for("public.preferences", token=token))
 
 
@@ -276,9 +303,10 @@ def manage():
 
 @bp.get("/manage/sent")
 def manage_sent():
-    return render_template("public/message.html", title="Check your inbox",
-                           text="If we know this address, we have sent it a link to manage your "
-                                f"subscriptions. The link works for {tokens.MANAGE_MAX_AGE // 3600} hours.")
+    return render_template("public/message.html", title=_("Check your inbox"),
+                           text=_("If we know this address, we have sent it a link to manage your "
+                                  "subscriptions. The link works for %(hours)s hours.",
+                                  hours=tokens.MANAGE_MAX_AGE // 3600))
 
 
 @bp.get("/manage/<token>")
@@ -297,6 +325,8 @@ def web_view(token: str):
         subscriber_id = payload["s"] or None
         if subscriber_id is not None and db.session.get(Subscriber, subscriber_id) is None:
             subscriber_id = None  # erased since: show the sample rendering
+        if subscriber_id is not None:  # the variant this subscriber was sent (their language's)
+            values = campaign_translations.localized(values, subscriber_language(subscriber_id))
         rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
         abort(404, description="This email is no longer available.")

@@ -40,6 +40,9 @@ class SubscriberForm(FlaskForm):
     email = StringField("Email", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=200)])
     status = SelectField("Status", choices=STATUS_CHOICES)
+    language = StringField("Language", validators=[Length(max=16)],
+                           description="A short tag such as en, de or pt-BR: the language of system emails and "
+                                       "campaign translations. Empty: not known.")
     attributes = AttributeRowsField("Attributes", default={},
                                     description="For example city = Lyon, plan = pro. "
                                                 "Clear a value to remove its attribute.")

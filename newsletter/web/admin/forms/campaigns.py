@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
@@ -54,6 +65,19 @@ BODY_FORMATS = [SelectChoice("html", "HTML"), SelectChoice("markdown", "Markdown
                 SelectChoice("richtext", "Rich text"), SelectChoice("visual", "Visual")]
 
 
+class TranslationForm(Form):
+    """One translation row; a plain Form (the campaign form's CSRF token covers it)."""
+    language = StringField("Language", validators=[Length(max=16)],
+                           description="A short tag: de, fr, pt-BR. Subscribers with that language get this version.")
+    subject = StringField("Subject", validators=[Length(max=500)])
+    body = TextAreaField("HTML body")
+    remove = BooleanField("Remove this translation")
+
+    def is_blank(self) -> bool:
+        return not ((self.language.data or "").strip() or (self.subject.data or "").strip()
+                    or (self.body.data or "").strip())
+
+
 class CampaignForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)],
                        description="Only you see it: for finding the campaign later.")
@@ -77,6 +101,9 @@ class CampaignForm(FlaskForm):
     body_source = TextAreaField("Source", description="Markdown, the rich-text HTML, or the visual project; "
                                                       "the HTML body is made from it when you save.")
     text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
+    # The saved translations plus one empty row to add another (a blank row is ignored).
+    translations = FieldList(FormField(TranslationForm), min_entries=1, max_entries=51)
+    translation_errors: list[str] = []  # the service's refusal of a translation, set by the view
     # Not saved: whom the live preview is rendered for.
     preview_as = StringField("Preview as", validators=[Length(max=254)])
     # The A/B test (services/campaigns/ab_variants.py); variants A-D are added below the class.
@@ -100,7 +127,27 @@ class CampaignForm(FlaskForm):
                 "body_format": self.body_format.data, "body_source": self.body_source.data,
                 "text": self.text.data, "layout_id": self.layout_id.data or None,
                 "list_ids": self.list_ids.data or [], "segment_ids": self.segment_ids.data or [],
-                "tracking": self.tracking.data, "pool": self.pool.data, "ab_test": self.ab_test()}
+                "tracking": self.tracking.data, "pool": self.pool.data, "ab_test": self.ab_test(),
+                "translations": self.translation_values()}
+
+    def translation_values(self) -> dict[str, dict[str, str]]:
+        """{tag: {subject, body}} of the rows kept; the service checks tags and templates. A row
+        without a language is kept under "" so the service refuses it by name."""
+        wanted: dict[str, dict[str, str]] = {}
+        for entry in self.translations:
+            row = entry.form
+            if row.remove.data or row.is_blank():
+                continue
+            wanted[(row.language.data or "").strip()] = {"subject": row.subject.data or "", "body": row.body.data or ""}
+        return wanted
+
+    def load_translations(self, translations: dict[str, dict[str, str]]) -> None:
+        """The saved translations as rows, and an empty one to add a language."""
+        while self.translations.entries:
+            self.translations.pop_entry()
+        for tag, parts in translations.items():
+            self.translations.append_entry({"language": tag, **parts})
+        self.translations.append_entry()
 
     def ab_test(self) -> dict[str, Any] | None:
         """The test as the service takes it; variants left blank are not part of it."""
