@@ -1,6 +1,17 @@
 """The database models, one noun per module."""
 from .api_key import ApiKey
 from .audit_event import AuditEvent
+from .automation import (
+                         Automation,
+                         AutomationEvent,
+                         AutomationStatus,
+                         AutomationStep,
+                         Enrollment,
+                         EnrollmentState,
+                         StepExecution,
+                         StepKind,
+                         TriggerKind,
+)
 from .bounce import Bounce, BounceType
 from .campaign import BodyFormat, Campaign, CampaignStatus, ResendTo, campaign_lists
 from .campaign_template import CampaignTemplate
@@ -47,4 +58,6 @@ __all__ = [
     "EngagementBatch", "EngagementCount", "EngagementDomainCount", "EngagementEvent", "EngagementKind",
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
     "DkimKeyStatus", "Segment", "campaign_segments",
+    "Automation", "AutomationEvent", "AutomationStatus", "AutomationStep", "Enrollment", "EnrollmentState",
+    "StepExecution", "StepKind", "TriggerKind",
 ]
