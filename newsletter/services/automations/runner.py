@@ -62,8 +62,9 @@ def run_due(batch_size: int = 500, send_budget: int = 1000, max_seconds: float =
     result = RunResult()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
+        conflicts = result.conflicts
         taken = run_batch(batch_size, send_budget - len(result.notification_ids), result, now)
-        if taken < batch_size or len(result.notification_ids) >= send_budget:
+        if taken < batch_size or len(result.notification_ids) >= send_budget or result.conflicts > conflicts:
             break
     return result
 
@@ -85,21 +86,22 @@ def run_batch(batch_size: int, send_budget: int, result: RunResult, now: datetim
         return 0
     plan = _Plan(due, now)
     queued: list[int] = []
-    for enrollment in due:
-        step = plan.next_step(enrollment)
-        if step is not None and step.kind == StepKind.SEND and len(queued) >= send_budget:
-            continue  # stays due: the next run sends it
-        notification_id = _run_one(enrollment, step, plan, now)
-        if notification_id is not None:
-            queued.append(notification_id)
-        result.ran += step is not None
-        result.completed += step is None
+    ran = completed = 0
     try:
+        for enrollment in due:
+            step = plan.next_step(enrollment)
+            if step is not None and step.kind == StepKind.SEND and len(queued) >= send_budget:
+                continue  # stays due: the next run sends it
+            notification_id = _run_one(enrollment, step, plan, now)
+            if notification_id is not None:
+                queued.append(notification_id)
+            ran, completed = ran + (step is not None), completed + (step is None)
         db.session.commit()
-    except IntegrityError:  # another runner ran one of these steps first (SQLite): nothing of ours stays
+    except IntegrityError:  # one of these steps had run already (another runner, a lost advance): none stays
         db.session.rollback()
         result.conflicts += 1
         return len(due)
+    result.ran, result.completed = result.ran + ran, result.completed + completed
     result.notification_ids += queued
     return len(due)
 
