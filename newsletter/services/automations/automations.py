@@ -74,7 +74,7 @@ def trigger_of(kind: Any, key: Any) -> tuple[TriggerKind, str]:
         raise ValidationError("trigger", f"One of {', '.join(t.value for t in TriggerKind)}.") from None
     key = str(key if key is not None else "").strip()
     if trigger in (TriggerKind.SUBSCRIBED, TriggerKind.CONFIRMED):
-        if not key.isdigit() or db.session.get(MailingList, int(key)) is None:
+        if not key.isdigit() or len(key) > 9 or db.session.get(MailingList, int(key)) is None:
             raise ValidationError("trigger_key", "The id of an existing list.")
     elif trigger == TriggerKind.API_EVENT:
         if not EVENT_NAME.match(key):
@@ -121,7 +121,7 @@ def _wait(params: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("params.at", str(exc)) from None
     if not minutes and not at:
         raise ValidationError("params.minutes", "Wait some minutes, until a time of day, or both.")
-    if timing.zone(str(tz), "").key != str(tz):
+    if len(str(tz)) > 64 or timing.zone(str(tz), "").key != str(tz):
         raise ValidationError("params.timezone", "An IANA timezone such as Europe/Lisbon.")
     return {"minutes": minutes, "at": str(at), "timezone": str(tz)}
 

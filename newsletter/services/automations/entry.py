@@ -75,10 +75,9 @@ def enrol_dates(today: datetime | None = None) -> int:
         who = (select(literal(automation.id), Subscriber.id, literal(year), _first_step(literal(automation.id)),
                       literal(0), literal(now), literal(EnrollmentState.ACTIVE.value), literal(now), literal(now))
                .where(func.substr(cast(value, String), 6, 5) == month_day))
-        result = db.session.execute(dialect.insert(Enrollment.__table__).from_select(
+        added += len(db.session.execute(dialect.insert(Enrollment.__table__).from_select(
             ["automation_id", "subscriber_id", "scope", "current_step_id", "position", "next_run_at", "state",
-             "created_at", "updated_at"], who).on_conflict_do_nothing())
-        added += max(getattr(result, "rowcount", 0) or 0, 0)
+             "created_at", "updated_at"], who).on_conflict_do_nothing().returning(Enrollment.__table__.c.id)).all())
     db.session.commit()
     return added
 

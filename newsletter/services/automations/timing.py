@@ -15,7 +15,7 @@ def zone(name: str | None, fallback: str = "UTC") -> ZoneInfo:
         if candidate:
             try:
                 return ZoneInfo(str(candidate))
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 continue
     return ZoneInfo("UTC")
 
