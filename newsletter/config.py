@@ -442,6 +442,10 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # queued per run (the transactional lane stays quick for confirmations), seconds per run.
         "AUTOMATION_BATCH_SIZE": _number(env, "AUTOMATION_BATCH_SIZE", 500),
         "AUTOMATION_SENDS_PER_RUN": _number(env, "AUTOMATION_SENDS_PER_RUN", 500),
+        "AUTOMATION_INTERVAL": _number(env, "AUTOMATION_INTERVAL", 5.0, float),
+        # The share of NOTIFY_RATE a run may fill with automation email (the rest stays for
+        # confirmations and API notifications on the same lane).
+        "AUTOMATION_NOTIFY_SHARE": _number(env, "AUTOMATION_NOTIFY_SHARE", 0.8, float),
         "AUTOMATION_RUN_SECONDS": _number(env, "AUTOMATION_RUN_SECONDS", 20.0, float),
         "AUTOMATION_INGEST_BATCH": _number(env, "AUTOMATION_INGEST_BATCH", 5000),
         "AUTOMATION_INGEST_MAX": _number(env, "AUTOMATION_INGEST_MAX", 200000),

@@ -16,8 +16,9 @@ def run() -> dict:
     entered = 0
     while (taken := entry.ingest(config["AUTOMATION_INGEST_BATCH"])) and entered < config["AUTOMATION_INGEST_MAX"]:
         entered += taken
-    result = runner.run_due(config["AUTOMATION_BATCH_SIZE"], config["AUTOMATION_SENDS_PER_RUN"],
-                            config["AUTOMATION_RUN_SECONDS"])
+    budget = runner.send_budget(config["AUTOMATION_INTERVAL"], config["AUTOMATION_NOTIFY_SHARE"],
+                                config["AUTOMATION_SENDS_PER_RUN"])
+    result = runner.run_due(config["AUTOMATION_BATCH_SIZE"], budget, config["AUTOMATION_RUN_SECONDS"])
     for notification_id in result.notification_ids:  # committed by the runner before they are published
         enqueue(send_notification, notification_id)
     return {"events": entered, "ran": result.ran, "completed": result.completed,

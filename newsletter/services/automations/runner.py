@@ -10,7 +10,7 @@ enrollment and step, so a second try finds it), and the ledger's claim sends it 
 Automation email goes through the transactional lane (its worker, its queue and NOTIFY_RATE),
 never the campaigns' bulk queue or SEND_RATE bucket, so a crowd entering an automation cannot
 slow a campaign down. To keep that lane quick for confirmations and API notifications, a run
-queues at most `send_budget` emails: the rest stay due for the next run.
+queues at most `send_budget` emails (a share of NOTIFY_RATE): the rest stay due for the next run.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from ...models import (
 )
 from ...models.base import utcnow
 from ...sending.render import CompiledMessage, RenderError
+from .. import settings
 from ..audience import links, suppressions
 from ..audience.segments.compile import compile_rules
 from ..notifications import one_off
@@ -54,6 +55,12 @@ class RunResult:
     completed: int = 0
     notification_ids: list[int] = field(default_factory=list)  # queued: the caller publishes them
     conflicts: int = 0  # batches another runner had taken (SQLite, which has no row locks)
+
+
+def send_budget(interval: float, share: float, cap: int) -> int:
+    """Emails one run may queue: `share` of what the transactional lane sends (NOTIFY_RATE) in one
+    run's interval, at most `cap`: the lane's queue never holds much more than a run's worth."""
+    return max(1, min(cap, int(settings.get("NOTIFY_RATE") * interval * share)))
 
 
 def run_due(batch_size: int = 500, send_budget: int = 1000, max_seconds: float = 20.0,
