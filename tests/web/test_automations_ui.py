@@ -39,7 +39,12 @@ def test_empty_state_create_add_steps_start_and_pause(app, admin_client):
         assert [s.kind.value for s in saved] == ["send", "wait", "branch"]
         assert saved[1].params == {"minutes": 1440, "at": "09:00", "timezone": "Europe/Lisbon"}
 
-    started = post_form(admin_client, detail_url, f"/admin/automations/{automation_id}/status", {"status": "active"})
+    # The page's own Start form (its fields as rendered, not only ours).
+    form = re.search(r'<form method="post"[^>]*action="(/admin/automations/\d+/status)">(.*?)</form>',
+                     admin_client.get(detail_url).get_data(as_text=True), re.S)
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(2)))
+    assert [name for name in re.findall(r'name="([^"]+)"', form.group(2))].count("status") == 1
+    started = admin_client.post(form.group(1), data=fields)
     assert started.status_code == 302
     html = admin_client.get(detail_url).get_data(as_text=True)
     assert "badge-sent\">active" in html and ">Pause</button>" in html and "Send an email" in html

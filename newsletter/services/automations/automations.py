@@ -46,6 +46,13 @@ def all_automations() -> list[Automation]:
     return list(db.session.scalars(select(Automation).order_by(Automation.id)))
 
 
+def oldest_first(after: int | None = None, limit: int = 50) -> list[Automation]:
+    query = select(Automation).order_by(Automation.id).limit(limit)
+    if after is not None:
+        query = query.where(Automation.id > after)
+    return list(db.session.scalars(query))
+
+
 def steps(automation_id: int) -> list[AutomationStep]:
     return list(db.session.scalars(select(AutomationStep).where(AutomationStep.automation_id == automation_id)
                                    .order_by(AutomationStep.position, AutomationStep.id)))

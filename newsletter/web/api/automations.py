@@ -16,7 +16,7 @@ import marshmallow as ma
 from ...models import Automation, AutomationEvent, AutomationStatus, AutomationStep, StepKind, TriggerKind
 from ...services.audience.segments.rules import RuleError
 from ...services.automations import automations, entry, report
-from .core import MAX_ID, InSchema, page_schema, problem, resource_blueprint
+from .core import MAX_ID, InSchema, PageArgs, decode_cursor, page, page_schema, problem, resource_blueprint
 
 bp = resource_blueprint("automations", "/automations",
                         "Automations: steps (send, wait, branch) subscribers go through once, entered on an event.")
@@ -127,10 +127,11 @@ def create(body: dict[str, Any]) -> Automation:
 
 
 @bp.route("", methods=["GET"])
+@bp.arguments(PageArgs, location="query")
 @bp.response(200, page_schema(AutomationOut, "AutomationPage"))
-def index() -> dict[str, Any]:
-    """All automations, oldest first."""
-    return {"items": automations.all_automations(), "next_cursor": None}
+def index(args: dict[str, Any]) -> dict[str, Any]:
+    """Automations, oldest first."""
+    return page(automations.oldest_first(decode_cursor(args["cursor"]), args["limit"] + 1), args["limit"])
 
 
 @bp.route("/<int:automation_id>", methods=["GET"])
