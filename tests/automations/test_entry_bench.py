@@ -88,6 +88,7 @@ def _automation_mail(status: NotificationStatus | None = None):
     return query.where(Notification.status == status) if status else query
 
 
+@pytest.mark.timeout(7200)
 def test_entry_while_a_campaign_sends(app, worker, transactional_worker, beat, smtp_server):
     with app.app_context():
         settings.save({"SEND_RATE": "100000", "NOTIFY_RATE": NOTIFY_RATE}, None)
@@ -99,6 +100,7 @@ def test_entry_while_a_campaign_sends(app, worker, transactional_worker, beat, s
 
 def _run(app, smtp_server) -> None:
     alone = _campaign(app, "solo")
+    print("campaign alone:", alone, flush=True)
     staging = _staging(N)
     welcome = MailingList(name="Welcome", opt_in=OptIn.SINGLE)
     db.session.add(welcome)
@@ -120,6 +122,7 @@ def _run(app, smtp_server) -> None:
         return {"bulk_add_s": round(marks["entered"] - t0, 2), "added": added}
 
     during = _campaign(app, "with", during=enter)
+    print("campaign during the entry:", during, flush=True)
     probe = wait_for(lambda: db.session.rollback() or (
         (row := db.session.get(Notification, marks["probe_id"], populate_existing=True)) is not None
         and row.status == NotificationStatus.SENT and row), 600, message="the probe notification")

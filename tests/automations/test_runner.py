@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from newsletter.extensions import db
 from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState
 from newsletter.models.base import utcnow
-from newsletter.services.audience import subscribers, subscriptions
+from newsletter.services.audience import gdpr, subscribers, subscriptions
 from newsletter.services.automations import automations, entry, report, runner
 from newsletter.services.errors import ValidationError
 
@@ -222,3 +222,17 @@ def test_bad_steps_are_refused_with_their_field(app, kind, params, field):
     with app.app_context(), pytest.raises(ValidationError) as refused:
         automations.create("Bad", "subscribed", str(list_id), [{"kind": kind, "params": params}])
     assert refused.value.field.startswith(field)
+
+
+def test_erasure_removes_the_events_and_ends_the_enrollments(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WAIT_A_DAY, WELCOME], trigger="api_event", key="order.placed")
+    email = address("gone")
+    subscriber_id = join(app, list_id, email)
+    with app.app_context():
+        entry.record_api_event("order.placed", subscriber_id=subscriber_id, payload={"address": "1 Main St"})
+    tick(app)
+    with app.app_context():
+        gdpr.erase_subscriber(subscriber_id)
+        assert db.session.scalar(select(AutomationEvent).where(AutomationEvent.subscriber_id == subscriber_id)) is None
+    assert [e.state for e in enrollments(app, automation_id)] == [EnrollmentState.EXITED]
