@@ -370,6 +370,11 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
             "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
                                  "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
+            # Automations run from the database: due steps are found by beat, never by countdowns.
+            "run-automations": {"task": "newsletter.tasks.automations.run",
+                                "schedule": _number(env, "AUTOMATION_INTERVAL", 5.0, float),
+                                "options": {"expires": _number(env, "AUTOMATION_INTERVAL", 5.0, float)}},
+            "enrol-automation-dates": {"task": "newsletter.tasks.automations.enrol_dates", "schedule": 3600.0},
             **_bounce_polls(env),
         },
         "timezone": "UTC",
@@ -436,6 +441,17 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SEND_PAUSE_AFTER_ERRORS": _number(env, "SEND_PAUSE_AFTER_ERRORS", 50),
         "SEND_CLAIM_TIMEOUT": _number(env, "SEND_CLAIM_TIMEOUT", 300.0, float),
         "SEND_QUEUED_TIMEOUT": _number(env, "SEND_QUEUED_TIMEOUT", 900.0, float),
+        # Automations (services/automations/runner.py): enrollments per transaction, emails
+        # queued per run (the transactional lane stays quick for confirmations), seconds per run.
+        "AUTOMATION_BATCH_SIZE": _number(env, "AUTOMATION_BATCH_SIZE", 500),
+        "AUTOMATION_SENDS_PER_RUN": _number(env, "AUTOMATION_SENDS_PER_RUN", 500),
+        "AUTOMATION_INTERVAL": _number(env, "AUTOMATION_INTERVAL", 5.0, float),
+        # The share of NOTIFY_RATE a run may fill with automation email (the rest stays for
+        # confirmations and API notifications on the same lane).
+        "AUTOMATION_NOTIFY_SHARE": _number(env, "AUTOMATION_NOTIFY_SHARE", 0.8, float),
+        "AUTOMATION_RUN_SECONDS": _number(env, "AUTOMATION_RUN_SECONDS", 20.0, float),
+        "AUTOMATION_INGEST_BATCH": _number(env, "AUTOMATION_INGEST_BATCH", 5000),
+        "AUTOMATION_INGEST_MAX": _number(env, "AUTOMATION_INGEST_MAX", 200000),
         "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),
         # Worker liveness (services/delivery/leases.py): a dead worker's claims are recovered
         # within LEASE_TTL + SWEEP_INTERVAL instead of SEND_CLAIM_TIMEOUT.

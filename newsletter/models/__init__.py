@@ -2,6 +2,17 @@
 from .ab_test import VARIANT_LABELS, AbMetric, AbMode, AbVariant
 from .api_key import ApiKey
 from .audit_event import AuditEvent
+from .automation import (
+                         Automation,
+                         AutomationEvent,
+                         AutomationStatus,
+                         AutomationStep,
+                         Enrollment,
+                         EnrollmentState,
+                         StepExecution,
+                         StepKind,
+                         TriggerKind,
+)
 from .bounce import Bounce, BounceType
 from .campaign import BodyFormat, Campaign, CampaignStatus, ResendTo, campaign_lists
 from .campaign_template import CampaignTemplate
@@ -50,4 +61,6 @@ __all__ = [
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
     "DkimKeyStatus", "Segment", "campaign_segments", "AbMetric", "AbMode", "AbVariant", "VARIANT_LABELS",
     "CampaignTranslation",
+    "Automation", "AutomationEvent", "AutomationStatus", "AutomationStep", "Enrollment", "EnrollmentState",
+    "StepExecution", "StepKind", "TriggerKind",
 ]

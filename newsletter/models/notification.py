@@ -42,6 +42,7 @@ class NotificationKind(str, enum.Enum):
     MANAGE_LINK = "manage_link"  # the magic link to the preference center (a live manage link)
     TEST_EMAIL = "test_email"  # "is delivery working?" from the dashboard or the settings page
     CAMPAIGN_TEST = "campaign_test"  # a campaign's test send (inert links)
+    AUTOMATION = "automation"  # an automation's send step (models/automation.py)
 
     @property
     def carries_live_links(self) -> bool:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 # Importing the modules registers their tasks.
-from . import bounces, bulk, campaigns, email, engagement, imports, notifications, system, webhooks  # noqa: F401
+from . import automations, bounces, bulk, campaigns, email, engagement, imports, notifications, system, webhooks  # noqa: F401
 from .publish import enqueue
 
 __all__ = ["enqueue"]

@@ -8,10 +8,13 @@ from sqlalchemy import or_, select, update
 
 from ...extensions import db
 from ...models import (
+    AutomationEvent,
     Bounce,
     Campaign,
     ConsentRecord,
     Delivery,
+    Enrollment,
+    EnrollmentState,
     MailingList,
     Notification,
     Subscriber,
@@ -118,6 +121,13 @@ def erase_subscriber(subscriber_id: int) -> None:
     # server's words (which often quote it) go.
     db.session.execute(update(Bounce).where(or_(Bounce.subscriber_id == subscriber_id, Bounce.email == original))
                        .values(email=subscriber.email, diagnostic="", subscriber_id=None)
+                       .execution_options(synchronize_session=False))
+    # Automation events may carry what an application posted about the person; their enrollments
+    # end (the automations' counts keep them as exited).
+    db.session.execute(AutomationEvent.__table__.delete().where(AutomationEvent.subscriber_id == subscriber_id))
+    db.session.execute(update(Enrollment).where(Enrollment.subscriber_id == subscriber_id,
+                                                Enrollment.state == EnrollmentState.ACTIVE)
+                       .values(state=EnrollmentState.EXITED, current_step_id=None, next_run_at=None)
                        .execution_options(synchronize_session=False))
     engagement.erase_subscriber(subscriber_id)  # campaign counts stay; who opened or clicked goes
     tokens.bump_version(subscriber_id)  # every link mailed so far stops working

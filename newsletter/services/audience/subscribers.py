@@ -26,11 +26,12 @@ from ...models import (
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
+    TriggerKind,
     dialect,
 )
 from ...models.base import utcnow
 from ...models.subscriber import search_text
-from .. import audit, languages
+from .. import audit, automation_events, languages
 from ..addresses import normalize_email
 from ..errors import Conflict, NotFound, ValidationError
 from ..numbers import whole_number
@@ -284,8 +285,17 @@ def create(email: str, name: str = "", attributes: dict[str, Any] | None = None,
         db.session.add(ConsentRecord(subscriber=subscriber, list_id=list_id, action=ConsentAction.SUBSCRIBED,
                                      source=source))
     db.session.add(subscriber)
-    _commit_or_conflict(email, lambda: webhooks.emit_subscriber(
-        "subscriber.created", subscriber, source=source.value, list_ids=[s.list_id for s in subscriber.subscriptions]))
+
+    def before_commit() -> None:
+        list_ids = [s.list_id for s in subscriber.subscriptions]
+        webhooks.emit_subscriber("subscriber.created", subscriber, source=source.value, list_ids=list_ids)
+        if list_ids:
+            db.session.flush()  # the id, for the automation events committed with it
+            automation_events.record_many(TriggerKind.SUBSCRIBED, list_ids, subscriber.id)
+            if membership == SubscriptionStatus.CONFIRMED:
+                automation_events.record_many(TriggerKind.CONFIRMED, list_ids, subscriber.id)
+
+    _commit_or_conflict(email, before_commit)
     return subscriber
 
 
@@ -311,6 +321,9 @@ def update(subscriber_id: int, *, name: Any = _UNSET, email: Any = _UNSET, attri
             raise ValidationError("status", "This address is on the suppression list; lift the suppression first.")
         if changes["status"] == SubscriberStatus.CONFIRMED and subscriber.confirmed_at is None:
             changes["confirmed_at"] = utcnow()
+    if "attributes" in changes:
+        for key in automation_events.changed_attributes(subscriber.attributes, changes["attributes"]):
+            automation_events.record(TriggerKind.ATTRIBUTE_CHANGED, key, subscriber.id)
     for field, value in changes.items():
         setattr(subscriber, field, value)
     _commit_or_conflict(subscriber.email)
@@ -383,6 +396,9 @@ def bulk_add_to_list(list_id: int, ids: Iterable[Any] | None = None, filters: Fi
         ["subscriber_id", "list_id", "action", "source", "created_at"],
         select(Subscriber.id, literal(list_id), literal(ConsentAction.SUBSCRIBED.value),
                literal(ConsentSource.ADMIN.value), literal(now)).where(*joining, ~_member(list_id))))
+    joining_now = select(Subscriber.id).where(*joining, ~_member(list_id))
+    automation_events.record_from_select(TriggerKind.SUBSCRIBED, list_id, joining_now)
+    automation_events.record_from_select(TriggerKind.CONFIRMED, list_id, joining_now)
     added = _run(dialect.insert(Subscription.__table__).from_select(
         ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
         select(Subscriber.id, literal(list_id), literal(SubscriptionStatus.CONFIRMED.value), literal(now),

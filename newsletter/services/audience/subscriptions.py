@@ -25,9 +25,10 @@ from ...models import (
     Subscription,
     SubscriptionStatus,
     SuppressionReason,
+    TriggerKind,
 )
 from ...models.base import utcnow
-from .. import languages
+from .. import automation_events, languages
 from ..addresses import normalize_email
 from ..errors import NotFound
 from ..text import one_line
@@ -87,9 +88,13 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
         if language and not subscriber.language:
             subscriber.language = language
         if attributes:
-            subscriber.attributes = {**(subscriber.attributes or {}), **attributes}
+            before = dict(subscriber.attributes or {})
+            subscriber.attributes = {**before, **attributes}
+            for key in automation_events.changed_attributes(before, subscriber.attributes):
+                automation_events.record(TriggerKind.ATTRIBUTE_CHANGED, key, subscriber.id)
 
     existing = {s.list_id: s for s in subscriber.subscriptions}
+    already = {list_id for list_id, sub in existing.items() if sub.status == SubscriptionStatus.CONFIRMED}
     opt_in = dict(db.session.execute(
         select(MailingList.id, MailingList.opt_in).where(MailingList.id.in_(wanted))).all())
     for list_id in wanted:
@@ -113,6 +118,11 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
     if result.created:
         webhooks.emit_subscriber("subscriber.created", subscriber, source=source.value,
                                  list_ids=result.confirmed_list_ids + result.pending_list_ids)
+    joined = [i for i in result.confirmed_list_ids + result.pending_list_ids if i not in already]
+    if joined:  # automations started by this, committed with it (the consent records flushed the id)
+        automation_events.record_many(TriggerKind.SUBSCRIBED, joined, subscriber.id)
+        automation_events.record_many(TriggerKind.CONFIRMED,
+                                      [i for i in joined if i in result.confirmed_list_ids], subscriber.id)
     db.session.commit()
     result.subscriber_id = subscriber.id
     return result
@@ -141,6 +151,7 @@ def confirm(subscriber_id: int, list_ids: list[int], ip: str | None = None,
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.CONFIRMED, utcnow()
     if newly:
         webhooks.emit_subscriber("subscriber.confirmed", subscriber, list_ids=newly)
+        automation_events.record_many(TriggerKind.CONFIRMED, newly, subscriber.id)
     db.session.commit()
     return confirmed
 

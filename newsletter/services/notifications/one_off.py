@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Notification, NotificationKind, NotificationStatus, Subscriber
+from ...models import Notification, NotificationKind, NotificationStatus, Subscriber, SubscriberStatus
 from ...models.subscriber import ERASED_DOMAIN
 from ..audience import subscriptions
 
@@ -59,6 +59,8 @@ def reason_to_cancel(kind: NotificationKind, email: str, subscriber_id: int | No
     if email.endswith(ERASED_DOMAIN):
         # Erasure blanks the rows about the person, a campaign test personalised as them too.
         return "Not sent: the subscriber's data was erased since it was queued."
+    if kind == K.AUTOMATION:
+        return _automation_unwanted(subscriber_id)
     if not kind.carries_live_links:
         return None  # test emails and campaign tests: nothing about them can go stale
     subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
@@ -69,4 +71,14 @@ def reason_to_cancel(kind: NotificationKind, email: str, subscriber_id: int | No
         return "Not sent: the subscriber's email links were revoked (or the data erased) since it was queued."
     if kind == K.CONFIRMATION and not subscriptions.awaiting_confirmation(subscriber.id, data.get("list_ids") or []):
         return "Not sent: nothing left to confirm (confirmed or left meanwhile, or the address is suppressed)."
+    return None
+
+
+def _automation_unwanted(subscriber_id: int | None) -> str | None:
+    """An automation's email is marketing: not for someone who left, bounced or complained since."""
+    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+    if subscriber is None:
+        return "Not sent: the subscriber no longer exists."
+    if subscriber.status not in (SubscriberStatus.CONFIRMED, SubscriberStatus.UNCONFIRMED):
+        return f"Not sent: the subscriber is {subscriber.status.value} now."
     return None

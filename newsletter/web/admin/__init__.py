@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import (
                api_keys,
                audit,
+               automations,
                bounces,
                campaign_editor,  # noqa: F401  (adds the editor's routes to campaigns.bp)
                campaign_editors,
@@ -26,4 +27,4 @@ from . import (
 # In the order the app registered them before the split (the dashboard's blueprint is "admin").
 BLUEPRINTS = tuple(module.bp for module in (dashboard, lists, subscribers, imports, campaigns, campaign_editors,
                                             campaign_gallery, layouts, send_log, mail_log, bounces, webhooks,
-                                            api_keys, users, settings, servers, audit, segments))
+                                            api_keys, users, settings, servers, audit, segments, automations))

@@ -22,6 +22,7 @@ KIND_LABELS = {
     NotificationKind.MANAGE_LINK: "Manage link",
     NotificationKind.TEST_EMAIL: "Test email",
     NotificationKind.CAMPAIGN_TEST: "Campaign test",
+    NotificationKind.AUTOMATION: "Automation",
 }
 
 

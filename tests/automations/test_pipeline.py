@@ -1,0 +1,112 @@
+"""Automations end to end on the session's real workers: beat runs them from the database, the
+transactional worker sends over SMTP to the recording server, the API drives them.
+
+Each subscriber gets each email exactly once (the server counts per recipient), a repeated API
+event with the same idempotency key enrols once, pausing holds, resuming lets them go on.
+"""
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+
+from newsletter.models import ConsentSource
+from newsletter.services.audience import subscriptions
+from tests.support.net import wait_for
+
+from .conftest import address, make_list
+
+STEPS = [{"kind": "send", "params": {"subject": "Welcome {{ subscriber.name }}", "text": "Hello!"}},
+         {"kind": "branch", "params": {"rules": {"match": "all", "rules": [
+             {"type": "attribute", "key": "plan", "op": "equals", "value": "pro"}]}, "on_false": "exit"}},
+         {"kind": "send", "params": {"subject": "Pro tips", "html": "<p>For pros</p>"}}]
+
+
+def create(api, trigger: str, key: str, steps=STEPS) -> int:
+    response = api.post("/api/v1/automations", json={"name": "Welcome", "trigger": trigger, "trigger_key": key,
+                                                     "steps": steps})
+    assert response.status_code == 201, response.get_json()
+    automation_id = response.get_json()["id"]
+    assert api.patch(f"/api/v1/automations/{automation_id}", json={"status": "active"}).status_code == 200
+    return automation_id
+
+
+def join(app, list_id: int, email: str, **extra) -> int:
+    with app.app_context():
+        return subscriptions.subscribe(email, [list_id], source=ConsentSource.ADMIN, confirmed=True,
+                                       **extra).subscriber_id
+
+
+def subjects(smtp_server, to: str) -> list[str]:
+    return sorted(email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+                  for raw in smtp_server.received.get(to, []))
+
+
+def report(api, automation_id: int) -> dict:
+    response = api.get(f"/api/v1/automations/{automation_id}/report")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_joining_a_list_sends_each_step_once_and_the_report_counts_it(
+        app, api, worker, transactional_worker, beat, smtp_server):
+    list_id = make_list(app)
+    automation_id = create(api, "subscribed", str(list_id))
+    pro, free = address("pro"), address("free")
+    join(app, list_id, pro, name="Pat", attributes={"plan": "pro"})
+    join(app, list_id, free, name="Fay")
+    wait_for(lambda: len(smtp_server.received.get(pro, [])) >= 2 and smtp_server.received.get(free), 60,
+             message="the welcome and the pro tips")
+    time.sleep(3)  # a few more beats: nothing more may arrive
+    assert subjects(smtp_server, pro) == ["Pro tips", "Welcome Pat"]
+    assert subjects(smtp_server, free) == ["Welcome Fay"]
+    counted = wait_for(lambda: (r := report(api, automation_id))["sends"].get("sent") == 3 and r, 30,
+                       message="the report to count three sent")
+    assert (counted["entered"], counted["completed"], counted["exited"], counted["active"]) == (2, 1, 1, 0)
+    assert [s["outcomes"] for s in counted["steps"]] == [{"queued": 2}, {"continued": 1, "exited": 1}, {"queued": 1}]
+
+
+def test_an_api_event_repeated_with_its_key_enrols_once(app, api, worker, transactional_worker, beat,
+                                                        smtp_server):
+    list_id = make_list(app)
+    create(api, "api_event", "trial.started", steps=[STEPS[0]])
+    to = address("trial")
+    join(app, list_id, to, name="Tia")
+    for _ in range(3):
+        response = api.post("/api/v1/events", json={"name": "trial.started", "email": to,
+                                                    "idempotency_key": "trial-1"})
+        assert response.status_code == 202, response.get_json()
+    other = api.post("/api/v1/events", json={"name": "trial.ended", "email": to, "idempotency_key": "trial-1"})
+    assert other.status_code == 409
+    unknown = api.post("/api/v1/events", json={"name": "trial.started", "email": address("nobody")})
+    assert unknown.status_code == 422 and unknown.get_json()["errors"][0]["field"] == "email"
+    wait_for(lambda: smtp_server.received.get(to), 60, message="the email")
+    time.sleep(3)
+    assert subjects(smtp_server, to) == ["Welcome Tia"]
+
+
+def test_pausing_holds_and_resuming_goes_on(app, api, worker, transactional_worker, beat, smtp_server):
+    list_id = make_list(app)
+    automation_id = create(api, "subscribed", str(list_id), steps=[STEPS[0]])
+    assert api.patch(f"/api/v1/automations/{automation_id}", json={"status": "paused"}).status_code == 200
+    to = address("held")
+    join(app, list_id, to, name="Hal")
+    time.sleep(4)  # four beats
+    assert not smtp_server.received.get(to)
+    held = report(api, automation_id)
+    assert (held["entered"], held["active"], held["steps"][0]["waiting"]) == (1, 1, 1)
+    assert api.patch(f"/api/v1/automations/{automation_id}", json={"status": "active"}).status_code == 200
+    wait_for(lambda: smtp_server.received.get(to), 60, message="the email after resuming")
+    assert subjects(smtp_server, to) == ["Welcome Hal"]
+
+
+def test_bad_input_is_a_422_naming_the_field(app, api):
+    list_id = make_list(app)
+    bad_step = api.post("/api/v1/automations", json={"name": "x", "trigger": "subscribed", "trigger_key": str(list_id),
+                                                     "steps": [{"kind": "wait", "params": {"at": "9am"}}]})
+    assert bad_step.status_code == 422 and bad_step.get_json()["errors"][0]["field"] == "params.at"
+    no_list = api.post("/api/v1/automations", json={"name": "x", "trigger": "subscribed", "trigger_key": "99999999999"})
+    assert no_list.status_code == 422 and no_list.get_json()["errors"][0]["field"] == "trigger_key"
+    rules = api.post("/api/v1/automations", json={"name": "x", "trigger": "api_event", "trigger_key": "a",
+                                                  "steps": [{"kind": "branch", "params": {"rules": {"match": "x"}}}]})
+    assert rules.status_code == 422, rules.get_json()

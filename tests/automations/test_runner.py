@@ -1,0 +1,238 @@
+"""The runner in this process (the database is real: SQLite or PostgreSQL): triggers enrol,
+each step runs once, pause holds, edits reach only those not there yet, branches decide."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from newsletter.extensions import db
+from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState
+from newsletter.models.base import utcnow
+from newsletter.services.audience import gdpr, subscribers, subscriptions
+from newsletter.services.automations import automations, entry, report, runner
+from newsletter.services.errors import ValidationError
+
+from .conftest import (
+    FOLLOW_UP,
+    WELCOME,
+    address,
+    automation_mail,
+    enrollments,
+    executions,
+    make_automation,
+    make_list,
+    tick,
+)
+
+WAIT_A_DAY = {"kind": "wait", "params": {"minutes": 24 * 60}}
+
+
+def join(app, list_id: int, email: str, **extra) -> int:
+    with app.app_context():
+        return subscriptions.subscribe(email, [list_id], source=ConsentSource.ADMIN, confirmed=True,
+                                       **extra).subscriber_id
+
+
+def test_joining_a_list_enrols_and_the_email_is_queued_once(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME])
+    email = address("ana")
+    join(app, list_id, email, name="Ana")
+    first = tick(app)
+    assert len(first.notification_ids) == 1 and first.ran == 1
+    [mail] = automation_mail(app, email)
+    assert mail.subject == "Welcome Ana" and email in mail.html and mail.status.value == "queued"
+    assert ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") in [tuple(h) for h in mail.headers]
+    tick(app)
+    tick(app)
+    [enrollment] = enrollments(app, automation_id)
+    assert enrollment.state == EnrollmentState.COMPLETED and len(automation_mail(app)) == 1
+
+
+def test_joining_again_and_repeated_events_enrol_once(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME])
+    email = address("bo")
+    subscriber_id = join(app, list_id, email)
+    with app.app_context():
+        subscriptions.unsubscribe(subscriber_id, [list_id])
+    join(app, list_id, email)  # a second "subscribed" event for the same person
+    tick(app)
+    assert len(enrollments(app, automation_id)) == 1 and len(automation_mail(app, email)) == 1
+
+
+def test_running_the_executor_twice_after_a_crash_queues_once(app):
+    """A runner whose advance was lost (as if it died after queueing the email but before moving
+    the enrollment on; in the code both commit together): running the step again finds its
+    execution row, and the whole batch rolls back without queueing a second email."""
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME])
+    email = address("cy")
+    join(app, list_id, email)
+    tick(app)
+    tick(app)
+    assert len(automation_mail(app, email)) == 1
+    with app.app_context():
+        automations.set_status(automation_id, "paused")
+        # The lost advance: due again at the step it already ran.
+        db.session.execute(update(Enrollment).values(position=0, next_run_at=utcnow(), state=EnrollmentState.ACTIVE))
+        db.session.commit()
+        automations.set_status(automation_id, "active")
+        result = runner.RunResult()
+        runner.run_batch(10, 10, result)
+        db.session.rollback()
+        # Unless the session's beat took it first (and hit the same wall): either way, nothing new.
+        assert result.notification_ids == [] and (result.conflicts == 1 or result.ran == 0)
+        assert db.session.scalar(select(Enrollment.position)) == 0
+        automations.set_status(automation_id, "paused")  # leave the stuck row alone for the rest of the session
+    assert [m.subject for m in automation_mail(app, email)] == ["Welcome"] and executions(app) == 1
+
+
+def test_pausing_holds_everyone_where_they_are(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME, WAIT_A_DAY, FOLLOW_UP])
+    emails = [address(f"p{i}") for i in range(3)]
+    for email in emails:
+        join(app, list_id, email)
+    tick(app)
+    tick(app)  # the welcome for the three, then their day's wait begins
+    assert [e.position for e in enrollments(app, automation_id)] == [2, 2, 2]
+    with app.app_context():
+        automations.set_status(automation_id, "paused")
+        db.session.execute(update(Enrollment).values(next_run_at=utcnow()))  # the day passes
+        db.session.commit()
+    join(app, list_id, address("late"))  # enters while paused: held at the start
+    assert tick(app).ran == 0
+    assert sorted(e.position for e in enrollments(app, automation_id)) == [0, 2, 2, 2]
+    assert len(automation_mail(app)) == 3
+    with app.app_context():
+        automations.set_status(automation_id, "active")
+    tick(app)
+    tick(app)
+    assert len(automation_mail(app)) == 3 + 3 + 1  # the follow-ups, the late one's welcome (its day starts)
+
+
+def test_editing_a_step_reaches_only_those_who_have_not_run_it(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME, WAIT_A_DAY, FOLLOW_UP])
+    early, late = address("early"), address("late")
+    join(app, list_id, early)
+    tick(app)
+    tick(app)  # early: welcome sent, now waiting a day
+    with app.app_context():
+        steps = automations.steps(automation_id)
+        automations.edit_step(automation_id, steps[0].id, {"subject": "Welcome, v2", "text": "New text"})
+        automations.edit_step(automation_id, steps[1].id, {"minutes": 1})
+        automations.edit_step(automation_id, steps[2].id, {"subject": "Follow-up, v2", "text": "New"})
+    join(app, list_id, late)
+    tick(app)
+    tick(app)
+    [early_welcome] = automation_mail(app, early)
+    [late_welcome] = automation_mail(app, late)
+    assert early_welcome.subject == "Welcome" and late_welcome.subject == "Welcome, v2"
+    waits = {e.subscriber_id: e.next_run_at for e in enrollments(app, automation_id)}
+    assert max(waits.values()) - min(waits.values()) > timedelta(hours=23)  # early keeps its day, late got 1 minute
+    with app.app_context():  # the day passes for both
+        db.session.execute(update(Enrollment).values(next_run_at=utcnow()))
+        db.session.commit()
+    tick(app)
+    assert [m.subject for m in automation_mail(app, early)] == ["Welcome", "Follow-up, v2"]
+
+
+def test_a_branch_continues_skips_or_exits_by_segment_rules(app):
+    list_id = make_list(app)
+    vip = {"match": "all", "rules": [{"type": "attribute", "key": "plan", "op": "equals", "value": "pro"}]}
+    skip = make_automation(app, list_id, [{"kind": "branch", "params": {"rules": vip, "on_false": "skip"}},
+                                          WELCOME, FOLLOW_UP])
+    pro, free = address("pro"), address("free")
+    join(app, list_id, pro, attributes={"plan": "pro"})
+    join(app, list_id, free, attributes={"plan": "free"})
+    for _ in range(4):
+        tick(app)
+    assert [m.subject for m in automation_mail(app, pro)] == ["Welcome", "Follow-up"]
+    assert [m.subject for m in automation_mail(app, free)] == ["Follow-up"]
+    assert {e.state for e in enrollments(app, skip)} == {EnrollmentState.COMPLETED}
+    with app.app_context():
+        built = report.build(skip)
+    assert (built.entered, built.completed, built.steps[0].outcomes) == (2, 2, {"continued": 1, "skipped": 1})
+
+
+def test_an_attribute_change_and_an_api_event_enrol(app):
+    list_id = make_list(app)
+    on_plan = make_automation(app, list_id, [WELCOME], trigger="attribute_changed", key="plan")
+    on_order = make_automation(app, list_id, [FOLLOW_UP], trigger="api_event", key="order.placed")
+    email = address("dee")
+    subscriber_id = join(app, list_id, email)
+    with app.app_context():
+        subscribers.update(subscriber_id, attributes={"plan": "pro"})
+        first, created = entry.record_api_event("order.placed", email=email, idempotency_key="k-1")
+        again, created_again = entry.record_api_event("order.placed", subscriber_id=subscriber_id,
+                                                      idempotency_key="k-1")
+        assert created and not created_again and again.id == first.id
+        with pytest.raises(ValidationError):
+            entry.record_api_event("bad name!", email=email)
+    tick(app)
+    assert len(enrollments(app, on_plan)) == 1 and len(enrollments(app, on_order)) == 1
+    assert sorted(m.subject for m in automation_mail(app, email)) == ["Follow-up", "Welcome"]
+    with app.app_context():
+        assert db.session.scalar(select(AutomationEvent.processed).where(AutomationEvent.idempotency_key == "k-1"))
+
+
+def test_a_date_attribute_enrols_once_a_year(app):
+    list_id = make_list(app)
+    birthday = make_automation(app, list_id, [WELCOME], trigger="date", key="birthday")
+    today = utcnow()
+    join(app, list_id, address("bday"), attributes={"birthday": f"1990-{today:%m-%d}"})
+    join(app, list_id, address("other"), attributes={"birthday": "1990-02-30" if today.month != 2 else "1990-07-30"})
+    with app.app_context():
+        assert entry.enrol_dates(today) == 1
+        assert entry.enrol_dates(today) == 0  # the same year again: nobody twice
+        assert entry.enrol_dates(today.replace(year=today.year + 1)) == 1  # next year's birthday
+    assert {e.scope for e in enrollments(app, birthday)} == {str(today.year), str(today.year + 1)}
+
+
+def test_the_send_budget_leaves_the_rest_due(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WELCOME])
+    for i in range(5):
+        join(app, list_id, address(f"b{i}"))
+    with app.app_context():
+        while entry.ingest():
+            pass
+        first = runner.run_due(batch_size=2, send_budget=3, max_seconds=10)
+    assert len(first.notification_ids) <= 3  # fewer if the session's beat took some
+    tick(app)
+    assert len(automation_mail(app)) == 5 and len(enrollments(app, automation_id)) == 5
+
+
+@pytest.mark.parametrize("kind, params, field", [
+    ("send", {"subject": "", "html": "x"}, "params.subject"),
+    ("send", {"subject": "Hi", "html": "{{ ''.__class__ }}"}, "params.html"),
+    ("send", {"subject": "Hi {% if %}", "html": "x"}, "params.subject"),
+    ("wait", {"minutes": -1}, "params.minutes"),
+    ("wait", {"at": "25:00"}, "params.at"),
+    ("wait", {"minutes": 5, "timezone": "Nowhere/City"}, "params.timezone"),
+    ("branch", {"rules": {"match": "all", "rules": [{"type": "nope"}]}}, "params.rules"),
+    ("teleport", {}, "kind"),
+])
+def test_bad_steps_are_refused_with_their_field(app, kind, params, field):
+    list_id = make_list(app)
+    with app.app_context(), pytest.raises(ValidationError) as refused:
+        automations.create("Bad", "subscribed", str(list_id), [{"kind": kind, "params": params}])
+    assert refused.value.field.startswith(field)
+
+
+def test_erasure_removes_the_events_and_ends_the_enrollments(app):
+    list_id = make_list(app)
+    automation_id = make_automation(app, list_id, [WAIT_A_DAY, WELCOME], trigger="api_event", key="order.placed")
+    email = address("gone")
+    subscriber_id = join(app, list_id, email)
+    with app.app_context():
+        entry.record_api_event("order.placed", subscriber_id=subscriber_id, payload={"address": "1 Main St"})
+    tick(app)
+    with app.app_context():
+        gdpr.erase_subscriber(subscriber_id)
+        assert db.session.scalar(select(AutomationEvent).where(AutomationEvent.subscriber_id == subscriber_id)) is None
+    assert [e.state for e in enrollments(app, automation_id)] == [EnrollmentState.EXITED]
