@@ -3,4 +3,4 @@ report, resend to non-openers, A/B test subjects and bodies."""
 
 # What other packages may import (tests/test_import_graph.py holds them to it).
 __all__ = ["ab_tests", "campaigns", "dispatch", "editors", "fields", "gallery", "layouts", "merge_fields", "reports",
-           "resend", "send", "web_view"]
+           "resend", "send", "translations", "web_view"]
