@@ -52,14 +52,18 @@ def test_compose_has_every_process_with_health_checks_and_the_migration_step():
         assert service["image"].startswith("localhost/newsletter"), name
         if service["image"].startswith(APP_IMAGE + ":"):
             assert service["command"][0] in commands, name
-            if name != "migrate":
-                assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+            # The app waits for the servers, and for the migration step (the entrypoint's
+            # WAIT_FOR_MIGRATION): podman cannot start a container that depends on an exited one.
+            assert {dep: c["condition"] for dep, c in service["depends_on"].items()} == {
+                "postgres": "service_healthy", "redis": "service_healthy"}, name
+            assert service["environment"]["WAIT_FOR_MIGRATION"] == "1", name
         if name not in ("migrate", "beat"):
             test = service["healthcheck"]["test"]
             assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
     assert services["migrate"]["command"] == ["migrate"] and services["migrate"]["restart"] == "no"
-    assert {dep: c["condition"] for dep, c in services["migrate"]["depends_on"].items()} == {
-        "postgres": "service_healthy", "redis": "service_healthy"}
+    entrypoint = (CONTAINERS / "entrypoint.sh").read_text()
+    assert "wait_for_services\n        exec flask db upgrade" in entrypoint
+    assert re.search(r"web\|worker\|worker-transactional\|beat\)\n\s+if \[ \"\$\{WAIT_FOR_MIGRATION", entrypoint)
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
     assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
     # The servers listen on loopback: only the proxy's BIND_ADDRESS may be widened.

@@ -18,7 +18,25 @@ wait_for_services() {
     done
 }
 
+# Waits until the migration step has brought the schema to the newest revision, so new code never
+# meets an old schema: an init container's job in deploy/k8s, and done first by every process when
+# WAIT_FOR_MIGRATION=1 (compose.yaml, where the `migrate` service runs beside them).
+wait_migrated() {
+    deadline=$(( $(date +%s) + ${WAIT_SECONDS:-600} ))
+    until flask db current 2>/dev/null | grep -q '(head)'; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "newsletter: the database schema is not at the newest revision (run the migration)" >&2
+            exit 1
+        fi
+        sleep 3
+    done
+}
+
 process="${1:-web}"
+case "$process" in
+    web|worker|worker-transactional|beat)
+        if [ "${WAIT_FOR_MIGRATION:-0}" = 1 ]; then wait_migrated; fi ;;
+esac
 case "$process" in
     web)
         exec env TRUSTED_PROXIES="${TRUSTED_PROXIES:-1}" gunicorn wsgi:app \
@@ -41,16 +59,7 @@ case "$process" in
         wait_for_services
         exec flask db upgrade ;;
     wait-migrated)
-        # An init container's job (deploy/k8s): hold the pod until the migration Job has brought
-        # the schema to the newest revision, so new code never meets an old schema.
-        deadline=$(( $(date +%s) + ${WAIT_SECONDS:-600} ))
-        until flask db current 2>/dev/null | grep -q '(head)'; do
-            if [ "$(date +%s)" -ge "$deadline" ]; then
-                echo "newsletter: the database schema is not at the newest revision (run the migration)" >&2
-                exit 1
-            fi
-            sleep 3
-        done ;;
+        wait_migrated ;;
     probe)
         # Health checks (compose, Kubernetes exec probes): `probe URL` passes on an HTTP answer
         # below 500 (Flower's 401 means alive), `probe worker NAME` when the Celery worker

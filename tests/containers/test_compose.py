@@ -126,13 +126,13 @@ def stack(images, smtp) -> Iterator[Stack]:
     stack = Stack(_podman_compose(), smtp.port)
     started = time.monotonic()
     try:
-        # podman-compose 1.0 reads depends_on conditions as an order only: the three steps of
-        # compose.yaml's header, each waited for.
-        stack.compose("up", "-d", "postgres", "redis")
-        stack.wait_healthy(("postgres", "redis"), 120)
-        stack.compose("run", "--rm", "--no-deps", "migrate")
+        # One step, as in compose.yaml's header: the migration and every process wait for what
+        # they need themselves.
         stack.compose("up", "-d")
-        stack.wait_healthy(CHECKED, 180)
+        stack.wait_healthy(CHECKED, 300)
+        migrate = _run(["podman", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                        stack.container("migrate")], stack.env)
+        assert migrate.stdout.split() == ["exited", "0"]
         images["up_seconds"] = time.monotonic() - started
         yield stack
     except BaseException:
