@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from newsletter.models.base import utcnow
-from newsletter.services.campaigns import ab_tests, ab_variants, campaigns, recipients
+from newsletter.services.campaigns import ab_tests, ab_variants, campaigns, recipients, resend
 from newsletter.services.delivery import ledger
 from newsletter.services.engagement import flush
 from newsletter.services.errors import StateConflict, ValidationError
@@ -123,6 +123,11 @@ def test_manual_mode_waits_for_the_marketer(app):
         assert db.session.get(Campaign, campaign_id).ab_winner == "B"
         with pytest.raises(StateConflict):
             ab_tests.pick(campaign_id, "B", lambda *_: None)
+        # Sent, then resent to its non-openers: one message, the winner's.
+        db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status=CampaignStatus.SENT))
+        db.session.commit()
+        again = resend.create(campaign_id, "non_openers")
+        assert (again.subject, again.ab_share, again.variants) == ("Two", 0, [])
 
 
 def test_a_cancelled_test_cancels_the_held_rest_and_takes_no_winner(app):
