@@ -1,6 +1,6 @@
 """Campaigns: compose (in four editors, or from the gallery), move through their statuses, send in batches,
-report, resend to non-openers."""
+report, resend to non-openers, translate into other languages."""
 
 # What other packages may import (tests/test_import_graph.py holds them to it).
 __all__ = ["campaigns", "dispatch", "editors", "fields", "gallery", "layouts", "merge_fields", "reports", "resend",
-           "send"]
+           "send", "translations"]
