@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, literal, select
+from sqlalchemy import CursorResult, Text, func, literal, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import insert as insert_rows
 from sqlalchemy import update as update_rows
@@ -107,7 +108,8 @@ def _attribute_equals(key: str, value: str) -> Any:
     (and the id order) reach, so on its own it scans. Numbers and booleans match their JSON
     text ("5", "true"). SQLite's lower() folds ASCII letters only; PostgreSQL's folds all.
     """
-    return func.lower(dialect.json_text(Subscriber.attributes, key)) == func.lower(value)
+    # The CAST: PostgreSQL cannot pick lower(text) or lower(anyrange) for an untyped parameter.
+    return func.lower(dialect.json_text(Subscriber.attributes, key)) == func.lower(sql_cast(value, Text))
 
 
 def conditions(filters: Filters) -> list[Any]:
