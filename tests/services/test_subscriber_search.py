@@ -85,8 +85,9 @@ def expected(rows: list[Row], q=None, status=None, list_id=None, attribute=None)
             return False
         if list_id is not None and list_id not in r.lists:
             return False
+        # Attribute values match ignoring case ("lyon" finds "Lyon"; SQLite folds ASCII letters only).
         if attribute and (attribute[0] not in r.attributes
-                          or attribute_text(r.attributes[attribute[0]]) != attribute[1]):
+                          or attribute_text(r.attributes[attribute[0]]).lower() != attribute[1].lower()):
             return False
         return True
     return [r.id for r in rows if keep(r)]
