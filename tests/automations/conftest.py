@@ -57,7 +57,7 @@ def tick(app, batch_size: int = 500, send_budget: int = 1000) -> runner.RunResul
     return result
 
 
-def settle(app, timeout: float = 20) -> None:
+def settle(app, timeout: float = 60) -> None:
     """Until no event waits to be turned into enrollments and no step of an active automation is due."""
     def quiet() -> bool:
         with app.app_context():

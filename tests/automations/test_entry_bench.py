@@ -116,7 +116,7 @@ def _run(app, smtp_server) -> None:
         added = subscribers.bulk_add_to_list(welcome.id, filters=subscribers.make_filters(list_id=staging))
         marks["t0"], marks["entered"] = t0, time.monotonic()
         # A notification in the middle of it all: how long the transactional lane makes it wait.
-        probe, _ = notifications.accept({"to": "probe@example.org", "subject": "Probe", "text": "x"})
+        probe, _ = notifications.accept({"to": {"email": "probe@example.org"}, "subject": "Probe", "text": "x"})
         enqueue(send_notification, probe.id)
         marks["probe_id"] = probe.id
         return {"bulk_add_s": round(marks["entered"] - t0, 2), "added": added}

@@ -69,9 +69,11 @@ def run_due(batch_size: int = 500, send_budget: int = 1000, max_seconds: float =
     result = RunResult()
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline:
-        conflicts = result.conflicts
+        before = (result.ran, result.completed, result.conflicts)
         taken = run_batch(batch_size, send_budget - len(result.notification_ids), result, now)
-        if taken < batch_size or len(result.notification_ids) >= send_budget or result.conflicts > conflicts:
+        progressed = (result.ran, result.completed) != before[:2]
+        # A step that moved someone on makes their next step due at once: the loop goes on with it.
+        if not taken or not progressed or result.conflicts > before[2] or len(result.notification_ids) >= send_budget:
             break
     return result
 
@@ -180,6 +182,8 @@ def _run_one(enrollment: Enrollment, step: AutomationStep | None, plan: _Plan, n
     enrollment.position = skipped.position if skipped is not None else step.position
     if execution.outcome == "exited":
         _leave(enrollment, S.EXITED, now)
+    elif following is None and step.kind != StepKind.WAIT:  # that was the last step (a last wait ends first)
+        _leave(enrollment, S.COMPLETED, now)
     else:
         enrollment.current_step_id = following.id if following is not None else None
         enrollment.next_run_at, enrollment.updated_at = run_at, now
