@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.extensions import db
-from newsletter.models import Delivery, Notification, WebhookDelivery
+from newsletter.models import AutomationStep, Delivery, Notification, WebhookDelivery
 from newsletter.services import outbox
 from newsletter.services.accounts import api_keys
 from newsletter.services.audience import imports, lists, subscribers, tokens
 from newsletter.services.audience.segments import segments
+from newsletter.services.automations import automations
 from newsletter.services.campaigns import layouts
 from newsletter.services.delivery import servers
 from newsletter.services.notifications import system_mail
@@ -63,6 +64,11 @@ def everything(app, worker, smtp_server, outbox_dir):
         layout = layouts.create("Plain", "<html><body>{{ content }}</body></html>")
         segment = segments.create("Parisians", {"match": "all", "rules": [
             {"type": "attribute", "key": "city", "op": "equals", "value": "Paris"}]})
+        welcome = automations.create("Welcome", "subscribed", str(news.id), [
+            {"kind": "wait", "params": {"minutes": 60}},
+            {"kind": "send", "params": {"subject": "Welcome {{ subscriber.name }}", "html": "<p>Hello!</p>"}}])
+        step = db.session.scalar(select(AutomationStep.id).where(AutomationStep.automation_id == welcome.id)
+                                 .order_by(AutomationStep.position))
         key, _ = api_keys.create_api_key("CRM")
         hook = webhooks.create("https://hooks.example.com/in", "CRM sync", ["subscriber.created"])
         webhook_deliveries.send_test(hook.id)
@@ -81,6 +87,7 @@ def everything(app, worker, smtp_server, outbox_dir):
             "key": [message.key], "segment_id": [segment.id], "notification_id": [notification],
             "server_id": [server.id], "subscriber_id": [ada.id], "user_id": [_admin_id()], "webhook_id": [hook.id],
             "key_id": [key.id], "delivery_id": [delivery],
+            "automation_id": [welcome.id], "step_id": [step], "kind": ["send", "wait", "branch"],
         }
         webhook_values = {**values, "delivery_id": [hook_delivery]}
         public_tokens = {
