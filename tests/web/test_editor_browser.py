@@ -22,8 +22,12 @@ def signed_in(browser, live_server, device="desktop"):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Any script error, refused resource (CSP) or failed load; the favicon is not ours to test here.
+    # A 422 from the live preview is its documented answer while the body is mid-conversion between
+    # editors (seen only on a loaded machine, where a debounced request lands in that moment); the
+    # rendered preview the tests read afterwards is what must be right.
     page.on("console", lambda msg: errors.append(f"{msg.text} {msg.location['url']}")
-            if msg.type == "error" and "favicon.ico" not in msg.location["url"] else None)
+            if msg.type == "error" and "favicon.ico" not in msg.location["url"]
+            and not ("422" in msg.text and msg.location["url"].endswith("/admin/campaigns/preview")) else None)
     page.goto(live_server + "/login")
     page.fill("#email", ADMIN_EMAIL)
     page.fill("#password", ADMIN_PASSWORD)
