@@ -32,6 +32,7 @@ import re
 import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -384,9 +385,10 @@ def web_variants(children: Children, env: dict, workdir: Path, clicks: list[str]
             runs[name].append(row)
     summary = {}
     for name, rows in runs.items():
-        rates = sorted(r["requests_per_s"] for r in rows)
-        p99s = sorted(r["latency_ms"]["p99"] for r in rows)
-        summary[name] = {"requests_per_s_median": rates[len(rates) // 2], "p99_ms_median": p99s[len(p99s) // 2],
+        rates = [r["requests_per_s"] for r in rows]
+        p99s = [r["latency_ms"]["p99"] for r in rows]
+        summary[name] = {"requests_per_s_median": round(statistics.median(rates), 1),
+                         "p99_ms_median": round(statistics.median(p99s), 2),
                          "gunicorn_cpu_us_per_request": [r["gunicorn_cpu_us_per_request"] for r in rows],
                          "requests_per_s": [r["requests_per_s"] for r in rows],
                          "p99_ms": [r["latency_ms"]["p99"] for r in rows],
