@@ -258,6 +258,17 @@ def live_server(app):
     server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_limits_for_browsers(request) -> None:
+    """A browser test starts with no throttling counters, as a `client` test does: every browser
+    signs in from 127.0.0.1, and the login form takes 10 a minute from one address."""
+    if "live_server" in request.fixturenames:
+        from newsletter.extensions import limiter
+
+        with request.getfixturevalue("app").app_context():
+            limiter.reset()
+
+
 @pytest.fixture
 def send_rate(app):
     """Set the cluster-wide rate for one test (the runtime override every worker reads)."""

@@ -24,10 +24,11 @@ from newsletter.services.campaigns import layouts
 from newsletter.services.delivery import servers
 from newsletter.services.notifications import system_mail
 from newsletter.services.webhooks import webhook_deliveries, webhooks
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.conftest import ADMIN_EMAIL
 from tests.pipeline.conftest import make_campaign, start, wait_until_status
 from tests.support.input_walk import url_for_rule
 from tests.support.net import wait_for
+from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -160,11 +161,7 @@ def test_no_page_has_a_serious_accessibility_violation(app, browser, live_server
             visited += 1
             if problems := _violations(page):
                 found[f"{url} (signed out)"] = problems
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     for endpoint, url in pages:
         if endpoint in ("public.confirm", "public.unsubscribe"):
             continue  # done signed out; a second visit would act again

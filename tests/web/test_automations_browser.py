@@ -6,7 +6,7 @@ import pytest
 
 from newsletter.models import OptIn
 from newsletter.services.audience import lists
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
@@ -17,11 +17,7 @@ def test_create_add_a_step_and_start_in_a_browser(app, browser, live_server, adm
     with app.app_context():
         list_id = lists.create("Welcome", OptIn.SINGLE).id
     page = browser.new_page(viewport=VIEWPORTS[device])
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     page.goto(live_server + "/admin/automations/")
     page.click("text=Create your first automation")
     page.fill("#name", "Welcome series")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.net import wait_for
+from tests.support.web import sign_in_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
@@ -93,11 +94,7 @@ def test_one_off_mail_log_in_a_browser(browser, live_server, admin, transactiona
                                        device):
     """A test email sent from the dashboard shows up in Send log -> One-off mail, on a phone too."""
     page = browser.new_page(viewport=VIEWPORTS[device])
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     to = f"log-{uuid.uuid4().hex[:6]}@example.org"
     page.fill("#to", to)
     page.click("text=Send test email")

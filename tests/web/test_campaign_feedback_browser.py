@@ -13,8 +13,8 @@ import pytest
 
 from newsletter.services.audience import lists, subscribers
 from newsletter.services.campaigns import campaigns
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.net import wait_for
+from tests.support.web import sign_in_page
 
 from .test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
@@ -22,11 +22,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (ap
 
 
 def _login(page, live_server):
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
 
 
 @pytest.mark.parametrize("device", VIEWPORTS)

@@ -9,7 +9,7 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, Role
 from newsletter.services.accounts import users
 from tests.services.test_reports import seed_campaign
-from tests.support.web import login
+from tests.support.web import login, sign_in_page
 
 
 def _viewer(app, client, role=Role.VIEWER):
@@ -163,7 +163,6 @@ def test_dashboard_and_report_in_a_browser(app, live_server, admin, worker, tran
     import shutil
     from pathlib import Path
 
-    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -180,11 +179,7 @@ def test_dashboard_and_report_in_a_browser(app, live_server, admin, worker, tran
         viewports = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
         for device, viewport in viewports.items():
             page = browser.new_page(viewport=viewport)
-            page.goto(live_server + "/login")
-            page.fill("#email", ADMIN_EMAIL)
-            page.fill("#password", ADMIN_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(live_server + "/admin/")
+            sign_in_page(page, live_server)
             page.wait_for_selector("#queues li.ok", timeout=15000)  # the JSON filled the queues panel
             assert page.locator("#queue-warning").is_hidden()
             page.screenshot(path=shots / f"dashboard_charts_{device}.png", full_page=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 from tests.web.test_deliverability_ui import keys, make_campaign
 
@@ -15,11 +15,7 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (a
 @pytest.mark.parametrize("device", VIEWPORTS)
 def test_dkim_page_and_preflight_panel_in_a_browser(app, browser, live_server, admin, dns, shots, device):
     page = browser.new_page(viewport=VIEWPORTS[device])
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
 
     page.goto(live_server + "/admin/settings/")
     page.click("a:has-text('DKIM')")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.services.audience import lists, subscribers
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.net import wait_for
+from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
@@ -28,11 +28,7 @@ def signed_in(browser, live_server, device="desktop"):
     page.on("console", lambda msg: errors.append(f"{msg.text} {msg.location['url']}")
             if msg.type == "error" and "favicon.ico" not in msg.location["url"]
             and not ("422" in msg.text and msg.location["url"].endswith("/admin/campaigns/preview")) else None)
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     return page, errors
 
 

@@ -10,7 +10,7 @@ from newsletter.extensions import db
 from newsletter.models import Campaign, Role, Tracking
 from newsletter.services.accounts import users
 from tests.engagement.test_report import BLOG, H0, SHOP, seed_counters
-from tests.support.web import login
+from tests.support.web import login, sign_in_page
 
 
 def _stats(page: str) -> dict[str, str]:
@@ -118,7 +118,6 @@ def test_engagement_report_and_dashboard_in_a_browser(app, live_server, admin):
     import shutil
     from pathlib import Path
 
-    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -139,11 +138,7 @@ def test_engagement_report_and_dashboard_in_a_browser(app, live_server, admin):
         viewports = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
         for device, viewport in viewports.items():
             page = browser.new_page(viewport=viewport)
-            page.goto(live_server + "/login")
-            page.fill("#email", ADMIN_EMAIL)
-            page.fill("#password", ADMIN_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(live_server + "/admin/")
+            sign_in_page(page, live_server)
             page.locator("#engagement-compare").screenshot(path=shots / f"dashboard_engagement_{device}.png")
             assert page.locator("#engagement-compare rect.bar").count() == 6
             assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0

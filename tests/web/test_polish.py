@@ -11,8 +11,7 @@ from newsletter.services.audience import lists, subscribers, tokens
 from newsletter.services.campaigns import campaigns
 from newsletter.services.campaigns.web_view import as_page
 from newsletter.web.admin.forms.campaigns import timezone_choices
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.support.web import login
+from tests.support.web import login, sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS
 
 
@@ -129,11 +128,7 @@ browser_only = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (
 
 def _signed_in(browser, live_server, device):
     page = browser.new_page(viewport=VIEWPORTS[device], timezone_id="Europe/Paris")
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     return page
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from newsletter.models import ConsentSource, OptIn
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.web import sign_in_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -107,11 +107,7 @@ def test_no_page_logs_a_csp_violation_in_a_browser(app, live_server, admin, work
         violations: list[str] = []
         page.on("console", lambda msg: violations.append(f"{page.url}: {msg.text}")
                 if "Content Security Policy" in msg.text else None)
-        page.goto(live_server + "/login")
-        page.fill("#email", ADMIN_EMAIL)
-        page.fill("#password", ADMIN_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(live_server + "/admin/")
+        sign_in_page(page, live_server)
         # The dashboard's inline script (nonce) runs: it fills the status list from status.json.
         page.wait_for_selector('[data-check="workers"].ok, [data-check="workers"].down', timeout=15000)
         for path in pages:

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from newsletter.extensions import db
 from newsletter.models import Segment, Subscriber, SubscriberStatus
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
@@ -28,11 +28,7 @@ def _people(app) -> None:
 def test_build_count_preview_and_save_in_a_browser(app, browser, live_server, admin, shots, device):
     _people(app)
     page = browser.new_page(viewport=VIEWPORTS[device])
-    page.goto(live_server + "/login")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/admin/")
+    sign_in_page(page, live_server)
     page.goto(live_server + "/admin/segments/")
     page.click("text=Build your first segment")
     page.wait_for_selector("[data-builder] .rule-group")
