@@ -53,13 +53,19 @@ static/vendor/.installed: package.json package-lock.json
 	   static/vendor/font-awesome/fonts/
 	touch $@
 
-# The platform's own text in other languages (README "Languages"): extract every _() into
-# translations/messages.pot, merge it into each translations/<lang>/LC_MESSAGES/messages.po, and
+# The platform's own text in other languages (README "Languages"): extract every _() (and the services'
+# sentences: Message(...) and the errors' message argument, services/messages.py) into translations/messages.pot, merge it into each translations/<lang>/LC_MESSAGES/messages.po, and
 # compile the .mo files the app reads (committed, so a fresh clone needs no extra step).
 # New language: .venv/bin/pybabel init -i translations/messages.pot -d translations -l xx
 translations: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
-	   --project=newsletter -o translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -k Message -k ValidationError:2 -k Conflict:2 \
+	   -k StateConflict:2 -k AccountError:2 -k RuleError:2 --no-location --sort-output \
+	   --project=newsletter -o translations/messages.pot.new .
+	@# Same messages: keep the committed template and its POT-Creation-Date (update copies the date
+	@# into every catalog), so a run that changes nothing leaves no diff.
+	@if [ -f translations/messages.pot ] && diff -q -I '^"POT-Creation-Date: ' translations/messages.pot \
+	     translations/messages.pot.new >/dev/null; then rm translations/messages.pot.new; \
+	 else mv translations/messages.pot.new translations/messages.pot; fi
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel compile -d translations --statistics
 

@@ -32,7 +32,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SETUP_ALLOWANCE_S = 600  # on top of the run's timeout: migrations, N subscribers, the quiet wait, teardown
 MEDIAN_FIELDS = ("msgs_per_s", "steady_msgs_per_s", "time_to_first_email_s", "send_call_latency_s",
-                 "redis_peak_mb", "worker_rss_peak_mb")
+                 "redis_peak_mb", "worker_rss_peak_mb", "pg_cpu_ms_per_msg", "worker_cpu_ms_per_msg",
+                 "redis_ops_per_msg", "row_writes_per_msg", "delivery_writes_per_msg")
 
 
 def _git(*argv: str) -> str:

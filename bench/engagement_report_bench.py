@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -55,25 +54,6 @@ def log(message: str) -> None:
     print(f"[engagement-report] {message}", flush=True)
 
 
-def create_database() -> tuple[str, str]:
-    name = f"nlreportbench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(platform_db.ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
-
-
-def fill_row_sql(conn: psycopg.Connection, table: str, values: dict[str, str]) -> str:
-    """An INSERT ... SELECT column list for `table`: our values, plus a neutral one for every other
-    NOT NULL column without a default (the table may gain columns after this was written)."""
-    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
-                        "AND is_nullable = 'NO' AND column_default IS NULL", (table,)).fetchall()
-    neutral = {"integer": "0", "bigint": "0", "boolean": "false", "json": "'{}'", "jsonb": "'{}'",
-               "timestamp with time zone": "now()", "double precision": "0"}
-    filled = dict(values)
-    for column, kind in rows:
-        if column not in filled and column != "id":
-            filled[column] = neutral.get(kind, "''")
-    return f"({', '.join(filled)}) SELECT {', '.join(filled.values())}"
 
 
 def seed_campaign(conn: psycopg.Connection, name: str, deliveries: bool) -> int:
@@ -81,7 +61,8 @@ def seed_campaign(conn: psycopg.Connection, name: str, deliveries: bool) -> int:
     values = {"name": "%s", "subject": "'Hello'", "from_email": "'news@example.com'", "status": "'sent'",
               "tracking": "'individual'", "recipients": str(DELIVERIES), "sent": str(DELIVERIES),
               "started_at": "%s", "finished_at": "%s"}
-    campaign_id = conn.execute(f"INSERT INTO campaigns {fill_row_sql(conn, 'campaigns', values)} RETURNING id",
+    columns = platform_db.fill_row_sql(conn, "campaigns", values)
+    campaign_id = conn.execute(f"INSERT INTO campaigns {columns} RETURNING id",
                                (name, START, START)).fetchone()[0]
     conn.execute("INSERT INTO campaign_links (campaign_id, url) SELECT %s, 'https://example.com/story-' || g"
                  " FROM generate_series(1, %s) g", (campaign_id, LINKS))
@@ -146,7 +127,7 @@ def main() -> None:
     p.add_argument("--history", type=int, default=40, help="earlier campaigns with counters of the same size")
     p.add_argument("--runs", type=int, default=7)
     args = p.parse_args()
-    url, name = create_database()
+    url, name = platform_db.create_database("nlreportbench_")
     log(f"database {name}")
     started = time.perf_counter()
     redis_server = None

@@ -10,6 +10,8 @@ import importlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -52,18 +54,44 @@ SUBJECT = "Spring news for {{ subscriber.name }}"
 PREFIX = "nlsendbench_"
 
 
-def create_database() -> tuple[str, str]:
-    """Create `nlsendbench_<pid>_<hex>` with I/O timing on; returns (its URL, its name)."""
-    name = f"{PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}"
+def create_database(prefix: str = PREFIX) -> tuple[str, str]:
+    """Create `<prefix><pid>_<hex>` (nlsendbench_ by default) with I/O timing on; returns (its URL, its
+    name). Only PREFIX's databases are swept by drop_leftovers(): another bench passes its own prefix."""
+    name = f"{prefix}{os.getpid()}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f'ALTER DATABASE "{name}" SET track_io_timing = on')
     return f"postgresql://postgres@127.0.0.1:5432/{name}", name
 
 
+def fill_row_sql(conn: psycopg.Connection, table: str, values: dict[str, str]) -> str:
+    """An INSERT ... SELECT column list for `table`: our values, plus a neutral one for every other
+    NOT NULL column without a default (the table may gain columns after a bench was written)."""
+    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
+                        "AND is_nullable = 'NO' AND column_default IS NULL", (table,)).fetchall()
+    neutral = {"integer": "0", "bigint": "0", "boolean": "false", "json": "'{}'", "jsonb": "'{}'",
+               "timestamp with time zone": "now()", "double precision": "0"}
+    filled = dict(values)
+    for column, kind in rows:
+        if column not in filled and column != "id":
+            filled[column] = neutral.get(kind, "''")
+    return f"({', '.join(filled)}) SELECT {', '.join(filled.values())}"
+
+
 def drop_database(name: str) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A database of its own, migrated to this tree's head: its URL; dropped on the way out."""
+    url, name = create_database(prefix)
+    try:
+        migrate({**os.environ, "DATABASE_URL": url})
+        yield url
+    finally:
+        drop_database(name)
 
 
 def drop_leftovers() -> list[str]:
@@ -101,6 +129,65 @@ def stat_database(name: str) -> dict:
                 "tup_inserted", "tup_updated", "tup_deleted", "blk_read_time_ms", "blk_write_time_ms",
                 "session_time_ms", "active_time_ms", "idle_in_transaction_time_ms", "sessions"]
     return {c: float(v or 0) for c, v in zip(cols, row or [0] * len(cols), strict=True)}
+
+
+TABLE_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del")
+
+
+def stat_tables(url: str) -> dict[str, dict[str, int]]:
+    """pg_stat_user_tables' write counters, by table, of the database at `url` (the view is per database)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(f"SELECT relname, {', '.join(TABLE_COUNTERS)} FROM pg_stat_user_tables").fetchall()
+    return {row[0]: dict(zip(TABLE_COUNTERS, (int(v or 0) for v in row[1:]), strict=True)) for row in rows}
+
+
+def settled_stats(url: str, name: str, timeout: float = 20.0,
+                  wait_for_backends: bool = True) -> tuple[dict, dict, dict]:
+    """(pg_stat_database, pg_stat_user_tables, how it settled) of database `name`: once its backends
+    have gone (`wait_for_backends`), and when two reads of the table counters 0.5 s apart agree.
+
+    PostgreSQL 15 backends keep their counters in local memory and flush them at most once a second
+    at a transaction's end, when idle for a while, and at exit (before they leave pg_stat_activity):
+    read while a worker still holds its connections, the counters lag by up to a second of writes.
+    The caller ends every process that wrote (the worker, beat, its own pool) first; this waits for
+    their backends to exit. pg_stat_database is read first, through the admin database: each read of
+    pg_stat_user_tables is a session of `name` itself (one commit and one session in its counters).
+    """
+    import time
+
+    started = time.perf_counter()
+    left = 0
+    if wait_for_backends:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            while backend_pids(conn, name) and time.perf_counter() - started < timeout:
+                time.sleep(0.2)
+            left = len(backend_pids(conn, name))
+    database = stat_database(name)
+    tables, previous, reads = stat_tables(url), None, 1
+    while tables != previous and time.perf_counter() - started < timeout:
+        time.sleep(0.5)
+        previous, tables = tables, stat_tables(url)
+        reads += 1
+    return database, tables, {"backends_left": left, "table_reads": reads, "stable": tables == previous,
+                              "waited_s": round(time.perf_counter() - started, 2)}
+
+
+def table_writes_per_message(before: dict, after: dict, n: int, tables: tuple[str, ...]) -> dict:
+    """Per message: each counter's delta for `tables`, every user table together (`total`), and the
+    tables that changed at all (`by_table`, raw deltas)."""
+    deltas = {t: {c: after.get(t, {}).get(c, 0) - before.get(t, {}).get(c, 0) for c in TABLE_COUNTERS}
+              for t in set(before) | set(after)}
+    total = {c: sum(d[c] for d in deltas.values()) for c in TABLE_COUNTERS}
+
+    def per(d: dict) -> dict:
+        out = {c: round(d[c] / n, 4) for c in TABLE_COUNTERS}
+        out["writes"] = round((d["n_tup_ins"] + d["n_tup_upd"] + d["n_tup_del"]) / n, 4)
+        out["non_hot_upd"] = round((d["n_tup_upd"] - d["n_tup_hot_upd"]) / n, 4)
+        return out
+
+    zero = dict.fromkeys(TABLE_COUNTERS, 0)
+    return {**{t: per(deltas.get(t, zero)) for t in tables}, "total": per(total),
+            "by_table": {t: d for t, d in sorted(deltas.items()) if any(d.values())}}
 
 
 def backend_pids(conn: psycopg.Connection, name: str) -> list[int]:

@@ -72,6 +72,10 @@ def prepare(ctx: Context, n: int, knobs: dict, database: tuple[str, str] | None 
         setup.api_key = platform_db.make_api_key()
         db.session.execute(text("SELECT pg_stat_force_next_flush()"))  # setup's stats land before the run's
         db.session.commit()
+        # pg_stat_force_next_flush() reaches only its own backend: closing the pool makes every backend
+        # that wrote the setup flush its counters as it exits, so none of them land in the run's deltas.
+        db.session.remove()
+        db.engine.dispose()
     setup.app = app
     setup.setup_s = round(time.perf_counter() - started, 2)
     return setup
@@ -92,6 +96,39 @@ def _every(seconds: float, fetch):
             cache["value"], cache["at"] = fetch(), time.perf_counter()
         return cache["value"]
     return cached
+
+
+LEDGER_TABLES = ("deliveries", "delivery_attempts")
+NOT_COUNTED_REDIS = ("info",)  # the bench's own sampler asks INFO ten times a second
+
+
+def _commandstats(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """INFO commandstats: calls and µs by command, server-wide (hence --own-redis for exact counts)."""
+    return {name.removeprefix("cmdstat_"): {"calls": int(v["calls"]), "usec": int(v["usec"])}
+            for name, v in client.info("commandstats").items()}
+
+
+def _redis_ops(before: dict, after: dict, n: int, clients: int) -> dict:
+    """Commands the Redis server ran during the run, by command and per message (INFO not counted)."""
+    delta = {k: {f: v[f] - before.get(k, {}).get(f, 0) for f in ("calls", "usec")} for k, v in after.items()}
+    delta = {k: v for k, v in sorted(delta.items()) if v["calls"] and k not in NOT_COUNTED_REDIS}
+    calls = sum(v["calls"] for v in delta.values())
+    usec = sum(v["usec"] for v in delta.values())
+    return {"by_command": delta, "calls": calls, "usec": usec, "per_message": round(calls / n, 4),
+            "usec_per_message": round(usec / n, 3), "connected_clients_after": clients}
+
+
+def per_message(result: dict, n: int, tables: dict) -> dict:
+    """The run's costs per message: CPU ms by group, commits, row writes (pg_stat_user_tables), Redis ops."""
+    cpu = result.get("cpu", {})
+
+    def ms(group: str) -> float | None:
+        return round(cpu[group]["cpu_s"] / n * 1000, 4) if group in cpu else None
+
+    return {"worker_cpu_ms": ms("worker"), "postgres_cpu_ms": ms("postgres_backends"),
+            "redis_cpu_ms": ms("redis_server"), "smtp_sink_cpu_ms": ms("smtp_sink"),
+            "xact_commit": round(result.get("postgres", {}).get("xact_commit", 0) / n, 4),
+            "redis_ops": result.get("redis_ops", {}).get("per_message"), "tables": tables}
 
 
 def _status(setup: Setup) -> str:
@@ -224,7 +261,8 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int 
         if profile and ctx.profile_dir:
             profilers = _start_profilers(ctx, worker.pid, n)
         quiet = wait_for_quiet()
-        pg_before = platform_db.stat_database(setup.db_name)
+        pg_before, tables_before, _ = platform_db.settled_stats(setup.db_url, setup.db_name, wait_for_backends=False)
+        redis_before = _commandstats(client)
         sampler = Sampler(client, groups, sink.count)
         sampler.start()
         stop = threading.Event()
@@ -253,9 +291,17 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int 
             result["api_totals"] = http.get(f"/api/v1/campaigns/{setup.campaign_id}", headers=auth).get_json()["totals"]
         Children.stop(beat, grace=15)
         Children.stop(worker, grace=30)
-        time.sleep(1.5)  # backends flush their statistics as they disconnect
-        pg_after = platform_db.stat_database(setup.db_name)
+        redis_after = _commandstats(client)
+        clients = int(client.info("clients")["connected_clients"])
+        with app.app_context():  # the send call's own writes: its backends flush their counters on exit
+            from newsletter.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
+        pg_after, tables_after, settled = platform_db.settled_stats(setup.db_url, setup.db_name)
         pg_delta = {k: round(pg_after[k] - pg_before[k], 1) for k in pg_after}
+        result["stats_settled"] = settled
+        result["redis_ops"] = _redis_ops(redis_before, redis_after, n, clients)
         result.update({"received": received, "received_by_server": sink.counts(), "uptime_after": _uptime(),
                        "seconds": round(done_s, 3), "final_status": status,
                        "send_call_latency_s": round(call_s, 4),
@@ -267,6 +313,13 @@ def run(ctx: Context, setup: Setup, timeout: float, profile: bool, servers: int 
                        "cpu": summarise_groups(groups, n), "timeline": sampler.timeline,
                        "machine": {**quiet, **foreign_cpu(sampler, groups)}, **ledger})
         result.update(_rates(received, done_s, sampler.timeline))
+        costs = per_message(result, n, platform_db.table_writes_per_message(tables_before, tables_after, n,
+                                                                            LEDGER_TABLES))
+        result["per_message"] = costs
+        result.update({"pg_cpu_ms_per_msg": costs["postgres_cpu_ms"], "worker_cpu_ms_per_msg": costs["worker_cpu_ms"],
+                       "redis_ops_per_msg": costs["redis_ops"],
+                       "row_writes_per_msg": costs["tables"]["total"]["writes"],
+                       "delivery_writes_per_msg": costs["tables"]["deliveries"]["writes"]})
         if status != "sent":
             result["error"] = f"campaign ended as {status!r} after {done_s:.0f}s (timeout {timeout:.0f}s)"
         elif received != n:

@@ -7,6 +7,8 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+import costs
+
 VARIANTS = ("limit", "baseline", "platform")
 README_HEADER = """# Send bench results
 
@@ -317,6 +319,9 @@ def figures_markdown(payload: dict, json_name: str) -> str:
         lines += ["", compare_markdown(payload)]
     if payload.get("tracking_modes"):
         lines += ["", tracking_markdown(payload)]
+    for extra in (costs.sync_markdown(payload), costs.costs_markdown(payload)):
+        if extra:
+            lines += ["", extra]
     if not payload.get("compare") or ratios.get("platform_over_baseline") or ratios.get("platform_over_limit"):
         lines += ["",
                   f"Ratios at the largest N each ran: platform/baseline **{ratios.get('platform_over_baseline')}**, "

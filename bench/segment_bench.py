@@ -10,10 +10,13 @@
    numbers, some numeric strings, some "n/a"), score (floats), birthday (ISO dates, some not),
    source; signup dates over two years; statuses mostly confirmed. One list with half of them,
    an individually tracked campaign with opens and clicks for 10 %, hard/soft bounces for 1 %.
-   ANALYZE.
-3. `segments.count(rules)` — what `POST /api/v1/segments/count` and the builder's live count
-   call — for each typical rule set, `--runs` times in a fresh transaction each (median, p95,
-   min, max in ms), and the EXPLAIN (ANALYZE) of each once.
+   VACUUM (ANALYZE).
+3. `segments.live_count(rules)` — what `POST /api/v1/segments/count` and the builder's live
+   count call: exact within estimate.BUDGET_MS, else an estimate from sampled pages — for each
+   typical rule set, `--runs` times in a fresh transaction each (median, p95, min, max in ms),
+   with its answer (exact or an estimate, its margin, and whether the exact figure lies within
+   it); then `segments.count(rules)`, the exact count (what `exact: true` and a campaign's
+   snapshot wait for), the same way, and its EXPLAIN (ANALYZE, BUFFERS) once.
 
 Writes bench/results/segments-<date>-<commit>.json. The database is dropped on the way out.
 """
@@ -24,11 +27,11 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -51,12 +54,6 @@ DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "example.com", "mail.de", "o
 def log(message: str) -> None:
     print(f"[segments] {message}", flush=True)
 
-
-def create_database() -> tuple[str, str]:
-    name = f"{PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(platform_db.ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
 
 
 def attributes(rng: random.Random) -> dict:
@@ -125,7 +122,9 @@ def load_rest(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute("INSERT INTO bounces (type, source, email, subscriber_id, status_code, diagnostic, event_id, "
                  "created_at) SELECT CASE WHEN id % 2 = 0 THEN 'hard' ELSE 'soft' END, 'api', email, id, '5.1.1', "
                  "'', '', now() FROM subscribers WHERE id % 100 = 7")
-    conn.execute("ANALYZE")
+    # VACUUM, not only ANALYZE: it sets the visibility map (index-only scans skip the heap), which
+    # autovacuum does after a load of this size anyway; without it every count read the heap too.
+    conn.execute("VACUUM (ANALYZE)")
     return {"list_id": list_id, "campaign_id": campaign_id, "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -178,18 +177,86 @@ def timed(call, runs: int) -> dict:
             "ms_max": round(times[-1], 2), "runs": runs}
 
 
+def interleaved(arms: dict, runs: int) -> dict:
+    """`runs` rounds, each arm once a round (the order alternating), each arm `(setup, call)`:
+    `setup` runs untimed in the transaction `call` then uses and ends. Figures per arm, as timed()."""
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
+    order = list(arms)
+    for round_ in range(runs):
+        for arm in order if round_ % 2 == 0 else order[::-1]:
+            setup, call = arms[arm]
+            setup()
+            t = time.perf_counter()
+            call()
+            times[arm].append((time.perf_counter() - t) * 1000)
+    figures = {}
+    for arm, found in times.items():
+        found.sort()
+        p95 = found[min(len(found) - 1, max(0, round(0.95 * len(found)) - 1))]
+        figures[arm] = {"ms_median": round(statistics.median(found), 2), "ms_p95": round(p95, 2),
+                        "ms_min": round(found[0], 2), "ms_max": round(found[-1], 2), "runs": runs}
+    return figures
+
+
+def without_index(rules_label_runs: list, index: str, runs: int) -> dict:
+    """The live and the exact count of each rule set with the database as it is and with `index`
+    dropped inside the measured call's transaction (rolled back after: the index is back for the
+    next call), interleaved in one run: the index's effect with the machine's load the same for both."""
+    from newsletter.extensions import db
+    from newsletter.services.audience.segments import segments
+
+    def drop() -> None:
+        db.session.execute(db.text(f'DROP INDEX "{index}"'))  # the bench's own name, not input
+
+    def nothing() -> None:
+        pass
+
+    found = {}
+    for label, rules in rules_label_runs:
+        answers = {}
+        for arm, setup in (("with", nothing), ("without", drop)):
+            setup()
+            answer = segments.live_count(rules)
+            db.session.rollback()
+            answers[arm] = {"count": answer.value, "exact": answer.exact, "margin": answer.margin}
+
+        def live(rules=rules) -> None:
+            segments.live_count(rules)
+            db.session.rollback()
+
+        def exact(rules=rules) -> None:
+            segments.count(rules)
+            db.session.rollback()
+
+        found[label] = {"answers": answers, "rules": rules,
+                        "live": interleaved({"with": (nothing, live), "without": (drop, live)}, runs),
+                        "exact_count": interleaved({"with": (nothing, exact), "without": (drop, exact)}, runs)}
+        log(f"{label:58s} live median with {found[label]['live']['with']['ms_median']:8.2f} ms, without "
+            f"{found[label]['live']['without']['ms_median']:8.2f} ms; exact with "
+            f"{found[label]['exact_count']['with']['ms_median']:8.2f}, without "
+            f"{found[label]['exact_count']['without']['ms_median']:8.2f}")
+    return found
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--subscribers", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=21)
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: bench/results/)")
+    p.add_argument("--keep", action="store_true", help="seed only, keep the database and print its URL "
+                   "(to try plans by hand; drop it yourself)")
+    p.add_argument("--without-index", metavar="NAME", help="instead: each rule set's live and exact count "
+                   "with the database as migrated and with index NAME dropped (rolled back), interleaved")
+    p.add_argument("--only", metavar="TEXT", default="", help="only the rule sets whose label contains TEXT")
     args = p.parse_args()
     started = time.perf_counter()
-    url, name = create_database()
+    load_before = os.getloadavg()
+    url, name = platform_db.create_database(PREFIX)
     log(f"database {name}")
+    instance = tempfile.mkdtemp(prefix="nlsegbench-")
     try:
         env = {"DATABASE_URL": url, "NEWSLETTER_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),
-               "INSTANCE_PATH": tempfile.mkdtemp(prefix="nlsegbench-"), "BASE_URL": "https://127.0.0.1"}
+               "INSTANCE_PATH": instance, "BASE_URL": "https://127.0.0.1"}
         os.environ.update(env)
         platform_db.migrate({**os.environ})
         rng = random.Random(17)
@@ -202,6 +269,10 @@ def main() -> None:
                      for table in ("subscribers", "subscriptions", "engagement_events", "engagement_uniques",
                                    "bounces")}
         log(f"seeded {sizes} in {seed}")
+        if args.keep:
+            log(f"kept: {url} list {rest['list_id']} campaign {rest['campaign_id']}")
+            name = ""
+            return
 
         from newsletter import create_app
 
@@ -212,18 +283,40 @@ def main() -> None:
 
             from newsletter.extensions import db
             from newsletter.models import Subscriber
-            from newsletter.services.audience.segments import segments
+            from newsletter.services.audience.segments import estimate, segments
             from newsletter.services.audience.segments.compile import compile_rules
 
-            for label, rules in typical_rules(rest["list_id"], rest["campaign_id"]).items():
+            chosen = {label: rules for label, rules in typical_rules(rest["list_id"], rest["campaign_id"]).items()
+                      if args.only in label}
+            if args.without_index:
+                ab = without_index(list(chosen.items()), args.without_index, args.runs)
+                commit = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
+                out = args.out or BENCH / "results" / f"segments-without-index-{date.today().isoformat()}-{commit}.json"
+                out.write_text(json.dumps({
+                    "date": date.today().isoformat(), "at": datetime.now(UTC).isoformat(), "commit": commit,
+                    "cores": os.cpu_count(), "load_average_before": load_before, "load_average": os.getloadavg(),
+                    "postgres": postgres, "index": args.without_index, "budget_ms": estimate.BUDGET_MS,
+                    "sample_pages": estimate.SAMPLE_PAGES, "subscribers": args.subscribers, "table_rows": sizes,
+                    "seed": seed, "measured": ab, "total_s": round(time.perf_counter() - started, 1)},
+                    indent=1, default=str))
+                log(f"wrote {out}")
+                return
+            for label, rules in chosen.items():
                 matched = segments.count(rules)  # warm: imports, the pool's first connection
                 db.session.rollback()
+                answer = segments.live_count(rules)
+                db.session.rollback()
 
-                def run(rules=rules):
-                    segments.count(rules)
+                def live(rules=rules):
+                    segments.live_count(rules)
                     db.session.rollback()  # a fresh transaction each run, like a request
 
-                figures = timed(run, args.runs)
+                def exact(rules=rules):
+                    segments.count(rules)
+                    db.session.rollback()
+
+                figures = timed(live, args.runs)
+                exact_figures = timed(exact, args.runs)
                 statement = select(func.count()).select_from(Subscriber).where(
                     compile_rules(segments.validated(rules), NOW))
                 compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
@@ -231,9 +324,14 @@ def main() -> None:
                 plan = db.session.connection().exec_driver_sql(
                     "EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), driver_params(compiled.params)).scalars().all()
                 db.session.rollback()
-                measured[label] = {**figures, "matched": matched, "rules": rules, "explain": plan}
-                log(f"{label:58s} {matched:>9,} matched  median {figures['ms_median']:8.2f} ms  "
-                    f"p95 {figures['ms_p95']:8.2f} ms")
+                within = abs(answer.value - matched) <= answer.margin
+                measured[label] = {**figures, "matched": matched, "answer": {
+                    "count": answer.value, "exact": answer.exact, "margin": answer.margin, "sampled": answer.sampled,
+                    "error": answer.value - matched, "exact_within_margin": within},
+                    "exact_count": exact_figures, "rules": rules, "explain": plan}
+                log(f"{label:58s} {matched:>9,} matched  live median {figures['ms_median']:8.2f} ms  "
+                    f"p95 {figures['ms_p95']:8.2f} ms  {'exact' if answer.exact else 'estimate'} "
+                    f"{answer.value:,} ± {answer.margin:,}  exact median {exact_figures['ms_median']:8.2f} ms")
             db.session.remove()
             db.engine.dispose()
 
@@ -241,7 +339,9 @@ def main() -> None:
         commit = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
         result = {"date": date.today().isoformat(), "at": datetime.now(UTC).isoformat(), "commit": commit,
                   "cores": os.cpu_count(), "load_average": os.getloadavg(), "postgres": postgres,
-                  "goal_ms": GOAL_MS, "subscribers": args.subscribers, "table_rows": sizes, "seed": seed,
+                  "goal_ms": GOAL_MS, "budget_ms": estimate.BUDGET_MS, "sample_pages": estimate.SAMPLE_PAGES,
+                  "load_average_before": load_before, "subscribers": args.subscribers, "table_rows": sizes,
+                  "seed": seed,
                   "measured": measured, "slowest_median_ms": slowest,
                   "within_goal": {label: m["ms_median"] < GOAL_MS for label, m in measured.items()},
                   "total_s": round(time.perf_counter() - started, 1)}
@@ -249,8 +349,10 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=1, default=str))
         log(f"slowest median {slowest} ms (goal < {GOAL_MS} ms); {result['total_s']} s in all; wrote {out}")
     finally:
-        platform_db.drop_database(name)
-        log(f"dropped {name}")
+        shutil.rmtree(instance, ignore_errors=True)
+        if name:
+            platform_db.drop_database(name)
+            log(f"dropped {name}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
     .venv/bin/python bench/send_bench.py --variants platform --compare main~3   # today's code vs main~3's
     .venv/bin/python bench/send_bench.py --soak 30       # the soak mode: bench/soak.py (own options, --help)
     .venv/bin/python bench/send_bench.py --variants platform --dkim rsa --tag dkim   # signed vs unsigned
+    .venv/bin/python bench/send_bench.py --variants platform --sync-commit --own-redis   # worker commits async vs sync
 
 Writes bench/results/<date>-<commit>[-tag].json and .png and appends a row to
 bench/results/README.md. Every process it starts and every database it creates is removed
@@ -38,6 +39,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 
 import compare  # noqa: E402
+import costs  # noqa: E402
 import platform_db  # noqa: E402
 import platform_run  # noqa: E402
 import report  # noqa: E402
@@ -69,6 +71,13 @@ def parse_args() -> argparse.Namespace:
                    help="the in-process platform once per mode in each round, interleaved (issue 14: sending "
                         "with tracking within 10%% of tracking off, in one run); the `platform` figures are then "
                         "the product default's (anonymous). \"\" for one mode, --tracking's")
+    p.add_argument("--sync-commit", action="store_true",
+                   help="the platform with the worker's commits asynchronous (today's default) and synchronous "
+                        "(WORKER_SYNCHRONOUS_COMMIT=true), interleaved over --repeat rounds; the `platform` figures "
+                        "are the asynchronous ones. Tracking in --tracking's mode only")
+    p.add_argument("--own-redis", action="store_true",
+                   help="start a Redis server of the bench's own (no persistence) for the platform and baseline, "
+                        "so that its command counts (INFO commandstats) are this run's alone")
     p.add_argument("--batch-size", help="platform SEND_BATCH_SIZE (platform default 400)")
     p.add_argument("--smtp-sessions", help="platform SEND_SESSIONS per worker process (platform default 16)")
     p.add_argument("--window", help="platform SEND_WINDOW (platform default 5000)")
@@ -113,8 +122,10 @@ def parse_args() -> argparse.Namespace:
         p.error("--servers needs the `platform` variant and no --compare")
     os.environ["BENCH_TRACKING"] = args.tracking  # read by platform_db.make_campaign, in compare children too
     args.mode_list = [m.strip() for m in args.tracking_modes.split(",") if m.strip()]
-    if args.compare or "platform" not in args.variant_list:
+    if args.compare or args.sync_commit or "platform" not in args.variant_list:
         args.mode_list = []  # --compare measures code against code, in one tracking mode
+    if args.sync_commit and (args.compare or args.extra_servers or args.dkim):
+        p.error("--sync-commit runs alone: no --compare, --servers or --dkim with it")
     if any(m not in TRACKING_MODES for m in args.mode_list):
         p.error(f"--tracking-modes takes {', '.join(TRACKING_MODES)}")
     if args.repeat < 1:
@@ -151,6 +162,9 @@ def machine() -> dict:
         info["celery"] = celery.__version__
         with psycopg.connect(platform_db.ADMIN_URL) as conn:
             info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+            for setting in ("synchronous_commit", "fsync", "wal_sync_method", "wal_writer_delay",
+                            "commit_delay"):  # what a synchronous commit waits for
+                info[f"pg_{setting}"] = conn.execute(f"SHOW {setting}").fetchone()[0]
     except Exception:
         pass
     return info
@@ -187,7 +201,8 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
     knobs = knobs_from(args)
     setup = None
     in_process = "platform" in args.variant_list and old is None
-    if (in_process and not args.mode_list) or "limit" in args.variant_list or "baseline" in args.variant_list:
+    in_process_alone = in_process and not args.mode_list and not args.sync_commit
+    if in_process_alone or "limit" in args.variant_list or "baseline" in args.variant_list:
         print(f"[{n:,}] preparing the platform database and campaign ...", flush=True)
         setup = platform_run.prepare(ctx, n, knobs)
         print(f"[{n:,}] ready in {setup.setup_s}s; message {setup.sample['bytes']} bytes "
@@ -207,7 +222,12 @@ def run_one_n(ctx: Context, args: argparse.Namespace, n: int, results: dict,
                                  min(timeout_for(args, n), args.baseline_max_seconds * 1.5 + 60))
             results["baseline"][str(n)] = r
             print(f"[{n:,}] baseline: {r.get('msgs_per_s', r.get('reason'))} msgs/s {r.get('error', '')}", flush=True)
-        if in_process and args.mode_list:
+        if in_process and args.sync_commit:
+            if setup is not None:
+                _drop(ctx, setup)
+                setup = None
+            run_sync_modes(ctx, args, n, knobs, results)
+        elif in_process and args.mode_list:
             if setup is not None:
                 _drop(ctx, setup)  # each mode's run makes its own
                 setup = None
@@ -282,6 +302,36 @@ def run_tracking_modes(ctx: Context, args: argparse.Namespace, n: int, knobs: di
         tracking[str(n)]["modes"][args.mode_list[0]]
     ratios = tracking[str(n)]["ratios"]
     print(f"[{n:,}] tracking: " + ", ".join(f"{k} {v}" for k, v in ratios.items()), flush=True)
+
+
+SYNC_MODES = {"async": "false", "sync": "true"}  # WORKER_SYNCHRONOUS_COMMIT
+
+
+def run_sync_modes(ctx: Context, args: argparse.Namespace, n: int, knobs: dict, results: dict) -> None:
+    """The platform with the worker's commits asynchronous (today) and synchronous, --repeat rounds,
+    the order turned round every other round, each run on a fresh database; medians per mode."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in SYNC_MODES}
+    entry = results.setdefault("sync_commit", {})
+    for round_no in range(1, args.repeat + 1):
+        order = list(SYNC_MODES) if round_no % 2 else list(reversed(SYNC_MODES))
+        for mode in order:
+            print(f"[{n:,}] platform, worker commits {mode}, round {round_no} of {args.repeat} ...", flush=True)
+            setup = platform_run.prepare(ctx, n, {**knobs, "WORKER_SYNCHRONOUS_COMMIT": SYNC_MODES[mode]})
+            results.setdefault("message", {"bytes": setup.sample["bytes"], "source": setup.sample["source"]})
+            try:
+                r = platform_run.run(ctx, setup, timeout_for(args, n), args.profile)
+            finally:
+                _drop(ctx, setup)
+            r.update(round=round_no, commits=mode)
+            runs[mode].append(r)
+            print(f"[{n:,}] platform, commits {mode}, round {round_no}: {r.get('msgs_per_s')} msgs/s, "
+                  f"PostgreSQL {r.get('pg_cpu_ms_per_msg')} ms a message {r.get('error', '')[:300]}", flush=True)
+            summaries = {m: compare.summarise(rs) for m, rs in runs.items() if rs}
+            entry[str(n)] = {"modes": summaries, "ratios": {
+                f"sync/async {field}": report.ratio(summaries.get("sync", {}).get(field),
+                                                    summaries.get("async", {}).get(field))
+                for field in ("msgs_per_s", "steady_msgs_per_s", "pg_cpu_ms_per_msg", "worker_cpu_ms_per_msg")}}
+    results["platform"][str(n)] = entry[str(n)]["modes"]["async"]
 
 
 def tracking_ratios(summaries: dict[str, dict]) -> dict:
@@ -383,6 +433,15 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
             for n in args.ns}}
         payload["notes"].append(f"--dkim {args.dkim}: per N the platform ran unsigned, then (a fresh database, "
                                 "the same campaign) with active keys of that kind: variant platform_dkim.")
+    if results.get("sync_commit"):
+        payload["sync_commit"] = {"modes": SYNC_MODES, "setting": "WORKER_SYNCHRONOUS_COMMIT", "repeat": args.repeat,
+                                  "platform_figures_are": "async", "by_n": results["sync_commit"]}
+        payload["notes"].append("--sync-commit: per N, rounds of (async, sync) with the order reversed every other "
+                                "round, each run on a fresh database; sync = WORKER_SYNCHRONOUS_COMMIT=true (every "
+                                "worker COMMIT waits for the WAL flush), async = today's synchronous_commit=off.")
+    if args.own_redis:
+        payload["notes"].append("--own-redis: the platform's broker and Redis were a redis-server of the bench's "
+                                "own (no persistence, like the shared one), so redis_ops counts only this run.")
     if results.get("tracking"):
         payload["tracking_modes"] = {
             "modes": args.mode_list, "repeat": args.repeat, "platform_figures_are": DEFAULT_MODE,
@@ -421,6 +480,31 @@ def start_run(name: str, stem_prefix: str, tag: str | None) -> tuple[datetime, d
     return started, state, stem, Path(tempfile.mkdtemp(prefix=f"nl-{name}-"))
 
 
+def own_redis(children: Children, workdir: Path) -> tuple[str, str]:
+    """A redis-server of the bench's own on a free port (stopped with the other children): URLs
+    for the baseline (database 9) and the platform (database 10)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    children.start([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no"], workdir / "redis-server.log")
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    client.close()
+    print(f"bench: a Redis server of its own on port {port}", flush=True)
+    return f"redis://127.0.0.1:{port}/9", f"redis://127.0.0.1:{port}/10"
+
+
 def main() -> int:
     if any(a == "--soak" or a.startswith("--soak=") for a in sys.argv[1:]):
         import soak  # its own options (--n is one N there, default 5,000)
@@ -436,7 +520,10 @@ def main() -> int:
         report.update_marked_section(BENCH / "README.md", "figures", report.figures_markdown(payload, source.name))
         return 0
     started, state, stem, workdir = start_run("bench", "", args.tag)
-    ctx = Context(Children(), workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
+    children = Children()
+    if args.own_redis:
+        args.baseline_redis, args.platform_redis = own_redis(children, workdir)
+    ctx = Context(children, workdir, args.concurrency, args.pool, args.baseline_redis, args.platform_redis,
                   sessions=args.sessions, profile_dir=RESULTS if args.profile else None, tag=stem)
     results: dict = {"limit": {}, "baseline": {}, "platform": {}, "platform_dkim": {},
                      **{servers_label(k): {} for k in args.extra_servers}}
@@ -460,13 +547,14 @@ def main() -> int:
         failed = True
         print(f"bench: failed; logs kept in {workdir}", flush=True)
     finally:
-        ctx.children.stop_all()
+        if not args.own_redis:
+            for url in (args.baseline_redis, args.platform_redis):
+                client = redis.Redis.from_url(url)
+                client.flushdb()  # only the bench's own database numbers
+                client.close()
+        ctx.children.stop_all()  # its own Redis server too (--own-redis)
         for name in list(ctx.databases):
             platform_db.drop_database(name)
-        for url in (args.baseline_redis, args.platform_redis):
-            client = redis.Redis.from_url(url)
-            client.flushdb()  # only the bench's own database numbers
-            client.close()
         if old is not None:
             compare.remove(old)
     if not any(results.values()):
@@ -475,7 +563,10 @@ def main() -> int:
     payload["wall_seconds"] = round(time.perf_counter() - t, 1)
     payload["complete"] = not failed
     report.write_json(RESULTS / f"{stem}.json", payload)
-    report.chart(RESULTS / f"{stem}.png", payload)
+    if payload.get("sync_commit"):
+        costs.sync_chart(RESULTS / f"{stem}.png", payload)
+    else:
+        report.chart(RESULTS / f"{stem}.png", payload)
     report.append_readme(RESULTS / "README.md", payload, f"{stem}.json")
     if not args.tag:  # a plain run is the reference: its figures go into bench/README.md
         report.update_marked_section(BENCH / "README.md", "figures", report.figures_markdown(payload, f"{stem}.json"))

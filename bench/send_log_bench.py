@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -50,39 +49,19 @@ def log(message: str) -> None:
     print(f"[send-log] {message}", flush=True)
 
 
-def create_database() -> tuple[str, str]:
-    # Our own prefix: platform_db.drop_leftovers() (nlsendbench_*) must never drop a running send-log bench.
-    name = f"nlsendlog_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(platform_db.ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
-
-
-def fill_row_sql(conn: psycopg.Connection, table: str, values: dict[str, str]) -> str:
-    """An INSERT ... SELECT column list for `table`: our values, plus a neutral one for every other
-    NOT NULL column without a default (the table may have gained columns since this was written)."""
-    rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
-                        "AND is_nullable = 'NO' AND column_default IS NULL", (table,)).fetchall()
-    neutral = {"integer": "0", "bigint": "0", "boolean": "false", "json": "'{}'", "jsonb": "'{}'",
-               "timestamp with time zone": "now()", "double precision": "0"}
-    filled = dict(values)
-    for column, kind in rows:
-        if column not in filled and column != "id":
-            filled[column] = neutral.get(kind, "''")
-    return f"({', '.join(filled)}) SELECT {', '.join(filled.values())}"
 
 
 def seed(conn: psycopg.Connection, rows: int, subscribers: int, campaigns: int) -> dict:
     timings = {}
     per_campaign = -(-rows // campaigns)
     t = time.perf_counter()
-    conn.execute("INSERT INTO subscribers " + fill_row_sql(conn, "subscribers", {
+    conn.execute("INSERT INTO subscribers " + platform_db.fill_row_sql(conn, "subscribers", {
         "email": "'user' || lpad(g::text, 7, '0') || '@' "
                  "|| (ARRAY['example.org','mail.test','post.example'])[1 + g % 3]",
         "name": "(ARRAY['Anna','Bruno','Chloé','Dmitri','Eva','Farid'])[1 + g % 6] || ' ' || g",
         "status": "'confirmed'", "attributes": "'{}'", "created_at": "now()", "updated_at": "now()"})
         + f" FROM generate_series(1, {subscribers}) g")
-    conn.execute("INSERT INTO campaigns " + fill_row_sql(conn, "campaigns", {
+    conn.execute("INSERT INTO campaigns " + platform_db.fill_row_sql(conn, "campaigns", {
         "name": "'Campaign ' || g", "subject": "'News'", "from_email": "'news@example.com'",
         "status": f"CASE WHEN g = {campaigns} THEN 'sending' WHEN g % 25 = 0 THEN 'cancelled' ELSE 'sent' END",
         "snapshot_at": "now()", "created_at": "now()", "updated_at": "now()"})
@@ -178,7 +157,7 @@ def pipeline_pass(conn: psycopg.Connection, campaign_id: int, subscribers: int) 
 
 
 def write_cost(conn: psycopg.Connection, subscribers: int, definitions: dict[str, str]) -> dict:
-    conn.execute("INSERT INTO campaigns " + fill_row_sql(conn, "campaigns", {
+    conn.execute("INSERT INTO campaigns " + platform_db.fill_row_sql(conn, "campaigns", {
         "name": "'Write-cost probe'", "subject": "'x'", "from_email": "'x@example.com'", "status": "'sending'",
         "created_at": "now()", "updated_at": "now()"}))
     probe = conn.execute("SELECT max(id) FROM campaigns").fetchone()[0]
@@ -309,7 +288,7 @@ def main() -> None:
     p.add_argument("--deep-at", type=int, default=20_000)
     p.add_argument("--no-readme", action="store_true", help="write only the JSON")
     args = p.parse_args()
-    url, name = create_database()
+    url, name = platform_db.create_database("nlsendlog_")
     log(f"database {name}")
     try:
         env = {"DATABASE_URL": url, "NEWSLETTER_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48),

@@ -30,7 +30,8 @@ def celery_init_app(app: Flask) -> Celery:
             db.engine.dispose(close=False)
             # Worker connections do not wait for the WAL flush at COMMIT; web requests keep
             # synchronous commits (dialect.commit_asynchronously says why that is safe).
-            dialect.commit_asynchronously(db.engine)
+            if not app.config.get("WORKER_SYNCHRONOUS_COMMIT"):
+                dialect.commit_asynchronously(db.engine)
 
     worker_process_init.connect(dispose_pool, weak=False, dispatch_uid="newsletter.dispose_pool")
     celery_context.connect(app.config["LOG_FORMAT"])

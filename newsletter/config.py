@@ -147,6 +147,11 @@ def _mailbox_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _tick(task: str, interval: float) -> dict:
+    """A beat entry whose message expires after one interval (the next tick does its work)."""
+    return {"task": task, "schedule": interval, "options": {"expires": interval}}
+
+
 def _bounce_polls(env: Mapping[str, str]) -> dict[str, dict]:
     """Beat entries polling the bounce mailbox: BOUNCE_POLL_PARALLEL pollers, each taking the
     messages whose UID % parts == its part. A no-op without BOUNCE_MAILBOX_URL; a tick that
@@ -345,7 +350,14 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
             "newsletter.tasks.email.*": {"queue": "transactional", "routing_key": "transactional"},
             "newsletter.tasks.notifications.send_notification": {"queue": "transactional",
                                                                   "routing_key": "transactional"},
+            "newsletter.tasks.notifications.send_notifications": {"queue": "transactional",
+                                                                   "routing_key": "transactional"},
             "newsletter.tasks.bulk.*": {"queue": "bulk", "routing_key": "bulk"},
+            # The automation runner's tick runs on the transactional worker, whose processes a
+            # campaign never occupies (on the bulk worker it waited for a free process until the
+            # campaign ended). A run is budgeted and short, so a confirmation waits at most one run
+            # for that process (README "Automations": the trade-off).
+            "newsletter.tasks.automations.run": {"queue": "transactional", "routing_key": "transactional"},
         },
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": _number(env, "BROKER_CONNECTION_TIMEOUT", 4),
@@ -355,26 +367,28 @@ def celery_settings(broker_url: str, result_backend: str, env: Mapping[str, str]
         "redis_socket_connect_timeout": 4,
         "worker_send_task_events": True,
         "task_send_sent_event": False,
+        # Every tick expires after its own interval: a tick that waited that long in the default
+        # queue (a busy or loaded bulk worker) is dropped, the next one does its work. Without it
+        # the housekeeping ticks piled up (thousands in the automation bench at load 20, minutes
+        # deep) and the automation runs, which did expire, never reached a worker.
         "beat_schedule": {
-            "sweep-deliveries": {"task": "newsletter.tasks.campaigns.sweep",
-                                 "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
-            "start-scheduled-campaigns": {"task": "newsletter.tasks.campaigns.start_scheduled",
-                                          "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
+            "sweep-deliveries": _tick("newsletter.tasks.campaigns.sweep", _number(env, "SWEEP_INTERVAL", 15.0, float)),
+            "start-scheduled-campaigns": _tick("newsletter.tasks.campaigns.start_scheduled",
+                                               _number(env, "SCHEDULER_INTERVAL", 10.0, float)),
             # A/B tests whose wait is over: the winner goes to the rest (read from the database).
-            "decide-ab-tests": {"task": "newsletter.tasks.campaigns.decide_ab_tests",
-                                "schedule": _number(env, "SCHEDULER_INTERVAL", 10.0, float)},
-            "sweep-notifications": {"task": "newsletter.tasks.notifications.sweep",
-                                    "schedule": _number(env, "SWEEP_INTERVAL", 15.0, float)},
-            "deliver-webhooks": {"task": "newsletter.tasks.webhooks.deliver_due",
-                                 "schedule": _number(env, "WEBHOOK_POLL_INTERVAL", 2.0, float)},
+            "decide-ab-tests": _tick("newsletter.tasks.campaigns.decide_ab_tests",
+                                     _number(env, "SCHEDULER_INTERVAL", 10.0, float)),
+            "sweep-notifications": _tick("newsletter.tasks.notifications.sweep",
+                                         _number(env, "SWEEP_INTERVAL", 15.0, float)),
+            "deliver-webhooks": _tick("newsletter.tasks.webhooks.deliver_due",
+                                      _number(env, "WEBHOOK_POLL_INTERVAL", 2.0, float)),
             # Opens and clicks buffered in Redis, counted in batches: visible within seconds.
-            "flush-engagement": {"task": "newsletter.tasks.engagement.flush_events",
-                                 "schedule": _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)},
+            "flush-engagement": _tick("newsletter.tasks.engagement.flush_events",
+                                      _number(env, "ENGAGEMENT_FLUSH_INTERVAL", 2.0, float)),
             # Automations run from the database: due steps are found by beat, never by countdowns.
-            "run-automations": {"task": "newsletter.tasks.automations.run",
-                                "schedule": _number(env, "AUTOMATION_INTERVAL", 5.0, float),
-                                "options": {"expires": _number(env, "AUTOMATION_INTERVAL", 5.0, float)}},
-            "enrol-automation-dates": {"task": "newsletter.tasks.automations.enrol_dates", "schedule": 3600.0},
+            "run-automations": _tick("newsletter.tasks.automations.run",
+                                     _number(env, "AUTOMATION_INTERVAL", 5.0, float)),
+            "enrol-automation-dates": _tick("newsletter.tasks.automations.enrol_dates", 3600.0),
             **_bounce_polls(env),
         },
         "timezone": "UTC",
@@ -435,11 +449,15 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # SMTP sessions a worker process keeps open and sends on side by side (smtp.Sessions).
         "SEND_SESSIONS": max(1, _number(env, "SEND_SESSIONS", 16)),
         "SEND_WINDOW": _number(env, "SEND_WINDOW", 5000),
+        # Recipients frozen before the first window goes out (a small one: the first email waits for it).
+        "SEND_FIRST_WINDOW": _number(env, "SEND_FIRST_WINDOW", 1000),
         "SEND_MAX_ATTEMPTS": _number(env, "SEND_MAX_ATTEMPTS", 5),
         "SEND_RETRY_BASE": _number(env, "SEND_RETRY_BASE", 30.0, float),
         "SEND_RETRY_MAX": _number(env, "SEND_RETRY_MAX", 1800.0, float),
         "SEND_PAUSE_AFTER_ERRORS": _number(env, "SEND_PAUSE_AFTER_ERRORS", 50),
         "SEND_CLAIM_TIMEOUT": _number(env, "SEND_CLAIM_TIMEOUT", 300.0, float),
+        # Worker commits wait for the WAL flush (bench/README "Send path round 3": the trade-off).
+        "WORKER_SYNCHRONOUS_COMMIT": _bool(env, "WORKER_SYNCHRONOUS_COMMIT", False),
         "SEND_QUEUED_TIMEOUT": _number(env, "SEND_QUEUED_TIMEOUT", 900.0, float),
         # Automations (services/automations/runner.py): enrollments per transaction, emails
         # queued per run (the transactional lane stays quick for confirmations), seconds per run.
@@ -450,6 +468,9 @@ def build_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # confirmations and API notifications on the same lane).
         "AUTOMATION_NOTIFY_SHARE": _number(env, "AUTOMATION_NOTIFY_SHARE", 0.8, float),
         "AUTOMATION_RUN_SECONDS": _number(env, "AUTOMATION_RUN_SECONDS", 20.0, float),
+        # Automation emails per transactional task: one broker message and task start for a few
+        # sends, while a confirmation queued behind a chunk waits for at most this many.
+        "AUTOMATION_SEND_CHUNK": _number(env, "AUTOMATION_SEND_CHUNK", 20),
         "AUTOMATION_INGEST_BATCH": _number(env, "AUTOMATION_INGEST_BATCH", 5000),
         "AUTOMATION_INGEST_MAX": _number(env, "AUTOMATION_INGEST_MAX", 200000),
         "SWEEP_INTERVAL": _number(env, "SWEEP_INTERVAL", 15.0, float),

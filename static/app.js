@@ -4,7 +4,7 @@ document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
   const code = document.getElementById(button.dataset.copy);
-  try { await navigator.clipboard.writeText(code.textContent); button.textContent = "Copied"; }
+  try { await navigator.clipboard.writeText(code.textContent); button.textContent = uiText("Copied"); }
   catch (e) { window.getSelection().selectAllChildren(code); }  // no clipboard over plain http: select it instead
 });
 
@@ -25,12 +25,13 @@ document.querySelectorAll(".menu-toggle").forEach((button) => {
 
 // A table wider than the screen scrolls sideways in its .table-wrap: make that box focusable so a
 // keyboard can scroll it too (WCAG 2.1.1), and only then, to keep the tab order short elsewhere.
+const SCROLLS = uiText("Table (scrolls sideways)");
 function focusableScrollers() {
   document.querySelectorAll(".table-wrap").forEach((box) => {
     if (box.scrollWidth > box.clientWidth + 1) {
       box.tabIndex = 0;
-      if (!box.hasAttribute("role")) { box.setAttribute("role", "region"); box.setAttribute("aria-label", "Table (scrolls sideways)"); }
-    } else if (box.getAttribute("aria-label") === "Table (scrolls sideways)") {
+      if (!box.hasAttribute("role")) { box.setAttribute("role", "region"); box.setAttribute("aria-label", SCROLLS); }
+    } else if (box.getAttribute("aria-label") === SCROLLS) {
       box.removeAttribute("tabindex"); box.removeAttribute("role"); box.removeAttribute("aria-label");
     }
   });

@@ -4,6 +4,7 @@
   "use strict";
 
   const fmt = new Intl.NumberFormat();
+  const t = window.uiText;
   const json = { "Accept": "application/json" };
 
   function debounce(fn, ms) {
@@ -13,9 +14,9 @@
 
   function duration(seconds) {  // the same wording as the page's duration() macro
     if (seconds === null || seconds === undefined) return "—";
-    if (seconds < 60) return `${seconds} s`;
-    if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-    return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+    if (seconds < 60) return t("%(seconds)s s", { seconds });
+    if (seconds < 3600) return t("%(minutes)s min %(seconds)s s", { minutes: Math.floor(seconds / 60), seconds: seconds % 60 });
+    return t("%(hours)s h %(minutes)s min", { hours: Math.floor(seconds / 3600), minutes: Math.floor((seconds % 3600) / 60) });
   }
 
   // Live preview: POST the whole form (CSRF token in the header) and show the JSON answer.
@@ -56,7 +57,7 @@
         });
         data = await response.json();
       } catch (e) {
-        data = { error: { field: "", message: "The preview is unavailable right now; it retries as you type." } };
+        data = { error: { field: "", message: t("The preview is unavailable right now; it retries as you type.") } };
         response = { ok: false };
       }
       if (mine !== latest) return;  // a newer request is on its way
@@ -67,7 +68,7 @@
         if (out("subject")) out("subject").textContent = data.subject;
         if (out("text")) out("text").textContent = data.text;
       } else {
-        showError(data.error || { field: "", message: data.detail || "The preview failed; reload the page." });
+        showError(data.error || { field: "", message: data.detail || t("The preview failed; reload the page.") });
       }
     }
 
@@ -114,14 +115,13 @@
       const n = document.createElement("strong"); n.textContent = fmt.format(missing);
       const key = document.createElement("code"); key.textContent = `attributes.${a.key}`;
       const fix = document.createElement("code"); fix.className = "suggestion"; fix.textContent = a.suggestion;
-      li.append(n, ` of ${fmt.format(counts.recipients)} recipients have no `, key,
-                ": they see a blank there. Give it a default: ", fix);
+      li.append(...t.parts("%(count)s of %(recipients)s recipients have no %(key)s: they see a blank there. Give it a default: %(fix)s", { count: n, recipients: fmt.format(counts.recipients), key, fix }));
       items.push(li);
     }
     for (const name of found.unknown) {
       const li = document.createElement("li");
       const code = document.createElement("code"); code.textContent = name;
-      li.append("There is no field ", code, ": it renders as nothing for everyone. Check its spelling.");
+      li.append(...t.parts("There is no field %(name)s: it renders as nothing for everyone. Check its spelling.", { name: code }));
       items.push(li);
     }
     box.querySelector("ul").replaceChildren(...items);
@@ -137,7 +137,8 @@
       if (missing === undefined) return;
       if (!missing) { li.remove(); return; }
       const n = document.createElement("strong"); n.textContent = fmt.format(missing);
-      li.querySelector("[data-count]").replaceChildren(n, ` of ${fmt.format(counts.recipients)} recipients have`);
+      li.querySelector("[data-count]").replaceChildren(...t.parts("%(count)s of %(recipients)s recipients have",
+                                                                   { count: n, recipients: fmt.format(counts.recipients) }));
     });
     box.hidden = !box.querySelector("li");
   }
@@ -187,14 +188,14 @@
       let data;
       try { data = await (await fetch(box.dataset.testsUrl, { headers: json })).json(); } catch (e) { data = null; }
       let waiting = !data;
-      for (const t of (data ? data.tests : [])) {
-        const row = box.querySelector(`[data-test="${t.id}"]`);
+      for (const test of (data ? data.tests : [])) {
+        const row = box.querySelector(`[data-test="${test.id}"]`);
         if (!row) continue;
         const badge = row.querySelector("[data-test-status]");
-        badge.textContent = t.status; badge.className = `badge badge-${t.status}`;
-        row.querySelector("[data-test-reply]").textContent =
-          t.smtp_code || t.smtp_message ? `${t.smtp_code || ""} ${t.smtp_message}` : (t.done ? "" : "waiting for the mail server…");
-        if (!t.done) waiting = true;
+        badge.textContent = t(test.status); badge.className = `badge badge-${test.status}`;
+        row.querySelector("[data-test-reply]").textContent = test.smtp_code || test.smtp_message
+          ? `${test.smtp_code || ""} ${test.smtp_message}` : (test.done ? "" : t("waiting for the mail server…"));
+        if (!test.done) waiting = true;
       }
       if (waiting && ++polls < 300) setTimeout(poll, 1000);  // five minutes, then the mail log tells the rest
     }
@@ -211,7 +212,7 @@
         const preparing = data.phase === "preparing";
         field("bar").value = data.percent;
         if (preparing && !data.sent && !data.failed) field("bar").removeAttribute("value");  // indeterminate
-        field("percent").textContent = preparing ? "preparing recipients…" : `${data.percent} %`;
+        field("percent").textContent = preparing ? t("preparing recipients…") : `${data.percent} %`;
         field("reason").textContent = data.reason || "";
         for (const key of ["sent", "failed", "pending", "skipped"]) field(key).textContent = fmt.format(data[key]);
         field("rate").textContent = data.rate;
@@ -233,7 +234,7 @@
       el.title = `${local} (${zone})`;
       if (el.dataset.local === "show" && zone !== "UTC") {
         const hint = document.createElement("small");
-        hint.className = "muted local-time"; hint.textContent = ` · ${local} your time (${zone})`;
+        hint.className = "muted local-time"; hint.textContent = ` · ${t("%(local)s your time (%(zone)s)", { local, zone })}`;
         el.after(hint);
       }
     });

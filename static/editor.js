@@ -14,7 +14,8 @@
   const radios = [...root.querySelectorAll('input[name="body_format"]')];
   const pane = (name) => root.querySelector(`[data-pane="${name}"]`);
   const sourceLabel = pane("source").querySelector("label");
-  const LABELS = { html: "HTML", markdown: "Markdown", richtext: "rich text", visual: "the visual editor" };
+  const t = window.uiText;
+  const LABELS = { html: t("HTML"), markdown: t("Markdown"), richtext: t("rich text"), visual: t("the visual editor") };
   let current = (radios.find((r) => r.checked) || radios[0]).value;
   let quill = null;
   let grapes = null;
@@ -28,7 +29,7 @@
   function loadScript(src) {
     loaded[src] = loaded[src] || new Promise((resolve, reject) => {
       const script = document.createElement("script");
-      script.src = src; script.onload = resolve; script.onerror = () => reject(new Error(`${src} did not load`));
+      script.src = src; script.onload = resolve; script.onerror = () => reject(new Error(t("%(src)s did not load", { src })));
       document.head.appendChild(script);
     });
     return loaded[src];
@@ -102,7 +103,7 @@
       method: "POST", body, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRFToken": token },
     });
     const data = await response.json();
-    if (!response.ok) throw new Error(data.error ? data.error.message : "The conversion failed.");
+    if (!response.ok) throw new Error(data.error ? data.error.message : t("The conversion failed."));
     return data.html;
   }
 
@@ -148,16 +149,15 @@
 
   function lossWarning(from, to) {
     if (from === "visual") {
-      return `Switching to ${LABELS[to]} keeps ${to === "html" ? "the email's HTML" : "the text and links"}, ` +
-        "but the visual editor's blocks cannot be rebuilt from it: styles and layout edits are lost.";
+      return to === "html"
+        ? t("Switching to %(editor)s keeps the email's HTML, but the visual editor's blocks cannot be rebuilt from it: styles and layout edits are lost.", { editor: LABELS[to] })
+        : t("Switching to %(editor)s keeps the text and links, but the visual editor's blocks cannot be rebuilt from it: styles and layout edits are lost.", { editor: LABELS[to] });
     }
     if (to === "markdown" && from !== "markdown") {
-      return "Markdown keeps the text, headings, bold and italic, links, lists and images; the HTML's layout, " +
-        "tables, colours and styles are lost.";
+      return t("Markdown keeps the text, headings, bold and italic, links, lists and images; the HTML's layout, tables, colours and styles are lost.");
     }
     if (to === "richtext" && from === "html" && RICH.test(html.value)) {
-      return "Rich text keeps paragraphs, headings, emphasis, links and lists; this HTML's layout tables, " +
-        "images and styles are lost.";
+      return t("Rich text keeps paragraphs, headings, emphasis, links and lists; this HTML's layout tables, images and styles are lost.");
     }
     return "";
   }
@@ -168,13 +168,13 @@
     pane("richtext").hidden = format !== "richtext";
     pane("visual").hidden = format !== "visual";
     form.classList.toggle("visual-mode", format === "visual");
-    if (sourceLabel && sourceLabel.firstChild) sourceLabel.firstChild.textContent = "Markdown ";
+    if (sourceLabel && sourceLabel.firstChild) sourceLabel.firstChild.textContent = `${t("Markdown")} `;
   }
 
   async function switchTo(to) {
     const from = current;
     const warning = lossWarning(from, to);
-    if (warning && !window.confirm(`${warning}\n\nSwitch to ${LABELS[to]} anyway?`)) {
+    if (warning && !window.confirm(`${warning}\n\n${t("Switch to %(editor)s anyway?", { editor: LABELS[to] })}`)) {
       radios.forEach((r) => { r.checked = r.value === from; });
       return;
     }
@@ -187,7 +187,7 @@
       else { await ensureGrapes(); setVisual(body); }
     } catch (error) {
       radios.forEach((r) => { r.checked = r.value === from; });
-      window.alert(`Could not switch: ${error.message}`);
+      window.alert(t("Could not switch: %(error)s", { error: error.message }));
       return;
     }
     current = to;
@@ -239,7 +239,7 @@
         item.appendChild(button);
         return item;
       }));
-    } catch (e) { list.textContent = "The fields could not be loaded; type them instead."; }
+    } catch (e) { list.textContent = t("The fields could not be loaded; type them instead."); }
   });
   menu.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-tag]");

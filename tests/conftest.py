@@ -22,6 +22,7 @@ from sqlalchemy import delete, make_url
 from newsletter.config import database_uri
 from newsletter.devserver.embedded_redis import EmbeddedRedis
 from tests.support.dns import DnsServer, dns_server
+from tests.support.isolation import private_redis_db, private_vhost
 from tests.support.net import free_port
 from tests.support.processes import celery_beat, flask_cli, platform_workers
 from tests.support.smtp import RecordingSmtpServer
@@ -35,7 +36,7 @@ atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_er
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "correct horse battery"
 _SMTP_SERVERS: list[RecordingSmtpServer] = []
 _DNS_SERVERS: list[DnsServer] = []
-_DNS_STACK = ExitStack()
+_SESSION_STACK = ExitStack()
 TEST_SEND_SETTINGS = {
     "SEND_RATE": "1000", "SEND_BATCH_SIZE": "25", "SEND_WINDOW": "100", "SEND_RETRY_BASE": "0.5",
     "SEND_RETRY_MAX": "1", "SEND_MAX_ATTEMPTS": "4", "SEND_CLAIM_TIMEOUT": "10", "SEND_QUEUED_TIMEOUT": "8",
@@ -46,6 +47,20 @@ TEST_SEND_SETTINGS = {
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' receivers; net_policy refuses loopback otherwise
     "BOUNCE_ADDRESS": "bounces@example.org",  # every message goes out with a VERP return path
 }
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`.ci/run` runs the suite twice, on the embedded defaults and on PostgreSQL + Redis + RabbitMQ.
+    A test marked `one_pass` checks nothing that differs between the two (a page's layout and scripts
+    in a browser, static files, packaging, pure functions, processes on servers of their own), so the
+    second pass skips it: CI stays under 30 minutes and the embedded pass (a local `make test`) keeps
+    it. BOTH_PASSES=1 runs such tests on the external servers too."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or os.environ.get("BOTH_PASSES"):
+        return
+    skip = pytest.mark.skip(reason="one_pass: runs in the embedded pass of .ci/run (BOTH_PASSES=1 runs it here)")
+    for item in items:
+        if item.get_closest_marker("one_pass"):
+            item.add_marker(skip)
 
 
 def _create_postgres_database(url: str) -> tuple[str, str]:
@@ -86,6 +101,11 @@ def platform_env() -> Iterator[dict[str, str]]:
     if not os.environ.get("REDIS_URL"):
         redis_server = EmbeddedRedis(instance / "redis").start()
         os.environ["REDIS_URL"] = redis_server.url
+    elif os.environ["REDIS_URL"].startswith("redis://"):
+        # Shared servers: this session's own Redis database and vhost (tests/support/isolation.py).
+        os.environ["REDIS_URL"] = _SESSION_STACK.enter_context(private_redis_db(os.environ["REDIS_URL"]))
+    if os.environ.get("CELERY_BROKER_URL", "").startswith("amqp"):
+        os.environ["CELERY_BROKER_URL"] = _SESSION_STACK.enter_context(private_vhost(os.environ["CELERY_BROKER_URL"]))
 
     smtp_port = free_port()
     os.environ.update({"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(smtp_port)})
@@ -94,7 +114,7 @@ def platform_env() -> Iterator[dict[str, str]]:
     catcher = RecordingSmtpServer(str(instance / "outbox"), smtp_port).start()
     _SMTP_SERVERS.append(catcher)
     # Every DNS question of the app and its workers goes to this loopback server, never the real DNS.
-    dns = _DNS_STACK.enter_context(dns_server())
+    dns = _SESSION_STACK.enter_context(dns_server())
     _DNS_SERVERS.append(dns)
     os.environ["DNS_RESOLVER"] = f"127.0.0.1:{dns.port}"
 
@@ -104,7 +124,7 @@ def platform_env() -> Iterator[dict[str, str]]:
         yield dict(os.environ)
     finally:
         catcher.stop()
-        _DNS_STACK.close()
+        _SESSION_STACK.close()
         if redis_server:
             redis_server.stop()
         if pg:

@@ -2,8 +2,14 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.net import free_port
 from tests.support.processes import BIN, ROOT, flask_cli
+
+# one_pass (tests/conftest.py): each test sets its own broken setting (the unreachable database is
+# a PostgreSQL URL in both passes).
+pytestmark = pytest.mark.one_pass
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -6,6 +6,9 @@ import pytest
 
 from newsletter.config import ROOT, ConfigError, build_config
 
+# one_pass (tests/conftest.py): settings parsed from given environments.
+pytestmark = pytest.mark.one_pass
+
 
 def test_defaults_are_the_embedded_setup(tmp_path):
     config = build_config({"INSTANCE_PATH": str(tmp_path)})
@@ -25,6 +28,13 @@ def test_celery_is_json_only_with_late_acks_and_three_queues(tmp_path):
     assert celery["task_acks_late"] and celery["task_reject_on_worker_lost"]
     assert [q.name for q in celery["task_queues"]] == ["default", "transactional", "bulk"]
     assert celery["task_soft_time_limit"] < celery["task_time_limit"]
+
+
+def test_worker_commits_are_asynchronous_unless_asked(tmp_path):
+    # celery_app skips dialect.commit_asynchronously when this is on (the bench's --sync-commit).
+    assert build_config({"INSTANCE_PATH": str(tmp_path)})["WORKER_SYNCHRONOUS_COMMIT"] is False
+    assert build_config({"INSTANCE_PATH": str(tmp_path), "WORKER_SYNCHRONOUS_COMMIT": "true"})[
+        "WORKER_SYNCHRONOUS_COMMIT"] is True
 
 
 def test_environment_overrides(tmp_path):
@@ -55,6 +65,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 @pytest.mark.parametrize("name, value", [
     ("MAIL_USE_TLS", "maybe"), ("MAIL_PORT", "smtp"), ("SEND_RATE", "-1"), ("NEWSLETTER_ENV", "staging"),
     ("DNS_RESOLVER", "dns.example.com:53"), ("DNS_RESOLVER", "127.0.0.1:99999"), ("DNS_TIMEOUT", "-1"),
+    ("WORKER_SYNCHRONOUS_COMMIT", "sometimes"),
     ("FEEDBACK_ID_SENDER", "abc"), ("FEEDBACK_ID_SENDER", "has:colon"), ("FEEDBACK_ID_SENDER", "x" * 16),
 ])
 def test_malformed_values_name_the_variable(tmp_path, name, value):

@@ -12,6 +12,9 @@ import yaml
 
 from newsletter.config import QUEUES
 
+# one_pass (tests/conftest.py): it parses files.
+pytestmark = pytest.mark.one_pass
+
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 CONTAINERS = ROOT / "deploy" / "containers"

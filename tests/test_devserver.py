@@ -18,6 +18,9 @@ from tests.support.net import free_port, http_status, wait_for
 from tests.support.processes import ROOT, ProcessLog
 from tests.support.web import csrf_token
 
+# one_pass (tests/conftest.py): `make run` always runs on its embedded defaults, whatever the environment names.
+pytestmark = pytest.mark.one_pass
+
 EXTERNAL = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "MAIL_SERVER",
             "SECRET_KEY", "NEWSLETTER_ENV")
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# one_pass (tests/conftest.py): it reads the code.
+pytestmark = pytest.mark.one_pass
+
 ROOT = Path(os.environ.get("NEWSLETTER_ROOT") or Path(__file__).resolve().parents[1])
 PACKAGE = "newsletter"
 

@@ -37,6 +37,9 @@ from newsletter.devserver.embedded_redis import EmbeddedRedis
 from tests.support.net import wait_for
 from tests.support.processes import ProcessLog, stop
 
+# one_pass (tests/conftest.py): a fresh venv with its own SQLite and Redis: nothing here reads the session's servers.
+pytestmark = pytest.mark.one_pass
+
 ROOT = Path(__file__).resolve().parents[1]
 # Pins are for Linux CPython: a pin is needed if some supported Python version pulls it in.
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")

@@ -23,8 +23,10 @@ from tests.support.processes import BIN, ROOT, stop
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 ENVSUBST = shutil.which("envsubst")
-pytestmark = pytest.mark.skipif(not (NGINX and ENVSUBST),
-                                reason="no nginx or envsubst (apt-get install nginx-light gettext-base)")
+# one_pass (tests/conftest.py): nginx's buffering and the trusted hop in front of gunicorn: the same on every database.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not (NGINX and ENVSUBST),
+                                 reason="no nginx or envsubst (apt-get install nginx-light gettext-base)")]
 TRICKLERS = 24  # three times gunicorn's 2 workers x 4 threads
 
 

@@ -4,7 +4,9 @@ from .api_key import ApiKey
 from .audit_event import AuditEvent
 from .automation import (
                          Automation,
+                         AutomationEngagement,
                          AutomationEvent,
+                         AutomationLink,
                          AutomationStatus,
                          AutomationStep,
                          Enrollment,
@@ -61,6 +63,7 @@ __all__ = [
     "EngagementReasonCount", "EngagementUnique", "EngagementUniqueCount", "Tracking", "DkimAlgorithm", "DkimKey",
     "DkimKeyStatus", "Segment", "campaign_segments", "AbMetric", "AbMode", "AbVariant", "VARIANT_LABELS",
     "CampaignTranslation",
-    "Automation", "AutomationEvent", "AutomationStatus", "AutomationStep", "Enrollment", "EnrollmentState",
+    "Automation", "AutomationEngagement", "AutomationEvent", "AutomationLink", "AutomationStatus", "AutomationStep",
+    "Enrollment", "EnrollmentState",
     "StepExecution", "StepKind", "TriggerKind",
 ]

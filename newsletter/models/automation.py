@@ -12,11 +12,12 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Model
 from .base import UTCDateTime, enum_column, utcnow
+from .engagement import EngagementKind
 
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -37,7 +38,7 @@ class TriggerKind(str, enum.Enum):
 class StepKind(str, enum.Enum):
     SEND = "send"  # params: subject, html, text (sandboxed Jinja2, as notifications)
     WAIT = "wait"  # params: minutes, or at ("HH:MM") in the subscriber's timezone
-    BRANCH = "branch"  # params: condition (segment rules | opened | clicked), then: continue|exit
+    BRANCH = "branch"  # params: condition (rules | opened | clicked), rules or step_id, on_false (exit | skip)
 
 
 class EnrollmentState(str, enum.Enum):
@@ -54,6 +55,12 @@ class Automation(Model):
     status: Mapped[AutomationStatus] = mapped_column(enum_column(AutomationStatus), default=AutomationStatus.PAUSED)
     trigger: Mapped[TriggerKind] = mapped_column(enum_column(TriggerKind))
     trigger_key: Mapped[str] = mapped_column(String(200), default="")
+    # Re-entry: False, a subscriber enters once ever; True, again after leaving (completed or
+    # exited), at the earliest `reentry_gap_minutes` after they left (services/automations/entry.py).
+    reentry: Mapped[bool] = mapped_column(default=False)
+    reentry_gap_minutes: Mapped[int] = mapped_column(default=0)
+    # Its emails carry a pixel and signed links, recorded per enrollment (branches on opened/clicked).
+    tracking: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -63,7 +70,9 @@ class Automation(Model):
 
 class AutomationStep(Model):
     __tablename__ = "automation_steps"
-    __table_args__ = (Index("ix_automation_steps_automation_position", "automation_id", "position"),)
+    # AUTOINCREMENT on SQLite (ids never reused): a step's id is part of its emails' ledger keys.
+    __table_args__ = (Index("ix_automation_steps_automation_position", "automation_id", "position"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     automation_id: Mapped[int] = mapped_column(ForeignKey("automations.id", ondelete="CASCADE"))
@@ -101,11 +110,18 @@ class AutomationEvent(Model):
 class Enrollment(Model):
     __tablename__ = "automation_enrollments"
     __table_args__ = (
-        # Once per automation (`scope` ""), or once a year for a date trigger (`scope` the year).
+        # Once per automation (`scope` ""), or once a year for a date trigger (`scope` the year);
+        # a re-entry is scoped by its event ("r:<event id>"), and one of those at a time is active.
         UniqueConstraint("automation_id", "subscriber_id", "scope", name="uq_automation_enrollments_once"),
+        Index("uq_automation_enrollments_reentry_active", "automation_id", "subscriber_id", unique=True,
+              postgresql_where=text("state = 'active' AND scope LIKE 'r:%'"),
+              sqlite_where=text("state = 'active' AND scope LIKE 'r:%'")),
         # The runner: active ones that are due.
         Index("ix_automation_enrollments_state_next_run", "state", "next_run_at"),
         Index("ix_automation_enrollments_automation_state", "automation_id", "state"),
+        # AUTOINCREMENT on SQLite: a deleted enrollment's id is never handed out again, so a new one
+        # cannot meet an old email's ledger key `automation:<enrollment>:<step>` (migration 0023).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
@@ -117,6 +133,9 @@ class Enrollment(Model):
     current_step_id: Mapped[int | None] = mapped_column(ForeignKey("automation_steps.id", ondelete="SET NULL"))
     # How far it got: the position of the last step it ran (a deleted step does not lose it).
     position: Mapped[int] = mapped_column(default=0)
+    # Steps it ran that a later reorder put after `position` (services/automations/automations.move_step):
+    # the runner passes over them.
+    done_ahead: Mapped[list[int]] = mapped_column(JSON, default=list)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     state: Mapped[EnrollmentState] = mapped_column(enum_column(EnrollmentState), default=EnrollmentState.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -140,3 +159,30 @@ class StepExecution(Model):
     notification_id: Mapped[int | None] = mapped_column(BIG_ID)
     detail: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AutomationLink(Model):
+    """A link of a tracked send step, registered when the step is saved (its click tokens name it)."""
+
+    __tablename__ = "automation_links"
+    __table_args__ = (UniqueConstraint("step_id", "url", name="uq_automation_links_step_url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("automation_steps.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+
+
+class AutomationEngagement(Model):
+    """Whether an enrollment opened or clicked the email of one send step, human and machine apart:
+    one row each, the first hit's time and reason kept (what a branch on opened/clicked asks)."""
+
+    __tablename__ = "automation_engagements"
+    __table_args__ = (Index("ix_automation_engagements_step", "step_id", "kind", "machine"),)
+
+    enrollment_id: Mapped[int] = mapped_column(BIG_ID, ForeignKey("automation_enrollments.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("automation_steps.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[EngagementKind] = mapped_column(enum_column(EngagementKind), primary_key=True)
+    machine: Mapped[bool] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

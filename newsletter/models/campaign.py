@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model, db
@@ -86,6 +86,10 @@ class Campaign(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # recipients frozen
+    # The publisher's cursor (ledger.publish): fresh pending rows up to this id are on the broker,
+    # published (last) at published_at; they stay `pending` until their batch's fence claims them.
+    published_through: Mapped[int | None] = mapped_column(BigInteger())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A resend: the snapshot keeps only the original's recipients who did not engage (see
     # services/campaigns/resend.py). The original deleted (NULL, `resend_to` kept): nobody.

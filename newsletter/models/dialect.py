@@ -29,8 +29,10 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    tablesample,
     text,
     true,
 )
@@ -188,6 +190,49 @@ def wait_for_locks_at_most(seconds: float) -> None:
     a row lock fails (LockNotAvailable) instead of waiting on (PostgreSQL; SQLite locks the file)."""
     if is_postgresql():
         db.session.execute(text(f"SET LOCAL lock_timeout = {int(seconds * 1000)}"))
+
+
+def statement_timeout(milliseconds: int | None) -> str:
+    """For the rest of the session's transaction (or its savepoint), a statement running longer
+    than `milliseconds` is cancelled (QueryCanceled; None: no limit). Returns the setting it
+    replaced, to put back with `restore_statement_timeout`. SQLite has no such limit: "" there."""
+    if not is_postgresql():
+        return ""
+    before = db.session.scalar(text("SHOW statement_timeout")) or "0"
+    db.session.execute(text("SELECT set_config('statement_timeout', :value, true)"),
+                       {"value": str(int(milliseconds or 0))})
+    return str(before)
+
+
+def restore_statement_timeout(before: str) -> None:
+    """Put back the setting `statement_timeout` replaced (for the rest of the transaction)."""
+    if is_postgresql() and before:
+        db.session.execute(text("SELECT set_config('statement_timeout', :value, true)"), {"value": before})
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Whether a database error is `statement_timeout` cancelling a statement (SQLSTATE 57014)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "57014"
+
+
+def table_pages(table: Any) -> tuple[int, float, int]:
+    """PostgreSQL's picture of `table`'s size: (pages at the last VACUUM/ANALYZE, rows then, pages now).
+    All three are 0 on SQLite (which has no page sampling)."""
+    if not is_postgresql():
+        return 0, 0.0, 0
+    row = db.session.execute(text(
+        "SELECT relpages, reltuples, pg_relation_size(oid) / current_setting('block_size')::int "
+        "FROM pg_class WHERE oid = CAST(:name AS regclass)"), {"name": table.name}).one()
+    return int(row[0]), float(row[1]), int(row[2])
+
+
+def sample_of_pages(table: Any, percent: float, seed: int) -> tuple[Any, ColumnElement]:
+    """`table TABLESAMPLE SYSTEM (percent) REPEATABLE (seed)` aliased `sampled` (PostgreSQL only:
+    whole pages, each taken with probability percent/100, the same pages for the same seed while
+    the table's size holds), and the page number of a sampled row (from its ctid)."""
+    sampled = tablesample(table, func.system(bindparam("sample_percent", float(percent), type_=Float)),
+                          name="sampled", seed=bindparam("sample_seed", int(seed), type_=Integer))
+    return sampled, literal_column("(sampled.ctid::text::point)[0]", Float)
 
 
 def is_lock_timeout(exc: BaseException) -> bool:

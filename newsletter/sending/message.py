@@ -12,7 +12,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import formataddr, formatdate
 from functools import lru_cache
 
@@ -31,11 +30,48 @@ def _clean(value: str) -> str:
     return " ".join(str(value).split())  # folds CR, LF, tabs and runs of spaces to one space
 
 
-def encode_header(value: str) -> str:
+LINE = 78  # a header line's length RFC 5322 asks for (2.1.1; 998 is the limit)
+
+
+def encode_header(value: str, name: str = "Subject") -> str:
+    """The value of header `name`, folded at spaces past LINE characters (RFC 5322 2.2.3); RFC 2047
+    encoded words, one a line, when it is not ASCII (or has a word too long to fold)."""
     value = _clean(value)
-    if value.isascii():
-        return value
-    return Header(value, "utf-8", maxlinelen=998).encode()
+    if value.isascii() and "=?" not in value:  # "=?...?=" as written would be decoded as an encoded word
+        if len(name) + 2 + len(value) <= LINE:
+            return value
+        words = value.split(" ")
+        if max(map(len, words)) <= LINE:
+            return _fold(words, len(name) + 2)
+    return "\r\n ".join(_encoded_words(value.encode("utf-8")))
+
+
+WORD_BYTES = 39  # of UTF-8 a word: "=?utf-8?b?" + 52 base64 characters + "?=", 64 in all, on a line of its own
+
+
+def _encoded_words(data: bytes) -> list[str]:
+    """RFC 2047 encoded words of at most WORD_BYTES, cut between characters. Each space stays
+    inside a word: whitespace between two encoded words is not part of the text (RFC 2047 6.2),
+    which is what email.header.Header gets wrong when it folds a long value at a space."""
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + WORD_BYTES, len(data))
+        while end < len(data) and 0x80 <= data[end] < 0xC0:  # not inside a character
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return words or [""]
+
+
+def _fold(words: list[str], used: int) -> str:
+    lines: list[list[str]] = [[]]
+    for word in words:
+        if lines[-1] and used + 1 + len(word) > LINE:
+            lines.append([])
+            used = 0  # a continuation line starts with the space before its first word
+        used += len(word) + (1 if lines[-1] or len(lines) > 1 else 0)
+        lines[-1].append(word)
+    return "\r\n ".join(" ".join(line) for line in lines)
 
 
 def address(name: str, email: str) -> str:
@@ -52,7 +88,9 @@ def _named_address(name: str, email: str) -> str:
 
 
 def _b64(text: str) -> str:
-    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+    """`base64.encodebytes` with CRLF line ends (76 characters a line), in one C call and a slice a line."""
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return "".join([encoded[i:i + 76] + "\r\n" for i in range(0, len(encoded), 76)])
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,10 @@ class Route:
         self.turn = next(_turns)  # workers start on different servers
         self.refused_wait = 0.0  # when nothing was picked: seconds until a server has room
         self.last_failure = ""  # why the last server marked down was
+        # Slots reserved ahead on the pool's only server up (`pick`'s `ahead`), and whether its
+        # bucket refused such a reservation once (then this route asks round by round).
+        self.credit: tuple[Server, int] | None = None
+        self.ahead_refused = False
 
     def up(self) -> list[Server]:
         return [s for s in self.servers if s.name not in self.down]
@@ -225,11 +229,30 @@ class Route:
         self.turn += 1
         return servers[start:] + servers[:start]
 
-    def pick(self, n: int, max_wait: float = 1.0) -> tuple[Server, float] | None:
-        """(server, seconds to wait before sending) with `n` slots reserved on it, or None."""
+    def pick(self, n: int, max_wait: float = 1.0, ahead: int = 0) -> tuple[Server, float] | None:
+        """(server, seconds to wait before sending) with `n` slots reserved on it, or None.
+
+        `ahead`: messages the caller sends after these (the rest of its chunk). With a single
+        server up (there is no turn to take), `n + ahead` slots are reserved at once if its
+        bucket admits them now, and the next picks take theirs from that credit without a
+        Redis call. Slots left over when the caller stops early stay spent, as the global
+        bucket's chunk does (the bucket can only be slower for it, never faster).
+        """
+        if self.credit is not None:
+            server, left = self.credit
+            if n <= left and server.name not in self.down:
+                self.credit = (server, left - n) if left > n else None
+                return server, 0.0
+            self.credit = None
         ordered = self.in_turn()
         if not ordered:
             return None
+        if ahead > 0 and len(ordered) == 1 and not self.ahead_refused:
+            server = ordered[0]
+            if self.shared.limiter(server, self.ceiling).reserve(n + ahead, max_wait=0) is not None:
+                self.credit = (server, ahead)
+                return server, 0.0
+            self.ahead_refused = True
         waits = {}
         for server in ordered:
             limiter = self.shared.limiter(server, self.ceiling)
@@ -247,9 +270,11 @@ class Route:
 
     def failed(self, server: Server, why: str) -> None:
         """The server could not be reached: every worker leaves it alone for a while."""
+        self.credit = None
         self.shared.mark_down(server, why, self.down_seconds)
         self.down[server.name] = why
         self.last_failure = why
 
     def throttled(self, server: Server) -> None:
+        self.credit = None  # its lowered rate applies from the next round on
         self.shared.throttled(server, self.ceiling)

@@ -8,13 +8,13 @@ output-size cap so one template cannot stall a worker or fill its memory.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from markupsafe import escape
 
 from .fields import explain
 from .html_text import html_to_text
@@ -66,7 +66,7 @@ def _render(template: Any, context: Mapping[str, Any], field: str, source: str =
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise RenderError(field, f"Rendered {field} is larger than {MAX_OUTPUT // 1024} KB")
-            if time.monotonic() > budget.deadline:
+            if budget.expired():
                 raise RenderError(field, f"Rendering {field} took longer than {MAX_SECONDS:g} s")
             chunks.append(chunk)
             if len(chunks) >= 1024:
@@ -141,6 +141,110 @@ class Rendered:
     text: str
 
 
+_Lookup = tuple[str, tuple[tuple[bool, Any], ...]]  # a top-level name, then (is an item?, key) steps
+
+
+class _Plain:
+    """A template that is only text and `{{ name.attr["key"] }}` outputs, rendered without Jinja's machinery.
+
+    Most campaigns are this: a per-recipient render through Jinja builds a context and a
+    generator and checks the deadline at every chunk (about a third of a message's build).
+    Here each output is looked up with the same sandboxed `getattr`/`getitem` and printed
+    with the same `escape`/`str` the compiled code uses, so the result is the same string; any
+    exception, or an output past the size cap, sends the render to Jinja, which raises exactly
+    as before (`_render`). Nothing here loops or calls template code: it needs no deadline.
+    """
+
+    def __init__(self, pieces: list[str | _Lookup], env: _Environment, template: Any) -> None:
+        self.pieces = pieces
+        self.getattr, self.getitem = env.getattr, env.getitem
+        self.undefined = env.undefined
+        self.globals = template.globals
+        self.output: Callable[[Any], str] = escape if env.autoescape else str
+
+    @classmethod
+    def of(cls, tree: nodes.Template, env: _Environment, template: Any) -> _Plain | None:
+        if env.finalize is not None or (env.autoescape not in (True, False)):
+            return None
+        pieces: list[str | _Lookup] = []
+        for node in tree.body:
+            if not isinstance(node, nodes.Output):
+                return None
+            for child in node.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    pieces.append(child.data)
+                    continue
+                lookup = _lookup(child)
+                if lookup is None:
+                    return None
+                pieces.append(lookup)
+        return cls(pieces, env, template)
+
+    def render(self, context: Mapping[str, Any]) -> str | None:
+        """The rendered text, or None when Jinja must render it (an error to raise, a cap to apply)."""
+        out = []
+        try:
+            for piece in self.pieces:
+                if isinstance(piece, str):
+                    out.append(piece)
+                    continue
+                name, steps = piece
+                if name in context:
+                    value = context[name]
+                elif name in self.globals:
+                    value = self.globals[name]
+                else:
+                    value = self.undefined(name=name)
+                for item, key in steps:
+                    # A plain dict's key (not shadowed by a dict method, for `.key`) is what the
+                    # sandbox's getattr/getitem return for it, without their try/except.
+                    if type(value) is dict and key in value and (item or key not in _DICT_NAMES):
+                        value = value[key]
+                    else:
+                        value = self.getitem(value, key) if item else self.getattr(value, key)
+                out.append(self.output(value))
+        except Exception:  # noqa: BLE001  (Jinja renders it again and raises as it always did)
+            return None
+        text = "".join(out)
+        return text if len(text) <= MAX_OUTPUT else None
+
+
+_DICT_NAMES = frozenset(dir(dict))  # what getattr finds on a dict before its keys
+
+
+def _lookup(node: nodes.Node) -> _Lookup | None:
+    """`name`, `name.attr`, `name["key"]`... as (name, steps), else None."""
+    steps: list[tuple[bool, Any]] = []
+    while True:
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            return node.name, tuple(reversed(steps))
+        if isinstance(node, nodes.Getattr):
+            steps.append((False, node.attr))
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+                and type(node.arg.value) in (str, int):
+            steps.append((True, node.arg.value))
+        else:
+            return None
+        node = node.node
+
+
+class _Part:
+    """One compiled part: Jinja's template, and the plain renderer when the template allows one."""
+
+    def __init__(self, source: str, field: str, env: _Environment) -> None:
+        tree = _check_no_private_access(source, field, env)
+        self.source, self.field = source, field
+        self.template = _from_string(source, field, env)
+        self.plain = _Plain.of(tree, env, self.template)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        if self.plain is not None:
+            text = self.plain.render(context)
+            if text is not None:
+                return text
+        return _render(self.template, context, self.field, self.source)
+
+
 class CompiledMessage:
     """Subject, HTML and text compiled once; `render(context)` per recipient."""
 
@@ -152,18 +256,26 @@ class CompiledMessage:
             html_source = html_transform(html_source)
         html_env, text_env = (STRICT_HTML_ENV, STRICT_TEXT_ENV) if strict else (HTML_ENV, TEXT_ENV)
         self.sources = {"subject": subject, "html": html_source, "text": text_source}
-        self.subject = _compile(subject, "subject", text_env)
-        self.html = _compile(html_source, "html", html_env)
-        self.text = _compile(text_source, "text", text_env)
+        self.parts = (_Part(subject, "subject", text_env), _Part(html_source, "html", html_env),
+                      _Part(text_source, "text", text_env))
+        self.subject, self.html, self.text = (part.template for part in self.parts)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
-        subject = " ".join(_render(self.subject, context, "subject", self.sources["subject"]).split())  # no CR/LF
-        return Rendered(subject, _render(self.html, context, "html", self.sources["html"]),
-                        _render(self.text, context, "text", self.sources["text"]))
+        subject, html, text = (part.render(context) for part in self.parts)
+        return Rendered(" ".join(subject.split()), html, text)  # the subject: no CR/LF
+
+    def render_with_jinja(self, context: Mapping[str, Any]) -> Rendered:
+        """`render` through Jinja alone: the reference the plain renderer is tested against."""
+        subject, html, text = (_render(p.template, context, p.field, p.source) for p in self.parts)
+        return Rendered(" ".join(subject.split()), html, text)
 
 
 def _compile(source: str, field: str, env: _Environment) -> Any:
     _check_no_private_access(source, field, env)
+    return _from_string(source, field, env)
+
+
+def _from_string(source: str, field: str, env: _Environment) -> Any:
     try:
         return env.from_string(source)
     except TemplateSyntaxError as exc:

@@ -14,7 +14,6 @@ cost to a few attribute reads per operation and works the same in web and worker
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -178,7 +177,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def loop_items(self, iterable: Iterable[Any]) -> Iterator[Any]:
         deadline = limits.budget.deadline  # fixed for the render under way
         for item in iterable:
-            if time.monotonic() > deadline:
+            if limits.clock() > deadline:
                 raise limits.too_slow()
             yield item
 

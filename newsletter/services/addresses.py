@@ -50,7 +50,7 @@ def normalize_email(raw: str, field: str = "email") -> str:
     except EmailNotValidError as exc:
         raise ValidationError(field, str(exc)) from None
     if len(normalized) > MAX_LENGTH:
-        raise ValidationError(field, f"An email address is at most {MAX_LENGTH} characters.")
+        raise ValidationError(field, "An email address is at most %(limit)s characters.", limit=MAX_LENGTH)
     return normalized
 
 

@@ -1,19 +1,44 @@
-"""Errors services raise for bad input; the web and API turn them into 4xx answers."""
+"""Errors services raise for bad input; the web and API turn them into 4xx answers.
+
+Their sentence is a `Message` (services/messages.py): `message` is the English text the API answers
+with, `text` what the web UI translates. Write the sentence as a template with named values,
+`ValidationError("port", "Must be between %(low)s and %(high)s.", low=1, high=65535)`, never as an
+f-string: the template is the catalog's msgid (`make translations` finds it).
+"""
 from __future__ import annotations
+
+from typing import Any
+
+from .messages import N_, Message
+
+
+def _text(message: str | Message, params: dict[str, Any]) -> Message:
+    return message if isinstance(message, Message) else Message(message, **params)
 
 
 class ValidationError(ValueError):
     """Input refused; `field` names it so forms and the API can point at it."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
+        self.text = _text(message, params)
+        self.message = str(self.text)
+        super().__init__(self.message)
         self.field = field
-        self.message = message
+
+
+# What a NotFound names, marked for the catalog (`make translations`): the web UI's 404 page says
+# it in the page's language ("Kampagne mit der ID 5 gibt es nicht."), the API in English.
+THINGS = (N_("API key"), N_("automation"), N_("campaign"), N_("delivery"), N_("DKIM key"), N_("gallery template"),
+          N_("import"), N_("layout"), N_("link"), N_("list"), N_("notification"), N_("segment"),
+          N_("sending server"), N_("step"), N_("subscriber"), N_("template"), N_("user"), N_("webhook"),
+          N_("webhook delivery"))
 
 
 class NotFound(LookupError):
     def __init__(self, what: str, ident: object) -> None:
-        super().__init__(f"No {what} with id {ident}.")
+        self.text = Message("No %(what)s with id %(ident)s.", what=Message(what), ident=ident)
+        self.message = str(self.text)
+        super().__init__(self.message)
         self.what = what
         self.ident = ident
 
@@ -21,17 +46,19 @@ class NotFound(LookupError):
 class Conflict(ValueError):
     """The request clashes with existing data (an address already present, say)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
+        self.text = _text(message, params)
+        self.message = str(self.text)
+        super().__init__(self.message)
         self.field = field
-        self.message = message
 
 
 class StateConflict(Conflict, ValidationError):
     """The thing is in the wrong state for this (a sent campaign edited, say): a 409 for the
     API, and still a ValidationError on `field` for the forms that show it."""
 
-    def __init__(self, field: str, message: str) -> None:
-        ValueError.__init__(self, message)
+    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
+        self.text = _text(message, params)
+        self.message = str(self.text)
+        ValueError.__init__(self, self.message)
         self.field = field
-        self.message = message

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from ..extensions import db
+from .messages import Message
 
 
 def _describe(exc: BaseException) -> str:
@@ -109,15 +110,20 @@ def active_queues(timeout: float = 1) -> dict[str, list[str]]:
 
 
 def queue_status(names: Sequence[str], depths: dict[str, int | None],
-                 consumers: dict[str, list[str]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per queue: waiting messages and the workers consuming it; plus a warning per unserved queue."""
-    rows, warnings = [], []
+                 consumers: dict[str, list[str]]) -> tuple[list[dict[str, Any]], list[Message]]:
+    """Per queue: waiting messages and the workers consuming it; plus a warning per unserved queue
+    (a Message: the dashboard shows it in the page's language)."""
+    rows: list[dict[str, Any]] = []
+    warnings: list[Message] = []
     for name in names:
         served_by = [worker for worker, queues in consumers.items() if name in queues]
         rows.append({"name": name, "depth": depths.get(name), "consumers": served_by})
         if not served_by:
             waiting = depths.get(name)
-            detail = f" ({waiting:,} waiting)" if waiting else ""
-            warnings.append(f"No worker consumes the {name} queue{detail}: its tasks wait until one starts "
-                            f"(celery -A celery_worker worker --queues {name}).")
+            command = f"celery -A celery_worker worker --queues {name}"
+            warnings.append(Message("No worker consumes the %(queue)s queue (%(count)s waiting): its tasks wait until "
+                                    "one starts (%(command)s).", queue=name, count=f"{waiting:,}", command=command)
+                            if waiting else
+                            Message("No worker consumes the %(queue)s queue: its tasks wait until one starts "
+                                    "(%(command)s).", queue=name, command=command))
     return rows, warnings

@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection
 
 from .errors import ValidationError
+from .messages import N_  # noqa: F401  (re-exported: the services mark their labels with it)
 
 DEFAULT = "en"
 # The languages the platform's own text (system emails, public pages, admin) ships in: the catalogs
@@ -29,7 +30,8 @@ def normalize(value: str | None, field: str = "language") -> str | None:
         return None
     match = _TAG.match(value) if len(value) <= MAX_LENGTH else None
     if match is None:
-        raise ValidationError(field, f"“{value[:40]}” is not a language tag: use one like en, de or pt-BR.")
+        raise ValidationError(field, "“%(value)s” is not a language tag: use one like en, de or pt-BR.",
+                                     value=value[:40])
     language, script, region = match.groups()
     return "-".join(part for part in (language.lower(), script and script.title(), region and region.upper())
                     if part)
@@ -65,3 +67,5 @@ def choices(current: str | None = None) -> list[tuple[str, str]]:
     if current and current not in NAMES:
         options.append((current, current))
     return options
+
+

@@ -18,7 +18,7 @@ def whole_number(value: Any, field: str, what: str, maximum: int = MAX_ID) -> in
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):  # also digits beyond Python's 4,300-digit limit
-        raise ValidationError(field, f"The {what} must be a number.") from None
+        raise ValidationError(field, "The %(what)s must be a number.", what=what) from None
     if not -maximum - 1 <= number <= maximum:
-        raise ValidationError(field, f"The {what} is out of range.")
+        raise ValidationError(field, "The %(what)s is out of range.", what=what)
     return number

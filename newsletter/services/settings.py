@@ -34,6 +34,8 @@ from ..sending.smtp import SmtpSettings
 from . import audit
 from .addresses import normalize_email
 from .errors import ValidationError
+from .languages import N_
+from .messages import Message
 from .versioned import Versioned
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,12 @@ UNDECRYPTABLE = ("The stored SMTP password cannot be decrypted: SECRET_KEY has c
 
 # What the page edits ----------------------------------------------------------------------------
 
-TLS_MODES = {"none": "None (plain SMTP)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
-SECTIONS = {"smtp": "SMTP server", "sender": "Sender", "sending": "Sending", "tracking": "Tracking",
-            "bounces": "Bounces"}
-TRACKING_MODES = {"off": "Off: no pixel, links as written",
-                  "anonymous": "Anonymous: counts per campaign and link, nobody named",
-                  "individual": "Individual: who opened and clicked (needs your subscribers' consent)"}
+TLS_MODES = {"none": N_("None (plain SMTP)"), "starttls": N_("STARTTLS"), "tls": N_("Implicit TLS (SMTPS)")}
+SECTIONS = {"smtp": N_("SMTP server"), "sender": N_("Sender"), "sending": N_("Sending"), "tracking": N_("Tracking"),
+            "bounces": N_("Bounces")}
+TRACKING_MODES = {"off": N_("Off: no pixel, links as written"),
+                  "anonymous": N_("Anonymous: counts per campaign and link, nobody named"),
+                  "individual": N_("Individual: who opened and clicked (needs your subscribers' consent)")}
 CHOICES = {"MAIL_TLS": TLS_MODES, "TRACKING_DEFAULT": TRACKING_MODES}
 SECRET = "secret"
 DEFAULT_POOL = pools.DEFAULT
@@ -73,36 +75,36 @@ class Spec:
 
 
 SPECS = (
-    Spec("MAIL_SERVER", "Host", "smtp", str, help="Name or address of the SMTP server."),
-    Spec("MAIL_PORT", "Port", "smtp", int, 1, 65535, "Usually 587 (STARTTLS), 465 (implicit TLS) or 25."),
-    Spec("MAIL_TLS", "TLS", "smtp", "choice"),
-    Spec("MAIL_USERNAME", "Username", "smtp", str, help="Leave empty when the server needs no login."),
-    Spec("MAIL_PASSWORD", "Password", "smtp", SECRET, help="Stored encrypted; never shown again."),
-    Spec("MAIL_DEFAULT_SENDER", "Default from address", "sender", "sender",
-         help="From of notifications and system mail, and new campaigns' default."),
-    Spec("SEND_RATE", "Campaign rate (messages/s)", "sending", float, 0.01, 100_000,
-         "For every worker together."),
-    Spec("NOTIFY_RATE", "Notification rate (messages/s)", "sending", float, 0.01, 100_000,
-         "Transactional mail's own limit."),
-    Spec("SEND_MAX_ATTEMPTS", "Attempts per message", "sending", int, 1, 100,
-         "A temporary failure is retried until this many attempts."),
-    Spec("SEND_RETRY_BASE", "First retry after (s)", "sending", float, 0.1, 86_400, "Doubles at each attempt."),
-    Spec("SEND_RETRY_MAX", "Longest retry delay (s)", "sending", float, 0.1, 7 * 86_400),
-    Spec("SEND_PAUSE_AFTER_ERRORS", "Pause a campaign after (failures in a row)", "sending", int, 1, 1_000_000,
-         "Temporary failures in a row, across every worker."),
-    Spec("NOTIFY_POOL", "Pool of notifications", "sending", "pool",
-         help="The sending servers' pool of transactional mail (Settings → Sending servers)."),
-    Spec("DOMAIN_THROTTLES", "Per-domain limits", "sending", "throttles",
-         help="Messages per recipient domain, over every server: gmail.com=20/s, outlook.com=600/h "
-              "(units s, m, h, d). Empty: none."),
-    Spec("TRACKING_DEFAULT", "Tracking of new campaigns", "tracking", "choice",
-         help="Each campaign can change it before it is sent."),
-    Spec("BOUNCE_SOFT_LIMIT", "Soft bounces before suppressing", "bounces", int, 1, 100,
-         "A hard bounce suppresses at once; soft ones (mailbox full, server busy) after this many..."),
-    Spec("BOUNCE_SOFT_DELIVERIES", "... within the last deliveries", "bounces", int, 1, 1000,
-         "... among the subscriber's most recent messages,"),
-    Spec("BOUNCE_SOFT_DAYS", "... or within days", "bounces", int, 1, 3650,
-         "... or within this many days. Each message counts once."),
+    Spec("MAIL_SERVER", N_("Host"), "smtp", str, help=N_("Name or address of the SMTP server.")),
+    Spec("MAIL_PORT", N_("Port"), "smtp", int, 1, 65535, N_("Usually 587 (STARTTLS), 465 (implicit TLS) or 25.")),
+    Spec("MAIL_TLS", N_("TLS"), "smtp", "choice"),
+    Spec("MAIL_USERNAME", N_("Username"), "smtp", str, help=N_("Leave empty when the server needs no login.")),
+    Spec("MAIL_PASSWORD", N_("Password"), "smtp", SECRET, help=N_("Stored encrypted; never shown again.")),
+    Spec("MAIL_DEFAULT_SENDER", N_("Default from address"), "sender", "sender",
+         help=N_("From of notifications and system mail, and new campaigns' default.")),
+    Spec("SEND_RATE", N_("Campaign rate (messages/s)"), "sending", float, 0.01, 100_000,
+         N_("For every worker together.")),
+    Spec("NOTIFY_RATE", N_("Notification rate (messages/s)"), "sending", float, 0.01, 100_000,
+         N_("Transactional mail's own limit.")),
+    Spec("SEND_MAX_ATTEMPTS", N_("Attempts per message"), "sending", int, 1, 100,
+         N_("A temporary failure is retried until this many attempts.")),
+    Spec("SEND_RETRY_BASE", N_("First retry after (s)"), "sending", float, 0.1, 86_400, N_("Doubles at each attempt.")),
+    Spec("SEND_RETRY_MAX", N_("Longest retry delay (s)"), "sending", float, 0.1, 7 * 86_400),
+    Spec("SEND_PAUSE_AFTER_ERRORS", N_("Pause a campaign after (failures in a row)"), "sending", int, 1, 1_000_000,
+         N_("Temporary failures in a row, across every worker.")),
+    Spec("NOTIFY_POOL", N_("Pool of notifications"), "sending", "pool",
+         help=N_("The sending servers' pool of transactional mail (Settings → Sending servers).")),
+    Spec("DOMAIN_THROTTLES", N_("Per-domain limits"), "sending", "throttles",
+         help=N_("Messages per recipient domain, over every server: gmail.com=20/s, outlook.com=600/h "
+              "(units s, m, h, d). Empty: none.")),
+    Spec("TRACKING_DEFAULT", N_("Tracking of new campaigns"), "tracking", "choice",
+         help=N_("Each campaign can change it before it is sent.")),
+    Spec("BOUNCE_SOFT_LIMIT", N_("Soft bounces before suppressing"), "bounces", int, 1, 100,
+         N_("A hard bounce suppresses at once; soft ones (mailbox full, server busy) after this many...")),
+    Spec("BOUNCE_SOFT_DELIVERIES", N_("... within the last deliveries"), "bounces", int, 1, 1000,
+         N_("... among the subscriber's most recent messages,")),
+    Spec("BOUNCE_SOFT_DAYS", N_("... or within days"), "bounces", int, 1, 3650,
+         N_("... or within this many days. Each message counts once.")),
 )
 NAMES = tuple(spec.name for spec in SPECS)
 
@@ -128,14 +130,15 @@ def parse(spec: Spec, raw: Any) -> Any:
         try:
             value = spec.kind(text)
         except ValueError:
-            raise ValidationError(spec.name,
-                                  "Enter a whole number." if spec.kind is int else "Enter a number.") from None
+            raise ValidationError(spec.name, Message("Enter a whole number.") if spec.kind is int
+                                  else Message("Enter a number.")) from None
         if not spec.low <= value <= spec.high:
-            raise ValidationError(spec.name, f"Must be between {spec.low:g} and {spec.high:g}.")
+            raise ValidationError(spec.name, "Must be between %(low)s and %(high)s.",
+                                             low=format(spec.low, 'g'), high=format(spec.high, 'g'))
         return value
     if spec.kind == "choice":
         if text not in CHOICES[spec.name]:
-            raise ValidationError(spec.name, f"Choose one of: {', '.join(CHOICES[spec.name].values())}.")
+            raise ValidationError(spec.name, "Choose one of: %(value)s.", value=', '.join(CHOICES[spec.name].values()))
         return text
     if spec.kind == "sender":
         return _sender(text)
@@ -166,7 +169,7 @@ def _sender(text: str) -> str:
 class SettingsInvalid(ValidationError):
     """Every refused field at once (`field`/`message` name the first, for generic handlers)."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, Message]) -> None:
         first = next(iter(errors))
         super().__init__(first, errors[first])
         self.errors = errors
@@ -303,7 +306,7 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
     for name, raw in changes.items():
         spec = specs.get(name)
         if spec is None:
-            raise ValidationError(name, f"{name} is not a setting.")
+            raise ValidationError(name, "%(name)s is not a setting.", name=name)
         if raw is None:
             resets.append(name)
         elif spec.kind == SECRET:
@@ -315,11 +318,11 @@ def save(changes: dict[str, Any], user_id: int | None) -> list[str]:
             try:
                 typed[name] = parse(spec, raw)
             except ValidationError as exc:
-                errors[name] = exc.message
+                errors[name] = exc.text
     merged = {**current.values, **typed, **{n: env_default(specs[n], config) for n in resets}}
     if not errors.keys() & {"SEND_RETRY_BASE", "SEND_RETRY_MAX"} \
             and merged["SEND_RETRY_MAX"] < merged["SEND_RETRY_BASE"]:
-        errors["SEND_RETRY_MAX"] = "Must not be shorter than the first retry delay."
+        errors["SEND_RETRY_MAX"] = Message("Must not be shorter than the first retry delay.")
     if errors:
         raise SettingsInvalid(errors)
 

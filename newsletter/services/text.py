@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 from .errors import ValidationError
+from .languages import N_
+from .messages import Message
 
 # C0 and C1 controls (tab, CR and LF included), DEL, the Unicode line and paragraph separators,
 # and the bidi embedding/override/isolate controls.
@@ -20,7 +22,7 @@ def has_control(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
-def one_line(value: Any, field: str, limit: int = 200, *, required: bool = False, label: str = "This field") -> str:
+def one_line(value: Any, field: str, limit: int = 200, *, required: bool = False, label: str = N_("This field")) -> str:
     """`value` stripped, or ValidationError naming `field` (control characters, empty, too long)."""
     value = (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
     if "\r" in value or "\n" in value:
@@ -28,9 +30,9 @@ def one_line(value: Any, field: str, limit: int = 200, *, required: bool = False
     if has_control(value):
         raise ValidationError(field, "Control characters are not allowed here.")
     if required and not value:
-        raise ValidationError(field, f"{label} is required.")
+        raise ValidationError(field, "%(label)s is required.", label=Message(label))
     if len(value) > limit:
-        raise ValidationError(field, f"{label} is at most {limit} characters.")
+        raise ValidationError(field, "%(label)s is at most %(limit)s characters.", label=Message(label), limit=limit)
     return value
 
 

@@ -6,12 +6,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
 from ..models import User
+from ..services import languages
 from ..services.accounts import login_guard, users
+from . import i18n
 from .forms import ConfirmForm, LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -85,6 +88,24 @@ def logout():
         logout_user()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+def choose_language():
+    """The footer's language switch: remembered in a cookie for a year, for every page without a
+    subscriber's own language (the admin UI and the sign-in page)."""
+    response = redirect(_safe_next(request.form.get("next")))
+    if not ConfirmForm().validate_on_submit():
+        return response
+    picked = request.form.get("language", "")
+    if picked in languages.UI_LANGUAGES:
+        response.set_cookie(i18n.COOKIE, picked, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                            secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    elif not picked:
+        response.delete_cookie(i18n.COOKIE)  # "" = follow the browser again
+    else:
+        flash(_("Language: “%(value)s” is not one of the languages offered.", value=picked[:40]), "error")
+    return response
 
 
 @bp.get("/")

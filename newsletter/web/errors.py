@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from ..services.errors import NotFound, StateConflict
+from ..services.messages import N_
 from .api import http_problem, service_problem
+from .i18n import localized
 
 
 def _under_api() -> bool:
@@ -26,16 +29,16 @@ def _wants_json() -> bool:
 
 
 # Pages' headings and, where a view gave no reason of its own, their text: ours, not Werkzeug's.
-_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Page not found", 405: "Not available this way",
-           409: "Conflict", 413: "Too large", 429: "Too many requests", 500: "Something went wrong"}
+_TITLES = {400: N_("Bad request"), 403: N_("Not allowed"), 404: N_("Page not found"), 405: N_("Not available this way"),
+           409: N_("Conflict"), 413: N_("Too large"), 429: N_("Too many requests"), 500: N_("Something went wrong")}
 _OWN_WORDS = {
-    400: "The request was not understood. Go back, check what you typed and try again.",
-    403: "Your account cannot open this page. Ask an admin if you need it.",
-    404: "There is nothing at this address. It may have been deleted, or the link is mistyped.",
-    405: "This page cannot be opened like that. Use the buttons on the page instead.",
-    413: "That was too large to accept.",
-    429: "Too many requests in a short time. Wait a minute and try again.",
-    500: "Something went wrong on our side. Try again in a moment.",
+    400: N_("The request was not understood. Go back, check what you typed and try again."),
+    403: N_("Your account cannot open this page. Ask an admin if you need it."),
+    404: N_("There is nothing at this address. It may have been deleted, or the link is mistyped."),
+    405: N_("This page cannot be opened like that. Use the buttons on the page instead."),
+    413: N_("That was too large to accept."),
+    429: N_("Too many requests in a short time. Wait a minute and try again."),
+    500: N_("Something went wrong on our side. Try again in a moment."),
 }
 
 
@@ -43,7 +46,7 @@ def _description(error: Any, code: int) -> str:
     """The view's own reason, else our words for the code (never Werkzeug's generic sentence)."""
     description = getattr(error, "description", None)
     if not description or description == getattr(type(error), "description", None):
-        return _OWN_WORDS.get(code, description or _OWN_WORDS[500])
+        return gettext(_OWN_WORDS[code]) if code in _OWN_WORDS else str(description or gettext(_OWN_WORDS[500]))
     return str(description)
 
 
@@ -56,17 +59,17 @@ def render_error(error: Any) -> Any:
     description = _description(error, code)
     if _wants_json():
         return jsonify(error=getattr(error, "name", "Error"), detail=description), code
-    title = _TITLES.get(code, getattr(error, "name", "Error"))
+    title = gettext(_TITLES[code]) if code in _TITLES else getattr(error, "name", "Error")
     return render_template("error.html", code=code, title=title, description=description), code
 
 
 def not_found(error: NotFound) -> Any:
     """What `abort(404, description=str(error))` answered in each view before."""
-    return service_problem(error) if _under_api() else render_error(http.NotFound(description=str(error)))
+    return service_problem(error) if _under_api() else render_error(http.NotFound(description=localized(error)))
 
 
 def state_conflict(error: StateConflict) -> Any:
-    return service_problem(error) if _under_api() else render_error(http.Conflict(description=error.message))
+    return service_problem(error) if _under_api() else render_error(http.Conflict(description=localized(error)))
 
 
 def register(app: Flask) -> None:

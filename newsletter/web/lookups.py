@@ -46,7 +46,7 @@ def preview_subscriber_id(email: str | None, field: str = "preview_as") -> int |
     address = normalize_email(email, field)
     found = subscriber_id_by_email(address)
     if found is None:
-        raise ValidationError(field, f"No subscriber with the address {address}.")
+        raise ValidationError(field, "No subscriber with the address %(address)s.", address=address)
     return found
 
 

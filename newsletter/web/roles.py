@@ -6,9 +6,11 @@ from functools import wraps
 from typing import Any
 
 from flask import abort
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from ..models import Role
+from .i18n import value_label
 
 
 def role_required(role: Role) -> Callable:
@@ -19,8 +21,9 @@ def role_required(role: Role) -> Callable:
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.role.allows(role):
-                abort(403, description=f"This page is for {role.value}s and above; you are signed in as a "
-                                       f"{current_user.role.value}. Ask an admin if you need it.")
+                abort(403, description=gettext(
+                    "This page needs the role %(needed)s or above; you are signed in as %(role)s. Ask an admin "
+                    "if you need it.", needed=value_label(role.value), role=value_label(current_user.role.value)))
             return view(*args, **kwargs)
 
         wrapped.required_role = role  # type: ignore[attr-defined]  # a mark the route-walking test reads

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import time
 
-from newsletter.models import ConsentSource
+from sqlalchemy import update
+
+from newsletter.extensions import db
+from newsletter.models import ConsentSource, Enrollment, EnrollmentState
+from newsletter.models.base import utcnow
 from newsletter.services.audience import subscriptions
+from newsletter.services.engagement.classify import CLICK_TOO_SOON
 from tests.support.net import wait_for
 
 from .conftest import address, make_list
@@ -110,3 +116,44 @@ def test_bad_input_is_a_422_naming_the_field(app, api):
     rules = api.post("/api/v1/automations", json={"name": "x", "trigger": "api_event", "trigger_key": "a",
                                                   "steps": [{"kind": "branch", "params": {"rules": {"match": "x"}}}]})
     assert rules.status_code == 422, rules.get_json()
+
+
+def test_a_branch_on_clicked_follows_a_real_click_in_the_sent_email(
+        app, api, client, worker, transactional_worker, beat, smtp_server):
+    """The email as the SMTP server received it: its tracked link, followed like a browser (after
+    the classifier's "too soon" seconds), decides the branch after the wait."""
+    list_id = make_list(app)
+    steps = [{"kind": "send", "params": {"subject": "Pricing", "html": '<p><a href="https://example.com/p">See</a></p>'}},
+             {"kind": "wait", "params": {"minutes": 60}},
+             {"kind": "branch", "params": {"condition": "clicked", "on_false": "exit"}},
+             {"kind": "send", "params": {"subject": "Thanks for looking", "text": "More"}}]
+    response = api.post("/api/v1/automations", json={"name": "Nudge", "trigger": "subscribed",
+                                                     "trigger_key": str(list_id), "tracking": True, "steps": steps})
+    assert response.status_code == 201, response.get_json()
+    automation_id = response.get_json()["id"]
+    assert api.patch(f"/api/v1/automations/{automation_id}", json={"status": "active"}).status_code == 200
+    clicker, idle = address("clicker"), address("idle")
+    join(app, list_id, clicker)
+    join(app, list_id, idle)
+    wait_for(lambda: smtp_server.received.get(clicker) and smtp_server.received.get(idle), 60, message="the emails")
+    message = email.message_from_bytes(smtp_server.received[clicker][0], policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    [link] = re.findall(r'href="https?://[^/"]+(/ac/[^"]+)"', html)
+    assert re.search(r'src="https?://[^/"]+/ao/[^"]+"', html)
+    time.sleep(CLICK_TOO_SOON + 1)  # a person reads before clicking; sooner is counted as a machine
+    followed = client.get(link, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+                                         "Accept": "text/html"})
+    assert followed.status_code == 302 and followed.headers["Location"] == "https://example.com/p"
+    with app.app_context():  # the hour passes
+        db.session.execute(update(Enrollment).where(Enrollment.automation_id == automation_id,
+                                                    Enrollment.state == EnrollmentState.ACTIVE)
+                           .values(next_run_at=utcnow()))
+        db.session.commit()
+    wait_for(lambda: len(smtp_server.received.get(clicker, [])) >= 2, 60, message="the thanks")
+    counted = wait_for(lambda: (r := report(api, automation_id))["active"] == 0 and r, 30,
+                       message="both to leave")
+    time.sleep(3)
+    assert subjects(smtp_server, clicker) == ["Pricing", "Thanks for looking"]
+    assert subjects(smtp_server, idle) == ["Pricing"]
+    assert counted["steps"][2]["outcomes"] == {"continued": 1, "exited": 1}
+    assert counted["steps"][0]["engagement"] == {"opened": 1, "clicked": 1}

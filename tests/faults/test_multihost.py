@@ -102,8 +102,14 @@ def test_a_cut_worker_host_leaves_the_campaign_to_the_other_each_recipient_once(
         assert final["ledger"] == {"sent": N}
         assert final["sent_by"].get("worker2", 0) > 0
         # worker1's unfinished rows came back because its lease expired, not by the claim timeout.
-        assert any("lease expired" in note for note in final["recovered"]), final["recovered"]
+        # Which rows it held is read right after the cut (it can no longer write): a worker between
+        # two batches (its last one handed back to the rate limit) may hold none, and then nothing
+        # needed recovering (seen 1 run in 3 on a loaded machine); exactly-once is asserted above
+        # either way, and tests/faults/test_worker_death.py proves the lease path on its own.
+        held = before_cut["held_by"].get("worker1", 0)
+        if held:
+            assert any("lease expired" in note for note in final["recovered"]), (held, final["recovered"])
         # Reported, not asserted (a shared machine): the rows came back by the lease, far inside the
         # 600 s claim timeout; the time includes sending what was left at 100 msgs/s.
         print(f"\nmultihost ({broker}): cut worker1 after {before_cut['sent_by']} sent; campaign complete "
-              f"{completed_in:.1f} s after the cut; sent by {final['sent_by']}")
+              f"{completed_in:.1f} s after the cut; it held {held} rows then; sent by {final['sent_by']}")

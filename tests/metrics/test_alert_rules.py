@@ -17,6 +17,9 @@ from prometheus_client import Counter, Histogram
 from newsletter.metrics import instruments
 from tests.support.processes import ROOT
 
+# one_pass (tests/conftest.py): it checks files (and a /metrics page's format, the same on every database).
+pytestmark = pytest.mark.one_pass
+
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "newsletter.json"
 PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")

@@ -19,6 +19,9 @@ from tests.support.metrics import parse, value
 from tests.support.net import free_port, wait_for
 from tests.support.processes import BIN, ROOT, stop
 
+# one_pass (tests/conftest.py): gunicorn's workers sharing their metrics: the same on every database.
+pytestmark = pytest.mark.one_pass
+
 LABELS = {"type": "hard", "source": "api", "result": "recorded"}
 
 

@@ -1,5 +1,7 @@
 """Fixtures for the observability tests: a Redis of their own, so the tasks they enqueue are
-run by the workers they start (with the settings under test), never by the session's."""
+run by the workers they start (with the settings under test), never by the session's; and, for
+the tests that write, a database of their own, so the session's processes (beat's sweeper runs
+every second on the session's database) never touch what they send."""
 from __future__ import annotations
 
 import json
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from newsletter.devserver.embedded_redis import EmbeddedRedis
+from tests.support.processes import flask_cli
 
 
 @pytest.fixture
@@ -23,6 +26,22 @@ def own_redis(platform_env) -> Iterator[dict[str, str]]:
         for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
             env.pop(name, None)
         yield env
+
+
+@pytest.fixture
+def own_platform(own_redis) -> tuple[dict[str, str], str]:
+    """own_redis's environment on a database of its own, migrated; (that environment, an API key).
+
+    With only its own Redis, a test's campaign was still on the session's database, where the
+    session's beat (started by any earlier test) found it `sending` and had the session's
+    workers send it: the test's worker then never ran the chord callback it waits for.
+    """
+    env = {**own_redis, "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='nl-obs-db-')}/own.db"}
+    upgrade = flask_cli("db", "upgrade", env=env)
+    assert upgrade.returncode == 0, upgrade.stderr
+    created = flask_cli("api-keys", "create", "--name", "observability test", env=env)
+    assert created.returncode == 0, created.stderr
+    return env, created.stdout.strip().splitlines()[-1]
 
 
 def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict, Any]:

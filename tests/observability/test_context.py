@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from celery import Celery
 
 from newsletter.observability import context
 from newsletter.observability.celery_context import ids_of
+
+# one_pass (tests/conftest.py): pure functions and an in-memory Celery app.
+pytestmark = pytest.mark.one_pass
 
 
 def test_a_sane_request_id_is_kept_anything_else_replaced():

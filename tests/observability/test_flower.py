@@ -18,6 +18,9 @@ from newsletter.config import celery_redis_url, celery_settings
 from tests.support.net import free_port, http_status, wait_for
 from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, stop
 
+# one_pass (tests/conftest.py): Flower and a worker on a Redis of this test's own.
+pytestmark = pytest.mark.one_pass
+
 
 @contextmanager
 def flower(env: Mapping[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:

@@ -13,6 +13,9 @@ from tests.support.processes import BIN, ROOT, ProcessLog, celery_worker, flask_
 
 from .conftest import call
 
+# one_pass (tests/conftest.py): the log format of web and worker, on a Redis of this test's own.
+pytestmark = pytest.mark.one_pass
+
 
 def json_lines(text: str) -> list[dict]:
     """Every line of a process's output, each parsed as JSON (a line that is not fails the test)."""
@@ -28,12 +31,9 @@ def json_lines(text: str) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_one_notification_is_followed_from_the_api_call_to_the_worker(app, own_redis, smtp_server):
-    from newsletter.services.accounts import api_keys
-
-    with app.app_context():
-        _, key = api_keys.create_api_key("logs test")
-    env = {**own_redis, "LOG_FORMAT": "json"}
+def test_one_notification_is_followed_from_the_api_call_to_the_worker(own_platform, smtp_server):
+    env, key = own_platform
+    env = {**env, "LOG_FORMAT": "json"}
     address = "followed@example.org"
     with gunicorn(env) as (base, web_log), celery_worker(env, queues="transactional", concurrency=1) as (_, worker_log):
         auth = {"Authorization": f"Bearer {key}"}
@@ -77,33 +77,35 @@ def test_one_notification_is_followed_from_the_api_call_to_the_worker(app, own_r
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_campaign_is_followed_from_the_send_call_to_every_batch(app, own_redis, smtp_server):
+def test_a_campaign_is_followed_from_the_send_call_to_every_batch(own_platform, smtp_server):
     """The request id and the campaign id are on the dispatcher's, every batch's and the chord
     callback's lines: tasks enqueued by tasks carry the request id on."""
-    from newsletter.services.accounts import api_keys
-    from newsletter.services.audience import lists, subscribers
-    from newsletter.services.campaigns import campaigns
-
-    with app.app_context():
-        _, key = api_keys.create_api_key("campaign logs test")
-        list_id = lists.create("Followed", "single").id
-        for i in range(60):  # SEND_BATCH_SIZE is 25 in the tests: three batches
-            subscribers.create(f"reader{i:02d}@example.org", list_ids=[list_id])
-        campaign_id = campaigns.create(name="Followed", subject="Hi", from_email="news@example.com",
-                                       html="<p>Hi</p>", list_ids=[list_id]).id
-    env = {**own_redis, "LOG_FORMAT": "json"}
+    env, key = own_platform
+    env = {**env, "LOG_FORMAT": "json"}
+    auth = {"Authorization": f"Bearer {key}"}
     with gunicorn(env) as (base, _), celery_worker(env, queues="bulk,default", concurrency=2) as (_, worker_log):
-        status, headers, body = call("POST", f"{base}/api/v1/campaigns/{campaign_id}/send",
-                                     headers={"Authorization": f"Bearer {key}"})
+        list_id = call("POST", f"{base}/api/v1/lists", body={"name": "Followed", "opt_in": "single"},
+                       headers=auth)[2]["id"]
+        for i in range(60):  # SEND_BATCH_SIZE is 25 in the tests: three batches
+            assert call("POST", f"{base}/api/v1/subscribers", headers=auth, body={
+                "email": f"reader{i:02d}@example.org", "list_ids": [list_id]})[0] == 201
+        campaign_id = call("POST", f"{base}/api/v1/campaigns", headers=auth, body={
+            "name": "Followed", "subject": "Hi", "from_email": "news@example.com", "html": "<p>Hi</p>",
+            "list_ids": [list_id]})[2]["id"]
+        status, headers, body = call("POST", f"{base}/api/v1/campaigns/{campaign_id}/send", headers=auth)
         assert status == 202, body
         request_id = headers["X-Request-ID"]
 
         def finished() -> bool:
-            return call("GET", f"{base}/api/v1/campaigns/{campaign_id}",
-                        headers={"Authorization": f"Bearer {key}"})[2]["status"] == "sent"
+            return call("GET", f"{base}/api/v1/campaigns/{campaign_id}", headers=auth)[2]["status"] == "sent"
         wait_for(finished, 120, 0.5, "the campaign to be sent")
-        wait_for(lambda: any(line.get("task", "").endswith("window_done") and "succeeded" in line["message"]
-                             for line in json_lines(worker_log.text)), 30, 0.2, "the chord callback's success line")
+        try:
+            wait_for(lambda: any(line.get("task", "").endswith("window_done") and "succeeded" in line["message"]
+                                 for line in json_lines(worker_log.text)), 30, 0.2, "the chord callback's success line")
+        except TimeoutError:  # say what the worker did instead
+            pytest.fail("no chord callback succeeded; the worker's INFO lines and above:\n" + "\n".join(
+                f"{line['level']} {line.get('task', '')} {line['message'][:200]}"
+                for line in json_lines(worker_log.text) if line["level"] != "DEBUG")[-5000:])
         lines = [line for line in json_lines(worker_log.text) if line.get("campaign_id") == campaign_id]
 
     assert lines and {line["request_id"] for line in lines} == {request_id}

@@ -16,13 +16,11 @@ import os
 import secrets
 import sqlite3
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from tests.support.net import wait_for
-from tests.support.processes import BIN, ROOT, celery_worker, flask_cli, gunicorn
+from tests.support.processes import BIN, ROOT, celery_worker, gunicorn
 from tests.support.sentry import SentryReceiver
 
 from .conftest import call
@@ -41,17 +39,13 @@ TRIGGERS = {
 
 
 @pytest.fixture
-def failing_db(own_redis):
-    """own_redis's environment on a database of its own, migrated, with the two triggers."""
-    path = Path(tempfile.mkdtemp(prefix="nl-sentry-")) / "sentry.db"
-    env = {**own_redis, "DATABASE_URL": f"sqlite:///{path}"}
-    assert flask_cli("db", "upgrade", env=env).returncode == 0
-    created = flask_cli("api-keys", "create", "--name", "sentry test", env=env)
-    assert created.returncode == 0, created.stderr
-    with sqlite3.connect(path) as db:
+def failing_db(own_platform):
+    """own_platform (its own Redis and SQLite database, an API key) with the two triggers."""
+    env, key = own_platform
+    with sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///")) as db:
         for trigger in TRIGGERS.values():
             db.execute(trigger)
-    return env, created.stdout.strip().splitlines()[-1]
+    return env, key
 
 
 def notify(base: str, key: str, address: str) -> tuple[int, str]:

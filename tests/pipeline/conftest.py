@@ -70,7 +70,8 @@ def status_of(campaign_id: int) -> str:
 
 def wait_until_status(campaign_id: int, status: str, timeout: float = 90) -> None:
     wait_for(lambda: status_of(campaign_id) == status, timeout, interval=0.25,
-             message=f"campaign {campaign_id} to be {status} (ledger: {ledger(campaign_id)})")
+             message=lambda: f"campaign {campaign_id} to be {status} (it is {status_of(campaign_id)}; "
+                             f"ledger: {ledger(campaign_id)})")
 
 
 def ledger(campaign_id: int) -> dict[str, int]:

@@ -81,9 +81,13 @@ def test_a_scheduled_campaign_starts_on_time_from_the_database(ctx, worker, beat
     assert_exactly_once(smtp_server, emails)
 
 
-def test_two_worker_processes_share_one_rate_of_50_per_second(ctx, worker, beat, smtp_server, send_rate):
-    send_rate(50)
-    campaign_id, emails = start_sending(ctx, 750, "g")
+def test_two_worker_processes_share_one_rate_of_10_per_second(ctx, worker, beat, smtp_server, send_rate):
+    # A rate well below what two processes can send on a busy machine: at low rates a process sends
+    # one message per reservation, each a few round trips to Redis and the test's SMTP server, and
+    # at load 10 on two cores those took ~80 ms (the two processes reached ~25/s, so a rate of 50
+    # measured 287-400 in the window). Unshared, two processes would send 20/s here.
+    send_rate(10)
+    campaign_id, emails = start_sending(ctx, 170, "g")
     wait_until_status(campaign_id, "sent", timeout=60)
     times = sorted(t.replace(tzinfo=None) for t in db.session.scalars(
         select(Delivery.sent_at).where(Delivery.campaign_id == campaign_id)))
@@ -91,4 +95,4 @@ def test_two_worker_processes_share_one_rate_of_50_per_second(ctx, worker, beat,
     assert len(workers) >= 2  # both prefork processes sent
     begin = times[0] + timedelta(seconds=2)  # measure a steady 10 s window
     in_window = [t for t in times if begin <= t < begin + timedelta(seconds=10)]
-    assert 450 <= len(in_window) <= 550, len(in_window)
+    assert 90 <= len(in_window) <= 110, len(in_window)

@@ -6,6 +6,9 @@ import pytest
 from newsletter.sending.fields import default_suggestion, explain, uses
 from newsletter.sending.render import RenderError, check, render_string
 
+# one_pass (tests/conftest.py): pure functions: templates parsed in memory.
+pytestmark = pytest.mark.one_pass
+
 CONTEXT = {"subscriber": {"id": 1, "email": "ana@example.org", "name": "Ana", "attributes": {"city": "Lyon"}},
            "campaign": {"id": 7, "name": "June", "subject": "Hi"}, "unsubscribe_url": "#"}
 

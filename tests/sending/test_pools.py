@@ -76,3 +76,26 @@ def test_a_server_at_its_own_limit_leaves_the_round_to_the_other(shared):
     assert picked.count(capped.name) == 2 and picked.count(free.name) == 6
     alone = pools.Route([capped], shared, ceiling=10_000)
     assert alone.pick(1) is None and alone.refused_wait > 1000  # the next slot is ~30 minutes away
+
+
+def test_the_only_server_up_reserves_a_chunk_at_once_and_its_rounds_take_from_it(shared, monkeypatch):
+    calls = []
+    reserve = pools.RateLimiter.reserve
+    monkeypatch.setattr(pools.RateLimiter, "reserve", lambda self, n=1, max_wait=1.0: (
+        calls.append(n), reserve(self, n, max_wait))[1])  # the real bucket, its calls counted
+    alone = server(f"one-{uuid.uuid4().hex[:6]}", per_hour=50)
+    route = pools.Route([alone], shared, ceiling=10_000)
+    assert route.pick(16, ahead=24) == (alone, 0.0)  # 40 slots charged on its bucket at once
+    assert route.pick(16) == (alone, 0.0) and route.pick(8) == (alone, 0.0)  # from the credit
+    assert calls == [40] and route.credit is None
+    assert route.pick(16, ahead=16) is None  # 40 + 32 > 50 an hour: refused, then round by round
+    assert route.ahead_refused and route.pick(10) == (alone, 0.0)  # the cap's last 10
+    assert route.pick(1) is None
+    # Two servers take turns: no reservation ahead; a server marked down loses its credit.
+    names = [server(f"t{i}-{uuid.uuid4().hex[:6]}") for i in range(2)]
+    pair = pools.Route(names, shared, ceiling=10_000)
+    assert pair.pick(4, ahead=100) is not None and pair.credit is None
+    solo = pools.Route([names[0]], shared, ceiling=10_000)
+    assert solo.pick(4, ahead=8) is not None and solo.credit == (names[0], 8)
+    solo.failed(names[0], "refused")
+    assert solo.credit is None and solo.pick(4) is None

@@ -3,6 +3,9 @@ import pytest
 
 from newsletter.sending.render import CompiledMessage, RenderError, check, inline_css, render_string
 
+# one_pass (tests/conftest.py): pure functions: templates rendered in memory.
+pytestmark = pytest.mark.one_pass
+
 SAMPLE = {"subscriber": {"email": "s@example.com", "name": "Sam", "attributes": {"city": "Oslo"}},
           "unsubscribe_url": "https://x.test/u?a=1&b=2"}
 
@@ -33,6 +36,19 @@ def test_runaway_templates_hit_the_time_and_size_caps():
               SAMPLE)
     with pytest.raises(RenderError, match="larger than"):
         check([("html", "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}")], SAMPLE)
+
+
+def test_the_time_cap_counts_the_renders_own_cpu_not_a_loaded_machines_wall_clock():
+    """A render that waits (here a value that takes 2.2 s to print, as a render does when a loaded
+    machine gives its thread no CPU) is not a runaway template: it finishes."""
+    import time
+
+    class Slow:
+        def __str__(self) -> str:
+            time.sleep(2.2)
+            return "Oslo"
+
+    assert render_string("{{ city }}", {"city": Slow()}) == "Oslo"
 
 
 def test_compiled_once_rendered_per_recipient_escaped_inlined_and_with_a_text_part():
@@ -184,3 +200,60 @@ def test_css_inlining_keeps_media_queries_and_never_fetches_a_linked_stylesheet(
     inlined = inline_css(source)
     assert '<p style="color: red;">x</p>' in inlined
     assert "@media (max-width:480px)" in inlined and "prefers-color-scheme: dark" in inlined
+
+
+# The plain renderer (text and `{{ name.attr }}` outputs, no Jinja machinery) against Jinja itself ----
+
+PLAIN_SOURCES = [
+    "Hi {{ subscriber.name }}",
+    "<p>{{ subscriber.name }} in {{ subscriber.attributes.city }} / {{ subscriber.attributes['city'] }}</p>\n",
+    "{{ subscriber.attributes.missing }}|{{ nothing }}|{{ subscriber.id }}|{{ subscriber.attributes.n }}",
+    "{{ subscriber.items }} {{ range }} {{ subscriber.attributes.list[1] }} {{ campaign }}",
+    "<a href=\"{{ unsubscribe_url }}\">x</a>\x00nl-track:0\x00 trailing newline kept?\n\n",
+    "{{ subscriber.attributes.missing.deeper }}",  # an undefined's attribute: Jinja raises
+    "",
+]
+PLAIN_CONTEXTS = [
+    SAMPLE,
+    {"subscriber": {"id": 7, "name": "<b>Zoë</b> & \"co\"", "email": "z@example.com",
+                    "attributes": {"city": "Köln\r\nBcc: x", "n": None, "list": [1, "<2>"]}},
+     "campaign": {"id": 1, "name": "C"}, "unsubscribe_url": "https://x.test/u?a=1&b=2"},
+    {"subscriber": {"name": None, "attributes": {}}},
+    {},
+]
+
+
+@pytest.mark.parametrize("source", PLAIN_SOURCES)
+def test_the_plain_renderer_makes_what_jinja_makes_or_hands_over_to_it(source):
+    compiled = CompiledMessage(source, source, source)
+    assert all(part.plain is not None for part in compiled.parts)
+    for context in PLAIN_CONTEXTS:
+        try:
+            expected = compiled.render_with_jinja(context)
+        except RenderError as exc:
+            with pytest.raises(RenderError) as error:
+                compiled.render(context)
+            assert (error.value.message, error.value.line, error.value.field) == (exc.message, exc.line, exc.field)
+            continue
+        assert compiled.render(context) == expected
+
+
+@pytest.mark.parametrize("source", ["{{ subscriber.name|upper }}", "{% if 1 %}x{% endif %}", "{{ 'a' ~ 'b' }}",
+                                    "{{ subscriber.get('name') }}", "{{ subscriber[subscriber.name] }}"])
+def test_anything_more_than_lookups_renders_through_jinja(source):
+    compiled = CompiledMessage(source, source, source)
+    assert all(part.plain is None for part in compiled.parts)
+    assert compiled.render(SAMPLE) == compiled.render_with_jinja(SAMPLE)
+
+
+def test_the_plain_renderer_keeps_the_size_cap_and_strict_undefined():
+    from newsletter.sending.render_limits import MAX_OUTPUT
+
+    compiled = CompiledMessage("s", "{{ subscriber.name }}{{ subscriber.name }}", "t")
+    assert compiled.parts[1].plain is not None
+    with pytest.raises(RenderError, match="larger than"):
+        compiled.render({"subscriber": {"name": "x" * (MAX_OUTPUT // 2 + 1)}})
+    strict = CompiledMessage("{{ missing }}", "<p>{{ data.x }}</p>", "", strict=True)
+    with pytest.raises(RenderError, match="missing"):
+        strict.render({"data": {"x": 1}})
+    assert strict.render({"missing": "m", "data": {"x": "<1>"}}).html == "<p>&lt;1&gt;</p>"

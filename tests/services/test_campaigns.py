@@ -166,6 +166,21 @@ def test_the_first_chunk_refreshes_stale_planner_statistics_once(ctx, monkeypatc
     assert len(refreshed) == 1  # before the first chunk only
 
 
+def test_the_first_chunk_is_small_the_next_ones_full(ctx, monkeypatch):
+    from flask import current_app
+
+    a = lists.create("First chunk", "single")
+    for i in range(5):
+        subscribers.create(f"fc{i}@example.com", list_ids=[a.id], status="confirmed")
+    campaign = campaigns.create(**GOOD, list_ids=[a.id])
+    monkeypatch.setitem(current_app.config, "SEND_FIRST_WINDOW", 2)
+    assert recipients.snapshot_chunk(campaign.id, limit=10) is False  # the first 2 only
+    assert db.session.scalar(select(func.count()).select_from(Delivery)
+                             .where(Delivery.campaign_id == campaign.id)) == 2
+    assert recipients.snapshot_chunk(campaign.id, limit=10) is True  # then the other 3 at once
+    assert campaigns.get(campaign.id).recipients == 5
+
+
 def test_refreshing_statistics_counts_the_audience(ctx):
     from sqlalchemy import text
 

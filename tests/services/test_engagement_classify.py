@@ -341,7 +341,9 @@ def test_new_user_agents_stay_cheap():
     A single regex alternation of the tables measured ~400 µs a call; this catches a return to it.
     """
     hits = [hit("click", f"{PEOPLE[5]} build/{i}") for i in range(1000)]
-    started = time.perf_counter()
+    # CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
+    # time other processes had the CPU (CI runs two passes at once on two cores).
+    started = time.thread_time()
     for each in hits:
         classify(each)
-    assert time.perf_counter() - started < 0.25
+    assert time.thread_time() - started < 0.25

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from newsletter.models.base import utcnow
 from newsletter.models.delivery_attempt import DeliveryAttempt
 from newsletter.services.campaigns import recipients
 from newsletter.services.delivery import leases
@@ -122,6 +123,39 @@ def test_the_rows_of_a_dead_lease_are_recovered_at_once_and_a_live_ones_never(ct
         db.session.rollback()
     finally:
         line.close()
+
+
+def test_the_queued_rows_a_dead_lease_registered_go_back_at_once_and_a_live_ones_stay(ctx, client):  # noqa: F811
+    """A batch's rows are claimed at their fence; until then only its lease's registration says
+    whose they are. A dead lease's still-queued rows go back to pending (published again), a
+    fenced one is its claim's business, a live lease's stay; the registration is then dropped."""
+    _, ids = _rows(4)
+    live = leases.current()
+    dead = leases.Lease(client, ttl=10, renew_every=2)
+    dead.acquire()
+    _set(ids, D.QUEUED, None)
+    # Fenced before the worker died, and still under a live claim here: the claim's business, not this rule's.
+    db.session.execute(update(Delivery).where(Delivery.id == ids[1]).values(
+        status=D.COMMITTING, claim=live.token(), updated_at=utcnow()))
+    db.session.commit()
+    leases.register(dead, ids[:2])
+    leases.register(live, ids[2:])
+    orphans, live_rows = leases.registered_rows()
+    assert dead.id not in orphans and set(ids) <= live_rows  # alive: nothing to recover
+    client.delete(dead.key)
+    # (A sweeper of the session's workers may run meanwhile and recover them the same way.)
+    orphans, live_rows = leases.registered_rows()
+    assert live.id not in orphans and set(ids[2:]) <= live_rows and orphans.get(dead.id) in (ids[:2], None)
+    counts = deliveries.recover_stale(3600, 3600, dead_claims=[], orphaned=orphans.get(dead.id, []))
+    leases.forget(orphans)
+    assert counts["lease_republished"] in (1, 0) and counts["republished"] == 0
+    status = dict(db.session.execute(select(Delivery.id, Delivery.status).where(Delivery.id.in_(ids))).all())
+    assert [status[i] for i in ids] == [D.PENDING, D.COMMITTING, D.QUEUED, D.QUEUED]
+    notes = db.session.scalars(select(DeliveryAttempt.smtp_message).where(DeliveryAttempt.delivery_id == ids[0])).all()
+    assert len(notes) == 1 and "lease expired" in notes[0]
+    assert not client.exists(leases.ROWS + dead.id) and not client.sismember(leases.REGISTRY, dead.id)
+    assert set(ids[2:]) <= {int(i) for i in client.smembers(leases.ROWS + live.id)}
+    leases.unregister(live, ids[2:])
 
 
 def test_notifications_of_a_dead_lease_are_recovered_at_once_too(ctx, client):  # noqa: F811

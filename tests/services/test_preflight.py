@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
+from flask_babel import gettext as _
 
 from newsletter.services.campaigns import campaigns
 from newsletter.services.deliverability import dkim, preflight
+from newsletter.web.i18n import localized
+from tests.support.web import is_english
 from tests.web.test_public import make_list
 
 GOOD_HTML = '<p>Hello {{ subscriber.name }}</p><p><a href="https://example.com/x">Read</a> · ' \
@@ -38,9 +42,10 @@ def publish_all(app, dns, domain: str = "example.com") -> None:
 
 
 def run(app, campaign_id: int) -> dict[str, preflight.Check]:
+    """Each check by its key, its sentence in English (the API's words; the admin page translates it)."""
     with app.app_context():
         report = preflight.run(campaign_id)
-    return {check.key: check for check in report.checks} | {"": report}  # type: ignore[dict-item]
+    return {check.key: replace(check, detail=str(check.detail)) for check in report.checks} | {"": report}  # type: ignore[dict-item]
 
 
 def statuses(found) -> dict[str, str]:
@@ -186,3 +191,27 @@ def test_answers_are_cached_briefly(app, dns):
     preflight.forget_dns()
     run(app, campaign_id)
     assert len(dns.queries) == 2 * asked
+
+
+def test_the_checks_read_in_german_on_a_german_page(app, dns):
+    """What the admin page shows (localized): every sentence in German, the API's English kept apart."""
+    publish_all(app, dns)
+    dns.txt("bounces.example.net", "v=spf1 ip4:127.0.0.1 -all")
+    dns.txt("_dmarc.example.org", "v=DMARC1; p=reject")  # example.org: no key, bounces elsewhere
+    app.config["BOUNCE_ADDRESS"] = "bounces@bounces.example.net"  # no_verp restores it
+    reports = []
+    with app.app_context():
+        reports.append(preflight.run(make(app, html="<p>Hi</p><a href='/about'>x</a>")))
+        for key in dkim.all_keys():
+            dkim.delete(key.id)
+        preflight.forget_dns()
+        reports.append(preflight.run(make(app, from_email="news@example.org")))
+    checks = [check for report in reports for check in report.checks]
+    assert {c.status for c in checks} == {"pass", "warn", "fail"}
+    assert any(str(c.detail).startswith("DMARC would fail") for c in checks)
+    with app.test_request_context("/admin/", headers={"Cookie": "ui_language=de"}):
+        shown = {str(c.detail): localized(c.detail) for c in checks}
+        labels = {_(c.label) for c in checks}
+    assert [english for english, german in shown.items() if is_english(german)] == []
+    assert [english for english, german in shown.items() if english == german] == []
+    assert "DMARC würde fehlschlagen" in " ".join(shown.values()) and "Nachrichtengröße" in labels

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 
 from newsletter.extensions import db
 from newsletter.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.models.base import utcnow
 from newsletter.models.delivery_attempt import DeliveryAttempt
 from newsletter.services.audience import lists
 from newsletter.services.campaigns import campaigns
@@ -185,10 +186,12 @@ def test_retry_moves_transient_failures_and_cancelled_rows_only(app, ledger):
         assert deliveries.retryable(campaign_id) == len(want)
 
         assert campaigns.retry_failed(campaign_id, by="retry by a@example.com") == len(want)
+        retried_by = utcnow()
         db.session.expire_all()
         after = {r.id: r for r in db.session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
+        # Due at once: the publisher finds a row behind the campaign's publication cursor by its due time.
         assert {i for i, r in after.items() if r.status == DeliveryStatus.PENDING and r.attempts == 0
-                and r.next_attempt_at is None and i in want} == want
+                and r.next_attempt_at is not None and r.next_attempt_at <= retried_by and i in want} == want
         assert {i: (r.status, r.attempts) for i, r in after.items() if i not in want} == untouched
         notes = db.session.execute(select(DeliveryAttempt.delivery_id, DeliveryAttempt.status,
                                           DeliveryAttempt.worker)).all()
@@ -207,3 +210,34 @@ def test_retry_moves_transient_failures_and_cancelled_rows_only(app, ledger):
         db.session.commit()
         assert campaigns.retry_failed(other) == 0
         assert db.session.get(Campaign, other).status == CampaignStatus.SENT
+
+
+def test_a_send_recorded_onto_its_row_is_the_history_s_last_entry(ledger):
+    """`ledger.record` writes no attempt row for a send it records onto the row (PostgreSQL): the
+    detail shows it from the row, once, after any stored attempt, and never twice."""
+    sent = [r["id"] for r in ledger["rows"] if r["status"] == DeliveryStatus.SENT][:3]
+    at = T0 + timedelta(days=9)
+    db.session.execute(update(Delivery).where(Delivery.id.in_(sent)).values(
+        attempts=2, smtp_code=250, smtp_message="2.0.0 Ok: queued", sent_at=at, worker="celery@box pid 7",
+        task_id="task-of-the-batch"))
+    retry = {"attempt": 1, "status": "pending", "at": T0, "smtp_code": 451, "smtp_message": "4.3.0 later",
+             "worker": "celery@box pid 6", "task_id": "first-task"}
+    db.session.execute(insert(DeliveryAttempt), [
+        {"delivery_id": sent[0], **retry},  # a retry, then the send on the row
+        {"delivery_id": sent[1], **retry},  # ... and the send also stored (before 0026, or SQLite)
+        {"delivery_id": sent[1], "attempt": 2, "status": "sent", "at": at, "smtp_code": 250,
+         "smtp_message": "2.0.0 Ok: queued", "worker": "celery@box pid 7", "task_id": "task-of-the-batch"},
+        # the sweeper assumed it delivered; the batch's own answer came later, onto the row
+        {"delivery_id": sent[2], "attempt": 2, "status": "sent", "at": T0, "smtp_code": None,
+         "smtp_message": "Assumed delivered: ...", "worker": "sweeper", "task_id": ""}])
+    db.session.commit()
+
+    def history(delivery_id: int) -> list[tuple]:
+        return [(a.attempt, a.status, a.smtp_code, a.worker, a.task_id) for a in send_log.detail(delivery_id)[2]]
+
+    from_row = (2, "sent", 250, "celery@box pid 7", "task-of-the-batch")
+    assert history(sent[0]) == [(1, "pending", 451, "celery@box pid 6", "first-task"), from_row]
+    assert history(sent[1]) == [(1, "pending", 451, "celery@box pid 6", "first-task"), from_row]
+    assert history(sent[2]) == [(2, "sent", None, "sweeper", ""), from_row]
+    failed = next(r["id"] for r in ledger["rows"] if r["status"] == DeliveryStatus.FAILED)
+    assert history(failed) == []  # only a sent row is its own entry: a failure is always stored

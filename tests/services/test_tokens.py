@@ -115,3 +115,41 @@ def test_the_preview_stand_in_is_recognised_and_is_no_valid_token(app):
             with pytest.raises(tokens.TokenError):
                 tokens.load(purpose, tokens.PREVIEW)
         assert links.preview_url("public.unsubscribe") == app.config["BASE_URL"] + "/unsubscribe/preview"
+
+
+@pytest.mark.parametrize("payload", [
+    {"s": -1, "l": [3, -2], "c": None, "v": 7},  # (a short payload zlib would shrink is sent uncompressed: both load)
+    {"s": True, "c": False},  # bools are ints to Python, not to JSON: the json module writes these
+    {"s": 1.5}, {"s": "x\"y"}, {"s": [1, None]}, {"s": {"n": 1}}, {},
+])
+def test_payloads_outside_the_short_form_are_still_what_itsdangerous_makes(app, payload):
+    with app.app_context():
+        fast, reference = _same_second(lambda: (tokens.make("preferences", payload),
+                                                tokens._serializer("preferences").dumps(payload)))
+        assert fast == reference
+
+
+def test_a_campaigns_recipient_links_are_recipient_contexts_own(app):
+    from newsletter.services.campaigns.context import RecipientLinks, recipient_context
+
+    subscriber_id = _subscriber(app)
+    campaign = {"id": 42, "name": "C", "subject": "S", "from_name": "F", "from_email": "f@example.com"}
+    with app.app_context():
+        made = RecipientLinks(42, [9, 2, 5])
+        assert made.fits(42, [5, 9, 2]) and not made.fits(42, [5]) and not made.fits(43, [2, 5, 9])
+        for args in ((subscriber_id, "a@example.com", "Ann", {"city": "Oslo"}, None),  # version looked up
+                     (subscriber_id, "a@example.com", "", None, 0), (123456, "b@example.com", None, {}, 3),
+                     (None, "c@example.com", "Cy", None, None)):
+            fast, reference = _same_second(lambda args=args: (made.context(campaign, *args),
+                                                              recipient_context(campaign, [9, 2, 5], *args)))
+            assert fast == reference
+        tokens.revoke_links(subscriber_id)
+        fast, reference = _same_second(lambda: (made.context(campaign, subscriber_id, "a@example.com", "A", None),
+                                                recipient_context(campaign, [9, 2, 5], subscriber_id, "a@example.com",
+                                                                  "A", None)))
+        assert fast == reference and tokens.load("unsubscribe", fast["unsubscribe_url"].rsplit("/", 1)[1])["v"] == 1
+        app.config["BASE_URL"], before = "https://elsewhere.example", app.config["BASE_URL"]
+        try:
+            assert not made.fits(42, [2, 5, 9])
+        finally:
+            app.config["BASE_URL"] = before

@@ -106,7 +106,7 @@ service anvil {{
         conf.write_text(self._config())
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._greets, 20, message="dovecot to accept connections")
+        wait_for(self._greets, 60, message="dovecot to accept connections")  # generous: a busy CI machine
         return self
 
     def _greets(self) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 
@@ -21,14 +22,23 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.1, message: str | Callable[[], str] = "condition"):
+    """The predicate's first true value, tried every `interval` seconds for `timeout` seconds.
+
+    The last try is made at the deadline, not up to `interval` before it: on a loaded machine a
+    sleep or a slow try can overshoot, and a condition met in time must not fail for it. `message`
+    may be a callable, read only on timeout (e.g. the ledger as it is then, not as it was at the start).
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(interval, left))
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message() if callable(message) else message}")
 
 
 def http_status(url: str, login: str | None = None, timeout: float = 10) -> int:

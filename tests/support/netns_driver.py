@@ -27,15 +27,22 @@ def prepare(app, n: int) -> dict:
 
 def status(campaign_id: int) -> dict:
     campaign = db.session.get(Campaign, campaign_id)
-    sent_by: dict[str, int] = {}  # by host: the worker names are "<host>@<host> pid <pid>"
+    return {"status": campaign.status.value, "ledger": {k: v for k, v in ledger.counts(campaign_id).items() if v},
+            "sent_by": _by_host(campaign_id, [DeliveryStatus.SENT]),
+            # claimed and not yet recorded, by host: read right after a cut, what the cut host held
+            "held_by": _by_host(campaign_id, [DeliveryStatus.SENDING, DeliveryStatus.COMMITTING]),
+            "recovered": _recovered(campaign_id)}
+
+
+def _by_host(campaign_id: int, statuses: list[DeliveryStatus]) -> dict[str, int]:
+    counts: dict[str, int] = {}  # by host: the worker names are "<host>@<host> pid <pid>"
     for worker, n in db.session.execute(
             select(Delivery.worker, func.count()).where(Delivery.campaign_id == campaign_id,
-                                                        Delivery.status == DeliveryStatus.SENT)
+                                                        Delivery.status.in_(statuses))
             .group_by(Delivery.worker)):
         host = (worker or "?").split("@")[0]
-        sent_by[host] = sent_by.get(host, 0) + n
-    return {"status": campaign.status.value, "ledger": {k: v for k, v in ledger.counts(campaign_id).items() if v},
-            "sent_by": sent_by, "recovered": _recovered(campaign_id)}
+        counts[host] = counts.get(host, 0) + n
+    return counts
 
 
 def _recovered(campaign_id: int) -> list[str]:

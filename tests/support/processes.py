@@ -16,9 +16,15 @@ from .net import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# How long a process may take to start (import the app, connect, say it is ready). A bound, not a
+# cost: a healthy start returns as soon as it is up. A worker starts in a few seconds on an idle
+# machine, but CI runs two sessions at once on two cores beside others' (load 10-20), and there a
+# start that needs a few CPU-seconds takes ten times as long.
+START_TIMEOUT = 180
 
 
-def flask_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def flask_cli(*args: str, env: Mapping[str, str] | None = None,
+              timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", *args],
         cwd=ROOT, env=dict(env or os.environ), capture_output=True, text=True, timeout=timeout,
@@ -49,12 +55,15 @@ class ProcessLog:
             if found and found.group(2) == "received":
                 running.add(found.group(1))
             elif found:
-                running.discard(found.group(1))
+                running.discard(found.group(1) or found.group(4))
         return running
 
 
-# Celery's worker log: "Task <name>[<id>] received", then "... succeeded in", "raised", "retry:", ...
-_TASK_EVENT = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (received|succeeded|raised|retry|failed|ignored|rejected)")
+# Celery's worker log: "Task <name>[<id>] received", then "... succeeded in", "raised", "retry:", ...;
+# or, for a task that expired (every beat tick does after its interval) or was revoked before it
+# ran, "Discarding revoked task: <name>[<id>]", and it never runs.
+_TASK_EVENT = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (received|succeeded|raised|retry|failed|ignored|rejected)"
+                         r"|Discarding (revoked) task: [\w.]+\[([0-9a-f-]+)\]")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -74,7 +83,7 @@ def celery_worker(
     queues: str = "transactional,bulk,default",
     concurrency: int = 2,
     pool: str = "prefork",
-    ready_timeout: float = 60,
+    ready_timeout: float = START_TIMEOUT,
     name: str = "test",
     options: tuple[str, ...] = (),
 ) -> Iterator[tuple[subprocess.Popen, ProcessLog]]:
@@ -132,7 +141,8 @@ def celery_beat(env: Mapping[str, str] | None = None) -> Iterator[tuple[subproce
 
 
 @contextmanager
-def gunicorn(env: Mapping[str, str], workers: int = 1, ready_timeout: float = 60) -> Iterator[tuple[str, ProcessLog]]:
+def gunicorn(env: Mapping[str, str], workers: int = 1,
+             ready_timeout: float = START_TIMEOUT) -> Iterator[tuple[str, ProcessLog]]:
     """The Procfile's web process (gunicorn.conf.py, access log on stdout) on a free loopback
     port; yields (base URL, its output) once /healthz answers."""
     import urllib.error

@@ -103,8 +103,11 @@ class RecordingSmtpServer:
         # PLAIN only: after a refused PLAIN, smtplib's LOGIN fallback stalls against aiosmtpd.
         auth = dict(auth_required=True, auth_require_tls=False, authenticator=self._authenticate,
                     auth_exclude_mechanism=["LOGIN"]) if self.login else {}
+        # ready_timeout: aiosmtpd's default of 5 s to start its thread and answer a first connection
+        # is short on a busy machine ("failed to start within allotted time ... too busy"); CI runs
+        # two test sessions at once on two cores.
         return Controller(self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=25 * 1024 * 1024,
-                          enable_SMTPUTF8=self.smtputf8, **auth)
+                          enable_SMTPUTF8=self.smtputf8, ready_timeout=60, **auth)
 
     def start(self) -> RecordingSmtpServer:
         self.controller.start()

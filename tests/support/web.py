@@ -1,9 +1,19 @@
-"""Signing in through the real login form, CSRF token included."""
+"""Signing in through the real login form, CSRF token included; telling an English sentence."""
 from __future__ import annotations
 
 import re
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+# English function words that are no German words: two of them in one run of text make an English
+# sentence ("was", "will", "die", "an", "in", "so" are German too, so they are not here).
+FUNCTION_WORDS = frozenset(("the", "is", "are", "this", "that", "these", "with", "your", "you", "of", "and", "or",
+                            "to", "for", "from", "has", "have", "been", "be", "can", "cannot", "must", "it", "its",
+                            "not", "only", "which", "there", "their", "they", "when", "what", "into", "yet"))
+
+
+def is_english(text: str) -> bool:
+    """Whether `text` reads as an English sentence: two or more different English function words."""
+    return len({w.lower() for w in re.findall(r"[A-Za-z]+", text)} & FUNCTION_WORDS) >= 2
 
 
 def csrf_token(html: str) -> str:

@@ -32,13 +32,17 @@ from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-pytestmark = [pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)"),
+# one_pass (tests/conftest.py): pages' layout, scripts and accessibility in a browser; what they
+# show from each database is checked by the client tests in tests/web, in both passes.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)"),
               pytest.mark.skipif(not AXE.is_file(), reason="axe-core not installed (make static)")]
 
 # GET endpoints that are not pages people read, or not ours to fix.
 NOT_PAGES = {
     "static": "files", "health.healthz": "probe", "health.readyz": "probe", "metrics.metrics": "Prometheus text",
-    "tracking.click": "a redirect", "tracking.pixel": "an image", "auth.index": "a redirect to the dashboard",
+    "tracking.click": "a redirect", "tracking.pixel": "an image", "tracking.automation_click": "a redirect",
+    "tracking.automation_pixel": "an image", "auth.index": "a redirect to the dashboard",
     "public.manage_link": "a redirect to the preferences page (checked)",
     "admin.status": "JSON", "campaigns.progress": "JSON", "campaigns.resend_reach": "JSON",
     "campaigns.test_status": "JSON", "campaigns.estimate": "JSON", "campaigns.missing_fields": "JSON",

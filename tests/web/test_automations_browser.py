@@ -9,7 +9,10 @@ from newsletter.services.audience import lists
 from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
+# one_pass (tests/conftest.py): pages' layout, scripts and accessibility in a browser; what they
+# show from each database is checked by the client tests in tests/web, in both passes.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")]
 
 
 @pytest.mark.parametrize("device", VIEWPORTS)

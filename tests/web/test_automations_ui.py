@@ -97,3 +97,50 @@ def test_a_viewer_reads_but_cannot_change(app, client):
     assert refused.status_code == 403
     with app.app_context():
         assert automations.get(automation_id).status.value == "paused"
+
+
+def test_reentry_tracking_a_branch_on_opened_and_moving_steps(app, admin_client):
+    list_id = make_list(app)
+    created = post_form(admin_client, "/admin/automations/new", "/admin/automations/new",
+                        {"name": "Nudge", "trigger": "subscribed", "trigger_key": str(list_id), "reentry": "y",
+                         "reentry_gap_minutes": "90", "tracking": "y"})
+    assert created.status_code == 302, created.get_data(as_text=True)
+    automation_id = int(re.search(r"/(\d+)$", created.headers["Location"]).group(1))
+    base = f"/admin/automations/{automation_id}"
+    for kind, data in (("send", {"subject": "Hi", "html": '<a href="https://example.com/">x</a>'}),
+                       ("wait", {"minutes": "60", "timezone": "UTC"})):
+        assert post_form(admin_client, f"{base}/steps/new/{kind}", f"{base}/steps/new/{kind}", data).status_code == 302
+    with app.app_context():
+        automation = automations.get(automation_id)
+        assert (automation.reentry, automation.reentry_gap_minutes, automation.tracking) == (True, 90, True)
+        send, wait = automations.steps(automation_id)
+    url = f"{base}/steps/new/branch"
+    page = admin_client.get(url).get_data(as_text=True)
+    assert f'<option value="{send.id}">Step 1: Hi</option>' in page and f'value="{wait.id}"' not in page
+    wrong = post_form(admin_client, url, url, {"condition": "opened", "step_id": str(wait.id), "on_false": "exit"})
+    assert wrong.status_code == 200 and 'id="step_id-error"' in wrong.get_data(as_text=True)
+    garbage = post_form(admin_client, url, url, {"condition": "opened", "step_id": "abc", "on_false": "exit"})
+    assert garbage.status_code == 200 and 'id="step_id-error"' in garbage.get_data(as_text=True)
+    assert post_form(admin_client, url, url, {"condition": "clicked", "step_id": "", "on_false": "skip"}
+                     ).status_code == 302
+    with app.app_context():
+        asks = automations.steps(automation_id)[2]
+        assert asks.params == {"condition": "clicked", "step_id": send.id, "on_false": "skip"}
+
+    # The page's move buttons: CSRF-protected POSTs (the wait goes up above the email).
+    detail = admin_client.get(base).get_data(as_text=True)
+    forms = re.findall(rf'<form method="post" class="inline" action="({base}/steps/(\d+)/move)">(.*?)</form>',
+                       detail, re.S)
+    up = next((action, body) for action, step_id, body in forms if int(step_id) == wait.id and '"up"' in body)
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', up[1]))
+    assert admin_client.post(up[0], data={"direction": "up"}).status_code == 400  # no CSRF token
+    moved = admin_client.post(up[0], data=fields)
+    assert moved.status_code == 302
+    with app.app_context():
+        assert [s.id for s in automations.steps(automation_id)] == [wait.id, send.id, asks.id]
+    # The branch cannot go above the email it asks about: a message, nothing moved.
+    refused = admin_client.post(f"{base}/steps/{asks.id}/move", data={**fields, "direction": "up"},
+                                follow_redirects=True)
+    assert "asks about the email just above it" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert [s.id for s in automations.steps(automation_id)] == [wait.id, send.id, asks.id]

@@ -15,7 +15,10 @@ from tests.support.net import wait_for
 from tests.support.web import sign_in_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
+# one_pass (tests/conftest.py): pages' layout, scripts and accessibility in a browser; what they
+# show from each database is checked by the client tests in tests/web, in both passes.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")]
 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 

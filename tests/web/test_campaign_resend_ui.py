@@ -48,7 +48,7 @@ def test_a_sent_individual_campaign_offers_the_resend_with_its_reach(app, admin_
     assert "non-openers" in page and 'would reach <strong data-reach="now">' in page
     assert admin_client.get(f"/admin/campaigns/{draft.id}/resend-reach.json").get_json() == {"now": 2}
     confirm = admin_client.get(f"/admin/campaigns/{draft.id}/send").get_data(as_text=True)
-    assert "<strong data-estimate-value>2</strong>" in confirm and "have\n    not opened it" in confirm
+    assert "<strong data-estimate-value>2</strong>" in confirm and re.search(r"have\s+not opened it", confirm)
 
 
 def test_an_anonymous_campaign_shows_a_disabled_button_with_the_reason(app, admin_client):

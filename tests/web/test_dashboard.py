@@ -131,4 +131,4 @@ def test_a_queue_nobody_consumes_is_counted_and_warned_about(app, worker, transa
             with celery_app.connection_for_write() as connection:
                 connection.default_channel.queue_purge(lonely)
     assert [r["consumers"] for r in rows if r["name"] == lonely] == [[]]
-    assert len(warnings) == 1 and warnings[0].startswith(f"No worker consumes the {lonely} queue (2 waiting)")
+    assert len(warnings) == 1 and str(warnings[0]).startswith(f"No worker consumes the {lonely} queue (2 waiting)")

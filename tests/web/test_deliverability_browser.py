@@ -8,7 +8,10 @@ from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 from tests.web.test_deliverability_ui import keys, make_campaign
 
 # The session sends with a VERP return path at example.org: the panel checks the From domain's own SPF.
-pytestmark = [pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)"),
+# one_pass (tests/conftest.py): pages' layout, scripts and accessibility in a browser; what they
+# show from each database is checked by the client tests in tests/web, in both passes.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)"),
               pytest.mark.usefixtures("no_verp")]
 
 

@@ -3,9 +3,7 @@ Markdown, rich text and the visual editor, inserting a merge field, saving and p
 each editor a campaign written in it, saved, previewed, sent by the worker and read in the outbox."""
 from __future__ import annotations
 
-import os
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,6 @@ from tests.support.web import sign_in_page
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, assert_fits
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def signed_in(browser, live_server, device="desktop"):
@@ -42,7 +39,7 @@ def audience(app):
         return news.id
 
 
-def test_switching_editors_converts_warns_and_saves(browser, live_server, admin, audience):
+def test_switching_editors_converts_warns_and_saves(browser, live_server, admin, audience, shots):
     page, errors = signed_in(browser, live_server)
     page.goto(live_server + "/admin/campaigns/new")
     page.fill("#name", "Editors")
@@ -78,13 +75,13 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
     page.keyboard.press("End")
     page.keyboard.type(" today")
     frame.locator("h1:has-text('Big news today')").wait_for()
-    page.locator(".body-editor").screenshot(path=DOCS / "editor_richtext.png")
+    page.locator(".body-editor").screenshot(path=shots / "editor_richtext.png")
 
     # Rich text -> visual: GrapesJS loads from static/vendor and shows the body in its canvas.
     page.click("label:has(input[value=visual])")
     canvas = page.frame_locator(".gjs-frame")
     canvas.locator("h1:has-text('Big news today')").wait_for(timeout=20000)
-    page.locator(".body-editor").screenshot(path=DOCS / "editor_visual.png")
+    page.locator(".body-editor").screenshot(path=shots / "editor_visual.png")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector(".flash")
     assert "saved as a draft" in page.locator(".flash").inner_text()
@@ -98,7 +95,7 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
 
 
 @pytest.mark.parametrize("device", VIEWPORTS)
-def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_server, admin, audience, device):
+def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_server, admin, audience, device, shots):
     page, errors = signed_in(browser, live_server, device)
     page.goto(live_server + "/admin/campaigns/new")
     page.click("text=Start from a template")
@@ -109,7 +106,7 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
         page.frame_locator(".gallery-card iframe").nth(i).locator("text=Unsubscribe").wait_for()
     assert_fits(page)
     # Not full_page: Chromium leaves sandboxed frames outside the viewport unpainted in such a shot.
-    page.screenshot(path=DOCS / f"gallery_{device}.png")
+    page.screenshot(path=shots / f"gallery_{device}.png")
 
     page.click("a[aria-label='Use Newsletter in the visual editor']")
     page.wait_for_url("**/admin/campaigns/new?template=gallery:newsletter&editor=visual")
@@ -129,7 +126,7 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
     page.fill("#from_email", "news@example.com")
     page.check(f"input[name=list_ids][value='{audience}']")
     assert page.input_value("#subject") == "Our news this month"
-    page.locator(".body-editor").screenshot(path=DOCS / f"editor_visual_{device}.png")
+    page.locator(".body-editor").screenshot(path=shots / f"editor_visual_{device}.png")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector(".flash")
     assert "saved as a draft" in page.locator(".flash").inner_text()
@@ -140,7 +137,7 @@ def test_a_campaign_from_a_gallery_layout_in_the_visual_editor(browser, live_ser
         assert "First storyOur news this month" in body
     assert_fits(page)
     page.locator("iframe.email-frame").scroll_into_view_if_needed()
-    page.screenshot(path=DOCS / f"campaign_from_gallery_{device}.png")
+    page.screenshot(path=shots / f"campaign_from_gallery_{device}.png")
     page.click("a:has-text('Edit')")
     canvas = page.frame_locator(".gjs-frame")
     canvas.locator(f"text=Gallery news {device}").wait_for(timeout=20000)  # the saved project reloads
@@ -192,13 +189,6 @@ def _write_visual(page, tag):
 WRITERS = {"html": _write_html, "markdown": _write_markdown, "richtext": _write_richtext, "visual": _write_visual}
 
 
-# The editors are the same on every database; the send behind them is the pipeline tests' subject.
-# In the PostgreSQL pass of CI one such single-recipient send took 56 s and another over 60 s to
-# reach the outbox (under investigation: it is seconds on SQLite), so these run in the SQLite pass.
-ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
-
-
-@pytest.mark.skipif(ON_POSTGRES, reason="the editors' send runs in the SQLite pass (see ON_POSTGRES)")
 @pytest.mark.parametrize("editor", WRITERS)
 def test_each_editor_builds_a_campaign_that_is_sent_and_lands_in_the_outbox(
         app, browser, live_server, admin, audience, worker, smtp_server, outbox_dir, editor):

@@ -7,7 +7,10 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.web.test_outbox import catch, private_outbox
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")
+# one_pass (tests/conftest.py): pages' layout, scripts and accessibility in a browser; what they
+# show from each database is checked by the client tests in tests/web, in both passes.
+pytestmark = [pytest.mark.one_pass,
+              pytest.mark.skipif(not CHROMIUM, reason="no chromium executable (apt-get install chromium)")]
 
 
 def test_a_link_in_the_html_view_opens_in_a_new_tab_and_scripts_stay_off(

@@ -103,7 +103,7 @@ def test_a_forbidden_page_is_in_our_words(app, client):
     response = client.get("/admin/users/")
     page = response.get_data(as_text=True)
     assert response.status_code == 403
-    assert "<h1>Not allowed</h1>" in page and "signed in as a viewer" in page
+    assert "<h1>Not allowed</h1>" in page and "needs the role admin or above; you are signed in as viewer" in page
     assert "permission to access the requested resource" not in page  # Werkzeug's sentence
     missing = client.get("/admin/campaigns/424242")
     assert missing.status_code == 404 and "<h1>Page not found</h1>" in missing.get_data(as_text=True)

@@ -66,6 +66,11 @@ def test_live_count_and_preview_need_the_csrf_token(app, admin_client):
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["count"] == 3 and [p["email"] for p in body["preview"]] == [f"s{i}@example.org" for i in range(3)]
+    assert body["exact"] is True and body["margin"] == 0
+    # After an estimate the page asks for the exact figure alone.
+    exact = admin_client.post("/admin/segments/count.json", json={"rules": RULES, "exact": True},
+                              headers={"X-CSRFToken": token}).get_json()
+    assert exact == {"count": 3, "exact": True, "margin": 0, "preview": None}
     bad = admin_client.post("/admin/segments/count.json", json={"rules": {"match": "x", "rules": []}},
                             headers={"X-CSRFToken": token})
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "rules.match"

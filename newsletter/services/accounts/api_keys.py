@@ -15,6 +15,7 @@ from ...extensions import db
 from ...models import ApiKey, Role
 from ...models.base import utcnow
 from .. import audit
+from ..languages import N_
 from ..text import one_line
 
 KEY_PREFIX = "nl_"
@@ -27,7 +28,7 @@ def _hash(raw: str) -> str:
 
 
 def create_api_key(name: str, role: Role = Role.MARKETER) -> tuple[ApiKey, str]:
-    name = one_line(name, "name", 200, required=True, label="A key name")
+    name = one_line(name, "name", 200, required=True, label=N_("A key name"))
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=raw[: len(KEY_PREFIX) + 8], key_hash=_hash(raw), role=role)
     db.session.add(key)

@@ -17,6 +17,8 @@ import string
 from functools import cache
 from pathlib import Path
 
+from ..messages import Message
+
 MIN_LENGTH = 10
 MAX_LENGTH = 200  # scrypt hashes whatever it is given; a megabyte "password" is a denial of service
 MIN_DISTINCT = 5  # "abababababab", "1212121212aa"
@@ -56,21 +58,21 @@ def _personal_words(email: str | None, name: str | None) -> set[str]:
     return words
 
 
-def problem(password: str, email: str | None = "", name: str | None = "") -> str | None:
+def problem(password: str, email: str | None = "", name: str | None = "") -> Message | None:
     """Why `password` is too weak for the account `email`/`name`, or None when it will do."""
     if len(password) < MIN_LENGTH:
-        return f"Password must be at least {MIN_LENGTH} characters."
+        return Message("Password must be at least %(limit)s characters.", limit=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return f"Password must be at most {MAX_LENGTH} characters."
+        return Message("Password must be at most %(limit)s characters.", limit=MAX_LENGTH)
     lowered = password.lower()
     compact = re.sub(r"\s+", "", lowered)
     if len(set(lowered)) < MIN_DISTINCT or _is_repeated(compact) or _is_run(compact):
-        return "This password is a repeated or sequential pattern, which is guessed first. Choose another."
+        return Message("This password is a repeated or sequential pattern, which is guessed first. Choose another.")
     decorated = _DECORATION.match(lowered)
     core = decorated.group(1) if decorated else lowered
     if lowered in common_passwords() or compact in common_passwords() or (len(core) >= 4 and (
             core in common_passwords() or _is_run(core) or _is_repeated(core))):
-        return "This is one of the most common passwords, which attackers try first. Choose another."
+        return Message("This is one of the most common passwords, which attackers try first. Choose another.")
     if any(word in lowered for word in _personal_words(email, name)):
-        return "The password must not contain your email address or name."
+        return Message("The password must not contain your email address or name.")
     return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -11,6 +12,8 @@ from ...models import Role, User
 from ...models.base import utcnow
 from .. import addresses, audit
 from ..errors import NotFound, ValidationError
+from ..languages import N_
+from ..messages import Message
 from ..text import one_line
 from . import login_guard, passwords
 
@@ -21,26 +24,28 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 class AccountError(ValueError):
-    """An account change was refused; `field` names the offending input."""
+    """An account change was refused; `field` names the offending input (`message` in English, `text`
+    for the page's language, as a ValidationError's)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
+        self.text = message if isinstance(message, Message) else Message(message, **params)
+        self.message = str(self.text)
+        super().__init__(self.message)
         self.field = field
-        self.message = message
 
 
 def _clean_name(name: str | None) -> str:
     try:
-        return one_line(name, "name", 200, label="A name")
+        return one_line(name, "name", 200, label=N_("A name"))
     except ValidationError as exc:
-        raise AccountError("name", exc.message) from None
+        raise AccountError("name", exc.text) from None
 
 
 def normalize_email(raw: str) -> str:
     try:
         return addresses.normalize_email(raw)
     except ValidationError as exc:
-        raise AccountError("email", exc.message) from None
+        raise AccountError("email", exc.text) from None
 
 
 def find_by_email(email: str) -> User | None:
@@ -75,7 +80,7 @@ def create_user(email: str, password: str, role: Role = Role.VIEWER, name: str =
     email = normalize_email(email)
     _check_password(password, email, name)
     if find_by_email(email):
-        raise AccountError("email", f"A user with the email {email} already exists.")
+        raise AccountError("email", "A user with the email %(email)s already exists.", email=email)
     user = User(email=email, name=_clean_name(name), role=role, password_hash=generate_password_hash(password))
     db.session.add(user)
     db.session.flush()
@@ -143,6 +148,10 @@ def ensure_admin(email: str = "admin@example.com") -> str | None:
 
 # Role and active changes: an admin never locks themself or everyone out ----------------------
 
+SELF_CHANGE = {"demote": Message("You cannot demote yourself. Ask another admin to do it."),
+               "deactivate": Message("You cannot deactivate yourself. Ask another admin to do it.")}
+
+
 def _keeps_an_admin(user: User, by_user_id: int | None, field: str, verb: str) -> None:
     """Refuse when `user` is the acting admin, or the last active one.
 
@@ -150,11 +159,12 @@ def _keeps_an_admin(user: User, by_user_id: int | None, field: str, verb: str) -
     at the same moment cannot both succeed and leave none.
     """
     if user.id == by_user_id:
-        raise AccountError(field, f"You cannot {verb} yourself. Ask another admin to do it.")
+        raise AccountError(field, SELF_CHANGE[verb])
     admins = db.session.scalars(select(User.id).where(User.role == Role.ADMIN, User.active.is_(True))
                                 .with_for_update()).all()
     if user.id in admins and len(admins) == 1:
-        raise AccountError(field, f"{user.email} is the last active admin. Make another user an admin first.")
+        raise AccountError(field, "%(email)s is the last active admin. Make another user an admin first.",
+                           email=user.email)
 
 
 def change_role(user_id: int, role: Role, by_user_id: int | None = None) -> User:

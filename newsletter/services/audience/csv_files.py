@@ -68,8 +68,8 @@ def inspect(path: Path | str) -> CsvLayout:
     try:
         sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)
     except UnicodeDecodeError as exc:
-        raise ValidationError("file", f"The file is not UTF-8 text (byte {exc.start}). "
-                                      "Save it as CSV UTF-8 and try again.") from None
+        raise ValidationError("file", "The file is not UTF-8 text (byte %(start)s). Save it as CSV UTF-8 and try "
+                                      "again.", start=exc.start) from None
     first = _header_line(sample)
     delimiter = max(DELIMITERS, key=first.count)
     header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
@@ -81,10 +81,11 @@ def layout_from_header(header: list[str], delimiter: str) -> CsvLayout:
     lowered = [name.lower() for name in names]
     if "email" not in lowered:
         found = ", ".join(repr(n) for n in names[:8]) or "nothing"
-        raise ValidationError("file", f"The first row must name the columns and one must be 'email' (found {found}).")
+        raise ValidationError("file", "The first row must name the columns and one must be 'email' (found %(found)s).",
+                              found=found)
     if len(set(lowered)) != len(lowered):
         duplicate = next(n for n in lowered if lowered.count(n) > 1)
-        raise ValidationError("file", f"The column {duplicate!r} appears twice in the first row.")
+        raise ValidationError("file", "The column %(duplicate)r appears twice in the first row.", duplicate=duplicate)
     email_index = lowered.index("email")
     name_index = lowered.index("name") if "name" in lowered else None
     language_index = lowered.index("language") if "language" in lowered else None
@@ -101,9 +102,11 @@ def check_utf8(path: Path | str, chunk: int = 1 << 20) -> None:
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
-                raise ValidationError("file", f"The file is not UTF-8 text (byte {offset + exc.start}).") from None
+                raise ValidationError("file", "The file is not UTF-8 text (byte %(byte)s).",
+                                      byte=offset + exc.start) from None
             if (nul := block.find(b"\x00")) >= 0:  # text columns cannot hold NUL on PostgreSQL
-                raise ValidationError("file", f"The file contains binary data (a NUL byte at byte {offset + nul}).")
+                raise ValidationError("file", "The file contains binary data (a NUL byte at byte %(byte)s).",
+                                      byte=offset + nul)
             offset += len(block)
         try:
             decoder.decode(b"", final=True)
@@ -125,7 +128,8 @@ def check_rows(path: Path | str, delimiter: str) -> int:
             for number, _ in enumerate(reader, start=1):  # noqa: B007  (read after the loop: the row that broke)
                 pass
         except csv.Error as exc:
-            raise ValidationError("file", f"Row {number + 1:,} cannot be read: {_csv_problem(exc)}.") from None
+            raise ValidationError("file", "Row %(row)s cannot be read: %(problem)s.",
+                                  row=format(number + 1, ','), problem=_csv_problem(exc)) from None
     return number - 1
 
 

@@ -29,6 +29,7 @@ from ...models.base import utcnow
 from .. import audit, languages
 from ..addresses import normalize_email
 from ..errors import NotFound, ValidationError
+from ..languages import N_
 from ..text import one_line
 from ..webhooks import webhooks
 from . import csv_files, import_writer, statistics
@@ -92,7 +93,8 @@ def _check_columns(layout: csv_files.CsvLayout) -> None:
         try:
             subscribers_service.check_attribute_key(key)
         except ValidationError as exc:
-            raise ValidationError("file", f"A column name in the first row cannot be an attribute. {exc.message}") \
+            raise ValidationError("file", "A column name in the first row cannot be an attribute. %(reason)s",
+                                  reason=exc.text) \
                 from None
 
 
@@ -205,7 +207,8 @@ def _parse(fields: list[str], layout: csv_files.CsvLayout) -> tuple[str, dict]:
     attributes = {key: fields[i].strip() for i, key in layout.attribute_columns
                   if i < len(fields) and fields[i].strip()}
     # The API's rules for names too: control characters or more than 200 characters make the row invalid.
-    return one_line(name, "name", 200, label="A name") if name else "", subscribers_service.clean_attributes(attributes)
+    cleaned = one_line(name, "name", 200, label=N_("A name")) if name else ""
+    return cleaned, subscribers_service.clean_attributes(attributes)
 
 
 def _language(fields: list[str], layout: csv_files.CsvLayout) -> str | None:

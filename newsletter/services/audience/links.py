@@ -28,16 +28,22 @@ def _external(endpoint: str, **values: Any) -> str:
 _TOKEN_MARK = "TOKEN0MARK"
 
 
-def _tokened(endpoint: str, token: str) -> str:
-    """`_external(endpoint, token=token)` without the router on every call: the URL around
-    the token is built once per app and endpoint. Tokens are URL-safe base64 and dots, which
-    the router leaves as they are (a test compares both)."""
+def url_parts(endpoint: str) -> tuple[str, ...]:
+    """The endpoint's URL before and after its token: `token.join(parts)` is the link.
+
+    Built once per app and endpoint, so a link is made without the router. Tokens are URL-safe
+    base64 and dots, which the router leaves as they are (a test compares both)."""
     cache = current_app.extensions.setdefault("newsletter.link_prefixes", {})
     key = (endpoint, current_app.config["BASE_URL"])
     parts = cache.get(key)
     if parts is None:
         parts = cache[key] = tuple(_external(endpoint, token=_TOKEN_MARK).split(_TOKEN_MARK))
-    return token.join(parts)
+    return parts
+
+
+def _tokened(endpoint: str, token: str) -> str:
+    """`_external(endpoint, token=token)` without the router on every call (see url_parts)."""
+    return token.join(url_parts(endpoint))
 
 
 def confirm_url(subscriber_id: int, list_ids: list[int], version: int | None = None) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import MailingList, OptIn, Subscription, SubscriptionStatus
 from ..errors import NotFound, ValidationError
+from ..languages import N_
 from ..text import one_line
 
 
@@ -20,7 +21,7 @@ def get(list_id: int) -> MailingList:
 
 
 def _clean(name: str, opt_in: str | OptIn, description: str) -> tuple[str, OptIn, str]:
-    name = one_line(name, "name", 200, label="A list name")
+    name = one_line(name, "name", 200, label=N_("A list name"))
     if not name:
         raise ValidationError("name", "A list needs a name.")
     try:
@@ -85,5 +86,5 @@ def existing_ids(list_ids: list[int], field: str = "list_ids") -> list[int]:
     found = set(db.session.scalars(select(MailingList.id).where(MailingList.id.in_(wanted))))
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise ValidationError(field, f"Unknown list id(s): {', '.join(map(str, missing))}.")
+        raise ValidationError(field, "Unknown list id(s): %(value)s.", value=', '.join(map(str, missing)))
     return wanted

@@ -35,6 +35,7 @@ from ...models.subscriber import search_text
 from .. import audit, automation_events, languages
 from ..addresses import normalize_email
 from ..errors import Conflict, NotFound, ValidationError
+from ..languages import N_
 from ..numbers import whole_number
 from ..text import escape_like, one_line
 from ..webhooks import webhooks
@@ -86,7 +87,7 @@ def make_filters(q: str | None = None, status: str | SubscriberStatus | None = N
     try:
         status = SubscriberStatus(status) if status else None
     except ValueError:
-        raise ValidationError("status", f"Unknown status {status!r}.") from None
+        raise ValidationError("status", "Unknown status %(status)r.", status=status) from None
     if list_id not in (None, ""):
         list_id = whole_number(list_id, "list_id", "list id")
     else:
@@ -198,7 +199,7 @@ def consents(subscriber_id: int) -> list[ConsentRecord]:
 
 
 def _clean_name(name: str | None) -> str:
-    return one_line(name, "name", 200, label="A name")
+    return one_line(name, "name", 200, label=N_("A name"))
 
 
 # The one set of limits on attributes, for the API, the admin form and CSV imports alike.
@@ -211,8 +212,9 @@ def check_attribute_key(key: Any) -> None:
     if not isinstance(key, str) or not key:
         raise ValidationError("attributes", "Attributes must be a JSON object with named keys.")
     if len(key) > MAX_ATTRIBUTE_KEY:
-        raise ValidationError("attributes", f"An attribute name is at most {MAX_ATTRIBUTE_KEY} characters "
-                                            f"({key[:20]!r}… has {len(key):,}).")
+        raise ValidationError("attributes", "An attribute name is at most %(limit)s characters "
+                                            "(%(key)r… has %(count)s).",
+                              limit=MAX_ATTRIBUTE_KEY, key=key[:20], count=format(len(key), ","))
 
 
 def _json_bound(attributes: dict[str, str]) -> int:
@@ -236,8 +238,9 @@ def clean_attributes(attributes: Any) -> dict[str, Any]:
     except ValueError:  # NaN or Infinity: not JSON, and PostgreSQL's jsonb refuses them
         raise ValidationError("attributes", "Attributes must hold finite numbers only.") from None
     if len(encoded) > MAX_ATTRIBUTES_JSON:
-        raise ValidationError("attributes", f"Attributes are at most {MAX_ATTRIBUTES_JSON:,} characters of JSON "
-                                            f"(these are {len(encoded):,}).")
+        raise ValidationError("attributes", "Attributes are at most %(limit)s characters of JSON "
+                                            "(these are %(count)s).",
+                              limit=format(MAX_ATTRIBUTES_JSON, ","), count=format(len(encoded), ","))
     return attributes
 
 
@@ -248,17 +251,17 @@ def _clean_status(status: Any, allowed: Iterable[SubscriberStatus]) -> Subscribe
     except ValueError:
         status = None
     if status not in allowed:
-        raise ValidationError("status", f"Status must be one of: {', '.join(s.value for s in allowed)}.")
+        raise ValidationError("status", "Status must be one of: %(value)s.", value=', '.join(s.value for s in allowed))
     return status
 
 
 def _free_address(email: str, subscriber_id: int | None = None) -> str:
     email = normalize_email(email)
     if suppressions.is_suppressed(email):
-        raise ValidationError("email", f"{email} is on the suppression list; lift the suppression first.")
+        raise ValidationError("email", "%(email)s is on the suppression list; lift the suppression first.", email=email)
     other = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
     if other is not None and other != subscriber_id:
-        raise Conflict("email", f"A subscriber with the address {email} already exists.")
+        raise Conflict("email", "A subscriber with the address %(email)s already exists.", email=email)
     return email
 
 
@@ -269,7 +272,7 @@ def _commit_or_conflict(email: str, before_commit: Callable[[], Any] | None = No
         db.session.commit()
     except IntegrityError:  # the same address added concurrently since the check
         db.session.rollback()
-        raise Conflict("email", f"A subscriber with the address {email} already exists.") from None
+        raise Conflict("email", "A subscriber with the address %(email)s already exists.", email=email) from None
 
 
 def create(email: str, name: str = "", attributes: dict[str, Any] | None = None, list_ids: Sequence[int] = (),

@@ -31,6 +31,7 @@ from ...models.base import utcnow
 from .. import automation_events, languages
 from ..addresses import normalize_email
 from ..errors import NotFound
+from ..languages import N_
 from ..text import one_line
 from ..webhooks import webhooks
 from . import lists as lists_service
@@ -70,7 +71,7 @@ def subscribe(email: str, list_ids: list[int], *, source: ConsentSource, name: s
     like the name, a public form must not change what a known person chose.
     """
     email = normalize_email(email)
-    name = one_line(name, "name", 200, label="A name")
+    name = one_line(name, "name", 200, label=N_("A name"))
     language = languages.normalize(language)
     wanted = lists_service.existing_ids(list_ids)
     if suppressions.is_suppressed(email):
@@ -248,8 +249,8 @@ def set_lists(subscriber_id: int, list_ids: list[int], *, name: str | None = Non
         subscriber.language = language
         db.session.commit()
     wanted = set(lists_service.existing_ids(list_ids))
-    if name is not None and one_line(name, "name", 200, label="A name") != subscriber.name:
-        subscriber.name = one_line(name, "name", 200, label="A name")
+    if name is not None and one_line(name, "name", 200, label=N_("A name")) != subscriber.name:
+        subscriber.name = one_line(name, "name", 200, label=N_("A name"))
         db.session.commit()
     current = {s.list_id for s in subscriber.subscriptions if s.status != SubscriptionStatus.UNSUBSCRIBED}
     leave = sorted(current - wanted)

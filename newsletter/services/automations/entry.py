@@ -4,14 +4,20 @@ date attributes (a daily scan).
 An enrollment is unique per (automation, subscriber, scope): scope "" for event triggers (a
 subscriber goes through an automation once), the year for a date trigger (once a year). A
 repeated event, a redelivered beat task or two runners at once therefore enrol nobody twice.
+
+An automation with `reentry` takes a subscriber again once they left (completed or exited) and
+at least `reentry_gap_minutes` have passed since: the first entry still has scope "", a later
+one the scope "r:<event id>" (one event enrols once), and a partial unique index lets only one
+of those be active at a time (two events at once enrol once).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, literal, select, update
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from ...extensions import db
 from ...models import (
@@ -55,13 +61,42 @@ def ingest(limit: int = 5000, now: datetime | None = None) -> int:
                .join(Automation, and_(Automation.trigger == AutomationEvent.kind,
                                       Automation.trigger_key == AutomationEvent.key))
                .where(dialect.in_values(AutomationEvent.id, ids)))
-    db.session.execute(dialect.insert(Enrollment.__table__).from_select(
-        ["automation_id", "subscriber_id", "scope", "event_id", "current_step_id", "position", "next_run_at",
-         "state", "created_at", "updated_at"], matches).on_conflict_do_nothing())
+    db.session.execute(dialect.insert(Enrollment.__table__).from_select(ENROLLMENT_COLUMNS, matches)
+                       .on_conflict_do_nothing())
+    _reenter(ids, now)
     db.session.execute(update(AutomationEvent).where(dialect.in_values(AutomationEvent.id, ids))
                        .values(processed=True).execution_options(synchronize_session=False))
     db.session.commit()
     return len(ids)
+
+
+ENROLLMENT_COLUMNS = ["automation_id", "subscriber_id", "scope", "event_id", "current_step_id", "position",
+                      "next_run_at", "state", "created_at", "updated_at"]
+
+
+def _reenter(event_ids: list[int], now: datetime) -> None:
+    """Enrol again, per re-entry automation these events trigger, whoever has an enrollment there
+    (so the first-entry insert above did nothing) but none active or left within the gap."""
+    reentry = list(db.session.scalars(
+        select(Automation).join(AutomationEvent, and_(Automation.trigger == AutomationEvent.kind,
+                                                      Automation.trigger_key == AutomationEvent.key))
+        .where(Automation.reentry.is_(True), dialect.in_values(AutomationEvent.id, event_ids)).distinct()))
+    for automation in reentry:
+        earlier = aliased(Enrollment)
+        blocking = select(earlier.id).where(
+            earlier.automation_id == automation.id, earlier.subscriber_id == AutomationEvent.subscriber_id,
+            or_(earlier.state == EnrollmentState.ACTIVE,
+                earlier.updated_at > now - timedelta(minutes=automation.reentry_gap_minutes)))
+        entered = select(earlier.id).where(earlier.automation_id == automation.id,
+                                           earlier.subscriber_id == AutomationEvent.subscriber_id)
+        again = (select(literal(automation.id), AutomationEvent.subscriber_id,
+                        literal("r:") + cast(AutomationEvent.id, String), AutomationEvent.id,
+                        _first_step(literal(automation.id)), literal(0), literal(now),
+                        literal(EnrollmentState.ACTIVE.value), literal(now), literal(now))
+                 .where(dialect.in_values(AutomationEvent.id, event_ids), AutomationEvent.kind == automation.trigger,
+                        AutomationEvent.key == automation.trigger_key, exists(entered), ~exists(blocking)))
+        db.session.execute(dialect.insert(Enrollment.__table__).from_select(ENROLLMENT_COLUMNS, again)
+                           .on_conflict_do_nothing())
 
 
 def enrol_dates(today: datetime | None = None) -> int:
@@ -94,7 +129,8 @@ def record_api_event(name: Any, subscriber_id: Any = None, email: Any = None, id
     if key is not None and not 1 <= len(key) <= 200:
         raise ValidationError("idempotency_key", "1 to 200 characters.")
     if payload is not None and (not isinstance(payload, dict) or len(payload) > MAX_PAYLOAD_KEYS):
-        raise ValidationError("payload", f"An object of at most {MAX_PAYLOAD_KEYS} keys.")
+        raise ValidationError("payload", "An object of at most %(limit)s keys.",
+                              limit=MAX_PAYLOAD_KEYS)
     if key and (existing := _replay(key, name, subscriber.id)) is not None:
         return existing, False
     event = automation_events.record(TriggerKind.API_EVENT, name, subscriber.id, payload or {}, key)
@@ -113,7 +149,8 @@ def _subscriber(subscriber_id: Any, email: Any) -> Subscriber:
     if subscriber_id is not None:
         subscriber = db.session.get(Subscriber, subscriber_id)
         if subscriber is None:
-            raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
+            raise ValidationError("subscriber_id", "No subscriber with id %(subscriber_id)s.",
+                                  subscriber_id=subscriber_id)
         return subscriber
     if not email:
         raise ValidationError("subscriber_id", "Give subscriber_id or email.")

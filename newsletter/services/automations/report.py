@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import AutomationStep, Enrollment, EnrollmentState, Notification, StepExecution
+from . import tracking
 from .automations import get, steps
 
 
@@ -16,6 +17,7 @@ class StepRow:
     waiting: int = 0  # active enrollments about to run it
     outcomes: dict[str, int] = field(default_factory=dict)  # its executions by outcome
     sends: dict[str, int] = field(default_factory=dict)  # its emails by ledger status
+    engagement: dict[str, int] = field(default_factory=dict)  # send steps: opened, clicked (human, tracked)
 
 
 @dataclass
@@ -43,6 +45,8 @@ def build(automation_id: int) -> Report:
             select(StepExecution.step_id, StepExecution.outcome, func.count())
             .where(StepExecution.step_id.in_(step_ids)).group_by(StepExecution.step_id, StepExecution.outcome)):
         rows[step_id].outcomes[outcome] = count
+    for step_id, engaged in tracking.counts(step_ids).items():
+        rows[step_id].engagement = engaged
     totals: dict[str, int] = {}
     for step_id, status, count in db.session.execute(
             select(StepExecution.step_id, Notification.status, func.count())

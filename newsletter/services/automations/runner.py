@@ -10,17 +10,29 @@ enrollment and step, so a second try finds it), and the ledger's claim sends it 
 Automation email goes through the transactional lane (its worker, its queue and NOTIFY_RATE),
 never the campaigns' bulk queue or SEND_RATE bucket, so a crowd entering an automation cannot
 slow a campaign down. To keep that lane quick for confirmations and API notifications, a run
-queues at most `send_budget` emails (a share of NOTIFY_RATE): the rest stay due for the next run.
+queues at most `send_budget` emails (a share of NOTIFY_RATE, less what the lane has not sent
+yet: `lane_backlog`): the rest stay due for the next run. Runs go one at a time
+(`one_run_at_a_time`), on the transactional worker (config.py task_routes).
+
+A batch costs a few queries, not a few per enrollment: each step's email is compiled once per
+batch, the batch's suppressions and already-queued idempotency keys are read in one query each,
+and its notifications and step executions are inserted in one flush each. (Per enrollment, the
+compile, the suppression lookup and the notification's flush took 15 ms; see bench/README.md.)
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+import redis
+from flask import current_app
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -30,21 +42,25 @@ from ...models import (
     AutomationStep,
     Enrollment,
     EnrollmentState,
+    Notification,
     NotificationKind,
+    NotificationStatus,
     StepExecution,
     StepKind,
     Subscriber,
     SubscriberStatus,
+    Suppression,
     TriggerKind,
     dialect,
 )
 from ...models.base import utcnow
-from ...sending.render import CompiledMessage, RenderError
+from ...sending.render import RenderError
 from .. import settings
-from ..audience import links, suppressions
+from ..audience import links
 from ..audience.segments.compile import compile_rules
+from ..delivery import leases
 from ..notifications import one_off
-from . import timing
+from . import timing, tracking
 
 S = EnrollmentState
 
@@ -61,6 +77,48 @@ def send_budget(interval: float, share: float, cap: int) -> int:
     """Emails one run may queue: `share` of what the transactional lane sends (NOTIFY_RATE) in one
     run's interval, at most `cap`: the lane's queue never holds much more than a run's worth."""
     return max(1, min(cap, int(settings.get("NOTIFY_RATE") * interval * share)))
+
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+RUN_KEY = "newsletter:automations:run"
+# Take the run over from a holder whose process died (its liveness lease is gone).
+_TAKE_OVER = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+              "return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return false")
+
+
+@contextmanager
+def one_run_at_a_time(seconds: float) -> Iterator[bool]:
+    """Yield whether this process may run now: one run at a time across the workers. Runs take a
+    transactional process each; two at once would leave the lane none for its sends.
+
+    A Redis key holds the run's claim token, under this process's liveness lease
+    (delivery.leases): a run whose process died is taken over as soon as its lease expires,
+    otherwise the key expires after `seconds`."""
+    url = current_app.config["REDIS_URL"]
+    slot = (os.getpid(), url)  # a forked worker never shares its parent's connection
+    if slot not in _clients:
+        _clients[slot] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=4)
+    client, token, ms = _clients[slot], leases.current().token(), int(seconds * 1000)
+    if not client.set(RUN_KEY, token, nx=True, px=ms):
+        found = client.get(RUN_KEY)
+        holder = found.decode() if isinstance(found, bytes) else ""
+        if not (holder and leases.dead_claims([holder]) and client.eval(_TAKE_OVER, 1, RUN_KEY, holder, token, ms)):
+            yield False
+            return
+    try:
+        yield True
+    finally:
+        if client.get(RUN_KEY) == token.encode():
+            client.delete(RUN_KEY)
+
+
+def lane_backlog() -> int:
+    """Automation emails queued and not sent yet: a run queues only what its budget leaves after
+    them, so the transactional lane's queue holds about one run's worth however slow it is."""
+    backlog = db.session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.status == NotificationStatus.QUEUED, Notification.kind == NotificationKind.AUTOMATION)) or 0
+    db.session.commit()
+    return backlog
 
 
 def run_due(batch_size: int = 500, send_budget: int = 1000, max_seconds: float = 20.0,
@@ -94,17 +152,15 @@ def run_batch(batch_size: int, send_budget: int, result: RunResult, now: datetim
         db.session.commit()
         return 0
     plan = _Plan(due, now)
-    queued: list[int] = []
     ran = completed = 0
     try:
         for enrollment in due:
             step = plan.next_step(enrollment)
-            if step is not None and step.kind == StepKind.SEND and len(queued) >= send_budget:
+            if step is not None and step.kind == StepKind.SEND and len(plan.sends) >= send_budget:
                 continue  # stays due: the next run sends it
-            notification_id = _run_one(enrollment, step, plan, now)
-            if notification_id is not None:
-                queued.append(notification_id)
+            _run_one(enrollment, step, plan, now)
             ran, completed = ran + (step is not None), completed + (step is None)
+        queued = plan.flush()
         db.session.commit()
     except IntegrityError:  # one of these steps had run already (another runner, a lost advance): none stays
         db.session.rollback()
@@ -132,38 +188,85 @@ class _Plan:
         self.now = now
         self._branches: dict[int, set[int]] = {}
         self._due = due
+        emails = [s.email for s in self.subscribers.values()]
+        self.suppressed = set(db.session.scalars(select(Suppression.email).where(Suppression.email.in_(emails))))
+        keys = [idempotency_key(e.id, upcoming.id) for e in due
+                if (upcoming := self.next_step(e)) is not None and upcoming.kind == StepKind.SEND]
+        self.already_queued = one_off.queued_under(NotificationKind.AUTOMATION, keys)
+        # What the batch adds, in one flush each: the executions and the emails they queue.
+        self.executions: list[StepExecution] = []
+        self.sends: list[tuple[StepExecution, Notification | int]] = []
+
+
+    def flush(self) -> list[int]:
+        """Insert the batch's emails, then its executions naming them; the emails' ids.
+
+        Bulk INSERTs (ORM-enabled, so column defaults apply), not a unit-of-work flush: the rows
+        never need to be objects of the session, and flushing 500 of each cost over half of a
+        batch's time (py-spy, bench/README.md "Automation entry")."""
+        new = [n for _, n in self.sends if isinstance(n, Notification)]
+        inserted = iter(db.session.scalars(
+            insert(Notification).returning(Notification.id, sort_by_parameter_order=True),
+            [_values(n) for n in new]).all() if new else [])
+        ids = []
+        for execution, notification in self.sends:
+            execution.notification_id = next(inserted) if isinstance(notification, Notification) else notification
+            ids.append(execution.notification_id)
+        if self.executions:
+            db.session.execute(insert(StepExecution), [
+                {**_values(e), "notification_id": e.notification_id, "created_at": self.now} for e in self.executions])
+        return ids
 
     def next_step(self, enrollment: Enrollment) -> AutomationStep | None:
-        return next((s for s in self.steps[enrollment.automation_id] if s.position > enrollment.position), None)
+        # done_ahead: steps it ran that a reorder put after its position (automations.move_step).
+        done = enrollment.done_ahead or ()
+        return next((s for s in self.steps[enrollment.automation_id]
+                     if s.position > enrollment.position and s.id not in done), None)
 
     def after(self, step: AutomationStep, skip: int = 0) -> AutomationStep | None:
         later = [s for s in self.steps[step.automation_id] if s.position > step.position]
         return later[skip] if len(later) > skip else None
 
-    def matches(self, step: AutomationStep, subscriber_id: int) -> bool:
-        """Whether the subscriber matches the branch's rules (one query per step and batch)."""
+    def matches(self, step: AutomationStep, enrollment: Enrollment) -> bool:
+        """Whether the branch's condition holds: the subscriber matches its rules, or opened/clicked
+        the email of its send step as recorded so far (one query per step and batch)."""
+        condition = step.params.get("condition") or "rules"
         if step.id not in self._branches:
-            ids = [e.subscriber_id for e in self._due if e.automation_id == step.automation_id]
-            self._branches[step.id] = set(db.session.scalars(select(Subscriber.id).where(
-                dialect.in_values(Subscriber.id, ids), compile_rules(step.params["rules"], self.now))))
-        return subscriber_id in self._branches[step.id]
+            mine = [e for e in self._due if e.automation_id == step.automation_id]
+            if condition == "rules":
+                self._branches[step.id] = set(db.session.scalars(select(Subscriber.id).where(
+                    dialect.in_values(Subscriber.id, [e.subscriber_id for e in mine]),
+                    compile_rules(step.params["rules"], self.now))))
+            else:
+                self._branches[step.id] = tracking.engaged(step.params["step_id"], condition, [e.id for e in mine])
+        return (enrollment.subscriber_id if condition == "rules" else enrollment.id) in self._branches[step.id]
 
 
-def _run_one(enrollment: Enrollment, step: AutomationStep | None, plan: _Plan, now: datetime) -> int | None:
-    """Run `step` for `enrollment` (None: it ran every step) and move it on; a queued email's id."""
+def _values(row: Notification | StepExecution) -> dict[str, Any]:
+    """The attributes set on a new, never-added row (the rest take their column defaults)."""
+    return {key: value for key, value in vars(row).items() if not key.startswith("_")}
+
+
+def idempotency_key(enrollment_id: int, step_id: int) -> str:
+    """The ledger key of a send step's email: one per enrollment and step."""
+    return f"automation:{enrollment_id}:{step_id}"
+
+
+def _run_one(enrollment: Enrollment, step: AutomationStep | None, plan: _Plan, now: datetime) -> None:
+    """Run `step` for `enrollment` (None: it ran every step) and move it on; an email goes to `plan.sends`."""
     if step is None:
         _leave(enrollment, S.COMPLETED, now)
-        return None
+        return
     subscriber = plan.subscribers.get(enrollment.subscriber_id)
     execution = StepExecution(enrollment_id=enrollment.id, step_id=step.id, step_version=step.version,
                               outcome="", detail="")
-    db.session.add(execution)
-    following, run_at, notification_id = plan.after(step), now, None
+    plan.executions.append(execution)
+    following, run_at = plan.after(step), now
     if subscriber is None or subscriber.status not in (SubscriberStatus.CONFIRMED, SubscriberStatus.UNCONFIRMED):
         execution.outcome, execution.detail = "exited", "The subscriber can no longer receive mail."
         following = None
     elif step.kind == StepKind.SEND:
-        notification_id = _send(enrollment, step, subscriber, plan.automations[enrollment.automation_id], execution)
+        _send(enrollment, step, subscriber, plan, execution)
     elif step.kind == StepKind.WAIT:
         params = step.params
         run_at = timing.wait_until(now, params.get("minutes") or 0, params.get("at") or None,
@@ -171,7 +274,7 @@ def _run_one(enrollment: Enrollment, step: AutomationStep | None, plan: _Plan, n
                                    params.get("timezone") or "UTC")
         execution.outcome, execution.detail = "waited", f"until {run_at.isoformat(timespec='seconds')}"
     else:  # branch
-        if plan.matches(step, subscriber.id):
+        if plan.matches(step, enrollment):
             execution.outcome = "continued"
         elif step.params.get("on_false") == "skip":
             execution.outcome, following = "skipped", plan.after(step, skip=1)
@@ -187,7 +290,6 @@ def _run_one(enrollment: Enrollment, step: AutomationStep | None, plan: _Plan, n
     else:
         enrollment.current_step_id = following.id if following is not None else None
         enrollment.next_run_at, enrollment.updated_at = run_at, now
-    return notification_id
 
 
 def _leave(enrollment: Enrollment, state: EnrollmentState, now: datetime) -> None:
@@ -195,12 +297,18 @@ def _leave(enrollment: Enrollment, state: EnrollmentState, now: datetime) -> Non
         state, None, None, now
 
 
-def _send(enrollment: Enrollment, step: AutomationStep, subscriber: Subscriber, automation: Automation,
-          execution: StepExecution) -> int | None:
-    """Render the step's email for the subscriber and queue it (uncommitted); its id, or None."""
-    if subscriber.status != SubscriberStatus.CONFIRMED or suppressions.is_suppressed(subscriber.email):
+def _send(enrollment: Enrollment, step: AutomationStep, subscriber: Subscriber, plan: _Plan,
+          execution: StepExecution) -> None:
+    """Render the step's email for the subscriber and add it to the batch's sends (uncommitted)."""
+    if subscriber.status != SubscriberStatus.CONFIRMED or subscriber.email in plan.suppressed:
         execution.outcome, execution.detail = "exited", "Not a confirmed, unsuppressed subscriber."
-        return None
+        return
+    key = idempotency_key(enrollment.id, step.id)
+    if (existing := plan.already_queued.get(key)) is not None:  # queued by an earlier try: not again
+        execution.outcome = "queued"
+        plan.sends.append((execution, existing))
+        return
+    automation = plan.automations[enrollment.automation_id]
     list_ids = [int(automation.trigger_key)] if automation.trigger in (TriggerKind.SUBSCRIBED,
                                                                          TriggerKind.CONFIRMED) else None
     version = subscriber.token_version
@@ -209,21 +317,24 @@ def _send(enrollment: Enrollment, step: AutomationStep, subscriber: Subscriber, 
         "subscriber": {"id": subscriber.id, "email": subscriber.email, "name": subscriber.name or "",
                        "attributes": dict(subscriber.attributes or {})},
         "unsubscribe_url": unsubscribe, "preferences_url": links.preferences_url(subscriber.id, version)}
-    params = step.params
     try:
-        message = CompiledMessage(params["subject"], params.get("html") or "", params.get("text") or "")
+        # Compiled once per step version and process (a per-process cache: tracking.compiled).
+        message, link_ids, urls = tracking.compiled(step, automation.tracking)
         rendered = message.render(context)
     except RenderError as exc:
         execution.outcome = "exited"
         execution.detail = f"The email could not be rendered: {exc.field}: {exc.message}"[:500]
-        return None
+        return
     headers = [("List-Unsubscribe", f"<{unsubscribe}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                ("X-Newsletter-Automation", str(automation.id))]
-    notification_id = one_off.queue(
-        NotificationKind.AUTOMATION, subscriber.email, rendered.subject, rendered.html, rendered.text,
-        subscriber_id=subscriber.id, headers=headers, commit=False,
+    html = rendered.html
+    if automation.tracking:  # the pixel and signed links, naming this enrollment and step
+        html = tracking.fill(html, step.id, enrollment.id, link_ids, urls)
+    notification = one_off.build(
+        NotificationKind.AUTOMATION, subscriber.email, rendered.subject, html, rendered.text,
+        subscriber_id=subscriber.id, headers=headers,
         data={"automation_id": automation.id, "step_id": step.id, "enrollment_id": enrollment.id,
               "token_version": version},
-        idempotency_key=f"automation:{enrollment.id}:{step.id}")
-    execution.outcome, execution.notification_id = "queued", notification_id
-    return notification_id
+        idempotency_key=key)
+    execution.outcome = "queued"
+    plan.sends.append((execution, notification))

@@ -21,6 +21,7 @@ from ...models import EngagementUnique as U
 from ...models.base import utcnow
 from .. import audit
 from ..errors import NotFound, StateConflict, ValidationError
+from ..messages import Message
 from . import ab_stats, ab_variants
 from .dispatch import IN_FLIGHT_WINDOWS, Publisher, publish_windows
 
@@ -104,9 +105,10 @@ def pick(campaign_id: int, label: str, publish: Publisher, automatic: bool = Fal
     campaign = _ab_campaign(campaign_id)
     labels = [v.label for v in campaign.variants]
     if label not in labels:
-        raise ValidationError("variant", f"Choose one of the variants: {', '.join(labels)}.")
+        raise ValidationError("variant", "Choose one of the variants: %(value)s.", value=', '.join(labels))
     if campaign.status not in (S.SENDING, S.PAUSED):
-        raise StateConflict("status", f"A {campaign.status.value} campaign's test is not waiting for a winner.")
+        raise StateConflict("status", "A %(status)s campaign's test is not waiting for a winner.",
+                            status=Message(campaign.status.value))
     if campaign.snapshot_at is None:
         raise StateConflict("status", "The test share is still being prepared; try again in a moment.")
     now = utcnow()
@@ -121,7 +123,7 @@ def pick(campaign_id: int, label: str, publish: Publisher, automatic: bool = Fal
     result = db.session.execute(
         update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING,
                                Delivery.variant.is_(None), Delivery.next_attempt_at == ab_variants.HELD_UNTIL)
-        .values(variant=label, next_attempt_at=None, updated_at=now)
+        .values(variant=label, next_attempt_at=now, updated_at=now)  # due now (ledger.FRESH: behind the cursor)
         .execution_options(synchronize_session=False))
     released = cast(CursorResult, result).rowcount  # one statement, whatever the rest's size
     audit.record("campaign.ab_winner", "campaign", campaign_id, variant=label, released=released,

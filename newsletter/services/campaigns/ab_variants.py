@@ -19,6 +19,7 @@ from ...models import VARIANT_LABELS, AbMetric, AbMode, AbVariant, Campaign, Del
 from ...models.base import utcnow
 from ...sending.render import RenderError, check
 from ..errors import ValidationError
+from ..languages import N_
 from ..numbers import whole_number
 from ..text import one_line
 from .context import sample_context
@@ -38,13 +39,14 @@ def clean(value: Any, tracking: Tracking, layout_html: str | None) -> dict[str, 
         raise ValidationError("ab_test", "Give the A/B test as variants, share, metric, wait_minutes and mode.")
     variants = value.get("variants")
     if not isinstance(variants, list) or not 2 <= len(variants) <= len(VARIANT_LABELS):
-        raise ValidationError("ab_test.variants", f"An A/B test has 2 to {len(VARIANT_LABELS)} variants.")
+        raise ValidationError("ab_test.variants", "An A/B test has 2 to %(count)s variants.", count=len(VARIANT_LABELS))
     share = whole_number(value.get("share"), "ab_test.share", "test share")
     if not 1 <= share <= 100:
         raise ValidationError("ab_test.share", "The test share is a percentage from 1 to 100.")
     wait = whole_number(value.get("wait_minutes", 60), "ab_test.wait_minutes", "wait")
     if not 0 <= wait <= MAX_WAIT_MINUTES:
-        raise ValidationError("ab_test.wait_minutes", f"The wait is 0 to {MAX_WAIT_MINUTES} minutes (30 days).")
+        raise ValidationError("ab_test.wait_minutes", "The wait is 0 to %(limit)s minutes (30 days).",
+                              limit=MAX_WAIT_MINUTES)
     metric = _choice(AbMetric, value.get("metric", "opens"), "ab_test.metric")
     mode = _choice(AbMode, value.get("mode", "auto"), "ab_test.mode")
     if tracking != Tracking.INDIVIDUAL:
@@ -58,14 +60,14 @@ def _choice(enum_class: Any, value: Any, field: str) -> Any:
         return enum_class(value)
     except ValueError:
         choices = ", ".join(member.value for member in enum_class)
-        raise ValidationError(field, f"Choose one of: {choices}.") from None
+        raise ValidationError(field, "Choose one of: %(choices)s.", choices=choices) from None
 
 
 def _variant(value: Any, label: str, layout_html: str | None) -> dict[str, str]:
     field = f"ab_test.variants.{VARIANT_LABELS.index(label)}"
     if not isinstance(value, Mapping):
         raise ValidationError(field, "Each variant has a subject (and optionally from_name and html).")
-    subject = one_line(value.get("subject"), f"{field}.subject", 500, required=True, label="The subject")
+    subject = one_line(value.get("subject"), f"{field}.subject", 500, required=True, label=N_("The subject"))
     from_name = one_line(value.get("from_name"), f"{field}.from_name", 200)
     html = value.get("html") or ""
     if not isinstance(html, str) or len(html) > 1_000_000:

@@ -20,6 +20,7 @@ from ..audience import lists as lists_service
 from ..audience.segments import segments as segments_service
 from ..delivery import ledger, servers
 from ..errors import NotFound, StateConflict, ValidationError
+from ..messages import Message
 from ..numbers import whole_number
 from ..text import one_line
 from . import ab_variants
@@ -50,7 +51,7 @@ def recent(limit: int = 100, status: str | None = None) -> list[Campaign]:
         try:
             query = query.where(Campaign.status == CampaignStatus(status))
         except ValueError:
-            raise ValidationError("status", f"Unknown status {status!r}.") from None
+            raise ValidationError("status", "Unknown status %(status)r.", status=status) from None
     return list(db.session.scalars(query))
 
 
@@ -79,7 +80,7 @@ def _layout_html(layout_id: int | None) -> str | None:
         return None
     layout = db.session.get(Layout, layout_id)
     if layout is None:
-        raise ValidationError("layout_id", f"No layout with id {layout_id}.")
+        raise ValidationError("layout_id", "No layout with id %(layout_id)s.", layout_id=layout_id)
     return layout.html
 
 
@@ -90,7 +91,8 @@ def _tracking(value: Any) -> Tracking:
     try:
         return Tracking(value)
     except ValueError:
-        raise ValidationError("tracking", f"Choose one of: {', '.join(t.value for t in Tracking)}.") from None
+        raise ValidationError("tracking", "Choose one of: %(value)s.",
+                              value=', '.join(t.value for t in Tracking)) from None
 
 
 def _existing(check: Callable[[list[Any]], list[int]], values: Mapping[str, Any], field: str, label: str) -> list[int]:
@@ -100,7 +102,7 @@ def _existing(check: Callable[[list[Any]], list[int]], values: Mapping[str, Any]
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ValidationError):
             raise
-        raise ValidationError(field, f"{label} ids must be numbers.") from None
+        raise ValidationError(field, "%(label)s ids must be numbers.", label=label) from None
 
 
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,7 +181,8 @@ def current_values(campaign: Campaign) -> dict[str, Any]:
 def update(campaign_id: int, **changes: Any) -> Campaign:
     campaign = get(campaign_id)
     if campaign.status not in EDITABLE:
-        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be edited; clone it instead.")
+        raise StateConflict("status", "A %(status)s campaign cannot be edited; clone it instead.",
+                            status=Message(campaign.status.value))
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ValidationError(sorted(unknown)[0], "Unknown field.")
@@ -226,7 +229,8 @@ def _move(campaign_id: int, to: CampaignStatus, reason: str = "", action: str = 
     db.session.commit()
     db.session.refresh(campaign)
     if not moved:
-        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become {to.value}.")
+        raise StateConflict("status", "A %(status)s campaign cannot become %(value)s.",
+                            status=Message(campaign.status.value), value=Message(to.value))
     return campaign
 
 
@@ -244,8 +248,9 @@ def send_now(campaign_id: int) -> Campaign:
     """Commit the move to `sending`; the caller then enqueues the dispatcher (never before)."""
     campaign = get(campaign_id)
     if campaign.status not in (S.DRAFT, S.SCHEDULED):
-        hint = " Resume it instead." if campaign.status == S.PAUSED else ""
-        raise StateConflict("status", f"A {campaign.status.value} campaign cannot be sent again.{hint}")
+        hint = Message(" Resume it instead." if campaign.status == S.PAUSED else "")
+        raise StateConflict("status", "A %(status)s campaign cannot be sent again.%(hint)s",
+                            status=Message(campaign.status.value), hint=hint)
     _ready_to_send(campaign)
     return _move(campaign_id, S.SENDING, action="campaign.sent", started_at=utcnow())
 
@@ -278,7 +283,8 @@ def resume(campaign_id: int) -> Campaign:
     # Only from paused: draft -> sending is `send_now`, which checks the campaign first.
     campaign = get(campaign_id)
     if campaign.status != S.PAUSED:
-        raise StateConflict("status", f"A {campaign.status.value} campaign cannot become sending.")
+        raise StateConflict("status", "A %(status)s campaign cannot become sending.",
+                            status=Message(campaign.status.value))
     return _move(campaign_id, S.SENDING, action="campaign.resumed")
 
 
@@ -306,8 +312,8 @@ def retry_failed(campaign_id: int, by: str = "") -> int:
     if status is None:
         raise NotFound("campaign", campaign_id)
     if status not in RETRY_FROM:
-        raise StateConflict("status", f"A {status.value} campaign cannot retry its failures: only a sent or "
-                                        "cancelled one can.")
+        raise StateConflict("status", "A %(value)s campaign cannot retry its failures: only a sent or cancelled one"
+                                      " can.", value=Message(status.value))
     if not transition(campaign_id, S.SENDING, "Retrying failed deliveries.", commit=False,
                       finished_at=None):
         db.session.rollback()
@@ -373,7 +379,8 @@ def render_preview(values: Mapping[str, Any], subscriber_id: int | None = None, 
     else:
         subscriber = db.session.get(Subscriber, subscriber_id)
         if subscriber is None:
-            raise ValidationError("subscriber_id", f"No subscriber with id {subscriber_id}.")
+            raise ValidationError("subscriber_id", "No subscriber with id %(subscriber_id)s.",
+                                  subscriber_id=subscriber_id)
         campaign = context["campaign"]
         if live_links:
             context = recipient_context(campaign, list(values.get("list_ids") or []), subscriber.id, subscriber.email,

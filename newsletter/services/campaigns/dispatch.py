@@ -1,6 +1,7 @@
 """Campaign orchestration: dispatch, publish windows, the chord callback's work, the sweep, finishing.
 
-A window is up to SEND_WINDOW due deliveries moved to `queued` and published as one chord of
+A window is up to SEND_WINDOW due deliveries (fresh rows past the campaign's cursor, which
+moves past them in one campaign write; retries moved to `queued`) published as one chord of
 send batches (SEND_BATCH_SIZE each) whose callback is `window_done`. Services never enqueue:
 the caller (tasks/campaigns.py) passes a `Publisher` that puts one window on the broker. A
 callable rather than a returned list, because `dispatch` must publish its first windows
@@ -34,8 +35,9 @@ Publisher = Callable[[int, list[list[int]]], None]
 def publish_windows(campaign_id: int, windows: int, publish: Publisher) -> int:
     """Publish up to `windows` windows of due pending deliveries, each a chord of batches.
 
-    The rows move to `queued` (committed) before their messages are published, so a
-    publisher that dies in between leaves rows the sweeper republishes, never lost ones.
+    The cursor moves (committed) before the messages are published, so a publisher that
+    dies in between leaves rows the sweeper republishes once the cursor has not moved for
+    SEND_QUEUED_TIMEOUT, never lost ones.
     """
     size, window = current_app.config["SEND_BATCH_SIZE"], current_app.config["SEND_WINDOW"]
     published = 0
@@ -51,12 +53,18 @@ def publish_windows(campaign_id: int, windows: int, publish: Publisher) -> int:
 def dispatch(campaign_id: int, publish: Publisher) -> int:
     """Snapshot the recipients (once) and start the first windows; safe to run twice.
 
-    The windows start after the first chunk of the snapshot, not after all of it: at
+    The windows start after the first chunks of the snapshot, not after all of it: at
     1,000,000 recipients the whole snapshot takes ~20 s that the first email no longer waits.
+    The first chunk is small (SEND_FIRST_WINDOW recipients) and goes out at once as a small
+    first window; the second window follows the next (full) chunk. If the first window was
+    done before that chunk was (its callback found nothing to publish), both start then.
     """
     if not send.prepare(campaign_id, first_chunk_only=True):
         return 0
-    published = publish_windows(campaign_id, IN_FLIGHT_WINDOWS, publish)  # the first recipients start now
+    published = publish_windows(campaign_id, 1, publish)  # the first recipients start now
+    send.prepare(campaign_id, first_chunk_only=True)  # the next chunk: the second window's rows
+    first_live = 1 if published and ledger.in_flight(campaign_id) else 0
+    published += publish_windows(campaign_id, IN_FLIGHT_WINDOWS - first_live, publish)
     send.prepare(campaign_id)  # and the rest are frozen while they send
     # Windows that finished before the last chunk was frozen published nothing more: go on here.
     if not ledger.in_flight(campaign_id):
@@ -88,7 +96,11 @@ def sweep(publish: Publisher) -> dict:
     """Recover rows whose owner vanished, publish due retries, finish what is done (beat)."""
     config = current_app.config
     dead = leases.dead_claims(ledger.claims_in_flight())  # workers that stopped renewing their lease
-    recovered = ledger.recover_stale(config["SEND_CLAIM_TIMEOUT"], config["SEND_QUEUED_TIMEOUT"], dead_claims=dead)
+    orphans, live = leases.registered_rows()  # the rows their batches had not fenced yet; the live ones'
+    recovered = ledger.recover_stale(config["SEND_CLAIM_TIMEOUT"], config["SEND_QUEUED_TIMEOUT"], dead_claims=dead,
+                                     orphaned=[i for ids in orphans.values() for i in ids], live=live)
+    if "locked" not in recovered:  # committed: the registrations have served
+        leases.forget(orphans)
     for campaign_id in _with_status(S.CANCELLED, with_unsent=True):
         ledger.cancel_unsent(campaign_id)
         record_totals(campaign_id)

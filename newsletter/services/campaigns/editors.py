@@ -40,7 +40,8 @@ def body_format(value: Any) -> BodyFormat:
     try:
         return BodyFormat(value)
     except ValueError:
-        raise ValidationError("body_format", f"Choose one of: {', '.join(f.value for f in BodyFormat)}.") from None
+        raise ValidationError("body_format", "Choose one of: %(value)s.",
+                              value=', '.join(f.value for f in BodyFormat)) from None
 
 
 def body_html(values: Mapping[str, Any]) -> tuple[BodyFormat, str, str]:
@@ -55,7 +56,8 @@ def body_html(values: Mapping[str, Any]) -> tuple[BodyFormat, str, str]:
     if not isinstance(source, str):
         raise ValidationError("body_source", "The body source must be a string.")
     if len(source) > MAX_SOURCE:
-        raise ValidationError("body_source", f"The body source is longer than {MAX_SOURCE:,} characters.")
+        raise ValidationError("body_source", "The body source is longer than %(limit)s characters.",
+                              limit=format(MAX_SOURCE, ','))
     if fmt == BodyFormat.MARKDOWN:
         return fmt, source, markdown_to_html(source)
     if fmt == BodyFormat.RICHTEXT:
@@ -70,7 +72,8 @@ def _check_project(source: str) -> None:
     try:
         project = json.loads(source)
     except ValueError as exc:
-        raise ValidationError("body_source", f"The visual editor's project is not valid JSON: {exc}.") from None
+        raise ValidationError("body_source", "The visual editor's project is not valid JSON: %(exc)s.",
+                              exc=exc) from None
     if not isinstance(project, dict):
         raise ValidationError("body_source", "The visual editor's project must be a JSON object.")
 

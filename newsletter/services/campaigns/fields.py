@@ -1,7 +1,8 @@
 """Personal fields: what a campaign's templates read, against what its audience really has.
 
-The previews' sample subscriber carries the audience's attribute keys (with a value seen on
-one of its subscribers), and the editor warns how many recipients lack each attribute a
+The previews' sample subscriber carries the audience's attribute keys (the ones the editors'
+"Insert field" menu offers, `merge_fields.attribute_keys`, with a value seen on one of its
+recipients), and the editor warns how many recipients lack each attribute a
 template reads without a `default`. Both read a bounded sample or one counting scan, never
 a row per recipient.
 """
@@ -19,10 +20,10 @@ from ...sending.fields import default_suggestion, uses
 from ...sending.render import CompiledMessage, RenderError
 from ..numbers import MAX_ID
 from .context import campaign_fields, preview_context
+from .merge_fields import attribute_keys
 from .recipients import audience, eligible_subscribers
 
-SAMPLE_ROWS = 2000  # subscribers whose attribute keys are collected
-VALUE_ROWS = 200  # of those, read whole for an example value per key
+VALUE_ROWS = 200  # recipients read whole for an example value per key
 MAX_KEYS = 50
 MAX_COUNTED = 20  # attribute keys counted per request (one scan, one sum per key)
 _COUNTABLE = re.compile(r'^[^"\\]{1,200}$')  # a key that fits a JSON path unescaped
@@ -34,12 +35,12 @@ def _audience(list_ids: list[int]) -> Any:
 
 
 def audience_attributes(list_ids: Iterable[int]) -> dict[str, Any]:
-    """Attribute keys of the lists' recipients, each with a value one of them has (a bounded sample)."""
+    """Attribute keys of the lists' members (merge_fields' sample), each with a value one of the lists'
+    recipients has, else a `[key]` placeholder."""
     ids = list(list_ids)
     if not ids:
         return {}
-    rows = _audience(ids).order_by(Subscriber.id).limit(SAMPLE_ROWS).subquery()
-    keys = sorted(db.session.scalars(dialect.json_object_keys(rows, rows.c.attributes).distinct().limit(MAX_KEYS)))
+    keys = attribute_keys(ids)[:MAX_KEYS]  # the sample the "Insert field" menu offers
     example: dict[str, Any] = {}
     if keys:
         for attributes in db.session.scalars(_audience(ids).order_by(Subscriber.id).limit(VALUE_ROWS)):

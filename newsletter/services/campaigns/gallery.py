@@ -17,6 +17,7 @@ from ...config import ROOT
 from ...extensions import db
 from ...models import BodyFormat, CampaignTemplate
 from ..errors import NotFound, ValidationError
+from ..languages import N_
 from ..text import one_line
 from .campaigns import get as get_campaign
 
@@ -35,12 +36,17 @@ class Starter:
         return (GALLERY / f"{self.slug}.html").read_text(encoding="utf-8")
 
 
+# Names and descriptions are the gallery page's text (N_: translated there); the subjects are the
+# campaign's, in the marketer's language.
 STARTERS = (
-    Starter("newsletter", "Newsletter", "A banner, a greeting and two stories side by side.", "Our news this month"),
-    Starter("announcement", "Announcement", "One big message and one button.", "Something new is here"),
-    Starter("digest", "Digest", "A numbered list of links with a line on each.", "The week in five links"),
-    Starter("letter", "Plain letter", "A personal note: just text, like an email from a person.", "A short note"),
-    Starter("receipt", "Receipt", "Transactional: an order table, a total and an account button.", "Your receipt"),
+    Starter("newsletter", N_("Newsletter"), N_("A banner, a greeting and two stories side by side."),
+            "Our news this month"),
+    Starter("announcement", N_("Announcement"), N_("One big message and one button."), "Something new is here"),
+    Starter("digest", N_("Digest"), N_("A numbered list of links with a line on each."), "The week in five links"),
+    Starter("letter", N_("Plain letter"), N_("A personal note: just text, like an email from a person."),
+            "A short note"),
+    Starter("receipt", N_("Receipt"), N_("Transactional: an order table, a total and an account button."),
+            "Your receipt"),
 )
 
 

@@ -10,6 +10,7 @@ from ...extensions import db
 from ...models import Campaign, CampaignStatus, Layout
 from ...sending.render import RenderError, render_string
 from ..errors import NotFound, ValidationError
+from ..languages import N_
 from ..text import one_line
 from .context import sample_context
 
@@ -47,7 +48,7 @@ def preview(html: str) -> str:
 
 
 def _clean(name: str | None, html: str | None) -> tuple[str, str]:
-    name = one_line(name, "name", 200, label="A layout name")
+    name = one_line(name, "name", 200, label=N_("A layout name"))
     if not name:
         raise ValidationError("name", "A layout needs a name.")
     html = html or ""
@@ -82,7 +83,7 @@ def delete(layout_id: int) -> None:
     layout = get(layout_id)
     busy = sum(count for status, count in usage(layout_id).items() if CampaignStatus(status) in IN_FLIGHT)
     if busy:
-        raise ValidationError("layout", f"{busy} scheduled or sending campaign(s) use this layout; "
-                                        "unschedule or cancel them first.")
+        raise ValidationError("layout", "%(busy)s scheduled or sending campaign(s) use this layout; unschedule or "
+                                        "cancel them first.", busy=busy)
     db.session.delete(layout)
     db.session.commit()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import case, false, func, literal, or_, select, true
 from sqlalchemy.sql import Select
 
@@ -85,7 +86,8 @@ def audience(campaign_id: int, target: Any, segment: Any = None) -> Select:
     return eligible if resend_to is None else eligible.where(*not_engaged(resend_of_id, resend_to))
 
 
-SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement (the first chunk lets sending start)
+SNAPSHOT_CHUNK = 20_000  # recipients frozen per statement
+FIRST_CHUNK = 1_000  # the first statement's: sending starts after it (SEND_FIRST_WINDOW overrides)
 
 
 def snapshot(campaign_id: int, chunk: int = SNAPSHOT_CHUNK) -> int:
@@ -103,11 +105,23 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     can go out while the rest is frozen. Safe to run twice, and beside another run: the
     unique (campaign, subscriber) key keeps each address once, and "done" is decided by
     looking for anyone left, not by how many rows this call inserted.
+
+    The first chunk is small (`first_chunk`, SEND_FIRST_WINDOW): the first email waits for it,
+    not for 20,000 rows (3 s at 100,000 recipients under load). Stale planner statistics are
+    refreshed before it (0.2-0.6 s on 100,000 freshly loaded subscribers; without, its plan can
+    be quadratic).
     """
     now = utcnow()
-    target = select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id).scalar_subquery()
+    # The list ids as values, not a subquery: the planner then knows how much of each list is
+    # eligible, and walks the subscribers' key up to the chunk's LIMIT instead of sorting every
+    # member of the lists first (a 1,000-row chunk of 100,000: 12 ms against 34).
+    target = list(db.session.scalars(
+        select(campaign_lists.c.list_id).where(campaign_lists.c.campaign_id == campaign_id)))
     after = _frozen_up_to(campaign_id)
     if not after:
+        limit = min(limit, first_chunk())
+        # Before the first chunk, even a small one: on stale statistics its INSERT's plan was
+        # quadratic at 10,000 fresh subscribers (first email 14-19 s against 3-8 s, same run).
         statistics.refresh_if_stale(db.session.connection())  # chunks are planned as index walks
     # A resend is decided here, not when it was created: an open counted in between drops its reader.
     segment = segment_condition(campaign_id)
@@ -140,6 +154,11 @@ def snapshot_chunk(campaign_id: int, limit: int = SNAPSHOT_CHUNK) -> bool:
     campaign.snapshot_at = campaign.snapshot_at or now
     db.session.commit()
     return True
+
+
+def first_chunk() -> int:
+    """Recipients frozen before the first window goes out (SEND_FIRST_WINDOW)."""
+    return max(1, int(current_app.config.get("SEND_FIRST_WINDOW", FIRST_CHUNK)))
 
 
 def _frozen_up_to(campaign_id: int) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from ...extensions import db
 from ...models import Campaign, CampaignStatus, ResendTo, Subscriber, Tracking, campaign_lists
 from ..errors import StateConflict, ValidationError
+from ..messages import Message
 from ..text import one_line
 from . import ab_variants, campaigns
 from .recipients import audience, eligible_subscribers, not_engaged, segment_condition
@@ -22,16 +23,17 @@ from .recipients import audience, eligible_subscribers, not_engaged, segment_con
 LABELS = {ResendTo.NON_OPENERS: "non-openers", ResendTo.NON_CLICKERS: "non-clickers"}
 
 
-def refusal(campaign: Campaign) -> str | None:
+def refusal(campaign: Campaign) -> Message | None:
     """Why this campaign cannot be resent to its non-openers, or None when it can."""
     if campaign.status != CampaignStatus.SENT:
-        return f"Only a sent campaign can be resent to its non-openers; this one is {campaign.status.value}."
+        return Message("Only a sent campaign can be resent to its non-openers; this one is %(status)s.",
+                       status=Message(campaign.status.value))
     if campaign.tracking == Tracking.OFF:
-        return ("This campaign was sent without tracking: no opens or clicks were recorded, so nobody "
-                "can tell who did not open it.")
+        return Message("This campaign was sent without tracking: no opens or clicks were recorded, so nobody "
+                       "can tell who did not open it.")
     if campaign.tracking == Tracking.ANONYMOUS:
-        return ("This campaign was tracked anonymously (counts only, nobody named), so nobody can tell "
-                "who opened it. Only campaigns sent with individual tracking can be resent to non-openers.")
+        return Message("This campaign was tracked anonymously (counts only, nobody named), so nobody can tell "
+                       "who opened it. Only campaigns sent with individual tracking can be resent to non-openers.")
     return None
 
 
@@ -39,7 +41,7 @@ def _to(value: Any) -> ResendTo:
     try:
         return ResendTo(value)
     except ValueError:
-        raise ValidationError("to", f"Choose one of: {', '.join(t.value for t in ResendTo)}.") from None
+        raise ValidationError("to", "Choose one of: %(value)s.", value=', '.join(t.value for t in ResendTo)) from None
 
 
 def create(original_id: int, to: Any, subject: str | None = None, created_by_id: int | None = None) -> Campaign:

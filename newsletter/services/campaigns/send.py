@@ -1,10 +1,12 @@
 """Sending a campaign: prepare the ledger, send one batch of deliveries, queue test sends.
 
-`send_batch` is what a bulk worker runs for a batch of delivery ids. Per recipient it
-claims (as part of the batch), waits for the global rate limit, renders with the campaign's
-precompiled templates, and hands the message to one of the batch's SMTP sessions (a round of
-messages goes out over several connections at once), moving its row to `committing` right
-before the final dot. Outcomes are written back in one statement
+`send_batch` is what a bulk worker runs for a batch of delivery ids. It reads the rows still
+to send (registered under its lease, so the sweeper can tell who has them); per recipient it
+waits for the global rate limit, renders with the campaign's precompiled templates, and hands
+the message to one of the batch's SMTP sessions (a round of messages goes out over several
+connections at once), claiming its row right before the final dot: the fence moves it
+(fresh pending, or queued) -> `committing` under the batch's token, so another batch holding the same row
+(a redelivered message) is refused there. Outcomes are written back in one statement
 every RECORD_EVERY seconds of a batch and at its end, so the campaign's progress (counted
 from the ledger) moves while a batch sends instead of jumping by a batch at its end.
 One recipient's failure never raises: it is recorded and the batch goes on.
@@ -20,12 +22,14 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ...extensions import db
 from ...metrics import instruments as metrics
@@ -47,13 +51,14 @@ from ..errors import ValidationError
 from ..notifications import one_off
 from . import ab_variants, campaigns, recipients
 from . import translations as translations_service
-from .context import campaign_fields, list_unsubscribe_mailto, preview_context, recipient_context, sample_context
+from .context import RecipientLinks, campaign_fields, list_unsubscribe_mailto, preview_context, sample_context
 from .status import transition
 
 D = DeliveryStatus
 MAX_TEST_ADDRESSES = 10
 STATUS_CHECK_EVERY = 0.5  # seconds: how quickly a pause or cancel stops a running batch
 RECORD_EVERY = 0.5  # seconds: how often a batch writes the outcomes it has (progress reads them)
+RECORD_TRIES = 4  # a batch's outcomes are written on a fresh connection up to this many times (Batch.record)
 
 
 def prepare(campaign_id: int, first_chunk_only: bool = False) -> bool:
@@ -120,9 +125,16 @@ class _Prepared:
     # The campaign's translations by language tag (services/campaigns/translations.py), compiled here
     # once; a recipient's variant is a dict lookup (variant_for).
     translations: dict[str, _Variant] = field(default_factory=dict)
+    links: RecipientLinks | None = None  # made at the first message (in the app that sends it)
 
     def __post_init__(self) -> None:
         self.default = _Variant(self.compiled, self.link_ids, self.urls)
+
+    def recipient_links(self) -> RecipientLinks:
+        links = self.links
+        if links is None or not links.fits(self.fields["id"], self.list_ids):
+            links = self.links = RecipientLinks(self.fields["id"], self.list_ids)
+        return links
 
     def variant_for(self, language: str | None) -> _Variant:
         """The recipient's language (exact tag, then its primary language), else the campaign's own."""
@@ -138,7 +150,12 @@ CACHE_SIZE = 32
 
 
 def _domain() -> str:
-    return urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
+    return _host(current_app.config["BASE_URL"])
+
+
+@lru_cache(maxsize=8)
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "localhost"
 
 
 def prepared(campaign: Campaign, variant: str | None = None) -> _Prepared:
@@ -223,13 +240,13 @@ def limiter() -> RateLimiter:
 def build_envelope(entry: _Prepared, delivery_id: int | None, subscriber_id: int | None, email: str, name: str,
                    attributes: dict | None, subject_prefix: str = "", token_version: int | None = None,
                    inert_links: bool = False, language: str | None = None) -> mime.Envelope:
-    """`token_version`: the subscriber's (see `_people`); `inert_links`: a test send's preview links;
+    """`token_version`: the subscriber's (see `ledger.take_with_people`); `inert_links`: a test send's preview links;
     `language`: the subscriber's, which picks the campaign's translation (else its own subject and body)."""
     if inert_links:
         context = preview_context(entry.fields, subscriber_id, email, name, attributes)
-    else:
-        context = recipient_context(entry.fields, entry.list_ids, subscriber_id, email, name, attributes,
-                                    token_version)
+    else:  # recipient_context, with the campaign's part of the links made once
+        context = entry.recipient_links().context(entry.fields, subscriber_id, email, name, attributes,
+                                                  token_version)
     campaign_id = entry.fields["id"]
     variant = entry.variant_for(language)
     rendered = variant.compiled.render(context)
@@ -285,7 +302,7 @@ class _Batch:
                  worker: str = "", task_id: str = "") -> None:
         self.campaign, self.claimed, self.token, self.lease = campaign, claimed, token, lease
         self.campaign_id = campaign.id  # a plain int: the ORM object expires at every commit
-        self.fences = FenceLine()
+        self.fences = FenceLine(claiming=True, worker=worker)  # the fence is the claim
         self.outcomes: list[Outcome] = []
         self.recorded = 0  # outcomes[:recorded] are in the ledger
         self.recorded_at = time.monotonic()
@@ -311,9 +328,25 @@ class _Batch:
             status = D.CANCELLED
         self.outcomes += [Outcome(r.id, status, smtp_message=why, retry_at=retry_at, release=True) for r in rows]
 
-    def record(self) -> None:
-        """Write the outcomes not yet written (each exactly once: the ledger adds an attempt per outcome)."""
-        ledger.record(self.outcomes[self.recorded:], self.token, self.attempts, self.worker, self.task_id)
+    def record(self, tries: int = RECORD_TRIES) -> None:
+        """Write the outcomes not yet written (each exactly once: the ledger adds an attempt per outcome).
+
+        These outcomes can be the only evidence that a message went out (a fence whose COMMIT
+        the database lost while its dots were sent leaves the row sendable), so a dropped
+        database connection is tried again on a fresh one before the batch gives up. A second
+        write of the same outcomes only rewrites rows this batch owns with what they already say.
+        """
+        for attempt in range(1, tries + 1):
+            try:
+                ledger.record(self.outcomes[self.recorded:], self.token, self.attempts, self.worker, self.task_id)
+                break
+            except DBAPIError as exc:
+                db.session.rollback()
+                if attempt == tries or not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                    raise
+                current_app.logger.warning("claim %s: recording outcomes failed (%s); trying again", self.token,
+                                           exc.__class__.__name__)
+                time.sleep(0.2 * attempt)
         self.recorded, self.recorded_at = len(self.outcomes), time.monotonic()
 
     def record_if_due(self) -> None:
@@ -322,27 +355,34 @@ class _Batch:
 
 
 def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task_id: str = "") -> dict[str, int]:
-    """Send the still-queued deliveries among `delivery_ids`; returns counts for the chord.
+    """Send the deliveries among `delivery_ids` still to send; returns counts for the chord.
 
     `worker` and `task_id` (the Celery task's id) go into every attempt this batch records.
     """
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
         return {"claimed": 0}
-    lease = leases.current()  # before the claim: no row is ever claimed under a lease not yet taken
+    lease = leases.current()  # before the read: no row is ever fenced under a lease not yet taken
     token = lease.token()
-    claimed = ledger.claim(delivery_ids, token, worker)
+    leases.register(lease, delivery_ids)  # a dead worker's unfenced rows: the sweeper's at once
+    claimed, people = ledger.take_with_people(delivery_ids)  # commits: nothing open across SMTP I/O
     if not claimed:
+        leases.unregister(lease, delivery_ids)
         return {"claimed": 0}
     batch = _Batch(campaign, claimed, token, lease, worker, task_id)
-    if campaign.status != CampaignStatus.SENDING:
-        batch.release(claimed)
-    else:
-        try:
-            _send_claimed(batch)
-        finally:
-            batch.fences.close()
-    batch.record()
+    try:
+        if campaign.status != CampaignStatus.SENDING:
+            batch.release(claimed)
+        else:
+            try:
+                _send_claimed(batch, people)
+            finally:
+                batch.fences.close()
+    finally:
+        # Also when sending failed (the database went away mid-batch, say): what went out is
+        # written before the error rises (a row left sendable would be published and sent again).
+        batch.record()
+    leases.unregister(lease, delivery_ids)
     metrics.messages("campaign", [(o.status.value, o.release, o.smtp_code) for o in batch.outcomes])
     if batch.stop_reason:
         # Of the batches that hit the error limit at once, the one that moves the campaign audits it.
@@ -353,19 +393,10 @@ def send_batch(campaign_id: int, delivery_ids: list[int], worker: str = "", task
     return {"claimed": len(claimed), "sent": sent, "failed": sum(1 for o in batch.outcomes if o.status == D.FAILED)}
 
 
-People = dict[int, tuple[str, dict, int, str | None]]
+People = dict[int, ledger.Person]  # name, attributes, token version and language by subscriber id
 
 
-def _people(claimed: list[Claimed]) -> People:
-    """Name, attributes, token version and language of the batch's subscribers, in one query."""
-    ids = [c.subscriber_id for c in claimed if c.subscriber_id is not None]
-    rows = db.session.execute(select(Subscriber.id, Subscriber.name, Subscriber.attributes, Subscriber.token_version,
-                                     Subscriber.language).where(Subscriber.id.in_(ids))).all()
-    db.session.commit()
-    return {row.id: (row.name, row.attributes, row.token_version, row.language) for row in rows}
-
-
-def _send_claimed(batch: _Batch) -> None:
+def _send_claimed(batch: _Batch, people: People) -> None:
     try:
         entries = {variant: prepared(batch.campaign, variant) for variant in sorted(
             {row.variant for row in batch.claimed}, key=lambda v: v or "")}
@@ -373,11 +404,11 @@ def _send_claimed(batch: _Batch) -> None:
         batch.stop_reason = f"The template no longer renders: {exc.message}"
         batch.release(batch.claimed)
         return
-    people = _people(batch.claimed)  # commits: no transaction stays open across SMTP I/O
     rate = limiter()
     current_rate = rate.effective_rate()
     route = servers.route(batch.campaign.pool, current_rate)
     throttles = settings.domain_throttles()
+    db.session.commit()  # end the reads above (the campaign reloaded): no transaction open across SMTP I/O
     size = current_app.config["SEND_SESSIONS"]
     rows, i = batch.claimed, 0
     while i < len(rows):
@@ -433,7 +464,7 @@ def _send_chunk(batch: _Batch, entries: Entries, route: pools.Route, chunk: list
     """
     pause_after = settings.get("SEND_PAUSE_AFTER_ERRORS")
     while chunk:
-        picked = route.pick(min(size, len(chunk)))
+        picked = route.pick(min(size, len(chunk)), ahead=max(0, len(chunk) - size))
         if picked is None:
             return False
         server, wait = picked
@@ -549,7 +580,8 @@ def queue_test(campaign_id: int, addresses: list[str], subscriber_id: int | None
     are not the subscriber. The caller enqueues `send_notification` for each id.
     """
     if len(addresses) > MAX_TEST_ADDRESSES:
-        raise ValidationError("addresses", f"At most {MAX_TEST_ADDRESSES} addresses.")
+        raise ValidationError("addresses", "At most %(limit)s addresses.",
+                              limit=MAX_TEST_ADDRESSES)
     campaign = campaigns.get(campaign_id)
     person = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
     sample = sample_context()["subscriber"]
@@ -561,7 +593,7 @@ def queue_test(campaign_id: int, addresses: list[str], subscriber_id: int | None
             (address, preview_context(entry.fields, person.id if person else None, address, name, attributes))
             for address in addresses)]
     except RenderError as exc:  # a layout edited into something broken since the campaign was saved
-        raise ValidationError("html", f"The campaign does not render: {exc.message}") from None
+        raise ValidationError("html", "The campaign does not render: %(reason)s", reason=exc.message) from None
     ids = [one_off.queue(NotificationKind.CAMPAIGN_TEST, address, "[Test] " + rendered.subject,
                          _tracked_html(entry, rendered.html, None, live=False, variant=variant), rendered.text,
                          subscriber_id=person.id if person else None,

@@ -18,6 +18,7 @@ from ...models.base import utcnow
 from ...sending.render import RenderError, check
 from .. import languages
 from ..errors import ValidationError
+from ..languages import N_
 from ..text import one_line
 from .context import sample_context
 
@@ -32,25 +33,26 @@ def clean(value: Any, layout_html: str | None = None) -> Translations:
     if not isinstance(value, Mapping):
         raise ValidationError("translations", 'Translations are an object: {"de": {"subject": ..., "body": ...}}.')
     if len(value) > MAX_TRANSLATIONS:
-        raise ValidationError("translations", f"At most {MAX_TRANSLATIONS} translations.")
+        raise ValidationError("translations", "At most %(limit)s translations.",
+                              limit=MAX_TRANSLATIONS)
     cleaned: Translations = {}
     for raw_tag, parts in value.items():
         tag = languages.normalize(str(raw_tag), "translations")
         if tag is None:
             raise ValidationError("translations", "A translation needs a language (a tag such as de or pt-BR).")
         if tag in cleaned:
-            raise ValidationError(f"translations.{tag}", f"Two translations for {tag}.")
+            raise ValidationError(f"translations.{tag}", "Two translations for %(tag)s.", tag=tag)
         try:
             cleaned[tag] = _clean_one(tag, parts, layout_html)
         except ValidationError as exc:
-            raise ValidationError(exc.field, f"Translation {tag}: {exc.message}") from None
+            raise ValidationError(exc.field, "Translation %(tag)s: %(reason)s", tag=tag, reason=exc.text) from None
     return cleaned
 
 
 def _clean_one(tag: str, parts: Any, layout_html: str | None) -> dict[str, str]:
     if not isinstance(parts, Mapping):
         raise ValidationError(f"translations.{tag}", "a translation is an object with a subject and a body.")
-    subject = one_line(parts.get("subject"), f"translations.{tag}.subject", 500, required=True, label="The subject")
+    subject = one_line(parts.get("subject"), f"translations.{tag}.subject", 500, required=True, label=N_("The subject"))
     body = parts.get("body") or ""
     if not isinstance(body, str) or not body.strip():
         raise ValidationError(f"translations.{tag}.body", "write the translated body (HTML).")

@@ -88,11 +88,12 @@ def generate(domain: str, selector: str = "", algorithm: DkimAlgorithm = DkimAlg
     if not _SELECTOR.match(selector):
         raise ValidationError("selector", "Letters, digits and hyphens only (at most 63), such as nl202612.")
     if db.session.scalar(select(DkimKey.id).where(DkimKey.domain == domain, DkimKey.selector == selector)):
-        raise ValidationError("selector", f"{domain} already has a key with the selector {selector}: choose another.")
+        raise ValidationError("selector", "%(domain)s already has a key with the selector %(selector)s: choose "
+                                          "another.", domain=domain, selector=selector)
     private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == DkimAlgorithm.RSA:
         if bits not in RSA_SIZES:
-            raise ValidationError("bits", f"Choose one of {', '.join(map(str, RSA_SIZES))} bits.")
+            raise ValidationError("bits", "Choose one of %(value)s bits.", value=', '.join(map(str, RSA_SIZES)))
         private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         public = private.public_key().public_bytes(serialization.Encoding.DER,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)

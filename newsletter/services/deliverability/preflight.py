@@ -1,7 +1,8 @@
 """Pre-flight checks on a campaign before it is sent: DNS authentication (SPF, DKIM, DMARC and
 their alignment) and the message itself (Gmail's clipping size, links, unsubscribe link, text part).
 
-Each check answers pass, warn or fail with a sentence saying why. DNS goes through dnspython,
+Each check answers pass, warn or fail with a sentence saying why (a Message: English for the API,
+translated on the admin page; its label is marked N_ and translated there too). DNS goes through dnspython,
 to DNS_RESOLVER ("host:port") when set, else the system's resolvers, with DNS_TIMEOUT a lookup;
 answers (NXDOMAIN included) are kept DNS_CACHE seconds per process, so the page can be reloaded
 freely. A lookup that times out is a warning, never a pass.
@@ -27,6 +28,8 @@ from ...models import Campaign, DkimKey, DkimKeyStatus
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..errors import NotFound
+from ..languages import N_
+from ..messages import Message
 from . import dkim
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -40,7 +43,7 @@ class Check:
     key: str
     label: str
     status: str
-    detail: str
+    detail: Message
     records: list[str] = field(default_factory=list)  # the DNS records found, to show as they are
 
 
@@ -54,13 +57,21 @@ class Report:
     checked_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """For the API: the sentences in English."""
+        found = asdict(self)
+        for check, original in zip(found["checks"], self.checks, strict=True):
+            check["detail"] = str(original.detail)
+        return found
 
 
 # DNS ------------------------------------------------------------------------------------------
 
 class DnsError(Exception):
     """The lookup itself failed (timeout, SERVFAIL): we cannot say whether the record exists."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.text = Message("The DNS lookup of %(name)s failed (%(kind)s); try again later.", name=name, kind=kind)
+        super().__init__(str(self.text))
 
 
 _dns_cache: dict[tuple[Any, str, str], tuple[float, list[str] | DnsError]] = {}
@@ -97,7 +108,7 @@ def lookup(name: str, kind: str = "TXT") -> list[str]:
     except dns.resolver.NXDOMAIN:
         result = []
     except (dns.exception.DNSException, OSError) as exc:
-        result = DnsError(f"The DNS lookup of {name} failed ({type(exc).__name__}); try again later.")
+        result = DnsError(name, type(exc).__name__)
     with _dns_lock:
         _dns_cache[key] = (now + DNS_CACHE, result)
     if isinstance(result, DnsError):
@@ -136,39 +147,42 @@ def check_spf(domain: str) -> Check:
     try:
         records = [r for r in lookup(domain) if r.lower().startswith("v=spf1")]
     except DnsError as exc:
-        return Check("spf", label, WARN, str(exc))
+        return Check("spf", label, WARN, exc.text)
     if not records:
-        return Check("spf", label, FAIL, f"{domain} publishes no SPF record (a TXT record starting v=spf1): "
-                                         "receivers cannot tell which servers may send its mail.")
+        return Check("spf", label, FAIL, Message("%(domain)s publishes no SPF record (a TXT record starting v=spf1): "
+                                                 "receivers cannot tell which servers may send its mail.",
+                                                 domain=domain))
     if len(records) > 1:
-        return Check("spf", label, FAIL, f"{domain} publishes {len(records)} SPF records; receivers treat that as "
-                                         "an error (permerror). Merge them into one.", records)
+        return Check("spf", label, FAIL, Message("%(domain)s publishes %(count)s SPF records; receivers treat that "
+                                                 "as an error (permerror). Merge them into one.",
+                                                 domain=domain, count=len(records)), records)
     return Check("spf", label, *_spf_covers(records[0], settings.get("MAIL_SERVER") or ""), records)
 
 
-def _spf_covers(record: str, server: str) -> tuple[str, str]:
+def _spf_covers(record: str, server: str) -> tuple[str, Message]:
     """Whether the record can authorise MAIL_SERVER, when that is an IP address."""
     try:
         ip = ipaddress.ip_address(server)
     except ValueError:
-        return PASS, (f"Found. MAIL_SERVER is the host name {server}: make sure the record covers the addresses "
-                      "it sends from (its provider documents the include: to add).")
+        return PASS, Message("Found. MAIL_SERVER is the host name %(server)s: make sure the record covers the "
+                             "addresses it sends from (its provider documents the include: to add).", server=server)
     terms = record.split()[1:]
     for term in terms:
         name, _, value = term.lstrip("+").partition(":")
         if name in ("ip4", "ip6") and value:
             try:
                 if ip in ipaddress.ip_network(value, strict=False):
-                    return PASS, f"Found, and it lists MAIL_SERVER's address {ip} ({term})."
+                    return PASS, Message("Found, and it lists MAIL_SERVER's address %(ip)s (%(term)s).",
+                                         ip=str(ip), term=term)
             except ValueError:
                 continue
     indirect = [t for t in terms if t.lstrip("+?~").split(":")[0].split("=")[0] in ("a", "mx", "include", "exists",
                                                                                       "redirect")]
     if indirect:
-        return PASS, (f"Found. MAIL_SERVER's address {ip} is not listed directly; it may be covered through "
-                      f"{', '.join(indirect)} (not followed here).")
-    return WARN, (f"Found, but it does not authorise MAIL_SERVER's address {ip}: add ip{ip.version}:{ip} "
-                  "(or the address your relay sends from).")
+        return PASS, Message("Found. MAIL_SERVER's address %(ip)s is not listed directly; it may be covered "
+                             "through %(terms)s (not followed here).", ip=str(ip), terms=", ".join(indirect))
+    return WARN, Message("Found, but it does not authorise MAIL_SERVER's address %(ip)s: add %(term)s "
+                         "(or the address your relay sends from).", ip=str(ip), term=f"ip{ip.version}:{ip}")
 
 
 def check_dkim(domain: str) -> tuple[Check, list[DkimKey]]:
@@ -178,30 +192,44 @@ def check_dkim(domain: str) -> tuple[Check, list[DkimKey]]:
     active = [k for k in keys if k.status == DkimKeyStatus.ACTIVE]
     if not active:
         pending = [k for k in keys if k.status == DkimKeyStatus.PENDING]
-        why = (f"{domain} has a key ({pending[0].selector}) not yet activated: publish its TXT record, then "
-               "activate it under Settings → DKIM." if pending else
-               f"No DKIM key for {domain}: generate one under Settings → DKIM and publish its TXT record.")
-        return Check("dkim", label, FAIL, why + " Gmail and Yahoo require signed mail from bulk senders."), []
+        why = (Message("%(domain)s has a key (%(selector)s) not yet activated: publish its TXT record, then "
+                       "activate it under Settings → DKIM. Gmail and Yahoo require signed mail from bulk senders.",
+                       domain=domain, selector=pending[0].selector) if pending else
+               Message("No DKIM key for %(domain)s: generate one under Settings → DKIM and publish its TXT record. "
+                       "Gmail and Yahoo require signed mail from bulk senders.", domain=domain))
+        return Check("dkim", label, FAIL, why), []
     good, problems, found = [], [], []
     for key in active:
         try:
             state, records = record_state(key)
         except DnsError as exc:
-            return Check("dkim", label, WARN, str(exc)), []
+            return Check("dkim", label, WARN, exc.text), []
         found += records
         if state == "published":
             good.append(key)
         else:
-            problems.append(f"{key.record_name}: {STATES[state]}")
+            problems.append(Message("%(name)s: %(state)s", name=key.record_name, state=Message(STATES[state])))
     if problems:
         status = WARN if good else FAIL
-        return Check("dkim", label, status, "Mail is signed, but " + "; ".join(problems) + ".", found), good
+        return Check("dkim", label, status, _joined(N_("Mail is signed, but %(problems)s."), problems=problems),
+                     found), good
     names = ", ".join(f"{k.selector} ({k.algorithm.value})" for k in good)
-    return Check("dkim", label, PASS, f"Signed with {names}; the published record matches.", found), good
+    return Check("dkim", label, PASS, Message("Signed with %(names)s; the published record matches.", names=names),
+                 found), good
 
 
-STATES = {"published": "published and matching", "missing": "no TXT record published",
-          "mismatch": "the published record holds another key"}
+STATES = {"published": N_("published and matching"), "missing": N_("no TXT record published"),
+          "mismatch": N_("the published record holds another key")}
+
+
+def _joined(template: str, **lists: list[Message]) -> Message:
+    """A sentence around lists of clauses, each list joined with "; " (translated clause by clause).
+    Mark the template N_() where it has words: this is no extraction keyword."""
+    def clauses(name: str, items: list[Message]) -> Message:
+        joined = "; ".join(f"%({name}{i})s" for i in range(len(items)))  # no words: nothing to translate
+        return Message(joined, **{f"{name}{i}": item for i, item in enumerate(items)})
+
+    return Message(template, **{name: clauses(name, items) for name, items in lists.items()})
 
 
 def record_state(key: DkimKey) -> tuple[str, list[str]]:
@@ -224,10 +252,11 @@ def check_dmarc(from_domain: str, return_path_domain: str, dkim_domains: list[st
             where = f"_dmarc.{org}"
             records = [r for r in lookup(where) if r.lower().startswith("v=dmarc1")]
     except DnsError as exc:
-        return Check("dmarc", label, WARN, str(exc))
+        return Check("dmarc", label, WARN, exc.text)
     if not records:
-        return Check("dmarc", label, FAIL, f"No DMARC record at _dmarc.{from_domain}: Gmail and Yahoo require one "
-                                           "(at least v=DMARC1; p=none) from bulk senders.")
+        return Check("dmarc", label, FAIL, Message("No DMARC record at %(where)s: Gmail and Yahoo require one "
+                                                   "(at least v=DMARC1; p=none) from bulk senders.",
+                                                   where=f"_dmarc.{from_domain}"))
     tags = _tags(records[0])
     policy = tags.get("p", "none")
 
@@ -238,15 +267,17 @@ def check_dmarc(from_domain: str, return_path_domain: str, dkim_domains: list[st
 
     dkim_aligned = any(aligned(d, tags.get("adkim", "r")) for d in dkim_domains)
     spf_aligned = spf_ok and aligned(return_path_domain, tags.get("aspf", "r"))
-    parts = [f"p={policy} at {where}",
-             "DKIM aligned" if dkim_aligned else "DKIM not aligned (no matching key signs as the From domain)",
-             "SPF aligned" if spf_aligned else f"SPF not aligned (return path {return_path_domain})"]
+    parts = [Message("%(policy)s at %(where)s", policy=f"p={policy}", where=where),
+             Message("DKIM aligned") if dkim_aligned else
+             Message("DKIM not aligned (no matching key signs as the From domain)"),
+             Message("SPF aligned") if spf_aligned else
+             Message("SPF not aligned (return path %(domain)s)", domain=return_path_domain)]
     if not (dkim_aligned or spf_aligned):
-        return Check("dmarc", label, FAIL, "DMARC would fail: " + "; ".join(parts) + ".", records)
+        return Check("dmarc", label, FAIL, _joined(N_("DMARC would fail: %(parts)s."), parts=parts), records)
     if policy == "none":
-        return Check("dmarc", label, PASS, "; ".join(parts) + ". p=none only monitors: "
-                     "consider quarantine once reports look clean.", records)
-    return Check("dmarc", label, PASS, "; ".join(parts) + ".", records)
+        return Check("dmarc", label, PASS, _joined(N_("%(parts)s. p=none only monitors: consider quarantine once "
+                                                      "reports look clean."), parts=parts), records)
+    return Check("dmarc", label, PASS, _joined("%(parts)s.", parts=parts), records)
 
 
 # The message checks ---------------------------------------------------------------------------
@@ -276,12 +307,15 @@ def check_links(html: str) -> Check:
         elif not url.startswith("#"):
             relative.append(url)
     if bad:
-        return Check("links", "Links", FAIL, f"{len(bad)} link(s) that are not web links, which mail clients block "
-                     f"or break: {', '.join(_short(u) for u in bad[:5])}.")
+        return Check("links", N_("Links"), FAIL, Message(
+            "%(count)s link(s) that are not web links, which mail clients block or break: %(links)s.",
+            count=len(bad), links=", ".join(_short(u) for u in bad[:5])))
     if relative:
-        return Check("links", "Links", WARN, f"{len(relative)} relative link(s), which lead nowhere from an inbox: "
-                     f"{', '.join(_short(u) for u in relative[:5])}. Write them with https://.")
-    return Check("links", "Links", PASS, f"{len(parser.found)} link(s) and image(s), all http(s) or mailto.")
+        return Check("links", N_("Links"), WARN, Message(
+            "%(count)s relative link(s), which lead nowhere from an inbox: %(links)s. Write them with https://.",
+            count=len(relative), links=", ".join(_short(u) for u in relative[:5])))
+    return Check("links", N_("Links"), PASS, Message("%(count)s link(s) and image(s), all http(s) or mailto.",
+                                                     count=len(parser.found)))
 
 
 def _short(url: str) -> str:
@@ -290,39 +324,43 @@ def _short(url: str) -> str:
 
 def check_size(html: str) -> Check:
     size = len(html.encode("utf-8"))
-    shown = f"{size / 1024:,.1f} KB of HTML"
+    kb = f"{size / 1024:,.1f}"
     if size >= GMAIL_CLIP:
-        return Check("size", "Message size", FAIL, f"{shown}: Gmail clips messages past 102 KB, hiding the rest "
-                     "(the unsubscribe link and the open pixel with it).")
+        return Check("size", N_("Message size"), FAIL, Message(
+            "%(kb)s KB of HTML: Gmail clips messages past 102 KB, hiding the rest (the unsubscribe link and the open "
+            "pixel with it).", kb=kb))
     if size >= CLIP_MARGIN:
-        return Check("size", "Message size", WARN, f"{shown}: close to Gmail's 102 KB clipping; tracked links and "
-                     "longer names can push it over.")
-    return Check("size", "Message size", PASS, f"{shown}, under Gmail's 102 KB clipping.")
+        return Check("size", N_("Message size"), WARN, Message(
+            "%(kb)s KB of HTML: close to Gmail's 102 KB clipping; tracked links and longer names can push it over.",
+            kb=kb))
+    return Check("size", N_("Message size"), PASS, Message("%(kb)s KB of HTML, under Gmail's 102 KB clipping.", kb=kb))
 
 
 def check_unsubscribe(html: str, text: str, links: dict[str, str]) -> Check:
     """`links`: the unsubscribe and preferences URLs the body was rendered with."""
     wanted = [links["unsubscribe_url"], links["preferences_url"]]
     if any(link in html for link in wanted):
-        return Check("unsubscribe", "Unsubscribe link", PASS, "The body links to unsubscribe (or to the "
-                     "preference center), besides the List-Unsubscribe header.")
+        return Check("unsubscribe", N_("Unsubscribe link"), PASS, Message(
+            "The body links to unsubscribe (or to the preference center), besides the List-Unsubscribe header."))
     if any(link in text for link in wanted):
-        return Check("unsubscribe", "Unsubscribe link", WARN, "Only the text part has an unsubscribe link: add "
-                     "{{ unsubscribe_url }} to the HTML too.")
-    return Check("unsubscribe", "Unsubscribe link", FAIL, "No unsubscribe link in the body: add a link to "
-                 "{{ unsubscribe_url }} (or {{ preferences_url }}). Bulk senders must offer one.")
+        return Check("unsubscribe", N_("Unsubscribe link"), WARN, Message(
+            "Only the text part has an unsubscribe link: add {{ unsubscribe_url }} to the HTML too."))
+    return Check("unsubscribe", N_("Unsubscribe link"), FAIL, Message(
+        "No unsubscribe link in the body: add a link to {{ unsubscribe_url }} (or {{ preferences_url }}). Bulk "
+        "senders must offer one."))
 
 
 def check_text(campaign: Campaign, text: str) -> Check:
     """Written, or generated from the HTML with some words in it (not only the links' URLs)."""
     if (campaign.text or "").strip():
-        return Check("text", "Text part", PASS, "Written by hand.")
+        return Check("text", N_("Text part"), PASS, Message("Written by hand."))
     words = [w for w in text.split() if "://" not in w and not w.lower().startswith(("mailto:", "<mailto:"))]
     if any(ch.isalpha() for word in words for ch in word):
-        return Check("text", "Text part", PASS, "Generated from the HTML (none written): check it reads well "
-                     "in the preview's plain-text version.")
-    return Check("text", "Text part", WARN, "No real text part: none was written and the HTML yields no words, "
-                 "only links (images only?). Some filters score image-only mail as spam.")
+        return Check("text", N_("Text part"), PASS, Message(
+            "Generated from the HTML (none written): check it reads well in the preview's plain-text version."))
+    return Check("text", N_("Text part"), WARN, Message(
+        "No real text part: none was written and the HTML yields no words, only links (images only?). Some filters "
+        "score image-only mail as spam."))
 
 
 # The report -----------------------------------------------------------------------------------
@@ -369,6 +407,7 @@ def _content_checks(campaign: Campaign) -> list[Check]:
         rendered = CompiledMessage(campaign.subject, campaign.html, campaign.text,
                                    campaign.layout.html if campaign.layout else None).render(context)
     except RenderError as exc:
-        return [Check("render", "Template", FAIL, f"The campaign does not render: {exc.message}")]
+        return [Check("render", N_("Template"), FAIL, Message("The campaign does not render: %(reason)s",
+                                                             reason=exc.message))]
     return [check_size(rendered.html), check_links(rendered.html),
             check_unsubscribe(rendered.html, rendered.text, SAMPLE_LINKS), check_text(campaign, rendered.text)]

@@ -13,6 +13,7 @@ from ...extensions import db
 from ...models import Bounce, BounceType, Campaign, CampaignStatus
 from ...models.base import utcnow
 from ..errors import ValidationError
+from ..languages import N_
 from ..numbers import MAX_BIGINT, MAX_ID, whole_number
 from ..text import one_line
 
@@ -45,8 +46,8 @@ def make_filters(type: Any = None, domain: Any = None, campaign: Any = None) -> 
     try:
         kind = BounceType(type) if type else None
     except ValueError:
-        raise ValidationError("type", f"Unknown type {type!r}.") from None
-    domain = one_line(domain, "domain", 253, label="The domain").lower().lstrip("@") or None
+        raise ValidationError("type", "Unknown type %(type)r.", type=type) from None
+    domain = one_line(domain, "domain", 253, label=N_("The domain")).lower().lstrip("@") or None
     if domain and not all(part and all(c.isalnum() or c == "-" for c in part) for part in domain.split(".")):
         raise ValidationError("domain", "A domain such as gmail.com.")
     campaign_id = whole_number(campaign, "campaign", "campaign id", MAX_ID) if campaign else None

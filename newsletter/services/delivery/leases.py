@@ -36,6 +36,15 @@ Why this never sends a message twice, whatever the leases say:
    window) — to transactions started while the lease was fresh; a worker cut off from Redis
    stops sending within LEASE_TTL / 2 instead of working for rows the sweeper takes back.
 
+A delivery row is claimed at its fence, not before (`fences`, claiming): until then a batch's
+rows are still to send (fresh `pending` or `queued`) and name no worker. So a batch registers
+the ids it is about to read under its lease (`register`: a Redis set
+`newsletter:lease-rows:<lease id>`, one pipelined round trip a batch, removed again at its
+end); the sweeper hands the unsent rows of a lease that expired back to the publisher at once
+(`registered_rows`, `ledger.recover_stale`), and never takes a live lease's rows for lost. A
+registry that cannot be written costs time, never a message: those rows wait for
+SEND_QUEUED_TIMEOUT (or the broker's redelivery) like a lost broker message's.
+
 A slow but live worker keeps its rows: its heartbeat runs on its own thread, so a server
 that takes minutes to answer DATA delays the batch, not the renewals.
 """
@@ -52,6 +61,8 @@ import redis
 from flask import current_app
 
 PREFIX = "newsletter:lease:"
+ROWS = "newsletter:lease-rows:"  # + lease id: the delivery ids its batches are sending (a set)
+REGISTRY = "newsletter:lease-rows"  # the lease ids that registered rows
 SEPARATOR = ":"  # claim token = <lease id>:<batch id>, at most 40 characters (deliveries.claim)
 log = logging.getLogger(__name__)
 
@@ -189,3 +200,76 @@ def _sweeper_client() -> redis.Redis:
     if slot not in _clients:
         _clients[slot] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     return _clients[slot]
+
+
+def register(lease: Lease, ids: Iterable[int]) -> None:
+    """Note `ids` under `lease` before a batch reads them (one round trip). Never raises: without
+    it a dead worker's unfenced rows wait for SEND_QUEUED_TIMEOUT instead of the next sweep."""
+    ids = list(ids)
+    if not ids:
+        return
+    key = ROWS + lease.id
+    try:
+        pipe = lease.client.pipeline(transaction=False)
+        pipe.sadd(key, *ids)
+        pipe.expire(key, int(current_app.config["SEND_QUEUED_TIMEOUT"]) + 1)  # then that timeout covers them
+        pipe.sadd(REGISTRY, lease.id)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("lease %s: cannot register %d rows (SEND_QUEUED_TIMEOUT recovers them): %s",
+                    lease.id, len(ids), exc)
+
+
+def unregister(lease: Lease, ids: Iterable[int]) -> None:
+    """The batch is over: its rows are recorded (or handed back), nobody needs to recover them."""
+    ids = list(ids)
+    if not ids:
+        return
+    try:
+        lease.client.srem(ROWS + lease.id, *ids)
+    except redis.RedisError as exc:
+        log.warning("lease %s: cannot unregister %d rows: %s", lease.id, len(ids), exc)
+
+
+def registered_rows() -> tuple[dict[str, list[int]], set[int]]:
+    """(the registered rows of every lease whose key is gone, by lease id; the rows of the live
+    ones), in two round trips.
+
+    Redis unreachable: none (SEND_QUEUED_TIMEOUT still recovers them). Only rows still to send
+    are moved (`ledger.recover_stale`); the others were fenced, recorded or handed back.
+    """
+    client = _sweeper_client()
+    try:
+        registered = [m.decode() if isinstance(m, bytes) else str(m) for m in client.smembers(REGISTRY)]
+        if not registered:
+            return {}, set()
+        pipe = client.pipeline(transaction=False)
+        for lease in registered:
+            pipe.exists(PREFIX + lease)
+            pipe.smembers(ROWS + lease)
+        found = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("cannot read the leases' rows (queued timeout only this round): %s", exc)
+        return {}, set()
+    dead: dict[str, list[int]] = {}
+    live: set[int] = set()
+    for lease, alive, members in zip(registered, found[::2], found[1::2], strict=True):
+        if alive:
+            live.update(int(i) for i in members)
+        else:
+            dead[lease] = sorted(int(i) for i in members)
+    return dead, live
+
+
+def forget(lease_ids: Iterable[str]) -> None:
+    """Drop dead leases' registrations once the sweep that recovered their rows has committed."""
+    lease_ids = list(lease_ids)
+    if not lease_ids:
+        return
+    try:
+        pipe = _sweeper_client().pipeline(transaction=False)
+        pipe.delete(*(ROWS + lease for lease in lease_ids))
+        pipe.srem(REGISTRY, *lease_ids)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("cannot forget %d dead leases' rows (the next sweep will): %s", len(lease_ids), exc)

@@ -65,7 +65,7 @@ def make_filters(campaign_id: Any = None, status: Any = None, q: Any = None, cod
     try:
         status = DeliveryStatus(status) if status else None
     except ValueError:
-        raise ValidationError("status", f"Unknown status {status!r}.") from None
+        raise ValidationError("status", "Unknown status %(status)r.", status=status) from None
     code = (str(code).strip().lower() if code is not None else "") or None
     if code is not None and not _CODE.match(code):
         raise ValidationError("code", "An SMTP code like 550, or a class: 4xx, 5xx.")
@@ -197,7 +197,21 @@ def detail(delivery_id: int) -> tuple[Delivery, str, list[DeliveryAttempt]]:
     name = db.session.scalar(select(Campaign.name).where(Campaign.id == delivery.campaign_id)) or ""
     attempts = list(db.session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
                                        .order_by(DeliveryAttempt.id)))
-    return delivery, name, attempts
+    return delivery, name, attempts + _recorded_send(delivery, attempts)
+
+
+def _recorded_send(delivery: Delivery, stored: list[DeliveryAttempt]) -> list[DeliveryAttempt]:
+    """The send a batch recorded onto the row itself, as the history's last entry: `ledger.record`
+    writes no attempt row for it (the row holds its attempt, time, answer, worker and task). Not
+    when a stored attempt already says the same (rows recorded before migration 0026, SQLite, a
+    sweeper's "assumed delivered" that no batch has answered since)."""
+    if delivery.status != DeliveryStatus.SENT or any(
+            a.status == DeliveryStatus.SENT.value and a.attempt == delivery.attempts
+            and a.smtp_message == delivery.smtp_message for a in stored):
+        return []
+    return [DeliveryAttempt(delivery_id=delivery.id, attempt=delivery.attempts, status=DeliveryStatus.SENT.value,
+                            at=delivery.sent_at or delivery.updated_at, smtp_code=delivery.smtp_code,
+                            smtp_message=delivery.smtp_message, worker=delivery.worker, task_id=delivery.task_id)]
 
 
 def campaign_choices(limit: int = 200) -> list[tuple[int, str]]:

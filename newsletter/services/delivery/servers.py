@@ -28,6 +28,7 @@ from ...sending.pools import DEFAULT, Server
 from ...sending.smtp import SmtpSettings
 from .. import audit, settings
 from ..errors import Conflict, NotFound, ValidationError
+from ..messages import Message
 from ..versioned import Versioned
 from .retries import retry_delay
 
@@ -112,8 +113,8 @@ def check_pool(name: Any, field: str = "pool") -> str:
         return text
     if not db.session.scalar(select(func.count()).select_from(SendingServer).where(
             SendingServer.pool == text, SendingServer.enabled.is_(True))):
-        raise ValidationError(field, f"No enabled sending server is in the pool {text!r}. "
-                                     f"Pools: {', '.join(pool_names())}.")
+        raise ValidationError(field, "No enabled sending server is in the pool %(text)r. Pools: %(value)s.",
+                                     text=text, value=', '.join(pool_names()))
     return text
 
 
@@ -141,9 +142,10 @@ def _number(values: dict[str, Any], name: str, kind: type, high: float) -> Any:
     try:
         value = kind(str(raw).strip())
     except ValueError:
-        raise ValidationError(name, "Enter a whole number." if kind is int else "Enter a number.") from None
+        raise ValidationError(name, Message("Enter a whole number.") if kind is int
+                              else Message("Enter a number.")) from None
     if not 0 <= value <= high:
-        raise ValidationError(name, f"Must be between 0 and {high:g} (0: no limit of its own).")
+        raise ValidationError(name, "Must be between 0 and %(high)s (0: no limit of its own).", high=format(high, 'g'))
     return value
 
 
@@ -168,7 +170,7 @@ def _clean(values: dict[str, Any], current: SendingServer | None) -> dict[str, A
         raise ValidationError("port", "Must be between 1 and 65535.")
     tls = str(values.get("tls") or "starttls")
     if tls not in TLS_MODES:
-        raise ValidationError("tls", f"Choose one of: {', '.join(TLS_MODES.values())}.")
+        raise ValidationError("tls", "Choose one of: %(value)s.", value=', '.join(TLS_MODES.values()))
     username = str(values.get("username") or "").strip()
     if len(username) > 255 or "\n" in username or "\r" in username:
         raise ValidationError("username", "At most 255 characters, on one line.")
@@ -186,7 +188,7 @@ def _clean(values: dict[str, Any], current: SendingServer | None) -> dict[str, A
         cleaned["password_encrypted"] = settings.encrypt(str(password), current_app.config["SECRET_KEY"])
     taken = db.session.scalar(select(SendingServer.id).where(SendingServer.name == name))
     if taken is not None and (current is None or taken != current.id):
-        raise Conflict("name", f"A sending server named {name!r} already exists.")
+        raise Conflict("name", "A sending server named %(name)r already exists.", name=name)
     return cleaned
 
 
@@ -223,7 +225,7 @@ def delete(server_id: int) -> str:
     first lets the batches that were routed through it finish, and nothing new goes its way."""
     row = get(server_id)
     if row.enabled:
-        raise Conflict("enabled", f"Disable {row.name} first: batches may still be going through it.")
+        raise Conflict("enabled", "Disable %(name)s first: batches may still be going through it.", name=row.name)
     audit.record("sending_server.deleted", "sending_server", row.id, name=row.name, pool=row.pool, host=row.host)
     db.session.delete(row)
     db.session.commit()

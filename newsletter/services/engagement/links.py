@@ -18,6 +18,7 @@ import html
 import re
 import threading
 import time
+from collections.abc import Callable
 
 from flask import current_app
 from sqlalchemy import select
@@ -160,6 +161,12 @@ def fill(rendered: str, campaign_id: int, individual: bool, link_ids: list[int],
         return f"{base}/c/{signer.click(link_ids[int(which)])}"
 
     return _MARKER.sub(url, rendered)
+
+
+def substitute(rendered: str, url: Callable[[str], str]) -> str:
+    """`rendered` with each marker replaced by `url(which)`: "pixel" or a link's index (as text).
+    For mail other than campaigns' (automation emails) that signs its own URLs."""
+    return _MARKER.sub(lambda m: url(m.group(1)), rendered)
 
 
 # (campaign id, its variant's link ids) -> (build second, marker -> URL)

@@ -24,6 +24,7 @@ from ...models import (
     Tracking,
 )
 from ..errors import NotFound
+from ..languages import N_
 from .classify import REASONS
 from .stats import campaign_stats
 
@@ -32,13 +33,15 @@ HOUR = timedelta(hours=1)
 TIMELINE_POINTS = 168  # a week of hours; a longer tail is drawn in wider buckets
 TOP_DOMAINS = 8
 
-# What each mode can and cannot know, in one line (the report and the API docs say the same).
+# What each mode can and cannot know, in one line (the report and the API docs say the same; the
+# admin page shows it translated: `_(note)`).
 MODE_NOTES = {
-    Tracking.OFF.value: "Not tracked: no pixel and links as written, so nothing about opens or clicks can be known.",
-    Tracking.ANONYMOUS.value: "Anonymous: opens and clicks are counted per campaign and link, nobody is named, "
-                              "so unique readers and mail domains cannot be known.",
-    Tracking.INDIVIDUAL.value: "Individual: each subscriber's opens and clicks are kept, so unique readers "
-                               "and mail domains are known (and each person can export or erase theirs).",
+    Tracking.OFF.value: N_("Not tracked: no pixel and links as written, so nothing about opens or clicks can be "
+                           "known."),
+    Tracking.ANONYMOUS.value: N_("Anonymous: opens and clicks are counted per campaign and link, nobody is named, "
+                                 "so unique readers and mail domains cannot be known."),
+    Tracking.INDIVIDUAL.value: N_("Individual: each subscriber's opens and clicks are kept, so unique readers "
+                                  "and mail domains are known (and each person can export or erase theirs)."),
 }
 
 

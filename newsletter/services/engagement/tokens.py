@@ -69,15 +69,15 @@ class Signer:
     """Tokens for one recipient's message: the payload prefix and the keyed hash state are made
     once, so each further link costs one hash copy (a message can carry dozens of links)."""
 
-    def __init__(self, campaign_id: int, subscriber_id: int | None, built_at: int) -> None:
+    def __init__(self, campaign_id: int, subscriber_id: int | None, built_at: int, namespace: str = "") -> None:
         who = _HAS_SUBSCRIBER if subscriber_id is not None else 0
         tail = (_varint(campaign_id) + (_varint(subscriber_id) if subscriber_id is not None else b"")
                 + struct.pack(">I", built_at & 0xFFFFFFFF))
         secret = current_app.config["SECRET_KEY"]
         self._open = bytes((VERSION, who)) + tail
         self._click_prefix = bytes((VERSION, who | _HAS_LINK)) + tail
-        self._click = hmac.new(_key(secret, "click"), self._click_prefix, hashlib.sha256)
-        self._open_key = _key(secret, "open")
+        self._click = hmac.new(_key(secret, f"{namespace}click"), self._click_prefix, hashlib.sha256)
+        self._open_key = _key(secret, f"{namespace}open")
 
     def open(self) -> str:
         return _encode(self._open + hmac.digest(self._open_key, self._open, "sha256")[:MAC_BYTES])
@@ -102,8 +102,11 @@ def make(purpose: str, campaign_id: int, link_id: int | None, subscriber_id: int
     return signer.open()
 
 
-def load(purpose: str, token: str) -> Token:
-    """The token's contents; TokenInvalid for anything we did not sign for this purpose."""
+def load(purpose: str, token: str, namespace: str = "") -> Token:
+    """The token's contents; TokenInvalid for anything we did not sign for this purpose.
+
+    `namespace` (the Signer's): another key, so another feature's tokens (automation emails:
+    "automation.", whose ids name a step and an enrollment) never pass as a campaign's."""
     if not token or len(token) > MAX_TOKEN:
         raise TokenInvalid("length")
     try:
@@ -113,7 +116,7 @@ def load(purpose: str, token: str) -> Token:
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if len(payload) < 7:
         raise TokenInvalid("length")
-    expected = hmac.digest(_key(current_app.config["SECRET_KEY"], purpose), payload, "sha256")
+    expected = hmac.digest(_key(current_app.config["SECRET_KEY"], f"{namespace}{purpose}"), payload, "sha256")
     if not hmac.compare_digest(expected[:MAC_BYTES], mac):
         raise TokenInvalid("signature")
     if payload[0] != VERSION:

@@ -16,6 +16,7 @@ from ...extensions import db
 from ...models import Notification, NotificationKind, NotificationStatus
 from ...redaction import redact
 from ..errors import NotFound, ValidationError
+from ..languages import N_
 from ..numbers import MAX_BIGINT, whole_number
 from ..text import escape_like, one_line
 
@@ -39,12 +40,12 @@ def make_filters(kind: Any = None, status: Any = None, q: Any = None) -> Filters
     try:
         kind = NotificationKind(kind) if kind else None
     except ValueError:
-        raise ValidationError("kind", f"Unknown kind {kind!r}.") from None
+        raise ValidationError("kind", "Unknown kind %(kind)r.", kind=kind) from None
     try:
         status = NotificationStatus(status) if status else None
     except ValueError:
-        raise ValidationError("status", f"Unknown status {status!r}.") from None
-    return Filters(kind, status, one_line(q, "q", 254, label="The address").lower() or None)
+        raise ValidationError("status", "Unknown status %(status)r.", status=status) from None
+    return Filters(kind, status, one_line(q, "q", 254, label=N_("The address")).lower() or None)
 
 
 def _conditions(filters: Filters) -> list[Any]:

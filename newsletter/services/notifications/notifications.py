@@ -54,6 +54,7 @@ from ..delivery import leases, servers
 from ..delivery.fences import FenceLine
 from ..delivery.retries import retry_delay
 from ..errors import Conflict, NotFound, ValidationError
+from ..messages import Message
 from ..webhooks import webhooks
 from . import one_off, templates
 
@@ -94,8 +95,9 @@ def _replay(api_key_id: int | None, key: str, digest: str) -> Notification | Non
 def _check_data_size(data: Any) -> None:
     size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
     if size > MAX_DATA_BYTES:
-        raise ValidationError("data", f"At most {MAX_DATA_BYTES // 1024} KB of JSON; this is {size / 1024:,.0f} KB. "
-                                      "Send the values the templates use, not whole documents.")
+        raise ValidationError("data", "At most %(limit)s KB of JSON; this is %(size)s KB. Send the values the "
+                                      "templates use, not whole documents.",
+                                      limit=MAX_DATA_BYTES // 1024, size=format(size / 1024, ',.0f'))
 
 
 def _recipient(to: dict[str, Any]) -> tuple[str, Subscriber | None]:
@@ -103,17 +105,18 @@ def _recipient(to: dict[str, Any]) -> tuple[str, Subscriber | None]:
     if to.get("subscriber_id") is not None:
         subscriber = db.session.get(Subscriber, to["subscriber_id"])
         if subscriber is None:
-            raise ValidationError("to", f"No subscriber with id {to['subscriber_id']}.")
+            raise ValidationError("to", "No subscriber with id %(subscriber_id)s.", subscriber_id=to['subscriber_id'])
         email = subscriber.email
     else:
         email = normalize_email(to.get("email", ""), field="to")
         subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
     suppression = db.session.get(Suppression, email)
     if suppression is not None and suppression.reason in BLOCKING_REASONS:
-        raise ValidationError("to", f"This address is suppressed ({suppression.reason.value}): "
-                                    "no mail goes to it, transactional or not.")
+        raise ValidationError("to", "This address is suppressed (%(reason)s): no mail goes to it, transactional or "
+                                    "not.", reason=Message(suppression.reason.value))
     if subscriber is not None and subscriber.status in BLOCKING_STATUSES:
-        raise ValidationError("to", f"This subscriber's address {subscriber.status.value}: no mail goes to it.")
+        raise ValidationError("to", "This subscriber's address %(status)s: no mail goes to it.",
+                              status=Message(subscriber.status.value))
     return email, subscriber
 
 
@@ -140,7 +143,8 @@ def _render(body: dict[str, Any], subscriber: Subscriber | None) -> tuple[str, s
                                    strict=True).render(context)
     except RenderError as exc:
         if exc.undefined:
-            raise ValidationError("data", f"{exc.field}: {exc.message}") from None
+            raise ValidationError("data", "%(field_name)s: %(reason)s", field_name=exc.field,
+                                  reason=exc.message) from None
         raise ValidationError(origin.get(exc.field, exc.field), exc.message) from None
     if len(rendered.subject) > 500:
         raise ValidationError(origin["subject"], "The rendered subject is longer than 500 characters.")
@@ -219,9 +223,17 @@ class Claimed:
 
 def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
     """queued -> sending if the row is queued and due; None if someone else has it (or not yet)."""
+    found = claim_many([notification_id], token, worker)
+    return found[0] if found else None
+
+
+def claim_many(notification_ids: list[int], token: str, worker: str) -> list[Claimed]:
+    """queued -> sending for those of the rows that are queued and due, in one UPDATE and commit
+    (the rest: someone else has them, or not yet); in the order of `notification_ids`."""
     now = utcnow()
-    row = db.session.execute(
-        update(Notification).where(Notification.id == notification_id, Notification.status == N.QUEUED,
+    rows = db.session.execute(
+        update(Notification).where(dialect.in_values(Notification.id, notification_ids),
+                                   Notification.status == N.QUEUED,
                                    or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now))
         .values(status=N.SENDING, claim=token, worker=worker[:200], attempts=Notification.attempts + 1,
                 updated_at=now)
@@ -229,10 +241,11 @@ def claim(notification_id: int, token: str, worker: str) -> Claimed | None:
                    Notification.text, Notification.attempts, Notification.kind, Notification.subscriber_id,
                    Notification.data, Notification.from_name, Notification.from_email, Notification.reply_to,
                    Notification.headers)
-        .execution_options(**_NO_SYNC)).first()
+        .execution_options(**_NO_SYNC)).all()
     db.session.commit()
     # 13 columns: past the arity SQLAlchemy types a Row by, so it is unpacked as a plain tuple.
-    return Claimed(*tuple(row)) if row is not None else None
+    claimed = {row[0]: Claimed(*tuple(row)) for row in rows}
+    return [claimed[i] for i in notification_ids if i in claimed]
 
 
 def _fresh(notification_id: int) -> Notification:
@@ -251,7 +264,7 @@ def _event(notification: Notification) -> dict[str, Any]:
             "sent_at": notification.sent_at.isoformat() if notification.sent_at else None}
 
 
-def _finish(notification_id: int, token: str, status: NotificationStatus, code: int | None, text: str,
+def finish(notification_id: int, token: str, status: NotificationStatus, code: int | None, text: str,
             retry_at: datetime | None = None, undo_attempt: bool = False) -> bool:
     """Write an outcome onto the row if this claim still owns it; a final one with its webhook event."""
     now = utcnow()
@@ -282,18 +295,19 @@ def _emit(event: str, notification: Notification) -> None:
         webhooks.emit(event, _event(notification))
 
 
-def _envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
+def envelope(row: Claimed, current: settings.Snapshot) -> mime.Envelope:
+    """The claimed row's message, DKIM-signed, from its sender or the default one."""
     config = current_app.config
     # A campaign test goes out as its campaign; everything else from the default sender.
     from_name, from_email = (row.from_name, row.from_email) if row.from_email else settings.default_sender(current)
     domain = urlsplit(config["BASE_URL"]).hostname or "localhost"
     headers = [("X-Newsletter-Notification", str(row.id)), ("Auto-Submitted", "auto-generated")]
     from_email = from_email or "newsletter@localhost"
-    envelope = mime.build(from_name=from_name, from_email=from_email, to=row.email,
-                          subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
-                          message_id=mime.message_id(domain, "n", row.id), return_path=verp.return_path("n", row.id),
-                          extra_headers=headers + [(name, value) for name, value in row.headers])
-    return dkim.sign(envelope, from_email)
+    built = mime.build(from_name=from_name, from_email=from_email, to=row.email,
+                       subject=row.subject, html=row.html, text=row.text, reply_to=row.reply_to,
+                       message_id=mime.message_id(domain, "n", row.id), return_path=verp.return_path("n", row.id),
+                       extra_headers=headers + [(name, value) for name, value in row.headers])
+    return dkim.sign(built, from_email)
 
 
 def send(notification_id: int, worker: str = "") -> str:
@@ -302,9 +316,14 @@ def send(notification_id: int, worker: str = "") -> str:
     row = claim(notification_id, token, worker)
     if row is None:
         return "not-claimed"
+    return deliver(row, token)
+
+
+def deliver(row: Claimed, token: str) -> str:
+    """Send a claimed notification: re-check, rate, fence, SMTP, outcome."""
     reason = one_off.reason_to_cancel(row.kind, row.email, row.subscriber_id, row.data)
     if reason:
-        _finish(row.id, token, N.CANCELLED, None, reason)
+        finish(row.id, token, N.CANCELLED, None, reason)
         return "cancelled"
     db.session.commit()  # end the read: no transaction stays open across SMTP I/O
     # The test email checks the settings just saved, so it reads them fresh, not from the cache.
@@ -314,7 +333,7 @@ def send(notification_id: int, worker: str = "") -> str:
     if wait is None:  # the lane is at NOTIFY_RATE: hand it back, the sweeper publishes it when due
         metrics.LIMITER_REFUSALS.labels("notifications").inc()
         retry_at = utcnow() + timedelta(seconds=max(1.0, rate.refused_wait))
-        _finish(row.id, token, N.QUEUED, None, "Waiting for the notification rate limit.", retry_at, undo_attempt=True)
+        finish(row.id, token, N.QUEUED, None, "Waiting for the notification rate limit.", retry_at, undo_attempt=True)
         return "deferred"
     if wait:
         metrics.waited("notifications", wait)
@@ -322,22 +341,22 @@ def send(notification_id: int, worker: str = "") -> str:
     fences = FenceLine(Notification)
     route = servers.route(current["NOTIFY_POOL"], rate.effective_rate())
     try:
-        envelope = _envelope(row, current)
-        code, text = _send_through(route, envelope, fences, row.id, token)
+        message = envelope(row, current)
+        code, text = _send_through(route, message, fences, row.id, token)
     except smtp.FenceClosed:
         return "taken-over"  # a recovery gave the row to someone else: its new owner sends it
     except SmtpFailure as failure:
-        return _failed(row, token, failure)
+        return record_failure(row, token, failure)
     except ValueError as exc:  # a value the message cannot carry
-        _finish(row.id, token, N.FAILED, None, f"Could not build the message: {exc}")
+        finish(row.id, token, N.FAILED, None, f"Could not build the message: {exc}")
         return "failed"
     finally:
         fences.close()
-    _finish(row.id, token, N.SENT, code, text)
+    finish(row.id, token, N.SENT, code, text)
     return "sent"
 
 
-def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine, notification_id: int,
+def _send_through(route: pools.Route, message: mime.Envelope, fences: FenceLine, notification_id: int,
                   token: str) -> tuple[int, str]:
     """Send through the pool's servers in turn: one that cannot be reached (the message never
     got near its final dot) is marked down and the next one tried. Raises the last SmtpFailure.
@@ -349,7 +368,7 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
     for server in route.in_turn():
         try:
             with metrics.SMTP_ROUND.labels("notification").time():
-                return smtp.connection(server.smtp).send(envelope, fence=fences.fence(notification_id, token))
+                return smtp.connection(server.smtp).send(message, fence=fences.fence(notification_id, token))
         except SmtpFailure as refused:
             if not refused.unreachable:
                 if refused.kind == Kind.THROTTLED:
@@ -364,19 +383,19 @@ def _send_through(route: pools.Route, envelope: mime.Envelope, fences: FenceLine
     raise failure
 
 
-def _failed(row: Claimed, token: str, failure: SmtpFailure) -> str:
+def record_failure(row: Claimed, token: str, failure: SmtpFailure) -> str:
     """Retry later (transient, throttled, server unreachable, our login refused) or fail (5xx, attempts used)."""
     # Nothing the recipient did: the server was down or refused our credentials. No attempt is spent.
     ours = failure.unreachable or failure.kind == Kind.AUTH
     if ours:
         retry_at = utcnow() + timedelta(seconds=retry_delay(1))
-        _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at, undo_attempt=True)
+        finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at, undo_attempt=True)
         return "retry"
     if failure.kind in (Kind.TRANSIENT, Kind.THROTTLED) and row.attempts < settings.get("SEND_MAX_ATTEMPTS"):
         retry_at = utcnow() + timedelta(seconds=retry_delay(row.attempts))
-        _finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at)
+        finish(row.id, token, N.QUEUED, failure.code, failure.message, retry_at)
         return "retry"
-    _finish(row.id, token, N.FAILED, failure.code, failure.message)
+    finish(row.id, token, N.FAILED, failure.code, failure.message)
     return "failed"
 
 

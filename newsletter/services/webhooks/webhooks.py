@@ -81,8 +81,9 @@ def clean_url(url: str | None) -> str:
     try:
         net_policy.check_url(url, allowed_networks())
     except net_policy.Internal as exc:
-        raise ValidationError("url", f"{exc} Webhooks only go to public addresses; the operator can allow an "
-                                     f"internal receiver with {net_policy.SETTING}.") from None
+        raise ValidationError("url", "%(exc)s Webhooks only go to public addresses; the operator can allow an "
+                                     "internal receiver with %(setting)s.",
+                                     exc=exc, setting=net_policy.SETTING) from None
     except net_policy.Refused as exc:
         raise ValidationError("url", str(exc)) from None
     return url
@@ -92,7 +93,7 @@ def clean_events(events: Iterable[str] | None) -> list[str]:
     chosen = set(events or ())
     unknown = chosen - set(WEBHOOK_EVENTS)
     if unknown:
-        raise ValidationError("events", f"Unknown events: {', '.join(sorted(unknown))}.")
+        raise ValidationError("events", "Unknown events: %(value)s.", value=', '.join(sorted(unknown)))
     if not chosen:
         raise ValidationError("events", "Choose at least one event to send.")
     return [event for event in WEBHOOK_EVENTS if event in chosen]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
@@ -34,7 +35,7 @@ def remember_actor() -> None:
 def _action_choices() -> list[SelectChoice]:
     """Any action; each family ("campaign.*"); then every action."""
     prefixes = dict.fromkeys(action.split(".")[0] for action in audit.ACTIONS)
-    return ([SelectChoice("", "Any action")]
+    return ([SelectChoice("", _l("Any action"))]
             + [SelectChoice(f"{prefix}.*", f"Any {prefix.replace('_', ' ')} action") for prefix in prefixes]
             + [SelectChoice(action, action) for action in audit.ACTIONS])
 
@@ -45,14 +46,14 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = SelectField("Action", validate_choice=False, choices=_action_choices())
-    actor = StringField("Who", validators=[Optional(), Length(max=254)])
-    target_type = SelectField("Target", validate_choice=False,
-                              choices=[SelectChoice("", "Anything")]
+    action = SelectField(_l("Action"), validate_choice=False, choices=_action_choices())
+    actor = StringField(_l("Who"), validators=[Optional(), Length(max=254)])
+    target_type = SelectField(_l("Target"), validate_choice=False,
+                              choices=[SelectChoice("", _l("Anything"))]
                               + [SelectChoice(t, t.replace("_", " ")) for t in audit.TARGET_TYPES])
-    target_id = StringField("Target id", validators=[Optional(), Length(max=64)])
-    since = DateField("From (UTC)", validators=[Optional()])
-    until = DateField("To (UTC)", validators=[Optional()])
+    target_id = StringField(_l("Target id"), validators=[Optional(), Length(max=64)])
+    since = DateField(_l("From (UTC)"), validators=[Optional()])
+    until = DateField(_l("To (UTC)"), validators=[Optional()])
 
 
 FILTER_FIELDS = ("action", "actor", "target_type", "target_id", "since", "until")

@@ -4,6 +4,7 @@ recent campaign against the providers' thresholds."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField
 from wtforms.validators import Length, Optional
@@ -12,12 +13,14 @@ from ...models import BounceType, Role
 from ...services import settings
 from ...services.deliverability import report
 from ...services.errors import ValidationError
+from ..i18n import localized
 from ..roles import role_required
 from .forms import apply_error
 
 bp = Blueprint("bounces", __name__, url_prefix="/admin/send-log/bounces")
 
-TYPE_LABELS = {BounceType.HARD: "Hard bounce", BounceType.SOFT: "Soft bounce", BounceType.COMPLAINT: "Complaint"}
+TYPE_LABELS = {BounceType.HARD: _l("Hard bounce"), BounceType.SOFT: _l("Soft bounce"),
+               BounceType.COMPLAINT: _l("Complaint")}
 SOURCE_LABELS = {"mailbox": "Bounce mailbox", "api": "API", "ses": "Amazon SES", "sendgrid": "SendGrid",
                  "mailgun": "Mailgun", "postmark": "Postmark"}
 
@@ -28,10 +31,11 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    type = SelectField("Type", choices=[("", "Any type")] + [(t.value, label) for t, label in TYPE_LABELS.items()],
+    type = SelectField(_l("Type"), choices=[("", _l("Any type"))]
+                       + [(t.value, label) for t, label in TYPE_LABELS.items()],
                        validate_choice=False)
-    domain = StringField("Recipient domain", validators=[Optional(), Length(max=253)])
-    campaign = IntegerField("Campaign id", validators=[Optional()])
+    domain = StringField(_l("Recipient domain"), validators=[Optional(), Length(max=253)])
+    campaign = IntegerField(_l("Campaign id"), validators=[Optional()])
 
 
 @bp.get("/")
@@ -45,7 +49,7 @@ def index():
         found = report.page(filters, request.args.get("cursor"))
     except ValidationError as exc:
         if not apply_error(form, exc):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
     status = 400 if found is None else 200
     rule = (settings.get("BOUNCE_SOFT_LIMIT"), settings.get("BOUNCE_SOFT_DELIVERIES"), settings.get("BOUNCE_SOFT_DAYS"))
     return render_template("admin/bounces/index.html", form=form, page=found, summary=report.summary(),

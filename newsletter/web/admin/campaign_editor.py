@@ -7,6 +7,7 @@ from flask import jsonify, request
 from ...models import Role
 from ...services.campaigns import campaigns, fields
 from ...services.errors import ValidationError
+from ..i18n import localized
 from ..lookups import parse_id, preview_subscriber_id
 from ..roles import role_required
 from .campaigns import bp
@@ -22,7 +23,7 @@ def preview():
     try:
         rendered = campaigns.render_preview(values, preview_subscriber_id(form.preview_as.data))
     except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message},
+        return jsonify(error={"field": exc.field, "message": localized(exc)},
                        fields=fields.campaign_warnings(values, counts=False)), 422
     return jsonify(subject=rendered.subject, html=rendered.html, text=rendered.text,
                    fields=fields.campaign_warnings(values, counts=False))
@@ -46,7 +47,7 @@ def estimate():
     try:
         return jsonify(recipients=campaigns.estimate_recipients(list_ids, segment_ids))
     except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
+        return jsonify(error={"field": exc.field, "message": localized(exc)}), 422
 
 
 @bp.get("/subscribers.json")

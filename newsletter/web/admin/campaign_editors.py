@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from ...models import Role
 from ...services.campaigns import editors, merge_fields
 from ...services.errors import ValidationError
+from ..i18n import localized
 from ..lookups import parse_id
 from ..roles import role_required
 
@@ -29,5 +30,5 @@ def convert():
                                         "body_source": request.form.get("body_source", ""),
                                         "html": request.form.get("html", "")})
     except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
+        return jsonify(error={"field": exc.field, "message": localized(exc)}), 422
     return jsonify(html=html)

@@ -4,12 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from ...models import Role
 from ...services.campaigns import campaigns, gallery
 from ...services.errors import ValidationError
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..roles import role_required
 from .forms import saved_or_form_error
 from .forms.campaigns import SaveTemplateForm
@@ -24,7 +27,7 @@ def _thumbnail(subject: str, html: str) -> str:
     try:
         return campaigns.render_preview({"subject": subject, "html": html}).html
     except ValidationError as exc:
-        return f"<p>This template does not render: {exc.message}</p>"
+        return str(Markup("<p>{}</p>").format(_("This template does not render: %(reason)s", reason=localized(exc))))
 
 
 @bp.get("/gallery")
@@ -42,7 +45,7 @@ def delete(template_id: int):
     if ConfirmForm().validate_on_submit():
         name = gallery.get_saved(template_id).name
         gallery.delete_saved(template_id)
-        flash(f"Template “{name}” deleted.", "success")
+        flash(_("Template “%(name)s” deleted.", name=name), "success")
     return redirect(url_for(".index"))
 
 
@@ -53,6 +56,7 @@ def save(campaign_id: int) -> Any:
     form = SaveTemplateForm(data={"name": campaign.name})
     if form.validate_on_submit() and (saved := saved_or_form_error(
             form, lambda: gallery.save_from_campaign(campaign.id, form.name.data, current_user.id))):
-        flash(f"Saved as the template “{saved.name}”: find it under New campaign → Start from a template.", "success")
+        flash(_("Saved as the template “%(name)s”: find it under New campaign → Start from a template.",
+                name=saved.name), "success")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
     return render_template("admin/campaigns/save_template.html", form=form, campaign=campaign)

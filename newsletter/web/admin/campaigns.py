@@ -7,6 +7,8 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -28,6 +30,7 @@ from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
+from ..i18n import localized, value_label
 from ..lookups import parse_id, preview_subscriber_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
@@ -62,7 +65,8 @@ def _editor_form(campaign: Campaign | None = None) -> CampaignForm:
     form.list_ids.choices = [(ml.id, f"{ml.name} · {counts[ml.id]['confirmed']:,} confirmed")
                              for ml in lists_service.all_lists()]
     form.segment_ids.choices = [SelectChoice(segment.id, segment.name) for segment in segments_service.all_segments()]
-    form.layout_id.choices = [("", "No layout")] + [(str(layout.id), layout.name) for layout in layouts.all_layouts()]
+    form.layout_id.choices = [("", _l("No layout"))] + [(str(layout.id), layout.name)
+                                                        for layout in layouts.all_layouts()]
     form.pool.choices = [SelectChoice(name, name) for name in servers.pool_names()]
     return form
 
@@ -75,7 +79,7 @@ def _start() -> dict[str, Any]:
     try:
         values = gallery.start_values(ref, request.args.get("editor"))
     except (ValidationError, NotFound):
-        flash("That template no longer exists; starting from a blank campaign.", "info")
+        flash(_("That template no longer exists; starting from a blank campaign."), "info")
         return {}
     return {**values, "body_format": values["body_format"].value}
 
@@ -97,7 +101,7 @@ def _save(form: CampaignForm, campaign_id: int | None = None) -> Campaign | None
         except ValidationError as exc:
             if not exc.field.startswith("translations"):
                 raise
-            form.translation_errors = [exc.message]  # shown in the form's translations section
+            form.translation_errors = [localized(exc)]  # shown in the form's translations section
             return None
 
     return saved_or_form_error(form, save, ab_error_aliases())
@@ -118,7 +122,7 @@ def index():
 def new():
     form = _editor_form()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash(f"Campaign “{saved.name}” saved as a draft.", "success")
+        flash(_("Campaign “%(name)s” saved as a draft.", name=saved.name), "success")
         return redirect(url_for(".detail", campaign_id=saved.id))
     return render_template("admin/campaigns/form.html", form=form, campaign=None)
 
@@ -128,11 +132,12 @@ def new():
 def edit(campaign_id: int):
     campaign = campaigns.get(campaign_id)
     if campaign.status not in campaigns.EDITABLE:
-        flash(f"A {campaign.status.value} campaign cannot be edited; clone it to reuse its content.", "info")
+        flash(_("A %(status)s campaign cannot be edited; clone it to reuse its content.",
+                status=campaign.status.value), "info")
         return redirect(url_for(".detail", campaign_id=campaign.id))
     form = _editor_form(campaign)
     if form.validate_on_submit() and (saved := _save(form, campaign.id)):
-        flash(f"Campaign “{saved.name}” saved.", "success")
+        flash(_("Campaign “%(name)s” saved.", name=saved.name), "success")
         return redirect(url_for(".detail", campaign_id=saved.id))
     return render_template("admin/campaigns/form.html", form=form, campaign=campaign)
 
@@ -157,7 +162,7 @@ def _detail_page(campaign: Campaign, schedule_form: ScheduleForm | None = None,
     try:
         rendered = campaigns.render_preview({**campaigns.current_values(campaign), "id": campaign.id})
     except ValidationError as exc:
-        preview_error = exc.message
+        preview_error = localized(exc)
     if schedule_form is None:
         schedule_form = ScheduleForm(formdata=None, data={
             "send_at": send_at.replace(tzinfo=None) if (send_at := as_utc(campaign.send_at)) else None,
@@ -199,15 +204,16 @@ def ab_winner(campaign_id: int):
     """The marketer picks the A/B test's winner: the recipients still held get it."""
     campaign = campaigns.get(campaign_id)
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
     else:
         label = request.form.get("variant", "")
         try:
             released = ab_tests.pick(campaign.id, label, campaign_tasks.publish_window)
         except ValidationError as exc:
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
         else:
-            flash(f"Variant {label} won: it goes to the other {released:,} recipients.", "success")
+            flash(_("Variant %(label)s won: it goes to the other %(released)s recipients.",
+                    label=label, released=f"{released:,}"), "success")
     return redirect(url_for(".detail", campaign_id=campaign.id) + "#ab-test")
 
 
@@ -242,7 +248,7 @@ def _change(campaign: Campaign, change: Callable[[int], Any], done: str, dispatc
     try:
         change(campaign.id)
     except ValidationError as exc:
-        flash(exc.message, "error")
+        flash(localized(exc), "error")
     else:
         if dispatch:
             enqueue(campaign_tasks.dispatch_campaign, campaign.id)
@@ -257,9 +263,10 @@ def send(campaign_id: int):
     campaign = campaigns.get(campaign_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        return _change(campaign, campaigns.send_now, f"“{campaign.name}” is sending.", dispatch=True)
+        return _change(campaign, campaigns.send_now, _("“%(name)s” is sending.", name=campaign.name), dispatch=True)
     if campaign.status not in campaigns.EDITABLE:
-        flash(f"A {campaign.status.value} campaign cannot be sent again; clone it instead.", "info")
+        flash(_("A %(status)s campaign cannot be sent again; clone it instead.",
+                status=value_label(campaign.status.value)), "info")
         return redirect(url_for(".detail", campaign_id=campaign.id))
     list_ids = [ml.id for ml in campaign.lists]
     estimate = (resend.recipients_now(campaign.id) if campaign.resend_to is not None
@@ -279,9 +286,9 @@ def schedule(campaign_id: int):
             campaigns.schedule(campaign.id, form.aware_send_at())
         except ValidationError as exc:
             if not apply_error(form, exc):
-                flash(exc.message, "error")
+                flash(localized(exc), "error")
         else:
-            flash(f"“{campaign.name}” is scheduled.", "success")
+            flash(_("“%(name)s” is scheduled.", name=campaign.name), "success")
             return redirect(url_for(".detail", campaign_id=campaign.id))
     return _detail_page(campaign, schedule_form=form, code=400)
 
@@ -289,20 +296,20 @@ def schedule(campaign_id: int):
 @bp.post("/<int:campaign_id>/unschedule")
 @role_required(Role.MARKETER)
 def unschedule(campaign_id: int):
-    return _change(campaigns.get(campaign_id), campaigns.unschedule, "Unscheduled: the campaign is a draft again.")
+    return _change(campaigns.get(campaign_id), campaigns.unschedule, _("Unscheduled: the campaign is a draft again."))
 
 
 @bp.post("/<int:campaign_id>/pause")
 @role_required(Role.MARKETER)
 def pause(campaign_id: int):
     return _change(campaigns.get(campaign_id), campaigns.pause,
-                   "Paused. Emails already handed to the mail server still go out.")
+                   _("Paused. Emails already handed to the mail server still go out."))
 
 
 @bp.post("/<int:campaign_id>/resume")
 @role_required(Role.MARKETER)
 def resume(campaign_id: int):
-    return _change(campaigns.get(campaign_id), campaigns.resume, "Resumed.", dispatch=True)
+    return _change(campaigns.get(campaign_id), campaigns.resume, _("Resumed."), dispatch=True)
 
 
 @bp.route("/<int:campaign_id>/cancel", methods=["GET", "POST"])
@@ -311,7 +318,7 @@ def cancel(campaign_id: int):
     campaign = campaigns.get(campaign_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        return _change(campaign, campaigns.cancel, f"“{campaign.name}” is cancelled.")
+        return _change(campaign, campaigns.cancel, _("“%(name)s” is cancelled.", name=campaign.name))
     return render_template("admin/campaigns/confirm.html", campaign=campaign, form=form, action="cancel")
 
 
@@ -322,9 +329,9 @@ def clone(campaign_id: int):
     try:
         copy = campaigns.clone(campaign.id, created_by_id=current_user.id)
     except ValidationError as exc:
-        flash(f"Could not clone: {exc.message}", "error")
+        flash(_("Could not clone: %(exc)s", exc=localized(exc)), "error")
         return redirect(url_for(".detail", campaign_id=campaign.id))
-    flash(f"Cloned into the draft “{copy.name}”.", "success")
+    flash(_("Cloned into the draft “%(name)s”.", name=copy.name), "success")
     return redirect(url_for(".edit", campaign_id=copy.id))
 
 
@@ -337,7 +344,7 @@ def resend_reach(campaign_id: int):
         return jsonify(now=resend.recipients_now(campaign.id))
     reason = resend.refusal(campaign)
     if reason:
-        return jsonify(error=reason), 409
+        return jsonify(error=localized(reason)), 409
     return jsonify({target.value: n for target, n in resend.reach(campaign.id).items()})
 
 
@@ -352,9 +359,9 @@ def resend_campaign(campaign_id: int):
             copy = resend.create(campaign.id, form.to.data, form.subject.data, created_by_id=current_user.id)
         except ValidationError as exc:
             if not apply_error(form, exc):
-                flash(exc.message, "error")
+                flash(localized(exc), "error")
         else:
-            flash(f"Created the draft “{copy.name}”: check it, then send it.", "success")
+            flash(_("Created the draft “%(name)s”: check it, then send it.", name=copy.name), "success")
             return redirect(url_for(".detail", campaign_id=copy.id))
     return _detail_page(campaign, resend_form=form, code=400)
 
@@ -369,9 +376,9 @@ def delete(campaign_id: int):
         try:
             campaigns.delete(campaign.id)
         except ValidationError as exc:
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
             return redirect(url_for(".detail", campaign_id=campaign.id))
-        flash(f"Campaign “{name}” deleted.", "success")
+        flash(_("Campaign “%(name)s” deleted.", name=name), "success")
         return redirect(url_for(".index"))
     return render_template("admin/campaigns/confirm.html", campaign=campaign, form=form, action="delete")
 
@@ -415,11 +422,12 @@ def test_send(campaign_id: int):
             try:
                 queued = campaign_send.queue_test(campaign.id, form.parsed, subscriber_id)
             except ValidationError as exc:
-                flash(exc.message, "error")
+                flash(localized(exc), "error")
                 return _detail_page(campaign, test_form=form, code=400)
             for notification_id in queued:
                 enqueue(send_notification, notification_id)
-            flash(f"A test of the saved version is queued for {', '.join(form.parsed)}.", "success")
+            flash(_("A test of the saved version is queued for %(addresses)s.",
+                    addresses=", ".join(form.parsed)), "success")
             return redirect(url_for(".detail", campaign_id=campaign.id, tests=",".join(map(str, queued)),
                                     _anchor="test-send"))
     return _detail_page(campaign, test_form=form, code=400)

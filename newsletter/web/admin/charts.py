@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 TOP, BOTTOM = 16, 22  # room for the top tick's label, and for the x labels under the axis
@@ -106,12 +107,14 @@ def _table(labels: Sequence[str], series: Sequence[Series], label_header: str) -
     note = ""
     if len(rows) > MAX_TABLE_ROWS:
         rows = [i for i in rows if any(s.values[i] for s in series)]
-        note = '<p class="muted small-text">Rows with nothing to count are left out.</p>'
+        left_out = _("Rows with nothing to count are left out.")  # outside the f-string: extraction finds it
+        note = f'<p class="muted small-text">{escape(left_out)}</p>'
     head = "".join(f'<th scope="col" class="num">{escape(s.name)}</th>' for s in series)
     body = "".join(
         f'<tr><th scope="row">{escape(labels[i])}</th>'
         + "".join(f'<td class="num">{_number(s.values[i])}</td>' for s in series) + "</tr>" for i in rows)
-    return (f'<details class="chart-data"><summary>Show the numbers</summary>{note}<div class="table-wrap">'
+    summary = escape(_("Show the numbers"))
+    return (f'<details class="chart-data"><summary>{summary}</summary>{note}<div class="table-wrap">'
             f'<table class="striped"><thead><tr><th scope="col">{escape(label_header)}</th>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div></details>")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ...config import QUEUES
 from ...models import Role
@@ -14,6 +15,7 @@ from ...services.notifications import system_mail
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..roles import role_required
 from . import charts
 from .forms.settings import TestEmailForm
@@ -45,8 +47,9 @@ def status():
     consumers = health.active_queues() if not checks["broker"] else {}
     depths = health.queue_depths(QUEUES) if not checks["broker"] else {}
     queues, warnings = health.queue_status(QUEUES, depths, consumers)
-    return jsonify(checks=checks, workers=sorted(consumers), worker_queues=consumers, queues=queues,
-                   warnings=warnings if not checks["broker"] else [f"The broker is unreachable: {checks['broker']}"])
+    shown = ([localized(w) for w in warnings] if not checks["broker"] else
+             [_("The broker is unreachable: %(error)s", error=checks["broker"])])
+    return jsonify(checks=checks, workers=sorted(consumers), worker_queues=consumers, queues=queues, warnings=shown)
 
 
 @bp.post("/test-email")
@@ -60,10 +63,10 @@ def send_test_email():
     try:
         notification_id = system_mail.queue_test_email(form.to.data)
     except ValidationError as exc:  # an address the form's check let through but a send cannot use
-        flash(f"{form.to.label.text}: {exc.message}", "error")
+        flash(_("%(label)s: %(exc)s", label=form.to.label.text, exc=localized(exc)), "error")
         return redirect(url_for("admin.dashboard"))
     enqueue(send_notification, notification_id)  # committed: the mail log shows it queued
-    flash(f"A test email to {form.to.data} is queued on the transactional lane.", "success")
+    flash(_("A test email to %(to)s is queued on the transactional lane.", to=form.to.data), "success")
     if current_app.config["OUTBOX_DIR"]:
         return redirect(url_for("admin.outbox_list"))
     return redirect(url_for("admin.dashboard"))
@@ -104,5 +107,5 @@ def outbox_message(key: str):
 @role_required(Role.ADMIN)
 def outbox_clear():
     if ConfirmForm().validate_on_submit():
-        flash(f"Removed {outbox.clear(_outbox_dir())} messages from the outbox.", "success")
+        flash(_("Removed %(clear)s messages from the outbox.", clear=outbox.clear(_outbox_dir())), "success")
     return redirect(url_for("admin.outbox_list"))

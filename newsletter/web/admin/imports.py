@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ...models import ImportJob, Role
@@ -10,6 +11,7 @@ from ...services.audience import lists as lists_service
 from ...services.errors import ValidationError
 from ...tasks import enqueue
 from ...tasks.imports import run_import
+from ..i18n import localized
 from ..lookups import parse_id
 from ..roles import role_required
 from .forms.audience import ImportForm
@@ -53,7 +55,7 @@ def upload():
                                 mode=form.mode.data, overwrite_attributes=form.overwrite_attributes.data,
                                 created_by_id=current_user.id)
         except ValidationError as exc:
-            getattr(form, exc.field, form.file).errors.append(exc.message)
+            getattr(form, exc.field, form.file).errors.append(localized(exc))
         else:
             enqueue(run_import, job.id)  # after start() committed the job
             return redirect(url_for("imports.detail", job_id=job.id))
@@ -88,5 +90,5 @@ def status(job_id: int):
 def invalid_rows(job_id: int):
     path = imports.invalid_report_path(imports.get(job_id))
     if not path.exists():
-        abort(404, description="This import has no report of invalid rows.")
+        abort(404, description=_l("This import has no report of invalid rows."))
     return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{job_id}-invalid.csv")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ...models import Layout, Role
 from ...services.campaigns import layouts
 from ...services.errors import ValidationError
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..roles import role_required
 from .forms import saved_or_form_error
 from .forms.campaigns import LayoutForm
@@ -25,7 +27,7 @@ def _preview_or_error(html: str) -> tuple[str, str | None]:
     try:
         return layouts.preview(html), None
     except ValidationError as exc:
-        return "", exc.message
+        return "", localized(exc)
 
 
 def _form_page(form: LayoutForm, layout: Layout | None) -> str:
@@ -45,7 +47,7 @@ def index():
 def new():
     form = LayoutForm()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash(f"Layout “{saved.name}” created. Choose it in a campaign's editor.", "success")
+        flash(_("Layout “%(name)s” created. Choose it in a campaign's editor.", name=saved.name), "success")
         return redirect(url_for(".detail", layout_id=saved.id))
     return _form_page(form, None)
 
@@ -64,7 +66,7 @@ def edit(layout_id: int):
     layout = layouts.get(layout_id)
     form = LayoutForm(obj=layout)
     if form.validate_on_submit() and (saved := _save(form, layout.id)):
-        flash(f"Layout “{saved.name}” saved.", "success")
+        flash(_("Layout “%(name)s” saved.", name=saved.name), "success")
         return redirect(url_for(".detail", layout_id=saved.id))
     return _form_page(form, layout)
 
@@ -76,7 +78,7 @@ def preview():
     try:
         return jsonify(html=layouts.preview(request.form.get("html", "")))
     except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 422
+        return jsonify(error={"field": exc.field, "message": localized(exc)}), 422
 
 
 @bp.route("/<int:layout_id>/delete", methods=["GET", "POST"])
@@ -90,8 +92,8 @@ def delete(layout_id: int):
         try:
             layouts.delete(layout.id)
         except ValidationError as exc:
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
             return redirect(url_for(".detail", layout_id=layout.id))
-        flash(f"Layout “{name}” deleted.", "success")
+        flash(_("Layout “%(name)s” deleted.", name=name), "success")
         return redirect(url_for(".index"))
     return render_template("admin/layouts/delete.html", layout=layout, form=form, used_by=layouts.usage(layout.id))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...models import MailingList, OptIn, Role
@@ -38,7 +39,7 @@ def index():
 def new():
     form = ListForm()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash(f"List “{saved.name}” created.", "success")
+        flash(_("List “%(name)s” created.", name=saved.name), "success")
         return redirect(url_for(".detail", list_id=saved.id))
     return render_template("admin/lists/form.html", form=form, mailing_list=None)
 
@@ -62,7 +63,7 @@ def edit(list_id: str):
     if not form.is_submitted():
         form.opt_in.data = OptIn(mailing_list.opt_in).value
     if form.validate_on_submit() and (saved := _save(form, mailing_list.id)):
-        flash(f"List “{saved.name}” saved.", "success")
+        flash(_("List “%(name)s” saved.", name=saved.name), "success")
         return redirect(url_for(".detail", list_id=saved.id))
     return render_template("admin/lists/form.html", form=form, mailing_list=mailing_list)
 
@@ -76,7 +77,7 @@ def delete(list_id: str):
     if form.validate_on_submit():
         name = mailing_list.name
         lists.delete(mailing_list.id)
-        flash(f"List “{name}” deleted. Its subscribers are still in the audience.", "success")
+        flash(_("List “%(name)s” deleted. Its subscribers are still in the audience.", name=name), "success")
         return redirect(url_for(".index"))
     members = sum(lists.counts_by_status([mailing_list.id])[mailing_list.id].values())
     return render_template("admin/lists/delete.html", mailing_list=mailing_list, members=members, form=form)

@@ -3,6 +3,7 @@ links, test emails, campaign tests) with its status and the SMTP server's answer
 from __future__ import annotations
 
 from flask import Blueprint, flash, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -11,18 +12,19 @@ from wtforms.validators import Length, Optional
 from ...models import NotificationKind, NotificationStatus, Role
 from ...services.errors import ValidationError
 from ...services.notifications import mail_log
+from ..i18n import VALUE_LABELS, localized
 from ..roles import role_required
 from .forms import apply_error
 
 bp = Blueprint("mail_log", __name__, url_prefix="/admin/send-log/mail")
 
 KIND_LABELS = {
-    NotificationKind.API: "API notification",
-    NotificationKind.CONFIRMATION: "Opt-in confirmation",
-    NotificationKind.MANAGE_LINK: "Manage link",
-    NotificationKind.TEST_EMAIL: "Test email",
-    NotificationKind.CAMPAIGN_TEST: "Campaign test",
-    NotificationKind.AUTOMATION: "Automation",
+    NotificationKind.API: _l("API notification"),
+    NotificationKind.CONFIRMATION: _l("Opt-in confirmation"),
+    NotificationKind.MANAGE_LINK: _l("Manage link"),
+    NotificationKind.TEST_EMAIL: _l("Test email"),
+    NotificationKind.CAMPAIGN_TEST: _l("Campaign test"),
+    NotificationKind.AUTOMATION: _l("Automation"),
 }
 
 
@@ -32,11 +34,13 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    kind = SelectField("Kind", choices=[("", "Any kind")] + [(k.value, label) for k, label in KIND_LABELS.items()],
+    kind = SelectField(_l("Kind"), choices=[("", _l("Any kind"))]
+                       + [(k.value, label) for k, label in KIND_LABELS.items()],
                        validate_choice=False)
-    status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.value) for s in NotificationStatus],
+    status = SelectField(_l("Status"), choices=[("", _l("Any status"))]
+                         + [(s.value, VALUE_LABELS.get(s.value, s.value)) for s in NotificationStatus],
                          validate_choice=False)
-    q = StringField("Recipient", validators=[Optional(), Length(max=254)])
+    q = StringField(_l("Recipient"), validators=[Optional(), Length(max=254)])
 
 
 @bp.context_processor
@@ -54,7 +58,7 @@ def index():
         found = mail_log.page(filters, request.args.get("cursor"))
     except ValidationError as exc:
         if not apply_error(form, exc):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
     status = 400 if found is None else 200
     return render_template("admin/mail_log/index.html", form=form, page=found,
                            args=filters.as_args() if filters else {}, paged=bool(request.args.get("cursor"))), status

@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ...models import Role, Segment
 from ...services.audience import lists as lists_service
@@ -13,6 +14,7 @@ from ...services.audience.segments.rules import RuleError
 from ...services.campaigns import campaigns as campaigns_service
 from ...services.errors import ValidationError
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..lookups import found
 from ..roles import role_required
 from .forms import saved_or_form_error
@@ -40,7 +42,7 @@ def _save(form: SegmentForm, segment_id: int | None = None) -> Segment | None:
         try:
             return segments.update(segment_id, **values) if segment_id else segments.create(**values)
         except RuleError as exc:
-            form.rules.errors = [*form.rules.errors, f"{exc.field}: {exc.message}"]
+            form.rules.errors = [*form.rules.errors, f"{exc.field}: {localized(exc)}"]
             return None
 
     return saved_or_form_error(form, save)
@@ -61,7 +63,7 @@ def index():
 def new():
     form = SegmentForm()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash(f"Segment “{saved.name}” created.", "success")
+        flash(_("Segment “%(name)s” created.", name=saved.name), "success")
         return redirect(url_for(".edit", segment_id=saved.id))
     return _editor(form, None)
 
@@ -82,7 +84,7 @@ def save(segment_id: str):
     segment = found(segments.get, segment_id, "segment")
     form = SegmentForm()
     if form.validate_on_submit() and (saved := _save(form, segment.id)):
-        flash(f"Segment “{saved.name}” saved.", "success")
+        flash(_("Segment “%(name)s” saved.", name=saved.name), "success")
         return redirect(url_for(".edit", segment_id=saved.id))
     return _editor(form, segment)
 
@@ -90,20 +92,23 @@ def save(segment_id: str):
 @bp.post("/count.json")
 @role_required(Role.VIEWER)
 def count():
-    """The live count and the first matches of the rules being edited (unsaved); CSRF-checked."""
+    """The live count and the first matches of the rules being edited (unsaved); CSRF-checked. The count
+    may be an estimate (`exact` false, `margin`): the page then asks again with `exact: true`."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # nested past what Python's parser takes: not rules anyway
         body = None
     rules = body.get("rules") if isinstance(body, dict) else None
+    exact = isinstance(body, dict) and body.get("exact") is True  # the figure after an estimate: no preview
     try:
-        total = segments.count(rules)
-        people = segments.preview(rules, PREVIEW_ROWS)
+        total = segments.live_count(rules, exact=exact)
+        people = [] if exact else segments.preview(rules, PREVIEW_ROWS)
     except ValidationError as exc:
-        return jsonify(error={"field": exc.field, "message": exc.message}), 400
-    return jsonify(count=total, preview=[{"id": p.id, "email": p.email, "name": p.name, "status": p.status.value,
-                                          "url": url_for("subscribers.detail", subscriber_id=p.id)}
-                                         for p in people])
+        return jsonify(error={"field": exc.field, "message": localized(exc)}), 400
+    return jsonify(count=total.value, exact=total.exact, margin=total.margin,
+                   preview=None if exact else [
+                       {"id": p.id, "email": p.email, "name": p.name, "status": p.status.value,
+                        "url": url_for("subscribers.detail", subscriber_id=p.id)} for p in people])
 
 
 @bp.route("/<segment_id>/delete", methods=["GET", "POST"])
@@ -115,6 +120,6 @@ def delete(segment_id: str):
     if form.validate_on_submit():
         name = segment.name
         segments.delete(segment.id)
-        flash(f"Segment “{name}” deleted.", "success")
+        flash(_("Segment “%(name)s” deleted.", name=name), "success")
         return redirect(url_for(".index"))
     return render_template("admin/segments/delete.html", segment=segment, form=form)

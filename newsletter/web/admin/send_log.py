@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -17,6 +20,7 @@ from ...services.errors import NotFound, ValidationError
 from ...tasks import campaigns as campaign_tasks
 from ...tasks import enqueue
 from ..forms import ConfirmForm
+from ..i18n import VALUE_LABELS, localized
 from ..roles import role_required
 from .forms import apply_error
 from .lists import can_edit_context
@@ -30,13 +34,14 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    campaign_id = SelectField("Campaign", choices=[("", "Any campaign")], validate_choice=False)
-    status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.value) for s in DeliveryStatus],
+    campaign_id = SelectField(_l("Campaign"), choices=[("", _l("Any campaign"))], validate_choice=False)
+    status = SelectField(_l("Status"), choices=[("", _l("Any status"))]
+                         + [(s.value, VALUE_LABELS.get(s.value, s.value)) for s in DeliveryStatus],
                          validate_choice=False)
-    q = StringField("Recipient", validators=[Optional(), Length(max=254)])
-    code = StringField("SMTP code", validators=[Optional(), Length(max=3)])
-    since = StringField("From", render_kw={"type": "date"})
-    until = StringField("To", render_kw={"type": "date"})
+    q = StringField(_l("Recipient"), validators=[Optional(), Length(max=254)])
+    code = StringField(_l("SMTP code"), validators=[Optional(), Length(max=3)])
+    since = StringField(_l("From"), render_kw={"type": "date"})
+    until = StringField(_l("To"), render_kw={"type": "date"})
 
 
 def _filters() -> send_log.Filters:
@@ -49,14 +54,14 @@ def _filters() -> send_log.Filters:
 @role_required(Role.VIEWER)
 def index():
     form = FilterForm(formdata=request.args)
-    form.campaign_id.choices = [("", "Any campaign")] + [(str(i), name) for i, name in send_log.campaign_choices()]
+    form.campaign_id.choices = [("", _l("Any campaign"))] + [(str(i), name) for i, name in send_log.campaign_choices()]
     found, filters, retryable = None, None, 0
     try:
         filters = _filters()
         found = send_log.page(filters, request.args.get("cursor"))
     except ValidationError as exc:
         if not apply_error(form, exc):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
     campaign_id = filters.campaign_id if filters is not None else None
     if campaign_id is not None:
         retryable = deliveries.retryable(campaign_id)
@@ -89,7 +94,7 @@ def export_csv():
     try:
         filters = _filters()
     except ValidationError as exc:
-        flash(exc.message, "error")
+        flash(localized(exc), "error")
         return redirect(url_for(".index"))
     name = f"send-log-{date.today().isoformat()}.csv"
     if filters.campaign_id is not None:
@@ -104,17 +109,18 @@ def export_csv():
 def retry_failed(campaign_id: int):
     """Send again what failed transiently or was cancelled; enqueue the dispatcher after the commit."""
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+        abort(400, description=_l("The form expired; reload the page and try again."))
     try:
         moved = campaigns.retry_failed(campaign_id, by=f"retry by {current_user.email}")
     except ValidationError as exc:
-        flash(exc.message, "error")
+        flash(localized(exc), "error")
     else:
         if moved:
             enqueue(campaign_tasks.dispatch_campaign, campaign_id)
-            flash(f"Sending {moved:,} {'delivery' if moved == 1 else 'deliveries'} again.", "success")
+            flash(ngettext("Sending %(count)s delivery again.", "Sending %(count)s deliveries again.", moved,
+                           count=f"{moved:,}"), "success")
         else:
-            flash("Nothing to retry: no transient failures or cancelled deliveries.", "info")
+            flash(_("Nothing to retry: no transient failures or cancelled deliveries."), "info")
     back = request.form.get("next") or ""
     if not back.startswith("/") or back.startswith("//"):
         back = url_for(".index", campaign_id=campaign_id)

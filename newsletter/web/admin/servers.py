@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from ...models import Role, SendingServer
 from ...services import settings
 from ...services.delivery import servers
 from ...services.errors import Conflict
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..lookups import found
 from ..roles import role_required
 from .forms import saved_or_form_error
@@ -37,7 +39,8 @@ def _save(form: ServerForm, server_id: int | None = None) -> SendingServer | Non
 def new():
     form = ServerForm()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash(f"Sending server {saved.name} added to the pool {saved.pool}. Test its connection below.", "success")
+        flash(_("Sending server %(name)s added to the pool %(pool)s. Test its connection below.",
+                name=saved.name, pool=saved.pool), "success")
         return redirect(url_for(".index"))
     return render_template("admin/servers/form.html", form=form, server=None), 400 if form.errors else 200
 
@@ -48,7 +51,7 @@ def edit(server_id: str):
     server = found(servers.get, server_id, "sending server")
     form = ServerForm(obj=server)
     if form.validate_on_submit() and (saved := _save(form, server.id)):
-        flash(f"Sending server {saved.name} saved. Every worker uses it within a second.", "success")
+        flash(_("Sending server %(name)s saved. Every worker uses it within a second.", name=saved.name), "success")
         return redirect(url_for(".index"))
     form.password.data = ""
     return render_template("admin/servers/form.html", form=form, server=server), 400 if form.errors else 200
@@ -62,11 +65,11 @@ def test(server_id: str):
     server = None if server_id == "default" else found(servers.get, server_id, "sending server")
     name = server.name if server else "default"
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
     elif problem := servers.verify(server.id if server else None):
-        flash(f"{name}: the server did not accept us: {problem}", "error")
+        flash(_("%(name)s: the server did not accept us: %(problem)s", name=name, problem=problem), "error")
     else:
-        flash(f"{name}: connected and logged in.", "success")
+        flash(_("%(name)s: connected and logged in.", name=name), "success")
     return redirect(url_for(".index"))
 
 
@@ -87,12 +90,12 @@ def disable(server_id: str):
 def delete(server_id: str):
     server = found(servers.get, server_id, "sending server")
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
     else:
         try:
-            flash(f"Sending server {servers.delete(server.id)} deleted.", "success")
+            flash(_("Sending server %(delete)s deleted.", delete=servers.delete(server.id)), "success")
         except Conflict as exc:
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
     return redirect(url_for(".index"))
 
 
@@ -100,7 +103,8 @@ def _toggle(server_id: str, enabled: bool):
     server = found(servers.get, server_id, "sending server")
     if ConfirmForm().validate_on_submit():
         servers.set_enabled(server.id, enabled)
-        flash(f"{server.name} {'enabled' if enabled else 'disabled: nothing more goes through it'}.", "success")
+        flash(_("%(name)s enabled.", name=server.name) if enabled else
+              _("%(name)s disabled: nothing more goes through it.", name=server.name), "success")
     else:
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
     return redirect(url_for(".index"))

@@ -5,6 +5,8 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -20,6 +22,7 @@ from ...services.notifications import system_mail
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..roles import role_required
 from .forms import apply_error
 from .forms.settings import SettingsForm, TestEmailForm
@@ -60,12 +63,12 @@ def index():
         servers.check_pool(changes["NOTIFY_POOL"] or settings.DEFAULT_POOL, "NOTIFY_POOL")
         changed = settings.save(changes, current_user.id)
     except ValidationError as exc:
-        errors = exc.errors if isinstance(exc, settings.SettingsInvalid) else {exc.field: exc.message}
+        errors = exc.errors if isinstance(exc, settings.SettingsInvalid) else {exc.field: exc.text}
         for name, message in errors.items():
-            getattr(form, name).errors = [message]
-        flash("Nothing was saved: correct the fields marked below.", "error")
+            getattr(form, name).errors = [localized(message)]
+        flash(_("Nothing was saved: correct the fields marked below."), "error")
         return _page(form, status=400)
-    return _done(changed, "Saved: {}. Every worker uses the new values within a second.", "Nothing changed.")
+    return _done(changed, _("Saved: {}. Every worker uses the new values within a second."), _("Nothing changed."))
 
 
 @bp.post("/reset")
@@ -73,12 +76,13 @@ def index():
 def reset():
     """Back to the environment's value: one setting (`name`) or a whole section (`section`)."""
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".index"))
     section = request.form.get("section", "")
     names = [s.name for s in settings.SPECS if s.section == section or s.name == request.form.get("name")]
     changed = settings.save(dict.fromkeys(names), current_user.id) if names else []
-    return _done(changed, "Back to the environment's value: {}.", "Those settings already come from the environment.")
+    return _done(changed, _("Back to the environment's value: {}."),
+                 _("Those settings already come from the environment."))
 
 
 @bp.post("/test")
@@ -91,7 +95,8 @@ def send_test():
     problem = settings.check_smtp()
     if problem:
         current = settings.effective()
-        flash(f"The SMTP server {current.smtp.host}:{current.smtp.port} did not accept us: {problem}", "error")
+        flash(_("The SMTP server %(host)s:%(port)s did not accept us: %(problem)s",
+                host=current.smtp.host, port=current.smtp.port, problem=problem), "error")
         return redirect(url_for(".index"))
     try:
         notification_id = system_mail.queue_test_email(test_form.to.data)
@@ -99,8 +104,8 @@ def send_test():
         apply_error(test_form, exc)
         return _page(_filled_form(), test_form, status=400)
     enqueue(send_notification, notification_id)  # committed: the mail log shows it queued
-    flash(f"Connected and logged in to the SMTP server. A test email to {test_form.to.data} is queued on the "
-          "transactional lane.", "success")
+    flash(_("Connected and logged in to the SMTP server. A test email to %(to)s is queued on the transactional lane.",
+            to=test_form.to.data), "success")
     return redirect(url_for(".index"))
 
 
@@ -114,7 +119,7 @@ def _filled_form() -> SettingsForm:
 
 
 def _done(changed: list[str], done: str, nothing: str):
-    labels = {s.name: s.label for s in settings.SPECS}
+    labels = {s.name: _(s.label) for s in settings.SPECS}
     if changed:
         flash(done.format(", ".join(labels[n] for n in changed)), "success")
     else:
@@ -124,16 +129,17 @@ def _done(changed: list[str], done: str, nothing: str):
 
 # DKIM -----------------------------------------------------------------------------------------
 
-KEY_TYPES = {"rsa-2048": "RSA, 2048 bits (recommended)", "rsa-3072": "RSA, 3072 bits", "rsa-4096": "RSA, 4096 bits",
-             "ed25519": "Ed25519 (in addition to an RSA key: not every receiver checks it yet)"}
+KEY_TYPES = {"rsa-2048": _l("RSA, 2048 bits (recommended)"), "rsa-3072": _l("RSA, 3072 bits"),
+             "rsa-4096": _l("RSA, 4096 bits"),
+             "ed25519": _l("Ed25519 (in addition to an RSA key: not every receiver checks it yet)")}
 
 
 class DkimKeyForm(FlaskForm):
-    domain = StringField("Sending domain", validators=[DataRequired(), Length(max=253)],
-                         description="The part after @ in the From address.")
-    key_type = SelectField("Key", choices=[SelectChoice(k, v) for k, v in KEY_TYPES.items()], default="rsa-2048")
-    selector = StringField("Selector", validators=[Length(max=63)],
-                           description="Leave empty for a dated one (nl202612): a new selector per rotation.")
+    domain = StringField(_l("Sending domain"), validators=[DataRequired(), Length(max=253)],
+                         description=_l("The part after @ in the From address."))
+    key_type = SelectField(_l("Key"), choices=[SelectChoice(k, v) for k, v in KEY_TYPES.items()], default="rsa-2048")
+    selector = StringField(_l("Selector"), validators=[Length(max=63)],
+                           description=_l("Leave empty for a dated one (nl202612): a new selector per rotation."))
 
 
 def _dkim_page(form: DkimKeyForm | None = None, status: int = 200):
@@ -143,10 +149,10 @@ def _dkim_page(form: DkimKeyForm | None = None, status: int = 200):
         preflight.forget_dns()
         for key in keys:
             try:
-                state, _ = preflight.record_state(key)
-                states[key.id] = (state, preflight.STATES[state])
+                state, _details = preflight.record_state(key)
+                states[key.id] = (state, _(preflight.STATES[state]))
             except preflight.DnsError as exc:
-                states[key.id] = ("error", str(exc))
+                states[key.id] = ("error", localized(exc))
     if form is None:
         form = DkimKeyForm(formdata=None, data={"domain": parseaddr(settings.get("MAIL_DEFAULT_SENDER") or "")[1]
                                                .rpartition("@")[2]})
@@ -162,15 +168,16 @@ def dkim_keys():
     form = DkimKeyForm()
     if not form.validate_on_submit():
         return _dkim_page(form, 400)
-    algorithm, _, bits = form.key_type.data.partition("-")
+    algorithm, _sep, bits = form.key_type.data.partition("-")
     try:
         key = dkim.generate(form.domain.data, form.selector.data, DkimAlgorithm(algorithm), int(bits or 256),
                             current_user.id)
     except ValidationError as exc:
         if not apply_error(form, exc, {"bits": "key_type"}):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
         return _dkim_page(form, 400)
-    flash(f"Key generated for {key.domain}. Publish its TXT record at {key.record_name}, then activate it.", "success")
+    flash(_("Key generated for %(domain)s. Publish its TXT record at %(record_name)s, then activate it.",
+            domain=key.domain, record_name=key.record_name), "success")
     return redirect(url_for(".dkim_keys", _anchor=f"key-{key.id}"))
 
 
@@ -178,21 +185,24 @@ def dkim_keys():
 @role_required(Role.ADMIN)
 def dkim_activate(key_id: int):
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".dkim_keys"))
     key = dkim.get(key_id)
     try:
-        state, _ = preflight.record_state(key)
+        state, _details = preflight.record_state(key)
     except preflight.DnsError:
         state = "error"
     retired = dkim.activate(key.id)
-    done = f"{key.record_name} now signs every message from {key.domain}."
+    flash(_("%(record)s now signs every message from %(domain)s.",
+            record=key.record_name, domain=key.domain), "success")
     if retired:
-        done += f" Retired: {', '.join(old.selector for old in retired)} (keep its record a few days, then delete)."
-    flash(done, "success")
+        flash(_("Retired: %(selectors)s (keep its record a few days, then delete).",
+                selectors=", ".join(old.selector for old in retired)), "info")
     if state != "published":
-        flash(f"Its DNS record is not {'found' if state in ('missing', 'error') else 'matching'} yet: receivers "
-              "will fail the signature until it is published.", "error")
+        flash(_("Its DNS record is not found yet: receivers will fail the signature until it is published.")
+              if state in ("missing", "error") else
+              _("Its DNS record is not matching yet: receivers will fail the signature until it is published."),
+                    "error")
     return redirect(url_for(".dkim_keys"))
 
 
@@ -200,8 +210,8 @@ def dkim_activate(key_id: int):
 @role_required(Role.ADMIN)
 def dkim_delete(key_id: int):
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".dkim_keys"))
     key = dkim.delete(key_id)
-    flash(f"Deleted the key {key.record_name}; you can remove its DNS record.", "success")
+    flash(_("Deleted the key %(record_name)s; you can remove its DNS record.", record_name=key.record_name), "success")
     return redirect(url_for(".dkim_keys"))

@@ -16,6 +16,9 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -25,6 +28,7 @@ from ...services.deliverability import bounces
 from ...services.delivery import ledger as deliveries
 from ...services.errors import Conflict, NotFound, ValidationError
 from ..forms import ConfirmForm
+from ..i18n import localized
 from ..lookups import found, parse_id
 from ..roles import role_required
 from .forms import apply_error, saved_or_form_error
@@ -63,7 +67,7 @@ def index():
         total = subscribers.count(filters)
     except ValidationError as exc:
         if not apply_error(form, exc):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
     bulk = BulkForm()
     bulk.target_list.choices = _list_choices("List…")
     return render_template("admin/subscribers/index.html", form=form, bulk=bulk, items=items, total=total,
@@ -75,14 +79,24 @@ def _run_bulk(action: str, target: dict[str, Any], list_id: str | None) -> str:
     if action in ("add", "remove"):
         ident = parse_id(list_id or "")
         if ident is None:
-            raise ValidationError("target_list", "Choose the list.")
+            raise ValidationError("target_list", _("Choose the list."))
         name = lists.get(ident).name
         if action == "add":
-            return f"Added {subscribers.bulk_add_to_list(ident, **target):,} subscribers to “{name}”."
-        return f"Removed {subscribers.bulk_remove_from_list(ident, **target):,} subscribers from “{name}”."
+            count = subscribers.bulk_add_to_list(ident, **target)
+            return ngettext("Added %(count)s subscriber to “%(name)s”.",
+                            "Added %(count)s subscribers to “%(name)s”.", count,
+                            count=f"{count:,}", name=name)
+        count = subscribers.bulk_remove_from_list(ident, **target)
+        return ngettext("Removed %(count)s subscriber from “%(name)s”.",
+                        "Removed %(count)s subscribers from “%(name)s”.", count,
+                        count=f"{count:,}", name=name)
     if action == "unsubscribe":
-        return f"Unsubscribed {subscribers.bulk_unsubscribe(**target):,} subscribers from every list."
-    return f"Deleted {subscribers.bulk_delete(**target):,} subscribers."
+        count = subscribers.bulk_unsubscribe(**target)
+        return ngettext("Unsubscribed %(count)s subscriber from every list.",
+                        "Unsubscribed %(count)s subscribers from every list.",
+                        count, count=f"{count:,}")
+    count = subscribers.bulk_delete(**target)
+    return ngettext("Deleted %(count)s subscriber.", "Deleted %(count)s subscribers.", count, count=f"{count:,}")
 
 
 @bp.post("/bulk")
@@ -95,17 +109,17 @@ def bulk():
     try:
         filters = _filters(request.form)
     except ValidationError as exc:
-        flash(exc.message, "error")
+        flash(localized(exc), "error")
         return redirect(url_for(".index"))
     back = url_for(".detail", subscriber_id=ids[0]) if back_to == "detail" and len(ids) == 1 else \
         url_for(".index", **filters.as_args())
     action = form.action.data
     if not form.validate_on_submit() or action not in BULK_ACTIONS:
-        flash("Choose an action for the selected subscribers.", "error")
+        flash(_("Choose an action for the selected subscribers."), "error")
         return redirect(back)
     target = {"filters": filters} if form.all_matching.data else {"ids": ids}
     if not form.all_matching.data and not ids:
-        flash("Tick at least one subscriber, or “all subscribers matching this search”.", "error")
+        flash(_("Tick at least one subscriber, or “all subscribers matching this search”."), "error")
         return redirect(back)
     if action in CONFIRM_FIRST and form.confirmed.data != "yes":
         how_many = subscribers.count(filters) if form.all_matching.data else len(set(ids))
@@ -114,7 +128,7 @@ def bulk():
     try:
         flash(_run_bulk(action, target, form.target_list.data), "success")
     except (ValidationError, NotFound) as exc:
-        flash(getattr(exc, "message", "That list no longer exists."), "error")
+        flash(getattr(exc, "message", _("That list no longer exists.")), "error")
     if action == "delete" and back_to == "detail":
         back = url_for(".index")
     return redirect(back)
@@ -127,7 +141,7 @@ def export_csv():
     try:
         filters = _filters(request.args)
     except ValidationError as exc:
-        flash(exc.message, "error")
+        flash(localized(exc), "error")
         return redirect(url_for(".index"))
     name = f"subscribers-{date.today().isoformat()}.csv"
     if filters.list_id is not None and filters == subscribers.Filters(list_id=filters.list_id):
@@ -152,7 +166,7 @@ def new():
     if not form.is_submitted() and from_list in dict(form.lists.choices):
         form.lists.data = [from_list]  # "Add subscriber" on a list's page: that list, ticked
     if not request.form.get("add_row") and form.validate_on_submit() and (created := _save_new(form)):
-        flash(f"{created.email} added.", "success")
+        flash(_("%(email)s added.", email=created.email), "success")
         return redirect(url_for(".detail", subscriber_id=created.id))
     return _form_page(form, None)
 
@@ -188,9 +202,9 @@ def edit(subscriber_id: str):
                                language=form.language.data)
         except (ValidationError, Conflict) as exc:
             if not apply_error(form, exc):
-                flash(exc.message, "error")
+                flash(localized(exc), "error")
         else:
-            flash("Subscriber saved.", "success")
+            flash(_("Subscriber saved."), "success")
             return redirect(url_for(".detail", subscriber_id=subscriber.id))
     return _form_page(form, subscriber)
 
@@ -213,7 +227,7 @@ def delete(subscriber_id: str):
         return _confirm_page(subscriber, "delete")
     email = subscriber.email
     subscribers.delete(subscriber.id)
-    flash(f"{email} deleted.", "success")
+    flash(_("%(email)s deleted.", email=email), "success")
     return redirect(url_for(".index"))
 
 
@@ -225,7 +239,7 @@ def erase(subscriber_id: str):
     if not ConfirmForm().validate_on_submit():
         return _confirm_page(subscriber, "erase")
     gdpr.erase_subscriber(subscriber.id)
-    flash("Personal data erased. The address is suppressed so no import or form adds it again.", "success")
+    flash(_("Personal data erased. The address is suppressed so no import or form adds it again."), "success")
     return redirect(url_for(".detail", subscriber_id=subscriber.id))
 
 
@@ -235,9 +249,9 @@ def revoke_links(subscriber_id: str):
     """End every unsubscribe/preferences/web-view link mailed to this person so far."""
     subscriber = found(subscribers.get, subscriber_id, "subscriber")
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+        abort(400, description=_l("The form expired; reload the page and try again."))
     tokens.revoke_links(subscriber.id)
-    flash("Every link mailed to this subscriber so far no longer works. The next email carries new ones.", "success")
+    flash(_("Every link mailed to this subscriber so far no longer works. The next email carries new ones."), "success")
     return redirect(url_for(".detail", subscriber_id=subscriber.id))
 
 
@@ -276,7 +290,7 @@ def suppression_add():
         except ValidationError as exc:
             apply_error(form, exc)
         else:
-            flash(f"{added} is suppressed: it gets no more marketing email.", "success")
+            flash(_("%(added)s is suppressed: it gets no more marketing email.", added=added), "success")
             return redirect(url_for(".suppression_list"))
     return _suppressions_page(form)
 
@@ -286,9 +300,10 @@ def suppression_add():
 def suppression_lift():
     form = LiftForm()
     if form.validate_on_submit() and suppressions.lift(form.email.data):
-        flash(f"Suppression of {form.email.data} lifted. Imports and signup forms may subscribe it again.",
+        flash(_("Suppression of %(email)s lifted. Imports and signup forms may subscribe it again.",
+                email=form.email.data),
               "success")
     else:
-        flash("That address was not suppressed.", "error")
+        flash(_("That address was not suppressed."), "error")
     return redirect(url_for(".suppression_list"))
 

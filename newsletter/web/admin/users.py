@@ -4,11 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, make_response, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...models import Role, User
 from ...services.accounts import users
 from ..forms import ConfirmForm
+from ..i18n import localized, value_label
 from ..lookups import found
 from ..roles import role_required
 from .forms.users import ROLE_HINTS, NewUserForm, PasswordForm, RoleForm
@@ -45,11 +47,12 @@ def new():
         try:
             user, generated = users.invite(form.email.data, form.name.data, Role(form.role.data), form.password.data)
         except users.AccountError as exc:
-            getattr(form, exc.field).errors.append(exc.message)
+            getattr(form, exc.field).errors.append(localized(exc))
         else:
             if generated:
                 return _show_password_once(user, generated, reset=False)
-            flash(f"User {user.email} created. Give them their password through a channel you trust.", "success")
+            flash(_("User %(email)s created. Give them their password through a channel you trust.",
+                    email=user.email), "success")
             return redirect(url_for(".index"))
     return render_template("admin/users/form.html", form=form, hints=ROLE_HINTS)
 
@@ -71,10 +74,10 @@ def change_role(user_id: str):
     try:
         users.change_role(user.id, Role(form.role.data), by_user_id=current_user.id)
     except users.AccountError as exc:
-        form.role.errors = [*form.role.errors, exc.message]
+        form.role.errors = [*form.role.errors, localized(exc)]
         return _detail(user, role_form=form)
     if user.role != before:
-        flash(f"{user.email} is now {user.role.value}.", "success")
+        flash(_("%(email)s is now %(role)s.", email=user.email, role=value_label(user.role.value)), "success")
     return redirect(url_for(".detail", user_id=user.id))
 
 
@@ -88,8 +91,9 @@ def toggle_active(user_id: str):
         try:
             users.set_active(user.id, not user.active, by_user_id=current_user.id)
         except users.AccountError as exc:
-            return _detail(user, active_error=exc.message)
-        flash(f"{user.email} {'reactivated' if user.active else 'deactivated: their sessions have ended'}.", "success")
+            return _detail(user, active_error=localized(exc))
+        flash(_("%(email)s reactivated.", email=user.email) if user.active else
+              _("%(email)s deactivated: their sessions have ended.", email=user.email), "success")
     return redirect(url_for(".detail", user_id=user.id))
 
 
@@ -103,9 +107,9 @@ def reset_password(user_id: str):
     try:
         generated = users.reset_password(user.id, form.password.data)
     except users.AccountError as exc:
-        form.password.errors = [*form.password.errors, exc.message]
+        form.password.errors = [*form.password.errors, localized(exc)]
         return _detail(user, password_form=form)
     if generated:
         return _show_password_once(user, generated, reset=True)
-    flash(f"Password of {user.email} changed.", "success")
+    flash(_("Password of %(email)s changed.", email=user.email), "success")
     return redirect(url_for(".detail", user_id=user.id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ...models import Role, Webhook
 from ...services.webhooks import webhook_deliveries, webhooks
@@ -36,7 +37,7 @@ def index():
 def new():
     form = WebhookForm()
     if form.validate_on_submit() and (saved := _save(form)):
-        flash("Webhook created. Copy its signing secret to your receiver.", "success")
+        flash(_("Webhook created. Copy its signing secret to your receiver."), "success")
         return redirect(url_for(".detail", webhook_id=saved.id))
     return render_template("admin/webhooks/form.html", form=form, webhook=None, hints=EVENT_HINTS)
 
@@ -58,7 +59,7 @@ def edit(webhook_id: str):
     webhook = found(webhooks.get, webhook_id, "webhook")
     form = WebhookForm(obj=webhook)
     if form.validate_on_submit() and (saved := _save(form, webhook.id)):
-        flash("Webhook saved.", "success")
+        flash(_("Webhook saved."), "success")
         return redirect(url_for(".detail", webhook_id=saved.id))
     return render_template("admin/webhooks/form.html", form=form, webhook=webhook, hints=EVENT_HINTS)
 
@@ -77,7 +78,7 @@ def _confirmed(webhook_id: str, action: str, change, message: str, done_url: str
 @bp.route("/<webhook_id>/delete", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def delete(webhook_id: str):
-    return _confirmed(webhook_id, "delete", webhooks.delete, "Webhook to {url} deleted, with its delivery log.",
+    return _confirmed(webhook_id, "delete", webhooks.delete, _("Webhook to {url} deleted, with its delivery log."),
                       url_for(".index"))
 
 
@@ -86,7 +87,7 @@ def delete(webhook_id: str):
 def rotate(webhook_id: str):
     """Receivers must switch to the new secret, hence the confirmation."""
     return _confirmed(webhook_id, "rotate", webhooks.rotate_secret,
-                      "New signing secret made. Update your receiver: deliveries from now on use it.")
+                      _("New signing secret made. Update your receiver: deliveries from now on use it."))
 
 
 @bp.post("/<webhook_id>/test")
@@ -96,7 +97,7 @@ def test(webhook_id: str):
     if ConfirmForm().validate_on_submit():
         webhook_deliveries.send_test(webhook.id)
         note = "" if webhook.active else " It waits until you make the webhook active."
-        flash(f"Test event queued; it appears in the log below within seconds.{note}", "success")
+        flash(_("Test event queued; it appears in the log below within seconds.%(note)s", note=note), "success")
     return redirect(url_for(".detail", webhook_id=webhook.id))
 
 
@@ -120,6 +121,6 @@ def replay(webhook_id: str, delivery_id: str):
     row = found(lambda ident: webhook_deliveries.get(webhook.id, ident), delivery_id, "delivery")
     if ConfirmForm().validate_on_submit():
         copy = webhook_deliveries.replay(webhook.id, row.id)
-        flash(f"Replayed as delivery {copy.id}, with the same payload.", "success")
+        flash(_("Replayed as delivery %(id)s, with the same payload.", id=copy.id), "success")
         return redirect(url_for(".delivery", webhook_id=webhook.id, delivery_id=copy.id))
     return redirect(url_for(".delivery", webhook_id=webhook.id, delivery_id=row.id))

@@ -4,8 +4,12 @@ An automation is created paused; PATCH `status` to `active` to start it. Steps r
 `position` order: `send` (subject, html, text: sandboxed Jinja2 with `subscriber`,
 `unsubscribe_url`, `preferences_url`), `wait` (`minutes` and/or `at` "HH:MM" in the
 subscriber's `timezone` attribute, else the step's `timezone`), `branch` (segment `rules`;
-`on_false`: `exit` or `skip` the next step). POST /events records an event that enrols the
-subscriber in every automation triggered by that name, once per `idempotency_key`.
+`on_false`: `exit` or `skip` the next step), or whether the subscriber `opened` / `clicked` an
+earlier send step's email (`condition`, `step_id`; the automation needs `tracking`). A subscriber
+enters once, or again after leaving with `reentry` (and `reentry_gap_minutes`). POST
+.../steps/<id>/move swaps a step with its neighbour in a paused automation. POST /events records
+an event that enrols the subscriber in every automation triggered by that name, once per
+`idempotency_key`.
 """
 from __future__ import annotations
 
@@ -23,7 +27,13 @@ bp = resource_blueprint("automations", "/automations",
 events_bp = resource_blueprint("events", "/events", "Events that enrol subscribers in automations.")
 
 PARAMS_HELP = ("send: {subject, html, text}; wait: {minutes, at: \"HH:MM\", timezone}; "
-               "branch: {rules: segment rules, on_false: exit|skip}.")
+               "branch: {condition: rules|opened|clicked, rules: segment rules (condition rules), step_id: an "
+               "earlier send step (opened/clicked; default the last one before the branch; in a new automation's "
+               "steps the last send step before it), on_false: exit|skip}. A branch on opened/clicked counts "
+               "human opens and clicks recorded until it runs: put a wait step before it.")
+REENTRY_HELP = "false: a subscriber enters once ever; true: again after completing or leaving it."
+GAP_HELP = "With reentry: minutes that must pass after leaving before entering again."
+TRACKING_HELP = "Its emails carry an open pixel and tracked links, recorded per subscriber (branches need it)."
 
 
 def _bad_rules(error: RuleError) -> Any:
@@ -43,6 +53,11 @@ class StepPatch(InSchema):
     params = ma.fields.Dict(keys=ma.fields.String(), required=True, metadata={"description": PARAMS_HELP})
 
 
+class StepMove(InSchema):
+    direction = ma.fields.String(required=True, validate=ma.validate.OneOf(["up", "down"]),
+                                 metadata={"description": "Swap with the step above (up) or below (down)."})
+
+
 class StepOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     position = ma.fields.Integer(required=True)
@@ -58,6 +73,9 @@ class AutomationIn(InSchema):
                                    metadata={"description": "The list id (subscribed, confirmed), the attribute "
                                                             "(attribute_changed, date) or the event name (api_event)."})
     steps = ma.fields.List(ma.fields.Nested(StepIn), load_default=list, validate=ma.validate.Length(max=100))
+    reentry = ma.fields.Boolean(load_default=False, metadata={"description": REENTRY_HELP})
+    reentry_gap_minutes = ma.fields.Integer(load_default=0, metadata={"description": GAP_HELP})
+    tracking = ma.fields.Boolean(load_default=False, metadata={"description": TRACKING_HELP})
 
 
 class AutomationPatch(InSchema):
@@ -66,6 +84,9 @@ class AutomationPatch(InSchema):
     trigger_key = ma.fields.String(validate=ma.validate.Length(1, 200))
     status = ma.fields.Enum(AutomationStatus, by_value=True,
                             metadata={"description": "paused holds every subscriber where they are."})
+    reentry = ma.fields.Boolean(metadata={"description": REENTRY_HELP})
+    reentry_gap_minutes = ma.fields.Integer(metadata={"description": GAP_HELP})
+    tracking = ma.fields.Boolean(metadata={"description": TRACKING_HELP})
 
 
 class AutomationOut(ma.Schema):
@@ -74,10 +95,12 @@ class AutomationOut(ma.Schema):
     status = ma.fields.Enum(AutomationStatus, by_value=True, required=True)
     trigger = ma.fields.Enum(TriggerKind, by_value=True, required=True)
     trigger_key = ma.fields.String(required=True)
+    reentry = ma.fields.Boolean(required=True)
+    reentry_gap_minutes = ma.fields.Integer(required=True)
+    tracking = ma.fields.Boolean(required=True)
     steps = ma.fields.Function(lambda a: StepOut(many=True).dump(automations.steps(a.id)), required=True,
                                metadata={"type": "array", "items": {"type": "object"}})
     created_at = ma.fields.DateTime(required=True)
-
 
 
 class StepReportOut(ma.Schema):
@@ -90,6 +113,9 @@ class StepReportOut(ma.Schema):
                                                        "skipped, exited)."})
     sends = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
                            metadata={"description": "This step's emails by status (queued, sent, failed, ...)."})
+    engagement = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True,
+                                metadata={"description": "Send steps of a tracked automation: subscribers who "
+                                                         "opened and who clicked its email (human)."})
 
 
 class ReportOut(ma.Schema):
@@ -123,7 +149,8 @@ class EventOut(ma.Schema):
 @bp.response(201, AutomationOut)
 def create(body: dict[str, Any]) -> Automation:
     """Create a paused automation with its steps."""
-    return automations.create(body["name"], body["trigger"], body["trigger_key"], body["steps"])
+    return automations.create(body["name"], body["trigger"], body["trigger_key"], body["steps"], body["reentry"],
+                              body["reentry_gap_minutes"], body["tracking"])
 
 
 @bp.route("", methods=["GET"])
@@ -145,8 +172,9 @@ def read(automation_id: int) -> Automation:
 @bp.arguments(AutomationPatch)
 @bp.response(200, AutomationOut)
 def patch(body: dict[str, Any], automation_id: int) -> Automation:
-    """Rename, change the trigger, pause or resume."""
-    automation = automations.update(automation_id, body.get("name"), body.get("trigger"), body.get("trigger_key"))
+    """Rename, change the trigger, re-entry or tracking, pause or resume."""
+    automation = automations.update(automation_id, body.get("name"), body.get("trigger"), body.get("trigger_key"),
+                                    body.get("reentry"), body.get("reentry_gap_minutes"), body.get("tracking"))
     if "status" in body:
         automation = automations.set_status(automation_id, body["status"])
     return automation
@@ -181,6 +209,16 @@ def edit_step(body: dict[str, Any], automation_id: int, step_id: int) -> Automat
 def delete_step(automation_id: int, step_id: int) -> None:
     """Delete a step nobody is about to run (409 otherwise)."""
     automations.delete_step(automation_id, step_id)
+
+
+@bp.route("/<int:automation_id>/steps/<int:step_id>/move", methods=["POST"])
+@bp.arguments(StepMove)
+@bp.response(200, StepOut)
+@bp.alt_response(409, response="CONFLICT")
+def move_step(body: dict[str, Any], automation_id: int, step_id: int) -> AutomationStep:
+    """Swap a step with the one above or below, in a paused automation (409 otherwise). Who ran the
+    upper step and waits for the lower one runs it next and does not run the upper one again."""
+    return automations.move_step(automation_id, step_id, body["direction"])
 
 
 @bp.route("/<int:automation_id>/report", methods=["GET"])

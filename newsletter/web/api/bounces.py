@@ -41,10 +41,13 @@ class BounceIn(InSchema):
     def _one_target(self, data: dict[str, Any], **_: Any) -> None:
         given = [name for name in ("email", "delivery_id", "notification_id") if data.get(name) is not None]
         if not given:
-            raise ma.ValidationError("Give the address (`email`), or a `delivery_id` or `notification_id`.", "email")
+            # As {field: [message]} (what field_name= builds): `make translations` reads a second
+            # argument of a ValidationError as a sentence to translate.
+            raise ma.ValidationError(
+                {"email": ["Give the address (`email`), or a `delivery_id` or `notification_id`."]})
         if "delivery_id" in given and "notification_id" in given:
-            raise ma.ValidationError("A report is about one message: a delivery or a notification.",
-                                     "notification_id")
+            raise ma.ValidationError(
+                {"notification_id": ["A report is about one message: a delivery or a notification."]})
 
 
 class BounceOut(ma.Schema):

@@ -54,12 +54,23 @@ class SegmentPatch(InSchema):
 
 class CountIn(InSchema):
     rules = _rules(required=True)
+    exact = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Wait for the exact count however long it takes. By default the answer is exact when "
+                       "the database gives it within ~0.1 s, else an estimate (`exact` false, with `margin`)."})
 
 
 class CountOut(ma.Schema):
     count = ma.fields.Integer(required=True, metadata={"description": "Subscribers matching, in any status (a "
                                                                       "campaign then keeps the confirmed, "
                                                                       "unsuppressed ones)."})
+
+
+class LiveCountOut(CountOut):
+    exact = ma.fields.Boolean(required=True, metadata={"description": "False: `count` is an estimate from a "
+                                                       "random sample of the subscribers; ask again with "
+                                                       "`exact: true` for the figure."})
+    margin = ma.fields.Integer(required=True, metadata={"description": "An estimate's 95 % interval is "
+                                                        "`count` ± `margin` (0 when exact)."})
 
 
 class PreviewArgs(InSchema):
@@ -100,10 +111,12 @@ def index(args: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/count", methods=["POST"])
 @bp.arguments(CountIn)
-@bp.response(200, CountOut)
-def count(body: dict[str, Any]) -> dict[str, int]:
-    """Count who matches unsaved rules (the live count while editing); nothing is saved."""
-    return {"count": segments.count(body["rules"])}
+@bp.response(200, LiveCountOut)
+def count(body: dict[str, Any]) -> dict[str, Any]:
+    """Count who matches unsaved rules (the live count while editing); nothing is saved. Exact, or
+    when that takes longer than ~0.1 s an estimate with its margin (`exact: true` waits)."""
+    found = segments.live_count(body["rules"], exact=body["exact"])
+    return {"count": found.value, "exact": found.exact, "margin": found.margin}
 
 
 @bp.route("/<int:segment_id>", methods=["GET"])

@@ -23,7 +23,7 @@ from ...services.notifications import audience_mail
 from ...tasks import enqueue
 from ...tasks.notifications import send_notification
 from ..forms import ConfirmForm
-from ..i18n import browser_language, use_language
+from ..i18n import browser_language, localized, use_language
 from ..lookups import subscriber_id_by_email, subscriber_language
 from .forms import EraseForm, ManageForm, PreferencesForm, SubscribeForm
 
@@ -123,7 +123,7 @@ def subscribe(list_id: int):
                                              name=form.name.data or "", **_client(),
                                              language=form.language.data or _signup_language())
         except ValidationError as exc:
-            (form.name if exc.field == "name" else form.email).errors.append(exc.message)
+            (form.name if exc.field == "name" else form.email).errors.append(localized(exc))
         else:
             # A suppressed address has nothing pending: same answer, no email, nothing revealed.
             _ask_to_confirm(result)
@@ -251,7 +251,7 @@ def preferences(token: str):
         result = subscriptions.set_lists(subscriber.id, form.lists.data or [], name=form.name.data or "",
                                          language=form.language.data or None, **_client())
     except ValidationError as exc:
-        form.name.errors.append(exc.message)
+        form.name.errors.append(localized(exc))
         return _preferences_page(subscriber, form, EraseForm(formdata=None), 400)
     use_language(form.language.data)  # the answer speaks the language just chosen
     if _ask_to_confirm(result):
@@ -290,7 +290,7 @@ def manage():
         try:
             email = addresses.normalize_email(form.email.data)
         except ValidationError as exc:
-            form.email.errors.append(exc.message)
+            form.email.errors.append(localized(exc))
         else:
             subscriber_id = subscriber_id_by_email(email)
             notification_id = audience_mail.queue_manage_link(subscriber_id) if subscriber_id is not None else None

@@ -32,6 +32,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.urls import iri_to_uri
 
 from ...extensions import csrf, limiter
+from ...services.automations import tracking as automation_tracking
 from ...services.engagement import events, tokens
 from ...services.errors import NotFound
 from ..headers import tracking_headers
@@ -116,16 +117,46 @@ def _answer(kind: str, token: str) -> str | None:
         abort(404)
 
 
-@bp.route("/o/<token>", methods=["GET"])
-def pixel(token: str) -> Response:
-    _answer("open", token)
+def _gif() -> Response:
+    """The pixel's answer (campaigns' and automations')."""
     return Response(GIF, mimetype="image/gif", headers=tracking_headers(request.is_secure))
 
 
-@bp.route("/c/<token>", methods=["GET"])
-def click(token: str) -> ResponseReturnValue:
-    url = _answer("click", token)
+def _to(url: str | None) -> ResponseReturnValue:
+    """A tracked link's answer: the redirect to its URL (campaigns' and automations')."""
     assert url is not None
     response = redirect(url, 302)
     response.headers.update(tracking_headers(request.is_secure))
     return response
+
+
+@bp.route("/o/<token>", methods=["GET"])
+def pixel(token: str) -> Response:
+    _answer("open", token)
+    return _gif()
+
+
+@bp.route("/c/<token>", methods=["GET"])
+def click(token: str) -> ResponseReturnValue:
+    return _to(_answer("click", token))
+
+
+# Automation emails (services/automations/tracking.py): their own tokens and routes, through Flask
+# (a hit writes one database row; these are one automation email's readers, not a campaign's).
+
+def _automation(kind: str, token: str) -> str | None:
+    try:
+        return automation_tracking.record(kind, token, **_client(request.environ))
+    except (tokens.TokenInvalid, NotFound):
+        abort(404)
+
+
+@bp.route("/ao/<token>", methods=["GET"])
+def automation_pixel(token: str) -> Response:
+    _automation("open", token)
+    return _gif()
+
+
+@bp.route("/ac/<token>", methods=["GET"])
+def automation_click(token: str) -> ResponseReturnValue:
+    return _to(_automation("click", token))

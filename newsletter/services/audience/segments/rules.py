@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from ...errors import ValidationError
+from ...messages import Message
 
 MAX_DEPTH = 5         # groups inside groups, the root counting as 1
 MAX_NODES = 100       # groups and conditions in all
@@ -51,21 +52,21 @@ def validate(rules: Any, prefix: str = "rules") -> tuple[dict[str, Any], Referen
     """The normalised rules and the ids they reference, or RuleError at the first bad part."""
     if isinstance(rules, str):
         if len(rules) > MAX_JSON:
-            raise RuleError(prefix, f"The rules are at most {MAX_JSON:,} characters of JSON.")
+            raise RuleError(prefix, "The rules are at most %(limit)s characters of JSON.", limit=format(MAX_JSON, ','))
         try:
             rules = json.loads(rules)
         except ValueError as exc:
-            raise RuleError(prefix, f"Not JSON: {exc}.") from None
+            raise RuleError(prefix, "Not JSON: %(exc)s.", exc=exc) from None
         except RecursionError:
-            raise RuleError(prefix, f"Groups nest at most {MAX_DEPTH} deep.") from None
+            raise RuleError(prefix, "Groups nest at most %(limit)s deep.", limit=MAX_DEPTH) from None
     try:
         size = len(json.dumps(rules))
     except (TypeError, ValueError):
         raise RuleError(prefix, "The rules must be JSON.") from None
     except RecursionError:
-        raise RuleError(prefix, f"Groups nest at most {MAX_DEPTH} deep.") from None
+        raise RuleError(prefix, "Groups nest at most %(limit)s deep.", limit=MAX_DEPTH) from None
     if size > MAX_JSON:
-        raise RuleError(prefix, f"The rules are at most {MAX_JSON:,} characters of JSON.")
+        raise RuleError(prefix, "The rules are at most %(limit)s characters of JSON.", limit=format(MAX_JSON, ','))
     checker = _Checker()
     clean = checker.group(rules, prefix, 1)
     return clean, checker.references
@@ -77,9 +78,9 @@ class _Checker:
         self.references = References()
 
     def group(self, node: Any, path: str, depth: int) -> dict[str, Any]:
-        _object(node, path, {"match", "rules"}, "A group is an object with `match` and `rules`.")
+        _object(node, path, {"match", "rules"}, Message("A group is an object with `match` and `rules`."))
         if depth > MAX_DEPTH:
-            raise RuleError(path, f"Groups nest at most {MAX_DEPTH} deep.")
+            raise RuleError(path, "Groups nest at most %(limit)s deep.", limit=MAX_DEPTH)
         match = _choice(node, "match", path, MATCHES)
         children = node.get("rules")
         if not isinstance(children, list):
@@ -89,7 +90,7 @@ class _Checker:
             self.nodes += 1
             child_path = f"{path}.rules[{index}]"
             if self.nodes > MAX_NODES:
-                raise RuleError(child_path, f"At most {MAX_NODES} conditions and groups in all.")
+                raise RuleError(child_path, "At most %(limit)s conditions and groups in all.", limit=MAX_NODES)
             if isinstance(child, dict) and "match" in child and "type" not in child:
                 clean.append(self.group(child, child_path, depth + 1))
             else:
@@ -102,7 +103,7 @@ class _Checker:
         kind = node.get("type")
         checker = CONDITIONS.get(kind) if isinstance(kind, str) else None
         if checker is None:
-            raise RuleError(f"{path}.type", f"Choose one of: {', '.join(CONDITIONS)}.")
+            raise RuleError(f"{path}.type", "Choose one of: %(value)s.", value=', '.join(CONDITIONS))
         return checker(self, node, path)
 
     def attribute(self, node: dict[str, Any], path: str) -> dict[str, Any]:
@@ -112,9 +113,10 @@ class _Checker:
             raise RuleError(f"{path}.key", "Name the attribute.")
         key = key.strip()
         if len(key) > MAX_KEY or '"' in key:
-            raise RuleError(f"{path}.key", f'An attribute name is at most {MAX_KEY} characters, without ".')
+            raise RuleError(f"{path}.key", "An attribute name is at most %(limit)s characters, without \".",
+                             limit=MAX_KEY)
         if op in PRESENCE_OPS:
-            _object(node, path, {"type", "key", "op"}, f"`{op}` takes no value.")
+            _object(node, path, {"type", "key", "op"}, Message("`%(op)s` takes no value.", op=op))
             return {"type": "attribute", "key": key, "op": op}
         _object(node, path, {"type", "key", "op", "value"}, "")
         if "value" not in node:
@@ -164,7 +166,7 @@ class _Checker:
     def engagement(self, node: dict[str, Any], path: str) -> dict[str, Any]:
         op = _choice(node, "op", path, ENGAGEMENT_OPS)
         if op == "never_opened":
-            _object(node, path, {"type", "op"}, "`never_opened` takes no campaign and no days.")
+            _object(node, path, {"type", "op"}, Message("`never_opened` takes no campaign and no days."))
             return {"type": "engagement", "op": op}
         _object(node, path, {"type", "op", "campaign_id", "days"}, "")
         clean: dict[str, Any] = {"type": "engagement", "op": op, "campaign_id": None, "days": None}
@@ -190,19 +192,20 @@ CONDITIONS = {
 }
 
 
-def _object(node: Any, path: str, allowed: set[str], hint: str) -> None:
+def _object(node: Any, path: str, allowed: set[str], hint: str | Message) -> None:
     if not isinstance(node, dict):
-        raise RuleError(path, hint or "An object.")
+        raise RuleError(path, hint or Message("An object."))
     for key in node:
         if key not in allowed:
-            raise RuleError(f"{path}.{key}", f"Unknown key; this takes {', '.join(sorted(allowed))}."
-                            if isinstance(key, str) else "Unknown key.")
+            raise RuleError(f"{path}.{key}", Message("Unknown key; this takes %(keys)s.",
+                                                     keys=", ".join(sorted(allowed)))
+                            if isinstance(key, str) else Message("Unknown key."))
 
 
 def _choice(node: dict[str, Any], key: str, path: str, choices: tuple[str, ...]) -> str:
     value = node.get(key)
     if not isinstance(value, str) or value not in choices:
-        raise RuleError(f"{path}.{key}", f"Choose one of: {', '.join(choices)}.")
+        raise RuleError(f"{path}.{key}", "Choose one of: %(value)s.", value=', '.join(choices))
     return value
 
 
@@ -224,7 +227,7 @@ def _text(value: Any, path: str, allow_empty: bool = False) -> str:
     if not allow_empty and not value.strip():
         raise RuleError(path, "Give the text to compare with.")
     if len(value) > MAX_TEXT or "\x00" in value:
-        raise RuleError(path, f"At most {MAX_TEXT} characters, no NUL.")
+        raise RuleError(path, "At most %(limit)s characters, no NUL.", limit=MAX_TEXT)
     return value
 
 
@@ -239,7 +242,7 @@ def _date(value: Any, path: str) -> str:
 
 def _days(value: Any, path: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
-        raise RuleError(path, f"A whole number of days from 1 to {MAX_DAYS:,}.")
+        raise RuleError(path, "A whole number of days from 1 to %(limit)s.", limit=format(MAX_DAYS, ','))
     return value
 
 

@@ -5,13 +5,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from ....extensions import db
-from ....models import Campaign, MailingList, Segment, Subscriber, dialect
+from ....models import Campaign, MailingList, Segment, Subscriber
 from ....models.base import utcnow
 from ...errors import NotFound, ValidationError
+from ...languages import N_
 from ...text import one_line
+from . import estimate
 from .compile import Condition, compile_rules
 from .rules import EMPTY, RuleError, validate
 
@@ -41,18 +43,19 @@ def validated(rules: Any, prefix: str = "rules") -> dict[str, Any]:
     """The rules normalised, or RuleError naming the JSON path of the first bad part (including
     a list or campaign that does not exist)."""
     clean, references = validate(rules, prefix)
-    for model, named, what in ((MailingList, references.lists, "list"), (Campaign, references.campaigns, "campaign")):
+    for model, named, missing in ((MailingList, references.lists, N_("No list with id %(ident)s.")),
+                                  (Campaign, references.campaigns, N_("No campaign with id %(ident)s."))):
         if not named:
             continue
         found = set(db.session.scalars(select(model.id).where(model.id.in_({ident for _, ident in named}))))
         for path, ident in named:
             if ident not in found:
-                raise RuleError(path, f"No {what} with id {ident}.")
+                raise RuleError(path, missing, ident=ident)
     return clean
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
-    name = one_line(values.get("name"), "name", 200, required=True, label="A segment name")
+    name = one_line(values.get("name"), "name", 200, required=True, label=N_("A segment name"))
     description = values.get("description") or ""
     if not isinstance(description, str) or len(description) > 5000:
         raise ValidationError("description", "A description is text of at most 5,000 characters.")
@@ -94,7 +97,7 @@ def existing_ids(segment_ids: Iterable[Any], field: str = "segment_ids") -> list
     found = set(db.session.scalars(select(Segment.id).where(Segment.id.in_(wanted))))
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise ValidationError(field, f"Unknown segment id(s): {', '.join(map(str, missing))}.")
+        raise ValidationError(field, "Unknown segment id(s): %(value)s.", value=', '.join(map(str, missing)))
     return wanted
 
 
@@ -112,9 +115,14 @@ def matching(segment_ids: Iterable[int], now: datetime | None = None) -> Conditi
 def count(rules: Any) -> int:
     """How many subscribers match `rules` (any status: the campaign snapshot then keeps the
     confirmed, unsuppressed ones); RuleError when the rules are not valid."""
+    return estimate.exact(compile_rules(validated(rules), utcnow()))
+
+
+def live_count(rules: Any, exact: bool = False) -> estimate.Count:
+    """The count while rules are edited (the builder, the API): exact if PostgreSQL answers within
+    estimate.BUDGET_MS, else a labelled estimate with its 95 % margin; `exact` waits for the figure."""
     condition = compile_rules(validated(rules), utcnow())
-    dialect.without_jit()  # a scan of 1M rows gets JIT-compiled for nothing (see dialect.without_jit)
-    return db.session.scalar(select(func.count()).select_from(Subscriber).where(condition)) or 0
+    return estimate.Count(estimate.exact(condition)) if exact else estimate.within(condition)
 
 
 def preview(rules: Any, limit: int = PREVIEW_LIMIT) -> list[Subscriber]:

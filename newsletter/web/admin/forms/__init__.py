@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 
 from ....services.errors import Conflict
 from ....services.errors import ValidationError as ServiceError
+from ...i18n import localized
 
 T = TypeVar("T")
 
@@ -19,7 +20,7 @@ def apply_error(form: FlaskForm, exc: Exception, aliases: dict[str, str] | None 
     field = form._fields.get(name)
     if field is None:
         return False
-    field.errors = [*field.errors, getattr(exc, "message", str(exc))]
+    field.errors = [*field.errors, localized(exc)]
     return True
 
 
@@ -29,5 +30,5 @@ def saved_or_form_error(form: FlaskForm, action: Callable[[], T], aliases: dict[
         return action()
     except (ServiceError, Conflict) as exc:
         if not apply_error(form, exc, aliases):
-            flash(exc.message, "error")
+            flash(localized(exc), "error")
         return None

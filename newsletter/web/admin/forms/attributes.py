@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import Field
 from wtforms.utils import unset_value
 from wtforms.validators import ValidationError
 
-KINDS = [("text", "Text"), ("number", "Number"), ("boolean", "Yes / no"), ("json", "JSON")]
+KINDS = [("text", _l("Text")), ("number", _l("Number")), ("boolean", _l("Yes / no")), ("json", _l("JSON"))]
 TRUE, FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
 
 
@@ -43,18 +45,21 @@ def _value(row: Row, number: int) -> Any:
         except ValueError:
             value = None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(f"Row {number}: “{row.value}” is not a number (for example 42 or 3.5).")
+            raise ValidationError(_("Row %(number)s: “%(value)s” is not a number (for example 42 or 3.5).",
+                                    number=number, value=row.value))
         return value
     if row.kind == "boolean":
         word = row.value.strip().lower()
         if word not in TRUE | FALSE:
-            raise ValidationError(f"Row {number}: a yes/no value is “true” or “false”, not “{row.value}”.")
+            raise ValidationError(_("Row %(number)s: a yes/no value is “true” or “false”, not “%(value)s”.",
+                                    number=number, value=row.value))
         return word in TRUE
     if row.kind == "json":
         try:
             return json.loads(row.value)
         except ValueError as exc:
-            raise ValidationError(f"Row {number}: this is not valid JSON ({exc}).") from None
+            raise ValidationError(_("Row %(number)s: this is not valid JSON (%(error)s).",
+                                    number=number, error=exc)) from None
     return row.value
 
 
@@ -85,10 +90,11 @@ class AttributeRowsField(Field):
             if not row.value.strip():
                 continue  # an empty row, or a value cleared to remove the attribute (works without JavaScript)
             if not row.key:
-                raise ValidationError(f"Row {number}: name the attribute, or clear its value to remove the row.")
+                raise ValidationError(_("Row %(number)s: name the attribute, or clear its value to remove the row.",
+                                        number=number))
             if row.key in parsed:
-                raise ValidationError(f"Row {number}: “{row.key}” is named twice.")
+                raise ValidationError(_("Row %(number)s: “%(key)s” is named twice.", number=number, key=row.key))
             if row.kind not in kinds:
-                raise ValidationError(f"Row {number}: choose the kind of value.")
+                raise ValidationError(_("Row %(number)s: choose the kind of value.", number=number))
             parsed[row.key] = _value(row, number)
         self.data = parsed

@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -61,17 +63,18 @@ STARTER_LAYOUT = """<!doctype html>
 """
 
 
-BODY_FORMATS = [SelectChoice("html", "HTML"), SelectChoice("markdown", "Markdown"),
-                SelectChoice("richtext", "Rich text"), SelectChoice("visual", "Visual")]
+BODY_FORMATS = [SelectChoice("html", _l("HTML")), SelectChoice("markdown", _l("Markdown")),
+                SelectChoice("richtext", _l("Rich text")), SelectChoice("visual", _l("Visual"))]
 
 
 class TranslationForm(Form):
     """One translation row; a plain Form (the campaign form's CSRF token covers it)."""
-    language = StringField("Language", validators=[Length(max=16)],
-                           description="A short tag: de, fr, pt-BR. Subscribers with that language get this version.")
-    subject = StringField("Subject", validators=[Length(max=500)])
-    body = TextAreaField("HTML body")
-    remove = BooleanField("Remove this translation")
+    language = StringField(_l("Language"), validators=[Length(max=16)],
+                           description=_l("A short tag: de, fr, pt-BR. "
+                                          "Subscribers with that language get this version."))
+    subject = StringField(_l("Subject"), validators=[Length(max=500)])
+    body = TextAreaField(_l("HTML body"))
+    remove = BooleanField(_l("Remove this translation"))
 
     def is_blank(self) -> bool:
         return not ((self.language.data or "").strip() or (self.subject.data or "").strip()
@@ -79,45 +82,45 @@ class TranslationForm(Form):
 
 
 class CampaignForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)],
-                       description="Only you see it: for finding the campaign later.")
-    subject = StringField("Subject", validators=[DataRequired(), Length(max=500)])
-    from_name = StringField("From name", validators=[Length(max=200)])
-    from_email = StringField("From email", validators=[DataRequired(), Length(max=254)])
-    reply_to = StringField("Reply-to", validators=[Length(max=254)], description="Optional: where replies go.")
-    list_ids = CheckboxesField("Lists", coerce=int, validate_choice=False)
-    segment_ids = CheckboxesField("Segments", coerce=int, validate_choice=False)
-    layout_id = SelectField("Layout", choices=[("", "No layout")], validate_choice=False)
-    tracking = SelectField("Tracking", choices=[SelectChoice(k, v) for k, v in TRACKING_MODES.items()],
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)],
+                       description=_l("Only you see it: for finding the campaign later."))
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=500)])
+    from_name = StringField(_l("From name"), validators=[Length(max=200)])
+    from_email = StringField(_l("From email"), validators=[DataRequired(), Length(max=254)])
+    reply_to = StringField(_l("Reply-to"), validators=[Length(max=254)], description=_l("Optional: where replies go."))
+    list_ids = CheckboxesField(_l("Lists"), coerce=int, validate_choice=False)
+    segment_ids = CheckboxesField(_l("Segments"), coerce=int, validate_choice=False)
+    layout_id = SelectField(_l("Layout"), choices=[("", _l("No layout"))], validate_choice=False)
+    tracking = SelectField(_l("Tracking"), choices=[SelectChoice(k, _l(v)) for k, v in TRACKING_MODES.items()],
                            validate_choice=False,
-                           description="Opens come from a 1×1 image, clicks from links through this server. "
-                                       "Test sends are never tracked.")
-    pool = SelectField("Sending servers", choices=[SelectChoice("default", "default")], validate_choice=False,
+                           description=_l("Opens come from a 1×1 image, clicks from links through this server. "
+                                       "Test sends are never tracked."))
+    pool = SelectField(_l("Sending servers"), choices=[SelectChoice("default", _l("default"))], validate_choice=False,
                        default="default",
-                       description="The pool of sending servers it goes out through (Settings → Sending servers).")
-    html = TextAreaField("HTML body", default=STARTER_HTML)
+                       description=_l("The pool of sending servers it goes out through (Settings → Sending servers)."))
+    html = TextAreaField(_l("HTML body"), default=STARTER_HTML)
     # The editor (templates/admin/campaigns/_editor.html) and what it works on (services/campaigns/editors.py).
-    body_format = RadioField("Editor", choices=BODY_FORMATS, default="html", validate_choice=False)
-    body_source = TextAreaField("Source", description="Markdown, the rich-text HTML, or the visual project; "
-                                                      "the HTML body is made from it when you save.")
-    text = TextAreaField("Text body", description="Optional: generated from the HTML when empty.")
+    body_format = RadioField(_l("Editor"), choices=BODY_FORMATS, default="html", validate_choice=False)
+    body_source = TextAreaField(_l("Source"), description=_l("Markdown, the rich-text HTML, or the visual project; "
+                                                      "the HTML body is made from it when you save."))
+    text = TextAreaField(_l("Text body"), description=_l("Optional: generated from the HTML when empty."))
     # The saved translations plus one empty row to add another (a blank row is ignored).
     translations = FieldList(FormField(TranslationForm), min_entries=1, max_entries=51)
     translation_errors: list[str] = []  # the service's refusal of a translation, set by the view
     # Not saved: whom the live preview is rendered for.
-    preview_as = StringField("Preview as", validators=[Length(max=254)])
+    preview_as = StringField(_l("Preview as"), validators=[Length(max=254)])
     # The A/B test (services/campaigns/ab_variants.py); variants A-D are added below the class.
-    ab_enabled = BooleanField("Run an A/B test")
-    ab_share = IntegerField("Test share (%)", default=20, validators=[Optional()],
-                            description="This share of the recipients, picked at random, is split evenly between "
-                                        "the variants; the rest get the winner.")
-    ab_metric = SelectField("Winner by", choices=[SelectChoice("opens", "Opens (people, not machines)"),
-                                                  SelectChoice("clicks", "Clicks (people, not machines)")],
+    ab_enabled = BooleanField(_l("Run an A/B test"))
+    ab_share = IntegerField(_l("Test share (%)"), default=20, validators=[Optional()],
+                            description=_l("This share of the recipients, picked at random, is split evenly between "
+                                        "the variants; the rest get the winner."))
+    ab_metric = SelectField(_l("Winner by"), choices=[SelectChoice("opens", _l("Opens (people, not machines)")),
+                                                  SelectChoice("clicks", _l("Clicks (people, not machines)"))],
                             default="opens", validate_choice=False)
-    ab_wait_minutes = IntegerField("Wait (minutes)", default=240, validators=[Optional()],
-                                   description="From the test share's start to the pick.")
-    ab_mode = RadioField("Then", choices=[SelectChoice("auto", "Send the winner to the rest automatically"),
-                                          SelectChoice("manual", "Let me pick the winner")],
+    ab_wait_minutes = IntegerField(_l("Wait (minutes)"), default=240, validators=[Optional()],
+                                   description=_l("From the test share's start to the pick."))
+    ab_mode = RadioField(_l("Then"), choices=[SelectChoice("auto", _l("Send the winner to the rest automatically")),
+                                          SelectChoice("manual", _l("Let me pick the winner"))],
                          default="auto", validate_choice=False)
 
     def values(self) -> dict[str, Any]:
@@ -172,12 +175,13 @@ class CampaignForm(FlaskForm):
 
 for _label in VARIANT_LABELS:
     setattr(CampaignForm, f"ab_subject_{_label.lower()}",
-            StringField(f"Subject {_label}", validators=[Length(max=500)]))
+            StringField(_l("Subject %(label)s", label=_label), validators=[Length(max=500)]))
     setattr(CampaignForm, f"ab_from_name_{_label.lower()}",
-            StringField(f"From name {_label}", validators=[Length(max=200)],
-                        description="Optional: the campaign's when empty."))
+            StringField(_l("From name %(label)s", label=_label), validators=[Length(max=200)],
+                        description=_l("Optional: the campaign's when empty.")))
     setattr(CampaignForm, f"ab_html_{_label.lower()}",
-            TextAreaField(f"HTML body {_label}", description="Optional: the campaign's body when empty."))
+            TextAreaField(_l("HTML body %(label)s",
+                             label=_label), description=_l("Optional: the campaign's body when empty.")))
 
 
 def ab_form_data(test: dict[str, Any] | None) -> dict[str, Any]:
@@ -203,22 +207,22 @@ def ab_error_aliases() -> dict[str, str]:
 
 
 class ResendForm(FlaskForm):
-    to = RadioField("Send to", choices=[SelectChoice("non_openers", "Those who did not open it"),
-                                        SelectChoice("non_clickers", "Those who did not click a link")],
+    to = RadioField(_l("Send to"), choices=[SelectChoice("non_openers", _l("Those who did not open it")),
+                                        SelectChoice("non_clickers", _l("Those who did not click a link"))],
                     default="non_openers", validate_choice=False)
-    subject = StringField("Subject", validators=[DataRequired(), Length(max=500)],
-                          description="A new subject often does better than the one they skipped.")
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=500)],
+                          description=_l("A new subject often does better than the one they skipped."))
 
 
 class SaveTemplateForm(FlaskForm):
-    name = StringField("Template name", validators=[DataRequired(), Length(max=200)],
-                       description="Its subject and body become a starting point for new campaigns.")
+    name = StringField(_l("Template name"), validators=[DataRequired(), Length(max=200)],
+                       description=_l("Its subject and body become a starting point for new campaigns."))
 
 
 class LayoutForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    html = TextAreaField("HTML", default=STARTER_LAYOUT,
-                         description="Put {{ content }} where each campaign's body goes.")
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    html = TextAreaField(_l("HTML"), default=STARTER_LAYOUT,
+                         description=_l("Put {{ content }} where each campaign's body goes."))
 
 
 _AREAS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/",
@@ -247,9 +251,9 @@ def timezone_choices() -> dict[str, list[tuple[str, str]]]:
 
 
 class ScheduleForm(FlaskForm):
-    send_at = DateTimeLocalField("Send at", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
-                                 validators=[DataRequired("Pick a date and time.")])
-    timezone = SelectField("Timezone", default="UTC", validate_choice=False)
+    send_at = DateTimeLocalField(_l("Send at"), format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+                                 validators=[DataRequired(_l("Pick a date and time."))])
+    timezone = SelectField(_l("Timezone"), default="UTC", validate_choice=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -259,7 +263,7 @@ class ScheduleForm(FlaskForm):
         try:
             zoneinfo.ZoneInfo(field.data or "")
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("Choose a timezone from the list.") from None
+            raise ValidationError(_("Choose a timezone from the list.")) from None
 
     def aware_send_at(self) -> datetime:
         """The wall-clock time the user typed, in the timezone they chose, as a UTC instant."""
@@ -268,16 +272,18 @@ class ScheduleForm(FlaskForm):
 
 
 class TestSendForm(FlaskForm):
-    addresses = TextAreaField("Send a test to", validators=[DataRequired("Enter at least one address.")],
-                              description=f"Up to {MAX_TEST_ADDRESSES} addresses, separated by commas or new lines.")
-    preview_as = StringField("Personalise as", validators=[Length(max=254)],
-                             description="Optional: a subscriber's email; the sample subscriber otherwise.")
+    addresses = TextAreaField(_l("Send a test to"), validators=[DataRequired(_l("Enter at least one address."))],
+                              description=_l("Up to %(count)s addresses, separated by commas or new lines.",
+                                             count=MAX_TEST_ADDRESSES))
+    preview_as = StringField(_l("Personalise as"), validators=[Length(max=254)],
+                             description=_l("Optional: a subscriber's email; the sample subscriber otherwise."))
     parsed: list[str] = []
 
     def validate_addresses(self, field: Any) -> None:
         raw = [part.strip() for part in re.split(r"[,;\s]+", field.data or "") if part.strip()]
         if len(raw) > MAX_TEST_ADDRESSES:
-            raise ValidationError(f"At most {MAX_TEST_ADDRESSES} addresses at a time ({len(raw)} given).")
+            raise ValidationError(_("At most %(count)s addresses at a time (%(given)s given).",
+                                    count=MAX_TEST_ADDRESSES, given=len(raw)))
         parsed: list[str] = []
         for address in raw:
             try:
@@ -287,5 +293,5 @@ class TestSendForm(FlaskForm):
             if normalized not in parsed:
                 parsed.append(normalized)
         if not parsed:
-            raise ValidationError("Enter at least one address.")
+            raise ValidationError(_("Enter at least one address."))
         self.parsed = parsed
