@@ -102,8 +102,9 @@ def remove(tree: OldTree) -> None:
 
 
 def run_in_child(ctx: Context, app_root: Path, label: str, n: int, knobs: dict, timeout: float, profile: bool,
-                 round_no: int, profile_tag: str) -> dict:
-    """One platform run of the code at `app_root` in a child process; its figures (or its error)."""
+                 round_no: int, profile_tag: str, dkim: str = "") -> dict:
+    """One platform run of the code at `app_root` in a child process; its figures (or its error).
+    `dkim`: the campaign's From domain has active keys of that kind (send_bench.py --dkim), on both sides."""
     db_url, db_name = platform_db.create_database()
     ctx.databases.append(db_name)
     stem = f"{label.replace('@', '-')}-r{round_no}-n{n}"
@@ -115,7 +116,7 @@ def run_in_child(ctx: Context, app_root: Path, label: str, n: int, knobs: dict, 
         "database": [db_url, db_name], "out": str(out_path), "workdir": str(workdir),
         "concurrency": ctx.concurrency, "pool": ctx.pool, "baseline_redis": ctx.baseline_redis,
         "platform_redis": ctx.platform_redis, "sessions": ctx.sessions,
-        "profile_dir": str(ctx.profile_dir) if ctx.profile_dir else None, "tag": profile_tag}))
+        "profile_dir": str(ctx.profile_dir) if ctx.profile_dir else None, "tag": profile_tag, "dkim": dkim}))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(app_root)  # after bench/ (the script's directory), before site-packages
     child = ctx.children.start([sys.executable, str(Path(__file__)), "--child", str(spec_path)], log, env=env,
@@ -185,7 +186,8 @@ def child_main(spec_path: Path) -> int:
         imported = Path(newsletter.__file__).resolve()
         if not imported.is_relative_to(app_root.resolve()):  # the whole point: measure that tree's code
             raise RuntimeError(f"newsletter imported from {imported}, not from {app_root}")
-        setup = platform_run.prepare(ctx, spec["n"], spec["knobs"], database=tuple(spec["database"]))
+        setup = platform_run.prepare(ctx, spec["n"], spec["knobs"], database=tuple(spec["database"]),
+                                      dkim=spec.get("dkim", ""))
         result = platform_run.run(ctx, setup, spec["timeout"], spec["profile"])
         result.update({"code_root": str(app_root), "message_source": setup.sample.get("source"),
                        "profile_tag": spec["tag"] if spec["profile"] else None})

@@ -66,7 +66,8 @@ def parse_args() -> argparse.Namespace:
                         "anonymous) or a mode; code from before tracking existed sends untracked whatever this says")
     p.add_argument("--dkim", choices=("rsa", "rsa3072", "ed25519", "rsa+ed25519"),
                    help="after each N's (unsigned) platform run, run it again with active DKIM keys of this kind "
-                        "(variant platform_dkim), and time the signature alone per message")
+                        "(variant platform_dkim), and time the signature alone per message; with --compare: "
+                        "every run, new and old, signed")
     p.add_argument("--tracking-modes", default="off,anonymous,individual",
                    help="the in-process platform once per mode in each round, interleaved (issue 14: sending "
                         "with tracking within 10%% of tracking off, in one run); the `platform` figures are then "
@@ -372,7 +373,8 @@ def run_compared(ctx: Context, args: argparse.Namespace, n: int, results: dict, 
         for label, root in (("platform", ROOT), (old.label, old.path)):
             print(f"[{n:,}] {label}, round {round_no} of {args.repeat} ...", flush=True)
             tag = f"{ctx.tag}-{label.replace('@', '-')}-r{round_no}"
-            r = compare.run_in_child(ctx, root, label, n, knobs, timeout_for(args, n), args.profile, round_no, tag)
+            r = compare.run_in_child(ctx, root, label, n, knobs, timeout_for(args, n), args.profile, round_no, tag,
+                                     dkim=args.dkim or "")
             runs[label].append(r)
             results[label][str(n)] = compare.summarise(runs[label])  # kept if a later run is interrupted
             print(f"[{n:,}] {label}, round {round_no}: {r.get('msgs_per_s')} msgs/s "
@@ -399,7 +401,7 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
     largest = max(args.ns)
     extra = [servers_label(k) for k in args.extra_servers]
     measured = ["limit", "baseline", "platform", *([old.label] if old else []),
-                *(["platform_dkim"] if args.dkim else []), *extra]
+                *(["platform_dkim"] if args.dkim and not old else []), *extra]
     for v in measured:
         by_n = results[v]
         ran = [int(k) for k, r in by_n.items() if not r.get("skipped") and r.get("msgs_per_s")]
@@ -424,7 +426,10 @@ def assemble(args: argparse.Namespace, results: dict, state: dict, started: date
                                 "(the Settings page's server and SendingServer rows in the pool `default`), one "
                                 "smtp-sink each, run right after `platform` on a fresh database; "
                                 "received_by_server says how the messages spread.")
-    if args.dkim:
+    if args.dkim and old:
+        payload["notes"].append(f"--dkim {args.dkim} with --compare: every run, new and old, signed with active keys "
+                                "of that kind (the campaign's From domain); no unsigned run.")
+    elif args.dkim:
         payload["dkim"] = {"kind": args.dkim, "cost_by_n": results.get("dkim", {}), "by_n": {
             str(n): {"unsigned_msgs_per_s": results["platform"].get(str(n), {}).get("msgs_per_s"),
                      "signed_msgs_per_s": results["platform_dkim"].get(str(n), {}).get("msgs_per_s"),
