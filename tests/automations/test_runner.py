@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.extensions import db
-from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState, StepExecution
+from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState, OptIn, StepExecution
 from newsletter.models.base import utcnow
-from newsletter.services.audience import gdpr, subscribers, subscriptions
+from newsletter.services.audience import gdpr, lists, subscribers, subscriptions
 from newsletter.services.automations import automations, entry, report, runner
 from newsletter.services.errors import ValidationError
 
@@ -283,3 +283,21 @@ def test_a_wait_until_a_time_of_day_reads_each_subscribers_own_timezone(app, ste
     assert not {m.subscriber_id for m in automation_mail(app)} & set(zones)  # nobody mailed before their 09:00
     with app.app_context():  # no 09:00 comes due later in the session (it may run past one)
         automations.set_status(automation_id, "paused")
+
+
+def test_a_confirmed_trigger_fires_at_once_on_single_opt_in_and_admin_additions(app):
+    """No confirmation email in between: a single opt-in list's form signup and an admin's addition
+    to a double opt-in list are confirmed memberships at once (the email link: test_pipeline.py)."""
+    with app.app_context():
+        single = lists.create("Single", OptIn.SINGLE).id
+        double = lists.create("Double", OptIn.DOUBLE).id
+    on_single = make_automation(app, single, [WELCOME], trigger="confirmed")
+    on_double = make_automation(app, double, [WELCOME], trigger="confirmed")
+    form, admin, pending = address("form"), address("admin"), address("pending")
+    with app.app_context():
+        subscriptions.subscribe(form, [single], source=ConsentSource.FORM)
+        subscriptions.subscribe(admin, [double], source=ConsentSource.ADMIN, confirmed=True)
+        subscriptions.subscribe(pending, [double], source=ConsentSource.FORM)  # waits for its link
+    tick(app)
+    assert sorted(m.email for m in automation_mail(app) if m.email in (form, admin, pending)) == sorted([form, admin])
+    assert len(enrollments(app, on_single)) == len(enrollments(app, on_double)) == 1
