@@ -2,7 +2,8 @@
 transactional worker sends over SMTP to the recording server, the API drives them.
 
 Each subscriber gets each email exactly once (the server counts per recipient), a repeated API
-event with the same idempotency key enrols once, pausing holds, resuming lets them go on.
+event with the same idempotency key enrols once, confirming a double opt-in enrols once, pausing
+holds, resuming lets them go on, an edited step reaches only those who have not run it.
 """
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ import email.policy
 import re
 import time
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from newsletter.extensions import db
-from newsletter.models import ConsentSource, Enrollment, EnrollmentState
+from newsletter.models import (
+    AutomationEvent,
+    ConsentSource,
+    Enrollment,
+    EnrollmentState,
+    OptIn,
+    StepExecution,
+    Subscriber,
+)
 from newsletter.models.base import utcnow
-from newsletter.services.audience import subscriptions
+from newsletter.services.audience import lists, subscriptions
 from newsletter.services.engagement.classify import CLICK_TOO_SOON
 from tests.support.net import wait_for
 
@@ -157,3 +166,110 @@ def test_a_branch_on_clicked_follows_a_real_click_in_the_sent_email(
     assert subjects(smtp_server, idle) == ["Pricing"]
     assert counted["steps"][2]["outcomes"] == {"continued": 1, "exited": 1}
     assert counted["steps"][0]["engagement"] == {"opened": 1, "clicked": 1}
+
+
+def body(raw: bytes) -> str:
+    return email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+
+
+def day_passes(app, automation_id: int, *emails: str) -> None:
+    """Their wait ends now (all still in the automation when no address is named)."""
+    with app.app_context():
+        query = update(Enrollment).where(Enrollment.automation_id == automation_id,
+                                         Enrollment.state == EnrollmentState.ACTIVE)
+        if emails:
+            query = query.where(Enrollment.subscriber_id.in_(
+                select(Subscriber.id).where(Subscriber.email.in_(emails))))
+        db.session.execute(query.values(next_run_at=utcnow()))
+        db.session.commit()
+
+
+def waiting_for(app, automation_id: int, step_id: int, count: int) -> None:
+    """Until `count` enrollments have run everything before `step_id` and wait for it."""
+    def ready() -> bool:
+        with app.app_context():
+            found = db.session.scalar(select(func.count()).select_from(Enrollment).where(
+                Enrollment.automation_id == automation_id, Enrollment.state == EnrollmentState.ACTIVE,
+                Enrollment.current_step_id == step_id, Enrollment.next_run_at > utcnow()))
+            db.session.rollback()
+            return found == count
+    wait_for(ready, 60, message=f"{count} to wait for step {step_id}")
+
+
+def test_editing_a_step_on_the_running_automation_reaches_only_those_who_have_not_run_it(
+        app, api, worker, transactional_worker, beat, smtp_server):
+    """Send, wait a day, send: the second email is edited while the automation runs (beat and the
+    transactional worker go on meanwhile). Who had it gets the old one, once; who waits for it and
+    who enters later get the new one, once; nobody gets it twice. The day passes by hand."""
+    list_id = make_list(app)
+    steps = [{"kind": "send", "params": {"subject": "Welcome", "text": "Hello"}},
+             {"kind": "wait", "params": {"minutes": 24 * 60}},
+             {"kind": "send", "params": {"subject": "Tips", "text": "Old tips"}}]
+    automation_id = create(api, "subscribed", str(list_id), steps=steps)
+    tips_id = [s["id"] for s in api.get(f"/api/v1/automations/{automation_id}").get_json()["steps"]][2]
+    early, middle, late = address("early"), address("middle"), address("late")
+    join(app, list_id, early)
+    waiting_for(app, automation_id, tips_id, 1)
+    day_passes(app, automation_id, early)
+    wait_for(lambda: len(smtp_server.received.get(early, [])) == 2, 60, message="early's tips")
+    join(app, list_id, middle)
+    waiting_for(app, automation_id, tips_id, 1)  # middle, a day from the tips
+
+    edited = api.patch(f"/api/v1/automations/{automation_id}/steps/{tips_id}",
+                       json={"params": {"subject": "Tips, v2", "text": "New tips"}})
+    assert edited.status_code == 200 and edited.get_json()["version"] == 2, edited.get_json()
+    join(app, list_id, late)
+    waiting_for(app, automation_id, tips_id, 2)  # middle and late
+    day_passes(app, automation_id)
+    counted = wait_for(lambda: (r := report(api, automation_id))["sends"].get("sent") == 6 and r, 60,
+                       message="six emails sent")
+    assert (counted["entered"], counted["completed"], counted["active"]) == (3, 3, 0)
+    assert subjects(smtp_server, early) == ["Tips", "Welcome"]
+    assert subjects(smtp_server, middle) == subjects(smtp_server, late) == ["Tips, v2", "Welcome"]
+    tips = {to: [body(raw) for raw in smtp_server.received[to] if b"Tips" in raw] for to in (early, middle, late)}
+    assert [text.strip() for text in tips[early]] == ["Old tips"]
+    assert [text.strip() for text in tips[middle]] == [text.strip() for text in tips[late]] == ["New tips"]
+    with app.app_context():  # the version each ran, in the execution rows
+        versions = sorted(db.session.execute(select(Subscriber.email, StepExecution.step_version)
+                                             .join(Enrollment, Enrollment.id == StepExecution.enrollment_id)
+                                             .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+                                             .where(StepExecution.step_id == tips_id)).all())
+    assert versions == sorted([(early, 1), (middle, 2), (late, 2)])
+    assert counted["steps"][1]["outcomes"] == {"waited": 3}
+
+
+
+def taken(app, to: str) -> list[str]:
+    """The kinds of the automation events recorded for this address, once beat has taken them all."""
+    def all_taken() -> list[str] | None:
+        with app.app_context():
+            found = db.session.execute(select(AutomationEvent.kind, AutomationEvent.processed)
+                                       .join(Subscriber, Subscriber.id == AutomationEvent.subscriber_id)
+                                       .where(Subscriber.email == to).order_by(AutomationEvent.id)).all()
+            db.session.rollback()
+            return [kind.value for kind, _ in found] if all(processed for _, processed in found) else None
+    return wait_for(all_taken, 60, message="beat to take the events")
+
+
+def test_confirming_a_double_opt_in_enrols_once_and_joining_alone_does_not(
+        app, api, client, worker, transactional_worker, beat, smtp_server):
+    """A `confirmed` automation on a double opt-in list: the signup form enrols nobody; the link in
+    the confirmation email (as the SMTP server received it) enrols once; a second click does not."""
+    with app.app_context():
+        list_id = lists.create("Opt-in", OptIn.DOUBLE, public=True).id
+    automation_id = create(api, "confirmed", str(list_id),
+                           steps=[{"kind": "send", "params": {"subject": "Thanks for confirming", "text": "Hi"}}])
+    to = address("optin")
+    assert client.post(f"/subscribe/{list_id}", data={"email": to, "name": "Ola"}).status_code == 302
+    wait_for(lambda: smtp_server.received.get(to), 60, message="the confirmation email")
+    assert taken(app, to) == ["subscribed"]
+    assert report(api, automation_id)["entered"] == 0
+    link = re.search(r"https?://[^/\s]+(/confirm/\S+)", body(smtp_server.received[to][0])).group(1)
+    assert client.get(link).status_code == 200
+    wait_for(lambda: len(smtp_server.received.get(to, [])) == 2, 60, message="the automation's email")
+    assert client.get(link).status_code == 200  # the second click: still confirmed, no new event
+    assert taken(app, to) == ["subscribed", "confirmed"]
+    counted = wait_for(lambda: (r := report(api, automation_id))["sends"].get("sent") == 1 and r, 30,
+                       message="the report to count the email sent")
+    assert (counted["entered"], counted["completed"], counted["active"]) == (1, 1, 0)
+    assert len(smtp_server.received[to]) == 2 and subjects(smtp_server, to).count("Thanks for confirming") == 1

@@ -1,16 +1,18 @@
 """The runner in this process (the database is real: SQLite or PostgreSQL): triggers enrol,
-each step runs once, pause holds, edits reach only those not there yet, branches decide."""
+each step runs once, pause holds, edits reach only those not there yet, branches decide,
+waits until a time of day read the subscriber's timezone."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 
 from newsletter.extensions import db
-from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState
+from newsletter.models import AutomationEvent, ConsentSource, Enrollment, EnrollmentState, OptIn, StepExecution
 from newsletter.models.base import utcnow
-from newsletter.services.audience import gdpr, subscribers, subscriptions
+from newsletter.services.audience import gdpr, lists, subscribers, subscriptions
 from newsletter.services.automations import automations, entry, report, runner
 from newsletter.services.errors import ValidationError
 
@@ -240,3 +242,62 @@ def test_erasure_removes_the_events_and_ends_the_enrollments(app):
         gdpr.erase_subscriber(subscriber_id)
         assert db.session.scalar(select(AutomationEvent).where(AutomationEvent.subscriber_id == subscriber_id)) is None
     assert [e.state for e in enrollments(app, automation_id)] == [EnrollmentState.EXITED]
+
+
+
+@pytest.mark.parametrize("step_zone", [None, "Europe/Lisbon"])
+def test_a_wait_until_a_time_of_day_reads_each_subscribers_own_timezone(app, step_zone):
+    """"90 minutes, then until 09:00" ends at the first 09:00 on each subscriber's own wall clock
+    (attribute `timezone`) at least 90 minutes after the wait began; without that attribute, or
+    with a name that is no zone, on the step's clock (UTC when the step names none). Checked
+    against the runner's own clock: the execution row holds the `now` it ran the wait with."""
+    list_id = make_list(app)
+    params = {"minutes": 90, "at": "09:00", **({"timezone": step_zone} if step_zone else {})}
+    automation_id = make_automation(app, list_id, [{"kind": "wait", "params": params}, WELCOME], active=False)
+    fallback = ZoneInfo(step_zone or "UTC")
+    given = {"Asia/Tokyo": ZoneInfo("Asia/Tokyo"), "America/New_York": ZoneInfo("America/New_York"),
+             "Australia/Adelaide": ZoneInfo("Australia/Adelaide"),  # half an hour off the full hours
+             None: fallback, "Mars/Olympus_Mons": fallback}
+    zones = {join(app, list_id, address("tz"), attributes={"timezone": name} if name else {}): zone
+             for name, zone in given.items()}
+    with app.app_context():
+        automations.set_status(automation_id, "active")
+        wait_id, welcome_id = [s.id for s in automations.steps(automation_id)]
+    tick(app)
+    waiting = {e.subscriber_id: e for e in enrollments(app, automation_id)}
+    with app.app_context():
+        ran = {subscriber_id: (step_id, outcome, at) for subscriber_id, step_id, outcome, at in db.session.execute(
+            select(Enrollment.subscriber_id, StepExecution.step_id, StepExecution.outcome, StepExecution.created_at)
+            .join(StepExecution, StepExecution.enrollment_id == Enrollment.id)
+            .where(Enrollment.automation_id == automation_id))}
+    assert set(waiting) == set(zones) == set(ran)  # one execution each: the wait
+    for subscriber_id, zone in zones.items():
+        step_id, outcome, began = ran[subscriber_id]
+        enrollment = waiting[subscriber_id]
+        assert (step_id, outcome, enrollment.current_step_id) == (wait_id, "waited", welcome_id)
+        due, earliest = enrollment.next_run_at, began + timedelta(minutes=90)
+        local = due.astimezone(zone)
+        day_before = datetime.combine(local.date() - timedelta(days=1), time(9, 0), tzinfo=zone)
+        assert local.time() == time(9, 0), (zone, local)
+        assert day_before < earliest <= due, (zone, earliest, local)  # the first 09:00 from then on
+    assert not {m.subscriber_id for m in automation_mail(app)} & set(zones)  # nobody mailed before their 09:00
+    with app.app_context():  # no 09:00 comes due later in the session (it may run past one)
+        automations.set_status(automation_id, "paused")
+
+
+def test_a_confirmed_trigger_fires_at_once_on_single_opt_in_and_admin_additions(app):
+    """No confirmation email in between: a single opt-in list's form signup and an admin's addition
+    to a double opt-in list are confirmed memberships at once (the email link: test_pipeline.py)."""
+    with app.app_context():
+        single = lists.create("Single", OptIn.SINGLE).id
+        double = lists.create("Double", OptIn.DOUBLE).id
+    on_single = make_automation(app, single, [WELCOME], trigger="confirmed")
+    on_double = make_automation(app, double, [WELCOME], trigger="confirmed")
+    form, admin, pending = address("form"), address("admin"), address("pending")
+    with app.app_context():
+        subscriptions.subscribe(form, [single], source=ConsentSource.FORM)
+        subscriptions.subscribe(admin, [double], source=ConsentSource.ADMIN, confirmed=True)
+        subscriptions.subscribe(pending, [double], source=ConsentSource.FORM)  # waits for its link
+    tick(app)
+    assert sorted(m.email for m in automation_mail(app) if m.email in (form, admin, pending)) == sorted([form, admin])
+    assert len(enrollments(app, on_single)) == len(enrollments(app, on_double)) == 1
