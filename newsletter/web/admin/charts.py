@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from babel.dates import format_skeleton
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
+
+from ...services import languages
 
 TOP, BOTTOM = 16, 22  # room for the top tick's label, and for the x labels under the axis
 MAX_X_LABELS = 5  # about 60 px each at 390 px wide
@@ -68,10 +72,11 @@ def _summary(title: str, labels: Sequence[str], series: Sequence[Series]) -> str
     for s in series:
         total = sum(s.values)
         peak = max(range(len(s.values)), key=lambda i: s.values[i]) if s.values else 0
-        part = f"{s.name}: {_number(total)} in total"
         if total:
-            part += f", most {_number(s.values[peak])} at {labels[peak]}"
-        parts.append(part)
+            parts.append(_("%(name)s: %(total)s in total, most %(peak)s at %(label)s", name=s.name,
+                           total=_number(total), peak=_number(s.values[peak]), label=labels[peak]))
+        else:
+            parts.append(_("%(name)s: %(total)s in total", name=s.name, total=_number(total)))
     return f"{title}. " + "; ".join(parts) + "."
 
 
@@ -135,11 +140,12 @@ def _figure(kind: str, title: str, labels: Sequence[str], series: Sequence[Serie
 
 
 def _empty(title: str, message: str) -> Markup:
+    message = message or _("Nothing to show yet.")
     return Markup(f'<figure class="chart chart-empty"><figcaption><strong>{escape(title)}</strong></figcaption>'
                   f'<p class="muted">{escape(message)}</p></figure>')
 
 
-def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "Nothing to show yet.",
+def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "",
               height: int = 180, full_labels: Sequence[str] | None = None, label_header: str = "",
               note: str = "", grouped: bool = False) -> Markup:
     """Bars per label, the series stacked bottom to top (e.g. sent, then failed on top), or side by
@@ -175,10 +181,10 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, em
                         f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}'
                         f"</title></rect>")
     body += _x_labels(labels, height, centred=True)
-    return _figure("bars", title, labels, series, height, body, label_header or "When", full, note)
+    return _figure("bars", title, labels, series, height, body, label_header or _("When"), full, note)
 
 
-def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "Nothing to show yet.",
+def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "",
                height: int = 180, full_labels: Sequence[str] | None = None, label_header: str = "",
                area: bool = True, note: str = "") -> Markup:
     """One line per series, with dots while there are few enough points to tell apart."""
@@ -210,15 +216,18 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
                 body.append(f'<circle class="dot chart-{s.tone}" cx="{cx:.3f}%" cy="{TOP + y(value):.2f}" r="3">'
                             f"<title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}</title></circle>")
     body += _x_labels(labels, height, centred=False)
-    return _figure("lines", title, labels, series, height, body, label_header or "When", full, note)
+    return _figure("lines", title, labels, series, height, body, label_header or _("When"), full, note)
 
 
 # Time axes ------------------------------------------------------------------------------------
 
 def time_labels(starts: Sequence[datetime], unit: str) -> tuple[list[str], list[str]]:
-    """Short labels for the axis and full ones (UTC) for tooltips and the table."""
+    """Short labels for the axis and full ones (UTC) for tooltips and the table; days in the page's
+    language ("Dec 7", "7. Dez.")."""
     if unit == "day":
-        return ([f"{m:%b} {m.day}" for m in starts], [f"{m:%a} {m.day} {m:%b %Y}" for m in starts])
+        locale = get_locale() or languages.DEFAULT
+        return ([format_skeleton("MMMd", m, locale=locale) for m in starts],
+                [format_skeleton("yMMMEd", m, locale=locale) for m in starts])
     spans_days = len({m.date() for m in starts}) > 1
     short = [f"{m:%H:%M}" for m in starts]
     return short, [f"{m:%Y-%m-%d %H:%M} UTC" if spans_days or unit == "minute" else f"{m:%H:%M} UTC" for m in starts]
@@ -229,7 +238,7 @@ def timeline_chart(line, series: Sequence[tuple[str, str, str]], *, title: str, 
     """A chart of a reports.Timeline: `series` lists (key in the timeline, name, tone)."""
     short, full = time_labels(line.starts, line.unit)
     drawn = [Series(name, line.series[key], tone) for key, name, tone in series]
-    header = {"day": "Day (UTC)"}.get(line.unit, "Time (UTC)")
+    header = _("Day (UTC)") if line.unit == "day" else _("Time (UTC)")
     draw = line_chart if kind == "line" else bar_chart
     return draw(short, drawn, title=title, empty=empty, height=height, full_labels=full, label_header=header,
                 note=note)
