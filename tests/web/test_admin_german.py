@@ -15,8 +15,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,6 +27,7 @@ from newsletter.services import health
 from newsletter.services.accounts import users
 from newsletter.services.audience import lists
 from newsletter.web import ui_text
+from newsletter.web.admin import charts
 from newsletter.web.i18n import localized
 from tests.api.conftest import api, api_key  # noqa: F401  (fixtures: the API in English)
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
@@ -378,3 +381,15 @@ def test_import_form_errors_are_german(app, admin_client):
     html = no_list.get_data(as_text=True)
     assert no_list.status_code == 400 and "Kreuzen Sie die Listen an, in die diese Abonnenten sollen" in html
     assert english(html) == []
+
+
+def test_charts_speak_german(app):
+    line = SimpleNamespace(starts=[datetime(2026, 12, 7), datetime(2026, 12, 8)], unit="day",
+                           series={"total": [3, 0]})
+    with app.test_request_context("/admin/", headers={"Cookie": "ui_language=de"}):
+        html = str(charts.timeline_chart(line, [("total", "Abonnenten", "success")], title="Wachstum", empty=""))
+        empty = str(charts.bar_chart([], [], title="Wachstum"))
+    assert "Wachstum. Abonnenten: insgesamt 3, am meisten 3 um Mo., 7. Dez. 2026." in html, html
+    assert ">Tag (UTC)<" in html and ">7. Dez.<" in html and "Mo., 7. Dez. 2026: 3 Abonnenten" in html
+    assert "Noch nichts anzuzeigen." in empty
+    assert english(html) == [] and english(empty) == []

@@ -67,6 +67,13 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def _in_sentence(name: str) -> str:
+    """A series name inside a tooltip ("10:00: 120 sent"): lower case in English; other languages keep
+    its capitals (German nouns: "120 Abonnenten", not "120 abonnenten")."""
+    locale = get_locale()
+    return name.lower() if locale is None or locale.language == "en" else name
+
+
 def _summary(title: str, labels: Sequence[str], series: Sequence[Series]) -> str:
     parts = []
     for s in series:
@@ -178,7 +185,7 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, em
                 base -= h
                 x_bar, w_bar = x, width
             body.append(f'<rect class="bar chart-{s.tone}" x="{x_bar:.3f}%" y="{base:.2f}" width="{w_bar:.3f}%" '
-                        f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}'
+                        f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(_in_sentence(s.name))}'
                         f"</title></rect>")
     body += _x_labels(labels, height, centred=True)
     return _figure("bars", title, labels, series, height, body, label_header or _("When"), full, note)
@@ -200,6 +207,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
         return plot - value / ticks[-1] * plot
 
     for s in series:
+        unit = escape(_in_sentence(s.name))
         xs = [i / (n - 1) * 1000 if n > 1 else 500 for i in range(n)]
         points = " ".join(f"{x:.1f},{y(v):.2f}" for x, v in zip(xs, s.values, strict=False))
         # The line lives in a stretched inner SVG (0-1000 across); its stroke keeps its width.
@@ -214,7 +222,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
             for i, value in enumerate(s.values):
                 cx = i / (n - 1) * 100 if n > 1 else 50
                 body.append(f'<circle class="dot chart-{s.tone}" cx="{cx:.3f}%" cy="{TOP + y(value):.2f}" r="3">'
-                            f"<title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}</title></circle>")
+                            f"<title>{escape(full[i])}: {_number(value)} {unit}</title></circle>")
     body += _x_labels(labels, height, centred=False)
     return _figure("lines", title, labels, series, height, body, label_header or _("When"), full, note)
 
