@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import ApiKey, AuditEvent
+from .messages import N_
 from .text import escape_like
 
 if TYPE_CHECKING:
@@ -19,33 +20,34 @@ if TYPE_CHECKING:
 SYSTEM = "system"
 PAGE_SIZE = 50
 
-# Every action some service records, with the words the log page shows for it.
+# Every action some service records, with the words the log page shows for it (marked for the
+# catalog with N_, translated where shown).
 ACTIONS: dict[str, str] = {
-    "user.login": "signed in",
-    "user.login_failed": "failed sign-in",
-    "user.logout": "signed out",
-    "user.created": "user created",
-    "user.role_changed": "role changed",
-    "user.deactivated": "user deactivated",
-    "user.reactivated": "user reactivated",
-    "user.password_reset": "password reset",
-    "campaign.sent": "campaign sent",
-    "campaign.scheduled": "campaign scheduled",
-    "campaign.unscheduled": "campaign unscheduled",
-    "campaign.paused": "campaign paused",
-    "campaign.resumed": "campaign resumed",
-    "campaign.cancelled": "campaign cancelled",
-    "campaign.retried": "failed deliveries retried",
-    "subscriber.deleted": "subscriber deleted",
-    "subscriber.erased": "subscriber erased",
-    "subscriber.links_revoked": "email links revoked",
-    "suppression.lifted": "suppression lifted",
-    "import.started": "import started",
-    "api_key.created": "API key created",
-    "api_key.revoked": "API key revoked",
-    "webhook.created": "webhook created",
-    "webhook.deleted": "webhook deleted",
-    "settings.changed": "settings changed",
+    "user.login": N_("signed in"),
+    "user.login_failed": N_("failed sign-in"),
+    "user.logout": N_("signed out"),
+    "user.created": N_("user created"),
+    "user.role_changed": N_("role changed"),
+    "user.deactivated": N_("user deactivated"),
+    "user.reactivated": N_("user reactivated"),
+    "user.password_reset": N_("password reset"),
+    "campaign.sent": N_("campaign sent"),
+    "campaign.scheduled": N_("campaign scheduled"),
+    "campaign.unscheduled": N_("campaign unscheduled"),
+    "campaign.paused": N_("campaign paused"),
+    "campaign.resumed": N_("campaign resumed"),
+    "campaign.cancelled": N_("campaign cancelled"),
+    "campaign.retried": N_("failed deliveries retried"),
+    "subscriber.deleted": N_("subscriber deleted"),
+    "subscriber.erased": N_("subscriber erased"),
+    "subscriber.links_revoked": N_("email links revoked"),
+    "suppression.lifted": N_("suppression lifted"),
+    "import.started": N_("import started"),
+    "api_key.created": N_("API key created"),
+    "api_key.revoked": N_("API key revoked"),
+    "webhook.created": N_("webhook created"),
+    "webhook.deleted": N_("webhook deleted"),
+    "settings.changed": N_("settings changed"),
 }
 TARGET_TYPES = ("user", "campaign", "subscriber", "suppression", "import", "api_key", "webhook", "settings")
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -29,18 +30,18 @@ def _safe_next(target: str | None) -> str:
 
 def _wait(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} seconds"
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minutes"
+        return ngettext("%(num)s second", "%(num)s seconds", seconds)
+    return _("%(minutes)s minutes", minutes=math.ceil(seconds / 60))  # 2 or more
 
 
 def _throttled(form: LoginForm, exc: users.LoginThrottled) -> Any:
     wait = _wait(exc.retry_after)
     if exc.scope == "account":
-        message = ("Too many failed sign-ins for this account from devices it was not used on. Sign in from a "
-                   f"device you signed in with before, try again in {wait}, or ask an admin to reset your password.")
+        message = _("Too many failed sign-ins for this account from devices it was not used on. Sign in from a "
+                    "device you signed in with before, try again in %(wait)s, or ask an admin to reset your "
+                    "password.", wait=wait)
     else:
-        message = f"Too many failed sign-ins for this account from here. Try again in {wait}."
+        message = _("Too many failed sign-ins for this account from here. Try again in %(wait)s.", wait=wait)
     form.password.errors.append(message)
     response = make_response(render_template("auth/login.html", form=form), 429)
     response.headers["Retry-After"] = str(exc.retry_after)
@@ -75,7 +76,7 @@ def login():
             return _throttled(form, exc)
         if user is not None:
             return _signed_in(user, client, form.remember.data)
-        form.password.errors.append("Wrong email or password, or the account is deactivated.")
+        form.password.errors.append(_("Wrong email or password, or the account is deactivated."))
     return render_template("auth/login.html", form=form)
 
 
@@ -86,7 +87,7 @@ def logout():
         users.sign_out(current_user.id)  # the old session and remember cookies stop working, server-side
         session.clear()
         logout_user()
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 

@@ -7,6 +7,7 @@ CONTENT_LIMIT. Without this, an anonymous form post of 200 MB was read, parsed a
 from __future__ import annotations
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
 # Routes that receive a CSV file: the app-wide MAX_CONTENT_LENGTH.
@@ -40,8 +41,9 @@ def apply_limit() -> None:
         # Refused before a byte of it is read; the app's error handler shows this as a page, or
         # as problem+json under /api/. (A chunked body without a length is cut off at the limit
         # by Werkzeug with its own, terser 413.)
-        raise RequestEntityTooLarge(f"The request ({_size(request.content_length)}) is larger than this address "
-                                    f"accepts: at most {_size(limit)}. Nothing was saved.")
+        raise RequestEntityTooLarge(_("The request (%(size)s) is larger than this address accepts: at most "
+                                      "%(limit)s. Nothing was saved.", size=_size(request.content_length),
+                                      limit=_size(limit)))
 
 
 def _size(n: int) -> str:

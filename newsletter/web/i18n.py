@@ -3,6 +3,7 @@
 A page about a known subscriber (a link with their token) sets `use_language` to theirs;
 otherwise the language a person chose with the switch in the page footer (a cookie, see
 `auth.choose_language`), else the browser's Accept-Language among the languages we ship, else English.
+The API (/api/) is always English: its words are part of its contract.
 Mail is rendered under `flask_babel.force_locale` with the recipient's language instead.
 """
 from __future__ import annotations
@@ -69,6 +70,8 @@ def select_locale() -> str:
     if chosen:
         return chosen
     if not has_request_context():  # a worker's task: mail is rendered under force_locale
+        return languages.DEFAULT
+    if request.path.startswith("/api/"):  # the API answers in English, whatever the browser asks
         return languages.DEFAULT
     return chosen_language() or browser_language() or languages.DEFAULT
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, abort, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest
 
 from ..services.numbers import MAX_ID
@@ -21,7 +22,8 @@ class NulCharacter(BadRequest):
 
     def __init__(self, field: str) -> None:
         message = "Must not contain NUL characters."
-        super().__init__(f"The field “{field}” contains a NUL character, which is never valid input.")
+        super().__init__(_("The field “%(field)s” contains a NUL character, which is never valid input.",
+                           field=field))
         self.data = {"messages": {field: [message]}, "message": self.description}
 
 
@@ -45,7 +47,7 @@ def refuse_nul() -> None:
 def ids_in_range() -> None:
     """An integer path segment beyond any row's id names nothing: 404, not a database error."""
     if any(isinstance(value, int) and not 0 <= value <= MAX_ID for value in (request.view_args or {}).values()):
-        abort(404, description="There is no such id.")
+        abort(404, description=_("There is no such id."))
 
 
 def register(app: Flask) -> None:

@@ -12,10 +12,13 @@ User data is seeded without those words; text in <code>, <pre>, <textarea>, <scr
 """
 from __future__ import annotations
 
+import io
 import json
 import re
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,8 +27,10 @@ from newsletter.services import health
 from newsletter.services.accounts import users
 from newsletter.services.audience import lists
 from newsletter.web import ui_text
+from newsletter.web.admin import charts
 from newsletter.web.i18n import localized
 from tests.api.conftest import api, api_key  # noqa: F401  (fixtures: the API in English)
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.web import csrf_token, is_english, login, post_form, sign_in_page
 from tests.web.test_accessibility import _pages, everything  # noqa: F401  (everything: a fixture)
 from tests.web.test_browser import CHROMIUM, VIEWPORTS, browser, shots  # noqa: F401  (fixtures)
@@ -319,3 +324,72 @@ def test_the_segment_builder_speaks_german(app, browser, live_server, admin, sho
     assert english(html) == [], shown
     page.screenshot(path=shots / "admin_german_segment_builder_desktop.png", full_page=True)
     page.close()
+
+
+# What no GET page shows: the answers to posted forms (tests/web/test_unmarked_text.py checks statically
+# that such text is marked; these check it arrives in German).
+
+def _flashed(client, response) -> str:
+    """The page a redirect leads to, with its flash; the page itself when there was no redirect."""
+    assert response.status_code in (200, 302, 400, 429), response.status_code
+    return (client.get(response.headers["Location"]) if response.status_code == 302 else response).get_data(
+        as_text=True)
+
+
+def test_sign_in_errors_and_the_sign_out_flash_are_german(app, client, admin):
+    post_form(client, "/login", "/language", {"language": "de", "next": "/login"})
+    wrong = post_form(client, "/login", "/login", {"email": "nobody@example.com", "password": "not the password"})
+    html = wrong.get_data(as_text=True)
+    assert "Falsche E-Mail-Adresse oder falsches Passwort, oder das Konto ist deaktiviert." in html, html
+    assert english(html) == []
+    assert login(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 302
+    html = _flashed(client, post_form(client, "/admin/", "/logout"))
+    assert "Sie sind abgemeldet." in html and english(html) == []
+
+
+def test_automation_flashes_are_german(app, admin_client):
+    with app.app_context():
+        readers = lists.create("Leser", "single").id
+    _german(admin_client)
+    created = post_form(admin_client, "/admin/automations/new", "/admin/automations/new",
+                        {"name": "Begrüßung", "trigger": "subscribed", "trigger_key": str(readers)})
+    html = _flashed(admin_client, created)
+    assert "Automation „Begrüßung“ angelegt, pausiert" in html and english(html) == []
+    detail = created.headers["Location"]
+    url = f"{detail}/steps/new/wait"
+    html = _flashed(admin_client, post_form(admin_client, url, url, {"minutes": "60", "timezone": "UTC"}))
+    assert "Warten: Schritt hinzugefügt." in html and english(html) == []
+    html = _flashed(admin_client, post_form(admin_client, detail, f"{detail}/status", {"status": "active"}))
+    assert "Läuft: Fällige Schritte gehen innerhalb von Sekunden raus." in html and english(html) == []
+    html = _flashed(admin_client, post_form(admin_client, detail, f"{detail}/status", {"status": "paused"}))
+    assert "Pausiert: Alle bleiben, wo sie sind, bis Sie fortsetzen." in html and english(html) == []
+
+
+def test_import_form_errors_are_german(app, admin_client):
+    with app.app_context():
+        lists.create("Leser", "single")
+    _german(admin_client)
+    page = admin_client.get("/admin/imports/").get_data(as_text=True)
+    no_file = admin_client.post("/admin/imports/", data={"csrf_token": csrf_token(page), "mode": "confirmed"},
+                                content_type="multipart/form-data")
+    html = no_file.get_data(as_text=True)
+    assert no_file.status_code == 400 and "Wählen Sie eine CSV-Datei zum Importieren." in html
+    assert english(html) == []
+    no_list = admin_client.post("/admin/imports/", data={"csrf_token": csrf_token(page), "mode": "confirmed",
+                                                         "file": (io.BytesIO(b"email\na@example.com\n"), "a.csv")},
+                                content_type="multipart/form-data")
+    html = no_list.get_data(as_text=True)
+    assert no_list.status_code == 400 and "Kreuzen Sie die Listen an, in die diese Abonnenten sollen" in html
+    assert english(html) == []
+
+
+def test_charts_speak_german(app):
+    line = SimpleNamespace(starts=[datetime(2026, 12, 7), datetime(2026, 12, 8)], unit="day",
+                           series={"total": [3, 0]})
+    with app.test_request_context("/admin/", headers={"Cookie": "ui_language=de"}):
+        html = str(charts.timeline_chart(line, [("total", "Abonnenten", "success")], title="Wachstum", empty=""))
+        empty = str(charts.bar_chart([], [], title="Wachstum"))
+    assert "Wachstum. Abonnenten: insgesamt 3, am meisten 3 um Mo., 7. Dez. 2026." in html, html
+    assert ">Tag (UTC)<" in html and ">7. Dez.<" in html and "Mo., 7. Dez. 2026: 3 Abonnenten" in html
+    assert "Noch nichts anzuzeigen." in empty
+    assert english(html) == [] and english(empty) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -32,11 +33,19 @@ def remember_actor() -> None:
         g.audit_actor = "anonymous"
 
 
+# Each family of audit.ACTIONS in the filter ("campaign.*"); a family added there without a name
+# here is offered by its prefix.
+FAMILIES = {"user": _l("Any user action"), "campaign": _l("Any campaign action"),
+            "subscriber": _l("Any subscriber action"), "suppression": _l("Any suppression action"),
+            "import": _l("Any import action"), "api_key": _l("Any API key action"),
+            "webhook": _l("Any webhook action"), "settings": _l("Any settings action")}
+
+
 def _action_choices() -> list[SelectChoice]:
     """Any action; each family ("campaign.*"); then every action."""
     prefixes = dict.fromkeys(action.split(".")[0] for action in audit.ACTIONS)
     return ([SelectChoice("", _l("Any action"))]
-            + [SelectChoice(f"{prefix}.*", f"Any {prefix.replace('_', ' ')} action") for prefix in prefixes]
+            + [SelectChoice(f"{prefix}.*", FAMILIES.get(prefix, f"{prefix}.*")) for prefix in prefixes]
             + [SelectChoice(action, action) for action in audit.ACTIONS])
 
 
@@ -74,4 +83,5 @@ def index():
                                 since=form.since.data, until=form.until.data)
         events, cursor = audit.search(filters, before=before)
     return render_template("admin/audit/index.html", form=form, events=events, cursor=cursor, args=args,
-                           paged=before is not None, labels=audit.ACTIONS)
+                           paged=before is not None,
+                           labels={action: _(label) for action, label in audit.ACTIONS.items()})

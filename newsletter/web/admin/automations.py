@@ -41,7 +41,7 @@ def new():
     if form.validate_on_submit() and (saved := saved_or_form_error(form, lambda: automations.create(
             form.name.data, form.trigger.data, form.trigger_key.data, None, form.reentry.data,
             form.reentry_gap_minutes.data or 0, form.tracking.data))):
-        flash(f"Automation “{saved.name}” created, paused: add its steps, then start it.", "success")
+        flash(_("Automation “%(name)s” created, paused: add its steps, then start it.", name=saved.name), "success")
         return redirect(url_for(".detail", automation_id=saved.id))
     return render_template("admin/automations/new.html", form=form)
 
@@ -69,7 +69,7 @@ def save(automation_id: str):
     if form.validate_on_submit() and saved_or_form_error(form, lambda: automations.update(
             automation.id, form.name.data, form.trigger.data, form.trigger_key.data, form.reentry.data,
             form.reentry_gap_minutes.data or 0, form.tracking.data)):
-        flash("Automation saved.", "success")
+        flash(_("Automation saved."), "success")
         return redirect(url_for(".detail", automation_id=automation.id))
     return _detail(automation.id, form)
 
@@ -82,8 +82,8 @@ def status(automation_id: str):
     if not form.validate_on_submit() or form.status.data not in {s.value for s in AutomationStatus}:
         abort(400)
     automations.set_status(automation.id, form.status.data)
-    flash("Running: due steps go out within seconds." if form.status.data == "active"
-          else "Paused: everyone stays where they are until you resume.", "success")
+    flash(_("Running: due steps go out within seconds.") if form.status.data == "active"
+          else _("Paused: everyone stays where they are until you resume."), "success")
     return redirect(url_for(".detail", automation_id=automation.id))
 
 
@@ -139,7 +139,7 @@ def new_step(automation_id: str, kind: str):
     step_kind, form = StepKind(kind), StepForm()
     if form.validate_on_submit() and saved_or_form_error(
             form, lambda: automations.add_step(automation.id, step_kind, _params(step_kind, form)), ALIASES):
-        flash(f"{STEP_LABELS[step_kind]}: step added.", "success")
+        flash(_("%(kind)s: step added.", kind=STEP_LABELS[step_kind]), "success")
         return redirect(url_for(".detail", automation_id=automation.id))
     return _step_page(automation, step_kind, form, None)
 
@@ -160,7 +160,7 @@ def save_step(automation_id: str, step_id: str):
     form = StepForm()
     if form.validate_on_submit() and saved_or_form_error(
             form, lambda: automations.edit_step(automation.id, step.id, _params(step.kind, form)), ALIASES):
-        flash("Step saved: subscribers who have not reached it yet will see the new version.", "success")
+        flash(_("Step saved: subscribers who have not reached it yet will see the new version."), "success")
         return redirect(url_for(".detail", automation_id=automation.id))
     return _step_page(automation, step.kind, form, step)
 
@@ -173,7 +173,7 @@ def delete_step(automation_id: str, step_id: str):
         abort(400)
     try:
         automations.delete_step(automation.id, step.id)
-        flash("Step deleted.", "success")
+        flash(_("Step deleted."), "success")
     except ValidationError as exc:
         flash(localized(exc), "error")
     return redirect(url_for(".detail", automation_id=automation.id))

@@ -21,7 +21,7 @@ bp = Blueprint("bounces", __name__, url_prefix="/admin/send-log/bounces")
 
 TYPE_LABELS = {BounceType.HARD: _l("Hard bounce"), BounceType.SOFT: _l("Soft bounce"),
                BounceType.COMPLAINT: _l("Complaint")}
-SOURCE_LABELS = {"mailbox": "Bounce mailbox", "api": "API", "ses": "Amazon SES", "sendgrid": "SendGrid",
+SOURCE_LABELS = {"mailbox": _l("Bounce mailbox"), "api": "API", "ses": "Amazon SES", "sendgrid": "SendGrid",
                  "mailgun": "Mailgun", "postmark": "Postmark"}
 
 

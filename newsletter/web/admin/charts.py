@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from babel.dates import format_skeleton
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
+
+from ...services import languages
 
 TOP, BOTTOM = 16, 22  # room for the top tick's label, and for the x labels under the axis
 MAX_X_LABELS = 5  # about 60 px each at 390 px wide
@@ -63,15 +67,23 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def _in_sentence(name: str) -> str:
+    """A series name inside a tooltip ("10:00: 120 sent"): lower case in English; other languages keep
+    its capitals (German nouns: "120 Abonnenten", not "120 abonnenten")."""
+    locale = get_locale()
+    return name.lower() if locale is None or locale.language == "en" else name
+
+
 def _summary(title: str, labels: Sequence[str], series: Sequence[Series]) -> str:
     parts = []
     for s in series:
         total = sum(s.values)
         peak = max(range(len(s.values)), key=lambda i: s.values[i]) if s.values else 0
-        part = f"{s.name}: {_number(total)} in total"
         if total:
-            part += f", most {_number(s.values[peak])} at {labels[peak]}"
-        parts.append(part)
+            parts.append(_("%(name)s: %(total)s in total, most %(peak)s at %(label)s", name=s.name,
+                           total=_number(total), peak=_number(s.values[peak]), label=labels[peak]))
+        else:
+            parts.append(_("%(name)s: %(total)s in total", name=s.name, total=_number(total)))
     return f"{title}. " + "; ".join(parts) + "."
 
 
@@ -135,11 +147,12 @@ def _figure(kind: str, title: str, labels: Sequence[str], series: Sequence[Serie
 
 
 def _empty(title: str, message: str) -> Markup:
+    message = message or _("Nothing to show yet.")
     return Markup(f'<figure class="chart chart-empty"><figcaption><strong>{escape(title)}</strong></figcaption>'
                   f'<p class="muted">{escape(message)}</p></figure>')
 
 
-def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "Nothing to show yet.",
+def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "",
               height: int = 180, full_labels: Sequence[str] | None = None, label_header: str = "",
               note: str = "", grouped: bool = False) -> Markup:
     """Bars per label, the series stacked bottom to top (e.g. sent, then failed on top), or side by
@@ -172,13 +185,13 @@ def bar_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, em
                 base -= h
                 x_bar, w_bar = x, width
             body.append(f'<rect class="bar chart-{s.tone}" x="{x_bar:.3f}%" y="{base:.2f}" width="{w_bar:.3f}%" '
-                        f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}'
+                        f'height="{h:.2f}"><title>{escape(full[i])}: {_number(value)} {escape(_in_sentence(s.name))}'
                         f"</title></rect>")
     body += _x_labels(labels, height, centred=True)
-    return _figure("bars", title, labels, series, height, body, label_header or "When", full, note)
+    return _figure("bars", title, labels, series, height, body, label_header or _("When"), full, note)
 
 
-def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "Nothing to show yet.",
+def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, empty: str = "",
                height: int = 180, full_labels: Sequence[str] | None = None, label_header: str = "",
                area: bool = True, note: str = "") -> Markup:
     """One line per series, with dots while there are few enough points to tell apart."""
@@ -194,6 +207,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
         return plot - value / ticks[-1] * plot
 
     for s in series:
+        unit = escape(_in_sentence(s.name))
         xs = [i / (n - 1) * 1000 if n > 1 else 500 for i in range(n)]
         points = " ".join(f"{x:.1f},{y(v):.2f}" for x, v in zip(xs, s.values, strict=False))
         # The line lives in a stretched inner SVG (0-1000 across); its stroke keeps its width.
@@ -208,17 +222,20 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, e
             for i, value in enumerate(s.values):
                 cx = i / (n - 1) * 100 if n > 1 else 50
                 body.append(f'<circle class="dot chart-{s.tone}" cx="{cx:.3f}%" cy="{TOP + y(value):.2f}" r="3">'
-                            f"<title>{escape(full[i])}: {_number(value)} {escape(s.name.lower())}</title></circle>")
+                            f"<title>{escape(full[i])}: {_number(value)} {unit}</title></circle>")
     body += _x_labels(labels, height, centred=False)
-    return _figure("lines", title, labels, series, height, body, label_header or "When", full, note)
+    return _figure("lines", title, labels, series, height, body, label_header or _("When"), full, note)
 
 
 # Time axes ------------------------------------------------------------------------------------
 
 def time_labels(starts: Sequence[datetime], unit: str) -> tuple[list[str], list[str]]:
-    """Short labels for the axis and full ones (UTC) for tooltips and the table."""
+    """Short labels for the axis and full ones (UTC) for tooltips and the table; days in the page's
+    language ("Dec 7", "7. Dez.")."""
     if unit == "day":
-        return ([f"{m:%b} {m.day}" for m in starts], [f"{m:%a} {m.day} {m:%b %Y}" for m in starts])
+        locale = get_locale() or languages.DEFAULT
+        return ([format_skeleton("MMMd", m, locale=locale) for m in starts],
+                [format_skeleton("yMMMEd", m, locale=locale) for m in starts])
     spans_days = len({m.date() for m in starts}) > 1
     short = [f"{m:%H:%M}" for m in starts]
     return short, [f"{m:%Y-%m-%d %H:%M} UTC" if spans_days or unit == "minute" else f"{m:%H:%M} UTC" for m in starts]
@@ -229,7 +246,7 @@ def timeline_chart(line, series: Sequence[tuple[str, str, str]], *, title: str, 
     """A chart of a reports.Timeline: `series` lists (key in the timeline, name, tone)."""
     short, full = time_labels(line.starts, line.unit)
     drawn = [Series(name, line.series[key], tone) for key, name, tone in series]
-    header = {"day": "Day (UTC)"}.get(line.unit, "Time (UTC)")
+    header = _("Day (UTC)") if line.unit == "day" else _("Time (UTC)")
     draw = line_chart if kind == "line" else bar_chart
     return draw(short, drawn, title=title, empty=empty, height=height, full_labels=full, label_header=header,
                 note=note)

@@ -95,7 +95,7 @@ def outbox_list():
 def outbox_message(key: str):
     message = outbox.get_message(_outbox_dir(), key)
     if message is None:
-        abort(404, description=f"No message {key!r} in the outbox.")
+        abort(404, description=_("No message %(key)s in the outbox.", key=repr(key)))
     html = message.body("html")
     return render_template(
         "admin/outbox_message.html", message=message, text=message.body("plain"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -40,8 +41,8 @@ def _list_missing(form: ImportForm) -> bool:
     without a list adds people no campaign to a list reaches)."""
     if form.list_ids.data or form.no_list.data or form.mode.data == "update" or not form.list_ids.choices:
         return False
-    form.list_ids.errors = ["Tick the lists to add these subscribers to, or tick “Import them without "
-                            "adding them to a list” if that is what you want."]
+    form.list_ids.errors = [_("Tick the lists to add these subscribers to, or tick “Import them without "
+                              "adding them to a list” if that is what you want.")]
     return True
 
 

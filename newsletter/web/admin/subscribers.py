@@ -58,7 +58,7 @@ def _list_choices(first: str) -> list[tuple[str, str]]:
 @role_required(Role.VIEWER)
 def index():
     form = SearchForm(formdata=request.args)
-    form.list_id.choices = _list_choices("Any list")
+    form.list_id.choices = _list_choices(_("Any list"))
     items: list[Any] = []
     next_cursor, total, filters = None, None, None
     try:

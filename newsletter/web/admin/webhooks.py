@@ -96,8 +96,9 @@ def test(webhook_id: str):
     webhook = found(webhooks.get, webhook_id, "webhook")
     if ConfirmForm().validate_on_submit():
         webhook_deliveries.send_test(webhook.id)
-        note = "" if webhook.active else " It waits until you make the webhook active."
-        flash(_("Test event queued; it appears in the log below within seconds.%(note)s", note=note), "success")
+        flash(_("Test event queued; it appears in the log below within seconds.") if webhook.active else
+              _("Test event queued; it appears in the log below within seconds. It waits until you make the "
+                "webhook active."), "success")
     return redirect(url_for(".detail", webhook_id=webhook.id))
 
 

@@ -28,7 +28,7 @@ class SubscribeForm(FlaskForm):
     # Empty: the browser's Accept-Language decides (pages.py).
     language = language_field(_l("Language (optional)"))
     # Honeypot: hidden from people by CSS; bots that fill every field reveal themselves.
-    website = StringField("Leave this field empty")
+    website = StringField(_l("Leave this field empty"))
 
 
 class ManageForm(FlaskForm):

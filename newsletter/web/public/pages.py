@@ -102,7 +102,7 @@ def lists_index():
 def _public_list(list_id: int) -> MailingList:
     mailing_list = db.session.get(MailingList, list_id)
     if mailing_list is None or not mailing_list.public:
-        abort(404, description="There is no such list to subscribe to.")
+        abort(404, description=_("There is no such list to subscribe to."))
     return mailing_list
 
 
@@ -194,18 +194,20 @@ def unsubscribe(token: str):
 def _rejoin(subscriber_id: int, list_ids: list[int], preferences_url: str) -> str:
     departure = subscriptions.departure(subscriber_id, list_ids)
     if departure is None or not departure.list_ids:
-        abort(400, description="There is nothing to rejoin from this link.")
+        abort(400, description=_("There is nothing to rejoin from this link."))
     if departure.suppressed:
-        return render_template("public/message.html", title="Your address is on our do-not-mail list",
-                               text="You left all our lists, so we do not email you at all. "
-                                    "Contact us if you want to hear from us again.")
+        return render_template("public/message.html", title=_("Your address is on our do-not-mail list"),
+                               text=_("You left all our lists, so we do not email you at all. "
+                                      "Contact us if you want to hear from us again."))
     result = subscriptions.rejoin(subscriber_id, departure.list_ids, **_client())
     names = ", ".join(_names(departure.list_ids))
     if _ask_to_confirm(result):
-        text = f"We emailed you a link to confirm {names}. You are back on once you click it."
-        return render_template("public/message.html", title="Check your inbox", text=text)
-    return render_template("public/message.html", title="Welcome back", text=f"You are subscribed to {names} again.",
-                           action=("Manage your subscriptions", preferences_url))
+        return render_template("public/message.html", title=_("Check your inbox"),
+                               text=_("We emailed you a link to confirm %(names)s. You are back on once you click it.",
+                                      names=names))
+    return render_template("public/message.html", title=_("Welcome back"),
+                           text=_("You are subscribed to %(names)s again.", names=names),
+                           action=(_("Manage your subscriptions"), preferences_url))
 
 
 def _preferences_page(subscriber: Subscriber, form: PreferencesForm, erase_form: EraseForm, status: int = 200):
@@ -329,7 +331,7 @@ def web_view(token: str):
             values = campaign_translations.localized(values, subscriber_language(subscriber_id))
         rendered = campaigns.render_preview(values, subscriber_id, live_links=True)
     except (LookupError, ValidationError):
-        abort(404, description="This email is no longer available.")
+        abort(404, description=_("This email is no longer available."))
     response = make_response(web_view_document.as_page(rendered.html, rendered.subject))
     # User-written HTML: no scripts, no forms posting anywhere, no plugins.
     response.headers["Content-Security-Policy"] = ("sandbox; default-src 'none'; img-src * data:; "

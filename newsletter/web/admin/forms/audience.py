@@ -94,7 +94,7 @@ class LiftForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
-    file = FileField(_l("CSV file"), validators=[FileRequired("Choose a CSV file to import.")])
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file to import."))])
     list_ids = SelectMultipleField(_l("Add to lists"), coerce=int, validate_choice=False)
     no_list = BooleanField(_l("Import them without adding them to a list"))
     mode = RadioField(_l("Mode"), default="confirmed", choices=[

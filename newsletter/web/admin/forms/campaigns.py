@@ -240,14 +240,18 @@ def _canonical_zones() -> set[str]:
 
 
 @cache
-def timezone_choices() -> dict[str, list[tuple[str, str]]]:
-    """Real places first (UTC, then Europe/Paris…), then the old aliases and fixed offsets (US/Eastern,
-    Etc/GMT+5…), which the browser may still report, in their own group."""
+def _zones() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     available = zoneinfo.available_timezones() - {"UTC"}
     real = sorted(available & _canonical_zones())
     other = sorted(available - set(real))
-    return {"Time zones": [("UTC", "UTC")] + [(n, n.replace("_", " ")) for n in real],
-            "Other names": [(n, n.replace("_", " ")) for n in other]}
+    return [("UTC", "UTC")] + [(n, n.replace("_", " ")) for n in real], [(n, n.replace("_", " ")) for n in other]
+
+
+def timezone_choices() -> dict[str, list[tuple[str, str]]]:
+    """Real places first (UTC, then Europe/Paris…), then the old aliases and fixed offsets (US/Eastern,
+    Etc/GMT+5…), which the browser may still report, in their own group (named in the page's language)."""
+    real, other = _zones()
+    return {_("Time zones"): real, _("Other names"): other}
 
 
 class ScheduleForm(FlaskForm):

@@ -15,4 +15,4 @@ class SegmentForm(FlaskForm):
     description = TextAreaField(_l("Description"), validators=[Length(max=5000)],
                                 description=_l("Optional: what the segment is for."))
     rules = TextAreaField(_l("Rules (JSON)"), default=DEFAULT_RULES, validators=[Length(max=50_000)],
-                          description='A group {"match": "all" or "any", "rules": [...]}; see docs/segments.md.')
+                          description=_l('A group {"match": "all" or "any", "rules": [...]}; see docs/segments.md.'))
