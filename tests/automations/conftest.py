@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from newsletter.extensions import db
 from newsletter.models import (
@@ -16,6 +16,10 @@ from newsletter.models import (
     NotificationKind,
     OptIn,
     StepExecution,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
 )
 from newsletter.models.base import utcnow
 from newsletter.services.audience import lists
@@ -44,6 +48,19 @@ def make_automation(app, list_id: int, steps: list[dict], active: bool = True, t
         if active:
             automations.set_status(automation.id, "active")
         return automation.id
+
+
+def confirmed_on_list(list_id: int, emails: list[str], name: str) -> None:
+    """Confirmed subscribers with these addresses on the list, inserted in bulk (no events: the
+    caller's bulk add to the automation's list makes those); the caller commits."""
+    now = utcnow()
+    db.session.execute(insert(Subscriber), [
+        {"email": e, "name": name, "attributes": {}, "status": SubscriberStatus.CONFIRMED,
+         "created_at": now, "updated_at": now, "confirmed_at": now} for e in emails])
+    ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails))).all()
+    db.session.execute(insert(Subscription), [
+        {"subscriber_id": i, "list_id": list_id, "status": SubscriptionStatus.CONFIRMED,
+         "created_at": now, "updated_at": now} for i in ids])
 
 
 def tick(app, batch_size: int = 500, send_budget: int = 1000) -> runner.RunResult:

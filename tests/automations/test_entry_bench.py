@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import (
@@ -40,17 +40,13 @@ from newsletter.models import (
     NotificationStatus,
     OptIn,
     Role,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
 )
-from newsletter.models.base import utcnow
 from newsletter.services import settings
 from newsletter.services.accounts import api_keys
 from newsletter.services.audience import subscribers
 from newsletter.services.automations import automations
 from tests.api.conftest import ApiClient
+from tests.automations.conftest import confirmed_on_list
 from tests.pipeline.conftest import make_audience, make_campaign, start, status_of
 from tests.support.net import wait_for
 from tests.support.processes import celery_beat, celery_worker
@@ -75,16 +71,9 @@ def _staging(n: int) -> int:
     staging = MailingList(name="Staging", opt_in=OptIn.SINGLE)
     db.session.add(staging)
     db.session.flush()
-    now = utcnow()
     for first in range(0, n, 20_000):
-        emails = [f"auto{i:06d}@example.net" for i in range(first, min(n, first + 20_000))]
-        db.session.execute(insert(Subscriber), [
-            {"email": e, "name": "Auto", "attributes": {}, "status": SubscriberStatus.CONFIRMED,
-             "created_at": now, "updated_at": now, "confirmed_at": now} for e in emails])
-        ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails))).all()
-        db.session.execute(insert(Subscription), [
-            {"subscriber_id": i, "list_id": staging.id, "status": SubscriptionStatus.CONFIRMED,
-             "created_at": now, "updated_at": now} for i in ids])
+        confirmed_on_list(staging.id, [f"auto{i:06d}@example.net" for i in range(first, min(n, first + 20_000))],
+                          "Auto")
     db.session.commit()
     return staging.id
 

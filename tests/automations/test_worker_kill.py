@@ -18,7 +18,7 @@ import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from newsletter.extensions import db
 from newsletter.models import (
@@ -29,15 +29,11 @@ from newsletter.models import (
     NotificationKind,
     NotificationStatus,
     OptIn,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
 )
-from newsletter.models.base import utcnow
 from newsletter.services import settings
 from newsletter.services.audience import subscribers
 from newsletter.services.automations import automations
+from tests.automations.conftest import confirmed_on_list
 from tests.support.net import wait_for
 from tests.support.processes import celery_beat, celery_worker
 
@@ -62,15 +58,8 @@ def _enter(n: int) -> tuple[int, list[str]]:
     welcome = MailingList(name="Welcome", opt_in=OptIn.SINGLE)
     db.session.add_all([staging, welcome])
     db.session.flush()
-    now = utcnow()
     emails = [f"kill{i:04d}@example.net" for i in range(n)]
-    db.session.execute(insert(Subscriber), [
-        {"email": e, "name": "Kim", "attributes": {}, "status": SubscriberStatus.CONFIRMED,
-         "created_at": now, "updated_at": now, "confirmed_at": now} for e in emails])
-    ids = db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails))).all()
-    db.session.execute(insert(Subscription), [
-        {"subscriber_id": i, "list_id": staging.id, "status": SubscriptionStatus.CONFIRMED,
-         "created_at": now, "updated_at": now} for i in ids])
+    confirmed_on_list(staging.id, emails, "Kim")
     db.session.commit()
     automation = automations.create("Two emails", "subscribed", str(welcome.id), STEPS)
     automations.set_status(automation.id, "active")
