@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,9 +31,10 @@ from .. import audit, languages
 from ..addresses import normalize_email
 from ..errors import NotFound, ValidationError
 from ..languages import N_
+from ..messages import Message
 from ..text import one_line
 from ..webhooks import webhooks
-from . import csv_files, import_writer, statistics
+from . import csv_files, import_reasons, import_writer, statistics
 from . import lists as lists_service
 from . import subscribers as subscribers_service
 
@@ -121,6 +123,12 @@ def invalid_report_path(job: ImportJob) -> Path:
     return Path(job.path + ".invalid.csv")
 
 
+def row_reason(entry: dict[str, Any], gettext: Callable[[str], str], say_date: Callable[[date], str]) -> str:
+    """Why a report row (`job.skipped`, `job.errors`) was skipped or invalid, in the language of
+    `gettext` with its dates written by `say_date`; a row stored before reasons had keys, as stored."""
+    return import_reasons.said(entry, gettext, say_date)
+
+
 def fail(job_id: int, reason: str) -> None:
     """End the job as failed, saying what was applied: nothing, or the rows before row R.
 
@@ -160,7 +168,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, str, dict, str | None]] = []  # row, email, name, attributes, COPY line
-        self.invalid: list[tuple[int, str, str]] = []
+        self.invalid: list[tuple[int, str, Message]] = []  # row, address cell, why
         self.languages: dict[str, str] = {}  # email -> the `language` column's tag, where given
         self.duplicates = 0
         self.read = 0
@@ -238,7 +246,7 @@ def _read_batch(rows, layout: csv_files.CsvLayout, seen: set[str], size: int,
                 name, attributes = _parse(fields, layout)
                 language = _language(fields, layout)
         except ValidationError as exc:
-            batch.invalid.append((number, _shown(raw), exc.message))
+            batch.invalid.append((number, _shown(raw), exc.text))
         else:
             if duplicate:
                 batch.duplicates += 1
@@ -312,37 +320,26 @@ def _truncate_report(job: ImportJob) -> None:
         writer.writerows(kept)
 
 
-SUPPRESSED_BECAUSE = {
-    "unsubscribed-all": "Unsubscribed from every list on {since}; an import does not subscribe them again.",
-    "hard-bounce": "Suppressed on {since}: their mail server refused the address (a hard bounce).",
-    "soft-bounces": "Suppressed on {since}: mail to it kept bouncing.",
-    "complaint": "Suppressed on {since}: they reported an email as spam.",
-    "manual": "On the suppression list since {since} (added by hand).",
-}
-
-
 class _Why:
     """The reasons shown for the first rows an import skipped or did not add back to a list."""
 
     def __init__(self, connection: Any, job: ImportJob, blocked: set[str]) -> None:
         self.room = SHOWN_ERRORS - len(job.skipped)
         self.rows: list[dict[str, Any]] = []
-        self.names = {m.id: m.name for m in lists_service.all_lists()} if job.list_ids else {}
+        self.names: dict[int, str | int] = {m.id: m.name for m in lists_service.all_lists()} if job.list_ids else {}
         self.reasons = import_writer.suppression_reasons(connection, sorted(blocked)) if self.room > 0 else {}
 
     def suppressed(self, number: int, email: str) -> None:
         if len(self.rows) < self.room:
             reason, since = self.reasons.get(email, ("", None))
-            text = SUPPRESSED_BECAUSE.get(reason, "On the suppression list ({reason}) since {since}.")
-            self.rows.append({"row": number, "email": email,
-                              "reason": text.format(reason=reason, since=since.date().isoformat() if since else "?")})
+            self.rows.append(import_reasons.suppressed(number, email, reason, since))
 
     def left(self, number: int, email: str, lists: list[tuple[int, Any]]) -> None:
         if len(self.rows) < self.room:
-            names = ", ".join(f"“{self.names.get(list_id, list_id)}” on {when.date().isoformat()}"
-                              for list_id, when in lists)
-            self.rows.append({"row": number, "email": email,
-                              "reason": f"Left {names}; an import does not add back anyone who unsubscribed."})
+            self.rows.append(import_reasons.left(
+                number, email, [(self.names.get(list_id, list_id), when) for list_id, when in lists]))
+
+
 def _set_languages(connection: Any, by_email: dict[str, str], blocked: set[str]) -> None:
     """The `language` column's tags, one UPDATE per language in the batch (a handful), after the
     rows are written; the staging COPY path stays as it is. Suppressed addresses are left alone."""
@@ -381,7 +378,7 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
             try:  # each part was within the limits; together they may not be
                 subscribers_service.clean_attributes(new_attributes)
             except ValidationError as exc:
-                invalid.append((number, email, f"With the attributes already stored: {exc.message}"))
+                invalid.append((number, email, import_reasons.with_stored(exc.text)))
                 continue
         changed = new_name != old_name or new_attributes != old_attributes
         updated += changed
@@ -393,10 +390,10 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     _set_languages(connection, batch.languages, blocked)
     # One subscriber.created per new address, set-based and only if an endpoint listens.
     webhooks.emit_created_subscribers(new_emails, "import", job.list_ids)
-    invalid.sort()
+    invalid.sort(key=lambda entry: entry[0])  # by row: each row is invalid once
     with open(invalid_report_path(job), "a", newline="", encoding="utf-8") as handle:
         # The report opens in a spreadsheet, and its cells are whatever the upload held.
-        csv.writer(handle).writerows(csv_files.safe_row([str(n), e, r]) for n, e, r in invalid)
+        csv.writer(handle).writerows(csv_files.safe_row([str(n), e, str(r)]) for n, e, r in invalid)
     job.rows += batch.read
     job.created += len(new_emails)
     job.updated += updated
@@ -410,7 +407,7 @@ def _apply(job: ImportJob, batch: _Batch, position: int) -> list[tuple[int, int]
     job.bytes_done = position
     if len(job.errors) < SHOWN_ERRORS and invalid:
         room = SHOWN_ERRORS - len(job.errors)
-        job.errors = job.errors + [{"row": n, "email": e, "reason": r} for n, e, r in invalid[:room]]
+        job.errors = job.errors + [import_reasons.row(n, e, r) for n, e, r in invalid[:room]]
     db.session.commit()
     metrics.import_rows({"created": len(new_emails), "updated": updated, "unchanged": unchanged, "not_found": not_found,
                          "suppressed": len(blocked), "invalid": len(invalid), "duplicates": batch.duplicates})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -76,8 +77,14 @@ def _status(job: ImportJob) -> dict:
 @role_required(Role.VIEWER)
 def detail(job_id: int):
     job = imports.get(job_id)
-    return render_template("admin/imports/detail.html", job=job, status=_status(job),
+    return render_template("admin/imports/detail.html", job=job, status=_status(job), reason=_reason,
                            list_names={ml.id: ml.name for ml in lists_service.all_lists()})
+
+
+def _reason(entry: dict) -> str:
+    """Why a report row was skipped or invalid, in the page's language with its dates in the page's
+    locale (the job also keeps the English sentence, which the API and the CSV report show)."""
+    return imports.row_reason(entry, _, format_date)
 
 
 @bp.get("/<int:job_id>.json")
