@@ -46,13 +46,15 @@ class ImportJob(Model):
     not_found: Mapped[int] = mapped_column(default=0)   # "update existing only": unknown addresses
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
     bytes_done: Mapped[int] = mapped_column(default=0)
-    # The first invalid rows for display: [{"row": n, "email": "...", "reason": "..."}];
+    # The first invalid rows for display: [{"row": n, "email": "...", "reason": "...", "why": {...}}]
+    # (`reason` the English sentence the API and the report file give; `why` its template and values,
+    # for the page's language: services/audience/import_reasons.py; rows saved before have no `why`);
     # all of them are in the downloadable report file.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Existing subscribers who had left a list of this import: their membership stays unsubscribed.
     left_lists: Mapped[int] = mapped_column(default=0, server_default="0")
     # The first rows skipped or not re-added because the address had unsubscribed (or was
-    # suppressed), with why: {"row", "email", "reason"}.
+    # suppressed), with why: {"row", "email", "reason", "why"} as in `errors`.
     skipped: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     failure: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
