@@ -158,8 +158,8 @@ def _bounce_polls(env: Mapping[str, str]) -> dict[str, dict]:
     waited longer than a period is dropped."""
     interval = _number(env, "BOUNCE_POLL_INTERVAL", 60.0, float)
     parts = max(1, _number(env, "BOUNCE_POLL_PARALLEL", 2))
-    return {f"poll-bounce-mailbox-{part}": {"task": "newsletter.tasks.bounces.poll_mailbox", "args": [part, parts],
-                                            "schedule": interval, "options": {"expires": interval}}
+    return {f"poll-bounce-mailbox-{part}": {**_tick("newsletter.tasks.bounces.poll_mailbox", interval),
+                                            "args": [part, parts]}
             for part in range(parts)}
 
 

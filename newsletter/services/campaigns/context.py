@@ -93,30 +93,19 @@ class RecipientLinks:
 
     def context(self, campaign: dict[str, Any], subscriber_id: int | None, email: str, name: str,
                 attributes: dict[str, Any] | None, token_version: int | None = None) -> dict[str, Any]:
-        subscriber = {"id": subscriber_id, "email": email, "name": name or "", "attributes": attributes or {}}
-        if subscriber_id is None:
-            anonymous = self.view.dumps({"s": 0, "c": self.campaign_id})
-            return {"subscriber": subscriber, "campaign": campaign, "unsubscribe_url": "#", "preferences_url": "#",
-                    "web_view_url": anonymous.join(self.view_parts)}
-        if token_version is None:
+        if subscriber_id is not None and token_version is None:
             token_version = tokens.current_version(subscriber_id)
-        if type(subscriber_id) is int and type(token_version) is int:  # the JSON written here, as `dumps` would
-            version = f',"v":{token_version}}}'.encode() if token_version else b"}"
-            who = f'{{"s":{subscriber_id}'.encode()
-            return {"subscriber": subscriber, "campaign": campaign,
-                    "unsubscribe_url": self.unsubscribe.dumps_json(who + self.unsubscribe_tail + version)
-                    .join(self.unsubscribe_parts),
-                    "preferences_url": self.preferences.dumps_json(who + version).join(self.preferences_parts),
-                    "web_view_url": self.view.dumps_json(who + self.view_tail + version).join(self.view_parts)}
-        unsubscribe: dict[str, Any] = {"s": subscriber_id, "l": self.lists, "c": self.campaign_id}
-        preferences: dict[str, Any] = {"s": subscriber_id}
-        view: dict[str, Any] = {"s": subscriber_id, "c": self.campaign_id}
-        if token_version:
-            unsubscribe["v"] = preferences["v"] = view["v"] = token_version
+        if type(subscriber_id) is not int or type(token_version) is not int:  # anonymous, or not plain ints
+            return recipient_context(campaign, self.lists, subscriber_id, email, name, attributes, token_version)
+        # The JSON written here, as `dumps` would write it.
+        subscriber = {"id": subscriber_id, "email": email, "name": name or "", "attributes": attributes or {}}
+        version = f',"v":{token_version}}}'.encode() if token_version else b"}"
+        who = f'{{"s":{subscriber_id}'.encode()
         return {"subscriber": subscriber, "campaign": campaign,
-                "unsubscribe_url": self.unsubscribe.dumps(unsubscribe).join(self.unsubscribe_parts),
-                "preferences_url": self.preferences.dumps(preferences).join(self.preferences_parts),
-                "web_view_url": self.view.dumps(view).join(self.view_parts)}
+                "unsubscribe_url": self.unsubscribe.dumps_json(who + self.unsubscribe_tail + version)
+                .join(self.unsubscribe_parts),
+                "preferences_url": self.preferences.dumps_json(who + version).join(self.preferences_parts),
+                "web_view_url": self.view.dumps_json(who + self.view_tail + version).join(self.view_parts)}
 
 
 def web_view_url(campaign_id: int, subscriber_id: int | None, version: int | None = None) -> str:

@@ -131,7 +131,7 @@ class GroupFence:
         if pgconn is None:
             return self._acquire_session(ids)
         now = utcnow().isoformat().encode()
-        array = ("{" + ",".join(str(int(i)) for i in ids) + "}").encode()
+        array = dialect.bigint_array(ids).encode()
         params = [now, array, self.token.encode(), line.worker.encode()] if line.claiming else \
             [now, array, self.token.encode()]
         try:

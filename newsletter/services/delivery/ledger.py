@@ -31,11 +31,6 @@ log = logging.getLogger(__name__)
 D = DeliveryStatus
 _NO_SYNC = {"synchronize_session": False}
 
-_TABLE = Delivery.__table__
-_SENDABLE_ROW = or_(_TABLE.c.status == D.QUEUED.value, and_(
-    _TABLE.c.status == D.PENDING.value, _TABLE.c.next_attempt_at.is_(None)))  # SENDABLE, Core
-
-
 # A fresh row (pending, no next_attempt_at) is published by its campaign's cursor, not by a write:
 # at or below `campaigns.published_through` it is on the broker, above it not yet. Every other
 # pending row (a retry, a row handed back or recovered, an A/B test's released rest) has a
@@ -43,6 +38,7 @@ _SENDABLE_ROW = or_(_TABLE.c.status == D.QUEUED.value, and_(
 # to pending sets next_attempt_at (now, when it is due at once).
 FRESH = and_(Delivery.status == D.PENDING, Delivery.next_attempt_at.is_(None))
 SENDABLE = or_(Delivery.status == D.QUEUED, FRESH)  # what a batch reads, and its fence claims
+_SENDABLE_SQL = "(d.status = 'queued' OR (d.status = 'pending' AND d.next_attempt_at IS NULL))"  # SENDABLE, on `d`
 
 
 def publish(campaign_id: int, limit: int) -> list[int]:
@@ -103,8 +99,7 @@ Person = tuple[str, dict, int, "str | None"]  # a subscriber's name, attributes,
 _TAKE_SQL = (
     "SELECT d.id, d.subscriber_id, d.email, d.attempts + 1, d.variant, s.name, s.attributes, s.token_version, "
     "s.language FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id "
-    "WHERE d.id = ANY(%(ids)s::bigint[]) AND (d.status = 'queued' OR (d.status = 'pending' "
-    "AND d.next_attempt_at IS NULL)) ORDER BY d.id")
+    "WHERE d.id = ANY(%(ids)s::bigint[]) AND " + _SENDABLE_SQL + " ORDER BY d.id")
 
 
 def take_with_people(ids: Sequence[int]) -> tuple[list[Claimed], dict[int, Person]]:
@@ -118,8 +113,7 @@ def take_with_people(ids: Sequence[int]) -> tuple[list[Claimed], dict[int, Perso
                                   .where(Subscriber.id.in_(wanted))).all()
         db.session.commit()
         return claimed, {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
-    array = "{" + ",".join(str(int(i)) for i in ids) + "}"
-    rows = db.session.connection().exec_driver_sql(_TAKE_SQL, {"ids": array}).all()
+    rows = db.session.connection().exec_driver_sql(_TAKE_SQL, {"ids": dialect.bigint_array(ids)}).all()
     db.session.commit()  # end the read: no transaction stays open across SMTP I/O
     people = {row[1]: (row[5], row[6], row[7], row[8]) for row in rows if row[1] is not None and row[5] is not None}
     return [Claimed(row[0], row[1], row[2], row[3], row[4]) for row in rows], people
@@ -168,11 +162,11 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
             # SENT too: the sweeper may have assumed a slow batch's committing row delivered; the
             # batch's own answer from the server is the better record.
             # (ORs, not IN: an expanding IN cannot go through executemany.)
-            table.update().where(table.c.id == bindparam("b_id"), or_(_SENDABLE_ROW, and_(
+            table.update().where(table.c.id == bindparam("b_id"), or_(SENDABLE, and_(
                 table.c.claim == token, or_(*(table.c.status == s.value for s in (D.SENDING, D.COMMITTING, D.SENT))))))
             .values(status=bindparam("b_status"), smtp_code=bindparam("b_code"), smtp_message=bindparam("b_msg"),
                     next_attempt_at=bindparam("b_next"), sent_at=bindparam("b_sent"), claim=bindparam("b_claim"),
-                    attempts=case((_SENDABLE_ROW, table.c.attempts + 1), else_=table.c.attempts)
+                    attempts=case((SENDABLE, table.c.attempts + 1), else_=table.c.attempts)
                     - bindparam("b_undo"), updated_at=now, task_id=task_id[:64], worker=worker[:200] or table.c.worker),
             rows)
     _add_attempts([o for o in outcomes if not o.release and not (o.status == D.SENT and o.id in recorded)],
@@ -190,7 +184,6 @@ def record(outcomes: Iterable[Outcome], token: str, attempts: Mapping[int, int] 
 # batch's own answer from the server is the better record. A row still to send was never
 # fenced, so its attempt is counted here (the fence counts the others; `sending` is the
 # claim of code before claim-at-fence, whose attempt its claim counted).
-_SENDABLE_SQL = "(d.status = 'queued' OR (d.status = 'pending' AND d.next_attempt_at IS NULL))"  # SENDABLE
 _RECORD_SQL = (
     "UPDATE deliveries AS d SET status = v.status, smtp_code = v.code, smtp_message = v.msg, "
     "worker = COALESCE(NULLIF(%(worker)s, ''), d.worker), task_id = %(task_id)s, "  # the row is its history entry
