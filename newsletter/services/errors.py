@@ -12,18 +12,19 @@ from typing import Any
 from .messages import N_, Message
 
 
-def _text(message: str | Message, params: dict[str, Any]) -> Message:
-    return message if isinstance(message, Message) else Message(message, **params)
-
-
-class ValidationError(ValueError):
-    """Input refused; `field` names it so forms and the API can point at it."""
+class FieldError(ValueError):
+    """A refusal that names the input it is about: `field`, `message` (English), `text` (the Message,
+    for the page's language). Raise one of its kinds below, not this."""
 
     def __init__(self, field: str, message: str | Message, **params: Any) -> None:
-        self.text = _text(message, params)
+        self.text = message if isinstance(message, Message) else Message(message, **params)
         self.message = str(self.text)
-        super().__init__(self.message)
+        ValueError.__init__(self, self.message)
         self.field = field
+
+
+class ValidationError(FieldError):
+    """Input refused; `field` names it so forms and the API can point at it."""
 
 
 # What a NotFound names, marked for the catalog (`make translations`): the web UI's 404 page says
@@ -43,22 +44,10 @@ class NotFound(LookupError):
         self.ident = ident
 
 
-class Conflict(ValueError):
+class Conflict(FieldError):
     """The request clashes with existing data (an address already present, say)."""
-
-    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
-        self.text = _text(message, params)
-        self.message = str(self.text)
-        super().__init__(self.message)
-        self.field = field
 
 
 class StateConflict(Conflict, ValidationError):
     """The thing is in the wrong state for this (a sent campaign edited, say): a 409 for the
     API, and still a ValidationError on `field` for the forms that show it."""
-
-    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
-        self.text = _text(message, params)
-        self.message = str(self.text)
-        ValueError.__init__(self, self.message)
-        self.field = field

@@ -11,7 +11,6 @@ import re
 from collections.abc import Collection
 
 from .errors import ValidationError
-from .messages import N_  # noqa: F401  (re-exported: the services mark their labels with it)
 
 DEFAULT = "en"
 # The languages the platform's own text (system emails, public pages, admin) ships in: the catalogs
@@ -67,5 +66,3 @@ def choices(current: str | None = None) -> list[tuple[str, str]]:
     if current and current not in NAMES:
         options.append((current, current))
     return options
-
-

@@ -34,8 +34,7 @@ from ..sending.smtp import SmtpSettings
 from . import audit
 from .addresses import normalize_email
 from .errors import ValidationError
-from .languages import N_
-from .messages import Message
+from .messages import N_, Message
 from .versioned import Versioned
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,7 @@ import re
 from typing import Any
 
 from .errors import ValidationError
-from .languages import N_
-from .messages import Message
+from .messages import N_, Message
 
 # C0 and C1 controls (tab, CR and LF included), DEL, the Unicode line and paragraph separators,
 # and the bidi embedding/override/isolate controls.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-from ..services.languages import N_
+from ..services.messages import N_
 
 WORDS = (
     # app.js

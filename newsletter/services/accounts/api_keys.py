@@ -15,7 +15,7 @@ from ...extensions import db
 from ...models import ApiKey, Role
 from ...models.base import utcnow
 from .. import audit
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 
 KEY_PREFIX = "nl_"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -11,9 +10,8 @@ from ...extensions import db
 from ...models import Role, User
 from ...models.base import utcnow
 from .. import addresses, audit
-from ..errors import NotFound, ValidationError
-from ..languages import N_
-from ..messages import Message
+from ..errors import FieldError, NotFound, ValidationError
+from ..messages import N_, Message
 from ..text import one_line
 from . import login_guard, passwords
 
@@ -23,15 +21,8 @@ LoginThrottled = login_guard.LoginThrottled
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-class AccountError(ValueError):
-    """An account change was refused; `field` names the offending input (`message` in English, `text`
-    for the page's language, as a ValidationError's)."""
-
-    def __init__(self, field: str, message: str | Message, **params: Any) -> None:
-        self.text = message if isinstance(message, Message) else Message(message, **params)
-        self.message = str(self.text)
-        super().__init__(self.message)
-        self.field = field
+class AccountError(FieldError):
+    """An account change was refused; `field` names the offending input."""
 
 
 def _clean_name(name: str | None) -> str:

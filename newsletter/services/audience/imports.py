@@ -30,8 +30,7 @@ from ...models.base import utcnow
 from .. import audit, languages
 from ..addresses import normalize_email
 from ..errors import NotFound, ValidationError
-from ..languages import N_
-from ..messages import Message
+from ..messages import N_, Message
 from ..text import one_line
 from ..webhooks import webhooks
 from . import csv_files, import_reasons, import_writer, statistics

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import MailingList, OptIn, Subscription, SubscriptionStatus
 from ..errors import NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 
 

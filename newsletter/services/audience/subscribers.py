@@ -35,7 +35,7 @@ from ...models.subscriber import search_text
 from .. import audit, automation_events, languages
 from ..addresses import normalize_email
 from ..errors import Conflict, NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..numbers import whole_number
 from ..text import escape_like, one_line
 from ..webhooks import webhooks

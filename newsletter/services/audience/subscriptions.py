@@ -31,7 +31,7 @@ from ...models.base import utcnow
 from .. import automation_events, languages
 from ..addresses import normalize_email
 from ..errors import NotFound
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 from ..webhooks import webhooks
 from . import lists as lists_service

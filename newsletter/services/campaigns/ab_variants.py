@@ -19,7 +19,7 @@ from ...models import VARIANT_LABELS, AbMetric, AbMode, AbVariant, Campaign, Del
 from ...models.base import utcnow
 from ...sending.render import RenderError, check
 from ..errors import ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..numbers import whole_number
 from ..text import one_line
 from .context import sample_context

@@ -17,7 +17,7 @@ from ...config import ROOT
 from ...extensions import db
 from ...models import BodyFormat, CampaignTemplate
 from ..errors import NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 from .campaigns import get as get_campaign
 

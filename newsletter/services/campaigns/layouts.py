@@ -10,7 +10,7 @@ from ...extensions import db
 from ...models import Campaign, CampaignStatus, Layout
 from ...sending.render import RenderError, render_string
 from ..errors import NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 from .context import sample_context
 

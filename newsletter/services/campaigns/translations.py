@@ -18,7 +18,7 @@ from ...models.base import utcnow
 from ...sending.render import RenderError, check
 from .. import languages
 from ..errors import ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 from .context import sample_context
 

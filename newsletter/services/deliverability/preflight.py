@@ -28,8 +28,7 @@ from ...models import Campaign, DkimKey, DkimKeyStatus
 from ...sending.render import CompiledMessage, RenderError
 from .. import settings
 from ..errors import NotFound
-from ..languages import N_
-from ..messages import Message
+from ..messages import N_, Message
 from . import dkim
 
 PASS, WARN, FAIL = "pass", "warn", "fail"

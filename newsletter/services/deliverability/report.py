@@ -13,7 +13,7 @@ from ...extensions import db
 from ...models import Bounce, BounceType, Campaign, CampaignStatus
 from ...models.base import utcnow
 from ..errors import ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..numbers import MAX_BIGINT, MAX_ID, whole_number
 from ..text import one_line
 

@@ -24,7 +24,7 @@ from ...models import (
     Tracking,
 )
 from ..errors import NotFound
-from ..languages import N_
+from ..messages import N_
 from .classify import REASONS
 from .stats import campaign_stats
 

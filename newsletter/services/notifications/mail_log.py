@@ -16,7 +16,7 @@ from ...extensions import db
 from ...models import Notification, NotificationKind, NotificationStatus
 from ...redaction import redact
 from ..errors import NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..numbers import MAX_BIGINT, whole_number
 from ..text import escape_like, one_line
 

@@ -13,7 +13,7 @@ from ...extensions import db
 from ...models import Template
 from ...sending.render import RenderError, compile_each
 from ..errors import Conflict, NotFound, ValidationError
-from ..languages import N_
+from ..messages import N_
 from ..text import one_line
 
 MAX_SUBJECT = 500

@@ -11,7 +11,7 @@ from ....extensions import db
 from ....models import Campaign, MailingList, Segment, Subscriber
 from ....models.base import utcnow
 from ...errors import NotFound, ValidationError
-from ...languages import N_
+from ...messages import N_
 from ...text import one_line
 from . import estimate
 from .compile import Condition, compile_rules
