@@ -21,7 +21,6 @@ compile, the suppression lookup and the notification's flush took 15 ms; see ben
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -30,8 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis
-from flask import current_app
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -59,7 +56,7 @@ from .. import settings
 from ..audience import links
 from ..audience.segments.compile import compile_rules
 from ..delivery import leases
-from ..notifications import one_off
+from ..notifications import notifications, one_off
 from . import timing, tracking
 
 S = EnrollmentState
@@ -79,7 +76,6 @@ def send_budget(interval: float, share: float, cap: int) -> int:
     return max(1, min(cap, int(settings.get("NOTIFY_RATE") * interval * share)))
 
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
 RUN_KEY = "newsletter:automations:run"
 # Take the run over from a holder whose process died (its liveness lease is gone).
 _TAKE_OVER = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -94,11 +90,7 @@ def one_run_at_a_time(seconds: float) -> Iterator[bool]:
     A Redis key holds the run's claim token, under this process's liveness lease
     (delivery.leases): a run whose process died is taken over as soon as its lease expires,
     otherwise the key expires after `seconds`."""
-    url = current_app.config["REDIS_URL"]
-    slot = (os.getpid(), url)  # a forked worker never shares its parent's connection
-    if slot not in _clients:
-        _clients[slot] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=4)
-    client, token, ms = _clients[slot], leases.current().token(), int(seconds * 1000)
+    client, token, ms = notifications.limiter().client, leases.current().token(), int(seconds * 1000)
     if not client.set(RUN_KEY, token, nx=True, px=ms):
         found = client.get(RUN_KEY)
         holder = found.decode() if isinstance(found, bytes) else ""

@@ -20,7 +20,7 @@ import time
 from html import escape
 
 from flask import current_app
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -138,16 +138,10 @@ def engaged(step_id: int, condition: str, enrollment_ids: list[int]) -> set[int]
 
 def counts(step_ids: list[int]) -> dict[int, dict[str, int]]:
     """Per send step: how many subscribers opened and clicked it (human, as a branch counts them)."""
-    found: dict[int, dict[str, int]] = {}
-    for step_id, kind, count in db.session.execute(
-            select(AutomationEngagement.step_id, AutomationEngagement.kind,
-                   func.count(distinct(AutomationEngagement.enrollment_id)))
-            .where(AutomationEngagement.step_id.in_(step_ids), AutomationEngagement.machine.is_(False))
-            .group_by(AutomationEngagement.step_id, AutomationEngagement.kind)):
-        found.setdefault(step_id, {})[kind.value] = count
-    opened_or_clicked = db.session.execute(
-        select(AutomationEngagement.step_id, func.count(distinct(AutomationEngagement.enrollment_id)))
+    who = AutomationEngagement.enrollment_id
+    rows = db.session.execute(
+        select(AutomationEngagement.step_id, func.count(distinct(who)),
+               func.count(distinct(case((AutomationEngagement.kind == EngagementKind.CLICK, who)))))
         .where(AutomationEngagement.step_id.in_(step_ids), AutomationEngagement.machine.is_(False))
         .group_by(AutomationEngagement.step_id))
-    return {step_id: {"opened": count, "clicked": found.get(step_id, {}).get("click", 0)}
-            for step_id, count in opened_or_clicked}
+    return {step_id: {"opened": opened, "clicked": clicked} for step_id, opened, clicked in rows}
