@@ -48,15 +48,19 @@ def test_switching_editors_converts_warns_and_saves(browser, live_server, admin,
     page.check(f"input[name=list_ids][value='{audience}']")
 
     # HTML -> Markdown loses formatting: the browser asks first; dismissing keeps HTML.
+    # One handler for the whole test, answering as `answer` says: a second confirm from the same
+    # click (a slow machine's repeated change event) is answered the same way, never left to
+    # Playwright's automatic dismissal racing a handler registered for the next step.
     dialogs: list[str] = []
-    page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    answer = {"accept": False}
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept() if answer["accept"] else d.dismiss()))
     page.click("label:has(input[value=markdown])")
     page.wait_for_timeout(300)
     assert dialogs and "Markdown keeps the text" in dialogs[0]
     assert page.is_checked("input[name=body_format][value=html]")
     assert page.is_visible("#html")
 
-    page.once("dialog", lambda d: d.accept())
+    answer["accept"] = True
     page.click("label:has(input[value=markdown])")
     page.wait_for_selector("#body_source", state="visible")
     markdown = page.input_value("#body_source")
